@@ -1,0 +1,1 @@
+"""logsvc client library (placeholder; the client helper fills this in)."""

@@ -1,0 +1,184 @@
+"""The one exception tree of logsvc, shared by the broker, the client library and the CLI.
+
+Every error has a stable ``code`` (sent in the ``logsvc-error`` trailing metadata), a gRPC status
+code, and a ``retriable`` flag saying whether the same request may succeed later. The broker
+raises these and :mod:`logsvc.server.status` turns them into a gRPC status once; the client turns
+a status back into the same class with :func:`from_rpc_error`, so ``except TopicNotFound`` works
+the same in-process and across the wire.
+
+Subtrees follow what the caller should do next:
+
+* :class:`InvalidRequest` — fix the request (bad name, partition, batch, option).
+* :class:`NotFound` / :class:`AlreadyExists` — the named thing is missing / already there.
+* :class:`OffsetOutOfRange` — seek elsewhere; carries the valid range.
+* :class:`ResourceExhausted` — too large, or storage is full.
+* :class:`Unavailable` — retry later (broker shutting down, connection lost, timeout).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+METADATA_KEY = "logsvc-error"
+
+
+class LogsvcError(Exception):
+    """Root of every error logsvc raises on purpose."""
+
+    code = "error"
+    status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    retriable = False
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequest(LogsvcError):
+    code = "invalid_request"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidTopicName(InvalidRequest):
+    code = "invalid_topic_name"
+
+
+class InvalidPartition(InvalidRequest):
+    code = "invalid_partition"
+
+
+class InvalidBatch(InvalidRequest):
+    """A record batch that does not follow the encoding in proto/logsvc/v1/logsvc.proto."""
+
+    code = "invalid_batch"
+
+
+class InvalidConfig(InvalidRequest):
+    """A configuration key that is unknown or a value that is out of range."""
+
+    code = "invalid_config"
+
+
+class NotFound(LogsvcError):
+    code = "not_found"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class TopicNotFound(NotFound):
+    code = "topic_not_found"
+
+
+class AlreadyExists(LogsvcError):
+    code = "already_exists"
+    status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class TopicAlreadyExists(AlreadyExists):
+    code = "topic_already_exists"
+
+
+class OffsetOutOfRange(LogsvcError):
+    """An offset outside ``[log_start_offset, next_offset]``; ``details`` carries both bounds."""
+
+    code = "offset_out_of_range"
+    status = grpc.StatusCode.OUT_OF_RANGE
+
+
+class FailedPrecondition(LogsvcError):
+    code = "failed_precondition"
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(LogsvcError):
+    code = "resource_exhausted"
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class BatchTooLarge(ResourceExhausted):
+    code = "batch_too_large"
+
+
+class StorageFull(ResourceExhausted):
+    """The disk is full or the LMDB map cannot grow: produce fails, reads keep working."""
+
+    code = "storage_full"
+
+
+class BufferFull(ResourceExhausted):
+    """The client Producer's buffer (``max_buffer_bytes``) is full; raised on the client only."""
+
+    code = "buffer_full"
+    retriable = True
+
+
+class Unavailable(LogsvcError):
+    code = "unavailable"
+    status = grpc.StatusCode.UNAVAILABLE
+    retriable = True
+
+
+class Timeout(Unavailable):
+    code = "timeout"
+    status = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class InternalError(LogsvcError):
+    code = "internal"
+    status = grpc.StatusCode.INTERNAL
+
+
+def _all_subclasses(cls: type[LogsvcError]) -> list[type[LogsvcError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+_BY_CODE: dict[str, type[LogsvcError]] = {}
+_BY_STATUS: dict[grpc.StatusCode, type[LogsvcError]] = {
+    grpc.StatusCode.CANCELLED: Unavailable,
+    grpc.StatusCode.UNKNOWN: InternalError,
+    grpc.StatusCode.UNIMPLEMENTED: InvalidRequest,
+    grpc.StatusCode.ABORTED: Unavailable,
+}
+
+
+def _register() -> None:
+    for cls in _all_subclasses(LogsvcError):
+        _BY_CODE[cls.code] = cls
+        # The first (most general) class seen for a status is the fallback for that status.
+        _BY_STATUS.setdefault(cls.status, cls)
+
+
+def for_code(code: str) -> type[LogsvcError]:
+    """The exception class registered under a stable error code (LogsvcError when unknown)."""
+    if not _BY_CODE:
+        _register()
+    return _BY_CODE.get(code, LogsvcError)
+
+
+def from_rpc_error(err: grpc.RpcError) -> LogsvcError:
+    """Rebuild the project's exception from a failed call (status code + ``logsvc-error``)."""
+    if not _BY_CODE:
+        _register()
+    status = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    message = (err.details() if hasattr(err, "details") else None) or str(status)
+    code = None
+    trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == METADATA_KEY:
+            code = value if isinstance(value, str) else value.decode()
+    cls = _BY_CODE.get(code) if code else None
+    if cls is None:
+        cls = _BY_STATUS.get(status, LogsvcError)
+    if status == grpc.StatusCode.UNAVAILABLE and code is None:
+        message = f"broker unavailable: {message}"
+    exc = cls(message)
+    exc.status = status
+    return exc

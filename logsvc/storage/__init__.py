@@ -1,0 +1,1 @@
+"""Storage: the :class:`~logsvc.storage.base.Store` contract and its LMDB implementation."""

@@ -1,0 +1,176 @@
+"""The storage contract: what the broker needs from a log store, documented once.
+
+:class:`Store` is implemented by :class:`logsvc.storage.lmdb_store.LmdbStore` (the real one) and
+:class:`logsvc.storage.memory.MemoryStore` (an in-memory fake honouring the same contract); one
+contract test suite (tests/storage/test_store_contract.py) runs against both.
+
+Rules every implementation follows:
+
+* Offsets are dense per partition, start at 0 and are never reused (not even after a topic's
+  partitions are trimmed empty or a store is reopened).
+* A batch is stored as the bytes the producer sent (see proto/logsvc/v1/logsvc.proto), under its
+  base offset; the store reads only its header. ``append`` returns once the data is durable
+  (fsync'd, unless the store was opened with ``durability="os"``).
+* All batches of one ``append`` call are written atomically, and concurrent ``append`` and
+  ``commit_offsets`` calls are group-committed (one transaction, one fsync for many callers).
+* Errors are the project's own (:mod:`logsvc_client.errors`), with messages naming the value
+  that was wrong; nothing is written when a call fails.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from logsvc.topic_config import TopicConfig
+
+
+class TopicMeta(NamedTuple):
+    name: str
+    topic_id: int
+    partitions: int
+    config: TopicConfig
+    created_ms: int
+
+
+class PartitionState(NamedTuple):
+    partition: int
+    log_start_offset: int
+    next_offset: int
+    bytes: int
+    first_timestamp_ms: int  # -1 when the partition holds no batch
+    last_timestamp_ms: int  # max timestamp of the last batch; -1 when empty
+
+    @property
+    def record_count(self) -> int:
+        return self.next_offset - self.log_start_offset
+
+
+class Appended(NamedTuple):
+    partition: int
+    base_offset: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+
+
+class FetchedBatches(NamedTuple):
+    log_start_offset: int
+    next_offset: int
+    batches: list[tuple[int, bytes]]  # (base_offset, batch bytes), in offset order
+
+
+class OffsetForTime(NamedTuple):
+    offset: int  # first offset whose timestamp >= the time asked, else next_offset
+    timestamp_ms: int  # that record's timestamp, -1 when there is none
+
+
+class CommittedOffset(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    metadata: str
+    commit_time_ms: int
+
+
+class Store(abc.ABC):
+    """A durable, partitioned log of record batches, plus committed consumer-group offsets."""
+
+    # -- topics ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicMeta:
+        """Create a topic. TopicAlreadyExists if it exists. Name/count already validated by caller
+        is not assumed: InvalidTopicName / InvalidPartition when wrong."""
+
+    @abc.abstractmethod
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic, its batches and every group's committed offsets on it. TopicNotFound."""
+
+    @abc.abstractmethod
+    def list_topics(self) -> list[TopicMeta]:
+        """All topics, sorted by name."""
+
+    @abc.abstractmethod
+    def topic(self, name: str) -> TopicMeta:
+        """One topic's metadata. TopicNotFound when missing."""
+
+    @abc.abstractmethod
+    def partition_states(self, topic: str) -> list[PartitionState]:
+        """Per-partition offsets, sizes and timestamps, in partition order. TopicNotFound."""
+
+    # -- records --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+        """Append ``(partition, batch)`` pairs atomically and durably; return where each went.
+
+        TopicNotFound, InvalidPartition (partition out of range), InvalidBatch (bad header, CRC,
+        count), BatchTooLarge (over the topic's max_batch_bytes), StorageFull (disk full or the
+        map cannot grow; reads keep working). LogAppendTime topics get their header rewritten.
+        """
+
+    @abc.abstractmethod
+    def read(
+        self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0
+    ) -> FetchedBatches:
+        """Batches from the one holding ``offset`` onwards, up to ``max_bytes`` (at least one
+        batch when any) and ``max_records`` (0 = no limit; whole batches).
+
+        OffsetOutOfRange when ``offset`` is below the log start or above the next offset (the
+        message names the valid range); reading at exactly the next offset returns no batches.
+        """
+
+    @abc.abstractmethod
+    def wait_for_data(self, positions: Sequence[tuple[str, int, int]], timeout_s: float) -> bool:
+        """Block until any ``(topic, partition, offset)`` has data at ``offset`` or later, or the
+        timeout passes; True when data is there. Woken by appends, never by polling."""
+
+    @abc.abstractmethod
+    def offset_for_time(self, topic: str, partition: int, timestamp_ms: int) -> OffsetForTime:
+        """The first offset whose record timestamp is >= ``timestamp_ms`` (from the time index)."""
+
+    @abc.abstractmethod
+    def trim(self, topic: str, partition: int, before_offset: int) -> int:
+        """Delete records before ``before_offset`` (whole batches; a batch straddling it stays but
+        the log start moves to exactly ``before_offset``). OffsetOutOfRange past next offset.
+        Returns the new log start offset (never moves backwards)."""
+
+    @abc.abstractmethod
+    def apply_retention(self, now_ms: int) -> int:
+        """Apply every topic's retention_ms / retention_bytes from the head of each partition,
+        deleting whole batches; return how many batches were deleted."""
+
+    # -- consumer-group offsets -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def commit_offsets(self, group: str, offsets: Sequence[tuple[str, int, int, str]], now_ms: int) -> None:
+        """Durably store ``(topic, partition, offset, metadata)`` for ``group`` (group-committed,
+        fsync'd before returning). TopicNotFound / InvalidPartition for unknown targets."""
+
+    @abc.abstractmethod
+    def committed_offsets(self, group: str) -> list[CommittedOffset]:
+        """The group's committed offsets, sorted by topic and partition (empty when none)."""
+
+    @abc.abstractmethod
+    def list_groups(self) -> list[str]:
+        """Groups that have committed offsets, sorted."""
+
+    @abc.abstractmethod
+    def delete_group_offsets(self, group: str) -> int:
+        """Delete every committed offset of ``group``; return how many were deleted."""
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def storage_bytes(self) -> int:
+        """Bytes the store occupies on disk (0 for in-memory stores)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Finish pending writes and release the store. Further calls raise Unavailable."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,95 @@
+"""Topic names and per-topic configuration: parsing, validation, defaults.
+
+Topic config travels as string pairs (gRPC map, CLI ``--config key=value``) and is stored
+parsed. Unknown keys and bad values raise :class:`InvalidConfig` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from logsvc_client.errors import InvalidConfig, InvalidPartition, InvalidTopicName
+
+TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+PARTITIONERS = ("murmur2",)
+
+
+def check_topic_name(name: str) -> str:
+    """``name`` when it is a valid topic name (``[A-Za-z0-9._-]{1,249}``, not ``.`` or ``..``)."""
+    if not isinstance(name, str) or not TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise InvalidTopicName(
+            f"invalid topic name {name!r}: use 1 to 249 of [A-Za-z0-9._-], not '.' or '..'", topic=name
+        )
+    return name
+
+
+def check_partition_count(partitions: int, max_partitions: int) -> int:
+    if not 1 <= partitions <= max_partitions:
+        raise InvalidPartition(
+            f"partition count {partitions} is out of range: use 1 to {max_partitions}", partitions=partitions
+        )
+    return partitions
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicConfig:
+    """Per-topic settings. -1 means unlimited for the retention limits."""
+
+    retention_ms: int = -1
+    retention_bytes: int = -1
+    timestamp_type: str = "CreateTime"
+    max_batch_bytes: int = 8 * 1024 * 1024
+    partitioner: str = "murmur2"
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> TopicConfig:
+        """Build from string (or typed) values; unknown keys and bad values are InvalidConfig."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in fields:
+                raise InvalidConfig(
+                    f"unknown topic config key {key!r}; known keys: {', '.join(sorted(fields))}", key=key
+                )
+            if fields[key].type in ("int", int):
+                try:
+                    values[key] = int(value)
+                except (TypeError, ValueError):
+                    raise InvalidConfig(f"topic config {key}={value!r} is not an integer", key=key) from None
+            else:
+                values[key] = str(value)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for key in ("retention_ms", "retention_bytes"):
+            v = getattr(self, key)
+            if v < -1 or v == 0:
+                raise InvalidConfig(f"topic config {key}={v} must be positive, or -1 for unlimited", key=key)
+        if self.timestamp_type not in TIMESTAMP_TYPES:
+            raise InvalidConfig(
+                f"topic config timestamp_type={self.timestamp_type!r} must be one of {', '.join(TIMESTAMP_TYPES)}",
+                key="timestamp_type",
+            )
+        if not 1024 <= self.max_batch_bytes <= 256 * 1024 * 1024:
+            raise InvalidConfig(
+                f"topic config max_batch_bytes={self.max_batch_bytes} must be between 1024 and 268435456",
+                key="max_batch_bytes",
+            )
+        if self.partitioner not in PARTITIONERS:
+            raise InvalidConfig(
+                f"topic config partitioner={self.partitioner!r} must be one of {', '.join(PARTITIONERS)}",
+                key="partitioner",
+            )
+
+    def as_strings(self) -> dict[str, str]:
+        return {k: str(v) for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.timestamp_type == "LogAppendTime"
