@@ -93,3 +93,14 @@ class TopicConfig:
     @property
     def log_append_time(self) -> bool:
         return self.timestamp_type == "LogAppendTime"
+
+
+def check_partition(topic: str, partition: int, partitions: int) -> int:
+    """``partition`` when it exists in a topic of ``partitions`` partitions, else InvalidPartition."""
+    if not 0 <= partition < partitions:
+        raise InvalidPartition(
+            f"partition {partition} does not exist in {topic} (partitions 0 to {partitions - 1})",
+            topic=topic,
+            partition=partition,
+        )
+    return partition

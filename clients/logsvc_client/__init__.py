@@ -1,1 +1,43 @@
-"""logsvc client library (placeholder; the client helper fills this in)."""
+"""logsvc client library: produce to, consume from and administer a logsvc broker over gRPC.
+
+    from logsvc_client import Admin, Consumer, Producer, TopicPartition
+
+    with Admin("127.0.0.1:50051") as admin:
+        admin.create_topic("orders", partitions=4)
+    with Producer("127.0.0.1:50051") as producer:
+        future = producer.send("orders", b'{"id": 1}', key="customer-7")
+        print(future.result())                      # RecordPosition(partition=.., offset=..)
+    with Consumer("127.0.0.1:50051") as consumer:
+        consumer.assign_topic("orders")             # all partitions, from the earliest offset
+        for record in consumer.poll(timeout_ms=1000):
+            print(record.partition, record.offset, record.key, record.value)
+
+Errors are the classes of :mod:`logsvc_client.errors` (one root, :class:`LogsvcError`), the
+same on both sides of the wire; no ``grpc.RpcError`` escapes the library.
+"""
+
+from . import errors
+from .admin import Admin
+from .consumer import Consumer
+from .errors import LogsvcError
+from .producer import Producer
+from .record_future import RecordFuture
+from .records import ProducerRecord, Record, RecordPosition, TopicPartition
+from .topics import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicSummary
+
+__all__ = [
+    "Admin",
+    "Consumer",
+    "LogsvcError",
+    "OffsetAndTimestamp",
+    "PartitionInfo",
+    "Producer",
+    "ProducerRecord",
+    "Record",
+    "RecordFuture",
+    "RecordPosition",
+    "TopicDescription",
+    "TopicPartition",
+    "TopicSummary",
+    "errors",
+]

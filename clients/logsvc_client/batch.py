@@ -109,15 +109,19 @@ def with_log_append_time(data: bytes, append_time_ms: int) -> bytes:
     return header + data[HEADER_SIZE:]
 
 
-def unpack_payload(data: bytes | memoryview) -> list[tuple[Any, ...]]:
-    """Decode the payload into ``(timestamp_ms, key, value, headers)`` tuples."""
+def _unpack(data: bytes | memoryview) -> tuple[tuple[Any, ...], ...]:
     try:
         records = msgpack.unpackb(memoryview(data)[HEADER_SIZE:], use_list=False, raw=False)
     except Exception as e:  # msgpack raises several unrelated classes for malformed input
         raise InvalidBatch(f"record batch payload is not valid msgpack: {e}") from e
     if not isinstance(records, tuple):
         raise InvalidBatch("record batch payload is not a msgpack array")
-    return list(records)
+    return records
+
+
+def unpack_payload(data: bytes | memoryview) -> list[tuple[Any, ...]]:
+    """Decode the payload into ``(timestamp_ms, key, value, headers)`` tuples."""
+    return list(_unpack(data))
 
 
 def decode_records(
@@ -132,15 +136,23 @@ def decode_records(
     header = read_header(data)
     if check_crc and zlib.crc32(memoryview(data)[HEADER_SIZE:]) != header.crc32:
         raise InvalidBatch(f"stored batch at offset {base_offset} of {topic}/{partition} fails its CRC32 check")
-    rows = unpack_payload(data)
+    rows = _unpack(data)
     skip = start_offset - base_offset
     if skip > 0:
         rows = rows[skip:]
         base_offset += skip
-    prefix = (topic, partition)
-    if header.attributes & ATTR_LOG_APPEND_TIME:
-        ts = header.max_timestamp_ms
+    # The hot loop of every consumer: one tuple per record, built in place (no star-unpacking).
+    try:
+        if header.attributes & ATTR_LOG_APPEND_TIME:
+            ts = header.max_timestamp_ms
+            return [
+                _new_record(Record, (topic, partition, base_offset + i, ts, k, v, h))
+                for i, (_, k, v, h) in enumerate(rows)
+            ]
         return [
-            _new_record(Record, (*prefix, base_offset + i, ts, *row[1:])) for i, row in enumerate(rows)
+            _new_record(Record, (topic, partition, base_offset + i, t, k, v, h)) for i, (t, k, v, h) in enumerate(rows)
         ]
-    return [_new_record(Record, (*prefix, base_offset + i, *row)) for i, row in enumerate(rows)]
+    except (TypeError, ValueError):
+        raise InvalidBatch(
+            f"stored batch at offset {base_offset} of {topic}/{partition} has a malformed record"
+        ) from None

@@ -182,3 +182,28 @@ def from_rpc_error(err: grpc.RpcError) -> LogsvcError:
     exc = cls(message)
     exc.status = status
     return exc
+
+
+# -- consumer groups (the coordinator: logsvc.groups) ----------------------------------------------
+
+
+class UnknownMember(FailedPrecondition):
+    """The member id is not (or no longer) in the group: its session expired or it left. Join again."""
+
+    code = "unknown_member"
+
+
+class StaleGeneration(FailedPrecondition):
+    """A commit or heartbeat carries a generation the member has moved past, or one the group never had."""
+
+    code = "stale_generation"
+
+
+class GroupNotFound(NotFound):
+    code = "group_not_found"
+
+
+class GroupNotEmpty(FailedPrecondition):
+    """The group still has live members (delete, offset reset, or a commit without membership)."""
+
+    code = "group_not_empty"

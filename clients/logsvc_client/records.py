@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
+
+from .errors import InvalidRequest
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -29,3 +32,47 @@ class RecordPosition(NamedTuple):
 class TopicPartition(NamedTuple):
     topic: str
     partition: int
+
+
+class ProducerRecord(NamedTuple):
+    """One record to send through :meth:`Admin.produce_records` (the broker partitions it).
+
+    ``value``/``key`` are bytes, str (sent as UTF-8) or None; ``headers`` is a sequence of
+    ``(name, value)`` pairs or a mapping; ``timestamp_ms`` None means now; ``partition`` wins.
+    """
+
+    value: bytes | str | None
+    key: bytes | str | None = None
+    headers: Sequence[tuple[str, bytes | str]] | Mapping[str, bytes | str] | None = None
+    timestamp_ms: int | None = None
+    partition: int | None = None
+
+
+def to_bytes(data: object, what: str = "value") -> bytes | None:
+    """``data`` as bytes: str is UTF-8 encoded, None stays None; anything else is InvalidRequest."""
+    if data is None or data.__class__ is bytes:
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise InvalidRequest(f"record {what} must be bytes, str or None, not {type(data).__name__}")
+
+
+def to_headers(headers: object) -> list[tuple[str, bytes]] | None:
+    """Headers as a list of ``(str, bytes)`` pairs (None or empty: None)."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: list[tuple[str, bytes]] = []
+    try:
+        for name, value in items:  # type: ignore[attr-defined]
+            if not isinstance(name, str):
+                raise InvalidRequest(f"header name {name!r} must be str")
+            data = to_bytes(value, f"header {name!r} value")
+            if data is None:
+                raise InvalidRequest(f"header {name!r} has no value (use b'' for an empty one)")
+            out.append((name, data))
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"headers must be (name, value) pairs or a mapping, not {headers!r}") from None
+    return out

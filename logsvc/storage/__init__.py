@@ -1,1 +1,13 @@
-"""Storage: the :class:`~logsvc.storage.base.Store` contract and its LMDB implementation."""
+"""Storage: the :class:`~logsvc.storage.base.Store` contract and its implementations.
+
+* :mod:`~logsvc.storage.base` — the contract (read its docstrings first).
+* :mod:`~logsvc.storage.lmdb_store` — ``LmdbStore.open(data_dir, ...)``, the real store.
+* :mod:`~logsvc.storage.memory` — ``MemoryStore()``, an in-memory fake for fast tests.
+* :mod:`~logsvc.storage.rules` — checks, error messages and retention rules both stores share.
+
+Inside the LMDB store: :mod:`~logsvc.storage.keys` (key layout), :mod:`~logsvc.storage.state`
+(in-memory catalog, persisted partition state), :mod:`~logsvc.storage.environment` (opening),
+:mod:`~logsvc.storage.writer` (the group-commit thread), :mod:`~logsvc.storage.ops` (what it
+writes), :mod:`~logsvc.storage.retention` (trim, retention), :mod:`~logsvc.storage.timeindex`
+(offsets for times), :mod:`~logsvc.storage.guard` (readers vs. map resizes).
+"""

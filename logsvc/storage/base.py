@@ -110,9 +110,7 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def read(
-        self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0
-    ) -> FetchedBatches:
+    def read(self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0) -> FetchedBatches:
         """Batches from the one holding ``offset`` onwards, up to ``max_bytes`` (at least one
         batch when any) and ``max_records`` (0 = no limit; whole batches).
 

@@ -79,6 +79,51 @@ class BrokerStub:
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.TrimRequest.SerializeToString,
                 response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.TrimResponse.FromString,
                 _registered_method=True)
+        self.JoinGroup = channel.unary_unary(
+                '/logsvc.v1.Broker/JoinGroup',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.JoinGroupRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.JoinGroupResponse.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/logsvc.v1.Broker/Heartbeat',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.LeaveGroup = channel.unary_unary(
+                '/logsvc.v1.Broker/LeaveGroup',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.LeaveGroupRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.LeaveGroupResponse.FromString,
+                _registered_method=True)
+        self.CommitOffsets = channel.unary_unary(
+                '/logsvc.v1.Broker/CommitOffsets',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.CommitOffsetsRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.CommitOffsetsResponse.FromString,
+                _registered_method=True)
+        self.FetchOffsets = channel.unary_unary(
+                '/logsvc.v1.Broker/FetchOffsets',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.FetchOffsetsRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.FetchOffsetsResponse.FromString,
+                _registered_method=True)
+        self.ListGroups = channel.unary_unary(
+                '/logsvc.v1.Broker/ListGroups',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ListGroupsResponse.FromString,
+                _registered_method=True)
+        self.DescribeGroup = channel.unary_unary(
+                '/logsvc.v1.Broker/DescribeGroup',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeGroupRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.GroupDescription.FromString,
+                _registered_method=True)
+        self.ResetOffsets = channel.unary_unary(
+                '/logsvc.v1.Broker/ResetOffsets',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.ResetOffsetsRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ResetOffsetsResponse.FromString,
+                _registered_method=True)
+        self.DeleteGroup = channel.unary_unary(
+                '/logsvc.v1.Broker/DeleteGroup',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupResponse.FromString,
+                _registered_method=True)
 
 
 class BrokerServicer:
@@ -146,6 +191,68 @@ class BrokerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def JoinGroup(self, request, context):
+        """Consumer groups (server-side assignment, cooperative hand-over: a partition is given to its
+        new owner only after its previous owner released it, so it never has two owners at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Members heartbeat every heartbeat_interval_ms, reporting the partitions they own; the answer
+        carries the current generation and assignment and says whether a rebalance is under way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitOffsets(self, request, context):
+        """Fenced: refused with FAILED_PRECONDITION for an unknown member, a stale generation or a
+        partition the member does not own; OUT_OF_RANGE for an offset past the partition's next
+        offset. Durable (fsync'd) before the response.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchOffsets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetOffsets(self, request, context):
+        """Refused with FAILED_PRECONDITION while the group has live members; a dry run unless execute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BrokerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -193,6 +300,51 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.Trim,
                     request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.TrimRequest.FromString,
                     response_serializer=logsvc_dot_v1_dot_logsvc__pb2.TrimResponse.SerializeToString,
+            ),
+            'JoinGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinGroup,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.JoinGroupRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.JoinGroupResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.HeartbeatRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'LeaveGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveGroup,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.LeaveGroupRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.LeaveGroupResponse.SerializeToString,
+            ),
+            'CommitOffsets': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitOffsets,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.CommitOffsetsRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.CommitOffsetsResponse.SerializeToString,
+            ),
+            'FetchOffsets': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchOffsets,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.FetchOffsetsRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.FetchOffsetsResponse.SerializeToString,
+            ),
+            'ListGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGroups,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ListGroupsRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.ListGroupsResponse.SerializeToString,
+            ),
+            'DescribeGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeGroup,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeGroupRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.GroupDescription.SerializeToString,
+            ),
+            'ResetOffsets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetOffsets,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ResetOffsetsRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.ResetOffsetsResponse.SerializeToString,
+            ),
+            'DeleteGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGroup,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -438,6 +590,249 @@ class Broker:
             '/logsvc.v1.Broker/Trim',
             logsvc_dot_v1_dot_logsvc__pb2.TrimRequest.SerializeToString,
             logsvc_dot_v1_dot_logsvc__pb2.TrimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/JoinGroup',
+            logsvc_dot_v1_dot_logsvc__pb2.JoinGroupRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.JoinGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/Heartbeat',
+            logsvc_dot_v1_dot_logsvc__pb2.HeartbeatRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/LeaveGroup',
+            logsvc_dot_v1_dot_logsvc__pb2.LeaveGroupRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.LeaveGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitOffsets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/CommitOffsets',
+            logsvc_dot_v1_dot_logsvc__pb2.CommitOffsetsRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.CommitOffsetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchOffsets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/FetchOffsets',
+            logsvc_dot_v1_dot_logsvc__pb2.FetchOffsetsRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.FetchOffsetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/ListGroups',
+            logsvc_dot_v1_dot_logsvc__pb2.ListGroupsRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.ListGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/DescribeGroup',
+            logsvc_dot_v1_dot_logsvc__pb2.DescribeGroupRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.GroupDescription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetOffsets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/ResetOffsets',
+            logsvc_dot_v1_dot_logsvc__pb2.ResetOffsetsRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.ResetOffsetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/DeleteGroup',
+            logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,

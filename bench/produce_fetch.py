@@ -1,0 +1,125 @@
+"""Produce/fetch benchmark: the client library used as an application would, against a real broker.
+
+Starts its own broker (``logsvc serve`` on a temporary data directory, fsync durability) unless
+given ``--server HOST:PORT``; then, from this one process:
+
+1. produces ``--records`` keyed records with ``--value-bytes``-byte values through a Producer
+   whose batches hold ``--batch-records`` records, and waits for every acknowledgement;
+2. consumes them all with a Consumer (records delivered to the application as Record tuples);
+3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat).
+
+Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from logsvc_client import Admin, Consumer, Producer
+
+RECORD_OVERHEAD_BYTES = 20  # msgpack framing + timestamp per record, for sizing batches
+
+
+@contextmanager
+def own_broker(extra: list[str]) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-") as tmp:
+        cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", tmp, "--listen", "127.0.0.1:0"]
+        proc = subprocess.Popen(
+            [*cmd, "--metrics-port", "-1", *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        assert proc.stderr is not None
+        address = None
+        for raw in proc.stderr:
+            m = re.search(rb"listening on (\S+:\d+)", raw)
+            if m:
+                address = m.group(1).decode()
+                break
+        if address is None:
+            proc.wait()
+            raise SystemExit("benchmark broker did not start")
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        try:
+            yield address
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def run(address: str, args: argparse.Namespace) -> str:
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    with Admin(address) as admin:
+        admin.create_topic(topic, args.partitions)
+    value = os.urandom(args.value_bytes // 2).hex().encode()[: args.value_bytes]
+    keys = [b"key-%d" % i for i in range(args.records)]
+    batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
+
+    # 1. produce
+    with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes) as producer:
+        send = producer.send
+        started = time.perf_counter()
+        for key in keys:
+            send(topic, value, key)
+        producer.flush()
+        produce_s = time.perf_counter() - started
+    print(f"produced {args.records:,} records in {produce_s:.2f} s", file=sys.stderr)
+
+    # 2. consume everything
+    with Consumer(address) as consumer:
+        consumer.assign_topic(topic)
+        consumer.seek_to_beginning()
+        seen = 0
+        started = time.perf_counter()
+        while seen < args.records:
+            seen += len(consumer.poll(timeout_ms=5000))
+        fetch_s = time.perf_counter() - started
+    print(f"consumed {seen:,} records in {fetch_s:.2f} s", file=sys.stderr)
+
+    # 3. one record at a time
+    latencies: list[float] = []
+    with Producer(address, linger_ms=0) as producer:
+        for i in range(args.single):
+            t0 = time.perf_counter()
+            producer.send(topic, value, keys[i]).result(timeout=10)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    latencies.sort()
+    return (
+        f"produce_rps={args.records / produce_s:.0f} fetch_rps={seen / fetch_s:.0f} "
+        f"single_p50_ms={percentile(latencies, 0.50):.3f} single_p99_ms={percentile(latencies, 0.99):.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", help="benchmark an already running broker at HOST:PORT")
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--value-bytes", type=int, default=100)
+    parser.add_argument("--batch-records", type=int, default=1_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--linger-ms", type=float, default=5)
+    parser.add_argument("--single", type=int, default=2_000)
+    parser.add_argument("--durability", choices=["fsync", "os"], default="fsync", help="for the broker it starts")
+    args = parser.parse_args()
+    if args.server:
+        print(run(args.server, args))
+    else:
+        with own_broker(["--durability", args.durability]) as address:
+            print(run(address, args))
+
+
+if __name__ == "__main__":
+    main()

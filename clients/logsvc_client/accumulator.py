@@ -1,0 +1,361 @@
+"""The producer's record accumulator: per-partition batches, the bounded buffer, and draining.
+
+:meth:`Accumulator.append` is the hot path of ``Producer.send``: it converts and partitions one
+record, then appends a ``(timestamp_ms, key, value, headers)`` tuple to the open batch of its
+partition under one short lock. Batch and buffer sizes are tracked arithmetically from an upper
+bound of each record's msgpack size, so nothing is encoded until the batch is sent.
+
+The sender thread calls :meth:`drain_locked` to take the batches that are ready (full, lingered
+``linger_ms``, covered by a flush, or needed to free a full buffer). A partition with a batch in
+flight is *muted* until its response: at most one batch per partition is in flight, so records of
+a partition are stored in send order even when a request is retried.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from murmurhash2 import murmurhash2 as _murmurhash2
+
+from .errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest, LogsvcError
+from .partitioner import KAFKA_SEED, StickyPartitioner
+from .record_future import ProducerBatch, RecordFuture
+from .records import to_bytes, to_headers
+
+# Upper bound of msgpack's overhead for one record: fixarray (1) + uint64 timestamp (9) + bin32
+# headers for key and value (5 + 5) + nil headers (1).
+RECORD_OVERHEAD = 21
+# The batch header (28) and the payload's array32 header (5).
+BATCH_OVERHEAD = 33
+
+_time_ns = time.time_ns
+
+
+def header_bytes(headers: list[tuple[str, bytes]]) -> int:
+    """Upper bound of the msgpack size of a header list (beyond the nil it replaces)."""
+    return 5 + sum(11 + len(name.encode()) + len(value) for name, value in headers)
+
+
+def _key_bytes(key: object) -> bytes:
+    data = to_bytes(key, "key")
+    assert data is not None
+    return data
+
+
+class TopicBatches:
+    """One topic's batches: the open one per partition, sealed ones waiting, in-flight mutes."""
+
+    __slots__ = ("muted", "name", "open", "partitions", "sealed", "sticky")
+
+    def __init__(self, name: str, partitions: int, sticky: int) -> None:
+        self.name = name
+        self.partitions = partitions
+        self.open: list[ProducerBatch | None] = [None] * partitions
+        self.sealed: list[deque[ProducerBatch]] = [deque() for _ in range(partitions)]
+        self.muted: list[bool] = [False] * partitions
+        self.sticky = sticky  # where records without key or partition go now
+
+    def idle(self) -> bool:
+        return not any(self.muted) and all(b is None for b in self.open) and not any(self.sealed)
+
+
+class Accumulator:
+    """Batches records per partition within a bounded buffer; see the module docstring."""
+
+    def __init__(
+        self,
+        load_partition_count: Callable[[str], int],
+        *,
+        linger_ms: float = 5,
+        max_batch_bytes: int = 1_048_576,
+        max_buffer_bytes: int = 64 * 1024 * 1024,
+        block_when_full: bool = True,
+        buffer_timeout_ms: float = 60_000,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._load_partition_count = load_partition_count
+        self.linger_s = linger_ms / 1000
+        self.max_batch_bytes = max_batch_bytes
+        self._batch_limit = max_batch_bytes - BATCH_OVERHEAD
+        self.max_buffer_bytes = max_buffer_bytes
+        self._block = block_when_full
+        self._buffer_timeout_s = buffer_timeout_ms / 1000
+        self._clock = clock
+        self._sticky = StickyPartitioner(rng)
+
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)  # the sender waits here for ready batches
+        self.space = threading.Condition(self.lock)  # senders blocked by a full buffer wait here
+        self._topics: dict[str, TopicBatches] = {}
+        self.states: list[TopicBatches] = []  # every topic with batches (also ones forgotten)
+        self.buffered = 0  # estimated bytes of unsent and in-flight records
+        self.incomplete: set[ProducerBatch] = set()
+        self._seq = 0
+        self.flush_seq = 0  # batches up to this seq are ready regardless of linger
+        self.space_waiters = 0
+        self.closed = False  # no new batches; everything left is ready
+        self.sleep_until = -math.inf  # the sender's next wake-up while it waits
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFuture:
+        """Queue one record in its partition's open batch; returns at once with a future of its
+        position. This is ``Producer.send``: see there."""
+        t = self._topics.get(topic)
+        if t is None:
+            t = self._add_topic(topic)
+        if value.__class__ is bytes:
+            size = len(value) + RECORD_OVERHEAD
+        else:
+            value = to_bytes(value)
+            size = RECORD_OVERHEAD if value is None else len(value) + RECORD_OVERHEAD
+        if partition is None:
+            if key.__class__ is bytes:
+                size += len(key)
+                partition = (_murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % t.partitions
+            elif key is None:
+                partition = t.sticky
+            else:
+                key = _key_bytes(key)
+                size += len(key)
+                partition = (_murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % t.partitions
+        else:
+            if partition.__class__ is not int or not 0 <= partition < t.partitions:
+                raise InvalidPartition(
+                    f"partition {partition!r} does not exist in {topic} (partitions 0 to {t.partitions - 1})"
+                )
+            if key is not None:
+                key = _key_bytes(key)
+                size += len(key)
+        if headers is not None:
+            headers = to_headers(headers)
+            if headers is not None:
+                size += header_bytes(headers)
+        if timestamp_ms is None:
+            timestamp_ms = _time_ns() // 1_000_000
+        elif timestamp_ms.__class__ is not int or timestamp_ms < 0:
+            raise InvalidRequest(f"timestamp_ms must be a non-negative int, not {timestamp_ms!r}")
+
+        lock = self.lock
+        lock.acquire()
+        try:
+            buffered = self.buffered + size
+            if buffered > self.max_buffer_bytes:
+                buffered = self._wait_for_space(size)
+            b = t.open[partition]
+            if b is None or b.nbytes + size > self._batch_limit:
+                b = self._roll(t, partition, b)
+            records = b.records
+            future = RecordFuture(b, len(records))  # type: ignore[arg-type]
+            records.append((timestamp_ms, key, value, headers))  # type: ignore[union-attr]
+            b.nbytes += size
+            self.buffered = buffered
+        finally:
+            lock.release()
+        return future
+
+    # -- slow paths of append -------------------------------------------------------------------
+
+    def partition_count(self, topic: str) -> int:
+        t = self._topics.get(topic)
+        return (t or self._add_topic(topic)).partitions
+
+    def _add_topic(self, topic: str) -> TopicBatches:
+        if self.closed:
+            raise FailedPrecondition("the producer is closed")
+        n = self._load_partition_count(topic)  # TopicNotFound; outside the lock (a network call)
+        with self.lock:
+            t = self._topics.get(topic)
+            if t is None or t.partitions != n:
+                t = TopicBatches(topic, n, self._sticky.partition(topic, n))
+                self._topics[topic] = t
+                self.states.append(t)
+            return t
+
+    def forget_topic(self, t: TopicBatches) -> None:
+        """The broker no longer knows the topic: the next send describes it again."""
+        with self.lock:
+            if self._topics.get(t.name) is t:
+                del self._topics[t.name]
+
+    def _wait_for_space(self, size: int) -> int:
+        """Lock held: wait until ``size`` more bytes fit the buffer; the new buffered total."""
+        if size + BATCH_OVERHEAD > self.max_buffer_bytes:
+            raise BatchTooLarge(f"record of about {size} bytes is larger than max_buffer_bytes={self.max_buffer_bytes}")
+        if not self._block:
+            raise BufferFull(
+                f"producer buffer is full ({self.buffered} of max_buffer_bytes={self.max_buffer_bytes} bytes unsent)"
+            )
+        deadline = self._clock() + self._buffer_timeout_s
+        self.space_waiters += 1
+        self.wake.notify()  # send whatever is buffered now, lingering or not
+        try:
+            while self.buffered + size > self.max_buffer_bytes:
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise BufferFull(
+                        f"producer buffer stayed full for buffer_timeout_ms={self._buffer_timeout_s * 1000:g} "
+                        f"({self.buffered} of max_buffer_bytes={self.max_buffer_bytes} bytes unsent)"
+                    )
+                self.space.wait(left)
+        finally:
+            self.space_waiters -= 1
+        return self.buffered + size
+
+    def _roll(self, t: TopicBatches, partition: int, full: ProducerBatch | None) -> ProducerBatch:
+        """Lock held: seal ``full`` (if any) and open a new batch for the partition."""
+        if self.closed:
+            raise FailedPrecondition("the producer is closed")
+        now = self._clock()
+        if full is not None:
+            t.sealed[partition].append(full)
+            if partition == t.sticky:
+                self._rotate_sticky(t)
+        self._seq += 1
+        b = ProducerBatch(t.name, partition, now, self._seq)
+        t.open[partition] = b
+        self.incomplete.add(b)
+        # Wake the sender only when it has something to do: a muted partition is drained when
+        # its answer arrives (which wakes the sender anyway).
+        if not t.muted[partition] and (full is not None or now + self.linger_s < self.sleep_until):
+            self.wake.notify()
+        return b
+
+    def _rotate_sticky(self, t: TopicBatches) -> None:
+        self._sticky.next_batch(t.name, t.partitions)
+        t.sticky = self._sticky.partition(t.name, t.partitions)
+
+    # -- the sender's side (all with the lock held) ---------------------------------------------
+
+    def drain_locked(
+        self, now: float, slots: int, max_request_bytes: int
+    ) -> tuple[list[tuple[TopicBatches, list[ProducerBatch]]], float]:
+        """Take the ready batches, grouped per topic into at most ``slots`` requests of about
+        ``max_request_bytes``; also return when the next batch becomes ready (inf: never).
+
+        Every ready batch of a partition goes into the same request (in order), so a partition
+        never has two requests in flight.
+        """
+        requests: list[tuple[TopicBatches, list[ProducerBatch]]] = []
+        deadline = math.inf
+        force = self.closed or self.space_waiters > 0
+        flush_seq = self.flush_seq
+        linger = self.linger_s
+        for t in self.states:
+            group: list[ProducerBatch] = []
+            size = 0
+            muted, sealed, opened = t.muted, t.sealed, t.open
+            for p in range(t.partitions):
+                if muted[p]:
+                    continue
+                q = sealed[p]
+                n_sealed, p_size = 0, 0
+                for b in q:
+                    if b.retry_at > now:
+                        deadline = min(deadline, b.retry_at)
+                        break
+                    if n_sealed and size + p_size + b.nbytes > max_request_bytes:
+                        break
+                    n_sealed += 1
+                    p_size += b.nbytes
+                last = opened[p]
+                if (
+                    last is not None
+                    and n_sealed == len(q)
+                    and (not n_sealed or size + p_size + last.nbytes <= max_request_bytes)
+                ):
+                    if force or last.seq <= flush_seq or last.created + linger <= now:
+                        p_size += last.nbytes
+                    else:
+                        if not n_sealed:
+                            deadline = min(deadline, last.created + linger)
+                        last = None
+                else:
+                    last = None
+                if not n_sealed and last is None:
+                    continue
+                if not group and len(requests) >= slots:
+                    return requests, deadline
+                for _ in range(n_sealed):
+                    group.append(q.popleft())
+                if last is not None:
+                    opened[p] = None
+                    group.append(last)
+                    if p == t.sticky:
+                        self._rotate_sticky(t)
+                muted[p] = True
+                size += p_size
+                if size >= max_request_bytes:
+                    requests.append((t, group))
+                    group, size = [], 0
+            if group:
+                requests.append((t, group))
+        if len(self.states) > len(self._topics):
+            self.states = [t for t in self.states if self._topics.get(t.name) is t or not t.idle()]
+        return requests, deadline
+
+    def release_locked(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
+        """Batches that are done (stored or failed): unmute, free their buffer space."""
+        for b in batches:
+            t.muted[b.partition] = False
+            if b in self.incomplete:
+                self.incomplete.remove(b)
+                self.buffered -= b.nbytes
+        if self.space_waiters:
+            self.space.notify_all()
+        self.wake.notify()
+
+    def requeue_locked(self, t: TopicBatches, batches: list[ProducerBatch], retry_at: float) -> None:
+        """Batches to send again at ``retry_at``, ahead of anything newer of their partition."""
+        for b in reversed(batches):
+            b.retry_at = retry_at
+            t.muted[b.partition] = False
+            t.sealed[b.partition].appendleft(b)
+        self.wake.notify()
+
+    # -- flush and close ------------------------------------------------------------------------
+
+    def begin_flush(self) -> list[ProducerBatch]:
+        """Make every batch so far ready at once; return the ones not yet done."""
+        with self.lock:
+            self.flush_seq = self._seq
+            pending = list(self.incomplete)
+            self.wake.notify()
+        return pending
+
+    def close(self) -> None:
+        """No new batches; what is buffered is sent without lingering."""
+        with self.lock:
+            self.closed = True
+            self.wake.notify()
+
+    def abort(self, error: LogsvcError) -> list[ProducerBatch]:
+        """Fail every batch not done yet (closing without waiting); return them."""
+        with self.lock:
+            self.closed = True
+            failed = list(self.incomplete)
+            for t in self.states:
+                t.open = [None] * t.partitions
+                t.sealed = [deque() for _ in range(t.partitions)]
+            self.incomplete.clear()
+            self.buffered = 0
+            self.space.notify_all()
+            self.wake.notify()
+        for b in failed:
+            b.fail(error)
+        return failed

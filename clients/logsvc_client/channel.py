@@ -1,0 +1,163 @@
+"""The gRPC boundary of the client: one channel factory, one place where calls are made.
+
+Every call to the broker goes through :func:`call` (blocking), :func:`call_with_retry` (blocking,
+retried while the broker is UNAVAILABLE; only for operations that are safe to repeat) or
+:func:`call_async` (a callback gets the response or the error). Each translates
+:class:`grpc.RpcError` into the project's exception with
+:func:`~logsvc_client.errors.from_rpc_error` exactly once, so nothing above this module ever sees
+a gRPC exception.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from .errors import LogsvcError, Timeout, Unavailable, from_rpc_error
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # Keepalive pings only while calls are active, well above the server's ping-abuse floor.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Reconnect soon after a broker restart instead of gRPC's default 1 s .. 120 s backoff.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+)
+
+# A unary-unary stub method (``BrokerStub(channel).Fetch`` and friends).
+Method = Any
+Callback = Callable[[Any, LogsvcError | None], None]
+
+
+def connect(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+    """An insecure channel to ``address`` (``host:port``) with the client's options.
+
+    ``options`` are added to (and override) :data:`CHANNEL_OPTIONS`.
+    """
+    merged = dict(CHANNEL_OPTIONS)
+    merged.update(dict(options))
+    return grpc.insecure_channel(address, options=list(merged.items()))
+
+
+def translate(err: grpc.RpcError) -> LogsvcError:
+    """The project exception for a failed call (the one translation point)."""
+    return from_rpc_error(err)
+
+
+def call(method: Method, request: Any, timeout_s: float | None = None) -> Any:
+    """Call ``method(request)``; a failure raises the project's exception (never ``grpc.RpcError``)."""
+    try:
+        return method(request, timeout=timeout_s)
+    except grpc.RpcError as e:
+        raise translate(e) from None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with full jitter: attempt ``n`` waits U(0.5, 1) x min(cap, base x 2^n)."""
+
+    base_ms: float = 100
+    max_ms: float = 5_000
+
+    def delay_s(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        ceiling = min(self.max_ms, self.base_ms * (2 ** min(attempt, 30)))
+        return ceiling * (0.5 + 0.5 * rng()) / 1000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry an operation that failed with a retriable error."""
+
+    retries: int = 5
+    backoff: Backoff = Backoff()
+    timeout_ms: float = 30_000  # per attempt, and the bound on the whole retry loop
+
+
+def call_with_retry(
+    method: Method,
+    request: Any,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """:func:`call`, repeated while the broker is unavailable (up to ``policy.retries`` times and
+    ``policy.timeout_ms`` in all). Use only for operations that are safe to repeat."""
+    deadline = time.monotonic() + policy.timeout_ms / 1000
+    attempt = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Timeout(f"call did not succeed within {policy.timeout_ms:g} ms")
+        try:
+            return call(method, request, timeout_s=left)
+        except Unavailable as e:
+            if attempt >= policy.retries:
+                raise
+            delay = policy.backoff.delay_s(attempt)
+            if time.monotonic() + delay >= deadline:
+                raise e from None
+            attempt += 1
+            sleep(delay)
+
+
+def start(method: Method, request: Any, timeout_s: float | None = None) -> grpc.Future:
+    """Start ``method(request)`` without blocking; collect it with :func:`result_of`."""
+    try:
+        return method.future(request, timeout=timeout_s)
+    except grpc.RpcError as e:
+        raise translate(e) from None
+
+
+def call_async(method: Method, request: Any, timeout_s: float | None, callback: Callback) -> grpc.Future:
+    """Start ``method(request)`` without blocking; ``callback(response, None)`` or
+    ``callback(None, error)`` runs on a gRPC thread when it completes. Returns the call (cancellable)."""
+    future = start(method, request, timeout_s)
+
+    def done(f: grpc.Future) -> None:
+        if f.cancelled():
+            callback(None, Unavailable("call cancelled (the client is closing)"))
+            return
+        err = f.exception()
+        if err is None:
+            callback(f.result(), None)
+        elif isinstance(err, grpc.RpcError):
+            callback(None, translate(err))
+        else:  # not a status: a bug in the serializer or the like, still reported as ours
+            callback(None, LogsvcError(f"call failed: {err!r}"))
+
+    future.add_done_callback(done)
+    return future
+
+
+def result_of(future: grpc.Future, timeout_s: float | None = None) -> Any:
+    """The response of a :func:`call_async`-style future, raising the project exception on failure."""
+    try:
+        return future.result(timeout=timeout_s)
+    except grpc.FutureCancelledError:
+        raise Unavailable("call cancelled (the client is closing)") from None
+    except grpc.FutureTimeoutError:
+        raise Timeout("call did not complete in time") from None
+    except grpc.RpcError as e:
+        raise translate(e) from None
+
+
+def wait_done(future: grpc.Future, timeout_s: float | None) -> bool:
+    """Wait up to ``timeout_s`` for a call started with ``method.future``; True when it is done."""
+    try:
+        future.exception(timeout=timeout_s)
+    except grpc.FutureTimeoutError:
+        return False
+    except grpc.FutureCancelledError:
+        return True
+    return True

@@ -1,0 +1,167 @@
+"""Producer: batches records per partition on the client and sends them on a background thread.
+
+How a record flows: :meth:`Producer.send` → :class:`~logsvc_client.accumulator.Accumulator`
+(partitioned, appended to its partition's open batch) → :class:`~logsvc_client.sender.Sender`
+(when the batch is full, has lingered ``linger_ms``, or is flushed: encoded with
+:func:`~logsvc_client.batch.encode_batch` and sent with the topic's other ready batches in one
+Produce request) → the broker's answer completes the batch, and so every
+:class:`~logsvc_client.record_future.RecordFuture` pointing into it.
+
+Partitioning matches Apache Kafka: an explicit partition wins, a key goes to
+``murmur2(key) % partitions``, records without a key stick to one partition per batch.
+Records of one partition are stored in the order they were sent, retries included.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from .accumulator import Accumulator
+from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
+from .errors import InvalidConfig, Timeout, Unavailable
+from .record_future import RecordFuture
+from .sender import Sender
+from .transport import GrpcTransport, ProduceTransport
+
+BufferFullPolicy = Literal["block", "raise"]
+
+# Ready batches of one topic are grouped into requests of about this size.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+def _check(name: str, value: float, minimum: float) -> None:
+    if not isinstance(value, int | float) or value < minimum:
+        raise InvalidConfig(f"producer option {name}={value!r} must be a number >= {minimum}", key=name)
+
+
+class Producer:
+    """Sends records to topics in client-side batches; see the module docstring.
+
+    ``max_buffer_bytes`` bounds the records not yet acknowledged; when it is full ``send`` blocks
+    up to ``buffer_timeout_ms`` (``buffer_full="block"``) or raises
+    :class:`~logsvc_client.errors.BufferFull` at once (``"raise"``). A failed request is retried
+    ``retries`` times when the broker is unavailable, waiting ``retry_backoff_ms`` doubled each
+    time (with jitter); ``max_in_flight`` bounds concurrent Produce requests.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        linger_ms: float = 5,
+        max_batch_bytes: int = 1_048_576,
+        max_buffer_bytes: int = 64 * 1024 * 1024,
+        buffer_full: BufferFullPolicy = "block",
+        buffer_timeout_ms: float = 60_000,
+        retries: int = 5,
+        retry_backoff_ms: float = 100,
+        request_timeout_ms: float = 30_000,
+        max_in_flight: int = 5,
+        transport: ProduceTransport | None = None,
+    ) -> None:
+        """``transport`` replaces the gRPC connection to ``address`` (tests use an in-memory one)."""
+        _check("linger_ms", linger_ms, 0)
+        _check("max_batch_bytes", max_batch_bytes, 1024)
+        _check("max_buffer_bytes", max_buffer_bytes, 1024)
+        _check("buffer_timeout_ms", buffer_timeout_ms, 0)
+        _check("retries", retries, 0)
+        _check("retry_backoff_ms", retry_backoff_ms, 0)
+        _check("request_timeout_ms", request_timeout_ms, 1)
+        _check("max_in_flight", max_in_flight, 1)
+        if max_batch_bytes > MAX_MESSAGE_BYTES // 2:
+            raise InvalidConfig(
+                f"max_batch_bytes={max_batch_bytes} is above {MAX_MESSAGE_BYTES // 2}", key="max_batch_bytes"
+            )
+        if buffer_full not in ("block", "raise"):
+            raise InvalidConfig(f"buffer_full={buffer_full!r} must be 'block' or 'raise'", key="buffer_full")
+        self.address = address
+        backoff = Backoff(base_ms=retry_backoff_ms, max_ms=max(retry_backoff_ms, 5_000))
+        self._transport = transport or GrpcTransport(
+            address,
+            request_timeout_ms=request_timeout_ms,
+            retry=RetryPolicy(retries=retries, backoff=backoff, timeout_ms=request_timeout_ms),
+        )
+        self._acc = Accumulator(
+            self._transport.partition_count,
+            linger_ms=linger_ms,
+            max_batch_bytes=max_batch_bytes,
+            max_buffer_bytes=max_buffer_bytes,
+            block_when_full=buffer_full == "block",
+            buffer_timeout_ms=buffer_timeout_ms,
+        )
+        # send is the hot path: bind the accumulator's method directly, saving a call per record.
+        self.send = self._acc.append  # type: ignore[method-assign]
+        self._sender = Sender(
+            self._acc,
+            self._transport,
+            max_in_flight=max_in_flight,
+            max_request_bytes=min(MAX_REQUEST_BYTES, MAX_MESSAGE_BYTES // 2),
+            retries=retries,
+            backoff=backoff,
+        )
+        self._closed = False
+        self._sender.start()
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFuture:
+        """Queue one record; returns at once with a future of its position.
+
+        ``value`` and ``key`` are bytes, or str (sent as UTF-8), or None (a None value is a
+        tombstone). ``headers`` is a sequence of ``(name, bytes | str)`` pairs or a mapping;
+        ``timestamp_ms`` defaults to now. The first send to a topic looks up its partitions
+        (TopicNotFound raised here). Raises InvalidPartition, BufferFull, BatchTooLarge (a record
+        larger than the buffer) and FailedPrecondition after close.
+        """
+        # Replaced per instance by the accumulator's bound method (see __init__); kept for docs.
+        return self._acc.append(topic, value, key, partition=partition, headers=headers, timestamp_ms=timestamp_ms)
+
+    def partition_count(self, topic: str) -> int:
+        """The topic's partition count as the producer knows it (looked up once)."""
+        return self._acc.partition_count(topic)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send everything buffered now, and wait until all of it is acknowledged or failed.
+
+        Raises :class:`~logsvc_client.errors.Timeout` when ``timeout`` seconds pass first. Failed
+        records are reported through their futures, not here.
+        """
+        pending = self._acc.begin_flush()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for b in pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not b.wait(left):
+                raise Timeout(f"flush did not complete within {timeout} s ({len(pending)} batches pending)")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout`` seconds), stop the sender and close the connection.
+
+        Records still unacknowledged when the timeout passes fail with Unavailable.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._acc.close()
+        try:
+            self.flush(timeout)
+        except Timeout:
+            pass
+        finally:
+            self._acc.abort(Unavailable("the producer was closed before the record was acknowledged"))
+            self._sender.stop()
+            self._sender.join(timeout=5)
+            self._transport.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,132 @@
+"""The producer's background sender: drain ready batches, encode, produce, complete or retry.
+
+One thread per producer. It waits on the accumulator's condition until a batch is ready (or the
+earliest linger deadline passes), takes the ready batches with the lock held, then encodes them
+and starts the requests without it. Responses arrive on a gRPC thread: a batch is completed, put
+back at the head of its partition for a retry (retriable errors, up to ``retries`` times with
+capped exponential backoff), or failed with the project's exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from operator import itemgetter
+
+from . import batch as codec
+from .accumulator import Accumulator, TopicBatches
+from .channel import Backoff
+from .errors import LogsvcError, TopicNotFound
+from .record_future import ProducerBatch
+from .transport import ProduceTransport
+
+log = logging.getLogger("logsvc_client.producer")
+
+_timestamp = itemgetter(0)
+
+
+class Sender(threading.Thread):
+    def __init__(
+        self,
+        accumulator: Accumulator,
+        transport: ProduceTransport,
+        *,
+        max_in_flight: int,
+        max_request_bytes: int,
+        retries: int,
+        backoff: Backoff,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(name="logsvc-producer-sender", daemon=True)
+        self._acc = accumulator
+        self._transport = transport
+        self._max_in_flight = max_in_flight
+        self._max_request_bytes = max_request_bytes
+        self._retries = retries
+        self._backoff = backoff
+        self._clock = clock
+        self.in_flight = 0  # requests sent and not answered (changed with the lock held)
+        self.stopped = False  # set with the lock held: exit now, whatever is pending
+
+    def run(self) -> None:
+        acc = self._acc
+        clock = self._clock
+        while True:
+            with acc.lock:
+                while True:
+                    if self.stopped or (acc.closed and not acc.incomplete):
+                        acc.sleep_until = math.inf
+                        return
+                    now = clock()
+                    slots = self._max_in_flight - self.in_flight
+                    requests, deadline = acc.drain_locked(now, slots, self._max_request_bytes)
+                    if requests:
+                        self.in_flight += len(requests)
+                        acc.sleep_until = -math.inf
+                        break
+                    acc.sleep_until = deadline if slots > 0 else math.inf
+                    acc.wake.wait(None if acc.sleep_until == math.inf else max(0.0, deadline - now))
+            for t, batches in requests:
+                self._send(t, batches)
+
+    def stop(self) -> None:
+        with self._acc.lock:
+            self.stopped = True
+            self._acc.wake.notify()
+
+    def _send(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
+        try:
+            payload = [(b.partition, self._encoded(b)) for b in batches]
+            self._transport.produce(
+                t.name, payload, lambda offsets, error: self._on_response(t, batches, offsets, error)
+            )
+        except LogsvcError as e:
+            self._on_response(t, batches, None, e)
+        except Exception as e:  # a bug must fail the records, not kill the thread and hang them
+            log.exception("sending a produce request failed")
+            self._on_response(t, batches, None, LogsvcError(f"sending a produce request failed: {e!r}"))
+
+    @staticmethod
+    def _encoded(b: ProducerBatch) -> bytes:
+        if b.encoded is None:
+            records = b.records
+            assert records is not None
+            b.encoded = codec.encode_batch(records, max(map(_timestamp, records)))
+            b.records = None
+        return b.encoded
+
+    def _on_response(
+        self, t: TopicBatches, batches: list[ProducerBatch], offsets: list[int] | None, error: LogsvcError | None
+    ) -> None:
+        acc = self._acc
+        if error is None and offsets is not None:
+            with acc.lock:
+                self.in_flight -= 1
+                acc.release_locked(t, batches)
+            for b, offset in zip(batches, offsets, strict=True):
+                b.complete(offset)
+            return
+        assert error is not None
+        retry: list[ProducerBatch] = []
+        failed = batches
+        if error.retriable and not self.stopped:
+            retry = [b for b in batches if b.attempts < self._retries and not b.done]
+            failed = [b for b in batches if b not in retry]
+        if isinstance(error, TopicNotFound):
+            acc.forget_topic(t)
+        attempt = max((b.attempts for b in retry), default=0)
+        for b in retry:
+            b.attempts += 1
+        if retry:
+            log.info("produce to %s failed (%s); retrying %d batches", t.name, error, len(retry))
+        retry_at = self._clock() + self._backoff.delay_s(attempt)
+        with acc.lock:
+            self.in_flight -= 1
+            if retry:
+                acc.requeue_locked(t, retry, retry_at)
+            acc.release_locked(t, failed)
+        for b in failed:
+            b.fail(error)

@@ -1,0 +1,76 @@
+"""Value types describing topics and their partitions, built from the broker's answers.
+
+The client never hands out a protobuf: :func:`description_from_pb` and friends turn them into
+these frozen dataclasses once, at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+@dataclass(frozen=True)
+class TopicSummary:
+    name: str
+    partitions: int
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition's offsets and size. Timestamps are -1 when the partition holds no records."""
+
+    partition: int
+    log_start_offset: int
+    next_offset: int
+    record_count: int
+    bytes: int
+    first_timestamp_ms: int
+    last_timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    name: str
+    topic_id: int
+    config: dict[str, str]
+    created_ms: int
+    partitions: list[PartitionInfo] = field(default_factory=list)
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.partitions)
+
+
+class OffsetAndTimestamp(NamedTuple):
+    """The first offset at or after a time, and that record's timestamp (None when there is none,
+    in which case ``offset`` is the partition's next offset)."""
+
+    offset: int
+    timestamp_ms: int | None
+
+
+def summary_from_pb(msg: Any) -> TopicSummary:
+    return TopicSummary(name=msg.name, partitions=msg.partitions)
+
+
+def partition_from_pb(msg: Any) -> PartitionInfo:
+    return PartitionInfo(
+        partition=msg.partition,
+        log_start_offset=msg.log_start_offset,
+        next_offset=msg.next_offset,
+        record_count=msg.record_count,
+        bytes=msg.bytes,
+        first_timestamp_ms=msg.first_timestamp_ms,
+        last_timestamp_ms=msg.last_timestamp_ms,
+    )
+
+
+def description_from_pb(msg: Any) -> TopicDescription:
+    return TopicDescription(
+        name=msg.name,
+        topic_id=msg.topic_id,
+        config=dict(msg.config),
+        created_ms=msg.created_ms,
+        partitions=sorted((partition_from_pb(p) for p in msg.partitions), key=lambda p: p.partition),
+    )

@@ -1,0 +1,65 @@
+"""What the producer needs from the network, as a small contract with a gRPC implementation.
+
+The producer's batching, retries and buffer limits are tested against an in-memory transport
+(tests/client/fakes.py) that honours the same contract; :class:`GrpcTransport` is the real one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from . import channel
+from ._proto import logsvc_pb2 as pb
+from ._proto import logsvc_pb2_grpc as pb_grpc
+from .errors import InternalError, LogsvcError
+
+# Called once per produce: (base offsets in request order, None) or (None, error).
+ProduceCallback = Callable[[list[int] | None, LogsvcError | None], None]
+
+
+class ProduceTransport(Protocol):
+    def partition_count(self, topic: str) -> int:
+        """The topic's partition count (blocking); TopicNotFound when it does not exist."""
+        ...
+
+    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
+        """Send ``(partition, encoded batch)`` pairs of one topic as one request without
+        blocking; call ``done`` exactly once, from any thread, with the outcome."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; calls still in flight complete with an error."""
+        ...
+
+
+class GrpcTransport:
+    """:class:`ProduceTransport` over a gRPC channel: DescribeTopic and Produce."""
+
+    def __init__(self, address: str, *, request_timeout_ms: float, retry: channel.RetryPolicy) -> None:
+        self.address = address
+        self._channel = channel.connect(address)
+        self._stub = pb_grpc.BrokerStub(self._channel)
+        self._timeout_s = request_timeout_ms / 1000
+        self._retry = retry
+
+    def partition_count(self, topic: str) -> int:
+        response = channel.call_with_retry(self._stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry)
+        return len(response.partitions)
+
+    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
+        request = pb.ProduceRequest(topic=topic, batches=[pb.PartitionBatch(partition=p, batch=b) for p, b in batches])
+        expected = len(batches)
+
+        def on_response(response: pb.ProduceResponse | None, error: LogsvcError | None) -> None:
+            if error is not None or response is None:
+                done(None, error or InternalError("produce returned no response"))
+            elif len(response.appends) != expected:
+                done(None, InternalError(f"produce of {expected} batches was answered with {len(response.appends)}"))
+            else:
+                done([a.base_offset for a in response.appends], None)
+
+        channel.call_async(self._stub.Produce, request, self._timeout_s, on_response)
+
+    def close(self) -> None:
+        self._channel.close()

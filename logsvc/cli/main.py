@@ -1,0 +1,170 @@
+"""The ``logsvc`` command: the group, its global options, and the one place errors are reported.
+
+Every command raises; :func:`main` turns what it raises into one ``error: ...`` line on stderr and
+an exit code (1 for runtime errors, 2 for bad usage, 130 for Ctrl-C), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+import click
+import grpc
+
+from logsvc import __version__
+from logsvc.cli.consume import consume
+from logsvc.cli.partitions import partitions
+from logsvc.cli.produce import produce
+from logsvc.cli.serve import serve
+from logsvc.cli.state import DEFAULT_SERVER, CliState
+from logsvc.cli.topics import topics
+from logsvc_client.errors import LogsvcError, Unavailable, from_rpc_error
+
+EXAMPLES = """\
+A Kafka-style partitioned commit log: run the broker, manage topics, produce and consume
+records, and inspect partitions.
+
+\b
+Examples:
+  logsvc serve --data-dir ./data                      # run a broker on 127.0.0.1:50051
+  logsvc topics create orders --partitions 3 --config retention_ms=86400000
+  logsvc topics list
+  printf 'k1:hello\\nk2:world\\n' | logsvc produce orders --key-separator :
+  logsvc consume orders --from earliest --max-records 10
+  logsvc consume orders --from @-15m -o json | jq .value
+  logsvc partitions dump orders --partition 0 --data-dir ./data
+  LOGSVC_SERVER=broker:50051 logsvc topics describe orders
+"""
+
+
+class OutputClosed(Exception):
+    """The reader of stdout went away (``logsvc consume t | head -1``): not an error."""
+
+
+class LogsvcGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # Click would swallow EPIPE itself and exit 1; the reader leaving is a normal end for us.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as e:
+            raise OutputClosed() from e
+
+
+@click.group(
+    cls=LogsvcGroup, help=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.option(
+    "--server",
+    metavar="HOST:PORT",
+    envvar="LOGSVC_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    show_envvar=True,
+    help="Address of the logsvc broker.",
+)
+@click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors (for bug reports).")
+@click.version_option(__version__, "-V", "--version", prog_name="logsvc")
+@click.pass_context
+def cli(ctx: click.Context, server: str, debug: bool) -> None:
+    state = ctx.ensure_object(CliState)
+    if not state.server_explicit:
+        state.server = server
+    state.debug = debug
+
+
+cli.add_command(serve)
+cli.add_command(topics)
+cli.add_command(produce)
+cli.add_command(consume)
+cli.add_command(partitions)
+
+
+# -- error reporting ----------------------------------------------------------------------------
+
+
+def _error(message: str) -> None:
+    """One line, ``error: <message>``, on stderr."""
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    try:
+        sys.stderr.write(f"error: {line}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+def _unreachable_detail(exc: LogsvcError) -> str:
+    detail = exc.message.removeprefix("broker unavailable: ")
+    if "failed to connect" in detail.lower() and ": " in detail:
+        detail = detail.rsplit(": ", 1)[-1]
+    return detail
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _report(exc: BaseException, state: CliState) -> int:
+    if isinstance(exc, grpc.RpcError):  # the client library translates; this is a safety net
+        exc = from_rpc_error(exc)
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):  # `logsvc topics` alone: show its help
+        sys.stderr.write(exc.format_message() + "\n")
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        message = exc.format_message()
+        ctx = getattr(exc, "ctx", None)
+        if isinstance(exc, click.UsageError) and ctx is not None:
+            message = f"{message.rstrip('.')} (see '{ctx.command_path} --help')"
+        _error(message)
+        return exc.exit_code
+    if isinstance(exc, Unavailable) and state.remote_used:
+        _error(f"cannot reach logsvc at {state.server} ({_unreachable_detail(exc)})")
+        return 1
+    if isinstance(exc, LogsvcError):
+        _error(exc.message)
+        return 1
+    if isinstance(exc, OutputClosed | BrokenPipeError):
+        _silence_stdout()
+        return 0
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        return 130
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        _error(f"{exc.strerror or exc}{where}")
+        return 1
+    if state.debug:
+        traceback.print_exception(exc)
+    _error(f"unexpected {type(exc).__name__}: {exc}" + ("" if state.debug else " (run with --debug for a traceback)"))
+    return 1
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (what :func:`main` exits with)."""
+    state = CliState()
+    try:
+        rv = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="logsvc", standalone_mode=False, obj=state
+        )
+    except Exception as e:  # the one place errors turn into a message and an exit code
+        return _report(e, state)
+    except KeyboardInterrupt as e:
+        return _report(e, state)
+    return rv if isinstance(rv, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point (``logsvc``)."""
+    code = run(argv)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(code)

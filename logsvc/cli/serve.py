@@ -1,0 +1,112 @@
+"""``logsvc serve``: run the broker in the foreground until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from logsvc import settings as settings_mod
+
+if TYPE_CHECKING:
+    from logsvc.server.app import Broker
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def ready_line(broker: Broker) -> str:
+    """The line announcing the bound addresses (tests read the port from it)."""
+    host = broker.address.rsplit(":", 1)[0]
+    port = broker.metrics.port
+    metrics = f"metrics http://{host}:{port}/metrics" if port else "metrics off"
+    return f"logsvc listening on {broker.address} ({metrics})"
+
+
+def _announce(broker: Broker) -> None:
+    sys.stderr.write(ready_line(broker) + "\n")
+    sys.stderr.flush()
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="LOGSVC_CONFIG",
+    show_envvar=True,
+    default=None,
+    help="TOML file of broker settings (top-level keys or a [server] table).",
+)
+@click.option(
+    "--data-dir", metavar="DIR", default=None, help="Directory of the LMDB data (created if missing) [default: ./data]."
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    default=None,
+    help="gRPC address; port 0 picks a free one [default: 127.0.0.1:50051].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=-1, max=65535),
+    default=None,
+    help="HTTP port for /metrics on the listen host; 0 picks a free one, -1 turns it off [default: 9095].",
+)
+@click.option(
+    "--durability",
+    type=click.Choice(["fsync", "os"]),
+    default=None,
+    help="fsync: every acknowledged write is on disk (default). os: the OS flushes (faster; a machine crash "
+    "loses the last writes).",
+)
+@click.option(
+    "--auto-create-topics/--no-auto-create-topics",
+    default=None,
+    help="Create unknown topics on first produce [default: off].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Broker log level (logs go to stderr) [default: INFO].",
+)
+def serve(
+    config_file: str | None,
+    data_dir: str | None,
+    listen: str | None,
+    metrics_port: int | None,
+    durability: str | None,
+    auto_create_topics: bool | None,
+    log_level: str | None,
+) -> None:
+    """Run the broker (until SIGTERM or Ctrl-C).
+
+    On SIGTERM or Ctrl-C it stops accepting calls, lets those in flight finish, and exits 0.
+
+    Settings come from, lowest first: defaults < --config FILE < LOGSVC_<SETTING> environment
+    variables (e.g. LOGSVC_DURABILITY=os) < these flags. Once serving, one line
+    "logsvc listening on HOST:PORT (metrics http://HOST:PORT/metrics)" is printed to stderr.
+
+    \b
+    Examples:
+      logsvc serve
+      logsvc serve --data-dir /var/lib/logsvc --listen 0.0.0.0:50051 --metrics-port 9095
+      logsvc serve --config logsvc.toml --durability os
+    """
+    flags: dict[str, Any] = {
+        "data_dir": data_dir,
+        "listen": listen,
+        "metrics_port": metrics_port,
+        "durability": durability,
+        "auto_create_topics": auto_create_topics,
+        "log_level": log_level.upper() if log_level else None,
+    }
+    settings = settings_mod.load(config_file, os.environ, flags)
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+
+    from logsvc.server import app  # the server (gRPC, LMDB) only loads for this command
+
+    app.serve(settings, ready=_announce)

@@ -1,0 +1,168 @@
+"""Where the inspect commands read from: a running broker (``--server``) or a data directory.
+
+``partitions describe`` and ``partitions dump`` work on either. A data directory is opened
+read-only (``LmdbStore.open(dir, readonly=True)``), so it can be inspected while a broker has it
+open, or when no broker can start. Both sources give the same :class:`TopicView` and the same raw
+``(base_offset, batch bytes)`` pairs, so the commands print identically.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from logsvc_client import Admin, channel
+from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_client.batch import read_header
+from logsvc_client.errors import InvalidPartition, OffsetOutOfRange
+
+READ_MAX_BYTES = 4 * 1024 * 1024
+READ_TIMEOUT_S = 30.0
+
+
+class PartitionView(NamedTuple):
+    partition: int
+    log_start_offset: int
+    next_offset: int
+    record_count: int
+    bytes: int
+    first_timestamp_ms: int
+    last_timestamp_ms: int
+
+
+class TopicView(NamedTuple):
+    name: str
+    topic_id: int
+    config: dict[str, str]
+    created_ms: int
+    partitions: list[PartitionView]
+
+    def partition(self, partition: int) -> PartitionView:
+        if not 0 <= partition < len(self.partitions):
+            raise InvalidPartition(
+                f"partition {partition} does not exist in {self.name} (partitions 0 to {len(self.partitions) - 1})"
+            )
+        return self.partitions[partition]
+
+
+def out_of_range(topic: str, partition: int, offset: int, log_start: int, next_offset: int) -> OffsetOutOfRange:
+    """The error for an offset outside ``[log_start, next_offset]``, naming both bounds."""
+    return OffsetOutOfRange(
+        f"offset {offset} is out of range for {topic}/{partition}: "
+        f"the log start offset is {log_start} and the next offset {next_offset}",
+        log_start_offset=log_start,
+        next_offset=next_offset,
+    )
+
+
+def partition_view(p: Any) -> PartitionView:
+    """From the client's PartitionInfo or the store's PartitionState (same field names)."""
+    return PartitionView(
+        int(p.partition),
+        int(p.log_start_offset),
+        int(p.next_offset),
+        int(p.next_offset) - int(p.log_start_offset),
+        int(p.bytes),
+        int(p.first_timestamp_ms),
+        int(p.last_timestamp_ms),
+    )
+
+
+def topic_view(description: Any) -> TopicView:
+    """From the client's TopicDescription."""
+    return TopicView(
+        description.name,
+        int(description.topic_id),
+        dict(description.config),
+        int(description.created_ms),
+        [partition_view(p) for p in description.partitions],
+    )
+
+
+class Source(abc.ABC):
+    """Topic descriptions and raw record batches, from a broker or from a data directory."""
+
+    @abc.abstractmethod
+    def describe(self, topic: str) -> TopicView: ...
+
+    @abc.abstractmethod
+    def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
+        """``(log_start_offset, next_offset, [(base_offset, batch), ...])`` from ``offset`` on."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def batches(self, topic: str, partition: int, offset: int, end_offset: int) -> Iterator[tuple[int, bytes]]:
+        """Every stored batch holding an offset in ``[offset, end_offset)``, in offset order."""
+        while offset < end_offset:
+            _, next_offset, got = self.read(topic, partition, offset)
+            if not got:
+                return
+            for base, data in got:
+                if base >= end_offset:
+                    return
+                yield base, data
+                offset = max(offset, base + read_header(data).record_count)
+            end_offset = min(end_offset, next_offset)
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ServerSource(Source):
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._admin = Admin(address)
+        self._channel = channel.connect(address)
+        self._stub = pb_grpc.BrokerStub(self._channel)
+
+    def describe(self, topic: str) -> TopicView:
+        return topic_view(self._admin.describe_topic(topic))
+
+    def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
+        request = pb.FetchRequest(
+            partitions=[pb.FetchPartition(topic=topic, partition=partition, offset=offset)], max_bytes=READ_MAX_BYTES
+        )
+        pd = channel.call(self._stub.Fetch, request, READ_TIMEOUT_S).partitions[0]
+        return pd.log_start_offset, pd.next_offset, [(b.base_offset, b.batch) for b in pd.batches]
+
+    def close(self) -> None:
+        self._channel.close()
+        self._admin.close()
+
+
+class DataDirSource(Source):
+    def __init__(self, data_dir: str) -> None:
+        from logsvc.storage.lmdb_store import LmdbStore
+
+        self._store = LmdbStore.open(data_dir, readonly=True)
+
+    def describe(self, topic: str) -> TopicView:
+        meta = self._store.topic(topic)
+        return TopicView(
+            meta.name,
+            meta.topic_id,
+            meta.config.as_strings(),
+            meta.created_ms,
+            [partition_view(st) for st in self._store.partition_states(topic)],
+        )
+
+    def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
+        got = self._store.read(topic, partition, offset, READ_MAX_BYTES)
+        return got.log_start_offset, got.next_offset, [(base, bytes(data)) for base, data in got.batches]
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def open_source(data_dir: str | None, address: str | None) -> Source:
+    """A data-directory source when ``data_dir`` is given, else the broker at ``address``."""
+    if data_dir is not None:
+        return DataDirSource(data_dir)
+    assert address is not None
+    return ServerSource(address)

@@ -1,0 +1,103 @@
+"""Where to start reading: the ``--from`` value of ``consume`` (and later of group resets).
+
+Accepted forms::
+
+    earliest              the log start of each partition
+    latest                the end: only records produced from now on
+    42                    that offset
+    @2026-01-02T03:04:05Z an ISO-8601 time (naive = UTC); the first record at or after it
+    @2026-01-02           midnight UTC of that day
+    @1767323045000        milliseconds since the Unix epoch
+    @-15m                 a duration before now: ms, s, m, h, d, w, combinable (@-1h30m)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import click
+
+Kind = Literal["earliest", "latest", "offset", "time"]
+
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+
+
+@dataclasses.dataclass(frozen=True)
+class StartSpec:
+    """A parsed ``--from``: ``value`` is the offset for "offset", epoch ms for "time"."""
+
+    kind: Kind
+    value: int = 0
+
+    def describe(self) -> str:
+        if self.kind == "offset":
+            return f"offset {self.value}"
+        if self.kind == "time":
+            return f"time {self.value} ms"
+        return self.kind
+
+
+def parse_duration_ms(text: str) -> int:
+    """``15m`` → 900000; ``1h30m`` → 5400000. ValueError when not a duration."""
+    pos = 0
+    total = 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += int(m.group(1)) * _UNIT_MS[m.group(2)]
+        pos = m.end()
+    if not text or pos != len(text):
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 2h, 1d or 1h30m")
+    return total
+
+
+def parse_time_ms(text: str, now_ms: Callable[[], int]) -> int:
+    """The instant after ``@``: ``-DURATION`` before now, epoch milliseconds, or ISO-8601."""
+    if text.startswith("-"):
+        return max(0, now_ms() - parse_duration_ms(text[1:]))
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO-8601 time like 2026-01-02T03:04:05Z, epoch milliseconds, or -DURATION"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return max(0, int(moment.timestamp() * 1000))
+
+
+def parse_start(text: str, now_ms: Callable[[], int] | None = None) -> StartSpec:
+    """Parse a ``--from`` value; ValueError naming the form expected."""
+    clock = now_ms or (lambda: time.time_ns() // 1_000_000)
+    value = text.strip()
+    if value.lower() in ("earliest", "beginning"):
+        return StartSpec("earliest")
+    if value.lower() in ("latest", "end"):
+        return StartSpec("latest")
+    if value.isdigit():
+        return StartSpec("offset", int(value))
+    if value.startswith("@"):
+        return StartSpec("time", parse_time_ms(value[1:], clock))
+    raise ValueError(f"{text!r} is not earliest, latest, an offset, @TIME or @-DURATION")
+
+
+class StartType(click.ParamType):
+    """``--from`` as a click parameter: bad values are usage errors (exit 2)."""
+
+    name = "earliest|latest|OFFSET|@TIME|@-DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> StartSpec:
+        if isinstance(value, StartSpec):
+            return value
+        try:
+            return parse_start(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)

@@ -1,0 +1,155 @@
+"""``logsvc topics create|list|describe|delete``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from logsvc.cli.output import echo_fields, echo_json, echo_table, iso_ms, note, output_option
+from logsvc.cli.sources import TopicView, topic_view
+from logsvc.cli.state import get_state, server_option
+from logsvc_client import Admin
+
+PARTITION_HEADERS = ("PARTITION", "LOG START", "NEXT OFFSET", "RECORDS", "BYTES", "FIRST TIMESTAMP", "LAST TIMESTAMP")
+
+
+def topic_json(topic: TopicView) -> dict[str, Any]:
+    return {
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "created_ms": topic.created_ms,
+        "config": dict(sorted(topic.config.items())),
+        "partitions": [p._asdict() for p in topic.partitions],
+    }
+
+
+def echo_partition_table(topic: TopicView) -> None:
+    echo_table(
+        PARTITION_HEADERS,
+        [
+            (
+                p.partition,
+                p.log_start_offset,
+                p.next_offset,
+                p.record_count,
+                p.bytes,
+                iso_ms(p.first_timestamp_ms),
+                iso_ms(p.last_timestamp_ms),
+            )
+            for p in topic.partitions
+        ],
+    )
+
+
+def echo_topic(topic: TopicView) -> None:
+    """The topic's fields, its config, then one row per partition."""
+    echo_fields(
+        [
+            ("topic", topic.name),
+            ("topic id", topic.topic_id),
+            ("created", iso_ms(topic.created_ms)),
+            ("partitions", len(topic.partitions)),
+            ("records", sum(p.record_count for p in topic.partitions)),
+            ("bytes", sum(p.bytes for p in topic.partitions)),
+            ("config", ", ".join(f"{k}={v}" for k, v in sorted(topic.config.items())) or "-"),
+        ]
+    )
+    click.echo()
+    echo_partition_table(topic)
+
+
+def parse_config(pairs: Sequence[str]) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="'--config'")
+        config[key.strip()] = value.strip()
+    return config
+
+
+@click.group()
+def topics() -> None:
+    """Create, list, describe and delete topics.
+
+    \b
+    Examples:
+      logsvc topics create orders --partitions 3 --config retention_ms=604800000
+      logsvc topics list -o json
+      logsvc topics describe orders
+      logsvc topics delete orders
+    """
+
+
+@topics.command()
+@click.argument("name")
+@click.option("-p", "--partitions", type=click.IntRange(min=1), required=True, help="Number of partitions.")
+@click.option(
+    "-c",
+    "--config",
+    "config_pairs",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="Topic config, repeatable: retention_ms, retention_bytes, timestamp_type (CreateTime|LogAppendTime), "
+    "max_batch_bytes, partitioner.",
+)
+@server_option
+@output_option
+def create(name: str, partitions: int, config_pairs: tuple[str, ...], output: str) -> None:
+    """Create topic NAME with --partitions partitions.
+
+    NAME is 1 to 249 of the characters A-Z a-z 0-9 . _ -
+    """
+    config = parse_config(config_pairs)
+    with Admin(get_state().address()) as admin:
+        created = topic_view(admin.create_topic(name, partitions, config or None))
+    if output == "json":
+        echo_json(topic_json(created))
+    else:
+        click.echo(f"created topic {created.name} with {len(created.partitions)} partition(s)")
+
+
+@topics.command("list")
+@server_option
+@output_option
+def list_(output: str) -> None:
+    """List the topics and their partition counts."""
+    with Admin(get_state().address()) as admin:
+        summaries = admin.list_topics()
+    rows = sorted((s.name, s.partitions) for s in summaries)
+    if output == "json":
+        echo_json([{"name": n, "partitions": p} for n, p in rows])
+    elif rows:
+        echo_table(("TOPIC", "PARTITIONS"), rows)
+    else:
+        note("no topics")
+
+
+@topics.command()
+@click.argument("name")
+@server_option
+@output_option
+def describe(name: str, output: str) -> None:
+    """Show a topic's config and its partitions' offsets, sizes and timestamps."""
+    with Admin(get_state().address()) as admin:
+        topic = topic_view(admin.describe_topic(name))
+    if output == "json":
+        echo_json(topic_json(topic))
+    else:
+        echo_topic(topic)
+
+
+@topics.command()
+@click.argument("name")
+@server_option
+@output_option
+def delete(name: str, output: str) -> None:
+    """Delete a topic with all its records."""
+    with Admin(get_state().address()) as admin:
+        admin.delete_topic(name)
+    if output == "json":
+        echo_json({"deleted": name})
+    else:
+        click.echo(f"deleted topic {name}")

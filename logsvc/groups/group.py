@@ -1,0 +1,292 @@
+"""One consumer group: membership, the target assignment and the hand-over of partitions.
+
+A pure, single-threaded state machine over plain data. Every operation takes ``now_ms`` from the
+caller (the clock is injected), first removes members whose session expired, then acts.
+
+The protocol is cooperative and server-side, like Kafka's KIP-848:
+
+* The **target** assignment is what the assignor computed for the current members. The
+  **generation** (group epoch) is bumped whenever membership, a subscription or the target changes.
+* A member is handed its target *minus* partitions still held by another member. A member holds
+  (``Member.owned``) every partition it was handed until it heartbeats with an ``owned`` set without
+  it, leaves or expires. So a partition is never held by two members at once, and it moves from A
+  to B only after A has released it.
+* A member heartbeats with the generation it last saw and the partitions it still owns; the reply
+  carries the current generation, its assignment and whether the group is still reconciling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+from logsvc.groups.assignors import ASSIGNORS
+from logsvc.groups.member import (
+    DEFAULT_ASSIGNOR,
+    DEFAULT_HEARTBEAT_INTERVAL_MS,
+    DEFAULT_REBALANCE_TIMEOUT_MS,
+    DEFAULT_SESSION_TIMEOUT_MS,
+    Member,
+    format_partitions,
+    new_member_id,
+    validate_timeouts,
+)
+from logsvc_client.errors import FailedPrecondition, GroupNotEmpty, InvalidRequest, StaleGeneration, UnknownMember
+from logsvc_client.records import TopicPartition
+
+EMPTY = "Empty"
+STABLE = "Stable"
+RECONCILING = "Reconciling"
+
+
+class JoinResult(NamedTuple):
+    member_id: str
+    generation: int
+    assignment: frozenset[TopicPartition]
+    heartbeat_interval_ms: int
+
+
+class HeartbeatResult(NamedTuple):
+    generation: int
+    assignment: frozenset[TopicPartition]
+    rebalance_in_progress: bool
+    heartbeat_interval_ms: int
+
+
+@dataclass
+class Group:
+    group_id: str
+    assignor: str = DEFAULT_ASSIGNOR
+    generation: int = 0
+    members: dict[str, Member] = field(default_factory=dict)
+    target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
+    partitions_by_topic: dict[str, int] = field(default_factory=dict)
+    heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
+
+    # -- membership ---------------------------------------------------------------------------------
+
+    def join(
+        self,
+        *,
+        topics: Iterable[str],
+        partitions_by_topic: Mapping[str, int],
+        now_ms: int,
+        member_id: str | None = None,
+        instance_id: str | None = None,
+        session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+        rebalance_timeout_ms: int = DEFAULT_REBALANCE_TIMEOUT_MS,
+        assignor: str = DEFAULT_ASSIGNOR,
+        client_id: str = "",
+        id_factory: Callable[[], str] = new_member_id,
+    ) -> JoinResult:
+        """Join (or re-join) the group and get the member id, generation and assignment.
+
+        * ``member_id`` None: a new member (id from ``id_factory``) — unless ``instance_id`` names
+          a static member still in the group (restarted within its session timeout): the newcomer
+          replaces it, with the same target and generation; the other members see no change.
+        * ``member_id`` of a current member: updates its subscription and timeouts.
+        * ``member_id`` unknown (left or expired): UnknownMember, unless a static ``instance_id``
+          matches a current member as above.
+        """
+        subscription = frozenset(topics)
+        validate_timeouts(session_timeout_ms, rebalance_timeout_ms)
+        if not subscription:
+            raise InvalidRequest(f"member {member_id or '(new)'} of group {self.group_id} subscribes to no topic")
+        if assignor not in ASSIGNORS:
+            raise InvalidRequest(f"unknown assignor {assignor!r} (known: {', '.join(sorted(ASSIGNORS))})")
+        self.expire(now_ms)
+        current = self.members.get(member_id) if member_id is not None else None
+        static = self._static_member(instance_id)
+        if current is not None and current.instance_id != instance_id:
+            raise InvalidRequest(
+                f"member {member_id} of group {self.group_id} has instance id {current.instance_id!r}, "
+                f"not {instance_id!r}"
+            )
+        if member_id is not None and current is None and static is None:
+            raise self._unknown(member_id)
+        if self.members and assignor != self.assignor:
+            raise FailedPrecondition(
+                f"group {self.group_id} uses assignor {self.assignor!r}; a member asked for {assignor!r}"
+            )
+        self.assignor = assignor
+        self.partitions_by_topic = dict(partitions_by_topic)
+        joining = Member(
+            member_id="",
+            instance_id=instance_id,
+            client_id=client_id,
+            topics=subscription,
+            session_timeout_ms=session_timeout_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms,
+            last_heartbeat_ms=now_ms,
+            acked_generation=self.generation,
+        )
+        if current is not None:
+            member = replace(joining, member_id=current.member_id, owned=current.owned, revoking=current.revoking)
+            self.members[member.member_id] = member
+            self._reassign(bump=current.topics != subscription)
+        elif static is not None:
+            # A restarted static member takes over its predecessor's target; the predecessor is
+            # fenced (its id is gone), so what it still held is released with it.
+            member = replace(joining, member_id=id_factory())
+            del self.members[static.member_id]
+            self.members[member.member_id] = member
+            self.target[member.member_id] = self.target.pop(static.member_id)
+            self._reassign(bump=static.topics != subscription)
+        else:
+            member = replace(joining, member_id=id_factory())
+            self.members[member.member_id] = member
+            self._reassign(bump=True)
+        member.acked_generation = self.generation
+        assignment = self._hand_over(member, now_ms)
+        return JoinResult(member.member_id, self.generation, assignment, self.heartbeat_interval_ms)
+
+    def heartbeat(
+        self, member_id: str, generation: int, owned: Iterable[TopicPartition], now_ms: int
+    ) -> HeartbeatResult:
+        """Keep the member alive, record what it still owns, and hand it its current assignment.
+
+        ``generation`` is the newest one the member was told; ``owned`` the partitions it still
+        consumes (a partition left out is released to its next owner). StaleGeneration (and no
+        change) when ``generation`` is older than one the member already acknowledged or newer than
+        the group's.
+        """
+        self.expire(now_ms)
+        member = self._member(member_id)
+        self._check_generation(member, generation, "heartbeat")
+        member.last_heartbeat_ms = now_ms
+        member.acked_generation = generation
+        member.owned = member.owned & frozenset(owned)
+        assignment = self._hand_over(member, now_ms)
+        return HeartbeatResult(self.generation, assignment, self.state == RECONCILING, self.heartbeat_interval_ms)
+
+    def leave(self, member_id: str, now_ms: int) -> None:
+        """Remove the member (its partitions are released at once) and start a new generation."""
+        self.expire(now_ms)
+        self._member(member_id)
+        self._remove([member_id])
+
+    def expire(self, now_ms: int) -> list[str]:
+        """Remove members that missed their session timeout (or kept a revoked partition past their
+        rebalance timeout); return their ids, sorted. A new generation starts when any are removed."""
+        gone = sorted(m.member_id for m in self.members.values() if m.expired(now_ms))
+        if gone:
+            self._remove(gone)
+        return gone
+
+    def update_topics(self, partitions_by_topic: Mapping[str, int], now_ms: int) -> None:
+        """Topics were created, deleted or grew: recompute the target (new generation if it changes)."""
+        self.expire(now_ms)
+        self.partitions_by_topic = dict(partitions_by_topic)
+        self._reassign(bump=False)
+
+    # -- commits ------------------------------------------------------------------------------------
+
+    def check_commit(self, member_id: str, generation: int, partitions: Iterable[TopicPartition], now_ms: int) -> None:
+        """Allow a member's offset commit, or raise (and change nothing).
+
+        UnknownMember when it is not a member; StaleGeneration when ``generation`` is older than one it
+        acknowledged or newer than the group's; FailedPrecondition when it does not own a partition
+        (neither holds it nor may take it now).
+        """
+        self.expire(now_ms)
+        member = self._member(member_id)
+        self._check_generation(member, generation, "commit")
+        foreign = frozenset(partitions) - member.owned - self._assignable(member)
+        if foreign:
+            raise FailedPrecondition(
+                f"member {member_id} of group {self.group_id} does not own {format_partitions(foreign)} "
+                f"(generation {self.generation})"
+            )
+
+    def require_empty(self, now_ms: int, doing: str) -> None:
+        """GroupNotEmpty unless the group has no live members (offset resets, deletion, and commits
+        from simple consumers that use no membership, like Kafka's generation -1 commits)."""
+        self.expire(now_ms)
+        if self.members:
+            raise GroupNotEmpty(
+                f"cannot {doing}: group {self.group_id} has {len(self.members)} live member(s): "
+                f"{', '.join(sorted(self.members))}"
+            )
+
+    # -- state --------------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """Empty (no members), Reconciling (a member lags the generation or does not yet hold exactly
+        its target), or Stable."""
+        if not self.members:
+            return EMPTY
+        for member in self.members.values():
+            if member.acked_generation < self.generation or member.owned != self.target[member.member_id]:
+                return RECONCILING
+        return STABLE
+
+    def assignment_of(self, member_id: str) -> frozenset[TopicPartition]:
+        """What the member may consume now: its target minus partitions others still hold."""
+        return self._assignable(self._member(member_id))
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _member(self, member_id: str) -> Member:
+        member = self.members.get(member_id)
+        if member is None:
+            raise self._unknown(member_id)
+        return member
+
+    def _unknown(self, member_id: str) -> UnknownMember:
+        return UnknownMember(
+            f"member {member_id} is not in group {self.group_id} (it left or its session expired); join again"
+        )
+
+    def _static_member(self, instance_id: str | None) -> Member | None:
+        if instance_id is None:
+            return None
+        return next((m for m in self.members.values() if m.instance_id == instance_id), None)
+
+    def _check_generation(self, member: Member, generation: int, what: str) -> None:
+        if generation < member.acked_generation or generation > self.generation:
+            raise StaleGeneration(
+                f"{what} from member {member.member_id} of group {self.group_id} carries generation "
+                f"{generation}; the member is at generation {member.acked_generation} and the group at "
+                f"{self.generation}"
+            )
+
+    def _assignable(self, member: Member) -> frozenset[TopicPartition]:
+        held_by_others: set[TopicPartition] = set()
+        for other in self.members.values():
+            if other is not member:
+                held_by_others |= other.owned
+        return self.target[member.member_id] - held_by_others
+
+    def _hand_over(self, member: Member, now_ms: int) -> frozenset[TopicPartition]:
+        """The member's assignment now; from here on the member holds it."""
+        assignment = self._assignable(member)
+        member.owned |= assignment
+        member.told(self.target[member.member_id], now_ms)
+        return assignment
+
+    def _remove(self, member_ids: list[str]) -> None:
+        for member_id in member_ids:
+            del self.members[member_id]
+            self.target.pop(member_id, None)
+        self._reassign(bump=True)
+
+    def _reassign(self, *, bump: bool) -> None:
+        """Recompute the target; bump the generation when told to or when the target changed."""
+        keys = {m.member_id: _assignor_key(m) for m in self.members.values()}
+        subscriptions = {keys[m.member_id]: m.topics for m in self.members.values()}
+        current = {keys[m]: tps for m, tps in self.target.items() if m in keys}
+        by_key = ASSIGNORS[self.assignor](subscriptions, self.partitions_by_topic, current)
+        target = {member_id: by_key[key] for member_id, key in keys.items()}
+        if bump or target != self.target:
+            self.generation += 1
+        self.target = target
+        for member in self.members.values():
+            member.retarget(target[member.member_id])
+
+
+def _assignor_key(member: Member) -> str:
+    """Static members first, ordered by instance id, then dynamic ones by member id (as Kafka sorts
+    them), so a restarted static member (new member id) sorts where its predecessor did."""
+    return f"0:{member.instance_id}" if member.instance_id is not None else f"1:{member.member_id}"

@@ -1,0 +1,2 @@
+"""The broker's gRPC face: the servicer (:mod:`.service`), status translation (:mod:`.status`),
+metrics (:mod:`.metrics`) and the process around them (:mod:`.app`)."""

@@ -1,0 +1,186 @@
+"""The broker process: store + gRPC server (with health checking and reflection) + /metrics.
+
+:func:`create_server` builds and starts everything and returns a :class:`Broker` with the bound
+port (tests bind port 0); :func:`serve` runs one until SIGTERM/SIGINT and shuts it down
+gracefully: health goes NOT_SERVING, new calls are refused with UNAVAILABLE, in-flight calls get
+``shutdown_grace_ms`` to finish, long polls return early, then the store drains its writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from logsvc.errors import InvalidConfig
+from logsvc.server.metrics import BrokerMetrics
+from logsvc.server.service import BrokerService
+from logsvc.settings import Settings
+from logsvc.storage.base import Store
+from logsvc.storage.lmdb_store import LmdbStore
+from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+
+log = logging.getLogger("logsvc.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Broker"].full_name
+
+
+class _LatencyInterceptor(grpc.ServerInterceptor):
+    """Times every unary call into ``logsvc_request_seconds{method, code}``."""
+
+    def __init__(self, metrics: BrokerMetrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+        inner = handler.unary_unary
+        histogram = self._metrics.request_seconds
+
+        def timed(request: Any, context: grpc.ServicerContext) -> Any:
+            start = time.perf_counter()
+            code = "OK"
+            try:
+                return inner(request, context)
+            except Exception:
+                code = (context.code() or grpc.StatusCode.UNKNOWN).name
+                raise
+            finally:
+                histogram.labels(method, code).observe(time.perf_counter() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            timed, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+
+
+class Broker:
+    """A running broker: its gRPC server, bound port, store, servicer and metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        server: grpc.Server,
+        port: int,
+        store: Store,
+        service: BrokerService,
+        metrics: BrokerMetrics,
+        health_servicer: health.HealthServicer,
+    ) -> None:
+        self.settings = settings
+        self.server = server
+        self.port = port
+        self.store = store
+        self.service = service
+        self.metrics = metrics
+        self.health = health_servicer
+        self.address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
+        self._stopped = threading.Event()
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Graceful shutdown; safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.settings.shutdown_grace_ms / 1000 if grace_s is None else grace_s
+        self.health.enter_graceful_shutdown()
+        self.service.stopping.set()
+        self.server.stop(grace).wait()
+        self.metrics.stop_http()
+        self.store.close()
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def open_store(settings: Settings) -> LmdbStore:
+    return LmdbStore.open(
+        settings.data_dir,
+        durability=settings.durability,
+        map_size_bytes=settings.map_size_bytes,
+        max_map_size_bytes=settings.max_map_size_bytes,
+        max_partitions=settings.max_partitions,
+        retention_check_interval_ms=settings.retention_check_interval_ms,
+    )
+
+
+def create_server(settings: Settings, store: Store | None = None) -> Broker:
+    """Open the store, start the gRPC server and /metrics; return the running :class:`Broker`."""
+    store = store if store is not None else open_store(settings)
+    try:
+        metrics = BrokerMetrics(store)
+        service = BrokerService(store, settings, metrics)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="logsvc-rpc"),
+            interceptors=[_LatencyInterceptor(metrics)],
+            options=[
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        pb_grpc.add_BrokerServicer_to_server(service, server)
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        try:
+            port = server.add_insecure_port(settings.listen)
+        except RuntimeError as e:
+            raise InvalidConfig(f"cannot listen on {settings.listen}: {e}", key="listen") from None
+        if port == 0:
+            raise InvalidConfig(f"cannot listen on {settings.listen}: address in use or not available", key="listen")
+        server.start()
+        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        if settings.metrics_port >= 0:
+            host = settings.listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
+            try:
+                metrics.serve_http(host, settings.metrics_port)
+            except OSError as e:
+                server.stop(0)
+                raise InvalidConfig(
+                    f"cannot serve /metrics on port {settings.metrics_port}: {e}", key="metrics_port"
+                ) from None
+    except BaseException:
+        store.close()
+        raise
+    return Broker(settings, server, port, store, service, metrics, health_servicer)
+
+
+def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> None:
+    """Run a broker until SIGTERM or SIGINT, then shut it down gracefully."""
+    broker = create_server(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "logsvc broker listening on %s (data dir %s, durability %s, metrics %s)",
+        broker.address,
+        settings.data_dir,
+        settings.durability,
+        f"http://{broker.address.rsplit(':', 1)[0]}:{broker.metrics.port}/metrics" if broker.metrics.port else "off",
+    )
+    if ready is not None:
+        ready(broker)
+    while not stop.wait(1.0):
+        pass
+    broker.stop()
+    log.info("logsvc broker stopped")

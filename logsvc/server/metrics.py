@@ -1,0 +1,126 @@
+"""Prometheus metrics of the broker, served on ``/metrics`` of the admin HTTP port.
+
+Counters and histograms are updated per request (never per record); partition offsets and storage
+size are read from the store when Prometheus scrapes, so they cost nothing in between.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from logsvc.errors import LogsvcError
+from logsvc.server.lag import partition_lag
+from logsvc.storage.base import Store
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _StoreCollector(Collector):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        next_offsets = GaugeMetricFamily(
+            "logsvc_partition_next_offset",
+            "Next offset (high watermark) of each partition",
+            labels=["topic", "partition"],
+        )
+        start_offsets = GaugeMetricFamily(
+            "logsvc_partition_log_start_offset", "Log start offset of each partition", labels=["topic", "partition"]
+        )
+        part_bytes = GaugeMetricFamily(
+            "logsvc_partition_bytes", "Stored batch bytes of each partition", labels=["topic", "partition"]
+        )
+        try:
+            for meta in self._store.list_topics():
+                for st in self._store.partition_states(meta.name):
+                    labels = [meta.name, str(st.partition)]
+                    next_offsets.add_metric(labels, st.next_offset)
+                    start_offsets.add_metric(labels, st.log_start_offset)
+                    part_bytes.add_metric(labels, st.bytes)
+            size = self._store.storage_bytes()
+        except LogsvcError:  # a topic deleted mid-scrape or the store closing: report what we have
+            size = 0
+        yield next_offsets
+        yield start_offsets
+        yield part_bytes
+        storage = GaugeMetricFamily("logsvc_storage_bytes", "Size of the LMDB data file")
+        storage.add_metric([], size)
+        yield storage
+
+
+class BrokerMetrics:
+    """The broker's metrics on their own registry (several brokers may live in one test process)."""
+
+    def __init__(self, store: Store) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.produce_records = Counter("logsvc_produce_records", "Records appended", ["topic"], registry=self.registry)
+        self.produce_bytes = Counter("logsvc_produce_bytes", "Batch bytes appended", ["topic"], registry=self.registry)
+        self.fetch_records = Counter(
+            "logsvc_fetch_records", "Records returned by Fetch", ["topic"], registry=self.registry
+        )
+        self.fetch_bytes = Counter(
+            "logsvc_fetch_bytes", "Batch bytes returned by Fetch", ["topic"], registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            "logsvc_request_seconds",
+            "gRPC request latency by method and status code",
+            ["method", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StoreCollector(store))
+        self.registry.register(_GroupLagCollector(store, lambda: time.time_ns() // 1_000_000))
+        self._http: Any = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Start the /metrics HTTP server; return its port (``port`` 0 picks a free one)."""
+        self._http, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self.port = int(self._http.server_port)
+        return self.port
+
+    def stop_http(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+
+class _GroupLagCollector(Collector):
+    """logsvc_group_lag_records / logsvc_group_lag_seconds per group and partition, at scrape time."""
+
+    def __init__(self, store: Store, clock_ms: Callable[[], int]) -> None:
+        self._store = store
+        self._clock_ms = clock_ms
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        records = GaugeMetricFamily(
+            "logsvc_group_lag_records",
+            "Records after the group's committed offset",
+            labels=["group", "topic", "partition"],
+        )
+        seconds = GaugeMetricFamily(
+            "logsvc_group_lag_seconds",
+            "Age of the first record after the group's committed offset",
+            labels=["group", "topic", "partition"],
+        )
+        try:
+            now = self._clock_ms()
+            for group in self._store.list_groups():
+                for lag in partition_lag(self._store, group, now):
+                    labels = [group, lag.topic, str(lag.partition)]
+                    records.add_metric(labels, lag.lag)
+                    seconds.add_metric(labels, lag.lag_ms / 1000)
+        except LogsvcError:  # the store closing during a scrape
+            pass
+        yield records
+        yield seconds

@@ -1,0 +1,270 @@
+"""The Broker gRPC servicer: protobuf in, store calls, protobuf out.
+
+Each method is a thin adapter over :class:`logsvc.storage.base.Store`; validation lives in the
+store and in :mod:`logsvc.topic_config`, errors are translated once by
+:func:`logsvc.server.status.translated`. Record batches pass through as bytes: the broker reads
+their headers (for counts and metrics) and never decodes records on Produce or Fetch.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+
+from logsvc.errors import InvalidRequest, TopicAlreadyExists, TopicNotFound
+from logsvc.groups import Coordinator
+from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
+from logsvc.server.metrics import BrokerMetrics
+from logsvc.server.status import translated
+from logsvc.settings import Settings
+from logsvc.storage.base import Store, TopicMeta
+from logsvc.topic_config import TopicConfig, check_partition, check_partition_count, check_topic_name
+from logsvc_client import batch as codec
+from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_client.partitioner import partition_for_key
+
+_LONG_POLL_SLICE_S = 0.5
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def describe(store: Store, meta: TopicMeta) -> pb.TopicDescription:
+    return pb.TopicDescription(
+        name=meta.name,
+        topic_id=meta.topic_id,
+        config=meta.config.as_strings(),
+        created_ms=meta.created_ms,
+        partitions=[
+            pb.PartitionInfo(
+                partition=st.partition,
+                log_start_offset=st.log_start_offset,
+                next_offset=st.next_offset,
+                record_count=st.record_count,
+                bytes=st.bytes,
+                first_timestamp_ms=st.first_timestamp_ms,
+                last_timestamp_ms=st.last_timestamp_ms,
+            )
+            for st in store.partition_states(meta.name)
+        ],
+    )
+
+
+class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        metrics: BrokerMetrics,
+        clock_ms: Callable[[], int] = now_ms,
+        mono_ms: Callable[[], int] = monotonic_ms,
+    ) -> None:
+        self.store = store
+        self.mono_ms = mono_ms
+        self.coordinator = Coordinator(self._partition_count)
+        self.settings = settings
+        self.metrics = metrics
+        self.clock_ms = clock_ms
+        self.stopping = threading.Event()
+        self._rng = random.Random()
+
+    def _partition_count(self, topic: str) -> int | None:
+        try:
+            return self.store.topic(topic).partitions
+        except TopicNotFound:
+            return None
+
+    # -- topics ---------------------------------------------------------------------------------
+
+    @translated
+    def CreateTopic(self, request: pb.CreateTopicRequest, context: grpc.ServicerContext) -> pb.TopicDescription:
+        name = check_topic_name(request.name)
+        partitions = check_partition_count(request.partitions, self.settings.max_partitions)
+        config = TopicConfig.parse(dict(request.config))
+        meta = self.store.create_topic(name, partitions, config)
+        self.coordinator.topics_changed(self.mono_ms())
+        return describe(self.store, meta)
+
+    @translated
+    def DeleteTopic(self, request: pb.DeleteTopicRequest, context: grpc.ServicerContext) -> pb.DeleteTopicResponse:
+        self.store.delete_topic(check_topic_name(request.name))
+        self.coordinator.topics_changed(self.mono_ms())
+        return pb.DeleteTopicResponse()
+
+    @translated
+    def ListTopics(self, request: pb.ListTopicsRequest, context: grpc.ServicerContext) -> pb.ListTopicsResponse:
+        return pb.ListTopicsResponse(
+            topics=[pb.TopicSummary(name=m.name, partitions=m.partitions) for m in self.store.list_topics()]
+        )
+
+    @translated
+    def DescribeTopic(self, request: pb.DescribeTopicRequest, context: grpc.ServicerContext) -> pb.TopicDescription:
+        return describe(self.store, self.store.topic(check_topic_name(request.name)))
+
+    # -- produce --------------------------------------------------------------------------------
+
+    def _topic_for_produce(self, name: str) -> TopicMeta:
+        try:
+            return self.store.topic(check_topic_name(name))
+        except TopicNotFound:
+            if not self.settings.auto_create_topics:
+                raise
+        try:
+            meta = self.store.create_topic(name, self.settings.default_partitions, TopicConfig())
+        except TopicAlreadyExists:  # another producer created it first
+            return self.store.topic(name)
+        self.coordinator.topics_changed(self.mono_ms())
+        return meta
+
+    def _append(self, meta: TopicMeta, batches: Sequence[tuple[int, bytes]]) -> list[Any]:
+        appended = self.store.append(meta.name, batches)
+        records = sum(codec.read_header(data).record_count for _, data in batches)
+        self.metrics.produce_records.labels(meta.name).inc(records)
+        self.metrics.produce_bytes.labels(meta.name).inc(sum(len(data) for _, data in batches))
+        return appended
+
+    @translated
+    def Produce(self, request: pb.ProduceRequest, context: grpc.ServicerContext) -> pb.ProduceResponse:
+        meta = self._topic_for_produce(request.topic)
+        if not request.batches:
+            raise InvalidRequest(f"produce to {meta.name} carries no batches")
+        appended = self._append(meta, [(b.partition, b.batch) for b in request.batches])
+        return pb.ProduceResponse(
+            appends=[
+                pb.PartitionAppend(
+                    partition=a.partition, base_offset=a.base_offset, log_append_time_ms=a.log_append_time_ms
+                )
+                for a in appended
+            ]
+        )
+
+    @translated
+    def ProduceRecords(
+        self, request: pb.ProduceRecordsRequest, context: grpc.ServicerContext
+    ) -> pb.ProduceRecordsResponse:
+        meta = self._topic_for_produce(request.topic)
+        if not request.records:
+            raise InvalidRequest(f"produce to {meta.name} carries no records")
+        n = meta.partitions
+        sticky = self._rng.randrange(n)
+        now = self.clock_ms()
+        per_partition: dict[int, list[list[Any]]] = {}
+        placed: list[tuple[int, int]] = []  # (partition, index in that partition's batch)
+        for i, r in enumerate(request.records):
+            if r.HasField("partition"):
+                p = check_partition(meta.name, r.partition, n)
+            elif r.HasField("key"):
+                p = partition_for_key(r.key, n)
+            else:
+                p = sticky
+            if r.timestamp_ms < 0:
+                raise InvalidRequest(f"record {i}: timestamp_ms {r.timestamp_ms} is negative")
+            rows = per_partition.setdefault(p, [])
+            placed.append((p, len(rows)))
+            rows.append(
+                [
+                    r.timestamp_ms or now,
+                    r.key if r.HasField("key") else None,
+                    r.value if r.HasField("value") else None,
+                    [(h.name, h.value) for h in r.headers] or None,
+                ]
+            )
+        partitions = sorted(per_partition)
+        appended = self._append(meta, [(p, codec.encode_batch(per_partition[p])) for p in partitions])
+        base = {a.partition: a.base_offset for a in appended}
+        return pb.ProduceRecordsResponse(
+            positions=[pb.RecordPosition(partition=p, offset=base[p] + i) for p, i in placed]
+        )
+
+    # -- fetch ----------------------------------------------------------------------------------
+
+    def _read_all(self, request: pb.FetchRequest) -> tuple[pb.FetchResponse, int]:
+        budget = min(request.max_bytes or self.settings.fetch_max_bytes, self.settings.fetch_max_bytes)
+        records_left = request.max_records or 0
+        out = pb.FetchResponse()
+        total = 0
+        for fp in request.partitions:
+            if budget <= 0 or (request.max_records and records_left <= 0):
+                # Still report offsets, with no batches, so the client sees every partition.
+                st = self.store.partition_states(fp.topic)
+                s = st[check_partition(fp.topic, fp.partition, len(st))]
+                out.partitions.add(
+                    topic=fp.topic,
+                    partition=fp.partition,
+                    log_start_offset=s.log_start_offset,
+                    next_offset=s.next_offset,
+                )
+                continue
+            got = self.store.read(fp.topic, fp.partition, fp.offset, budget, records_left)
+            pd = out.partitions.add(
+                topic=fp.topic,
+                partition=fp.partition,
+                log_start_offset=got.log_start_offset,
+                next_offset=got.next_offset,
+            )
+            n_records = 0
+            n_bytes = 0
+            for base, data in got.batches:
+                pd.batches.add(base_offset=base, batch=data)
+                n_records += codec.read_header(data).record_count
+                n_bytes += len(data)
+            if n_records:
+                self.metrics.fetch_records.labels(fp.topic).inc(n_records)
+                self.metrics.fetch_bytes.labels(fp.topic).inc(n_bytes)
+            budget -= n_bytes
+            records_left -= n_records
+            total += n_records
+        return out, total
+
+    @translated
+    def Fetch(self, request: pb.FetchRequest, context: grpc.ServicerContext) -> pb.FetchResponse:
+        if not request.partitions:
+            raise InvalidRequest("fetch names no partitions")
+        for fp in request.partitions:
+            check_topic_name(fp.topic)
+        response, total = self._read_all(request)
+        if total or not request.max_wait_ms:
+            return response
+        deadline = time.monotonic() + min(request.max_wait_ms, self.settings.fetch_max_wait_ms) / 1000
+        positions = [(fp.topic, fp.partition, fp.offset) for fp in request.partitions]
+        while not self.stopping.is_set() and context.is_active():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self.store.wait_for_data(positions, min(left, _LONG_POLL_SLICE_S)):
+                response, _ = self._read_all(request)
+                break
+        return response
+
+    # -- offsets --------------------------------------------------------------------------------
+
+    @translated
+    def ListOffsets(self, request: pb.ListOffsetsRequest, context: grpc.ServicerContext) -> pb.ListOffsetsResponse:
+        meta = self.store.topic(check_topic_name(request.topic))
+        partitions = list(request.partitions) or list(range(meta.partitions))
+        for p in partitions:
+            check_partition(meta.name, p, meta.partitions)
+        out = pb.ListOffsetsResponse()
+        if request.spec == pb.ListOffsetsRequest.TIMESTAMP:
+            for p in partitions:
+                found = self.store.offset_for_time(meta.name, p, request.timestamp_ms)
+                out.offsets.add(partition=p, offset=found.offset, timestamp_ms=found.timestamp_ms)
+            return out
+        states = self.store.partition_states(meta.name)
+        for p in partitions:
+            st = states[p]
+            offset = st.log_start_offset if request.spec == pb.ListOffsetsRequest.EARLIEST else st.next_offset
+            out.offsets.add(partition=p, offset=offset, timestamp_ms=-1)
+        return out
+
+    @translated
+    def Trim(self, request: pb.TrimRequest, context: grpc.ServicerContext) -> pb.TrimResponse:
+        start = self.store.trim(check_topic_name(request.topic), request.partition, request.before_offset)
+        return pb.TrimResponse(log_start_offset=start)

@@ -1,0 +1,161 @@
+"""Broker configuration: every setting, its default and its unit, in one place.
+
+Precedence, lowest first: the defaults below < a TOML file (``logsvc serve --config FILE``) <
+``LOGSVC_<KEY>`` environment variables < command-line flags. Unknown keys are an error naming the
+key, in the file and in the environment alike (``LOGSVC_SERVER`` and the ``LOGSVC_CONNECT_*`` /
+``LOGSVC_TEST_*`` families belong to the CLI, connectors and tests and are left alone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+from logsvc.errors import InvalidConfig
+
+ENV_PREFIX = "LOGSVC_"
+# LOGSVC_* variables that are not broker settings.
+_FOREIGN_ENV = ("LOGSVC_SERVER", "LOGSVC_CONFIG", "LOGSVC_OUTPUT")
+_FOREIGN_ENV_PREFIXES = ("LOGSVC_CONNECT_", "LOGSVC_TEST_")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Broker settings. Sizes in bytes, durations in milliseconds, as the names say."""
+
+    data_dir: str = "./data"
+    """Directory of the LMDB environment (created if missing)."""
+    listen: str = "127.0.0.1:50051"
+    """gRPC listen address HOST:PORT; port 0 picks a free port."""
+    metrics_port: int = 9095
+    """HTTP port for /metrics (Prometheus) on the listen host; 0 picks a free port, -1 disables."""
+    durability: str = "fsync"
+    """"fsync": every acknowledged write is on disk. "os": the OS flushes when it likes (faster,
+    loses the last writes on a machine crash, never on a process crash)."""
+    map_size_bytes: int = 1 << 30
+    """Initial LMDB map size; the map doubles by itself when full."""
+    max_map_size_bytes: int = 0
+    """Upper bound for map growth; 0 = no bound but the disk."""
+    max_partitions: int = 10_000
+    """Largest partition count a topic may have."""
+    auto_create_topics: bool = False
+    """Create an unknown topic on first produce (with default_partitions) instead of NOT_FOUND."""
+    default_partitions: int = 1
+    """Partition count of auto-created topics."""
+    retention_check_interval_ms: int = 300_000
+    """How often the writer applies retention_ms / retention_bytes."""
+    fetch_max_bytes: int = 32 * 1024 * 1024
+    """Fetch size cap when a request asks for 0 or more."""
+    fetch_max_wait_ms: int = 30_000
+    """Longest long-poll a Fetch may ask for."""
+    max_message_bytes: int = 256 * 1024 * 1024
+    """Largest gRPC message the broker sends or receives."""
+    workers: int = 64
+    """gRPC handler threads (long-polling fetches each hold one)."""
+    shutdown_grace_ms: int = 10_000
+    """On SIGTERM/SIGINT, how long in-flight calls may finish."""
+    log_level: str = "INFO"
+
+    def validate(self) -> Settings:
+        if self.durability not in ("fsync", "os"):
+            raise InvalidConfig(f"durability={self.durability!r} must be 'fsync' or 'os'", key="durability")
+        if ":" not in self.listen:
+            raise InvalidConfig(f"listen={self.listen!r} must be HOST:PORT", key="listen")
+        for key in (
+            "map_size_bytes",
+            "max_partitions",
+            "default_partitions",
+            "retention_check_interval_ms",
+            "fetch_max_bytes",
+            "max_message_bytes",
+            "workers",
+        ):
+            if getattr(self, key) <= 0:
+                raise InvalidConfig(f"{key}={getattr(self, key)} must be positive", key=key)
+        for key in ("max_map_size_bytes", "fetch_max_wait_ms", "shutdown_grace_ms"):
+            if getattr(self, key) < 0:
+                raise InvalidConfig(f"{key}={getattr(self, key)} must not be negative", key=key)
+        if not -1 <= self.metrics_port <= 65535:
+            raise InvalidConfig(
+                f"metrics_port={self.metrics_port} must be -1 (off), 0 (any) or a port", key="metrics_port"
+            )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise InvalidConfig(f"log_level={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR", key="log_level")
+        return self
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    kind = FIELDS[key].type
+    try:
+        if kind in ("bool", bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind in ("int", int):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise InvalidConfig(f"{source}: {key}={value!r} is not a valid {kind}", key=key) from None
+
+
+def _check_keys(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if key not in FIELDS:
+            raise InvalidConfig(f"{source}: unknown setting {key!r}; known: {', '.join(FIELDS)}", key=key)
+        out[key] = _coerce(key, value, source)
+    return out
+
+
+def from_file(path: str) -> dict[str, Any]:
+    """Settings from a TOML file (top-level keys, or a ``[server]`` table)."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise InvalidConfig(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidConfig(f"config file {path} is not valid TOML: {e}") from None
+    if isinstance(raw.get("server"), dict):
+        raw = {**{k: v for k, v in raw.items() if k != "server"}, **raw["server"]}
+    return _check_keys(raw, path)
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from ``LOGSVC_<KEY>`` variables; an unknown ``LOGSVC_*`` name is an error."""
+    values = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _FOREIGN_ENV or name.startswith(_FOREIGN_ENV_PREFIXES):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in FIELDS:
+            raise InvalidConfig(f"environment: unknown setting {name}", key=name)
+        values[key] = value
+    return _check_keys(values, "environment")
+
+
+def load(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults < file < environment < overrides (flags; None values are ignored)."""
+    values: dict[str, Any] = {}
+    if config_file:
+        values.update(from_file(config_file))
+    values.update(from_env(os.environ if environ is None else environ))
+    values.update(_check_keys({k: v for k, v in (overrides or {}).items() if v is not None}, "flags"))
+    return Settings(**values).validate()

@@ -1,0 +1,399 @@
+"""The LMDB store: one environment per data directory, one writer thread, lock-free readers.
+
+Layout (see :mod:`logsvc.storage.keys` for the key formats): named databases ``meta``, ``topics``
+(name -> msgpack metadata), ``batches`` (each producer batch stored as sent, under its base
+offset), ``timeindex``, ``partitions`` (log start, bytes, time-index high mark) and ``groups``
+(committed offsets). Next offsets live in memory and are rebuilt at open from the last batch key
+of each partition.
+
+Writes go through the :class:`~logsvc.storage.writer.Writer` (group commit). Reads use read-only
+transactions, many at once, each holding the :class:`~logsvc.storage.guard.ReadGuard` shared so a
+map resize can wait for them. Nothing on the append or read path decodes records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import lmdb
+import msgpack
+
+from logsvc.storage import keys, rules, timeindex
+from logsvc.storage.base import (
+    Appended,
+    CommittedOffset,
+    FetchedBatches,
+    OffsetForTime,
+    PartitionState,
+    Store,
+    TopicMeta,
+)
+from logsvc.storage.environment import open_environment
+from logsvc.storage.guard import ReadGuard
+from logsvc.storage.ops import Append, CommitOffsets, CreateTopic, DeleteGroupOffsets, DeleteTopic, Op
+from logsvc.storage.retention import ApplyRetention, Trim
+from logsvc.storage.state import Catalog, Dbs
+from logsvc.storage.writer import Writer, WriterStats
+from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
+from logsvc_client.errors import InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+_COUNT = 4  # where record_count (u32) sits in a batch header
+
+
+class LmdbStore(Store):
+    """A :class:`~logsvc.storage.base.Store` in one LMDB environment. Use :meth:`open`."""
+
+    def __init__(
+        self,
+        path: str,
+        env: lmdb.Environment,
+        dbs: Dbs,
+        catalog: Catalog,
+        *,
+        readonly: bool,
+        max_partitions: int,
+        clock: Callable[[], int],
+        max_map_size_bytes: int,
+        retention_check_interval_ms: int,
+        stale_readers_cleared: int,
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self.stale_readers_cleared = stale_readers_cleared
+        self._env = env
+        self._dbs = dbs
+        self._catalog = catalog
+        self._max_partitions = max_partitions
+        self._clock = clock
+        self._guard = ReadGuard()
+        self._data = threading.Condition()
+        self._closed = False
+        self._writer: Writer | None = None
+        if not readonly:
+            self._writer = Writer(
+                env,
+                dbs,
+                catalog,
+                self._guard,
+                clock=clock,
+                max_map_size_bytes=max_map_size_bytes,
+                retention_check_interval_ms=retention_check_interval_ms,
+                on_commit=self._notify,
+            )
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "fsync",
+        map_size_bytes: int = 1 << 30,
+        max_map_size_bytes: int = 0,
+        max_partitions: int = 10_000,
+        retention_check_interval_ms: int = 300_000,
+        clock: Callable[[], int] = rules.wall_clock_ms,
+        readonly: bool = False,
+    ) -> LmdbStore:
+        """Open (creating when writable) the store in directory ``path``.
+
+        ``durability="fsync"`` (the default) fsyncs every commit before acknowledging it; ``"os"``
+        leaves flushing to the OS (faster; a machine crash can lose acknowledged writes).
+        ``map_size_bytes`` is the initial map (a sparse reservation, not disk space); it doubles on
+        demand up to ``max_map_size_bytes`` (0 = no limit). ``max_partitions`` caps one topic's
+        partition count. The writer applies retention every ``retention_check_interval_ms``
+        (0 = never; :meth:`apply_retention` still works). ``clock`` returns wall time in ms
+        (LogAppendTime, creation times, periodic retention). ``readonly=True`` opens without the
+        lock file, for inspect tools running next to a broker: no writer, a snapshot of the
+        offsets as of opening, and every write raises InvalidRequest.
+        """
+        rules.check_durability(durability)
+        where = os.fspath(path)
+        if max_map_size_bytes:
+            map_size_bytes = min(map_size_bytes, max_map_size_bytes)
+        opened = open_environment(where, sync=durability == "fsync", map_size_bytes=map_size_bytes, readonly=readonly)
+        return cls(
+            where,
+            opened.env,
+            opened.dbs,
+            opened.catalog,
+            readonly=readonly,
+            max_partitions=max_partitions,
+            clock=clock,
+            max_map_size_bytes=max_map_size_bytes,
+            retention_check_interval_ms=retention_check_interval_ms,
+            stale_readers_cleared=opened.stale_readers_cleared,
+        )
+
+    @property
+    def stats(self) -> WriterStats:
+        """Writer counters (commits, ops, map_grows); all zero for a read-only store."""
+        return self._writer.stats if self._writer is not None else WriterStats()
+
+    # -- topics -----------------------------------------------------------------------------------
+
+    def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicMeta:
+        check_topic_name(name)
+        check_partition_count(partitions, self._max_partitions)
+        config.validate()
+        meta: TopicMeta = self._submit(CreateTopic(name, partitions, config))
+        return meta
+
+    def delete_topic(self, name: str) -> None:
+        self._submit(DeleteTopic(name))
+
+    def list_topics(self) -> list[TopicMeta]:
+        self._check_open()
+        return sorted(self._catalog.topics.values(), key=lambda meta: meta.name)
+
+    def topic(self, name: str) -> TopicMeta:
+        self._check_open()
+        return self._catalog.topic(name)
+
+    def partition_states(self, topic: str) -> list[PartitionState]:
+        self._check_open()
+        meta = self._catalog.topic(topic)
+        return [self._catalog.part(topic, p)[1].public(p) for p in range(meta.partitions)]
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def append(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+        self._check_writable()
+        meta = self._catalog.topic(topic)
+        # Validation (CRC and all) runs here, on the caller's thread, in parallel with others.
+        items = [(partition, data, rules.check_batch(meta, partition, data)) for partition, data in batches]
+        if not items:
+            return []
+        appended: list[Appended] = self._submit(Append(topic, items))
+        return appended
+
+    def read(self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0) -> FetchedBatches:
+        self._check_open()
+        meta, st = self._catalog.part(topic, partition)
+        log_start, next_offset = st.log_start, st.next_offset
+        if not log_start <= offset <= next_offset:
+            raise rules.out_of_range(topic, partition, offset, log_start, next_offset)
+        out: list[tuple[int, bytes]] = []
+        if offset == next_offset:
+            return FetchedBatches(log_start, next_offset, out)
+        prefix = keys.partition_key(meta.topic_id, partition)
+        with self._snapshot() as txn:
+            cur = txn.cursor(db=self._dbs.batches)
+            if not _seek_holding(cur, prefix, offset):
+                raise self._vanished(topic, partition, offset)
+            size = records = 0
+            while (key := cur.key())[: keys.PREFIX_SIZE] == prefix:
+                base = keys.unpack_position(key)[2]
+                if base >= next_offset:  # committed after our look at the state
+                    break
+                value = cur.value()
+                count = keys.U32.unpack_from(value, _COUNT)[0] - max(0, offset - base)
+                if out and (size + len(value) > max_bytes or 0 < max_records <= records):
+                    break
+                out.append((base, bytes(value)))
+                size += len(value)
+                records += count
+                if not cur.next():
+                    break
+        return FetchedBatches(log_start, next_offset, out)
+
+    def wait_for_data(self, positions: Sequence[tuple[str, int, int]], timeout_s: float) -> bool:
+        """As the contract says; also True at once for a position that a read would refuse
+        (unknown topic or partition, offset out of range), so the caller's read reports it."""
+        self._check_open()
+        deadline = time.monotonic() + timeout_s
+        with self._data:
+            while True:
+                if self._closed:
+                    raise rules.closed()
+                if any(self._ready(*position) for position in positions):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._data.wait(remaining)
+
+    def offset_for_time(self, topic: str, partition: int, timestamp_ms: int) -> OffsetForTime:
+        self._check_open()
+        meta, st = self._catalog.part(topic, partition)
+        log_start, next_offset = st.log_start, st.next_offset
+        none = OffsetForTime(next_offset, -1)
+        if log_start >= next_offset:
+            return none
+        prefix = keys.partition_key(meta.topic_id, partition)
+        with self._snapshot() as txn:
+            base = timeindex.first_batch_at(txn, self._dbs, meta.topic_id, partition, timestamp_ms)
+            if base is None:
+                return none
+            cur = txn.cursor(db=self._dbs.batches)
+            if not _seek_holding(cur, prefix, max(base, log_start)):
+                return none
+            while (key := cur.key())[: keys.PREFIX_SIZE] == prefix:
+                base = keys.unpack_position(key)[2]
+                if base >= next_offset:
+                    break
+                found = rules.first_record_at(cur.value(), base, log_start, timestamp_ms)
+                if found is not None:
+                    return OffsetForTime(*found)
+                if not cur.next():
+                    break
+        return none
+
+    def trim(self, topic: str, partition: int, before_offset: int) -> int:
+        log_start: int = self._submit(Trim(topic, partition, before_offset))
+        return log_start
+
+    def apply_retention(self, now_ms: int) -> int:
+        deleted: int = self._submit(ApplyRetention(now_ms))
+        return deleted
+
+    # -- consumer-group offsets -------------------------------------------------------------------
+
+    def commit_offsets(self, group: str, offsets: Sequence[tuple[str, int, int, str]], now_ms: int) -> None:
+        self._check_writable()
+        keys.group_prefix(group)
+        self._submit(CommitOffsets(group, list(offsets), now_ms))
+
+    def committed_offsets(self, group: str) -> list[CommittedOffset]:
+        self._check_open()
+        try:
+            prefix = keys.group_prefix(group)
+        except InvalidRequest:
+            return []
+        out = []
+        by_id = self._catalog.by_id
+        with self._snapshot() as txn:
+            cur = txn.cursor(db=self._dbs.groups)
+            if cur.set_range(prefix):
+                while (key := cur.key())[: len(prefix)] == prefix:
+                    _, topic_id, partition = keys.split_group_key(key)
+                    meta = by_id.get(topic_id)
+                    if meta is not None:
+                        offset, metadata, commit_ms = msgpack.unpackb(cur.value(), raw=False)
+                        out.append(CommittedOffset(meta.name, partition, offset, metadata, commit_ms))
+                    if not cur.next():
+                        break
+        return sorted(out, key=lambda c: (c.topic, c.partition))
+
+    def list_groups(self) -> list[str]:
+        self._check_open()
+        groups = []
+        with self._snapshot() as txn:
+            cur = txn.cursor(db=self._dbs.groups)
+            found = cur.first()
+            while found:
+                key = cur.key()
+                groups.append(keys.split_group_key(key)[0])
+                found = cur.set_range(keys.group_after(keys.group_prefix_of(key)))
+        return sorted(groups)
+
+    def delete_group_offsets(self, group: str) -> int:
+        self._check_writable()
+        try:
+            keys.group_prefix(group)
+        except InvalidRequest:
+            return 0
+        deleted: int = self._submit(DeleteGroupOffsets(group))
+        return deleted
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def storage_bytes(self) -> int:
+        self._check_open()
+        return os.path.getsize(os.path.join(self.path, "data.mdb"))
+
+    def close(self) -> None:
+        with self._data:
+            if self._closed:
+                return
+            self._closed = True
+            self._data.notify_all()
+        if self._writer is not None:
+            self._writer.close()
+        with self._guard.exclusive():
+            self._guard.close()
+            try:
+                if self._writer is not None:
+                    self._env.sync(True)  # a no-op after fsync'd commits; flushes durability="os"
+            except lmdb.Error as e:
+                log.error("storage sync at close failed: %s", e)
+            finally:
+                self._env.close()
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise rules.closed()
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._writer is None:
+            raise rules.read_only(self.path)
+
+    def _submit(self, op: Op) -> Any:
+        self._check_writable()
+        assert self._writer is not None
+        return self._writer.submit(op)
+
+    def _notify(self) -> None:
+        with self._data:
+            self._data.notify_all()
+
+    def _ready(self, topic: str, partition: int, offset: int) -> bool:
+        meta = self._catalog.topics.get(topic)
+        if meta is None or not 0 <= partition < meta.partitions:
+            return True
+        st = self._catalog.parts.get((meta.topic_id, partition))
+        return st is None or offset != st.next_offset  # data there, or a read would raise
+
+    def _vanished(self, topic: str, partition: int, offset: int) -> Exception:
+        """The error for a batch deleted between the state check and the read transaction."""
+        try:
+            _, st = self._catalog.part(topic, partition)
+        except NotFound as e:
+            return e
+        return rules.out_of_range(topic, partition, offset, st.log_start, st.next_offset)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[lmdb.Transaction[memoryview]]:
+        """A read-only transaction, held under the read guard."""
+        while True:
+            self._guard.acquire_shared()
+            try:
+                txn = self._env.begin(buffers=True)
+            except lmdb.MapResizedError:  # another process grew the map: adopt its size
+                self._guard.release_shared()
+                with self._guard.exclusive():
+                    self._env.set_mapsize(0)
+                continue
+            except BaseException:
+                self._guard.release_shared()
+                raise
+            break
+        try:
+            yield txn
+        finally:
+            txn.abort()
+            self._guard.release_shared()
+
+
+def _seek_holding(cur: lmdb.Cursor[memoryview], prefix: bytes, offset: int) -> bool:
+    """Position ``cur`` on the batch of partition ``prefix`` holding ``offset``; False if none does."""
+    if cur.set_range(prefix + keys.U64.pack(offset + 1)):
+        if not cur.prev():
+            return False
+    elif not cur.last():
+        return False
+    key = cur.key()
+    if key[: keys.PREFIX_SIZE] != prefix:
+        return False
+    base = keys.unpack_position(key)[2]
+    return bool(base + keys.U32.unpack_from(cur.value(), _COUNT)[0] > offset)

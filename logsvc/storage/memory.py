@@ -1,0 +1,265 @@
+"""An in-memory :class:`~logsvc.storage.base.Store` honouring the same contract as the LMDB store
+(same checks, same errors, same messages; see :mod:`logsvc.storage.rules`), for fast tests of the
+layers above storage. Thread-safe: one lock around everything, a condition for ``wait_for_data``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from logsvc.storage import keys, rules
+from logsvc.storage.base import (
+    Appended,
+    CommittedOffset,
+    FetchedBatches,
+    OffsetForTime,
+    PartitionState,
+    Store,
+    TopicMeta,
+)
+from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
+from logsvc_client.batch import read_header, with_log_append_time
+from logsvc_client.errors import InvalidRequest
+
+
+class _Partition:
+    def __init__(self) -> None:
+        self.bases: list[int] = []
+        self.batches: list[bytes] = []
+        self.log_start = 0
+        self.next_offset = 0
+        self.bytes = 0
+
+    def holding(self, offset: int) -> int:
+        """Index of the batch holding ``offset`` (which must be in the log)."""
+        return bisect.bisect_right(self.bases, offset) - 1
+
+    def delete_head(self) -> int:
+        """Delete the head batch; its end offset."""
+        data = self.batches.pop(0)
+        end = self.bases.pop(0) + read_header(data).record_count
+        self.bytes -= len(data)
+        self.log_start = max(self.log_start, end)
+        return end
+
+    def state(self, partition: int) -> PartitionState:
+        first = read_header(self.batches[0]).first_timestamp_ms if self.batches else -1
+        last = read_header(self.batches[-1]).max_timestamp_ms if self.batches else -1
+        return PartitionState(partition, self.log_start, self.next_offset, self.bytes, first, last)
+
+
+class MemoryStore(Store):
+    def __init__(self, *, max_partitions: int = 10_000, clock: Callable[[], int] = rules.wall_clock_ms) -> None:
+        self._max_partitions = max_partitions
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._topics: dict[str, tuple[TopicMeta, list[_Partition]]] = {}
+        self._groups: dict[str, dict[tuple[str, int], tuple[int, str, int]]] = {}
+        self._next_topic_id = 1
+        self._closed = False
+
+    # -- topics -----------------------------------------------------------------------------------
+
+    def create_topic(self, name: str, partitions: int, config: TopicConfig) -> TopicMeta:
+        check_topic_name(name)
+        check_partition_count(partitions, self._max_partitions)
+        config.validate()
+        with self._cond:
+            self._check_open()
+            if name in self._topics:
+                raise rules.topic_exists(name)
+            meta = TopicMeta(name, self._next_topic_id, partitions, config, self._clock())
+            self._next_topic_id += 1
+            self._topics[name] = (meta, [_Partition() for _ in range(partitions)])
+            return meta
+
+    def delete_topic(self, name: str) -> None:
+        with self._cond:
+            self._get(name)
+            del self._topics[name]
+            for offsets in self._groups.values():
+                for key in [key for key in offsets if key[0] == name]:
+                    del offsets[key]
+            self._groups = {group: offsets for group, offsets in self._groups.items() if offsets}
+            self._cond.notify_all()
+
+    def list_topics(self) -> list[TopicMeta]:
+        with self._cond:
+            self._check_open()
+            return [self._topics[name][0] for name in sorted(self._topics)]
+
+    def topic(self, name: str) -> TopicMeta:
+        with self._cond:
+            return self._get(name)[0]
+
+    def partition_states(self, topic: str) -> list[PartitionState]:
+        with self._cond:
+            _, parts = self._get(topic)
+            return [part.state(p) for p, part in enumerate(parts)]
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def append(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+        with self._cond:
+            meta, parts = self._get(topic)
+            headers = [rules.check_batch(meta, partition, data) for partition, data in batches]
+            now = self._clock() if meta.config.log_append_time else -1
+            out = []
+            for (partition, data), header in zip(batches, headers, strict=True):
+                if now >= 0:
+                    data = with_log_append_time(data, now)
+                part = parts[partition]
+                out.append(Appended(partition, part.next_offset, now))
+                part.bases.append(part.next_offset)
+                part.batches.append(bytes(data))
+                part.next_offset += header.record_count
+                part.bytes += len(data)
+            if out:
+                self._cond.notify_all()
+            return out
+
+    def read(self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0) -> FetchedBatches:
+        with self._cond:
+            part = self._part(topic, partition)
+            self._check_range(topic, partition, part, offset)
+            out: list[tuple[int, bytes]] = []
+            size = records = 0
+            first = part.holding(offset) if offset < part.next_offset else len(part.batches)
+            for base, data in zip(part.bases[first:], part.batches[first:], strict=True):
+                count = read_header(data).record_count - max(0, offset - base)
+                if out and (size + len(data) > max_bytes or 0 < max_records <= records):
+                    break
+                out.append((base, data))
+                size += len(data)
+                records += count
+            return FetchedBatches(part.log_start, part.next_offset, out)
+
+    def wait_for_data(self, positions: Sequence[tuple[str, int, int]], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                self._check_open()
+                if any(self._ready(*position) for position in positions):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+
+    def offset_for_time(self, topic: str, partition: int, timestamp_ms: int) -> OffsetForTime:
+        with self._cond:
+            part = self._part(topic, partition)
+            if part.log_start < part.next_offset:
+                first = part.holding(part.log_start)
+                for base, data in zip(part.bases[first:], part.batches[first:], strict=True):
+                    found = rules.first_record_at(data, base, part.log_start, timestamp_ms)
+                    if found is not None:
+                        return OffsetForTime(*found)
+            return OffsetForTime(part.next_offset, -1)
+
+    def trim(self, topic: str, partition: int, before_offset: int) -> int:
+        with self._cond:
+            self._check_writable()
+            part = self._part(topic, partition)
+            if before_offset > part.next_offset:
+                raise rules.out_of_range(topic, partition, before_offset, part.log_start, part.next_offset)
+            if before_offset > part.log_start:
+                while part.batches and part.bases[0] + read_header(part.batches[0]).record_count <= before_offset:
+                    part.delete_head()
+                part.log_start = before_offset
+            self._cond.notify_all()
+            return part.log_start
+
+    def apply_retention(self, now_ms: int) -> int:
+        deleted = 0
+        with self._cond:
+            self._check_writable()
+            for meta, parts in self._topics.values():
+                if not rules.has_retention(meta.config):
+                    continue
+                for part in parts:
+                    while part.batches and rules.expired(
+                        meta.config, now_ms, read_header(part.batches[0]).max_timestamp_ms, part.bytes
+                    ):
+                        part.delete_head()
+                        deleted += 1
+            return deleted
+
+    # -- consumer-group offsets -------------------------------------------------------------------
+
+    def commit_offsets(self, group: str, offsets: Sequence[tuple[str, int, int, str]], now_ms: int) -> None:
+        with self._cond:
+            self._check_writable()
+            keys.group_prefix(group)
+            for topic, partition, offset, _ in offsets:
+                self._part(topic, partition)
+                rules.check_commit_offset(topic, partition, offset)
+            if offsets:
+                stored = self._groups.setdefault(group, {})
+                for topic, partition, offset, metadata in offsets:
+                    stored[(topic, partition)] = (offset, metadata, now_ms)
+
+    def committed_offsets(self, group: str) -> list[CommittedOffset]:
+        with self._cond:
+            self._check_open()
+            stored = self._groups.get(group, {})
+            return [CommittedOffset(t, p, *stored[(t, p)]) for t, p in sorted(stored)]
+
+    def list_groups(self) -> list[str]:
+        with self._cond:
+            self._check_open()
+            return sorted(self._groups)
+
+    def delete_group_offsets(self, group: str) -> int:
+        with self._cond:
+            self._check_writable()
+            try:
+                keys.group_prefix(group)
+            except InvalidRequest:
+                return 0
+            return len(self._groups.pop(group, {}))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def storage_bytes(self) -> int:
+        self._check_open()
+        return 0
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise rules.closed()
+
+    _check_writable = _check_open
+
+    def _get(self, name: str) -> tuple[TopicMeta, list[_Partition]]:
+        self._check_open()
+        found = self._topics.get(name)
+        if found is None:
+            raise rules.topic_not_found(name)
+        return found
+
+    def _part(self, topic: str, partition: int) -> _Partition:
+        meta, parts = self._get(topic)
+        rules.check_partition(meta, partition)
+        return parts[partition]
+
+    @staticmethod
+    def _check_range(topic: str, partition: int, part: _Partition, offset: int) -> None:
+        if not part.log_start <= offset <= part.next_offset:
+            raise rules.out_of_range(topic, partition, offset, part.log_start, part.next_offset)
+
+    def _ready(self, topic: str, partition: int, offset: int) -> bool:
+        found = self._topics.get(topic)
+        if found is None or not 0 <= partition < found[0].partitions:
+            return True
+        return offset != found[1][partition].next_offset

@@ -1,0 +1,102 @@
+"""Deleting from the head of a partition: ``trim`` on demand and retention by time and size.
+
+Both delete whole batches only and advance the partition's log start offset, which never moves
+backwards; their time-index entries go in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from logsvc.storage import keys, rules, timeindex
+from logsvc.storage.ops import Op, TxnContext
+from logsvc.topic_config import TopicConfig
+from logsvc_client.batch import HEADER
+
+# (end offset of the batch, its max timestamp, the partition's bytes) -> delete this head batch?
+HeadPredicate = Callable[[int, int, int], bool]
+
+
+def delete_head(ctx: TxnContext, topic_id: int, partition: int, should_delete: HeadPredicate) -> int:
+    """Delete batches from the head while ``should_delete`` says so; how many were deleted.
+    The log start moves to the end of the last deleted batch (or stays, when it is past it)."""
+    prefix = keys.partition_key(topic_id, partition)
+    cur = ctx.cursor("batches")
+    if not cur.set_range(prefix):
+        return 0
+    size = ctx.peek(topic_id, partition).bytes
+    deleted = freed = end = 0
+    while (key := cur.key())[: keys.PREFIX_SIZE] == prefix:
+        value = cur.value()
+        header = HEADER.unpack_from(value)
+        batch_end = keys.unpack_position(key)[2] + header[3]
+        if not should_delete(batch_end, header[5], size - freed):
+            break
+        freed += len(value)
+        end = batch_end
+        deleted += 1
+        cur.delete()
+    if not deleted:
+        return 0
+    st = ctx.part(topic_id, partition)
+    st.bytes -= freed
+    st.log_start = max(st.log_start, end)
+    head_base: int | None = None
+    if (key := cur.key())[: keys.PREFIX_SIZE] == prefix:
+        head_base = keys.unpack_position(key)[2]
+        st.first_ts = HEADER.unpack_from(cur.value())[4]
+    else:
+        st.first_ts = st.last_ts = -1
+    timeindex.after_head_delete(ctx, topic_id, partition, st, head_base)
+    return deleted
+
+
+class Trim(Op):
+    """Delete records before an offset; a batch straddling it stays, the log start moves to it."""
+
+    def __init__(self, topic: str, partition: int, before_offset: int) -> None:
+        super().__init__()
+        self.topic, self.partition, self.before_offset = topic, partition, before_offset
+
+    def check(self, ctx: TxnContext) -> int:
+        meta = ctx.topic(self.topic)
+        rules.check_partition(meta, self.partition)
+        st = ctx.peek(meta.topic_id, self.partition)
+        if self.before_offset > st.next_offset:
+            raise rules.out_of_range(self.topic, self.partition, self.before_offset, st.log_start, st.next_offset)
+        return meta.topic_id
+
+    def write(self, ctx: TxnContext, topic_id: int) -> int:
+        before = self.before_offset
+        if before <= ctx.peek(topic_id, self.partition).log_start:
+            return ctx.peek(topic_id, self.partition).log_start
+        delete_head(ctx, topic_id, self.partition, lambda end, _ts, _size: end <= before)
+        st = ctx.part(topic_id, self.partition)
+        st.log_start = max(st.log_start, before)
+        return st.log_start
+
+
+class ApplyRetention(Op):
+    """Apply every topic's retention_ms / retention_bytes as of ``now_ms``."""
+
+    def __init__(self, now_ms: int) -> None:
+        super().__init__()
+        self.now_ms = now_ms
+
+    def write(self, ctx: TxnContext, plan: None) -> int:
+        deleted = 0
+        for meta in ctx.all_topics():
+            if not rules.has_retention(meta.config):
+                continue
+            expired = _expired(meta.config, self.now_ms)
+            for partition in range(meta.partitions):
+                if ctx.peek(meta.topic_id, partition).first_ts >= 0:
+                    deleted += delete_head(ctx, meta.topic_id, partition, expired)
+        return deleted
+
+
+def _expired(config: TopicConfig, now_ms: int) -> HeadPredicate:
+    def expired(_end: int, max_ts: int, size: int) -> bool:
+        return rules.expired(config, now_ms, max_ts, size)
+
+    return expired

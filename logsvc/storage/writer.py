@@ -1,0 +1,231 @@
+"""The single writer thread, which group-commits every write.
+
+Callers :meth:`Writer.submit` an :class:`~logsvc.storage.ops.Op` and block until it is done. The
+thread blocks on the queue (no sleep-based batching, so a lone request is written at once), takes
+the first op, drains whatever else is pending (bounded by :data:`MAX_GROUP_OPS` and
+:data:`MAX_GROUP_BYTES`), runs them all in one write transaction, commits once (one fsync), and
+only then publishes the new state and completes every waiter. An op whose check fails fails
+alone; the others commit.
+
+When the LMDB map is full the transaction is aborted, the map doubled (up to
+``max_map_size_bytes``; 0 = unlimited) and the group retried. When the map cannot grow or the
+disk is full, the appends in the group fail with StorageFull and the rest (offset commits, trims,
+retention) are retried without them, so they keep working; reads never depend on the writer.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lmdb
+
+from logsvc.storage import rules
+from logsvc.storage.guard import ReadGuard
+from logsvc.storage.ops import Op, TxnContext
+from logsvc.storage.retention import ApplyRetention
+from logsvc.storage.state import Catalog, Dbs
+from logsvc_client.errors import InternalError, LogsvcError, StorageFull
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP_OPS = 10_000
+MAX_GROUP_BYTES = 64 * 1024 * 1024
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class WriterStats:
+    """Counters for tests and metrics: ``commits`` transactions for ``ops`` completed ops."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.ops = 0
+        self.map_grows = 0
+
+
+class _Stop:
+    """Queued by :meth:`Writer.close`: everything queued before it is still written."""
+
+
+class Writer:
+    def __init__(
+        self,
+        env: lmdb.Environment,
+        dbs: Dbs,
+        catalog: Catalog,
+        guard: ReadGuard,
+        *,
+        clock: Callable[[], int],
+        max_map_size_bytes: int,
+        retention_check_interval_ms: int,
+        on_commit: Callable[[], None],
+    ) -> None:
+        self._env = env
+        self._dbs = dbs
+        self._catalog = catalog
+        self._guard = guard
+        self._clock = clock
+        self._max_map_size = max_map_size_bytes
+        self._retention_interval_s = retention_check_interval_ms / 1000
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[Op | _Stop] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # orders submit() against close()'s stop marker
+        self._closed = False
+        self.stats = WriterStats()
+        self._thread = threading.Thread(target=self._run, name="logsvc-storage-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: Op) -> Any:
+        """Queue ``op`` and block until it is durable; its result, or its error raised."""
+        with self._lock:
+            if self._closed:
+                raise rules.closed()
+            self._queue.put(op)
+        return op.wait()
+
+    def close(self) -> None:
+        """Write everything already queued, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_Stop())
+        self._thread.join()
+
+    # -- the thread -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval = self._retention_interval_s
+        next_retention = time.monotonic() + interval if interval > 0 else math.inf
+        while True:
+            timeout = next_retention - time.monotonic()
+            if timeout <= 0:
+                self._run_safely([ApplyRetention(self._clock())])
+                next_retention = time.monotonic() + interval
+                continue
+            try:
+                first = self._queue.get(timeout=min(timeout, threading.TIMEOUT_MAX))
+            except queue.Empty:
+                continue
+            if isinstance(first, _Stop):
+                return
+            ops, stop = self._drain(first)
+            self._run_safely(ops)
+            if stop:
+                return
+
+    def _drain(self, first: Op) -> tuple[list[Op], bool]:
+        ops = [first]
+        nbytes = first.nbytes
+        while len(ops) < MAX_GROUP_OPS and nbytes < MAX_GROUP_BYTES:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(op, _Stop):
+                return ops, True
+            ops.append(op)
+            nbytes += op.nbytes
+        return ops, False
+
+    def _run_safely(self, ops: list[Op]) -> None:
+        try:
+            self._run_group(ops)
+        except Exception as e:  # never let the thread die: every waiter must be answered
+            log.exception("storage writer failed")
+            self._fail([op for op in ops if not op.completed], InternalError(f"storage write failed: {e}"))
+
+    def _run_group(self, ops: list[Op]) -> None:
+        pending = ops
+        while pending:
+            txn = self._env.begin(write=True, buffers=True)
+            ctx = TxnContext(txn, self._dbs, self._catalog, self._clock)
+            current: Op | None = None
+            try:
+                for op in pending:
+                    op.error = None
+                    current = op
+                    try:
+                        plan = op.check(ctx)
+                    except LogsvcError as e:  # nothing of it written: it fails alone
+                        op.error = e
+                    else:
+                        op.result = op.write(ctx, plan)
+                current = None
+                ctx.flush()
+                txn.commit()
+            except lmdb.MapFullError:
+                txn.abort()
+                if not self._grow():
+                    pending = self._refuse_appends(pending, self._map_full())
+                continue
+            except Exception as e:
+                txn.abort()
+                if _disk_full(e):
+                    log.error("storage disk is full: %s", e)
+                    pending = self._refuse_appends(pending, StorageFull(f"storage is full: the disk is full ({e})"))
+                elif current is not None:  # a bug in one op: fail it, retry the others
+                    log.exception("storage write of %s failed", type(current).__name__)
+                    self._fail([current], InternalError(f"storage write failed: {type(e).__name__}: {e}"))
+                    pending = [op for op in pending if op is not current]
+                else:
+                    log.exception("storage commit failed")
+                    self._fail(pending, InternalError(f"storage commit failed: {type(e).__name__}: {e}"))
+                    return
+                continue
+            ctx.publish()
+            self.stats.commits += 1
+            self.stats.ops += len(pending)
+            for op in pending:
+                op.complete()
+            self._on_commit()
+            return
+
+    def _grow(self) -> bool:
+        current = self._env.info()["map_size"]
+        target = current * 2
+        if self._max_map_size:
+            target = min(target, self._max_map_size)
+        if target <= current:
+            return False
+        with self._guard.exclusive():
+            self._env.set_mapsize(target)
+        self.stats.map_grows += 1
+        log.info("storage map grown from %d to %d bytes", current, target)
+        return True
+
+    def _map_full(self) -> StorageFull:
+        size = self._env.info()["map_size"]
+        return StorageFull(
+            f"storage is full: the LMDB map is at its maximum size of {size} bytes (max_map_size_bytes)",
+            map_size_bytes=size,
+        )
+
+    def _refuse_appends(self, pending: list[Op], error: StorageFull) -> list[Op]:
+        """Fail the appends with ``error``; the ops left to retry (none when no append was there)."""
+        appends = [op for op in pending if op.appends]
+        if not appends:
+            self._fail(pending, error)
+            return []
+        self._fail(appends, error)
+        return [op for op in pending if not op.appends]
+
+    @staticmethod
+    def _fail(ops: list[Op], error: LogsvcError) -> None:
+        for op in ops:  # each waiter raises its own instance
+            op.error = type(error)(error.message, **error.details)
+            op.result = None
+            op.complete()
+
+
+def _disk_full(e: BaseException) -> bool:
+    if isinstance(e, lmdb.DiskError):
+        return True
+    code = getattr(e, "errno", None) or getattr(e, "code", None)
+    return code in _DISK_FULL

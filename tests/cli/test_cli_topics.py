@@ -1,0 +1,132 @@
+"""`logsvc topics ...`, the global options and error reporting, run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.cli.conftest import Cli, cli_env
+
+
+def test_a_topic_is_created_listed_described_and_deleted_as_tables(cli: Cli) -> None:
+    # Given a new topic with 3 partitions and a retention setting
+    name = cli.new_topic(3, "retention_ms=60000")
+
+    # When it is listed and described as tables
+    listed = cli.ok("topics", "list").stdout.decode()
+    described = cli.ok("topics", "describe", name).stdout.decode()
+
+    # Then the list has its row, and the description its config and one aligned row per partition
+    assert any(line.split() == [name, "3"] for line in listed.splitlines())
+    assert listed.splitlines()[0].split() == ["TOPIC", "PARTITIONS"]
+    assert ["topic:", name] in [line.split() for line in described.splitlines()]
+    assert "retention_ms=60000" in described
+    rows = [line.split() for line in described.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[:4] for r in rows] == [["0", "0", "0", "0"], ["1", "0", "0", "0"], ["2", "0", "0", "0"]]
+
+    # When it is deleted
+    deleted = cli.ok("topics", "delete", name)
+
+    # Then it is gone from the list
+    assert f"deleted topic {name}" in deleted.stdout.decode()
+    assert name not in cli.ok("topics", "list").stdout.decode()
+
+
+def test_topics_commands_print_json_with_output_json(cli: Cli) -> None:
+    # Given a topic created with -o json
+    name = f"json-{cli.new_topic()}"
+    created = json.loads(cli.ok("topics", "create", name, "--partitions", "2", "-o", "json").stdout)
+
+    # When it is listed and described as JSON
+    listed = json.loads(cli.ok("topics", "list", "--output", "json").stdout)
+    described = json.loads(cli.ok("topics", "describe", name, "-o", "json").stdout)
+    deleted = json.loads(cli.ok("topics", "delete", name, "-o", "json").stdout)
+
+    # Then every answer is one parseable document with the topic's fields
+    assert created["name"] == name and len(created["partitions"]) == 2
+    assert {"name": name, "partitions": 2} in listed
+    assert described["topic_id"] == created["topic_id"]
+    assert described["config"]["timestamp_type"] == "CreateTime"
+    assert described["partitions"][1] == {
+        "partition": 1,
+        "log_start_offset": 0,
+        "next_offset": 0,
+        "record_count": 0,
+        "bytes": 0,
+        "first_timestamp_ms": -1,
+        "last_timestamp_ms": -1,
+    }
+    assert deleted == {"deleted": name}
+
+
+def test_an_invalid_topic_name_is_one_error_line_and_exit_1(cli: Cli) -> None:
+    # When a topic with a space in its name is created
+    line = cli.fails("topics", "create", "bad name", "--partitions", "1")
+
+    # Then the error names the value that was wrong
+    assert "invalid topic name 'bad name'" in line
+
+
+def test_an_unknown_topic_and_a_bad_config_key_are_clear_errors(cli: Cli) -> None:
+    # When a missing topic is described, and a topic is created with an unknown config key
+    missing = cli.fails("topics", "describe", "no-such-topic")
+    bad_config = cli.fails("topics", "create", "cfg-topic", "--partitions", "1", "--config", "colour=blue")
+
+    # Then each error names what was wrong
+    assert "no-such-topic" in missing
+    assert "colour" in bad_config
+
+
+def test_bad_usage_is_one_error_line_and_exit_2(cli: Cli) -> None:
+    # When --partitions is missing, or not a number
+    missing = cli.fails("topics", "create", "x", code=2)
+    not_a_number = cli.fails("topics", "create", "x", "--partitions", "many", code=2)
+
+    # Then click's message is shortened to one line pointing at the command's help
+    assert "--partitions" in missing and "logsvc topics create --help" in missing
+    assert "'many' is not a valid integer" in not_a_number
+
+
+def test_an_unreachable_server_is_reported_with_its_address(cli: Cli) -> None:
+    # Given an address where nothing listens
+    cli = Cli("127.0.0.1:1", cli.data_dir)
+
+    # When topics are listed there
+    line = cli.fails("topics", "list")
+
+    # Then the error says which broker cannot be reached
+    assert line.startswith("error: cannot reach logsvc at 127.0.0.1:1 (")
+
+
+def test_the_server_comes_from_logsvc_server_when_no_flag_is_given(cli: Cli) -> None:
+    # Given LOGSVC_SERVER pointing at the broker and no --server flag
+    name = cli.new_topic()
+
+    # When topics are listed
+    done = cli.run("topics", "list", server=False, env={"LOGSVC_SERVER": cli.address})
+
+    # Then the broker from the environment answered
+    assert done.returncode == 0 and name in done.stdout.decode()
+
+
+def test_server_given_after_the_command_wins(cli: Cli) -> None:
+    # Given a wrong global address and the right one after the command
+    done = cli.run("topics", "list", "--server", cli.address, server=False, env={"LOGSVC_SERVER": "127.0.0.1:1"})
+
+    # Then the command used the later one
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_main_help_shows_examples_and_every_command() -> None:
+    # When the top-level help is shown
+    done = subprocess.run(
+        [sys.executable, "-m", "logsvc.cli", "--help"], capture_output=True, env=cli_env(), timeout=30
+    )
+
+    # Then it lists the commands and shows examples
+    text = done.stdout.decode()
+    assert done.returncode == 0
+    assert "Examples:" in text
+    for command in ("serve", "topics", "produce", "consume", "partitions"):
+        assert f"  {command}" in text

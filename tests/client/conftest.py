@@ -1,0 +1,51 @@
+"""Client fixtures: a real broker's address, and a broker that can be stopped and started again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logsvc.server.app import Broker, create_server
+from logsvc_client import Admin
+from tests.conftest import broker_settings
+
+
+@pytest.fixture
+def address(broker: Broker) -> str:
+    return broker.address
+
+
+@pytest.fixture
+def admin(address: str) -> Iterator[Admin]:
+    with Admin(address) as a:
+        yield a
+
+
+class RestartableBroker:
+    """A broker in this process that can be stopped and started again on the same port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.broker: Broker | None = create_server(broker_settings(data_dir))
+        self.port = self.broker.port
+        self.address = self.broker.address
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop(grace_s=0)
+            self.broker = None
+
+    def start(self) -> None:
+        assert self.broker is None
+        self.broker = create_server(broker_settings(self.data_dir, listen=f"127.0.0.1:{self.port}"))
+
+
+@pytest.fixture
+def restartable_broker(data_dir: Path) -> Iterator[RestartableBroker]:
+    b = RestartableBroker(data_dir)
+    try:
+        yield b
+    finally:
+        b.stop()

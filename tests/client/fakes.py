@@ -1,0 +1,106 @@
+"""An in-memory ProduceTransport honouring the contract in logsvc_client.transport.
+
+It stores batches per partition with dense offsets, like a broker, and lets a test script
+failures (``fail_next``) or hold responses until it releases them (``hold``), so batching,
+retries, ordering and buffer limits are tested without a network or sleeps on timing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from logsvc_client import batch as codec
+from logsvc_client.errors import LogsvcError, TopicNotFound
+from logsvc_client.records import Record
+from logsvc_client.transport import ProduceCallback
+
+
+@dataclass
+class ProduceCall:
+    topic: str
+    batches: list[tuple[int, bytes]]
+    done: ProduceCallback
+    answered: bool = False
+
+
+@dataclass
+class FakeTransport:
+    topics: dict[str, int] = field(default_factory=dict)  # name -> partition count
+    hold: bool = False  # when True, calls wait in `held` until release()
+    calls: list[ProduceCall] = field(default_factory=list)
+    held: list[ProduceCall] = field(default_factory=list)
+    failures: list[LogsvcError] = field(default_factory=list)
+    log: dict[tuple[str, int], list[tuple[int, bytes]]] = field(default_factory=dict)  # (base, batch)
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self.called = threading.Condition(self._lock)
+
+    # -- the contract ---------------------------------------------------------------------------
+
+    def partition_count(self, topic: str) -> int:
+        if topic not in self.topics:
+            raise TopicNotFound(f"topic {topic!r} does not exist")
+        return self.topics[topic]
+
+    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
+        call = ProduceCall(topic, list(batches), done)
+        with self._lock:
+            self.calls.append(call)
+            self.called.notify_all()
+            if self.hold:
+                self.held.append(call)
+                return
+        self._answer(call)
+
+    def close(self) -> None:
+        self.closed = True
+
+    # -- test controls --------------------------------------------------------------------------
+
+    def fail_next(self, *errors: LogsvcError) -> None:
+        """The next produce calls fail with these errors, in order."""
+        with self._lock:
+            self.failures.extend(errors)
+
+    def release(self, n: int | None = None) -> int:
+        """Answer held calls (the first ``n``, or all); returns how many were answered."""
+        with self._lock:
+            take = self.held if n is None else self.held[:n]
+            self.held = self.held[len(take) :]
+        for call in take:
+            self._answer(call)
+        return len(take)
+
+    def wait_for_calls(self, n: int, timeout_s: float = 5) -> None:
+        with self._lock:
+            if not self.called.wait_for(lambda: len(self.calls) >= n, timeout_s):
+                raise AssertionError(f"expected {n} produce calls, got {len(self.calls)}")
+
+    def records(self, topic: str, partition: int) -> list[Record]:
+        """Every stored record of a partition, decoded, in offset order."""
+        return [
+            r
+            for base, data in self.log.get((topic, partition), [])
+            for r in codec.decode_records(topic, partition, base, data)
+        ]
+
+    def _answer(self, call: ProduceCall) -> None:
+        with self._lock:
+            error = self.failures.pop(0) if self.failures else None
+            bases = []
+            if error is None:
+                for partition, data in call.batches:
+                    codec.validate(data)
+                    stored = self.log.setdefault((call.topic, partition), [])
+                    base = stored[-1][0] + codec.read_header(stored[-1][1]).record_count if stored else 0
+                    stored.append((base, data))
+                    bases.append(base)
+            call.answered = True
+        if error is None:
+            call.done(bases, None)
+        else:
+            call.done(None, error)

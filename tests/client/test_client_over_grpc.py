@@ -1,0 +1,322 @@
+"""The client library against a real broker (gRPC over TCP on port 0, LMDB in a temp dir)."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import pytest
+
+from logsvc_client import Admin, Consumer, Producer, ProducerRecord, Record, TopicPartition
+from logsvc_client.errors import (
+    BufferFull,
+    FailedPrecondition,
+    InvalidPartition,
+    InvalidRequest,
+    OffsetOutOfRange,
+    TopicAlreadyExists,
+    TopicNotFound,
+    Unavailable,
+)
+from logsvc_client.partitioner import partition_for_key
+from tests.client.conftest import RestartableBroker
+
+NEVER_MS = 600_000
+T0 = 1_700_000_000_000
+
+
+def consume_all(consumer: Consumer, expected: int, timeout_ms: int = 5_000) -> list[Record]:
+    records: list[Record] = []
+    while len(records) < expected:
+        got = consumer.poll(timeout_ms=timeout_ms)
+        assert got, f"no records after {len(records)} of {expected}"
+        records += got
+    return records
+
+
+# -- admin ------------------------------------------------------------------------------------
+
+
+def test_admin_creates_describes_lists_and_deletes_topics(admin: Admin) -> None:
+    # Given a topic created with a config
+    created = admin.create_topic("orders", 3, {"retention_ms": "60000"})
+    # Then its description is a plain value with three empty partitions
+    assert created.name == "orders" and created.partition_count == 3
+    assert created.config["retention_ms"] == "60000"
+    assert [(p.partition, p.next_offset, p.first_timestamp_ms) for p in created.partitions] == [
+        (0, 0, -1),
+        (1, 0, -1),
+        (2, 0, -1),
+    ]
+    assert admin.describe_topic("orders") == created
+    assert [(t.name, t.partitions) for t in admin.list_topics()] == [("orders", 3)]
+    # When it is created again, or deleted twice, the errors are the project's own
+    with pytest.raises(TopicAlreadyExists):
+        admin.create_topic("orders", 1)
+    admin.delete_topic("orders")
+    with pytest.raises(TopicNotFound, match="orders"):
+        admin.delete_topic("orders")
+    with pytest.raises(TopicNotFound):
+        admin.describe_topic("orders")
+
+
+def test_admin_produce_records_lets_the_broker_partition_and_reports_positions(admin: Admin) -> None:
+    # Given a 4-partition topic
+    admin.create_topic("events", 4)
+    # When records go through the convenience path
+    positions = admin.produce_records(
+        "events",
+        [
+            ProducerRecord(b"a", key=b"user-1"),
+            ProducerRecord("b", key="user-1", headers={"h": "1"}),
+            ProducerRecord(b"c", partition=3, timestamp_ms=T0),
+            b"plain",
+        ],
+    )
+    # Then keyed records follow Kafka's partitioner, the explicit one wins, offsets are dense
+    p = partition_for_key(b"user-1", 4)
+    assert positions[0].partition == positions[1].partition == p
+    assert positions[1].offset == positions[0].offset + 1
+    assert positions[2].partition == 3
+    assert admin.list_offsets("events", "latest")[p] >= 2
+    assert admin.produce_records("events", []) == []
+
+
+def test_list_offsets_trim_and_offsets_for_time(admin: Admin) -> None:
+    # Given 10 records with timestamps T0, T0+10, ... on one partition
+    admin.create_topic("t", 1)
+    admin.produce_records("t", [ProducerRecord(b"v%d" % i, timestamp_ms=T0 + 10 * i) for i in range(10)])
+    # Then earliest/latest/time lookups answer as Kafka's would
+    assert admin.list_offsets("t", "earliest") == {0: 0}
+    assert admin.list_offsets("t", "latest") == {0: 10}
+    assert admin.list_offsets("t", "timestamp", timestamp_ms=T0 + 25) == {0: 3}
+    assert admin.offsets_for_time("t", T0 + 30)[0] == (3, T0 + 30)
+    assert admin.offsets_for_time("t", T0 + 1_000)[0] == (10, None)
+    # When the partition is trimmed before offset 4
+    assert admin.trim("t", 0, 4) == 4
+    assert admin.list_offsets("t", "earliest", partitions=[0]) == {0: 4}
+    with pytest.raises(InvalidRequest):
+        admin.list_offsets("t", "middle")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequest):
+        admin.list_offsets("t", "timestamp")
+
+
+# -- producer and consumer --------------------------------------------------------------------
+
+
+def test_produced_records_come_back_in_offset_order_per_partition(admin: Admin, address: str) -> None:
+    # Given 3,000 keyed records produced to 3 partitions
+    admin.create_topic("orders", 3)
+    with Producer(address, linger_ms=2) as producer:
+        futures = [producer.send("orders", b"value-%d" % i, b"key-%d" % (i % 97)) for i in range(3_000)]
+        producer.flush(timeout=10)
+    positions = [f.result(timeout=1) for f in futures]
+    # When a consumer reads the whole topic in small polls (prefetching between them)
+    with Consumer(address, max_poll_records=128) as consumer:
+        consumer.assign_topic("orders")
+        records = consume_all(consumer, 3_000)
+        assert consumer.poll(timeout_ms=50) == []
+        ends = {tp: consumer.position(tp) for tp in consumer.assignment()}
+    # Then every record arrived once, where the producer was told it went, in offset order
+    by_partition: dict[int, list[Record]] = defaultdict(list)
+    for r in records:
+        by_partition[r.partition].append(r)
+    for p, recs in by_partition.items():
+        assert [r.offset for r in recs] == list(range(len(recs)))
+        assert all(r.key is not None and partition_for_key(r.key, 3) == p for r in recs)
+    found = {(r.partition, r.offset): r.value for r in records}
+    assert [found[(pos.partition, pos.offset)] for pos in positions] == [b"value-%d" % i for i in range(3_000)]
+    assert sum(ends.values()) == 3_000
+
+
+def test_tombstones_headers_and_timestamps_survive_the_round_trip(admin: Admin, address: str) -> None:
+    admin.create_topic("t", 1)
+    with Producer(address) as producer:
+        producer.send("t", "välue", "k", headers=[("trace", b"\x00\x01"), ("src", "svc")], timestamp_ms=T0)
+        producer.send("t", None, b"k", timestamp_ms=T0 + 1)
+        producer.send("t", b"", None)
+    with Consumer(address) as consumer:
+        consumer.assign([TopicPartition("t", 0)])
+        first, tombstone, empty = consume_all(consumer, 3)
+    assert (first.key, first.value, first.timestamp_ms) == (b"k", "välue".encode(), T0)
+    assert first.headers == (("trace", b"\x00\x01"), ("src", b"svc"))
+    assert (tombstone.key, tombstone.value, tombstone.headers, tombstone.timestamp_ms) == (b"k", None, None, T0 + 1)
+    assert (empty.key, empty.value) == (None, b"")
+
+
+def test_many_batches_of_one_partition_go_in_one_request_and_keep_their_order(admin: Admin, address: str) -> None:
+    # Given 1 KiB batches and records that fill one batch each, held until flush
+    admin.create_topic("t", 1)
+    with Producer(address, linger_ms=NEVER_MS, max_batch_bytes=1024) as producer:
+        futures = [producer.send("t", b"%03d" % i + b"x" * 600) for i in range(20)]
+        producer.flush(timeout=10)
+    # Then the broker stored them all, in order
+    assert [f.result().offset for f in futures] == list(range(20))
+    with Consumer(address) as consumer:
+        consumer.assign_topic("t")
+        assert [r.value[:3] for r in consume_all(consumer, 20) if r.value] == [b"%03d" % i for i in range(20)]
+
+
+def test_seek_to_time_beginning_end_and_an_offset(admin: Admin, address: str) -> None:
+    # Given 100 records one millisecond apart on 2 partitions
+    admin.create_topic("t", 2)
+    with Producer(address) as producer:
+        for i in range(100):
+            producer.send("t", b"v%d" % i, partition=i % 2, timestamp_ms=T0 + i)
+    tp0, tp1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    with Consumer(address) as consumer:
+        consumer.assign([tp0, tp1])
+        # When seeking to a time: the first record at or after it, per partition
+        consumer.seek_to_time(T0 + 60)
+        assert (consumer.position(tp0), consumer.position(tp1)) == (30, 30)
+        records = consume_all(consumer, 40)
+        assert min(r.timestamp_ms for r in records) == T0 + 60
+        # When seeking to the end: nothing until new records arrive
+        consumer.seek_to_end()
+        assert consumer.poll(timeout_ms=50) == []
+        with Producer(address) as producer:
+            producer.send("t", b"late", partition=1)
+        assert [r.value for r in consume_all(consumer, 1)] == [b"late"]
+        # When seeking one partition back to an offset, and to the beginning
+        consumer.seek(tp0, 48)
+        assert [(r.partition, r.offset) for r in consume_all(consumer, 2)] == [(0, 48), (0, 49)]
+        consumer.seek_to_beginning([tp1])
+        assert consume_all(consumer, 51)[0].offset == 0
+
+
+def test_a_seek_discards_what_was_prefetched(admin: Admin, address: str) -> None:
+    admin.create_topic("t", 1)
+    with Producer(address) as producer:
+        for i in range(500):
+            producer.send("t", b"%d" % i)
+    with Consumer(address, max_poll_records=100) as consumer:
+        consumer.assign_topic("t")
+        assert consume_all(consumer, 1)[0].offset == 0
+        # When seeking back while a prefetch is in flight and records are buffered
+        consumer.seek(TopicPartition("t", 0), 5)
+        # Then the next record is offset 5, not the buffered ones
+        assert consumer.poll(timeout_ms=5_000, max_records=1)[0].offset == 5
+
+
+def test_a_trimmed_position_resets_to_the_log_start_under_earliest(admin: Admin, address: str) -> None:
+    admin.create_topic("t", 1)
+    admin.produce_records("t", [b"v%d" % i for i in range(50)])
+    tp = TopicPartition("t", 0)
+    with Consumer(address) as consumer:
+        consumer.assign([tp])
+        consumer.seek(tp, 10)
+        # When the records before offset 30 are trimmed away
+        admin.trim("t", 0, 30)
+        # Then the consumer continues from the new log start
+        assert consume_all(consumer, 1)[0].offset == 30
+
+
+def test_an_out_of_range_position_raises_under_none_and_jumps_to_the_end_under_latest(
+    admin: Admin, address: str
+) -> None:
+    admin.create_topic("t", 1)
+    admin.produce_records("t", [b"v%d" % i for i in range(20)])
+    admin.trim("t", 0, 10)
+    tp = TopicPartition("t", 0)
+    with Consumer(address, auto_offset_reset="none") as consumer:
+        consumer.assign([tp])
+        consumer.seek(tp, 5)
+        with pytest.raises(OffsetOutOfRange, match="t/0"):
+            consumer.poll(timeout_ms=1_000)
+    with Consumer(address, auto_offset_reset="latest") as consumer:
+        consumer.assign([tp])
+        assert consumer.position(tp) == 20  # never positioned: the end under 'latest'
+        consumer.seek(tp, 500)
+        assert consumer.poll(timeout_ms=200) == []
+        assert consumer.position(tp) == 20
+
+
+def test_consumer_errors_are_the_projects_own(address: str) -> None:
+    with Consumer(address) as consumer:
+        with pytest.raises(FailedPrecondition, match="no partitions"):
+            consumer.poll(timeout_ms=0)
+        with pytest.raises(TopicNotFound):
+            consumer.assign_topic("missing")
+        consumer.assign([TopicPartition("missing", 0)])
+        with pytest.raises(TopicNotFound):
+            consumer.poll(timeout_ms=100)
+        with pytest.raises(FailedPrecondition, match="not assigned"):
+            consumer.seek(TopicPartition("other", 0), 0)
+
+
+def test_iterating_a_consumer_yields_records_as_they_arrive(admin: Admin, address: str) -> None:
+    admin.create_topic("t", 1)
+    with Consumer(address) as consumer:
+        consumer.assign_topic("t")
+        threading.Timer(0.1, lambda: admin.produce_records("t", [b"a", b"b"])).start()
+        it = iter(consumer)
+        assert [next(it).value, next(it).value] == [b"a", b"b"]
+
+
+def test_a_producer_to_a_missing_topic_or_partition_fails_at_send(admin: Admin, address: str) -> None:
+    admin.create_topic("t", 2)
+    with Producer(address) as producer:
+        with pytest.raises(TopicNotFound):
+            producer.send("missing", b"v")
+        with pytest.raises(InvalidPartition):
+            producer.send("t", b"v", partition=2)
+
+
+def test_a_full_buffer_raises_buffer_full_in_raise_mode(admin: Admin, address: str) -> None:
+    # Given records that linger in a 64 KiB buffer that raises when full
+    admin.create_topic("t", 1)
+    with Producer(address, linger_ms=NEVER_MS, max_buffer_bytes=64 * 1024, buffer_full="raise") as producer:
+        sent = []
+        # When more than 64 KiB is sent
+        with pytest.raises(BufferFull):
+            for i in range(1_000):
+                sent.append(producer.send("t", b"%04d" % i + b"x" * 1_000))
+        # Then what fitted is delivered once flushed
+        assert 50 < len(sent) < 64
+        producer.flush(timeout=10)
+        assert [f.result().offset for f in sent] == list(range(len(sent)))
+
+
+def test_a_producer_retries_while_the_broker_restarts(restartable_broker: RestartableBroker) -> None:
+    # Given a topic, and a producer that has already talked to the broker
+    with Admin(restartable_broker.address) as admin:
+        admin.create_topic("t", 1)
+    with Producer(restartable_broker.address, linger_ms=0, retries=8, retry_backoff_ms=100) as producer:
+        assert producer.send("t", b"before").result(timeout=5).offset == 0
+        # When the broker goes away, a record is sent, and the broker comes back on the same port
+        restartable_broker.stop()
+        future = producer.send("t", b"during")
+        threading.Timer(0.5, restartable_broker.start).start()
+        # Then the record is stored once the broker is back
+        assert future.result(timeout=20).offset == 1
+    with Consumer(restartable_broker.address) as consumer:
+        consumer.assign_topic("t")
+        assert [r.value for r in consume_all(consumer, 2)] == [b"before", b"during"]
+
+
+def test_a_consumer_and_admin_ride_out_a_broker_restart(restartable_broker: RestartableBroker) -> None:
+    address = restartable_broker.address
+    with Admin(address, retry_backoff_ms=100, retries=8) as admin:
+        admin.create_topic("t", 1)
+        admin.produce_records("t", [b"a"])
+        with Consumer(address, retry_backoff_ms=100) as consumer:
+            consumer.assign_topic("t")
+            assert [r.value for r in consume_all(consumer, 1)] == [b"a"]
+            # When the broker restarts while the consumer polls
+            restartable_broker.stop()
+            timer = threading.Timer(0.5, restartable_broker.start)
+            timer.start()
+            assert consumer.poll(timeout_ms=200) == []
+            timer.join()
+            # Then admin calls are retried and the consumer picks up new records
+            assert admin.list_offsets("t", "latest") == {0: 1}
+            admin.produce_records("t", [b"b"])
+            assert [r.value for r in consume_all(consumer, 1, timeout_ms=10_000)] == [b"b"]
+
+
+def test_without_a_broker_calls_fail_with_unavailable() -> None:
+    with Admin("127.0.0.1:1", retries=1, retry_backoff_ms=10, request_timeout_ms=2_000) as admin:
+        with pytest.raises(Unavailable):
+            admin.list_topics()
+        with pytest.raises(Unavailable):
+            admin.create_topic("t", 1)

@@ -1,0 +1,122 @@
+"""Shared fixtures: a real broker on port 0 over TCP with LMDB in a temp dir, in-process or as a
+`logsvc serve` subprocess (for SIGKILL and signal tests)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from logsvc import settings as settings_mod
+from logsvc.server.app import Broker, create_server
+from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+
+LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+
+
+def broker_settings(data_dir: Path, **overrides: object) -> settings_mod.Settings:
+    values: dict[str, object] = {"data_dir": str(data_dir), "listen": "127.0.0.1:0", "metrics_port": 0}
+    values.update(overrides)
+    return settings_mod.load(environ={}, overrides=values)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def broker(data_dir: Path) -> Iterator[Broker]:
+    """A broker in this process, on 127.0.0.1:<free port>, LMDB in a temp dir."""
+    b = create_server(broker_settings(data_dir))
+    try:
+        yield b
+    finally:
+        b.stop(grace_s=1)
+
+
+@pytest.fixture
+def stub(broker: Broker) -> Iterator[pb_grpc.BrokerStub]:
+    with grpc.insecure_channel(broker.address) as channel:
+        yield pb_grpc.BrokerStub(channel)
+
+
+class BrokerProcess:
+    """`logsvc serve` as a child process; the port is read from its 'listening on' line."""
+
+    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = ""
+        self.port = 0
+        self.stderr_lines: list[bytes] = []
+
+    def start(self, listen: str = "127.0.0.1:0", timeout_s: float = 20) -> BrokerProcess:
+        cmd = [
+            sys.executable, "-m", "logsvc.cli", "serve",
+            "--data-dir", str(self.data_dir), "--listen", listen, "--metrics-port", "0", *self.extra,
+        ]  # fmt: skip
+        env = {**os.environ, **(self.env or {})}
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
+        found = threading.Event()
+
+        def pump() -> None:
+            assert self.proc is not None and self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.stderr_lines.append(line)
+                m = LISTENING.search(line)
+                if m and not found.is_set():
+                    self.address = f"{m.group(1).decode()}:{m.group(2).decode()}"
+                    self.port = int(m.group(2))
+                    found.set()
+
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
+        if not found.wait(timeout_s):
+            self.kill()
+            raise RuntimeError("broker did not start: " + b"".join(self.stderr_lines).decode(errors="replace"))
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self._close()
+
+    def terminate(self, timeout_s: float = 20) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout_s)
+        self._close()
+        return code
+
+    def _close(self) -> None:
+        if self.proc and self.proc.stderr and not self.proc.stderr.closed:
+            self._pump.join(10)  # the pipe reaches EOF once the process is gone
+            self.proc.stderr.close()
+
+    def stderr_text(self) -> str:
+        return b"".join(self.stderr_lines).decode(errors="replace")
+
+
+@pytest.fixture
+def broker_process(data_dir: Path) -> Iterator[BrokerProcess]:
+    """A started `logsvc serve` subprocess on a free port (killed at the end)."""
+    proc = BrokerProcess(data_dir).start()
+    try:
+        yield proc
+    finally:
+        proc.kill()

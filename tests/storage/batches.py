@@ -1,0 +1,53 @@
+"""Test helpers: record batches built with the real codec, broken batches, a settable clock."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+from logsvc_client.batch import HEADER, HEADER_SIZE, encode_batch, read_header
+
+
+def make_batch(count: int = 1, ts: int = 1_000, step: int = 0, value_size: int = 8, tag: str = "") -> bytes:
+    """A valid batch of ``count`` records with timestamps ``ts, ts + step, ...``."""
+    return encode_batch(
+        [[ts + i * step, f"k{i}".encode(), (f"{tag}{i}:".encode() + b"v" * value_size), None] for i in range(count)]
+    )
+
+
+def make_batch_at(timestamps: Sequence[int]) -> bytes:
+    """A batch whose records carry exactly these timestamps (in this order)."""
+    return encode_batch([[t, f"k{i}".encode(), b"v", None] for i, t in enumerate(timestamps)])
+
+
+def with_bad_crc(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 0xFF])
+
+
+def with_wrong_count(data: bytes) -> bytes:
+    """The header claims one record more than the payload holds (CRC still right)."""
+    h = read_header(data)
+    payload = data[HEADER_SIZE:]
+    header = HEADER.pack(
+        h.magic,
+        h.attributes,
+        h.reserved,
+        h.record_count + 1,
+        h.first_timestamp_ms,
+        h.max_timestamp_ms,
+        zlib.crc32(payload),
+    )
+    return header + payload
+
+
+class FakeClock:
+    """A wall clock in ms that only moves when told to."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> None:
+        self.now_ms += ms
