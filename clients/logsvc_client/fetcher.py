@@ -4,17 +4,18 @@ A :class:`Fetcher` keeps two offsets per assigned partition: the *position* (the
 application gets) and the *fetch offset* (the next one to ask the broker for). Fetched batches are
 kept whole, as bytes, until :meth:`Fetcher.fetch` hands their records out, and are decoded
 straight into :class:`~logsvc_client.records.Record` tuples by
-:func:`~logsvc_client.batch.decode_records`. After handing out records it starts the next Fetch
-(prefetch) when fewer than ``max_poll_records`` are buffered, so the broker reads while the
-application works. Any change of assignment or position bumps an epoch that discards buffered
-data and the fetch in flight for the partitions it affects.
+:func:`~logsvc_client.batch.decode_records`. Before decoding, it starts the next Fetch when fewer
+than ``max_poll_records`` would stay buffered (prefetch), so the broker reads while this process
+decodes and the application works. Any change of assignment or position discards the fetch in
+flight and the buffered records of the partitions it affects.
 
-It knows nothing of groups: a group consumer changes the assignment with :meth:`assign` and
-reads :meth:`positions` to commit.
+It knows nothing of groups: a group consumer changes the assignment with :meth:`Fetcher.assign`
+and reads :meth:`Fetcher.positions` to commit. Not thread-safe (one consumer, one thread).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import deque
@@ -27,7 +28,7 @@ from . import batch as codec
 from . import channel
 from ._proto import logsvc_pb2 as pb
 from .admin import offsets_request
-from .errors import FailedPrecondition, InvalidConfig, OffsetOutOfRange, Unavailable
+from .errors import FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
 from .records import Record, TopicPartition
 
 log = logging.getLogger("logsvc_client.consumer")
@@ -64,6 +65,7 @@ class Fetcher:
         self._retry = retry or channel.RetryPolicy()
         self._clock = clock
         self._assigned: list[TopicPartition] = []
+        self._assigned_set: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._fetch_offsets: dict[TopicPartition, int] = {}
         self._pending: deque[tuple[TopicPartition, int, bytes, int]] = deque()  # tp, base, batch, start
@@ -85,6 +87,7 @@ class Fetcher:
         tps = list(dict.fromkeys(TopicPartition(*tp) for tp in partitions))
         keep = set(tps)
         self._assigned = tps
+        self._assigned_set = keep
         for offsets in (self._positions, self._fetch_offsets):
             for tp in [tp for tp in offsets if tp not in keep]:
                 del offsets[tp]
@@ -103,7 +106,7 @@ class Fetcher:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._check_assigned(tp)
         if not isinstance(offset, int) or offset < 0:
-            raise OffsetOutOfRange(f"cannot seek {tp.topic}/{tp.partition} to offset {offset!r}")
+            raise InvalidRequest(f"cannot seek {tp.topic}/{tp.partition} to offset {offset!r}: use an int >= 0")
         self._positions[tp] = self._fetch_offsets[tp] = offset
         self._discard(lambda other: other == tp)
 
@@ -116,7 +119,7 @@ class Fetcher:
             self.seek(tp, offset)
 
     def _check_assigned(self, tp: TopicPartition) -> None:
-        if tp not in self._assigned:
+        if tp not in self._assigned_set:
             raise FailedPrecondition(f"partition {tp.topic}/{tp.partition} is not assigned to this consumer")
 
     def _list_offsets(
@@ -166,10 +169,12 @@ class Fetcher:
         limit = max_records or self.max_poll_records
         deadline = self._clock() + timeout_s
         while True:
-            out = self._take(limit)
-            if out:
-                self._maybe_prefetch()
-                return out
+            if self._buffered:
+                # Start the next Fetch before decoding, so the broker reads while we decode.
+                self._maybe_prefetch(limit)
+                out = self._take(limit)
+                if out:
+                    return out
             if not self._assigned:
                 left = deadline - self._clock()
                 if left > 0:
@@ -179,6 +184,23 @@ class Fetcher:
                 return []
 
     def _take(self, limit: int) -> list[Record]:
+        """Hand out up to ``limit`` buffered records, decoding batches as needed.
+
+        The cyclic garbage collector is paused meanwhile: every Record is a new GC-tracked tuple,
+        and letting collections run every few hundred of them costs a third of the consumer's
+        time. Nothing here creates cycles; the pause lasts one poll's decoding, and the collector
+        is switched back on only if it was on.
+        """
+        enabled = gc.isenabled()
+        if enabled:
+            gc.disable()
+        try:
+            return self._take_records(limit)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _take_records(self, limit: int) -> list[Record]:
         out: list[Record] = []
         positions = self._positions
         while limit > 0:
@@ -201,8 +223,16 @@ class Fetcher:
                 limit -= len(chunk)
                 self._buffered -= len(chunk)
             elif self._pending:
-                tp, base, data, start = self._pending.popleft()
-                self._decoded = codec.decode_records(tp.topic, tp.partition, base, data, start, self._check_crcs)
+                tp, base, data, start = item = self._pending.popleft()
+                try:
+                    self._decoded = codec.decode_records(tp.topic, tp.partition, base, data, start, self._check_crcs)
+                except Exception:
+                    # A corrupt batch stays where it is: every poll reports it until the
+                    # application seeks past it (records already taken this poll are kept).
+                    self._pending.appendleft(item)
+                    if out:
+                        break
+                    raise
                 self._decoded_at = 0
             else:
                 break
@@ -225,8 +255,14 @@ class Fetcher:
         self._in_flight = channel.start(self._stub.Fetch, self._request(max_wait_ms), timeout_s)
         self._in_flight_epoch = self._epoch
 
-    def _maybe_prefetch(self) -> None:
-        if self._prefetch and self._in_flight is None and self._assigned and self._buffered < self.max_poll_records:
+    def _maybe_prefetch(self, taking: int) -> None:
+        """Start the next Fetch when fewer than ``max_poll_records`` stay buffered after ``taking``."""
+        if (
+            self._prefetch
+            and self._in_flight is None
+            and self._assigned
+            and self._buffered - taking < self.max_poll_records
+        ):
             try:
                 self._start(self._max_wait_ms)
             except Exception as e:  # the next poll starts it again and reports what is wrong

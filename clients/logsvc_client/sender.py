@@ -52,6 +52,13 @@ class Sender(threading.Thread):
         self.stopped = False  # set with the lock held: exit now, whatever is pending
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # a bug: fail every record rather than leave them hanging
+            log.exception("the producer's sender thread failed")
+            self._acc.abort(LogsvcError(f"the producer's sender thread failed: {e!r}"))
+
+    def _loop(self) -> None:
         acc = self._acc
         clock = self._clock
         while True:

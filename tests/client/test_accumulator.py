@@ -1,0 +1,116 @@
+"""The accumulator's draining rules, driven by an injected clock (no sender thread, no sleeps)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from logsvc_client.accumulator import Accumulator
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(clock: Clock, **kwargs: object) -> Accumulator:
+    counts = {"a": 2, "b": 2}
+    return Accumulator(counts.__getitem__, linger_ms=10, clock=clock, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_batch_is_ready_once_linger_ms_has_passed(clock: Clock) -> None:
+    # Given one record appended now
+    acc = make(clock)
+    acc.append("a", b"v", partition=0)
+    # Then nothing drains before 10 ms, and the sender is told when to look again
+    with acc.lock:
+        assert acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20) == ([], pytest.approx(100.010))
+    # When 10 ms pass, the batch drains
+    clock.now += 0.010
+    with acc.lock:
+        requests, deadline = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)
+    assert [(t.name, [b.partition for b in batches]) for t, batches in requests] == [("a", [0])]
+    assert deadline == math.inf
+
+
+def test_flush_makes_lingering_batches_ready_at_once(clock: Clock) -> None:
+    acc = make(clock)
+    acc.append("a", b"v", partition=1)
+    pending = acc.begin_flush()
+    with acc.lock:
+        requests, _ = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)
+    assert [b for _, batches in requests for b in batches] == pending
+
+
+def test_no_more_requests_than_free_slots_are_drained(clock: Clock) -> None:
+    # Given ready batches for two topics and one free request slot
+    acc = make(clock)
+    acc.append("a", b"v", partition=0)
+    acc.append("b", b"v", partition=0)
+    clock.now += 1
+    with acc.lock:
+        first, _ = acc.drain_locked(clock.now, slots=1, max_request_bytes=1 << 20)
+        second, _ = acc.drain_locked(clock.now, slots=1, max_request_bytes=1 << 20)
+    # Then one topic goes now and the other on the next drain
+    assert [t.name for t, _ in first] == ["a"]
+    assert [t.name for t, _ in second] == ["b"]
+
+
+def test_a_partition_in_flight_is_muted_until_released_then_sends_its_backlog_in_order(clock: Clock) -> None:
+    # Given a partition whose first batch is in flight
+    acc = make(clock, max_batch_bytes=1024)
+    acc.append("a", b"x" * 500, partition=0)
+    clock.now += 1
+    with acc.lock:
+        ((t, in_flight),) = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)[0]
+    # When six more batches (one record each) fill up for it
+    for _ in range(6):
+        acc.append("a", b"y" * 500, partition=0)
+    clock.now += 1
+    with acc.lock:
+        assert acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)[0] == []
+        # Then after the answer they all go together, oldest first
+        acc.release_locked(t, in_flight)
+        ((_, backlog),) = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)[0]
+    assert [b.seq for b in backlog] == sorted(b.seq for b in backlog)
+    assert len(backlog) == 6
+    assert acc.buffered == sum(b.nbytes for b in backlog)
+
+
+def test_a_requeued_batch_waits_for_its_retry_time_ahead_of_newer_ones(clock: Clock) -> None:
+    acc = make(clock)
+    acc.append("a", b"old", partition=0)
+    clock.now += 1
+    with acc.lock:
+        ((t, batches),) = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)[0]
+        acc.requeue_locked(t, batches, retry_at=clock.now + 0.5)
+    acc.append("a", b"new", partition=0)
+    clock.now += 0.1
+    with acc.lock:
+        requests, deadline = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)
+        assert (requests, deadline) == ([], pytest.approx(clock.now + 0.4))
+        clock.now += 0.4
+        ((_, retried),) = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)[0]
+    assert retried[0] is batches[0]
+    assert len(retried) == 2  # the newer batch has lingered too, and follows in the same request
+
+
+def test_the_buffer_counts_estimated_bytes_until_batches_are_released(clock: Clock) -> None:
+    acc = make(clock)
+    acc.append("a", b"v" * 100, b"key", partition=0)
+    assert acc.buffered >= 103
+    clock.now += 1
+    with acc.lock:
+        ((t, batches),) = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)[0]
+        acc.release_locked(t, batches)
+    assert acc.buffered == 0
+    assert not acc.incomplete
