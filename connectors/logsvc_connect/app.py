@@ -1,0 +1,76 @@
+"""A connector process: load its config, build the adapter, run the runtime until SIGTERM.
+
+``logsvc connect postgres|mongo --config FILE`` (see :mod:`logsvc.cli.connect`) calls
+:func:`load` then :func:`run`. Several processes with the same connector name form one consumer
+group and share the partitions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from logsvc_client.errors import InvalidConfig
+from logsvc_connect.config import RuntimeConfig, load_runtime, read_file, split_sources
+from logsvc_connect.runtime import SinkRuntime, StartFrom
+from logsvc_connect.sink import Sink
+
+log = logging.getLogger("logsvc.connect")
+
+# kind -> (module, config class, sink class); imported lazily so a Mongo connector does not need
+# psycopg and the other way round.
+ADAPTERS = {
+    "postgres": ("logsvc_connect.postgres", "PostgresConfig", "PostgresSink"),
+    "mongo": ("logsvc_connect.mongo", "MongoConfig", "MongoSink"),
+}
+
+
+@dataclass(frozen=True)
+class Connector:
+    kind: str
+    runtime: RuntimeConfig
+    adapter_config: Any
+    sink_factory: Callable[[], Sink]
+
+
+def load(kind: str, path: str, environ: Mapping[str, str] | None = None) -> Connector:
+    """Read and validate a connector config (file < ``LOGSVC_CONNECT_*`` environment)."""
+    if kind not in ADAPTERS:
+        raise InvalidConfig(f"unknown connector kind {kind!r}; known: {', '.join(ADAPTERS)}")
+    env = os.environ if environ is None else environ
+    runtime_values, adapter_values = split_sources(kind, read_file(path), env, path)
+    runtime = load_runtime(runtime_values, path)
+    module_name, config_name, sink_name = ADAPTERS[kind]
+    module = importlib.import_module(module_name)
+    if kind == "postgres":
+        adapter_values.setdefault("connector", runtime.name)  # owner of its exactly-once offsets
+    adapter_config = getattr(module, config_name).from_mapping(adapter_values)
+    sink_cls = getattr(module, sink_name)
+    return Connector(kind, runtime, adapter_config, lambda: sink_cls(adapter_config))
+
+
+def run(connector: Connector, start_from: StartFrom | None = None) -> SinkRuntime:
+    """Run until SIGTERM/SIGINT; returns the finished runtime."""
+    runtime = SinkRuntime(connector.runtime, connector.sink_factory(), start_from=start_from)
+    cfg = connector.runtime
+    if cfg.metrics_port >= 0:
+        port = runtime.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, port)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received %s: finishing the batch in flight", signal.Signals(signum).name)
+        runtime.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("%s connector %s consuming %s from %s", connector.kind, cfg.name, ", ".join(cfg.topics), cfg.server)
+    try:
+        runtime.run()
+    finally:
+        runtime.metrics.stop_http()
+    return runtime

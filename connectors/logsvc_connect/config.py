@@ -1,0 +1,154 @@
+"""Connector configuration: one TOML file, every key overridable from the environment.
+
+The file has the runtime's keys at the top level and the adapter's keys in a table named after
+the connector kind::
+
+    name = "orders-pg"                 # the connector's name = its consumer group
+    server = "127.0.0.1:50051"
+    topics = ["orders"]
+
+    [postgres]
+    dsn = "host=127.0.0.1 dbname=shop"
+    insert_mode = "upsert"
+
+Environment variables override the file: ``LOGSVC_CONNECT_<KEY>`` for a runtime key and
+``LOGSVC_CONNECT_<KIND>_<KEY>`` for an adapter key (``LOGSVC_CONNECT_POSTGRES_DSN``); lists are
+comma-separated, tables (``columns``) JSON. Unknown keys — in the file or the environment — are
+an error naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+from logsvc_client.errors import InvalidConfig
+
+ENV_PREFIX = "LOGSVC_CONNECT_"
+KINDS = ("postgres", "mongo", "python")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """The runtime's settings (sizes in bytes, durations in ms)."""
+
+    name: str = ""
+    """Connector name: its consumer group id and the default dead-letter topic ``<name>.dlq``."""
+    server: str = "127.0.0.1:50051"
+    topics: tuple[str, ...] = ()
+    value_format: str = "auto"
+    """auto | json | msgpack | raw: how record values are decoded for the adapter."""
+    dlq_topic: str = ""
+    """Dead-letter topic; empty = ``<name>.dlq`` (created with 1 partition when missing)."""
+    batch_max_records: int = 10_000
+    batch_max_bytes: int = 16 * 1024 * 1024
+    linger_ms: int = 100
+    """How long a batch may wait to fill when the connector is caught up (low lag)."""
+    retry_initial_ms: int = 200
+    retry_max_ms: int = 30_000
+    metrics_port: int = -1
+    """HTTP /metrics port; -1 = off, 0 = any free port (logged)."""
+    metrics_host: str = "127.0.0.1"
+    instance_id: str = ""
+    """Static membership id: a restart within the session timeout keeps the partitions."""
+    session_timeout_ms: int = 10_000
+    shutdown_timeout_ms: int = 30_000
+    """On SIGTERM, how long the batch in flight may take to finish before the process exits."""
+
+    def validate(self) -> RuntimeConfig:
+        if not self.name:
+            raise InvalidConfig("connector config needs a name (its consumer group)", key="name")
+        if not self.topics:
+            raise InvalidConfig("connector config needs topics = [...]", key="topics")
+        if self.value_format not in ("auto", "json", "msgpack", "raw"):
+            raise InvalidConfig(
+                f"value_format={self.value_format!r} must be auto, json, msgpack or raw", key="value_format"
+            )
+        for key in ("batch_max_records", "batch_max_bytes", "retry_initial_ms", "retry_max_ms", "session_timeout_ms"):
+            if getattr(self, key) <= 0:
+                raise InvalidConfig(f"{key}={getattr(self, key)} must be positive", key=key)
+        if self.linger_ms < 0 or self.shutdown_timeout_ms < 0:
+            raise InvalidConfig("linger_ms and shutdown_timeout_ms must not be negative", key="linger_ms")
+        return self
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.dlq_topic or f"{self.name}.dlq"
+
+
+def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
+    field = {f.name: f for f in dataclasses.fields(cls)}[key]
+    kind = str(field.type)
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[str(value).lower()]
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ValueError(value)
+            return tuple(value)
+        if kind.startswith(("dict", "Mapping")):
+            if isinstance(value, str):
+                value = json.loads(value)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return value
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError):
+        raise InvalidConfig(f"{source}: {key}={value!r} is not a valid {kind}", key=key) from None
+
+
+def build(cls: type[Any], values: Mapping[str, Any], source: str) -> Any:
+    """An instance of the dataclass ``cls`` from ``values``; unknown keys are InvalidConfig."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            raise InvalidConfig(f"{source}: unknown key {key!r}; known: {', '.join(sorted(names))}", key=key)
+    return cls(**{k: _coerce(cls, k, v, source) for k, v in values.items()})
+
+
+def read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise InvalidConfig(f"connector config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidConfig(f"connector config file {path} is not valid TOML: {e}") from None
+
+
+def split_sources(
+    kind: str, raw: Mapping[str, Any], environ: Mapping[str, str], path: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(runtime values, adapter values) from the file's contents and the environment."""
+    runtime = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    adapter: dict[str, Any] = {}
+    for table, values in raw.items():
+        if isinstance(values, dict):
+            if table != kind:
+                raise InvalidConfig(f"{path}: unknown table [{table}] for a {kind} connector", key=table)
+            adapter.update(values)
+    kind_prefix = f"{ENV_PREFIX}{kind.upper()}_"
+    for name, value in environ.items():
+        if name.startswith(kind_prefix):
+            adapter[name[len(kind_prefix) :].lower()] = value
+        elif name.startswith(ENV_PREFIX) and not any(name.startswith(f"{ENV_PREFIX}{k.upper()}_") for k in KINDS):
+            runtime[name[len(ENV_PREFIX) :].lower()] = value
+    return runtime, adapter
+
+
+def load_runtime(values: Mapping[str, Any], source: str) -> RuntimeConfig:
+    config: RuntimeConfig = build(RuntimeConfig, values, source)
+    return config.validate()

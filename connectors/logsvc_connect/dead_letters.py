@@ -1,0 +1,85 @@
+"""The dead-letter topic: where records that fail on their data go, with the reason attached.
+
+A dead-lettered record keeps the source record's key, value and headers and gains headers:
+
+=====================  ===========================================================
+``dlq.topic``          source topic
+``dlq.partition``      source partition (decimal)
+``dlq.offset``         source offset (decimal)
+``dlq.timestamp``      source record timestamp in ms (decimal)
+``dlq.connector``      the connector's name
+``dlq.error.class``    the error's class (e.g. ``DataError``, ``NotNullViolation``)
+``dlq.error.message``  the error message
+``dlq.attempts``       how many times the record was tried
+=====================  ===========================================================
+
+The record is acknowledged by the broker before the source offset is committed past it, so the
+decision survives a restart: the partition moves on and the record is not tried again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from logsvc_client import Admin, Producer
+from logsvc_client.errors import TopicAlreadyExists
+from logsvc_connect.sink import DataError, SinkRecord
+
+HEADER_PREFIX = "dlq."
+
+
+def dead_letter_headers(record: SinkRecord, error: DataError, connector: str, attempts: int) -> list[tuple[str, bytes]]:
+    own = [(name, value) for name, value in (record.headers or ()) if not name.startswith(HEADER_PREFIX)]
+    return [
+        *own,
+        ("dlq.topic", record.topic.encode()),
+        ("dlq.partition", str(record.partition).encode()),
+        ("dlq.offset", str(record.offset).encode()),
+        ("dlq.timestamp", str(record.timestamp_ms).encode()),
+        ("dlq.connector", connector.encode()),
+        ("dlq.error.class", error.error_class.encode()),
+        ("dlq.error.message", error.message.encode("utf-8", "replace")[:4096]),
+        ("dlq.attempts", str(attempts).encode()),
+    ]
+
+
+class DeadLetters:
+    """Sends failed records to ``topic`` (created with one partition when missing)."""
+
+    def __init__(self, server: str, topic: str, connector: str) -> None:
+        self.topic = topic
+        self.connector = connector
+        self._server = server
+        self._producer: Producer | None = None
+
+    def _ensure(self) -> Producer:
+        if self._producer is None:
+            with Admin(self._server) as admin, contextlib.suppress(TopicAlreadyExists):
+                admin.create_topic(self.topic, 1)
+            self._producer = Producer(self._server, linger_ms=0)
+        return self._producer
+
+    def send(self, failed: Sequence[tuple[SinkRecord, DataError]], attempts: int = 1) -> None:
+        """Produce every failed record and wait until all are acknowledged."""
+        if not failed:
+            return
+        producer = self._ensure()
+        futures = [
+            producer.send(
+                self.topic,
+                record.value,
+                record.key,
+                partition=0,
+                headers=dead_letter_headers(record, error, self.connector, attempts),
+                timestamp_ms=record.timestamp_ms,
+            )
+            for record, error in failed
+        ]
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None

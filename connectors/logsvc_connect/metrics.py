@@ -1,0 +1,60 @@
+"""Prometheus metrics of a connector process, on ``/metrics`` of its own HTTP port.
+
+Updated per batch, never per record: records written / skipped / dead-lettered, batch sizes,
+write latency, retries, and the consumer lag per partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ConnectorMetrics:
+    def __init__(self, connector: str, kind: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = {"connector": connector, "kind": kind}
+        names = list(labels)
+
+        def counter(name: str, doc: str) -> Any:
+            return Counter(name, doc, names, registry=self.registry).labels(**labels)
+
+        self.records_written = counter("logsvc_connect_records_written", "Records written to the sink")
+        self.records_skipped = counter("logsvc_connect_records_skipped", "Records a filter skipped")
+        self.records_dead_lettered = counter(
+            "logsvc_connect_records_dead_lettered", "Records sent to the dead-letter topic"
+        )
+        self.retries = counter("logsvc_connect_retries", "Batch writes retried after a transient error")
+        self.batch_records = Histogram(
+            "logsvc_connect_batch_records", "Records per written batch", names, buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        ).labels(**labels)  # fmt: skip
+        self.write_seconds = Histogram(
+            "logsvc_connect_write_seconds", "Latency of one batch write (until durable)", names,
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        ).labels(**labels)  # fmt: skip
+        self.lag = Gauge(
+            "logsvc_connect_lag_records", "Records not yet written, per partition", [*names, "topic", "partition"],
+            registry=self.registry,
+        )  # fmt: skip
+        self._labels = labels
+        self._http: Any = None
+        self.port: int | None = None
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.lag.labels(**self._labels, topic=topic, partition=str(partition)).set(lag)
+
+    def serve_http(self, host: str, port: int) -> int:
+        self._http, _ = start_http_server(port, addr=host, registry=self.registry)
+        self.port = int(self._http.server_port)
+        return self.port
+
+    def stop_http(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

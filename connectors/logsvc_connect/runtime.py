@@ -1,0 +1,275 @@
+"""The sink runtime: everything a connector does except talking to its database.
+
+One loop per process, as a member of the consumer group named after the connector::
+
+    poll ─▶ batch (max records / max bytes / linger) ─▶ decode values ─▶ compact ids (last wins)
+         ─▶ Sink.write (retried with capped, jittered backoff on TransientSinkError)
+         ─▶ dead-letter the records that failed on their data ─▶ commit the batch's offsets
+
+Batches adapt to lag by themselves: while the connector is behind, every poll returns a full
+batch at once and batches run at their maximum size; once caught up, the linger time bounds how
+long the first record of a batch waits. An offset is committed only after the write it covers
+(and the dead-lettering of its failed records) is durable, so a crash anywhere loses nothing and
+at worst writes a batch again, which the adapters' idempotent writes absorb.
+
+Partitions being taken away (rebalance) first get their batch written and committed. SIGTERM
+(:meth:`SinkRuntime.stop`) finishes the batch in flight, commits and leaves the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from logsvc_client import Admin, Consumer, Record, TopicPartition
+from logsvc_client.channel import Backoff
+from logsvc_client.errors import FailedPrecondition, LogsvcError
+from logsvc_connect.config import RuntimeConfig
+from logsvc_connect.dead_letters import DeadLetters
+from logsvc_connect.metrics import ConnectorMetrics
+from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError
+from logsvc_connect.values import decode_value
+
+log = logging.getLogger("logsvc.connect")
+
+_new = tuple.__new__
+LAG_REFRESH_S = 5.0
+
+
+class StartFrom:
+    """Where partitions start on their first assignment in this process (``--from``)."""
+
+    def __init__(self, spec: str | None, timestamp_ms: int | None = None, offset: int | None = None) -> None:
+        self.spec = spec  # None (committed offsets) | earliest | latest | offset | time
+        self.timestamp_ms = timestamp_ms
+        self.offset = offset
+
+
+class SinkRuntime:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        sink: Sink,
+        *,
+        start_from: StartFrom | None = None,
+        metrics: ConnectorMetrics | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.start_from = start_from or StartFrom(None)
+        self.metrics = metrics or ConnectorMetrics(config.name, sink.kind)
+        self.dead_letters = DeadLetters(config.server, config.dead_letter_topic, config.name)
+        self._backoff = Backoff(base_ms=config.retry_initial_ms, max_ms=config.retry_max_ms)
+        self._stopping = threading.Event()
+        self._stop_deadline: float | None = None
+        self._sleep = sleep or self._stopping.wait
+        self._pending: list[Record] = []
+        self._pending_bytes = 0
+        self._first_pending_at = 0.0
+        self._started: set[TopicPartition] = set()
+        self._consumer: Consumer | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._next_lag_refresh = 0.0
+        self.batches_written = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the batch in flight, commit, leave the group (safe from a signal handler)."""
+        if not self._stopping.is_set():
+            self._stop_deadline = time.monotonic() + self.config.shutdown_timeout_ms / 1000
+            self._stopping.set()
+
+    def run(self) -> None:
+        """Consume and write until :meth:`stop`."""
+        self._open_sink()
+        if self._stopping.is_set():
+            return
+        cfg = self.config
+        consumer = Consumer(
+            cfg.server,
+            group_id=cfg.name,
+            instance_id=cfg.instance_id or None,
+            session_timeout_ms=cfg.session_timeout_ms,
+            enable_auto_commit=False,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            max_poll_records=cfg.batch_max_records,
+        )
+        self._consumer = consumer
+        try:
+            consumer.subscribe(list(cfg.topics))
+            self._loop(consumer)
+            self._flush()
+        finally:
+            self._consumer = None
+            try:
+                consumer.close()
+            finally:
+                self.sink.close()
+                self.dead_letters.close()
+
+    def _open_sink(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                self.sink.open()
+                return
+            except TransientSinkError as e:
+                log.warning("cannot reach the %s sink yet (%s); retrying", self.sink.kind, e)
+                self._sleep(self._backoff.delay_s(attempt))
+                attempt += 1
+
+    def _loop(self, consumer: Consumer) -> None:
+        cfg = self.config
+        linger_s = cfg.linger_ms / 1000
+        while not self._stopping.is_set():
+            room = cfg.batch_max_records - len(self._pending)
+            wait_s = linger_s - (time.monotonic() - self._first_pending_at) if self._pending else linger_s or 0.5
+            records = consumer.poll(timeout_ms=max(1, int(wait_s * 1000)), max_records=room)
+            if records:
+                if not self._pending:
+                    self._first_pending_at = time.monotonic()
+                self._pending.extend(records)
+                self._pending_bytes += sum([len(r.value) for r in records if r.value is not None])
+            if self._pending and (
+                len(self._pending) >= cfg.batch_max_records
+                or self._pending_bytes >= cfg.batch_max_bytes
+                or time.monotonic() - self._first_pending_at >= linger_s
+            ):
+                self._flush()
+            self._refresh_lag()
+
+    # -- rebalance callbacks (called by the consumer inside poll) -----------------------------------
+
+    def _on_assign(self, partitions: Sequence[TopicPartition]) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        fresh = [tp for tp in partitions if tp not in self._started]
+        self._started.update(fresh)
+        spec = self.start_from.spec
+        if spec and fresh:
+            if spec == "earliest":
+                consumer.seek_to_beginning(fresh)
+            elif spec == "latest":
+                consumer.seek_to_end(fresh)
+            elif spec == "offset":
+                for tp in fresh:
+                    consumer.seek(tp, self.start_from.offset or 0)
+            elif spec == "time":
+                consumer.seek_to_time(self.start_from.timestamp_ms or 0, fresh)
+            log.info("starting %d partition(s) from %s", len(fresh), spec)
+            return
+        stored = self.sink.stored_offsets(list(partitions))
+        for tp, offset in (stored or {}).items():
+            consumer.seek(tp, offset)  # exactly-once: the sink's own offsets win
+
+    def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
+        # Write and commit what we hold before the partitions go to another member.
+        self._flush()
+
+    # -- one batch --------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        batch = self._pending
+        if not batch:
+            return
+        self._pending, self._pending_bytes = [], 0
+        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in batch}
+        records, failed = self._decode(batch)
+        # Dead letters are acknowledged before any offset past them is stored anywhere.
+        self._dead_letter(failed)
+        records = self._compact(records)
+        if records or self.sink.stores_offsets:
+            sink_failed = self._write(records, offsets)
+            if sink_failed is None:
+                return  # stopped while the sink was down: nothing committed, the batch comes again
+            self._dead_letter(sink_failed)
+            if sink_failed and self.sink.stores_offsets and self._write([], offsets) is None:
+                return
+        self._commit(offsets)
+        self.batches_written += 1
+
+    def _decode(self, batch: list[Record]) -> tuple[list[SinkRecord], list[tuple[SinkRecord, DataError]]]:
+        fmt = self.config.value_format
+        out: list[SinkRecord] = []
+        failed: list[tuple[SinkRecord, DataError]] = []
+        for r in batch:
+            try:
+                out.append(_new(SinkRecord, (*r, decode_value(r.value, fmt))))
+            except DataError as e:
+                failed.append((_new(SinkRecord, (*r, None)), e))
+        return out, failed
+
+    def _compact(self, records: list[SinkRecord]) -> list[SinkRecord]:
+        """Keep only the last record of each id in the batch (a later write would replace it)."""
+        identity = self.sink.identity
+        last = {identity(r): i for i, r in enumerate(records)}
+        if len(last) == len(records):
+            return records
+        return [records[i] for i in sorted(last.values())]
+
+    def _dead_letter(self, failed: list[tuple[SinkRecord, DataError]]) -> None:
+        if failed:
+            self.dead_letters.send(failed)
+            self.metrics.records_dead_lettered.inc(len(failed))
+
+    def _write(
+        self, records: list[SinkRecord], offsets: dict[TopicPartition, int]
+    ) -> list[tuple[SinkRecord, DataError]] | None:
+        """Write with retries; the records that failed on their data, or None when stopped first."""
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                result = self.sink.write(records, offsets)
+            except TransientSinkError as e:
+                if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
+                    log.error("stopping with a batch unwritten (%s); it will be written after a restart", e)
+                    return None
+                delay = self._backoff.delay_s(attempt)
+                if self._stop_deadline is not None:
+                    delay = min(delay, max(0.0, self._stop_deadline - time.monotonic()) + 0.01)
+                attempt += 1
+                self.metrics.retries.inc()
+                log.warning("write failed (%s); retry %d in %.2f s", e, attempt, delay)
+                time.sleep(delay)
+                continue
+            self.metrics.write_seconds.observe(time.perf_counter() - started)
+            break
+        if records:
+            self.metrics.records_written.inc(len(records) - len(result.failed))
+            self.metrics.batch_records.observe(len(records))
+        return [(records[index], error) for index, error in sorted(result.failed.items())]
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            consumer.commit(offsets)
+        except FailedPrecondition as e:
+            # We lost the partitions meanwhile (session expired during a long outage): the new
+            # owner writes the batch again, idempotently.
+            log.warning("commit refused (%s); the batch will be written again by the partitions' owner", e)
+        self._positions.update(offsets)
+
+    def _refresh_lag(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag_refresh or not self._positions:
+            return
+        self._next_lag_refresh = now + LAG_REFRESH_S
+        try:
+            with Admin(self.config.server) as admin:
+                for topic in {tp.topic for tp in self._positions}:
+                    ends = admin.list_offsets(topic, "latest")
+                    for tp, position in self._positions.items():
+                        if tp.topic == topic and tp.partition in ends:
+                            self.metrics.set_lag(topic, tp.partition, max(0, ends[tp.partition] - position))
+        except LogsvcError as e:
+            log.debug("lag refresh failed: %s", e)

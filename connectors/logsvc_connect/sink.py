@@ -1,0 +1,110 @@
+"""The sink contract: what an adapter (PostgreSQL, MongoDB, a user's handler) supplies.
+
+The runtime owns the policy — group membership, batching, compaction of duplicate ids inside a
+batch, retries, the dead-letter topic and the order "write, then commit" — and an adapter only
+writes a batch idempotently. The contract, as :class:`Sink` documents it:
+
+* ``write(records)`` makes every record durable (or deletes its row/document for a tombstone,
+  whatever the id mode) before it returns. Writing the same records twice leaves the same
+  result (at-least-once delivery relies on it).
+* A failure of the database itself (connection lost, timeout, failover, server shutting down)
+  raises :class:`TransientSinkError`: the runtime retries the whole batch with backoff and never
+  dead-letters it.
+* A failure of one record's data (bad value, constraint violation, document too large, NUL in
+  text) is returned in :attr:`WriteResult.failed` keyed by the record's index in ``records``;
+  the other records of the batch must still be written. The runtime dead-letters the failed
+  ones and moves on.
+* ``stored_offsets`` is for exactly-once sinks that keep their offsets in the same transaction
+  as the rows; others return None.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from logsvc_client.errors import LogsvcError, Unavailable
+from logsvc_client.records import Headers, TopicPartition
+
+
+class SinkRecord(NamedTuple):
+    """A record as the runtime hands it to an adapter.
+
+    ``doc`` is the decoded value: a dict for a JSON object or a msgpack map, ``bytes`` for a raw
+    value (``value_format = "raw"``, or "auto" when the value is neither), None for a tombstone.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None
+    doc: dict[str, Any] | bytes | None
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.value is None
+
+
+class TransientSinkError(Unavailable):
+    """The database failed, not the data: retry the batch later."""
+
+    code = "sink_transient"
+
+
+class DataError(LogsvcError):
+    """One record cannot be written as it is; it goes to the dead-letter topic."""
+
+    code = "sink_data_error"
+
+    def __init__(self, message: str, error_class: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.error_class = error_class or type(self).__name__
+
+
+@dataclass
+class WriteResult:
+    """What a write did: indexes (into the records passed) of records that failed on their data."""
+
+    failed: dict[int, DataError] = field(default_factory=dict)
+
+
+class Sink(abc.ABC):
+    """An adapter that writes batches of :class:`SinkRecord` to a database, idempotently."""
+
+    #: connector kind, e.g. "postgres"
+    kind: str = "sink"
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect (TransientSinkError when the database is unreachable)."""
+
+    @abc.abstractmethod
+    def identity(self, record: SinkRecord) -> Hashable:
+        """The id the record's row/document gets (for in-batch compaction: last one wins).
+        Records with equal identities in one batch would overwrite each other."""
+
+    @abc.abstractmethod
+    def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
+        """Write ``records`` durably (see the module docstring). ``offsets`` are the next offsets
+        the batch completes per partition (what the runtime will commit after this returns);
+        an exactly-once sink stores them in the same transaction as the rows."""
+
+    @property
+    def stores_offsets(self) -> bool:
+        """True for exactly-once sinks that keep their offsets with the rows. They store offsets
+        only up to the first record that failed in a write; the runtime then calls
+        ``write([], offsets)`` once the failed records are dead-lettered."""
+        return False
+
+    def stored_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int] | None:
+        """Offsets kept by the sink itself (exactly-once); None when it keeps none."""
+        return None
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""

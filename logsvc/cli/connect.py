@@ -1,0 +1,71 @@
+"""``logsvc connect postgres|mongo --config FILE``: run a sink connector in the foreground.
+
+Several processes with the same connector ``name`` form one consumer group and share the
+partitions. SIGTERM or Ctrl-C finishes the batch in flight, commits and leaves the group.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from logsvc.cli.serve import LOG_FORMAT
+from logsvc.cli.timespec import StartSpec, StartType
+
+CONFIG_HELP = "TOML file: runtime keys at the top, adapter keys in a [postgres] / [mongo] table."
+FROM_HELP = (
+    "Where partitions start when this process first gets them: earliest, latest, OFFSET, @TIME or "
+    "@-DURATION. Without it: the group's committed offsets (or the sink's own, with exactly_once)."
+)
+
+
+def _run(kind: str, config_file: str, start: StartSpec | None, log_level: str) -> None:
+    from logsvc_connect import app
+    from logsvc_connect.runtime import StartFrom
+
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    connector = app.load(kind, config_file)
+    start_from = None
+    if start is not None:
+        start_from = StartFrom(
+            start.kind,
+            timestamp_ms=start.value if start.kind == "time" else None,
+            offset=start.value if start.kind == "offset" else None,
+        )
+    app.run(connector, start_from)
+
+
+def _command(kind: str, doc: str) -> click.Command:
+    @click.command(name=kind, help=doc)
+    @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
+    @click.option("--from", "start", type=StartType(), default=None, help=FROM_HELP)
+    @click.option(
+        "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), default="INFO"
+    )
+    def command(config_file: str, start: StartSpec | None, log_level: str) -> None:
+        _run(kind, config_file, start, log_level)
+
+    return command
+
+
+@click.group()
+def connect() -> None:
+    """Run a sink connector that moves topics into PostgreSQL or MongoDB (at-least-once)."""
+
+
+connect.add_command(
+    _command(
+        "postgres",
+        "Sink topics into PostgreSQL tables (COPY + INSERT ... ON CONFLICT; exactly_once = true keeps "
+        "the offsets in the same transaction as the rows). Every key can be overridden with "
+        "LOGSVC_CONNECT_<KEY> or LOGSVC_CONNECT_POSTGRES_<KEY>.",
+    )
+)
+connect.add_command(
+    _command(
+        "mongo",
+        "Sink topics into MongoDB collections (unordered bulk writes, replace-upsert by default). "
+        "Every key can be overridden with LOGSVC_CONNECT_<KEY> or LOGSVC_CONNECT_MONGO_<KEY>.",
+    )
+)
