@@ -6,9 +6,14 @@ given ``--server HOST:PORT``; then, from this one process:
 1. produces ``--records`` keyed records with ``--value-bytes``-byte values through a Producer
    whose batches hold ``--batch-records`` records, and waits for every acknowledgement;
 2. consumes them all with a Consumer (records delivered to the application as Record tuples);
-3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat).
+3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat);
+4. consumes them all again with one group consumer (``subscribe``, auto-commit on), from joining
+   the group to the last record;
+5. times ``--rebalances`` rebalances: two group consumers (default settings) share the topic, one
+   closes (leaves), and the clock runs from the start of its close until the survivor's poll
+   returns with every partition assigned to it. The slowest round is reported.
 
-Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y``
+Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N``
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from logsvc_client import Admin, Consumer, Producer
+from logsvc_client import Admin, Consumer, Producer, TopicPartition
 
 RECORD_OVERHEAD_BYTES = 20  # msgpack framing + timestamp per record, for sizing batches
 
@@ -97,10 +102,57 @@ def run(address: str, args: argparse.Namespace) -> str:
             producer.send(topic, value, keys[i]).result(timeout=10)
             latencies.append((time.perf_counter() - t0) * 1000)
     latencies.sort()
+
+    # 4. one group consumer, auto-commit on
+    group_seen, group_s = group_consume(address, topic, args.records)
+    print(f"group consumer read {group_seen:,} records in {group_s:.2f} s", file=sys.stderr)
+
+    # 5. rebalance after a member leaves
+    rounds = [rebalance_ms(address, topic, args.partitions) for _ in range(args.rebalances)]
+    print(f"rebalance after a leave: {', '.join(f'{ms:.0f}' for ms in rounds)} ms", file=sys.stderr)
     return (
         f"produce_rps={args.records / produce_s:.0f} fetch_rps={seen / fetch_s:.0f} "
-        f"single_p50_ms={percentile(latencies, 0.50):.3f} single_p99_ms={percentile(latencies, 0.99):.3f}"
+        f"single_p50_ms={percentile(latencies, 0.50):.3f} single_p99_ms={percentile(latencies, 0.99):.3f} "
+        f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f}"
     )
+
+
+def group_consume(address: str, topic: str, records: int) -> tuple[int, float]:
+    """Read at least ``records`` records as the only member of a new group; (count, seconds)."""
+    with Consumer(address, f"bench-group-{uuid.uuid4().hex[:8]}", enable_auto_commit=True) as consumer:
+        started = time.perf_counter()
+        consumer.subscribe([topic])
+        seen = 0
+        while seen < records:
+            got = consumer.poll(timeout_ms=5000)
+            if not got:
+                raise SystemExit(f"group consumer stalled after {seen:,} records")
+            seen += len(got)
+        return seen, time.perf_counter() - started
+
+
+def rebalance_ms(address: str, topic: str, partitions: int, timeout_s: float = 30) -> float:
+    """Two members share ``topic``; one leaves; ms until the other reads every partition."""
+    group = f"bench-rebalance-{uuid.uuid4().hex[:8]}"
+    everything = [TopicPartition(topic, p) for p in range(partitions)]
+    with Consumer(address, group) as leaving, Consumer(address, group) as staying:
+        leaving.subscribe([topic])
+        staying.subscribe([topic])
+        deadline = time.monotonic() + timeout_s
+        while not (leaving.assignment() and staying.assignment()) or (
+            sorted(leaving.assignment() + staying.assignment()) != everything
+        ):
+            if time.monotonic() > deadline:
+                raise SystemExit("the two group consumers never shared the topic")
+            leaving.poll(timeout_ms=10, max_records=1)
+            staying.poll(timeout_ms=10, max_records=1)
+        started = time.perf_counter()
+        leaving.close()
+        while staying.assignment() != everything:
+            if time.monotonic() > deadline:
+                raise SystemExit("the survivor never got every partition")
+            staying.poll(timeout_ms=5, max_records=1)
+        return (time.perf_counter() - started) * 1000
 
 
 def main() -> None:
@@ -112,6 +164,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--linger-ms", type=float, default=5)
     parser.add_argument("--single", type=int, default=2_000)
+    parser.add_argument("--rebalances", type=int, default=5, help="rebalance rounds (the slowest is reported)")
     parser.add_argument("--durability", choices=["fsync", "os"], default="fsync", help="for the broker it starts")
     args = parser.parse_args()
     if args.server:

@@ -11,6 +11,9 @@
         consumer.assign_topic("orders")             # all partitions, from the earliest offset
         for record in consumer.poll(timeout_ms=1000):
             print(record.partition, record.offset, record.key, record.value)
+    with Consumer("127.0.0.1:50051", group_id="billing") as consumer:
+        consumer.subscribe(["orders"])              # partitions come from the group, auto-committed
+        records = consumer.poll(timeout_ms=1000)
 
 Errors are the classes of :mod:`logsvc_client.errors` (one root, :class:`LogsvcError`), the
 same on both sides of the wire; no ``grpc.RpcError`` escapes the library.
@@ -20,6 +23,16 @@ from . import errors
 from .admin import Admin
 from .consumer import Consumer
 from .errors import LogsvcError
+from .groups import (
+    CommittedOffset,
+    GroupDescription,
+    GroupMetadata,
+    GroupSummary,
+    MemberInfo,
+    PartitionLag,
+    PartitionReset,
+    ResetResult,
+)
 from .producer import Producer
 from .record_future import RecordFuture
 from .records import ProducerRecord, Record, RecordPosition, TopicPartition
@@ -27,15 +40,23 @@ from .topics import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicSu
 
 __all__ = [
     "Admin",
+    "CommittedOffset",
     "Consumer",
+    "GroupDescription",
+    "GroupMetadata",
+    "GroupSummary",
     "LogsvcError",
+    "MemberInfo",
     "OffsetAndTimestamp",
     "PartitionInfo",
+    "PartitionLag",
+    "PartitionReset",
     "Producer",
     "ProducerRecord",
     "Record",
     "RecordFuture",
     "RecordPosition",
+    "ResetResult",
     "TopicDescription",
     "TopicPartition",
     "TopicSummary",

@@ -1,7 +1,9 @@
-"""Admin: topics, offsets, trimming, and the broker-partitioned produce path for simple clients.
+"""Admin: topics, offsets, trimming, consumer groups, and the broker-partitioned produce path for
+simple clients.
 
-Read-only and idempotent operations (describe, list, offsets, trim) are retried while the broker
-is unavailable; create, delete and produce_records are not (a repeat could fail or duplicate).
+Read-only and idempotent operations (describe, list, offsets, trim, commits, dry-run resets) are
+retried while the broker is unavailable; create, delete, executed resets and produce_records are
+not (a repeat could fail, duplicate, or shift twice).
 """
 
 from __future__ import annotations
@@ -9,11 +11,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from . import channel
+from . import channel, group_offsets
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import InvalidRequest
-from .records import ProducerRecord, RecordPosition, to_bytes, to_headers
+from .groups import (
+    CommittedOffset,
+    GroupDescription,
+    GroupMetadata,
+    GroupSummary,
+    ResetResult,
+    ResetSpec,
+    reset_from_pb,
+)
+from .groups import description_from_pb as group_description_from_pb
+from .groups import summary_from_pb as group_summary_from_pb
+from .records import ProducerRecord, RecordPosition, TopicPartition, to_bytes, to_headers
 from .topics import (
     OffsetAndTimestamp,
     TopicDescription,
@@ -29,6 +42,16 @@ _SPECS = {
     "latest": pb.ListOffsetsRequest.LATEST,
     "timestamp": pb.ListOffsetsRequest.TIMESTAMP,
 }
+
+_RESET_SPECS = {
+    "earliest": pb.ResetOffsetsRequest.EARLIEST,
+    "latest": pb.ResetOffsetsRequest.LATEST,
+    "offset": pb.ResetOffsetsRequest.OFFSET,
+    "datetime": pb.ResetOffsetsRequest.DATETIME,
+    "shift_by": pb.ResetOffsetsRequest.SHIFT_BY,
+    "duration": pb.ResetOffsetsRequest.DURATION,
+}
+_RESET_NEEDS_VALUE = ("offset", "datetime", "shift_by", "duration")
 
 
 def offsets_request(
@@ -120,6 +143,85 @@ class Admin:
         request = pb.TrimRequest(topic=topic, partition=partition, before_offset=before_offset)
         return int(channel.call_with_retry(self._stub.Trim, request, self._retry).log_start_offset)
 
+    # -- consumer groups ------------------------------------------------------------------------
+
+    def list_groups(self) -> list[GroupSummary]:
+        """Every group the broker knows (live, or with committed offsets), sorted by id."""
+        response = channel.call_with_retry(self._stub.ListGroups, pb.ListGroupsRequest(), self._retry)
+        return [group_summary_from_pb(g) for g in response.groups]
+
+    def describe_group(self, group: str) -> GroupDescription:
+        """State, generation, members, and per partition: committed offset, lag, lag in ms and owner;
+        GroupNotFound when the broker knows no such group."""
+        request = pb.DescribeGroupRequest(group=group)
+        return group_description_from_pb(channel.call_with_retry(self._stub.DescribeGroup, request, self._retry))
+
+    def delete_group(self, group: str) -> None:
+        """Delete a group and its committed offsets; GroupNotEmpty while it has live members,
+        GroupNotFound when missing."""
+        channel.call(self._stub.DeleteGroup, pb.DeleteGroupRequest(group=group), self._timeout_s)
+
+    def committed_offsets(
+        self, group: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, CommittedOffset]:
+        """The group's committed offsets (of ``partitions``, default all); partitions with nothing
+        committed are left out."""
+        return group_offsets.fetch(self._stub, self._retry, group, partitions)
+
+    def commit_offsets(
+        self, group: str, offsets: Mapping[TopicPartition, int], member: GroupMetadata | None = None
+    ) -> None:
+        """Commit ``{partition: next offset to consume}`` for ``group``.
+
+        Without ``member``: allowed only while the group has no live members (GroupNotEmpty).
+        With a member's :meth:`Consumer.group_metadata`: fenced like the member's own commits
+        (StaleGeneration, UnknownMember, FailedPrecondition for a partition it does not own).
+        """
+        if member is None:
+            group_offsets.commit(self._stub, self._retry, group, offsets)
+        else:
+            group_offsets.commit(self._stub, self._retry, group, offsets, member.member_id, member.generation)
+
+    def reset_offsets(
+        self,
+        group: str,
+        topic: str,
+        partitions: Iterable[int] | None = None,
+        spec: ResetSpec = "earliest",
+        value: int | None = None,
+        execute: bool = False,
+    ) -> ResetResult:
+        """Move the group's offsets of ``topic`` (``partitions``, default all) by ``spec``.
+
+        ``value`` is the offset ("offset"), epoch ms ("datetime"), records to move, negative =
+        back ("shift_by"), or ms before now ("duration"). Results are clamped to each partition's
+        [log start, next offset]. A dry run (changes nothing) unless ``execute``. Refused with
+        GroupNotEmpty while the group has live members.
+        """
+        code = _RESET_SPECS.get(spec)
+        if code is None:
+            raise InvalidRequest(f"reset spec {spec!r} is not one of {', '.join(_RESET_SPECS)}")
+        if spec in _RESET_NEEDS_VALUE:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidRequest(f"reset spec {spec!r} needs an int value, got {value!r}")
+            if spec != "shift_by" and value < 0:
+                raise InvalidRequest(f"reset spec {spec!r} needs a value >= 0, got {value}")
+        elif value is not None:
+            raise InvalidRequest(f"reset spec {spec!r} takes no value, got {value!r}")
+        request = pb.ResetOffsetsRequest(
+            group=group,
+            topic=topic,
+            partitions=sorted(set(partitions or ())),
+            spec=code,
+            value=value or 0,
+            execute=execute,
+        )
+        if execute:
+            response = channel.call(self._stub.ResetOffsets, request, self._timeout_s)
+        else:
+            response = channel.call_with_retry(self._stub.ResetOffsets, request, self._retry)
+        return reset_from_pb(group, response)
+
     # -- produce (convenience path) -------------------------------------------------------------
 
     def produce_records(
@@ -166,4 +268,12 @@ def _record_to_pb(record: ProducerRecord | bytes | str | None) -> pb.Record:
     return msg
 
 
-__all__ = ["Admin", "OffsetAndTimestamp", "OffsetSpec", "TopicDescription", "TopicSummary", "offsets_request"]
+__all__ = [
+    "Admin",
+    "OffsetAndTimestamp",
+    "OffsetSpec",
+    "ResetSpec",
+    "TopicDescription",
+    "TopicSummary",
+    "offsets_request",
+]

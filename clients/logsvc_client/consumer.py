@@ -1,39 +1,75 @@
-"""Consumer: read records from assigned partitions, from any offset or time (no groups).
+"""Consumer: read records from partitions, either assigned by hand or as a consumer-group member.
 
-Assign partitions (or a whole topic), optionally seek, then :meth:`Consumer.poll` or iterate.
-Partitions never positioned start at the earliest offset (the latest with
-``auto_offset_reset="latest"``). When a position falls outside the log (trimmed away, or past the
-end) the consumer moves it to the earliest or latest offset by ``auto_offset_reset``, or raises
-:class:`~logsvc_client.errors.OffsetOutOfRange` under ``"none"``.
+**Assigned**: :meth:`Consumer.assign` partitions (or a whole topic), optionally seek, then
+:meth:`Consumer.poll` or iterate. Partitions never positioned start at the earliest offset (the
+latest with ``auto_offset_reset="latest"``). When a position falls outside the log (trimmed away,
+or past the end) the consumer moves it to the earliest or latest offset by ``auto_offset_reset``,
+or raises :class:`~logsvc_client.errors.OffsetOutOfRange` under ``"none"``.
 
-The fetch loop lives in :class:`~logsvc_client.fetcher.Fetcher`, so a group consumer reuses it.
+**Group mode** (``group_id=`` and :meth:`Consumer.subscribe`): the broker assigns the partitions
+of the subscribed topics among the group's members; a background thread heartbeats (so how often
+the application polls does not matter, up to ``max_poll_interval_ms``), and assignment changes are
+applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.subscription`)::
+
+    with Consumer(address, group_id="billing", on_revoke=flush) as consumer:
+        consumer.subscribe(["orders"])
+        while True:
+            for record in consumer.poll(timeout_ms=1000):
+                handle(record)       # positions are committed every auto_commit_interval_ms,
+                                     # on revoke and on close
+
+The fetch loop lives in :class:`~logsvc_client.fetcher.Fetcher`, shared by both modes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 
-from . import channel
+from . import channel, group_offsets
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
-from .errors import FailedPrecondition, InvalidConfig
+from .errors import FailedPrecondition, InvalidConfig, InvalidRequest
 from .fetcher import Fetcher, OffsetReset
+from .group import Membership
+from .groups import GroupMetadata
 from .records import Record, TopicPartition
+from .subscription import RebalanceCallback, Subscription
 
 
 class Consumer:
-    """Reads assigned partitions in offset order (per partition); see the module docstring.
+    """Reads partitions in offset order (per partition); see the module docstring.
 
     ``max_poll_records`` bounds one poll; ``fetch_max_bytes`` one Fetch response;
     ``fetch_max_wait_ms`` how long the broker holds a Fetch open when there is no new data.
     ``check_crcs`` verifies each batch's CRC32 before decoding it. ``prefetch`` starts the next
     Fetch as soon as a poll returns, so the broker reads while the application works.
+
+    Group mode (with ``group_id``): ``instance_id`` makes the member static (a restart within
+    ``session_timeout_ms`` gets its partitions back, and ``close`` does not leave the group);
+    ``assignor`` is "sticky" or "range"; ``enable_auto_commit`` commits the positions every
+    ``auto_commit_interval_ms`` (checked in poll), on revoke and on close; a member that does not
+    poll for ``max_poll_interval_ms`` gives its partitions up (the next poll joins again);
+    ``on_assign``/``on_revoke`` are called inside poll with the partitions (sorted) — on_assign
+    after they were positioned at the committed offsets (it may seek), on_revoke before their
+    positions are committed and they are released to their next owner.
     """
 
     def __init__(
         self,
         address: str,
+        group_id: str | None = None,
         *,
+        instance_id: str | None = None,
+        session_timeout_ms: int = 10_000,
+        assignor: str = "sticky",
+        enable_auto_commit: bool = True,
+        auto_commit_interval_ms: int = 5_000,
+        max_poll_interval_ms: int = 300_000,
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        client_id: str = "",
         max_poll_records: int = 10_000,
         fetch_max_bytes: int = 16 * 1024 * 1024,
         fetch_max_wait_ms: int = 500,
@@ -51,6 +87,9 @@ class Consumer:
             ("request_timeout_ms", request_timeout_ms, 1),
             ("retries", retries, 0),
             ("retry_backoff_ms", retry_backoff_ms, 0),
+            ("session_timeout_ms", session_timeout_ms, 1),
+            ("auto_commit_interval_ms", auto_commit_interval_ms, 1),
+            ("max_poll_interval_ms", max_poll_interval_ms, 1),
         ):
             if not isinstance(value, int) or value < minimum:
                 raise InvalidConfig(f"consumer option {name}={value!r} must be an int >= {minimum}", key=name)
@@ -59,7 +98,39 @@ class Consumer:
                 f"fetch_max_bytes={fetch_max_bytes} is above the channel's {channel.MAX_MESSAGE_BYTES}",
                 key="fetch_max_bytes",
             )
+        if group_id is not None and (not isinstance(group_id, str) or not group_id):
+            raise InvalidConfig(f"consumer option group_id={group_id!r} must be a non-empty str", key="group_id")
+        if group_id is None:
+            group_only: tuple[tuple[str, object], ...] = (
+                ("instance_id", instance_id),
+                ("on_assign", on_assign),
+                ("on_revoke", on_revoke),
+            )
+            for option, given in group_only:
+                if given is not None:
+                    raise InvalidConfig(f"consumer option {option} needs a group_id", key=option)
         self.address = address
+        self.group_id = group_id
+        self._wake = threading.Event()  # set when the assignment changes: poll stops waiting
+
+        self._new_membership = functools.partial(
+            Membership,
+            address,
+            on_change=self._wake.set,
+            instance_id=instance_id or None,
+            session_timeout_ms=session_timeout_ms,
+            assignor=assignor,
+            client_id=client_id,
+            max_poll_interval_ms=max_poll_interval_ms,
+            request_timeout_ms=request_timeout_ms,
+        )
+        self._auto_offset_reset: OffsetReset = auto_offset_reset
+        self._enable_auto_commit = enable_auto_commit
+        self._auto_commit_interval_ms = auto_commit_interval_ms
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._subscription: Subscription | None = None
+        self._assigned_by_hand = False
         self._channel = channel.connect(address)
         self._stub = pb_grpc.BrokerStub(self._channel)
         self._retry = channel.RetryPolicy(
@@ -79,55 +150,151 @@ class Consumer:
 
     # -- assignment -----------------------------------------------------------------------------
 
+    def subscribe(self, topics: Iterable[str] | str) -> None:
+        """Consume ``topics`` as a member of the consumer group ``group_id``: joins the group now
+        (TopicNotFound for a missing topic); partitions arrive in the following polls. Called again,
+        it changes the subscription."""
+        if self.group_id is None:
+            raise InvalidConfig("subscribe() needs a consumer created with a group_id", key="group_id")
+        if self._assigned_by_hand:
+            raise FailedPrecondition("this consumer reads partitions given to assign(); it cannot also subscribe")
+        names = [topics] if isinstance(topics, str) else list(dict.fromkeys(topics))
+        if not names or not all(isinstance(t, str) and t for t in names):
+            raise InvalidRequest(f"subscribe() needs one or more topic names, got {topics!r}")
+        if self._subscription is not None:
+            self._subscription.membership.subscribe(names)
+            return
+        membership = self._new_membership(self.group_id, names)
+        subscription = Subscription(
+            membership,
+            self._fetcher,
+            self._wake,
+            stub=self._stub,
+            retry=self._retry,
+            auto_offset_reset=self._auto_offset_reset,
+            enable_auto_commit=self._enable_auto_commit,
+            auto_commit_interval_ms=self._auto_commit_interval_ms,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+        )
+        try:
+            membership.start()
+        except BaseException:
+            membership.close(leave=False)
+            raise
+        self._fetcher.interrupt_on(self._wake)
+        self._subscription = subscription
+
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (replacing the assignment); positions of kept ones stay."""
+        self._check_not_subscribed("assign()")
         self._fetcher.assign(partitions)
+        self._assigned_by_hand = bool(self._fetcher.assignment())
 
     def assign_topic(self, topic: str) -> list[TopicPartition]:
         """Assign every partition of ``topic`` (replacing the assignment); TopicNotFound."""
+        self._check_not_subscribed("assign_topic()")
         description = channel.call_with_retry(
             self._stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry
         )
         tps = [TopicPartition(topic, p.partition) for p in sorted(description.partitions, key=lambda p: p.partition)]
-        self._fetcher.assign(tps)
+        self.assign(tps)
         return tps
 
     def assignment(self) -> list[TopicPartition]:
+        """The partitions this consumer reads (in group mode: those the group gave it, as of the
+        last poll)."""
+        if self._subscription is not None:
+            return self._subscription.assignment()
         return self._fetcher.assignment()
+
+    def _check_not_subscribed(self, what: str) -> None:
+        if self._subscription is not None:
+            raise FailedPrecondition(f"{what} is not allowed: this consumer's partitions come from its group")
 
     # -- positions ------------------------------------------------------------------------------
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """The next poll returns ``tp``'s records from ``offset`` on."""
-        self._fetcher.seek(TopicPartition(*tp), offset)
+        tp = TopicPartition(*tp)
+        self._adopt([tp])
+        self._fetcher.seek(tp, offset)
 
     def seek_to_beginning(self, tps: Iterable[TopicPartition] | None = None) -> None:
         """Move partitions (default: all assigned) to their log start offsets."""
-        self._fetcher.seek_to("earliest", tps)
+        self._fetcher.seek_to("earliest", self._adopt(tps))
 
     def seek_to_end(self, tps: Iterable[TopicPartition] | None = None) -> None:
         """Move partitions (default: all assigned) past their last records."""
-        self._fetcher.seek_to("latest", tps)
+        self._fetcher.seek_to("latest", self._adopt(tps))
 
     def seek_to_time(self, timestamp_ms: int, tps: Iterable[TopicPartition] | None = None) -> None:
         """Move partitions to the first record with a timestamp at or after ``timestamp_ms``
         (past the last record when there is none)."""
-        self._fetcher.seek_to("timestamp", tps, timestamp_ms)
+        self._fetcher.seek_to("timestamp", self._adopt(tps), timestamp_ms)
+
+    def _adopt(self, tps: Iterable[TopicPartition] | None) -> list[TopicPartition] | None:
+        if self._subscription is None:
+            return None if tps is None else list(tps)
+        return self._subscription.adopt(tps)
 
     def position(self, tp: TopicPartition) -> int:
         """The offset of the next record poll returns for ``tp``."""
         return self._fetcher.position(TopicPartition(*tp))
+
+    # -- commits (group mode) -------------------------------------------------------------------
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit ``{partition: next offset to read}`` for the group, synchronously (durable when it
+        returns); default: the current positions of the partitions this consumer reads.
+
+        A member's commit is fenced: StaleGeneration, UnknownMember, or FailedPrecondition for a
+        partition it does not own (all FailedPrecondition). A consumer that uses ``assign()`` with a
+        ``group_id`` may commit only while the group has no live members (GroupNotEmpty).
+        """
+        if self._subscription is not None:
+            self._subscription.commit(offsets)
+            return
+        group = self._require_group("commit()")
+        if offsets is None:
+            offsets = self._fetcher.positions()
+        group_offsets.commit(self._stub, self._retry, group, offsets)
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset of ``tp`` (the next offset to read); None when there is none."""
+        group = self._require_group("committed()")
+        tp = TopicPartition(*tp)
+        found = group_offsets.fetch(self._stub, self._retry, group, [tp]).get(tp)
+        return None if found is None else found.offset
+
+    def group_metadata(self) -> GroupMetadata:
+        """The group id, member id and generation this consumer's commits carry right now."""
+        group = self._require_group("group_metadata()")
+        if self._subscription is None:
+            return GroupMetadata(group, "", -1)
+        member_id, generation, _ = self._subscription.membership.credentials()
+        return GroupMetadata(group, member_id, generation)
+
+    def _require_group(self, what: str) -> str:
+        if self.group_id is None:
+            raise InvalidConfig(f"{what} needs a consumer created with a group_id", key="group_id")
+        return self.group_id
 
     # -- reading --------------------------------------------------------------------------------
 
     def poll(self, timeout_ms: float = 1_000, max_records: int | None = None) -> list[Record]:
         """Records from the assigned partitions, in offset order per partition, waiting up to
         ``timeout_ms`` for the first; an empty list when none arrived. Returns at most
-        ``max_records`` (default ``max_poll_records``)."""
+        ``max_records`` (default ``max_poll_records``). In group mode, assignment changes, rebalance
+        callbacks and auto-commits happen here, on the caller's thread."""
         if self._closed:
             raise FailedPrecondition("the consumer is closed")
+        if self._subscription is not None:
+            return self._subscription.poll(timeout_ms / 1000, max_records)
         if not self._fetcher.assignment():
-            raise FailedPrecondition("no partitions are assigned: call assign() or assign_topic() first")
+            raise FailedPrecondition(
+                "no partitions are assigned: call assign() or assign_topic() first (or subscribe() with a group_id)"
+            )
         return self._fetcher.fetch(timeout_ms / 1000, max_records)
 
     def __iter__(self) -> Iterator[Record]:
@@ -138,10 +305,16 @@ class Consumer:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop consuming. In group mode: the revoke callback, a commit (with auto-commit), then
+        leave the group (a static member keeps its slot until its session times out)."""
         if not self._closed:
             self._closed = True
-            self._fetcher.close()
-            self._channel.close()
+            try:
+                if self._subscription is not None:
+                    self._subscription.close()
+            finally:
+                self._fetcher.close()
+                self._channel.close()
 
     def __enter__(self) -> Consumer:
         return self

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -64,6 +65,7 @@ class Fetcher:
         self._prefetch = prefetch
         self._retry = retry or channel.RetryPolicy()
         self._clock = clock
+        self._wake: threading.Event | None = None
         self._assigned: list[TopicPartition] = []
         self._assigned_set: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
@@ -92,6 +94,12 @@ class Fetcher:
             for tp in [tp for tp in offsets if tp not in keep]:
                 del offsets[tp]
         self._discard(lambda tp: tp not in keep)
+
+    def interrupt_on(self, wake: threading.Event) -> None:
+        """From now on a wait for a Fetch also ends once ``wake`` is set (:meth:`fetch` then returns
+        what it has, maybe nothing). The caller clears it; a group consumer sets it when its
+        assignment changes, so a revoke is not held up by a long poll."""
+        self._wake = wake
 
     def positions(self) -> dict[TopicPartition, int]:
         """The known positions (partitions never positioned yet are left out)."""
@@ -277,7 +285,7 @@ class Fetcher:
             self._start(max(0, min(self._max_wait_ms, int(left * 1000))))
         future = self._in_flight
         assert future is not None
-        if not channel.wait_done(future, max(0.0, left)):
+        if not self._wait(future, max(0.0, left)):
             return False
         self._in_flight = None
         try:
@@ -290,6 +298,15 @@ class Fetcher:
         self._unavailable_since = None
         self._apply(response)
         return self._buffered > 0 or deadline - self._clock() >= 0.001
+
+    def _wait(self, future: grpc.Future, timeout_s: float) -> bool:
+        """Wait for the Fetch to finish, or for the :meth:`interrupt_on` event; True when it is done."""
+        wake = self._wake
+        if wake is None or future.done():
+            return channel.wait_done(future, timeout_s)
+        future.add_done_callback(lambda _f: wake.set())
+        wake.wait(timeout_s)
+        return bool(future.done())
 
     def _on_unavailable(self, error: Unavailable, deadline: float) -> bool:
         now = self._clock()

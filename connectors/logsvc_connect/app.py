@@ -27,6 +27,7 @@ log = logging.getLogger("logsvc.connect")
 ADAPTERS = {
     "postgres": ("logsvc_connect.postgres", "PostgresConfig", "PostgresSink"),
     "mongo": ("logsvc_connect.mongo", "MongoConfig", "MongoSink"),
+    "python": ("logsvc_connect.handler", "HandlerConfig", "HandlerSink"),
 }
 
 
@@ -38,8 +39,10 @@ class Connector:
     sink_factory: Callable[[], Sink]
 
 
-def load(kind: str, path: str, environ: Mapping[str, str] | None = None) -> Connector:
-    """Read and validate a connector config (file < ``LOGSVC_CONNECT_*`` environment)."""
+def load(kind: str, path: str, environ: Mapping[str, str] | None = None, handler: str | None = None) -> Connector:
+    """Read and validate a connector config (file < ``LOGSVC_CONNECT_*`` environment < ``handler``,
+    the ``--handler`` flag of a python connector). A handler is imported here, so a path that does
+    not import or a function with the wrong signature fails at start-up."""
     if kind not in ADAPTERS:
         raise InvalidConfig(f"unknown connector kind {kind!r}; known: {', '.join(ADAPTERS)}")
     env = os.environ if environ is None else environ
@@ -49,8 +52,15 @@ def load(kind: str, path: str, environ: Mapping[str, str] | None = None) -> Conn
     module = importlib.import_module(module_name)
     if kind == "postgres":
         adapter_values.setdefault("connector", runtime.name)  # owner of its exactly-once offsets
+    if handler:
+        adapter_values["handler"] = handler
     adapter_config = getattr(module, config_name).from_mapping(adapter_values)
     sink_cls = getattr(module, sink_name)
+    if kind == "python":
+        if not adapter_config.handler:
+            raise InvalidConfig("a python connector needs --handler package.module:function", key="handler")
+        target = module.load_handler(adapter_config.handler, adapter_config.options)
+        return Connector(kind, runtime, adapter_config, lambda: sink_cls(target))
     return Connector(kind, runtime, adapter_config, lambda: sink_cls(adapter_config))
 
 

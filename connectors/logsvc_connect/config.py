@@ -57,6 +57,15 @@ class RuntimeConfig:
     session_timeout_ms: int = 10_000
     shutdown_timeout_ms: int = 30_000
     """On SIGTERM, how long the batch in flight may take to finish before the process exits."""
+    filter: str = ""
+    """``module:function`` returning the record (possibly changed) or None to skip it."""
+    keep_fields: tuple[str, ...] = ()
+    drop_fields: tuple[str, ...] = ()
+    rename_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    header_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    """header name -> value field to copy it into."""
+    key_field: str = ""
+    """Value field to copy the record key into."""
 
     def validate(self) -> RuntimeConfig:
         if not self.name:

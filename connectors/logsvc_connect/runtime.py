@@ -31,6 +31,7 @@ from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.metrics import ConnectorMetrics
 from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError
+from logsvc_connect.transforms import Transforms
 from logsvc_connect.values import decode_value
 
 log = logging.getLogger("logsvc.connect")
@@ -63,6 +64,14 @@ class SinkRuntime:
         self.start_from = start_from or StartFrom(None)
         self.metrics = metrics or ConnectorMetrics(config.name, sink.kind)
         self.dead_letters = DeadLetters(config.server, config.dead_letter_topic, config.name)
+        self.transforms = Transforms(
+            config.filter,
+            config.keep_fields,
+            config.drop_fields,
+            config.rename_fields,
+            config.header_fields,
+            config.key_field,
+        )
         self._backoff = Backoff(base_ms=config.retry_initial_ms, max_ms=config.retry_max_ms)
         self._stopping = threading.Event()
         self._stop_deadline: float | None = None
@@ -182,6 +191,10 @@ class SinkRuntime:
         self._pending, self._pending_bytes = [], 0
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in batch}
         records, failed = self._decode(batch)
+        if self.transforms.active:
+            records, filter_failed, skipped = self.transforms.apply(records)
+            failed.extend(filter_failed)
+            self.metrics.records_skipped.inc(skipped)
         # Dead letters are acknowledged before any offset past them is stored anywhere.
         self._dead_letter(failed)
         records = self._compact(records)
@@ -196,6 +209,8 @@ class SinkRuntime:
         self.batches_written += 1
 
     def _decode(self, batch: list[Record]) -> tuple[list[SinkRecord], list[tuple[SinkRecord, DataError]]]:
+        if not (self.sink.decode_values or self.transforms.changes_fields):
+            return [_new(SinkRecord, (*r, None)) for r in batch], []
         fmt = self.config.value_format
         out: list[SinkRecord] = []
         failed: list[tuple[SinkRecord, DataError]] = []
@@ -208,6 +223,8 @@ class SinkRuntime:
 
     def _compact(self, records: list[SinkRecord]) -> list[SinkRecord]:
         """Keep only the last record of each id in the batch (a later write would replace it)."""
+        if not self.sink.compact_ids:
+            return records
         identity = self.sink.identity
         last = {identity(r): i for i, r in enumerate(records)}
         if len(last) == len(records):

@@ -49,6 +49,16 @@ class SinkRecord(NamedTuple):
     def is_tombstone(self) -> bool:
         return self.value is None
 
+    @property
+    def decoded(self) -> dict[str, Any] | bytes | None:
+        """The value as a dict when it is a JSON object or a msgpack map, else the raw bytes
+        (None for a tombstone); decoded on access when the runtime did not decode it."""
+        if self.doc is not None or self.value is None:
+            return self.doc
+        from logsvc_connect.values import decode_value
+
+        return decode_value(self.value, "auto")
+
 
 class TransientSinkError(Unavailable):
     """The database failed, not the data: retry the batch later."""
@@ -78,6 +88,11 @@ class Sink(abc.ABC):
 
     #: connector kind, e.g. "postgres"
     kind: str = "sink"
+    #: the runtime decodes values into ``doc`` before ``write`` (False: ``doc`` is None and
+    #: ``record.decoded`` decodes on access)
+    decode_values: bool = True
+    #: records with equal :meth:`identity` in one batch are compacted (the last one wins)
+    compact_ids: bool = True
 
     @abc.abstractmethod
     def open(self) -> None:

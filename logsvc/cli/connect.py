@@ -13,19 +13,23 @@ import click
 from logsvc.cli.serve import LOG_FORMAT
 from logsvc.cli.timespec import StartSpec, StartType
 
-CONFIG_HELP = "TOML file: runtime keys at the top, adapter keys in a [postgres] / [mongo] table."
+CONFIG_HELP = "TOML file: runtime keys at the top, adapter keys in a [postgres] / [mongo] / [python] table."
 FROM_HELP = (
     "Where partitions start when this process first gets them: earliest, latest, OFFSET, @TIME or "
     "@-DURATION. Without it: the group's committed offsets (or the sink's own, with exactly_once)."
 )
 
 
-def _run(kind: str, config_file: str, start: StartSpec | None, log_level: str) -> None:
+def _run(kind: str, config_file: str, start: StartSpec | None, log_level: str, handler: str | None = None) -> None:
+    import sys
+
     from logsvc_connect import app
     from logsvc_connect.runtime import StartFrom
 
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
-    connector = app.load(kind, config_file)
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # handlers are importable from the working directory, as with python -m
+    connector = app.load(kind, config_file, handler=handler)
     start_from = None
     if start is not None:
         start_from = StartFrom(
@@ -51,7 +55,27 @@ def _command(kind: str, doc: str) -> click.Command:
 
 @click.group()
 def connect() -> None:
-    """Run a sink connector that moves topics into PostgreSQL or MongoDB (at-least-once)."""
+    """Run a sink connector: topics into PostgreSQL, MongoDB or a Python handler (at-least-once)."""
+
+
+@connect.command(name="python")
+@click.option(
+    "--handler",
+    metavar="MODULE:FUNCTION",
+    default=None,
+    help="The handler: a function taking a list of records, or a class (instantiated with the [python] options).",
+)
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--from", "start", type=StartType(), default=None, help=FROM_HELP)
+@click.option(
+    "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), default="INFO"
+)
+def python_handler(handler: str | None, config_file: str, start: StartSpec | None, log_level: str) -> None:
+    """Run a Python handler on each batch, under the same runtime as the database sinks: consumer
+    group, batching, retries (raise TransientSinkError, ConnectionError or TimeoutError), the
+    dead-letter topic (raise or return RecordError for single records), SIGTERM drain, /metrics.
+    The handler may also be set in the config's [python] table (handler = "module:function")."""
+    _run("python", config_file, start, log_level, handler)
 
 
 connect.add_command(

@@ -1,9 +1,12 @@
 """``logsvc consume TOPIC``: print records from a starting point, then stop or keep following.
 
 It stops after ``--max-records``, or once ``--timeout-ms`` pass without a new record; with
-neither it follows the log until Ctrl-C (which ends it quietly, exit 0). Partitions are assigned
-directly (no consumer group, nothing committed); ``--group`` will add group membership later, as
-another way of :func:`assign`-ing.
+neither it follows the log until Ctrl-C (which ends it quietly, exit 0). Without ``--group``
+partitions are assigned directly and nothing is committed. With ``--group G`` it is a member of
+consumer group G: it reads the partitions the group gives it from the group's committed offsets
+(``--from`` earliest|latest only says where to start when there is none) and commits exactly what
+it printed — about every second, when a partition is taken away, and on exit (end, Ctrl-C,
+``--max-records``), after which it leaves the group.
 """
 
 from __future__ import annotations
@@ -15,23 +18,77 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from logsvc.cli.output import Progress, dumps, output_option, record_json
+from logsvc.cli.output import Progress, dumps, note, output_option, record_json
 from logsvc.cli.sources import out_of_range
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import StartSpec, StartType
 from logsvc_client import Admin, Consumer, TopicPartition
+from logsvc_client.errors import FailedPrecondition
 from logsvc_client.records import Record
 
 POLL_SLICE_MS = 500
+COMMIT_INTERVAL_S = 1.0
 NULL = b"null"
 
 
 def assign(consumer: Consumer, topic: str, partition: int | None) -> None:
-    """Which partitions to read: one (``--partition``) or all of the topic."""
-    if partition is None:
+    """Which partitions to read: one (``--partition``), all of the topic, or (a consumer with a
+    group id) those the group assigns."""
+    if consumer.group_id is not None:
+        consumer.subscribe([topic])
+    elif partition is None:
         consumer.assign_topic(topic)
     else:
         consumer.assign([TopicPartition(topic, partition)])
+
+
+class PrintedOffsets:
+    """What was printed, per partition, and not yet committed: committed about every second,
+    when the group takes partitions away (``on_revoke``), and at the end."""
+
+    def __init__(self) -> None:
+        self.consumer: Consumer | None = None
+        self.pending: dict[TopicPartition, int] = {}
+        self._next_commit = time.monotonic() + COMMIT_INTERVAL_S
+
+    def printed(self, records: Sequence[Record]) -> None:
+        """``records`` reached stdout: remember the next offset of each partition."""
+        for r in records:
+            self.pending[TopicPartition(r.topic, r.partition)] = r.offset + 1
+        if time.monotonic() >= self._next_commit:
+            self.commit()
+
+    def commit(self, only: Sequence[TopicPartition] | None = None) -> None:
+        """Commit what was printed (of ``only``); the partitions' next owner starts there."""
+        self._next_commit = time.monotonic() + COMMIT_INTERVAL_S
+        chosen = self.pending if only is None else {tp: self.pending[tp] for tp in only if tp in self.pending}
+        if chosen and self.consumer is not None:
+            self.consumer.commit(dict(chosen))
+            for tp in list(chosen):
+                del self.pending[tp]
+
+    def on_revoke(self, tps: Sequence[TopicPartition]) -> None:
+        try:
+            self.commit(only=tps)
+        except FailedPrecondition as e:  # lost the partitions (session expired): their next owner reprints
+            note(f"warning: could not commit what was printed of {len(tps)} partition(s): {e}")
+            for tp in tps:
+                self.pending.pop(tp, None)
+
+
+def open_consumer(address: str, group: str | None, start: StartSpec, offsets: PrintedOffsets) -> Consumer:
+    if group is None:
+        return Consumer(address)
+    consumer = Consumer(
+        address,
+        group,
+        enable_auto_commit=False,
+        auto_offset_reset="latest" if start.kind == "latest" else "earliest",
+        on_revoke=offsets.on_revoke,
+        client_id="logsvc-cli",
+    )
+    offsets.consumer = consumer
+    return consumer
 
 
 def check_offset(admin: Admin, topic: str, partition: int | None, offset: int) -> list[int]:
@@ -88,6 +145,14 @@ def write_records(records: Sequence[Record], as_json: bool, key_separator: bytes
     "@TIME in ISO-8601 (@2026-01-02T03:04:05Z; naive = UTC) or epoch ms, "
     "or @-DURATION ago (@-30s, @-15m, @-2h, @-1d).",
 )
+@click.option(
+    "-g",
+    "--group",
+    metavar="GROUP",
+    default=None,
+    help="Consume as a member of consumer group GROUP, from its committed offsets, committing what was "
+    "printed (--from earliest|latest: where to start when the group has no committed offset).",
+)
 @click.option("-n", "--max-records", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
 @click.option(
     "--timeout-ms",
@@ -108,6 +173,7 @@ def consume(
     topic: str,
     partition: int | None,
     start: StartSpec,
+    group: str | None,
     max_records: int | None,
     timeout_ms: int | None,
     key_separator: str | None,
@@ -125,16 +191,33 @@ def consume(
       logsvc consume orders --from latest            # only new records
       logsvc consume orders -p 0 --from 1200 -n 10   # ten records from offset 1200
       logsvc consume orders --from @-15m --timeout-ms 2000 -o json
+      logsvc consume orders --group audit --timeout-ms 5000   # resumes where the group left off
     """
+    if group is not None:
+        if partition is not None:
+            raise click.UsageError("--partition cannot be used with --group (the group assigns the partitions)")
+        if start.kind not in ("earliest", "latest"):
+            raise click.UsageError("--from with --group takes earliest or latest (where to start without a commit)")
     as_json = output == "json"
     separator = None if key_separator is None else key_separator.encode()
     address = get_state().address()
     progress = Progress()
+    offsets = PrintedOffsets()
+
+    def write(records: Sequence[Record]) -> None:
+        write_records(records, as_json, separator)
+        if group is not None:
+            offsets.printed(records)
+
     try:
-        with Admin(address) as admin, Consumer(address) as consumer:
+        with Admin(address) as admin, open_consumer(address, group, start, offsets) as consumer:
             assign(consumer, topic, partition)
-            seek(consumer, admin, topic, partition, start)
-            follow(consumer, topic, max_records, timeout_ms, progress, lambda rs: write_records(rs, as_json, separator))
+            if group is None:
+                seek(consumer, admin, topic, partition, start)
+            try:
+                follow(consumer, topic, max_records, timeout_ms, progress, write)
+            finally:
+                offsets.commit()
     except KeyboardInterrupt:
         pass  # following until interrupted is the normal way to stop
     finally:

@@ -16,7 +16,9 @@ import click
 import grpc
 
 from logsvc import __version__
+from logsvc.cli.connect import connect
 from logsvc.cli.consume import consume
+from logsvc.cli.groups import groups
 from logsvc.cli.partitions import partitions
 from logsvc.cli.produce import produce
 from logsvc.cli.serve import serve
@@ -36,6 +38,8 @@ Examples:
   printf 'k1:hello\\nk2:world\\n' | logsvc produce orders --key-separator :
   logsvc consume orders --from earliest --max-records 10
   logsvc consume orders --from @-15m -o json | jq .value
+  logsvc consume orders --group audit                 # as a group member, committing what it printed
+  logsvc groups describe audit                        # committed offsets, lag, owners
   logsvc partitions dump orders --partition 0 --data-dir ./data
   LOGSVC_SERVER=broker:50051 logsvc topics describe orders
 """
@@ -81,6 +85,8 @@ cli.add_command(topics)
 cli.add_command(produce)
 cli.add_command(consume)
 cli.add_command(partitions)
+cli.add_command(groups)
+cli.add_command(connect)
 
 
 # -- error reporting ----------------------------------------------------------------------------

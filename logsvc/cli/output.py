@@ -105,14 +105,14 @@ def echo_json(obj: Any) -> None:
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Aligned columns; numbers right-aligned, text left-aligned."""
+    """Aligned columns; numbers right-aligned, text left-aligned; None shows as ``-``."""
     cells = [[str(h) for h in headers]]
     numeric = [True] * len(headers)
     for row in rows:
         cells.append(["-" if v is None else str(v) for v in row])
         for i, v in enumerate(row):
-            if not isinstance(v, int) or isinstance(v, bool):
-                numeric[i] = False
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+                numeric[i] = False  # None ("-") goes with either alignment
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for r in cells:
