@@ -18,9 +18,11 @@ import grpc
 from logsvc import __version__
 from logsvc.cli.connect import connect
 from logsvc.cli.consume import consume
+from logsvc.cli.dlq import dlq
 from logsvc.cli.groups import groups
 from logsvc.cli.partitions import partitions
 from logsvc.cli.produce import produce
+from logsvc.cli.records import records
 from logsvc.cli.serve import serve
 from logsvc.cli.state import DEFAULT_SERVER, CliState
 from logsvc.cli.topics import topics
@@ -87,6 +89,8 @@ cli.add_command(consume)
 cli.add_command(partitions)
 cli.add_command(groups)
 cli.add_command(connect)
+cli.add_command(dlq)
+cli.add_command(records)
 
 
 # -- error reporting ----------------------------------------------------------------------------
