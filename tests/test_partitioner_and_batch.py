@@ -70,3 +70,24 @@ def test_a_corrupted_stored_batch_fails_its_crc_check_on_decode() -> None:
     data[-2] ^= 0xFF
     with pytest.raises(InvalidBatch, match="CRC"):
         codec.decode_records("t", 0, 0, bytes(data))
+
+
+def test_the_c_extension_and_the_fallback_hash_agree_with_each_other_and_with_kafka() -> None:
+    # Given the C extension (built by the install) and the murmurhash2 package fallback
+    from logsvc_client import _murmur2, partitioner
+
+    keys = [
+        b"",
+        b"a",
+        b"ab",
+        b"abc",
+        b"21",
+        b"foobar",
+        b"a-little-bit-long-string",
+        *(bytes(range(n)) for n in range(64)),
+    ]
+    # Then both give the same non-negative hash for every key, and Kafka's signed vectors hold
+    for key in keys:
+        assert _murmur2.murmur2_positive(key) == partitioner._positive_fallback(key)
+        assert _murmur2.murmur2(key) == partitioner.murmur2(key)
+    assert _murmur2.murmur2(b"foobar") == -790332482

@@ -20,10 +20,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from murmurhash2 import murmurhash2 as _murmurhash2
-
 from .errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest, LogsvcError
-from .partitioner import KAFKA_SEED, StickyPartitioner
+from .partitioner import StickyPartitioner, murmur2_positive
 from .record_future import ProducerBatch, RecordFuture
 from .records import to_bytes, to_headers
 
@@ -34,6 +32,7 @@ RECORD_OVERHEAD = 21
 BATCH_OVERHEAD = 33
 
 _time_ns = time.time_ns
+_hash = murmur2_positive
 
 
 def header_bytes(headers: list[tuple[str, bytes]]) -> int:
@@ -127,13 +126,13 @@ class Accumulator:
         if partition is None:
             if key.__class__ is bytes:
                 size += len(key)
-                partition = (_murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % t.partitions
+                partition = _hash(key) % t.partitions
             elif key is None:
                 partition = t.sticky
             else:
                 key = _key_bytes(key)
                 size += len(key)
-                partition = (_murmurhash2(key, KAFKA_SEED) & 0x7FFFFFFF) % t.partitions
+                partition = _hash(key) % t.partitions
         else:
             if partition.__class__ is not int or not 0 <= partition < t.partitions:
                 raise InvalidPartition(
