@@ -1,6 +1,6 @@
 """A connector process: load its config, build the adapter, run the runtime until SIGTERM.
 
-``logsvc connect postgres|mongo --config FILE`` (see :mod:`logsvc.cli.connect`) calls
+``logsvc connect postgres|mongo|python --config FILE`` (see :mod:`logsvc.cli.connect`) calls
 :func:`load` then :func:`run`. Several processes with the same connector name form one consumer
 group and share the partitions.
 """
@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,8 @@ def load(kind: str, path: str, environ: Mapping[str, str] | None = None, handler
 
 
 def run(connector: Connector, start_from: StartFrom | None = None) -> SinkRuntime:
-    """Run until SIGTERM/SIGINT; returns the finished runtime."""
+    """Run until SIGTERM/SIGINT (handled while it runs, from the main thread); returns the
+    finished runtime."""
     runtime = SinkRuntime(connector.runtime, connector.sink_factory(), start_from=start_from)
     cfg = connector.runtime
     if cfg.metrics_port >= 0:
@@ -76,11 +78,16 @@ def run(connector: Connector, start_from: StartFrom | None = None) -> SinkRuntim
         log.info("received %s: finishing the batch in flight", signal.Signals(signum).name)
         runtime.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # Signal handlers can only be set from the main thread; elsewhere the caller stops the runtime.
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
     log.info("%s connector %s consuming %s from %s", connector.kind, cfg.name, ", ".join(cfg.topics), cfg.server)
     try:
         runtime.run()
     finally:
         runtime.metrics.stop_http()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return runtime

@@ -22,6 +22,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import add, itemgetter
 from typing import Any
 
 from logsvc_client import Admin, Consumer, Record, TopicPartition
@@ -37,6 +39,10 @@ from logsvc_connect.values import decode_value
 log = logging.getLogger("logsvc.connect")
 
 _new = tuple.__new__
+# Per-record work in the loop runs as C iterators over Record tuples (topic, partition, offset,
+# timestamp_ms, key, value, headers): no Python bytecode per record on the no-op path.
+_topic_partition_of, _offset_of, _value_of = itemgetter(0, 1), itemgetter(2), itemgetter(5)
+_NO_DOC = (None,)
 LAG_REFRESH_S = 5.0
 
 
@@ -71,6 +77,7 @@ class SinkRuntime:
             config.rename_fields,
             config.header_fields,
             config.key_field,
+            value_format=config.value_format,
         )
         self._backoff = Backoff(base_ms=config.retry_initial_ms, max_ms=config.retry_max_ms)
         self._stopping = threading.Event()
@@ -144,7 +151,7 @@ class SinkRuntime:
                 if not self._pending:
                     self._first_pending_at = time.monotonic()
                 self._pending.extend(records)
-                self._pending_bytes += sum([len(r.value) for r in records if r.value is not None])
+                self._pending_bytes += sum(map(len, filter(None, map(_value_of, records))))
             if self._pending and (
                 len(self._pending) >= cfg.batch_max_records
                 or self._pending_bytes >= cfg.batch_max_bytes
@@ -189,7 +196,8 @@ class SinkRuntime:
         if not batch:
             return
         self._pending, self._pending_bytes = [], 0
-        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in batch}
+        last = dict(zip(map(_topic_partition_of, batch), map(_offset_of, batch), strict=True))  # last one wins
+        offsets = {TopicPartition(*tp): offset + 1 for tp, offset in last.items()}
         records, failed = self._decode(batch)
         if self.transforms.active:
             records, filter_failed, skipped = self.transforms.apply(records)
@@ -210,7 +218,7 @@ class SinkRuntime:
 
     def _decode(self, batch: list[Record]) -> tuple[list[SinkRecord], list[tuple[SinkRecord, DataError]]]:
         if not (self.sink.decode_values or self.transforms.changes_fields):
-            return [_new(SinkRecord, (*r, None)) for r in batch], []
+            return list(map(_new, repeat(SinkRecord), map(add, batch, repeat(_NO_DOC)))), []
         fmt = self.config.value_format
         out: list[SinkRecord] = []
         failed: list[tuple[SinkRecord, DataError]] = []

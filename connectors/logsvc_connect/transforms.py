@@ -5,17 +5,21 @@ Runtime config keys (top level of the connector's TOML):
 ``filter = "package.module:function"``
     Called with each record; returns the record (possibly changed, e.g. ``record._replace(...)``)
     to keep it, or None to skip it. A skipped record is counted in ``/metrics`` and committed
-    past like a written one. A filter that raises makes that record a data error (dead-lettered).
+    past like a written one. A filter that raises, or returns something other than a record or
+    None, makes that record a data error (dead-lettered); the partition goes on. A filter that
+    replaces ``value`` alone gets ``doc`` decoded again from it; one that replaces a dict ``doc``
+    alone gets ``value`` re-encoded as compact JSON, so the two never disagree.
 ``keep_fields = ["a", "b"]`` / ``drop_fields = ["c"]``
     Keep only / remove these top-level fields of a JSON-object or msgpack-map value.
 ``rename_fields = {old = "new"}``
-    Rename top-level fields.
+    Rename top-level fields (a renamed field replaces a field already named ``new``; swaps work).
 ``header_fields = {header_name = "field"}``
     Copy a header into a field (UTF-8 text, or base64 when the bytes are not UTF-8).
 ``key_field = "field"``
     Copy the record key into a field (same encoding rule).
 
-Field transforms run after the filter, in the order above, on values that decoded to a dict;
+Field transforms run after the filter, in the order above (keep, then drop, then rename, then
+the header and key fields), on values that decoded to a dict;
 other values pass unchanged. A changed value is re-encoded as compact JSON, so adapters that
 store the value's own bytes store the transformed document.
 """
@@ -31,6 +35,7 @@ from typing import Any
 
 from logsvc_client.errors import InvalidConfig
 from logsvc_connect.sink import DataError, SinkRecord
+from logsvc_connect.values import decode_value
 
 Filter = Callable[[SinkRecord], SinkRecord | None]
 
@@ -41,20 +46,25 @@ def load_filter(path: str) -> Filter:
     if not module_name or not attr:
         raise InvalidConfig(f"filter {path!r} must look like package.module:function", key="filter")
     try:
-        func = getattr(importlib.import_module(module_name), attr)
-    except Exception as e:  # ImportError, AttributeError, or the module failing while it imports
+        module = importlib.import_module(module_name)
+    except Exception as e:  # ImportError, or the module failing while it imports
         raise InvalidConfig(f"filter {path!r} does not import: {type(e).__name__}: {e}", key="filter") from None
+    try:
+        func = getattr(module, attr)
+    except AttributeError:
+        raise InvalidConfig(f"filter {path!r}: module {module_name} has no {attr!r}", key="filter") from None
     if not callable(func):
         raise InvalidConfig(f"filter {path!r} is not callable", key="filter")
     try:
-        inspect.signature(func).bind(None)
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return func  # builtins without a signature: trust them
+    try:
+        signature.bind(None)
     except TypeError:
         raise InvalidConfig(
-            f"filter {path!r} must take one argument, the record (its signature is {inspect.signature(func)})",
-            key="filter",
+            f"filter {path!r} must take one argument, the record (its signature is {signature})", key="filter"
         ) from None
-    except ValueError:
-        pass
     return func
 
 
@@ -76,6 +86,7 @@ class Transforms:
         rename_fields: Mapping[str, str] | None = None,
         header_fields: Mapping[str, str] | None = None,
         key_field: str = "",
+        value_format: str = "auto",
     ) -> None:
         self._filter = load_filter(filter) if filter else None
         self._keep = frozenset(keep_fields)
@@ -83,6 +94,7 @@ class Transforms:
         self._rename = dict(rename_fields or {})
         self._headers = dict(header_fields or {})
         self._key_field = key_field
+        self._value_format = value_format
         for name, mapping in (("rename_fields", self._rename), ("header_fields", self._headers)):
             for k, v in mapping.items():
                 if not isinstance(v, str) or not v:
@@ -109,10 +121,18 @@ class Transforms:
                 if out is None:
                     skipped += 1
                     continue
-                if not isinstance(out, SinkRecord):
-                    failed.append((r, DataError(f"filter returned {type(out).__name__}, not a record", "FilterError")))
-                    continue
-                r = out
+                if out is not r:
+                    if not isinstance(out, SinkRecord):
+                        error = DataError(
+                            f"filter returned a {type(out).__name__}, not a record or None", "FilterError"
+                        )
+                        failed.append((r, error))
+                        continue
+                    try:
+                        r = self._consistent(r, out)
+                    except DataError as e:  # the filter's new value does not decode
+                        failed.append((out, e))
+                        continue
             if self.changes_fields and r.doc.__class__ is dict:
                 r = self._fields(r)
             kept.append(r)
@@ -120,15 +140,13 @@ class Transforms:
 
     def _fields(self, r: SinkRecord) -> SinkRecord:
         doc: dict[str, Any] = r.doc  # type: ignore[assignment]
-        if self._keep:
-            doc = {k: v for k, v in doc.items() if k in self._keep}
-        elif self._drop:
-            doc = {k: v for k, v in doc.items() if k not in self._drop}
-        else:
-            doc = dict(doc)
-        for old, new in self._rename.items():
-            if old in doc:
-                doc[new] = doc.pop(old)
+        keep, drop, rename = self._keep, self._drop, self._rename
+        # A new dict either way: the decoded document is never changed in place.
+        doc = {k: v for k, v in doc.items() if (not keep or k in keep) and k not in drop} if keep or drop else dict(doc)
+        if rename:  # all at once, so that swaps work; a renamed field wins over one of its new name
+            doc = {k: v for k, v in doc.items() if k not in rename} | {
+                new: doc[old] for old, new in rename.items() if old in doc
+            }
         if self._headers and r.headers:
             for name, value in r.headers:
                 field = self._headers.get(name)
@@ -136,5 +154,20 @@ class Transforms:
                     doc[field] = _text(value)
         if self._key_field and r.key is not None:
             doc[self._key_field] = _text(r.key)
-        value = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-        return r._replace(doc=doc, value=value)
+        return r._replace(doc=doc, value=_encode(doc))
+
+    def _consistent(self, before: SinkRecord, after: SinkRecord) -> SinkRecord:
+        """``after`` with ``doc`` and ``value`` agreeing again when a filter changed only one of
+        them (DataError when a new value does not decode by ``value_format``)."""
+        value_changed = after.value is not before.value and after.value != before.value
+        doc_changed = after.doc is not before.doc
+        if value_changed and not doc_changed:
+            decoded = before.doc is not None or self.changes_fields  # else adapters decode on access
+            return after._replace(doc=decode_value(after.value, self._value_format) if decoded else None)
+        if doc_changed and not value_changed and after.doc.__class__ is dict:
+            return after._replace(value=_encode(after.doc))
+        return after
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode()

@@ -1,4 +1,5 @@
-"""``logsvc connect postgres|mongo --config FILE``: run a sink connector in the foreground.
+"""``logsvc connect postgres|mongo --config FILE`` and ``logsvc connect python --handler
+module:function --config FILE``: run a sink connector in the foreground.
 
 Several processes with the same connector ``name`` form one consumer group and share the
 partitions. SIGTERM or Ctrl-C finishes the batch in flight, commits and leaves the group.
