@@ -18,6 +18,16 @@ applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.subscription`)::
                 handle(record)       # positions are committed every auto_commit_interval_ms,
                                      # on revoke and on close
 
+**Priority lanes** (``priority="strict"`` or ``"weighted"``): the subscribed topics, in the order
+given, are lanes, highest first (with :meth:`Consumer.assign`: the topics in the order their
+partitions are listed), and each poll takes its records from the lanes as
+:mod:`logsvc_client.lanes` plans — the highest lane with a backlog first, or a share per
+``lane_weights`` — while no lane with a backlog goes without records for longer than
+``max_lane_wait_ms``::
+
+    consumer = Consumer(address, group_id="orders-sink", priority="strict", max_lane_wait_ms=2_000)
+    consumer.subscribe(["orders.critical", "orders.normal", "orders.bulk"])
+
 The fetch loop lives in :class:`~logsvc_client.fetcher.Fetcher`, shared by both modes.
 """
 
@@ -25,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import channel, group_offsets
 from ._proto import logsvc_pb2 as pb
@@ -34,6 +44,7 @@ from .errors import FailedPrecondition, InvalidConfig, InvalidRequest
 from .fetcher import Fetcher, OffsetReset
 from .group import Membership
 from .groups import GroupMetadata
+from .lanes import LanePolicy, Priority, check_options
 from .records import Record, TopicPartition
 from .subscription import RebalanceCallback, Subscription
 
@@ -54,6 +65,10 @@ class Consumer:
     ``on_assign``/``on_revoke`` are called inside poll with the partitions (sorted) — on_assign
     after they were positioned at the committed offsets (it may seek), on_revoke before their
     positions are committed and they are released to their next owner.
+
+    Lanes (see the module docstring): ``priority`` is "none" (records as they are fetched),
+    "strict" or "weighted" (with ``lane_weights``, positive, one per topic, highest lane first);
+    ``max_lane_wait_ms`` bounds how long a lane with a backlog goes without records.
     """
 
     def __init__(
@@ -79,6 +94,9 @@ class Consumer:
         request_timeout_ms: int = 30_000,
         retries: int = 5,
         retry_backoff_ms: int = 100,
+        priority: Priority = "none",
+        lane_weights: Sequence[float] | None = None,
+        max_lane_wait_ms: int = 1_000,
     ) -> None:
         for name, value, minimum in (
             ("max_poll_records", max_poll_records, 1),
@@ -98,6 +116,7 @@ class Consumer:
                 f"fetch_max_bytes={fetch_max_bytes} is above the channel's {channel.MAX_MESSAGE_BYTES}",
                 key="fetch_max_bytes",
             )
+        check_options(priority, lane_weights, max_lane_wait_ms)
         if group_id is not None and (not isinstance(group_id, str) or not group_id):
             raise InvalidConfig(f"consumer option group_id={group_id!r} must be a non-empty str", key="group_id")
         if group_id is None:
@@ -129,6 +148,9 @@ class Consumer:
         self._auto_commit_interval_ms = auto_commit_interval_ms
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._priority = priority
+        self._lane_weights = None if lane_weights is None else list(lane_weights)
+        self._max_lane_wait_ms = max_lane_wait_ms
         self._subscription: Subscription | None = None
         self._assigned_by_hand = False
         self._channel = channel.connect(address)
@@ -153,7 +175,7 @@ class Consumer:
     def subscribe(self, topics: Iterable[str] | str) -> None:
         """Consume ``topics`` as a member of the consumer group ``group_id``: joins the group now
         (TopicNotFound for a missing topic); partitions arrive in the following polls. Called again,
-        it changes the subscription."""
+        it changes the subscription. With ``priority``, the topics are the lanes, highest first."""
         if self.group_id is None:
             raise InvalidConfig("subscribe() needs a consumer created with a group_id", key="group_id")
         if self._assigned_by_hand:
@@ -161,8 +183,10 @@ class Consumer:
         names = [topics] if isinstance(topics, str) else list(dict.fromkeys(topics))
         if not names or not all(isinstance(t, str) and t for t in names):
             raise InvalidRequest(f"subscribe() needs one or more topic names, got {topics!r}")
+        lanes = self._lane_policy(names)
         if self._subscription is not None:
             self._subscription.membership.subscribe(names)
+            self._fetcher.set_lanes(lanes)
             return
         membership = self._new_membership(self.group_id, names)
         subscription = Subscription(
@@ -183,13 +207,26 @@ class Consumer:
             membership.close(leave=False)
             raise
         self._fetcher.interrupt_on(self._wake)
+        self._fetcher.set_lanes(lanes)
         self._subscription = subscription
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """Read exactly these partitions (replacing the assignment); positions of kept ones stay."""
+        """Read exactly these partitions (replacing the assignment); positions of kept ones stay.
+        With ``priority``, their topics are the lanes, highest first, in the order listed."""
         self._check_not_subscribed("assign()")
-        self._fetcher.assign(partitions)
+        tps = [TopicPartition(*tp) for tp in partitions]
+        topics = list(dict.fromkeys(tp.topic for tp in tps))
+        lanes = self._lane_policy(topics) if topics else None
+        self._fetcher.assign(tps)
+        self._fetcher.set_lanes(lanes)
         self._assigned_by_hand = bool(self._fetcher.assignment())
+
+    def _lane_policy(self, topics: Sequence[str]) -> LanePolicy | None:
+        """The lanes over ``topics`` (None without ``priority``); InvalidConfig for weights that
+        do not match them."""
+        if self._priority == "none":
+            return None
+        return LanePolicy(topics, self._priority, self._lane_weights, self._max_lane_wait_ms)
 
     def assign_topic(self, topic: str) -> list[TopicPartition]:
         """Assign every partition of ``topic`` (replacing the assignment); TopicNotFound."""

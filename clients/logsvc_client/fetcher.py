@@ -2,12 +2,23 @@
 
 A :class:`Fetcher` keeps two offsets per assigned partition: the *position* (the next record the
 application gets) and the *fetch offset* (the next one to ask the broker for). Fetched batches are
-kept whole, as bytes, until :meth:`Fetcher.fetch` hands their records out, and are decoded
-straight into :class:`~logsvc_client.records.Record` tuples by
-:func:`~logsvc_client.batch.decode_records`. Before decoding, it starts the next Fetch when fewer
-than ``max_poll_records`` would stay buffered (prefetch), so the broker reads while this process
-decodes and the application works. Any change of assignment or position discards the fetch in
-flight and the buffered records of the partitions it affects.
+kept whole, as bytes, in a :class:`~logsvc_client.record_buffer.RecordBuffer` until
+:meth:`Fetcher.fetch` hands their records out, and are decoded straight into
+:class:`~logsvc_client.records.Record` tuples by :func:`~logsvc_client.batch.decode_records`.
+Before decoding, it starts the next Fetch when fewer than ``max_poll_records`` would stay
+buffered (prefetch), so the broker reads while this process decodes and the application works.
+Any change of assignment or position discards the fetch in flight and the buffered records of
+the partitions it affects.
+
+With priority lanes (:meth:`Fetcher.set_lanes`, a :class:`~logsvc_client.lanes.LanePolicy` over
+topics) records are buffered per lane, and each poll takes from the lanes what the policy plans,
+given each lane's backlog: its buffered records plus, per partition, the broker's next offset
+(from the last Fetch answer) minus the fetch offset. A lane holding fewer records than its part
+of a poll makes the poll wait once for the next Fetch answer (within its timeout) and take the
+rest from it. A Fetch asks only for the lanes that
+hold fewer than ``max_poll_records`` buffered records, the one that would run out first first
+(:meth:`~logsvc_client.lanes.LanePolicy.fetch_order`), so a lane that is not being taken from
+stops growing while the others keep being fetched.
 
 It knows nothing of groups: a group consumer changes the assignment with :meth:`Fetcher.assign`
 and reads :meth:`Fetcher.positions` to commit. Not thread-safe (one consumer, one thread).
@@ -19,7 +30,6 @@ import gc
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -30,6 +40,8 @@ from . import channel
 from ._proto import logsvc_pb2 as pb
 from .admin import offsets_request
 from .errors import FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
+from .lanes import LanePolicy
+from .record_buffer import RecordBuffer
 from .records import Record, TopicPartition
 
 log = logging.getLogger("logsvc_client.consumer")
@@ -70,10 +82,14 @@ class Fetcher:
         self._assigned_set: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._fetch_offsets: dict[TopicPartition, int] = {}
-        self._pending: deque[tuple[TopicPartition, int, bytes, int]] = deque()  # tp, base, batch, start
-        self._decoded: list[Record] = []  # the batch being handed out, from _decoded_at on
-        self._decoded_at = 0
-        self._buffered = 0  # records fetched and not handed out
+        self._buffer = RecordBuffer(check_crcs)  # without lanes: every partition's records, in fetch order
+        self._buffered = 0  # records fetched and not handed out (in all buffers)
+        self._lanes: LanePolicy | None = None
+        self._lane_buffers: dict[str, RecordBuffer] = {}  # with lanes: one buffer per lane, in lane order
+        self._lane_tps: dict[str, list[TopicPartition]] = {}  # the assigned partitions of each lane
+        self._next_offsets: dict[TopicPartition, int] = {}  # with lanes: the log end, per the last Fetch
+        self._in_flight_tps: frozenset[TopicPartition] = frozenset()
+        self._short = False  # with lanes: the last poll took less than it could have
         self._epoch = 0
         self._in_flight: grpc.Future | None = None
         self._in_flight_epoch = -1
@@ -90,10 +106,26 @@ class Fetcher:
         keep = set(tps)
         self._assigned = tps
         self._assigned_set = keep
-        for offsets in (self._positions, self._fetch_offsets):
+        for offsets in (self._positions, self._fetch_offsets, self._next_offsets):
             for tp in [tp for tp in offsets if tp not in keep]:
                 del offsets[tp]
         self._discard(lambda tp: tp not in keep)
+        self._map_lanes()
+
+    def set_lanes(self, policy: LanePolicy | None) -> None:
+        """Take records by ``policy`` from now on (None: as they were fetched, no lanes). Partitions
+        of topics that are not lanes are not fetched. A policy that plans like the current one is
+        ignored (the current one keeps its wait clocks); any other discards the buffered records."""
+        if policy is not None and self._lanes is not None and self._lanes.same_as(policy):
+            return
+        self._discard(lambda tp: True)
+        self._lanes = policy
+        self._lane_buffers = {} if policy is None else {lane: RecordBuffer(self._check_crcs) for lane in policy.lanes}
+        self._next_offsets.clear()
+        self._map_lanes()
+
+    def _map_lanes(self) -> None:
+        self._lane_tps = {lane: [tp for tp in self._assigned if tp.topic == lane] for lane in self._lane_buffers}
 
     def interrupt_on(self, wake: threading.Event) -> None:
         """From now on a wait for a Fetch also ends once ``wake`` is set (:meth:`fetch` then returns
@@ -158,14 +190,10 @@ class Fetcher:
         if self._in_flight is not None:
             self._in_flight.cancel()
             self._in_flight = None
-        self._pending = deque(item for item in self._pending if not affected(item[0]))
-        if self._decoded and affected(TopicPartition(self._decoded[0].topic, self._decoded[0].partition)):
-            self._decoded, self._decoded_at = [], 0
-        self._buffered = (
-            len(self._decoded)
-            - self._decoded_at
-            + sum(codec.read_header(data).record_count - max(0, start - base) for _, base, data, start in self._pending)
-        )
+        buffers = [self._buffer, *self._lane_buffers.values()]
+        for buffer in buffers:
+            buffer.discard(affected)
+        self._buffered = sum(buffer.count for buffer in buffers)
         for tp in self._assigned:
             if tp in self._positions and affected(tp):
                 self._fetch_offsets[tp] = self._positions[tp]
@@ -176,6 +204,8 @@ class Fetcher:
         """Up to ``max_records`` records, waiting up to ``timeout_s`` for the first one."""
         limit = max_records or self.max_poll_records
         deadline = self._clock() + timeout_s
+        if self._lanes is not None:
+            return self._fetch_lanes(self._lanes, limit, deadline)
         while True:
             if self._buffered:
                 # Start the next Fetch before decoding, so the broker reads while we decode.
@@ -203,65 +233,116 @@ class Fetcher:
         if enabled:
             gc.disable()
         try:
-            return self._take_records(limit)
+            return self._take_records(self._buffer, limit)
         finally:
             if enabled:
                 gc.enable()
 
-    def _take_records(self, limit: int) -> list[Record]:
-        out: list[Record] = []
-        positions = self._positions
-        while limit > 0:
-            recs = self._decoded
-            if recs:
-                at = self._decoded_at
-                n = len(recs) - at
-                if n <= limit:
-                    chunk = recs if at == 0 else recs[at:]
-                    self._decoded, self._decoded_at = [], 0
-                else:
-                    chunk = recs[at : at + limit]
-                    self._decoded_at = at + limit
-                last = chunk[-1]
-                positions[TopicPartition(last.topic, last.partition)] = last.offset + 1
-                if out:
-                    out += chunk
-                else:
-                    out = chunk
-                limit -= len(chunk)
-                self._buffered -= len(chunk)
-            elif self._pending:
-                tp, base, data, start = item = self._pending.popleft()
-                try:
-                    self._decoded = codec.decode_records(tp.topic, tp.partition, base, data, start, self._check_crcs)
-                except Exception:
-                    # A corrupt batch stays where it is: every poll reports it until the
-                    # application seeks past it (records already taken this poll are kept).
-                    self._pending.appendleft(item)
+    # -- fetching by lanes ------------------------------------------------------------------------
+
+    def _fetch_lanes(self, policy: LanePolicy, limit: int, deadline: float) -> list[Record]:
+        """:meth:`fetch` with lanes: take what ``policy`` plans. When a lane has fewer records
+        buffered than planned (the rest not fetched yet), wait once for the next Fetch answer
+        (within the deadline) and take the rest of its part from what it brought."""
+        while True:
+            if self._in_flight is not None and self._in_flight.done():
+                self._await_response(deadline)  # buffer what a prefetch brought meanwhile
+            if self._buffered:
+                now_ms = int(self._clock() * 1000)
+                plan = self._plan(policy, now_ms, limit)
+                taken: dict[str, list[Record]] = {lane: [] for lane in plan}
+                missing = self._take_planned(plan, taken)
+                if missing and deadline > self._clock() and self._await_response(deadline):
+                    missing = self._take_planned(missing, taken)
+                for lane, n in plan.items():
+                    policy.served(lane, n - missing.get(lane, 0), now_ms)
+                out: list[Record] = []
+                for records in taken.values():  # in lane order
                     if out:
-                        break
-                    raise
-                self._decoded_at = 0
-            else:
-                break
+                        out += records
+                    else:
+                        out = records
+                self._short = bool(missing) or len(out) < limit
+                self._maybe_prefetch_lanes()
+                if out:
+                    return out
+            if not self._assigned:
+                self._pause(deadline - self._clock())
+                return []
+            if not self._await_response(deadline):
+                return []
+
+    def _plan(self, policy: LanePolicy, now_ms: int, limit: int) -> dict[str, int]:
+        """The policy's plan for this poll, given each lane's backlog: its buffered records plus,
+        per partition, the log end from the last Fetch answer minus the fetch offset."""
+        buffers, ends, offsets = self._lane_buffers, self._next_offsets, self._fetch_offsets
+        ready: dict[str, int] = {}
+        backlog: dict[str, int] = {}
+        for lane, tps in self._lane_tps.items():
+            ready[lane] = n = buffers[lane].count
+            for tp in tps:
+                end, at = ends.get(tp), offsets.get(tp)
+                if end is not None and at is not None and end > at:
+                    n += end - at
+            backlog[lane] = n
+        return policy.plan(backlog, now_ms, limit, ready)
+
+    def _take_planned(self, plan: dict[str, int], taken: dict[str, list[Record]]) -> dict[str, int]:
+        """Add up to ``plan[lane]`` records of each lane to ``taken[lane]``; what could not be
+        taken, per lane."""
+        missing: dict[str, int] = {}
+        enabled = gc.isenabled()  # paused as in _take
+        if enabled:
+            gc.disable()
+        try:
+            for lane, n in plan.items():
+                got = self._take_records(self._lane_buffers[lane], n)
+                if len(got) < n:
+                    missing[lane] = n - len(got)
+                taken[lane] += got
+        finally:
+            if enabled:
+                gc.enable()
+        return missing
+
+    def _take_records(self, buffer: RecordBuffer, limit: int) -> list[Record]:
+        out = buffer.take(limit, self._positions)
+        self._buffered -= len(out)
         return out
 
-    def _request(self, max_wait_ms: int) -> pb.FetchRequest:
-        self._resolve_positions()
+    def _request(self, tps: list[TopicPartition], max_records: int, max_wait_ms: int) -> pb.FetchRequest:
         offsets = self._fetch_offsets
         return pb.FetchRequest(
-            partitions=[
-                pb.FetchPartition(topic=tp.topic, partition=tp.partition, offset=offsets[tp]) for tp in self._assigned
-            ],
-            max_records=self.max_poll_records,
+            partitions=[pb.FetchPartition(topic=tp.topic, partition=tp.partition, offset=offsets[tp]) for tp in tps],
+            max_records=max_records,
             max_bytes=self._max_bytes,
             max_wait_ms=max_wait_ms,
         )
 
-    def _start(self, max_wait_ms: int) -> None:
+    def _lane_fetch(self) -> tuple[list[TopicPartition], int]:
+        """With lanes: the partitions to fetch — those of lanes holding fewer than
+        ``max_poll_records`` buffered records, the lane that would run out first first (the
+        broker fills a Fetch in the order asked) — and how many records would fill those lanes."""
+        assert self._lanes is not None
+        buffers, cap = self._lane_buffers, self.max_poll_records
+        counts = {lane: buffer.count for lane, buffer in buffers.items()}
+        lanes = [lane for lane in self._lanes.fetch_order(counts) if self._lane_tps[lane] and counts[lane] < cap]
+        return [tp for lane in lanes for tp in self._lane_tps[lane]], sum(cap - counts[lane] for lane in lanes)
+
+    def _start(self, max_wait_ms: int) -> bool:
+        """Send a Fetch; False when there is nothing to fetch (with lanes: every lane is full)."""
+        self._resolve_positions()
+        if self._lanes is None:
+            tps, max_records = self._assigned, self.max_poll_records
+        else:
+            tps, max_records = self._lane_fetch()
+            if not tps:
+                return False
+            self._in_flight_tps = frozenset(tps)
         timeout_s = max_wait_ms / 1000 + self._retry.timeout_ms / 1000
-        self._in_flight = channel.start(self._stub.Fetch, self._request(max_wait_ms), timeout_s)
+        self._in_flight = channel.start(self._stub.Fetch, self._request(tps, max_records, max_wait_ms), timeout_s)
         self._in_flight_epoch = self._epoch
+        return True
 
     def _maybe_prefetch(self, taking: int) -> None:
         """Start the next Fetch when fewer than ``max_poll_records`` stay buffered after ``taking``."""
@@ -276,13 +357,29 @@ class Fetcher:
             except Exception as e:  # the next poll starts it again and reports what is wrong
                 log.debug("prefetch not started: %s", e)
 
+    def _maybe_prefetch_lanes(self) -> None:
+        """With lanes, after a poll took its records: start the next Fetch (with ``prefetch``, or
+        when the poll could not take all it wanted) for the lanes that are not full."""
+        if (self._prefetch or self._short) and self._in_flight is None and self._assigned:
+            try:
+                self._start(self._max_wait_ms)
+            except Exception as e:  # the next poll starts it again and reports what is wrong
+                log.debug("prefetch not started: %s", e)
+
     def _await_response(self, deadline: float) -> bool:
         """Wait for a Fetch answer and buffer its batches; False when the deadline passed first."""
         left = deadline - self._clock()
-        if self._in_flight is None or self._in_flight_epoch != self._epoch:
+        stale = self._in_flight is None or self._in_flight_epoch != self._epoch
+        if not stale and self._lanes is not None:
+            # A lane that filled up before this Fetch was sent may be the one waited for now.
+            stale = not self._in_flight_tps.issuperset(self._lane_fetch()[0])
+        if stale:
             if self._in_flight is not None:
                 self._in_flight.cancel()
-            self._start(max(0, min(self._max_wait_ms, int(left * 1000))))
+                self._in_flight = None
+            if not self._start(max(0, min(self._max_wait_ms, int(left * 1000)))):
+                self._pause(left)  # not expected: a lane with nothing buffered is always fetched
+                return False
         future = self._in_flight
         assert future is not None
         if not self._wait(future, max(0.0, left)):
@@ -308,6 +405,13 @@ class Fetcher:
         wake.wait(timeout_s)
         return bool(future.done())
 
+    def _pause(self, timeout_s: float) -> None:
+        if timeout_s > 0:
+            if self._wake is None:
+                time.sleep(timeout_s)
+            else:
+                self._wake.wait(timeout_s)
+
     def _on_unavailable(self, error: Unavailable, deadline: float) -> bool:
         now = self._clock()
         if self._unavailable_since is None:
@@ -322,11 +426,19 @@ class Fetcher:
 
     def _apply(self, response: pb.FetchResponse) -> None:
         offsets = self._fetch_offsets
+        lanes = self._lane_buffers if self._lanes is not None else None
+        buffer = self._buffer
         for pd in response.partitions:
             tp = TopicPartition(pd.topic, pd.partition)
             offset = offsets.get(tp)
             if offset is None:
                 continue
+            if lanes is not None:
+                found = lanes.get(tp.topic)
+                if found is None:
+                    continue
+                buffer = found
+                self._next_offsets[tp] = pd.next_offset
             offset = max(offset, pd.log_start_offset)
             for sb in pd.batches:
                 data = sb.batch
@@ -334,8 +446,9 @@ class Fetcher:
                 end = base + codec.read_header(data).record_count
                 if end <= offset:
                     continue
-                self._pending.append((tp, base, data, offset))
-                self._buffered += end - max(base, offset)
+                n = end - max(base, offset)
+                buffer.add(tp, base, data, offset, n)
+                self._buffered += n
                 offset = end
             offsets[tp] = offset
 

@@ -11,6 +11,15 @@ the connector kind::
     dsn = "host=127.0.0.1 dbname=shop"
     insert_mode = "upsert"
 
+With several topics, ``priority`` makes them lanes, highest first (see
+:mod:`logsvc_client.lanes`): ``"strict"`` writes a higher topic's backlog before a lower one's,
+``"weighted"`` gives each its ``lane_weights`` share of every batch; either way a topic with a
+backlog waits at most ``max_lane_wait_ms`` for its next records::
+
+    topics = ["orders.critical", "orders.normal", "orders.bulk"]
+    priority = "weighted"
+    lane_weights = [6, 3, 1]
+
 Environment variables override the file: ``LOGSVC_CONNECT_<KEY>`` for a runtime key and
 ``LOGSVC_CONNECT_<KIND>_<KEY>`` for an adapter key (``LOGSVC_CONNECT_POSTGRES_DSN``); lists are
 comma-separated, tables (``columns``) JSON. Unknown keys — in the file or the environment — are
@@ -26,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from logsvc_client.errors import InvalidConfig
+from logsvc_client.lanes import LanePolicy, Priority, check_options
 
 ENV_PREFIX = "LOGSVC_CONNECT_"
 KINDS = ("postgres", "mongo", "python")
@@ -66,6 +76,12 @@ class RuntimeConfig:
     """header name -> value field to copy it into."""
     key_field: str = ""
     """Value field to copy the record key into."""
+    priority: Priority = "none"
+    """none | strict | weighted: with lanes, ``topics`` are lanes, highest first."""
+    lane_weights: tuple[float, ...] = ()
+    """With priority = "weighted": one positive weight per topic, in the order of ``topics``."""
+    max_lane_wait_ms: int = 1_000
+    """With lanes: the longest a topic with a backlog goes without records taken from it."""
 
     def validate(self) -> RuntimeConfig:
         if not self.name:
@@ -81,6 +97,9 @@ class RuntimeConfig:
                 raise InvalidConfig(f"{key}={getattr(self, key)} must be positive", key=key)
         if self.linger_ms < 0 or self.shutdown_timeout_ms < 0:
             raise InvalidConfig("linger_ms and shutdown_timeout_ms must not be negative", key="linger_ms")
+        check_options(self.priority, self.lane_weights, self.max_lane_wait_ms)
+        if self.priority != "none":
+            LanePolicy(self.topics, self.priority, self.lane_weights or None, self.max_lane_wait_ms)
         return self
 
     @property
@@ -100,6 +119,14 @@ def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError(value)
             return int(value)
+        if kind == "tuple[float, ...]":
+            if isinstance(value, str):
+                value = [float(v) for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value
+            ):
+                raise ValueError(value)
+            return tuple(value)
         if kind.startswith("tuple"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]

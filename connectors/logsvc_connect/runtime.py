@@ -115,6 +115,9 @@ class SinkRuntime:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             max_poll_records=cfg.batch_max_records,
+            priority=cfg.priority,
+            lane_weights=cfg.lane_weights or None,
+            max_lane_wait_ms=cfg.max_lane_wait_ms,
         )
         self._consumer = consumer
         try:
