@@ -41,10 +41,11 @@ from . import channel, group_offsets
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import FailedPrecondition, InvalidConfig, InvalidRequest
-from .fetcher import Fetcher, OffsetReset
+from .fetcher import Fetcher
 from .group import Membership
 from .groups import GroupMetadata
 from .lanes import LanePolicy, Priority, check_options
+from .offset_reset import OffsetReset
 from .records import Record, TopicPartition
 from .subscription import RebalanceCallback, Subscription
 

@@ -3,7 +3,8 @@
 A :class:`RecordBuffer` keeps batches whole, as the broker sent them, and decodes one only when
 a poll reaches it, straight into :class:`~logsvc_client.records.Record` tuples
 (:func:`~logsvc_client.batch.decode_records`). A :class:`~logsvc_client.fetcher.Fetcher` has one
-for all its partitions, or one per lane with priority lanes.
+for all its partitions, or one per lane with priority lanes (in a
+:class:`~logsvc_client.lane_buffers.LaneBuffers`).
 """
 
 from __future__ import annotations

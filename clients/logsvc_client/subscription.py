@@ -28,8 +28,9 @@ from typing import Any
 from . import channel, group_offsets
 from .admin import offsets_request
 from .errors import LogsvcError, OffsetOutOfRange, UnknownMember
-from .fetcher import Fetcher, OffsetReset
+from .fetcher import Fetcher
 from .group import Membership
+from .offset_reset import OffsetReset
 from .records import Record, TopicPartition
 
 log = logging.getLogger("logsvc_client.consumer")

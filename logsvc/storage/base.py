@@ -2,7 +2,7 @@
 
 :class:`Store` is implemented by :class:`logsvc.storage.lmdb_store.LmdbStore` (the real one) and
 :class:`logsvc.storage.memory.MemoryStore` (an in-memory fake honouring the same contract); one
-contract test suite (tests/storage/test_store_contract.py) runs against both.
+contract test suite (tests/storage/test_store_*.py, over the ``store`` fixture) runs against both.
 
 Rules every implementation follows:
 

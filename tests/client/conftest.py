@@ -1,14 +1,17 @@
-"""Client fixtures: a real broker's address, and a broker that can be stopped and started again."""
+"""Client fixtures: a real broker's address, consumers closed after the test, and a broker that can
+be stopped and started again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from logsvc.server.app import Broker, create_server
-from logsvc_client import Admin
+from logsvc_client import Admin, Consumer
 from tests.conftest import broker_settings
 
 
@@ -21,6 +24,17 @@ def address(broker: Broker) -> str:
 def admin(address: str) -> Iterator[Admin]:
     with Admin(address) as a:
         yield a
+
+
+@pytest.fixture
+def consumers() -> Iterator[Callable[..., Consumer]]:
+    """A factory of consumers that are closed at the end of the test."""
+    with ExitStack() as stack:
+
+        def make(*args: Any, **kwargs: Any) -> Consumer:
+            return stack.enter_context(Consumer(*args, **kwargs))
+
+        yield make
 
 
 class RestartableBroker:

@@ -1,11 +1,13 @@
-"""Test helpers: record batches built with the real codec, broken batches, a settable clock."""
+"""Test helpers: record batches built with the real codec, broken batches, the offsets a store holds,
+a settable clock."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
 
-from logsvc_client.batch import HEADER, HEADER_SIZE, encode_batch, read_header
+from logsvc.storage.base import Store
+from logsvc_client.batch import HEADER, HEADER_SIZE, decode_records, encode_batch, read_header
 
 
 def make_batch(count: int = 1, ts: int = 1_000, step: int = 0, value_size: int = 8, tag: str = "") -> bytes:
@@ -38,6 +40,12 @@ def with_wrong_count(data: bytes) -> bytes:
         zlib.crc32(payload),
     )
     return header + payload
+
+
+def offsets_of(store: Store, topic: str, partition: int, offset: int = 0) -> list[int]:
+    """The offsets of the records ``store`` holds in ``topic``/``partition`` from ``offset`` on."""
+    got = store.read(topic, partition, offset, 1 << 30)
+    return [r.offset for base, data in got.batches for r in decode_records(topic, partition, base, data)]
 
 
 class FakeClock:
