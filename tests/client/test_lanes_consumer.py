@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,17 +29,6 @@ def backlog(address: str, admin: Admin) -> list[str]:
                 producer.send(topic, b"%s-%d" % (topic.encode(), i), key=b"k%d" % i)
         producer.flush()
     return LANES
-
-
-@pytest.fixture
-def consumers() -> Iterator[Callable[..., Consumer]]:
-    """A factory of consumers that are closed at the end of the test."""
-    with ExitStack() as stack:
-
-        def make(*args: Any, **kwargs: Any) -> Consumer:
-            return stack.enter_context(Consumer(*args, **kwargs))
-
-        yield make
 
 
 def read(consumer: Consumer, count: int, timeout_s: float = 20, pause_s: float = 0.0) -> list[list[Record]]:
