@@ -169,10 +169,12 @@ def split_sources(
     kind: str, raw: Mapping[str, Any], environ: Mapping[str, str], path: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(runtime values, adapter values) from the file's contents and the environment."""
-    runtime = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    # A table named after a connector kind is the adapter's; any other table is a runtime key whose
+    # value is a table (rename_fields = {old = "new"}), checked with the other runtime keys.
+    runtime = {k: v for k, v in raw.items() if not (isinstance(v, dict) and k in KINDS)}
     adapter: dict[str, Any] = {}
     for table, values in raw.items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and table in KINDS:
             if table != kind:
                 raise InvalidConfig(f"{path}: unknown table [{table}] for a {kind} connector", key=table)
             adapter.update(values)

@@ -7,6 +7,13 @@ table's last direct attempts met no existing ids). Otherwise, and whenever that 
 they are COPYed into the session's temporary staging table and moved by one
 ``INSERT … SELECT … ON CONFLICT``.
 
+In jsonb mode with offset or key ids nothing needs the value decoded: the sink asks the runtime
+not to decode (``decode_values``), stores a JSON object's own bytes and leaves checking them to
+PostgreSQL's JSON parser, which reads them anyway. Such rows go in under a savepoint of their
+own; when the server refuses any, the group is decoded in Python and written again the usual way,
+so bad JSON, a raw value under ``value_format = "auto"`` and the errors' classes come out as if
+decoded first.
+
 Configuration: :class:`~logsvc_connect.postgres_config.PostgresConfig`; tables and statements:
 :mod:`~logsvc_connect.postgres_schema`; records → rows: :mod:`~logsvc_connect.postgres_rows`.
 
@@ -33,6 +40,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -57,6 +65,8 @@ CONNECT_TIMEOUT_S = 10
 #: after a direct COPY into a table met an existing id, stage this many batches before trying again
 DIRECT_BACKOFF_BATCHES = 16
 STAGING_BUFFERS = "64MB"
+#: fields of a SinkRecord tuple, for per-record work done by C iterators
+_TOPIC, _ORIGIN, _VALUE = itemgetter(0), itemgetter(1, 2), itemgetter(5)
 
 
 @dataclass
@@ -64,6 +74,8 @@ class _Group:
     """One topic's share of a batch, ready to write."""
 
     topic: str
+    #: rows whose JSON only PostgreSQL has checked (RowEncoder.trust_json)
+    trusted: bool = False
     #: the records to insert (indexes into the batch), and the rows of those that encoded
     live: list[int] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
@@ -92,6 +104,14 @@ class PostgresSink(Sink):
         self._dedupe = config.insert_mode == "upsert" and config.key_mode != "offset"
         # an offset id can only conflict with the same record written again: nothing to report
         self._report = config.insert_mode == "insert" and config.key_mode != "offset"
+        # jsonb mode with offset or key ids needs no decoded value: a JSON object's own bytes are
+        # stored, and PostgreSQL parses them anyway. The runtime then skips decoding, and a batch
+        # the server refuses is decoded here and written again (_load), so bad JSON, a raw value
+        # ("auto") and the errors' classes are what decoding first would give.
+        self.decode_values = config.mode != "jsonb" or config.key_mode == "fields"
+        # offset ids are unique within a batch: the runtime need not compact them (_prepare checks)
+        self.compact_ids = config.key_mode != "offset"
+        self._trust_json = not self.decode_values and config.value_format in ("json", "auto")
 
     # -- the contract ------------------------------------------------------------------------------
 
@@ -131,7 +151,7 @@ class PostgresSink(Sink):
                     if group.delete_keys:
                         cur.execute(self.layout.delete_keys(self._table(group.topic)), (group.delete_keys,))
                     if group.rows:
-                        self._load(cur, self._table(group.topic), group, failed)
+                        self._load(cur, self._table(group.topic), records, group, failed)
                 if self.config.exactly_once and offsets:
                     tps = list(_offsets_before_failures(records, failed, offsets).items())
                     cur.execute(
@@ -162,10 +182,11 @@ class PostgresSink(Sink):
     # -- records → groups of rows ------------------------------------------------------------------
 
     def _prepare(self, records: Sequence[SinkRecord]) -> list[_Group]:
+        # the per-record checks run as C iterators over the record tuples (see _TOPIC and friends)
         by_topic: dict[str, list[int]] = {}
-        first = records[0].topic if records else ""
-        if all(r.topic == first for r in records):
-            by_topic = {first: list(range(len(records)))} if records else {}
+        topics = set(map(_TOPIC, records))
+        if len(topics) <= 1:
+            by_topic = {topics.pop(): list(range(len(records)))} if records else {}
         else:
             for i, r in enumerate(records):
                 by_topic.setdefault(r.topic, []).append(i)
@@ -173,12 +194,16 @@ class PostgresSink(Sink):
         for topic, indexes in by_topic.items():
             group = _Group(topic)
             live = indexes
-            if any(records[i].value is None for i in indexes):
+            if None in map(_VALUE, map(records.__getitem__, indexes)):
                 live = self._apply_tombstones(records, indexes, group)
             if self._dedupe:
                 last = {self.identity(records[i]): i for i in live}
                 if len(last) < len(live):
                     live = sorted(last.values())
+            elif not self.compact_ids:  # offset ids: unique, unless a record came twice (last wins)
+                origins = dict(zip(map(_ORIGIN, map(records.__getitem__, live)), live, strict=True))
+                if len(origins) < len(live):
+                    live = sorted(origins.values())
             group.live = live
             groups.append(group)
         return groups
@@ -200,8 +225,13 @@ class PostgresSink(Sink):
         live.reverse()
         return live
 
-    def _encode(self, records: Sequence[SinkRecord], group: _Group, failed: dict[int, DataError]) -> None:
-        """The group's staging rows; a record that cannot be encoded goes to ``failed``."""
+    def _encode(
+        self, records: Sequence[SinkRecord], group: _Group, failed: dict[int, DataError], trust: bool | None = None
+    ) -> None:
+        """The group's staging rows; a record that cannot be encoded goes to ``failed``. ``trust``:
+        leave JSON to PostgreSQL to check (default: whenever this configuration can)."""
+        group.trusted = self.encoder.trust_json = self._trust_json if trust is None else trust
+        group.rows, group.indexes = [], []
         encode = self.encoder.row
         try:
             group.rows = [encode(records[i]) for i in group.live]
@@ -225,9 +255,31 @@ class PostgresSink(Sink):
             table = self._tables[topic] = self.config.table_name(topic)
         return table
 
-    def _load(self, cur: psycopg.Cursor[Any], table: str, group: _Group, failed: dict[int, DataError]) -> None:
-        """Write a group's rows: COPYed straight into the table when it can be (jsonb mode, and the
-        last direct attempts met no existing ids), else through staging."""
+    def _load(self, cur: psycopg.Cursor[Any], table: str, records: Sequence[SinkRecord], group: _Group,
+              failed: dict[int, DataError]) -> None:  # fmt: skip
+        """Write a group's rows. Rows with JSON only PostgreSQL has checked go first under a
+        savepoint of their own, refused as a whole on any data error; then the records are decoded
+        and encoded again, and written as any others (bad records found and dead-lettered)."""
+        if group.trusted:
+            try:
+                with cur.connection.transaction():
+                    self._load_rows(cur, table, group, failed, strict=True)
+                return
+            except psycopg.Error as e:
+                if not is_data_error(e):
+                    raise
+            for i in group.live:
+                failed.pop(i, None)
+            self._encode(records, group, failed, trust=False)
+            if not group.rows:
+                return
+        self._load_rows(cur, table, group, failed)
+
+    def _load_rows(self, cur: psycopg.Cursor[Any], table: str, group: _Group, failed: dict[int, DataError],
+                   strict: bool = False) -> None:  # fmt: skip
+        """COPY a group's rows straight into the table when they can be (jsonb mode, and the last
+        direct attempts met no existing ids), else through staging. ``strict``: a data error
+        propagates instead of being isolated."""
         if self.layout.direct:
             skip = self._skip_direct.get(table, 0)
             if skip:
@@ -243,13 +295,13 @@ class PostgresSink(Sink):
                 # an id already there (an update, a redelivery) or a bad record: staging sorts it
                 # out; stay on that path for a while
                 self._skip_direct[table] = DIRECT_BACKOFF_BATCHES
-        self._stage(cur, table, group.rows, group.indexes, failed)
+        self._stage(cur, table, group.rows, group.indexes, failed, strict)
 
     def _stage(self, cur: psycopg.Cursor[Any], table: str, rows: list[Row], indexes: list[int],
-               failed: dict[int, DataError]) -> None:  # fmt: skip
+               failed: dict[int, DataError], strict: bool = False) -> None:  # fmt: skip
         """COPY ``rows`` into staging and INSERT them into ``table``, each under a savepoint.
         Rows the INSERT refuses are isolated on the server (one round trip); rows the COPY refuses
-        by bisecting. Either way the good rows are written."""
+        by bisecting. Either way the good rows are written (``strict``: a data error propagates)."""
         try:
             with cur.connection.transaction():
                 if self._staging_dirty:
@@ -261,12 +313,12 @@ class PostgresSink(Sink):
                         if self._report and cur.rowcount < len(rows):
                             self._report_duplicates(cur, table, rows, indexes, failed)
                 except psycopg.Error as e:
-                    if not (is_data_error(e) and self._can_isolate):
+                    if strict or not (is_data_error(e) and self._can_isolate):
                         raise
                     self._isolate(cur, table, rows, indexes, failed)
             self._staging_dirty = True
         except psycopg.Error as e:
-            if not is_data_error(e):
+            if strict or not is_data_error(e):
                 raise
             self._bisect(cur, table, rows, indexes, failed, e)
 

@@ -254,6 +254,10 @@ class RowEncoder:
             self.columns = []
             self.key_converters = [(f, _key_text) for f in config.key_fields]
             self.row = self._jsonb_row_with_keys if config.key_fields else self._jsonb_row
+        #: jsonb mode: a value the runtime left undecoded (``doc`` None) that starts with "{" goes to
+        #: PostgreSQL as it is, and PostgreSQL's JSON parser checks it (see PostgresSink._load);
+        #: False: decoded here first, which tells bad JSON from a raw value
+        self.trust_json = False
 
     def doc(self, r: SinkRecord) -> dict[str, Any] | bytes:
         doc = r.doc
@@ -294,6 +298,10 @@ class RowEncoder:
         v: bytes = r.value  # type: ignore[assignment]
         doc = r.doc
         if doc is None:
+            if v[0] == 0x7B and self.trust_json:  # the server parses it anyway: no Python decode
+                if b"\\u0000" in v and _NUL_ESCAPE_BYTES.search(v):
+                    raise nul_error("value")
+                return JSONB_V1 + v, None
             doc = self.doc(r)
         if doc.__class__ is not dict:
             return None, doc  # type: ignore[return-value]

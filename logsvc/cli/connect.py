@@ -38,6 +38,7 @@ def _run(kind: str, config_file: str, start: StartSpec | None, log_level: str, h
             timestamp_ms=start.value if start.kind == "time" else None,
             offset=start.value if start.kind == "offset" else None,
         )
+    app.tune_gc()  # this process only runs the connector
     app.run(connector, start_from)
 
 

@@ -1,0 +1,294 @@
+"""Sink benchmark: ~150-byte JSON orders from a real broker into PostgreSQL and MongoDB through
+real connector processes, against a raw ``insert_many`` of the same documents.
+
+Starts what it is not given: a broker (``logsvc serve`` on a temporary directory, fsync
+durability; else ``--server``), a PostgreSQL cluster (``tests.fixtures.postgres.PostgresCluster``,
+fsync on; else ``--pg-dsn``) and nx-27017 (``tests.fixtures.mongo.MongoServer``; else
+``--mongo-uri``). Produces ``--records`` orders once, to a topic of ``--partitions`` partitions,
+keyed by order id with ``--upsert-keys`` distinct ids (each id comes back every ``--upsert-keys``
+orders, so consecutive batches hold no repeats and an upsert run updates real rows). Then each run
+is one connector — ``logsvc connect postgres|mongo`` as a subprocess, exactly what a user runs,
+default batching (``batch_max_records = 10000``), a consumer group of its own starting at the
+earliest offset:
+
+1. ``pg_append``: jsonb, ``key_mode = "offset"``, ``insert_mode = "insert"``, ``exactly_once``
+   (the offsets in the same transaction as the rows);
+2. ``pg_upsert``: jsonb, ``key_mode = "key"``, ``insert_mode = "upsert"``: the first
+   ``--upsert-keys`` orders insert, every later one updates its order's row;
+3. ``mongo``: the defaults (``id_mode = "offset"``, ``write_model = "replace"``), ``j: true``;
+4. ``mongo_raw_insert_many``: the documents that run stored (same ``_id`` and ``_logsvc``
+   fields), built before the clock starts, sent with ``insert_many(ordered=False)`` in batches of
+   10,000 into a fresh database of the same server with the same write concern.
+
+The clock of a connector run starts when the broker shows the group's member holding its
+partitions (polled every 10 ms) — interpreter start-up and joining the group are a constant cost,
+printed apart as "start-up" — and stops when the group's committed offsets reach the end of the
+topic, which the runtime commits only after the database write is durable. Each run ends by
+checking the table/collection holds what it should (and SIGTERM). Last line::
+
+    pg_append_rps=N pg_upsert_rps=N mongo_rps=N mongo_raw_insert_many_rps=N
+
+Targets on the 2-core reference machine: pg append >= 150,000 rows/s, upsert >= 60,000 rows/s,
+mongo >= 80% of the raw insert_many rate measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: the servers to start
+
+import psycopg
+import pymongo
+from bson import DatetimeMS
+from pymongo.write_concern import WriteConcern
+
+from logsvc_client import Admin, Consumer, Producer, Record
+from logsvc_client.errors import GroupNotFound
+from logsvc_connect.values import decode_value
+
+TOPIC = "orders"
+RAW_BATCH_RECORDS = 10_000
+SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AMD", "INTC", "ORCL", "IBM", "NFLX")
+
+
+def order(seq: int, keys: int) -> tuple[bytes, bytes]:
+    """(key, value) of order ``seq``: ~150 bytes of JSON, keyed by its order id (``seq % keys``)."""
+    order_id = seq % keys
+    value = {
+        "order_id": order_id,
+        "seq": seq,
+        "symbol": SYMBOLS[order_id % len(SYMBOLS)],
+        "side": "buy" if seq % 2 else "sell",
+        "price": round(100 + (seq % 9973) / 100, 2),
+        "quantity": 1 + seq % 500,
+        "account": f"acc-{seq % 5000:06d}",
+        "venue": "XNAS",
+        "ts": "2024-05-01T12:00:00.000Z",
+    }
+    return b"order-%d" % order_id, json.dumps(value, separators=(",", ":")).encode()
+
+
+# -- the servers ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def broker(address: str | None) -> Iterator[str]:
+    if address:
+        yield address
+        return
+    from tests.conftest import BrokerProcess
+
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-sink-") as tmp:
+        process = BrokerProcess(Path(tmp) / "data").start()
+        try:
+            yield process.address
+        finally:
+            process.terminate()
+
+
+@contextlib.contextmanager
+def postgres(dsn: str | None) -> Iterator[str]:
+    if dsn:
+        yield dsn
+        return
+    from tests.fixtures.postgres import PostgresCluster
+
+    cluster = PostgresCluster().init()
+    try:
+        cluster.start()
+        yield cluster.fresh_database("bench")
+    finally:
+        cluster.destroy()
+
+
+@contextlib.contextmanager
+def mongo(uri: str | None) -> Iterator[str]:
+    if uri:
+        yield uri
+        return
+    from tests.fixtures.mongo import MongoServer
+
+    server = MongoServer()
+    try:
+        server.start()
+        yield server.uri
+    finally:
+        server.close()
+
+
+# -- one connector run ---------------------------------------------------------------------------------
+
+
+def toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(toml, value)) + "]"
+    return json.dumps(value)
+
+
+def run_connector(
+    kind: str, name: str, server: str, adapter: Mapping[str, Any], total: int, directory: Path
+) -> tuple[float, float]:
+    """Run one connector over the whole topic: (records/s while it held the partitions, start-up s)."""
+    config = directory / f"{name}.toml"
+    runtime = {"name": name, "server": server, "topics": [TOPIC], "value_format": "json"}
+    lines = [f"{k} = {toml(v)}" for k, v in runtime.items()] + [f"[{kind}]"]
+    config.write_text("\n".join(lines + [f"{k} = {toml(v)}" for k, v in adapter.items()]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSVC_CONNECT_")}
+    cmd = [sys.executable, "-m", "logsvc.cli", "connect", kind, "--config", str(config), "--log-level", "WARNING"]
+    spawned = time.perf_counter()
+    with (directory / f"{name}.log").open("wb") as log, Admin(server) as admin:
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        try:
+            joined = wait(lambda: _holds_partitions(admin, name), process, directory / f"{name}.log", 60)
+            wait(lambda: _committed(admin, name) >= total, process, directory / f"{name}.log", 3600)
+            finished = time.perf_counter()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    return total / (finished - joined), joined - spawned
+
+
+def wait(done: Any, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> float:
+    """Poll ``done()`` every 10 ms; the time it first held. Exits when the connector dies."""
+    deadline = time.perf_counter() + timeout_s
+    while not done():
+        if process.poll() is not None:
+            raise SystemExit(f"the connector exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"timed out after {timeout_s} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.01)
+    return time.perf_counter()
+
+
+def _holds_partitions(admin: Admin, group: str) -> bool:
+    try:
+        description = admin.describe_group(group)
+    except GroupNotFound:
+        return False
+    return any(member.assignment for member in description.members)
+
+
+def _committed(admin: Admin, group: str) -> int:
+    return sum(c.offset for c in admin.committed_offsets(group).values())
+
+
+# -- the runs ------------------------------------------------------------------------------------------
+
+
+def produce(server: str, total: int, partitions: int, keys: int) -> float:
+    with Admin(server) as admin:
+        admin.create_topic(TOPIC, partitions)
+    size = 0
+    with Producer(server, linger_ms=5, max_batch_bytes=1 << 20) as producer:
+        for seq in range(total):
+            key, value = order(seq, keys)
+            size += len(value)
+            producer.send(TOPIC, value, key)
+        producer.flush()
+    return size / total
+
+
+def postgres_runs(server: str, dsn: str, total: int, keys: int, directory: Path) -> dict[str, float]:
+    results = {}
+    runs = {
+        "pg_append": ({"key_mode": "offset", "insert_mode": "insert", "exactly_once": True}, total),
+        "pg_upsert": ({"key_mode": "key", "insert_mode": "upsert"}, min(keys, total)),
+    }
+    for name, (options, rows) in runs.items():
+        table = f"bench_{name}"
+        adapter = {"dsn": dsn, "table": table, **options}
+        rps, startup = run_connector("postgres", name, server, adapter, total, directory)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            conn.execute(f"DROP TABLE {table}")
+        assert count is not None and count[0] == rows, f"{name}: {count} rows, expected {rows}"
+        results[name] = rps
+        print(f"{name}: {total:,} records -> {rows:,} rows: {rps:,.0f} records/s (start-up {startup:.2f} s)")
+    return results
+
+
+def mongo_runs(server: str, uri: str, total: int, directory: Path) -> dict[str, float]:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri)
+    stamp = f"{os.getpid()}_{int(time.time())}"
+    try:
+        # the raw baseline first: the documents the connector will store, built before the clock
+        documents = stored_documents(server, total)
+        raw = client.get_database(f"bench_raw_{stamp}", write_concern=WriteConcern(w=1, j=True))["orders"]
+        started = time.perf_counter()
+        for start in range(0, total, RAW_BATCH_RECORDS):
+            raw.insert_many(documents[start : start + RAW_BATCH_RECORDS], ordered=False)
+        raw_rps = total / (time.perf_counter() - started)
+        client.drop_database(raw.database.name)
+        del documents
+        print(f"mongo_raw_insert_many: {total:,} documents: {raw_rps:,.0f} docs/s")
+
+        database = f"bench_sink_{stamp}"
+        rps, startup = run_connector("mongo", "mongo", server, {"uri": uri, "database": database}, total, directory)
+        count = client[database]["orders"].count_documents({})
+        client.drop_database(database)
+        assert count == total, f"mongo: {count} documents, expected {total}"
+        print(f"mongo: {total:,} records -> {count:,} documents: {rps:,.0f} records/s (start-up {startup:.2f} s)"
+              f", {rps / raw_rps:.0%} of insert_many")  # fmt: skip
+        return {"mongo": rps, "mongo_raw_insert_many": raw_rps}
+    finally:
+        client.close()
+
+
+def stored_documents(server: str, total: int) -> list[dict[str, Any]]:
+    """Every record of the topic as the Mongo sink stores it in its default mode."""
+    records: list[Record] = []
+    with Consumer(server) as consumer:
+        consumer.assign_topic(TOPIC)
+        while len(records) < total:
+            records.extend(consumer.poll(timeout_ms=1000))
+    documents = []
+    for r in records:
+        doc = decode_value(r.value, "json")
+        assert isinstance(doc, dict) and r.key is not None
+        meta = {"topic": r.topic, "partition": r.partition, "offset": r.offset,
+                "timestamp": DatetimeMS(r.timestamp_ms), "key": r.key.decode()}  # fmt: skip
+        documents.append({**doc, "_id": f"{r.topic}-{r.partition}-{r.offset}", "_logsvc": meta})
+    return documents
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--upsert-keys", type=int, default=50_000, help="distinct order ids (upsert run)")
+    parser.add_argument("--server", help="a running broker (HOST:PORT) instead of starting one")
+    parser.add_argument("--pg-dsn", help="a PostgreSQL to use instead of starting a cluster")
+    parser.add_argument("--mongo-uri", help="a MongoDB to use instead of starting nx-27017")
+    parser.add_argument("--skip", action="append", default=[], choices=["postgres", "mongo"])
+    args = parser.parse_args()
+    results = {"pg_append": 0.0, "pg_upsert": 0.0, "mongo": 0.0, "mongo_raw_insert_many": 0.0}
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-sink-") as tmp, broker(args.server) as server:
+        size = produce(server, args.records, args.partitions, args.upsert_keys)
+        print(f"produced {args.records:,} orders of ~{size:.0f} bytes to {args.partitions} partitions")
+        if "postgres" not in args.skip:
+            with postgres(args.pg_dsn) as dsn:
+                results.update(postgres_runs(server, dsn, args.records, args.upsert_keys, Path(tmp)))
+        if "mongo" not in args.skip:
+            with mongo(args.mongo_uri) as uri:
+                results.update(mongo_runs(server, uri, args.records, Path(tmp)))
+    print(" ".join(f"{name}_rps={rps:.0f}" for name, rps in results.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""End to end: connectors as consumer groups — replay after ``logsvc groups reset-offsets``, and
+several processes with one connector name sharing the partitions. A real broker subprocess,
+PostgreSQL, and MongoDB (nx-27017, or LOGSVC_TEST_MONGO_URI)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import BrokerProcess
+from tests.connectors.e2e import (
+    Connectors,
+    PostgresTarget,
+    Target,
+    create_topic,
+    describe_group,
+    order,
+    produce,
+    wait_until,
+)
+
+
+def logsvc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logsvc.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_reset_offsets_to_earliest_replays_into_an_identical_table_or_collection(
+    broker_process: BrokerProcess, connectors: Connectors, target: Target
+) -> None:
+    # Given a connector that has sunk a topic and was stopped, and what it wrote
+    total = 3_000 if target.kind == "postgres" else 1_000
+    name, address = f"orders-{target.kind}", broker_process.address
+    create_topic(address, "orders", 3)
+    produce(address, "orders", (order(n) for n in range(total)))
+    config = connectors.config(name, target, ["orders"])
+    process = connectors.start(target.kind, config)
+    wait_until("every record", target.count, lambda n: n == total)
+    assert process.terminate() == 0
+    before = target.contents()
+    # ... then lost: the table or collection emptied
+    target.clear()
+
+    # When the group's offsets are reset to the earliest with the CLI and the connector restarts
+    reset = logsvc("groups", "reset-offsets", name, "--topic", "orders", "--to-earliest", "--execute",
+                   "--server", address)  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    assert "reset 3 partition(s)" in reset.stderr
+    process = connectors.start(target.kind, config)
+
+    # Then it rewrites everything, and the final contents are identical, row for row
+    wait_until("the replay", target.count, lambda n: n == total)
+    assert target.contents() == before
+    assert process.terminate() == 0
+
+
+def test_an_exactly_once_connector_replays_from_earliest_into_an_identical_table(
+    broker_process: BrokerProcess, connectors: Connectors, pg_target: PostgresTarget
+) -> None:
+    # Given an exactly-once connector (its offsets live in PostgreSQL, with the rows) that has sunk
+    # a topic and was stopped, and what it wrote, then lost
+    name, address = "orders-pg", broker_process.address
+    create_topic(address, "orders", 3)
+    produce(address, "orders", (order(n) for n in range(3_000)))
+    config = connectors.config(name, pg_target, ["orders"], {"exactly_once": True})
+    process = connectors.start("postgres", config)
+    wait_until("every record", pg_target.count, lambda n: n == 3_000)
+    assert process.terminate() == 0
+    before = pg_target.contents()
+    pg_target.clear()
+
+    # When it is started with --from earliest (a group reset would not move the stored offsets)
+    process = connectors.start("postgres", config, "--from", "earliest")
+
+    # Then it rewrites everything into identical rows, and its stored offsets end at the end again
+    wait_until("the replay", pg_target.count, lambda n: n == 3_000)
+    assert pg_target.contents() == before
+    assert sum(pg_target.stored_offsets(name).values()) == 3_000
+    assert process.terminate() == 0
+
+
+def test_processes_with_one_connector_name_share_the_partitions_and_take_over_from_each_other(
+    broker_process: BrokerProcess, connectors: Connectors, pg_target: PostgresTarget
+) -> None:
+    # Given two processes of one connector (one consumer group) on a topic of 6 partitions
+    name, address = "orders-pg", broker_process.address
+    create_topic(address, "orders", 6)
+    config = connectors.config(name, pg_target, ["orders"], metrics_port=0)
+    first, second = connectors.start("postgres", config), connectors.start("postgres", config)
+    group = wait_until(
+        "two members with three partitions each",
+        lambda: describe_group(address, name),
+        lambda g: g is not None and g.state == "Stable" and sorted(len(m.assignment) for m in g.members) == [3, 3],
+    )
+    assert group is not None
+    owned = [tp for m in group.members for tp in m.assignment]
+    assert sorted(tp.partition for tp in owned) == list(range(6))
+
+    # When orders arrive
+    produce(address, "orders", (order(n) for n in range(20_000)))
+
+    # Then both processes write, and every record is in the table once
+    wait_until("every record", pg_target.count, lambda n: n == 20_000)
+    assert len(set(pg_target.origins())) == 20_000
+    written = [first.counter("records_written"), second.counter("records_written")]
+    assert all(n > 0 for n in written), written
+    assert sum(written) >= 20_000
+
+    # When one process stops, the other takes its partitions over and writes what comes next
+    assert first.terminate() == 0
+    wait_until(
+        "one member with every partition",
+        lambda: describe_group(address, name),
+        lambda g: g is not None and len(g.members) == 1 and len(g.members[0].assignment) == 6,
+    )
+    produce(address, "orders", (order(n) for n in range(20_000, 22_000)))
+    wait_until("the records after the takeover", pg_target.count, lambda n: n == 22_000)
+    assert second.terminate() == 0

@@ -1,0 +1,118 @@
+"""The PostgreSQL sink with values the runtime left undecoded (``doc`` None): in jsonb mode with
+offset or key ids it asks for none, stores JSON objects from their bytes and lets PostgreSQL's
+parser check them. A batch the server refuses is decoded and written again, so the outcome — bad
+JSON dead-lettered as InvalidJson, a raw value stored raw under "auto" — is what decoding first
+gives. Against a real PostgreSQL cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from logsvc_connect.postgres import PostgresSink
+from logsvc_connect.postgres_config import PostgresConfig
+from logsvc_connect.sink import SinkRecord
+from tests.connectors.e2e import PostgresTarget
+from tests.fixtures.postgres import PostgresCluster
+
+MakeSink = Callable[..., PostgresSink]
+GOOD = b'{"id": 1, "text": "caf\\u00e9"}'
+
+
+def undecoded(offset: int, value: bytes | None, key: bytes | None = None) -> SinkRecord:
+    """A record as the runtime hands it to a sink that decodes nothing."""
+    return SinkRecord("orders", 0, offset, 1_700_000_000_000 + offset, key, value, None, None)
+
+
+@pytest.fixture
+def target(postgres: PostgresCluster) -> PostgresTarget:
+    return PostgresTarget(postgres.fresh_database("undecoded"))
+
+
+@pytest.fixture
+def make_sink(target: PostgresTarget) -> Iterator[MakeSink]:
+    sinks: list[PostgresSink] = []
+
+    def make(**config: Any) -> PostgresSink:
+        sink = PostgresSink(PostgresConfig.from_mapping({"dsn": target.dsn, **config}))
+        sink.open()
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
+        sink.close()
+
+
+@pytest.mark.parametrize(("config", "decodes"), [
+    ({}, False),
+    ({"key_mode": "key"}, False),
+    ({"key_mode": "fields", "key_fields": ["id"]}, True),
+    ({"mode": "columns", "columns": {"id": "int"}}, True),
+])  # fmt: skip
+def test_only_jsonb_sinks_with_offset_or_key_ids_leave_values_undecoded(
+    make_sink: MakeSink, config: dict[str, Any], decodes: bool
+) -> None:
+    assert make_sink(**config).decode_values is decodes
+
+
+def test_undecoded_json_is_checked_by_postgres_and_bad_records_fail_as_if_decoded(
+    make_sink: MakeSink, target: PostgresTarget
+) -> None:
+    # Given a jsonb sink reading "json", and a batch with four bad values among good ones
+    sink = make_sink(value_format="json")
+    batch = [
+        undecoded(0, GOOD),
+        undecoded(1, b'{"id": 2, oops'),
+        undecoded(2, b'{"id": NaN}'),
+        undecoded(3, b"[1, 2]"),
+        undecoded(4, b'{"text": "NUL \\u0000"}'),
+        undecoded(5, b'{"id": 6}'),
+    ]
+
+    # When it writes the batch
+    failed = sink.write(batch, {}).failed
+
+    # Then the bad ones fail with the classes decoding gives, and the good ones are stored as sent
+    assert {i: e.error_class for i, e in failed.items()} == {
+        1: "InvalidJson", 2: "InvalidJson", 3: "InvalidJson", 4: "NulInText"
+    }  # fmt: skip
+    assert target.query('SELECT "offset", value FROM orders ORDER BY 1') == [
+        (0, {"id": 1, "text": "caf\u00e9"}), (5, {"id": 6})
+    ]  # fmt: skip
+
+
+def test_undecoded_values_that_are_not_json_are_stored_raw_under_auto(
+    make_sink: MakeSink, target: PostgresTarget
+) -> None:
+    # Given a jsonb sink reading "auto", and a value that starts like JSON but is not
+    sink = make_sink(value_format="auto")
+
+    # When it writes it between two JSON objects
+    failed = sink.write([undecoded(0, GOOD), undecoded(1, b"{not json"), undecoded(2, b'{"id": 3}')], {}).failed
+
+    # Then nothing fails: the JSON goes to value, the other to value_bytes
+    assert failed == {}
+    assert target.query('SELECT "offset", value, value_bytes FROM orders ORDER BY 1') == [
+        (0, {"id": 1, "text": "caf\u00e9"}, None), (1, None, b"{not json"), (2, {"id": 3}, None)
+    ]  # fmt: skip
+
+
+def test_an_undecoded_upsert_through_staging_keeps_the_good_rows_of_a_refused_batch(
+    make_sink: MakeSink, target: PostgresTarget
+) -> None:
+    # Given a key-upsert sink whose table already holds the keys (so rows go through staging)
+    sink = make_sink(key_mode="key", value_format="json")
+    assert sink.write([undecoded(0, b'{"v": 0}', b"a"), undecoded(1, b'{"v": 0}', b"b")], {}).failed == {}
+
+    # When a batch updating both keys carries one bad value
+    batch = [undecoded(2, b'{"v": 1}', b"a"), undecoded(3, b'{"v": oops', b"b"), undecoded(4, b'{"v": 1}', b"c")]
+    failed = sink.write(batch, {}).failed
+
+    # Then the bad one fails alone; the others are upserted
+    assert {i: e.error_class for i, e in failed.items()} == {1: "InvalidJson"}
+    assert target.query("SELECT key, value FROM orders ORDER BY 1") == [
+        (b"a", {"v": 1}), (b"b", {"v": 0}), (b"c", {"v": 1})
+    ]  # fmt: skip
