@@ -67,6 +67,12 @@ class GroupDescription:
     partitions: tuple[PartitionLag, ...]
 
 
+#: the metadata `logsvc groups reset-offsets` (ResetOffsets) commits with the offsets it resets: a
+#: consumer that keeps offsets of its own (an exactly-once sink) takes the group's offset over its
+#: own while this marks it, so a reset replays every connector alike
+RESET_METADATA = "logsvc.reset-offsets"
+
+
 @dataclass(frozen=True)
 class CommittedOffset:
     topic: str

@@ -29,6 +29,7 @@ from typing import Any
 from logsvc_client import Admin, Consumer, Record, TopicPartition
 from logsvc_client.channel import Backoff
 from logsvc_client.errors import FailedPrecondition, LogsvcError
+from logsvc_client.groups import RESET_METADATA
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.metrics import ConnectorMetrics
@@ -185,8 +186,18 @@ class SinkRuntime:
             log.info("starting %d partition(s) from %s", len(fresh), spec)
             return
         stored = self.sink.stored_offsets(list(partitions))
-        for tp, offset in (stored or {}).items():
-            consumer.seek(tp, offset)  # exactly-once: the sink's own offsets win
+        if not stored:
+            return
+        # Exactly-once: the sink's own offsets win, except where `logsvc groups reset-offsets`
+        # has reset the group's offset since (a replay asked for by a person).
+        with Admin(self.config.server) as admin:
+            committed = admin.committed_offsets(self.config.name, list(stored))
+        for tp, offset in stored.items():
+            reset = committed.get(tp)
+            if reset is not None and reset.metadata == RESET_METADATA:
+                log.info("%s/%d: replaying from offset %d (reset-offsets)", tp.topic, tp.partition, reset.offset)
+                continue
+            consumer.seek(tp, offset)
 
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         # Write and commit what we hold before the partitions go to another member.

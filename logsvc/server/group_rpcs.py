@@ -20,6 +20,7 @@ from logsvc.server.status import translated
 from logsvc.storage.base import CommittedOffset, PartitionState, Store
 from logsvc.topic_config import check_partition, check_topic_name
 from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_client.groups import RESET_METADATA
 from logsvc_client.records import TopicPartition
 
 Spec = pb.ResetOffsetsRequest
@@ -226,7 +227,7 @@ class GroupRpcs:
             before = committed.get((meta.name, p))
             after = self._reset_target(request.spec, request.value, meta.name, p, before)
             out.resets.add(topic=meta.name, partition=p, before=before.offset if before else -1, after=after)
-            changes.append((meta.name, p, after, before.metadata if before else ""))
+            changes.append((meta.name, p, after, RESET_METADATA))
         if request.execute:
             self.coordinator.require_empty(group, self.mono_ms())
             self.store.commit_offsets(group, changes, self.clock_ms())

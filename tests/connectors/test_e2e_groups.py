@@ -70,13 +70,43 @@ def test_an_exactly_once_connector_replays_from_earliest_into_an_identical_table
     before = pg_target.contents()
     pg_target.clear()
 
-    # When it is started with --from earliest (a group reset would not move the stored offsets)
+    # When it is started with --from earliest
     process = connectors.start("postgres", config, "--from", "earliest")
 
     # Then it rewrites everything into identical rows, and its stored offsets end at the end again
     wait_until("the replay", pg_target.count, lambda n: n == 3_000)
     assert pg_target.contents() == before
     assert sum(pg_target.stored_offsets(name).values()) == 3_000
+    assert process.terminate() == 0
+
+
+def test_a_group_reset_replays_an_exactly_once_connector_too(
+    broker_process: BrokerProcess, connectors: Connectors, pg_target: PostgresTarget
+) -> None:
+    # Given an exactly-once connector that has sunk a topic, was stopped, and whose rows were lost
+    name, address = "orders-pg", broker_process.address
+    create_topic(address, "orders", 3)
+    produce(address, "orders", (order(n) for n in range(2_000)))
+    config = connectors.config(name, pg_target, ["orders"], {"exactly_once": True})
+    process = connectors.start("postgres", config)
+    wait_until("every record", pg_target.count, lambda n: n == 2_000)
+    assert process.terminate() == 0
+    before = pg_target.contents()
+    pg_target.clear()
+
+    # When its group is reset to the earliest offsets with the CLI and it is started again
+    reset = subprocess.run(
+        [sys.executable, "-m", "logsvc.cli", "--server", address, "groups", "reset-offsets", name,
+         "--topic", "orders", "--to-earliest", "--execute"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    process = connectors.start("postgres", config)
+
+    # Then the reset wins over the offsets stored with the rows: everything is written again
+    wait_until("the replay", pg_target.count, lambda n: n == 2_000)
+    assert pg_target.contents() == before
+    assert sum(pg_target.stored_offsets(name).values()) == 2_000
     assert process.terminate() == 0
 
 
