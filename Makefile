@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest proto bench stress clean
+.PHONY: run test lint typecheck pytest proto bench bench-sink bench-handler stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/logsvc serve $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check logsvc clients tests bench proto
-	$(BIN)/ruff format --check logsvc clients tests bench proto
+	$(BIN)/ruff check logsvc clients connectors tests bench proto
+	$(BIN)/ruff format --check logsvc clients connectors tests bench proto
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -34,6 +34,12 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/produce_fetch.py
+
+bench-sink: $(STAMP)
+	$(BIN)/python bench/sink.py
+
+bench-handler: $(STAMP)
+	$(BIN)/python bench/handler.py
 
 stress: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

@@ -30,6 +30,8 @@ from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_client.partitioner import partition_for_key
 
 _LONG_POLL_SLICE_S = 0.5
+#: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
+DEFAULT_FETCH_BYTES = 3 * 1024 * 1024
 
 
 def now_ms() -> int:
@@ -186,7 +188,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
     # -- fetch ----------------------------------------------------------------------------------
 
     def _read_all(self, request: pb.FetchRequest) -> tuple[pb.FetchResponse, int]:
-        budget = min(request.max_bytes or self.settings.fetch_max_bytes, self.settings.fetch_max_bytes)
+        budget = min(request.max_bytes or DEFAULT_FETCH_BYTES, self.settings.fetch_max_bytes)
         records_left = request.max_records or 0
         out = pb.FetchResponse()
         total = 0
