@@ -1,13 +1,15 @@
-"""Client-side costs in isolation, no broker: Producer.send, batch encoding, batch decoding.
+"""Client-side costs in isolation, no broker: Producer.send and send_many, batch encoding, decoding.
 
 1. ``send``: a Producer whose transport acknowledges every request at once, fed ``--records``
    keyed records of ``--value-bytes`` bytes; timed until ``flush()`` returns, so it includes the
    sender thread's encoding (the two share the GIL, as they do against a real broker). The time
    spent in the ``send`` loop alone is printed too.
-2. ``encode``: :func:`logsvc_client.batch.encode_batch` over batches of ``--batch-records``.
-3. ``decode``: :func:`logsvc_client.batch.decode_records` over the same batches (CRC checked).
+2. ``send_many``: the same records handed over ``--batch-records`` at a time with
+   ``Producer.send_many``; timed the same two ways.
+3. ``encode``: :func:`logsvc_client.batch.encode_batch` over batches of ``--batch-records``.
+4. ``decode``: :func:`logsvc_client.batch.decode_records` over the same batches (CRC checked).
 
-Last line: ``send_rps=N send_loop_rps=N encode_rps=N decode_rps=N``
+Last line: ``send_rps=N send_loop_rps=N send_many_rps=N send_many_loop_rps=N encode_rps=N decode_rps=N``
 """
 
 from __future__ import annotations
@@ -44,15 +46,24 @@ class InstantTransport:
         pass
 
 
-def bench_send(args: argparse.Namespace) -> tuple[float, float]:
+def bench_send(args: argparse.Namespace, *, many: bool) -> tuple[float, float]:
+    """(records/s until flushed, records/s of the loop alone) with send, or send_many."""
     value = os.urandom(args.value_bytes // 2).hex().encode()[: args.value_bytes]
     keys = [b"key-%d" % i for i in range(args.records)]
+    step = args.batch_records
+    values = [value] * step
     producer = Producer("in-memory", linger_ms=args.linger_ms, transport=InstantTransport(args.partitions))
-    send = producer.send
     topic = "bench"
     started = time.perf_counter()
-    for key in keys:
-        send(topic, value, key)
+    if many:
+        send_many = producer.send_many
+        for i in range(0, args.records, step):
+            chunk = keys[i : i + step]
+            send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
+    else:
+        send = producer.send
+        for key in keys:
+            send(topic, value, key)
     loop_s = time.perf_counter() - started
     producer.flush()
     total_s = time.perf_counter() - started
@@ -86,10 +97,12 @@ def main() -> None:
     parser.add_argument("--batch-records", type=int, default=1_000)
     parser.add_argument("--linger-ms", type=float, default=5)
     args = parser.parse_args()
-    send_rps, loop_rps = bench_send(args)
+    send_rps, loop_rps = bench_send(args, many=False)
+    many_rps, many_loop_rps = bench_send(args, many=True)
     encode_rps, decode_rps = bench_codec(args)
     print(
-        f"send_rps={send_rps:.0f} send_loop_rps={loop_rps:.0f} encode_rps={encode_rps:.0f} decode_rps={decode_rps:.0f}"
+        f"send_rps={send_rps:.0f} send_loop_rps={loop_rps:.0f} send_many_rps={many_rps:.0f} "
+        f"send_many_loop_rps={many_loop_rps:.0f} encode_rps={encode_rps:.0f} decode_rps={decode_rps:.0f}"
     )
 
 

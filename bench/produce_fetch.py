@@ -3,8 +3,10 @@
 Starts its own broker (``logsvc serve`` on a temporary data directory, fsync durability) unless
 given ``--server HOST:PORT``; then, from this one process:
 
-1. produces ``--records`` keyed records with ``--value-bytes``-byte values through a Producer
-   whose batches hold ``--batch-records`` records, and waits for every acknowledgement;
+1. produces ``--records`` keyed records with ``--value-bytes``-byte values, handed to the Producer
+   in batches of ``--batch-records`` (``send_many``, as an application holding its records in
+   batches would), and waits for every acknowledgement; then the same again to another topic with
+   one ``send`` per record (printed on stderr only);
 2. consumes them all with a Consumer (records delivered to the application as Record tuples);
 3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat);
 4. consumes them all again with one group consumer (``subscribe``, auto-commit on), from joining
@@ -71,17 +73,22 @@ def run(address: str, args: argparse.Namespace) -> str:
         admin.create_topic(topic, args.partitions)
     value = os.urandom(args.value_bytes // 2).hex().encode()[: args.value_bytes]
     keys = [b"key-%d" % i for i in range(args.records)]
+    step = args.batch_records
+    values = [value] * step
     batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
 
-    # 1. produce
+    # 1. produce: the application's batches of records, then one send() per record
     with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes) as producer:
-        send = producer.send
+        send_many = producer.send_many
         started = time.perf_counter()
-        for key in keys:
-            send(topic, value, key)
+        for i in range(0, args.records, step):
+            chunk = keys[i : i + step]  # the application's batch: here a slice of keys, one value
+            send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
         producer.flush()
         produce_s = time.perf_counter() - started
-    print(f"produced {args.records:,} records in {produce_s:.2f} s", file=sys.stderr)
+    print(f"produced {args.records:,} records in {produce_s:.2f} s (send_many, {step:,} at a time)", file=sys.stderr)
+    send_rps = produce_per_record(address, f"{topic}-send", args.partitions, value, keys, args.linger_ms, batch_bytes)
+    print(f"per-record send(): {send_rps:.0f} records/s", file=sys.stderr)
 
     # 2. consume everything
     with Consumer(address) as consumer:
@@ -115,6 +122,21 @@ def run(address: str, args: argparse.Namespace) -> str:
         f"single_p50_ms={percentile(latencies, 0.50):.3f} single_p99_ms={percentile(latencies, 0.99):.3f} "
         f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f}"
     )
+
+
+def produce_per_record(
+    address: str, topic: str, partitions: int, value: bytes, keys: list[bytes], linger_ms: float, batch_bytes: int
+) -> float:
+    """Produce one record per ``send`` call to a new topic and wait for every ack; records/s."""
+    with Admin(address) as admin:
+        admin.create_topic(topic, partitions)
+    with Producer(address, linger_ms=linger_ms, max_batch_bytes=batch_bytes) as producer:
+        send = producer.send
+        started = time.perf_counter()
+        for key in keys:
+            send(topic, value, key)
+        producer.flush()
+        return len(keys) / (time.perf_counter() - started)
 
 
 def group_consume(address: str, topic: str, records: int) -> tuple[int, float]:

@@ -5,6 +5,11 @@ record, then appends a ``(timestamp_ms, key, value, headers)`` tuple to the open
 partition under one short lock. Batch and buffer sizes are tracked arithmetically from an upper
 bound of each record's msgpack size, so nothing is encoded until the batch is sent.
 
+:meth:`Accumulator.append_many` (``Producer.send_many``) does the same for a sequence of records:
+conversion, sizes, partitions and record tuples are computed a list at a time, outside the lock,
+then the lock is taken once to append them all (once per chunk when it must wait for buffer
+space), with the same batch rolling as ``append`` (:meth:`Accumulator._roll`).
+
 The sender thread calls :meth:`drain_locked` to take the batches that are ready (full, lingered
 ``linger_ms``, covered by a flush, or needed to free a full buffer). A partition with a batch in
 flight is *muted* until its response: at most one batch per partition is in flight, so records of
@@ -17,12 +22,14 @@ import math
 import random
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 from .errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest, LogsvcError
 from .partitioner import StickyPartitioner, murmur2_positive
-from .record_future import ProducerBatch, RecordFuture
+from .record_future import ProducerBatch, RawRecord, RecordFuture
 from .records import to_bytes, to_headers
 
 # Upper bound of msgpack's overhead for one record: fixarray (1) + uint64 timestamp (9) + bin32
@@ -44,6 +51,28 @@ def _key_bytes(key: object) -> bytes:
     data = to_bytes(key, "key")
     assert data is not None
     return data
+
+
+def _all_to_bytes(items: Sequence[object], what: str) -> tuple[Sequence[bytes | None], list[int]]:
+    """``items`` as bytes (None kept) and their lengths (0 for None); no copy when all are bytes."""
+    if isinstance(items, str | bytes | bytearray | memoryview):
+        raise InvalidRequest(f"send_many takes a sequence of {what}s, not one {type(items).__name__}")
+    if all(x.__class__ is bytes for x in items):
+        return items, list(map(len, items))  # type: ignore[arg-type,return-value]
+    converted = [to_bytes(x, what) for x in items]
+    return converted, [0 if x is None else len(x) for x in converted]
+
+
+def _check_partition(t: TopicBatches, partition: object) -> None:
+    if partition.__class__ is not int or not 0 <= partition < t.partitions:
+        raise InvalidPartition(
+            f"partition {partition!r} does not exist in {t.name} (partitions 0 to {t.partitions - 1})"
+        )
+
+
+def _check_timestamp(timestamp_ms: object) -> None:
+    if timestamp_ms.__class__ is not int or timestamp_ms < 0:
+        raise InvalidRequest(f"timestamp_ms must be a non-negative int, not {timestamp_ms!r}")
 
 
 class TopicBatches:
@@ -134,10 +163,7 @@ class Accumulator:
                 size += len(key)
                 partition = _hash(key) % t.partitions
         else:
-            if partition.__class__ is not int or not 0 <= partition < t.partitions:
-                raise InvalidPartition(
-                    f"partition {partition!r} does not exist in {topic} (partitions 0 to {t.partitions - 1})"
-                )
+            _check_partition(t, partition)
             if key is not None:
                 key = _key_bytes(key)
                 size += len(key)
@@ -147,8 +173,8 @@ class Accumulator:
                 size += header_bytes(headers)
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
-        elif timestamp_ms.__class__ is not int or timestamp_ms < 0:
-            raise InvalidRequest(f"timestamp_ms must be a non-negative int, not {timestamp_ms!r}")
+        else:
+            _check_timestamp(timestamp_ms)
 
         lock = self.lock
         lock.acquire()
@@ -167,6 +193,125 @@ class Accumulator:
         finally:
             lock.release()
         return future
+
+    def append_many(
+        self,
+        topic: str,
+        values: Sequence[bytes | str | None],
+        keys: Sequence[bytes | str | None] | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> list[RecordFuture]:
+        """Queue ``values[i]`` (with ``keys[i]``) for every i, as :meth:`append` would one by one;
+        returns their futures in order. This is ``Producer.send_many``: see there."""
+        futures: list[RecordFuture] = []
+        try:
+            self._append_many(topic, values, keys, partition, headers, timestamp_ms, futures)
+        except LogsvcError as e:
+            e.details["futures"] = futures  # the records queued before the error (a prefix)
+            raise
+        return futures
+
+    def _append_many(
+        self,
+        topic: str,
+        values: Sequence[bytes | str | None],
+        keys: Sequence[bytes | str | None] | None,
+        partition: int | None,
+        headers: object,
+        timestamp_ms: int | None,
+        futures: list[RecordFuture],
+    ) -> None:
+        t = self._topics.get(topic)
+        if t is None:
+            t = self._add_topic(topic)
+        n = len(values)
+        if keys is not None and len(keys) != n:
+            raise InvalidRequest(f"send_many got {n} values but {len(keys)} keys (one key per value, or keys=None)")
+        if partition is not None:
+            _check_partition(t, partition)
+        if timestamp_ms is None:
+            timestamp_ms = _time_ns() // 1_000_000
+        else:
+            _check_timestamp(timestamp_ms)
+        extra = RECORD_OVERHEAD
+        if headers is not None:
+            headers = to_headers(headers)
+            if headers is not None:
+                extra += header_bytes(headers)
+        vals, sizes = _all_to_bytes(values, "value")
+        if keys is None:
+            sizes = [size + extra for size in sizes]
+            records: list[RawRecord] = [(timestamp_ms, None, v, headers) for v in vals]
+            # -1: the sticky partition at the moment the record is appended, as in append
+            parts = [-1 if partition is None else partition] * n
+        else:
+            keys, key_sizes = _all_to_bytes(keys, "key")
+            sizes = [size + key_size + extra for size, key_size in zip(sizes, key_sizes, strict=True)]
+            records = [(timestamp_ms, k, v, headers) for k, v in zip(keys, vals, strict=True)]
+            if partition is not None:
+                parts = [partition] * n
+            else:
+                np = t.partitions
+                parts = [-1 if k is None else _hash(k) % np for k in keys]
+        if not n:
+            return
+        with self.lock:
+            total = sum(sizes)
+            if self.buffered + total <= self.max_buffer_bytes:
+                self._extend_locked(t, parts, records, sizes, total, futures)
+                return
+            # The buffer is short: append what fits, wait for space (or raise), go on.
+            largest = max(sizes)
+            if largest + BATCH_OVERHEAD > self.max_buffer_bytes:
+                raise BatchTooLarge(
+                    f"record of about {largest} bytes is larger than max_buffer_bytes={self.max_buffer_bytes}"
+                )
+            ends = list(accumulate(sizes))  # ends[i]: bytes of records 0..i
+            done = 0  # records appended; their bytes: ends[done - 1]
+            while done < n:
+                before = ends[done - 1] if done else 0
+                fit = bisect_right(ends, before + self.max_buffer_bytes - self.buffered, done)
+                if fit == done:
+                    self._wait_for_space(sizes[done])
+                    continue
+                self._extend_locked(
+                    t, parts[done:fit], records[done:fit], sizes[done:fit], ends[fit - 1] - before, futures
+                )
+                done = fit
+
+    def _extend_locked(
+        self,
+        t: TopicBatches,
+        parts: list[int],
+        records: list[RawRecord],
+        sizes: list[int],
+        total: int,
+        futures: list[RecordFuture],
+    ) -> None:
+        """Lock held: append each record to its partition's open batch (-1: the sticky one),
+        rolling batches as :meth:`append` does, and count their ``total`` bytes as buffered.
+
+        All or nothing: closing takes the lock, so once checked here ``_roll`` cannot refuse.
+        """
+        if self.closed:
+            raise FailedPrecondition("the producer is closed")
+        opened = t.open
+        limit = self._batch_limit
+        add_future = futures.append
+        for p, record, size in zip(parts, records, sizes, strict=True):
+            if p < 0:
+                p = t.sticky
+            b = opened[p]
+            if b is None or b.nbytes + size > limit:
+                b = self._roll(t, p, b)
+            batch_records = b.records
+            add_future(RecordFuture(b, len(batch_records)))  # type: ignore[arg-type]
+            batch_records.append(record)  # type: ignore[union-attr]
+            b.nbytes += size
+        self.buffered += total
 
     # -- slow paths of append -------------------------------------------------------------------
 

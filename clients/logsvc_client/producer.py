@@ -1,11 +1,11 @@
 """Producer: batches records per partition on the client and sends them on a background thread.
 
-How a record flows: :meth:`Producer.send` → :class:`~logsvc_client.accumulator.Accumulator`
-(partitioned, appended to its partition's open batch) → :class:`~logsvc_client.sender.Sender`
-(when the batch is full, has lingered ``linger_ms``, or is flushed: encoded with
-:func:`~logsvc_client.batch.encode_batch` and sent with the topic's other ready batches in one
-Produce request) → the broker's answer completes the batch, and so every
-:class:`~logsvc_client.record_future.RecordFuture` pointing into it.
+How a record flows: :meth:`Producer.send` (or :meth:`Producer.send_many`, many at once) →
+:class:`~logsvc_client.accumulator.Accumulator` (partitioned, appended to its partition's open
+batch) → :class:`~logsvc_client.sender.Sender` (when the batch is full, has lingered
+``linger_ms``, or is flushed: encoded with :func:`~logsvc_client.batch.encode_batch` and sent with
+the topic's other ready batches in one Produce request) → the broker's answer completes the
+batch, and so every :class:`~logsvc_client.record_future.RecordFuture` pointing into it.
 
 Partitioning matches Apache Kafka: an explicit partition wins, a key goes to
 ``murmur2(key) % partitions``, records without a key stick to one partition per batch.
@@ -15,6 +15,7 @@ Records of one partition are stored in the order they were sent, retries include
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Literal
 
 from .accumulator import Accumulator
@@ -123,6 +124,33 @@ class Producer:
         """
         # Replaced per instance by the accumulator's bound method (see __init__); kept for docs.
         return self._acc.append(topic, value, key, partition=partition, headers=headers, timestamp_ms=timestamp_ms)
+
+    def send_many(
+        self,
+        topic: str,
+        values: Sequence[bytes | str | None],
+        keys: Sequence[bytes | str | None] | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> list[RecordFuture]:
+        """Queue a batch the application already holds: like ``send(topic, values[i], keys[i],
+        ...)`` for each i in order, with the per-record work done in bulk; returns the futures.
+
+        ``keys`` is None (no keys) or one key per value (InvalidRequest otherwise); ``partition``,
+        ``headers`` and ``timestamp_ms`` (default: now, once for the call) apply to every record.
+        Partitions, per-partition order and buffer accounting are those of ``send``. A malformed
+        record fails the call before anything is queued. When the buffer is full, what fits is
+        queued and the call waits for space and goes on (``buffer_full="block"``), so a call
+        larger than ``max_buffer_bytes`` completes; or raises BufferFull (``"raise"``) once the
+        records that fit are queued. Every error from ``send_many`` carries in
+        ``error.details["futures"]`` the futures of the records queued before it (a prefix of
+        ``values``, empty when none was), which are sent as usual.
+        """
+        return self._acc.append_many(
+            topic, values, keys, partition=partition, headers=headers, timestamp_ms=timestamp_ms
+        )
 
     def partition_count(self, topic: str) -> int:
         """The topic's partition count as the producer knows it (looked up once)."""
