@@ -22,45 +22,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+
+from own_broker import broker
 
 from logsvc_client import Admin, Consumer, Producer, TopicPartition
 
 RECORD_OVERHEAD_BYTES = 20  # msgpack framing + timestamp per record, for sizing batches
-
-
-@contextmanager
-def own_broker(extra: list[str]) -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="logsvc-bench-") as tmp:
-        cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", tmp, "--listen", "127.0.0.1:0"]
-        proc = subprocess.Popen(
-            [*cmd, "--metrics-port", "-1", *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-        )
-        assert proc.stderr is not None
-        address = None
-        for raw in proc.stderr:
-            m = re.search(rb"listening on (\S+:\d+)", raw)
-            if m:
-                address = m.group(1).decode()
-                break
-        if address is None:
-            proc.wait()
-            raise SystemExit("benchmark broker did not start")
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
-        try:
-            yield address
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -189,11 +159,8 @@ def main() -> None:
     parser.add_argument("--rebalances", type=int, default=5, help="rebalance rounds (the slowest is reported)")
     parser.add_argument("--durability", choices=["fsync", "os"], default="fsync", help="for the broker it starts")
     args = parser.parse_args()
-    if args.server:
-        print(run(args.server, args))
-    else:
-        with own_broker(["--durability", args.durability]) as address:
-            print(run(address, args))
+    with broker(args.server, "--durability", args.durability) as address:
+        print(run(address, args))
 
 
 if __name__ == "__main__":

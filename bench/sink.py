@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: 
 import psycopg
 import pymongo
 from bson import DatetimeMS
+from own_broker import broker
 from pymongo.write_concern import WriteConcern
 
 from logsvc_client import Admin, Consumer, Producer, Record
@@ -81,21 +82,6 @@ def order(seq: int, keys: int) -> tuple[bytes, bytes]:
 
 
 # -- the servers ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def broker(address: str | None) -> Iterator[str]:
-    if address:
-        yield address
-        return
-    from tests.conftest import BrokerProcess
-
-    with tempfile.TemporaryDirectory(prefix="logsvc-bench-sink-") as tmp:
-        process = BrokerProcess(Path(tmp) / "data").start()
-        try:
-            yield process.address
-        finally:
-            process.terminate()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Shared fixtures: a real broker on port 0 over TCP with LMDB in a temp dir, in-process or as a
-`logsvc serve` subprocess (for SIGKILL and signal tests)."""
+`logsvc serve` subprocess (for SIGKILL and signal tests); and :class:`ChildProcess`, the stderr
+plumbing of every ``logsvc`` subprocess a test starts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -49,45 +50,38 @@ def stub(broker: Broker) -> Iterator[pb_grpc.BrokerStub]:
         yield pb_grpc.BrokerStub(channel)
 
 
-class BrokerProcess:
-    """`logsvc serve` as a child process; the port is read from its 'listening on' line."""
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a ``logsvc`` subprocess: this one's without the caller's LOGSVC_*
+    settings, warnings turned into errors, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSVC_")}
+    env["PYTHONWARNINGS"] = "error"
+    env.update(extra)
+    return env
 
-    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.extra = extra
-        self.env = env
+
+class ChildProcess:
+    """A child process whose stderr a thread collects line by line (so the pipe never fills);
+    subclasses watch the lines in :meth:`on_stderr_line`, e.g. for the one saying it is ready."""
+
+    def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
-        self.address = ""
-        self.port = 0
         self.stderr_lines: list[bytes] = []
 
-    def start(self, listen: str = "127.0.0.1:0", timeout_s: float = 20) -> BrokerProcess:
-        cmd = [
-            sys.executable, "-m", "logsvc.cli", "serve",
-            "--data-dir", str(self.data_dir), "--listen", listen, "--metrics-port", "0", *self.extra,
-        ]  # fmt: skip
-        env = {**os.environ, **(self.env or {})}
+    def spawn(self, cmd: Sequence[str], env: Mapping[str, str]) -> None:
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
         )
-        found = threading.Event()
-
-        def pump() -> None:
-            assert self.proc is not None and self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.stderr_lines.append(line)
-                m = LISTENING.search(line)
-                if m and not found.is_set():
-                    self.address = f"{m.group(1).decode()}:{m.group(2).decode()}"
-                    self.port = int(m.group(2))
-                    found.set()
-
-        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump = threading.Thread(target=self._read_stderr, daemon=True)
         self._pump.start()
-        if not found.wait(timeout_s):
-            self.kill()
-            raise RuntimeError("broker did not start: " + b"".join(self.stderr_lines).decode(errors="replace"))
-        return self
+
+    def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            self.on_stderr_line(line)
+
+    def on_stderr_line(self, line: bytes) -> None:
+        """Called on the reading thread with each line of stderr, as it comes."""
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
@@ -97,6 +91,7 @@ class BrokerProcess:
         self._close()
 
     def terminate(self, timeout_s: float = 20) -> int:
+        """SIGTERM, then the exit code."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout_s)
@@ -110,6 +105,46 @@ class BrokerProcess:
 
     def stderr_text(self) -> str:
         return b"".join(self.stderr_lines).decode(errors="replace")
+
+
+class BrokerProcess(ChildProcess):
+    """`logsvc serve` as a child process; the port is read from its 'listening on' line. ``extra``
+    are more flags; ``env`` is added to ``base_env`` (default: this process's environment)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self.extra = extra
+        self.env = env
+        self.base_env = base_env
+        self.address = ""
+        self.port = 0
+        self._listening = threading.Event()
+
+    def start(self, listen: str = "127.0.0.1:0", timeout_s: float = 20) -> BrokerProcess:
+        cmd = [
+            sys.executable, "-m", "logsvc.cli", "serve",
+            "--data-dir", str(self.data_dir), "--listen", listen, "--metrics-port", "0", *self.extra,
+        ]  # fmt: skip
+        self._listening = threading.Event()
+        self.spawn(cmd, {**(os.environ if self.base_env is None else self.base_env), **(self.env or {})})
+        if not self._listening.wait(timeout_s):
+            self.kill()
+            raise RuntimeError("broker did not start: " + self.stderr_text())
+        return self
+
+    def on_stderr_line(self, line: bytes) -> None:
+        m = LISTENING.search(line)
+        if m and not self._listening.is_set():
+            self.address = f"{m.group(1).decode()}:{m.group(2).decode()}"
+            self.port = int(m.group(2))
+            self._listening.set()
 
 
 @pytest.fixture

@@ -3,17 +3,21 @@
 :meth:`Accumulator.append` is the hot path of ``Producer.send``: it converts and partitions one
 record, then appends a ``(timestamp_ms, key, value, headers)`` tuple to the open batch of its
 partition under one short lock. Batch and buffer sizes are tracked arithmetically from an upper
-bound of each record's msgpack size, so nothing is encoded until the batch is sent.
+bound of each record's msgpack size (:data:`~logsvc_client.batch.RECORD_OVERHEAD` and friends),
+so nothing is encoded until the batch is sent.
 
 :meth:`Accumulator.append_many` (``Producer.send_many``) does the same for a sequence of records:
 conversion, sizes, partitions and record tuples are computed a list at a time, outside the lock,
 then the lock is taken once to append them all (once per chunk when it must wait for buffer
-space), with the same batch rolling as ``append`` (:meth:`Accumulator._roll`).
+space), with the same batch rolling as ``append`` (:meth:`Accumulator._roll`). That bulk path is
+:mod:`~logsvc_client.bulk_records`.
 
 The sender thread calls :meth:`drain_locked` to take the batches that are ready (full, lingered
 ``linger_ms``, covered by a flush, or needed to free a full buffer). A partition with a batch in
 flight is *muted* until its response: at most one batch per partition is in flight, so records of
-a partition are stored in send order even when a request is retried.
+a partition are stored in send order even when a request is retried. Each topic's batches are a
+:class:`~logsvc_client.topic_batches.TopicBatches`; which of them are ready is
+:func:`~logsvc_client.topic_batches.take_ready`.
 """
 
 from __future__ import annotations
@@ -22,74 +26,25 @@ import math
 import random
 import threading
 import time
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import accumulate
 
-from .errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest, LogsvcError
+from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from .bulk_records import append_bulk, prepare_bulk
+from .errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError
 from .partitioner import StickyPartitioner, murmur2_positive
 from .record_future import ProducerBatch, RawRecord, RecordFuture
-from .records import to_bytes, to_headers
-
-# Upper bound of msgpack's overhead for one record: fixarray (1) + uint64 timestamp (9) + bin32
-# headers for key and value (5 + 5) + nil headers (1).
-RECORD_OVERHEAD = 21
-# The batch header (28) and the payload's array32 header (5).
-BATCH_OVERHEAD = 33
+from .records import check_timestamp, to_bytes, to_headers
+from .topic_batches import TopicBatches, take_ready
 
 _time_ns = time.time_ns
 _hash = murmur2_positive
-
-
-def header_bytes(headers: list[tuple[str, bytes]]) -> int:
-    """Upper bound of the msgpack size of a header list (beyond the nil it replaces)."""
-    return 5 + sum(11 + len(name.encode()) + len(value) for name, value in headers)
 
 
 def _key_bytes(key: object) -> bytes:
     data = to_bytes(key, "key")
     assert data is not None
     return data
-
-
-def _all_to_bytes(items: Sequence[object], what: str) -> tuple[Sequence[bytes | None], list[int]]:
-    """``items`` as bytes (None kept) and their lengths (0 for None); no copy when all are bytes."""
-    if isinstance(items, str | bytes | bytearray | memoryview):
-        raise InvalidRequest(f"send_many takes a sequence of {what}s, not one {type(items).__name__}")
-    if all(x.__class__ is bytes for x in items):
-        return items, list(map(len, items))  # type: ignore[arg-type,return-value]
-    converted = [to_bytes(x, what) for x in items]
-    return converted, [0 if x is None else len(x) for x in converted]
-
-
-def _check_partition(t: TopicBatches, partition: object) -> None:
-    if partition.__class__ is not int or not 0 <= partition < t.partitions:
-        raise InvalidPartition(
-            f"partition {partition!r} does not exist in {t.name} (partitions 0 to {t.partitions - 1})"
-        )
-
-
-def _check_timestamp(timestamp_ms: object) -> None:
-    if timestamp_ms.__class__ is not int or timestamp_ms < 0:
-        raise InvalidRequest(f"timestamp_ms must be a non-negative int, not {timestamp_ms!r}")
-
-
-class TopicBatches:
-    """One topic's batches: the open one per partition, sealed ones waiting, in-flight mutes."""
-
-    __slots__ = ("muted", "name", "open", "partitions", "sealed", "sticky")
-
-    def __init__(self, name: str, partitions: int, sticky: int) -> None:
-        self.name = name
-        self.partitions = partitions
-        self.open: list[ProducerBatch | None] = [None] * partitions
-        self.sealed: list[deque[ProducerBatch]] = [deque() for _ in range(partitions)]
-        self.muted: list[bool] = [False] * partitions
-        self.sticky = sticky  # where records without key or partition go now
-
-    def idle(self) -> bool:
-        return not any(self.muted) and all(b is None for b in self.open) and not any(self.sealed)
 
 
 class Accumulator:
@@ -163,7 +118,7 @@ class Accumulator:
                 size += len(key)
                 partition = _hash(key) % t.partitions
         else:
-            _check_partition(t, partition)
+            t.check_partition(partition)
             if key is not None:
                 key = _key_bytes(key)
                 size += len(key)
@@ -174,14 +129,14 @@ class Accumulator:
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
         else:
-            _check_timestamp(timestamp_ms)
+            check_timestamp(timestamp_ms)
 
         lock = self.lock
         lock.acquire()
         try:
             buffered = self.buffered + size
             if buffered > self.max_buffer_bytes:
-                buffered = self._wait_for_space(size)
+                buffered = self.wait_for_space_locked(size)
             b = t.open[partition]
             if b is None or b.nbytes + size > self._batch_limit:
                 b = self._roll(t, partition, b)
@@ -208,81 +163,18 @@ class Accumulator:
         returns their futures in order. This is ``Producer.send_many``: see there."""
         futures: list[RecordFuture] = []
         try:
-            self._append_many(topic, values, keys, partition, headers, timestamp_ms, futures)
+            t = self._topics.get(topic)
+            if t is None:
+                t = self._add_topic(topic)
+            bulk = prepare_bulk(t, values, keys, partition, headers, timestamp_ms)
+            if bulk.sizes:
+                append_bulk(self, t, bulk, futures)
         except LogsvcError as e:
             e.details["futures"] = futures  # the records queued before the error (a prefix)
             raise
         return futures
 
-    def _append_many(
-        self,
-        topic: str,
-        values: Sequence[bytes | str | None],
-        keys: Sequence[bytes | str | None] | None,
-        partition: int | None,
-        headers: object,
-        timestamp_ms: int | None,
-        futures: list[RecordFuture],
-    ) -> None:
-        t = self._topics.get(topic)
-        if t is None:
-            t = self._add_topic(topic)
-        n = len(values)
-        if keys is not None and len(keys) != n:
-            raise InvalidRequest(f"send_many got {n} values but {len(keys)} keys (one key per value, or keys=None)")
-        if partition is not None:
-            _check_partition(t, partition)
-        if timestamp_ms is None:
-            timestamp_ms = _time_ns() // 1_000_000
-        else:
-            _check_timestamp(timestamp_ms)
-        extra = RECORD_OVERHEAD
-        if headers is not None:
-            headers = to_headers(headers)
-            if headers is not None:
-                extra += header_bytes(headers)
-        vals, sizes = _all_to_bytes(values, "value")
-        if keys is None:
-            sizes = [size + extra for size in sizes]
-            records: list[RawRecord] = [(timestamp_ms, None, v, headers) for v in vals]
-            # -1: the sticky partition at the moment the record is appended, as in append
-            parts = [-1 if partition is None else partition] * n
-        else:
-            keys, key_sizes = _all_to_bytes(keys, "key")
-            sizes = [size + key_size + extra for size, key_size in zip(sizes, key_sizes, strict=True)]
-            records = [(timestamp_ms, k, v, headers) for k, v in zip(keys, vals, strict=True)]
-            if partition is not None:
-                parts = [partition] * n
-            else:
-                np = t.partitions
-                parts = [-1 if k is None else _hash(k) % np for k in keys]
-        if not n:
-            return
-        with self.lock:
-            total = sum(sizes)
-            if self.buffered + total <= self.max_buffer_bytes:
-                self._extend_locked(t, parts, records, sizes, total, futures)
-                return
-            # The buffer is short: append what fits, wait for space (or raise), go on.
-            largest = max(sizes)
-            if largest + BATCH_OVERHEAD > self.max_buffer_bytes:
-                raise BatchTooLarge(
-                    f"record of about {largest} bytes is larger than max_buffer_bytes={self.max_buffer_bytes}"
-                )
-            ends = list(accumulate(sizes))  # ends[i]: bytes of records 0..i
-            done = 0  # records appended; their bytes: ends[done - 1]
-            while done < n:
-                before = ends[done - 1] if done else 0
-                fit = bisect_right(ends, before + self.max_buffer_bytes - self.buffered, done)
-                if fit == done:
-                    self._wait_for_space(sizes[done])
-                    continue
-                self._extend_locked(
-                    t, parts[done:fit], records[done:fit], sizes[done:fit], ends[fit - 1] - before, futures
-                )
-                done = fit
-
-    def _extend_locked(
+    def extend_locked(
         self,
         t: TopicBatches,
         parts: list[int],
@@ -326,7 +218,7 @@ class Accumulator:
         with self.lock:
             t = self._topics.get(topic)
             if t is None or t.partitions != n:
-                t = TopicBatches(topic, n, self._sticky.partition(topic, n))
+                t = TopicBatches(topic, n, self._sticky)
                 self._topics[topic] = t
                 self.states.append(t)
             return t
@@ -337,7 +229,7 @@ class Accumulator:
             if self._topics.get(t.name) is t:
                 del self._topics[t.name]
 
-    def _wait_for_space(self, size: int) -> int:
+    def wait_for_space_locked(self, size: int) -> int:
         """Lock held: wait until ``size`` more bytes fit the buffer; the new buffered total."""
         if size + BATCH_OVERHEAD > self.max_buffer_bytes:
             raise BatchTooLarge(f"record of about {size} bytes is larger than max_buffer_bytes={self.max_buffer_bytes}")
@@ -369,7 +261,7 @@ class Accumulator:
         if full is not None:
             t.sealed[partition].append(full)
             if partition == t.sticky:
-                self._rotate_sticky(t)
+                t.rotate_sticky()
         self._seq += 1
         b = ProducerBatch(t.name, partition, now, self._seq)
         t.open[partition] = b
@@ -379,10 +271,6 @@ class Accumulator:
         if not t.muted[partition] and (full is not None or now + self.linger_s < self.sleep_until):
             self.wake.notify()
         return b
-
-    def _rotate_sticky(self, t: TopicBatches) -> None:
-        self._sticky.next_batch(t.name, t.partitions)
-        t.sticky = self._sticky.partition(t.name, t.partitions)
 
     # -- the sender's side (all with the lock held) ---------------------------------------------
 
@@ -395,63 +283,18 @@ class Accumulator:
         Every ready batch of a partition goes into the same request (in order), so a partition
         never has two requests in flight.
         """
-        requests: list[tuple[TopicBatches, list[ProducerBatch]]] = []
-        deadline = math.inf
-        force = self.closed or self.space_waiters > 0
-        flush_seq = self.flush_seq
-        linger = self.linger_s
-        for t in self.states:
-            group: list[ProducerBatch] = []
-            size = 0
-            muted, sealed, opened = t.muted, t.sealed, t.open
-            for p in range(t.partitions):
-                if muted[p]:
-                    continue
-                q = sealed[p]
-                n_sealed, p_size = 0, 0
-                for b in q:
-                    if b.retry_at > now:
-                        deadline = min(deadline, b.retry_at)
-                        break
-                    if n_sealed and size + p_size + b.nbytes > max_request_bytes:
-                        break
-                    n_sealed += 1
-                    p_size += b.nbytes
-                last = opened[p]
-                if (
-                    last is not None
-                    and n_sealed == len(q)
-                    and (not n_sealed or size + p_size + last.nbytes <= max_request_bytes)
-                ):
-                    if force or last.seq <= flush_seq or last.created + linger <= now:
-                        p_size += last.nbytes
-                    else:
-                        if not n_sealed:
-                            deadline = min(deadline, last.created + linger)
-                        last = None
-                else:
-                    last = None
-                if not n_sealed and last is None:
-                    continue
-                if not group and len(requests) >= slots:
-                    return requests, deadline
-                for _ in range(n_sealed):
-                    group.append(q.popleft())
-                if last is not None:
-                    opened[p] = None
-                    group.append(last)
-                    if p == t.sticky:
-                        self._rotate_sticky(t)
-                muted[p] = True
-                size += p_size
-                if size >= max_request_bytes:
-                    requests.append((t, group))
-                    group, size = [], 0
-            if group:
-                requests.append((t, group))
+        ready = take_ready(
+            self.states,
+            now,
+            slots,
+            max_request_bytes,
+            force=self.closed or self.space_waiters > 0,
+            flush_seq=self.flush_seq,
+            linger_s=self.linger_s,
+        )
         if len(self.states) > len(self._topics):
             self.states = [t for t in self.states if self._topics.get(t.name) is t or not t.idle()]
-        return requests, deadline
+        return ready
 
     def release_locked(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
         """Batches that are done (stored or failed): unmute, free their buffer space."""

@@ -3,7 +3,9 @@
 A batch is a 28-byte big-endian header followed by a msgpack payload (an array of
 ``[timestamp_ms, key, value, headers]`` arrays). Producers :func:`encode_batch`; the broker only
 :func:`read_header` and :func:`validate` (no per-record decoding on its hot path); consumers
-:func:`decode_records` straight into :class:`~logsvc_client.records.Record` tuples.
+:func:`decode_records` straight into :class:`~logsvc_client.records.Record` tuples. Before encoding,
+the producer sizes its batches with upper bounds of the encoded size: :data:`RECORD_OVERHEAD` and
+:func:`header_bytes` per record, :data:`BATCH_OVERHEAD` per batch.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ _new_record = tuple.__new__
 # A record as the producer hands it to the codec: [timestamp_ms, key, value, headers].
 RawRecord = Sequence[Any]
 
+# Upper bound of msgpack's overhead for one record: fixarray (1) + uint64 timestamp (9) + bin32
+# headers for key and value (5 + 5) + nil headers (1).
+RECORD_OVERHEAD = 21
+# The batch header (28) and the payload's array32 header (5).
+BATCH_OVERHEAD = HEADER_SIZE + 5
+
 
 class BatchHeader(NamedTuple):
     magic: int
@@ -43,6 +51,11 @@ class BatchHeader(NamedTuple):
     @property
     def log_append_time(self) -> bool:
         return bool(self.attributes & ATTR_LOG_APPEND_TIME)
+
+
+def header_bytes(headers: list[tuple[str, bytes]]) -> int:
+    """Upper bound of the msgpack size of a header list (beyond the nil it replaces)."""
+    return 5 + sum(11 + len(name.encode()) + len(value) for name, value in headers)
 
 
 def encode_batch(records: Sequence[RawRecord], max_timestamp_ms: int | None = None) -> bytes:

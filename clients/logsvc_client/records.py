@@ -1,4 +1,5 @@
-"""Value types: the records a consumer receives, the positions a producer gets back."""
+"""Value types: the records a consumer receives, the positions a producer gets back; and the checks
+and conversions a record's fields go through when it is sent."""
 
 from __future__ import annotations
 
@@ -76,3 +77,9 @@ def to_headers(headers: object) -> list[tuple[str, bytes]] | None:
     except (TypeError, ValueError):
         raise InvalidRequest(f"headers must be (name, value) pairs or a mapping, not {headers!r}") from None
     return out
+
+
+def check_timestamp(timestamp_ms: object) -> None:
+    """InvalidRequest unless ``timestamp_ms`` is a non-negative int."""
+    if timestamp_ms.__class__ is not int or timestamp_ms < 0:
+        raise InvalidRequest(f"timestamp_ms must be a non-negative int, not {timestamp_ms!r}")

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from operator import itemgetter
 
 from . import batch as codec
-from .accumulator import Accumulator, TopicBatches
+from .accumulator import Accumulator
 from .channel import Backoff
 from .errors import LogsvcError, TopicNotFound
 from .record_future import ProducerBatch
+from .topic_batches import TopicBatches
 from .transport import ProduceTransport
 
 log = logging.getLogger("logsvc_client.producer")

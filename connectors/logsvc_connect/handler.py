@@ -38,7 +38,6 @@ State across batches: make the handler a class. ``module:Class`` is instantiated
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import logging
 import threading
@@ -48,6 +47,7 @@ from typing import Any
 from logsvc_client.errors import InvalidConfig, LogsvcError
 from logsvc_client.records import TopicPartition
 from logsvc_connect.config import RuntimeConfig, load_runtime
+from logsvc_connect.hooks import check_one_argument, import_hook
 from logsvc_connect.runtime import SinkRuntime, StartFrom
 from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
 
@@ -105,18 +105,7 @@ class HandlerConfig:
 
 def load_handler(path: str, options: Mapping[str, Any] | None = None) -> Any:
     """Import ``module:attr`` and :func:`make_handler` of it (InvalidConfig naming ``path``)."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise InvalidConfig(f"handler {path!r} must look like package.module:function", key="handler")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or the module failing while it imports
-        raise InvalidConfig(f"handler {path!r} does not import: {type(e).__name__}: {e}", key="handler") from None
-    try:
-        target = getattr(module, attr)
-    except AttributeError:
-        raise InvalidConfig(f"handler {path!r}: module {module_name} has no {attr!r}", key="handler") from None
-    return make_handler(target, options, name=path)
+    return make_handler(import_hook(path, "handler"), options, name=path)
 
 
 def make_handler(target: Any, options: Mapping[str, Any] | None = None, *, name: str | None = None) -> Any:
@@ -133,20 +122,13 @@ def make_handler(target: Any, options: Mapping[str, Any] | None = None, *, name:
             ) from None
     elif options:
         raise InvalidConfig(f"handler {name!r} is not a class: options are for handler classes", key="options")
-    func = _entry_point(target)
-    if not callable(func):
-        raise InvalidConfig(f"handler {name!r} is not callable (nor has a handle method)", key="handler")
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return target  # builtins without a signature: trust them
-    try:
-        signature.bind([])
-    except TypeError:
-        raise InvalidConfig(
-            f"handler {name!r} must take one argument, the list of records (its signature is {signature})",
-            key="handler",
-        ) from None
+    check_one_argument(
+        _entry_point(target),
+        name,
+        "handler",
+        "the list of records",
+        not_callable="is not callable (nor has a handle method)",
+    )
     return target
 
 

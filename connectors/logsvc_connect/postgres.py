@@ -2,10 +2,11 @@
 keys, its rows (below), and with ``exactly_once`` the next offsets upserted into the offsets table,
 then a single COMMIT.
 
-Rows take the fast path when they can: a binary COPY straight into the table (jsonb mode, when the
-table's last direct attempts met no existing ids). Otherwise, and whenever that COPY is refused,
-they are COPYed into the session's temporary staging table and moved by one
-``INSERT … SELECT … ON CONFLICT``.
+A batch is split per topic (:mod:`~logsvc_connect.postgres_groups`: tombstones applied, ids
+compacted, rows encoded), and each group's rows go into its table by
+:class:`~logsvc_connect.postgres_loader.RowLoader`: a binary COPY straight into the table when
+they can (jsonb mode, when the table's last direct attempts met no existing ids), otherwise a COPY
+into the session's temporary staging table and one ``INSERT … SELECT … ON CONFLICT``.
 
 In jsonb mode with offset or key ids nothing needs the value decoded: the sink asks the runtime
 not to decode (``decode_values``), stores a JSON object's own bytes and leaves checking them to
@@ -17,7 +18,7 @@ decoded first.
 Configuration: :class:`~logsvc_connect.postgres_config.PostgresConfig`; tables and statements:
 :mod:`~logsvc_connect.postgres_schema`; records → rows: :mod:`~logsvc_connect.postgres_rows`.
 
-Errors are translated here, once:
+Errors are translated once, at this boundary:
 
 * the database failing (connection refused or lost, server shutting down, timeouts,
   serialization failures and deadlocks, a read-only server after a failover) →
@@ -25,8 +26,9 @@ Errors are translated here, once:
   and the next call connects again;
 * one record's data → :class:`~logsvc_connect.sink.DataError` in :attr:`WriteResult.failed`, the
   others written in the same transaction. Python validates what it cheaply can before the COPY;
-  rows the INSERT refuses (a bad cast, a constraint) are isolated on the server in one round trip
-  (``pg_temp.logsvc_isolate``, a subtransaction per row); rows the COPY refuses by bisecting;
+  the rows the server refuses are isolated by the loader — those the INSERT refuses (a bad cast, a
+  constraint) on the server in one round trip (``pg_temp.logsvc_isolate``, a subtransaction per
+  row), those the COPY refuses by bisecting;
 * anything else (a table that does not match the configuration, missing privileges) →
   :class:`~logsvc_client.errors.InvalidConfig`.
 
@@ -37,10 +39,7 @@ the new record; the same record written again (a redelivery) is not, so writes s
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -52,35 +51,17 @@ from logsvc_client.errors import InvalidConfig, LogsvcError
 from logsvc_client.records import TopicPartition
 
 from .postgres_config import PostgresConfig
-from .postgres_errors import describe_server, is_data_error, refused, translate
-from .postgres_rows import Row, RowEncoder
+from .postgres_errors import describe_server, is_data_error, translate
+from .postgres_groups import TopicGroup, group_records
+from .postgres_loader import RowLoader
+from .postgres_rows import RowEncoder
 from .postgres_schema import TableLayout
 from .sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
 
 __all__ = ["PostgresConfig", "PostgresSink"]  # the config is re-exported: app.py loads both from here
 
-log = logging.getLogger("logsvc.connect.postgres")
-
 CONNECT_TIMEOUT_S = 10
-#: after a direct COPY into a table met an existing id, stage this many batches before trying again
-DIRECT_BACKOFF_BATCHES = 16
 STAGING_BUFFERS = "64MB"
-#: fields of a SinkRecord tuple, for per-record work done by C iterators
-_TOPIC, _ORIGIN, _VALUE = itemgetter(0), itemgetter(1, 2), itemgetter(5)
-
-
-@dataclass
-class _Group:
-    """One topic's share of a batch, ready to write."""
-
-    topic: str
-    #: rows whose JSON only PostgreSQL has checked (RowEncoder.trust_json)
-    trusted: bool = False
-    #: the records to insert (indexes into the batch), and the rows of those that encoded
-    live: list[int] = field(default_factory=list)
-    rows: list[Row] = field(default_factory=list)
-    indexes: list[int] = field(default_factory=list)
-    delete_keys: list[bytes] = field(default_factory=list)
 
 
 class PostgresSink(Sink):
@@ -97,19 +78,18 @@ class PostgresSink(Sink):
         self._tables: dict[str, str] = {}
         self._created: set[str] = set()
         self._key_indexed: set[str] = set()
-        self._staging_dirty = False
-        self._skip_direct: dict[str, int] = {}
-        self._can_isolate = False
         # upsert needs one row per id in a statement; insert reports the extra ones, insert-ignore skips them
         self._dedupe = config.insert_mode == "upsert" and config.key_mode != "offset"
         # an offset id can only conflict with the same record written again: nothing to report
-        self._report = config.insert_mode == "insert" and config.key_mode != "offset"
+        self.loader = RowLoader(
+            self.layout, self.server, report_duplicates=config.insert_mode == "insert" and config.key_mode != "offset"
+        )
         # jsonb mode with offset or key ids needs no decoded value: a JSON object's own bytes are
         # stored, and PostgreSQL parses them anyway. The runtime then skips decoding, and a batch
         # the server refuses is decoded here and written again (_load), so bad JSON, a raw value
         # ("auto") and the errors' classes are what decoding first would give.
         self.decode_values = config.mode != "jsonb" or config.key_mode == "fields"
-        # offset ids are unique within a batch: the runtime need not compact them (_prepare checks)
+        # offset ids are unique within a batch: the runtime need not compact them (group_records checks)
         self.compact_ids = config.key_mode != "offset"
         self._trust_json = not self.decode_values and config.value_format in ("json", "auto")
 
@@ -139,13 +119,13 @@ class PostgresSink(Sink):
 
     def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
         failed: dict[int, DataError] = {}
-        groups = self._prepare(records)
+        groups = group_records(records, self.identity, dedupe=self._dedupe, compact_ids=self.compact_ids)
         for group in groups:
-            self._encode(records, group, failed)
+            group.encode(records, self.encoder, failed, self._trust_json)
         conn = self._connection()
         try:
             self._create_tables(conn, groups)
-            self._staging_dirty = False
+            self.loader.staging_dirty = False
             with conn.transaction(), conn.cursor() as cur:
                 for group in groups:
                     if group.delete_keys:
@@ -179,74 +159,6 @@ class PostgresSink(Sink):
         stored = {TopicPartition(t, p): o for t, p, o in rows}
         return {tp: o for tp, o in stored.items() if tp in wanted}
 
-    # -- records → groups of rows ------------------------------------------------------------------
-
-    def _prepare(self, records: Sequence[SinkRecord]) -> list[_Group]:
-        # the per-record checks run as C iterators over the record tuples (see _TOPIC and friends)
-        by_topic: dict[str, list[int]] = {}
-        topics = set(map(_TOPIC, records))
-        if len(topics) <= 1:
-            by_topic = {topics.pop(): list(range(len(records)))} if records else {}
-        else:
-            for i, r in enumerate(records):
-                by_topic.setdefault(r.topic, []).append(i)
-        groups = []
-        for topic, indexes in by_topic.items():
-            group = _Group(topic)
-            live = indexes
-            if None in map(_VALUE, map(records.__getitem__, indexes)):
-                live = self._apply_tombstones(records, indexes, group)
-            if self._dedupe:
-                last = {self.identity(records[i]): i for i in live}
-                if len(last) < len(live):
-                    live = sorted(last.values())
-            elif not self.compact_ids:  # offset ids: unique, unless a record came twice (last wins)
-                origins = dict(zip(map(_ORIGIN, map(records.__getitem__, live)), live, strict=True))
-                if len(origins) < len(live):
-                    live = sorted(origins.values())
-            group.live = live
-            groups.append(group)
-        return groups
-
-    @staticmethod
-    def _apply_tombstones(records: Sequence[SinkRecord], indexes: list[int], group: _Group) -> list[int]:
-        """Collect the tombstones' keys and drop the records a later tombstone deletes anyway
-        (the DELETE runs before the INSERT)."""
-        deleted: set[bytes] = set()
-        live = []
-        for i in reversed(indexes):
-            r = records[i]
-            if r.value is None:
-                if r.key is not None and r.key not in deleted:
-                    deleted.add(r.key)
-                    group.delete_keys.append(r.key)
-            elif r.key is None or r.key not in deleted:
-                live.append(i)
-        live.reverse()
-        return live
-
-    def _encode(
-        self, records: Sequence[SinkRecord], group: _Group, failed: dict[int, DataError], trust: bool | None = None
-    ) -> None:
-        """The group's staging rows; a record that cannot be encoded goes to ``failed``. ``trust``:
-        leave JSON to PostgreSQL to check (default: whenever this configuration can)."""
-        group.trusted = self.encoder.trust_json = self._trust_json if trust is None else trust
-        group.rows, group.indexes = [], []
-        encode = self.encoder.row
-        try:
-            group.rows = [encode(records[i]) for i in group.live]
-            group.indexes = group.live
-            return
-        except DataError:
-            pass
-        for i in group.live:  # some record is bad: again, one at a time
-            try:
-                group.rows.append(encode(records[i]))
-            except DataError as e:
-                failed[i] = e
-                continue
-            group.indexes.append(i)
-
     # -- the database ------------------------------------------------------------------------------
 
     def _table(self, topic: str) -> str:
@@ -255,7 +167,7 @@ class PostgresSink(Sink):
             table = self._tables[topic] = self.config.table_name(topic)
         return table
 
-    def _load(self, cur: psycopg.Cursor[Any], table: str, records: Sequence[SinkRecord], group: _Group,
+    def _load(self, cur: psycopg.Cursor[Any], table: str, records: Sequence[SinkRecord], group: TopicGroup,
               failed: dict[int, DataError]) -> None:  # fmt: skip
         """Write a group's rows. Rows with JSON only PostgreSQL has checked go first under a
         savepoint of their own, refused as a whole on any data error; then the records are decoded
@@ -263,106 +175,19 @@ class PostgresSink(Sink):
         if group.trusted:
             try:
                 with cur.connection.transaction():
-                    self._load_rows(cur, table, group, failed, strict=True)
+                    self.loader.load(cur, table, group.rows, group.indexes, failed, strict=True)
                 return
             except psycopg.Error as e:
                 if not is_data_error(e):
                     raise
             for i in group.live:
                 failed.pop(i, None)
-            self._encode(records, group, failed, trust=False)
+            group.encode(records, self.encoder, failed, trust=False)
             if not group.rows:
                 return
-        self._load_rows(cur, table, group, failed)
+        self.loader.load(cur, table, group.rows, group.indexes, failed)
 
-    def _load_rows(self, cur: psycopg.Cursor[Any], table: str, group: _Group, failed: dict[int, DataError],
-                   strict: bool = False) -> None:  # fmt: skip
-        """COPY a group's rows straight into the table when they can be (jsonb mode, and the last
-        direct attempts met no existing ids), else through staging. ``strict``: a data error
-        propagates instead of being isolated."""
-        if self.layout.direct:
-            skip = self._skip_direct.get(table, 0)
-            if skip:
-                self._skip_direct[table] = skip - 1
-            else:
-                try:
-                    with cur.connection.transaction():
-                        self._copy(cur, self.layout.copy(table), group.rows)
-                    return
-                except psycopg.Error as e:
-                    if not is_data_error(e):
-                        raise
-                # an id already there (an update, a redelivery) or a bad record: staging sorts it
-                # out; stay on that path for a while
-                self._skip_direct[table] = DIRECT_BACKOFF_BATCHES
-        self._stage(cur, table, group.rows, group.indexes, failed, strict)
-
-    def _stage(self, cur: psycopg.Cursor[Any], table: str, rows: list[Row], indexes: list[int],
-               failed: dict[int, DataError], strict: bool = False) -> None:  # fmt: skip
-        """COPY ``rows`` into staging and INSERT them into ``table``, each under a savepoint.
-        Rows the INSERT refuses are isolated on the server (one round trip); rows the COPY refuses
-        by bisecting. Either way the good rows are written (``strict``: a data error propagates)."""
-        try:
-            with cur.connection.transaction():
-                if self._staging_dirty:
-                    cur.execute(self.layout.truncate_staging())
-                self._copy(cur, self.layout.copy(), rows)
-                try:
-                    with cur.connection.transaction():
-                        cur.execute(self.layout.insert(table))
-                        if self._report and cur.rowcount < len(rows):
-                            self._report_duplicates(cur, table, rows, indexes, failed)
-                except psycopg.Error as e:
-                    if strict or not (is_data_error(e) and self._can_isolate):
-                        raise
-                    self._isolate(cur, table, rows, indexes, failed)
-            self._staging_dirty = True
-        except psycopg.Error as e:
-            if strict or not is_data_error(e):
-                raise
-            self._bisect(cur, table, rows, indexes, failed, e)
-
-    def _isolate(self, cur: psycopg.Cursor[Any], table: str, rows: list[Row], indexes: list[int],
-                 failed: dict[int, DataError]) -> None:  # fmt: skip
-        """Insert the staged rows one by one on the server; the refused ones fail alone."""
-        statement = self.layout.insert(table, one_row=True).as_string(cur.connection)
-        rejects = cur.execute("SELECT * FROM pg_temp.logsvc_isolate(%s)", (statement,)).fetchall()
-        if self._report:
-            self._report_duplicates(cur, table, rows, indexes, failed)
-        position = {row[:3]: i for row, i in zip(rows, indexes, strict=True)}
-        for topic, partition, offset, state, message in rejects:
-            failed[position[topic, partition, offset]] = refused(self.server, message, state, table)
-
-    def _bisect(self, cur: psycopg.Cursor[Any], table: str, rows: list[Row], indexes: list[int],
-                failed: dict[int, DataError], error: psycopg.Error) -> None:  # fmt: skip
-        """The COPY refused ``rows``: stage each half on its own until every refused record is
-        alone (2·log2(n) attempts for one bad record)."""
-        if len(rows) == 1:
-            message = error.diag.message_primary or str(error)
-            failed[indexes[0]] = refused(self.server, message, error.sqlstate, table)
-            return
-        mid = len(rows) // 2
-        self._stage(cur, table, rows[:mid], indexes[:mid], failed)
-        self._stage(cur, table, rows[mid:], indexes[mid:], failed)
-
-    def _copy(self, cur: psycopg.Cursor[Any], statement: sql.Composed, rows: list[Row]) -> None:
-        with cur.copy(statement) as copy:
-            copy.set_types(self.layout.copy_types)
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
-
-    def _report_duplicates(self, cur: psycopg.Cursor[Any], table: str, rows: list[Row], indexes: list[int],
-                           failed: dict[int, DataError]) -> None:  # fmt: skip
-        """The rows an "insert" skipped because their id belongs to another record's row."""
-        position = {row[:3]: i for row, i in zip(rows, indexes, strict=True)}
-        for origin in cur.execute(self.layout.conflicts(table)).fetchall():
-            failed[position[origin]] = DataError(
-                f"table {table!r} already has a row with this record's id (insert_mode = 'insert')",
-                "UniqueViolation", table=table,
-            )  # fmt: skip
-
-    def _create_tables(self, conn: psycopg.Connection[Any], groups: list[_Group]) -> None:
+    def _create_tables(self, conn: psycopg.Connection[Any], groups: list[TopicGroup]) -> None:
         """Create missing tables (and the key index tombstones need) in their own transactions:
         a concurrent creation by another connector must not fail the data transaction."""
         for group in groups:
@@ -427,22 +252,12 @@ class PostgresSink(Sink):
             if self.config.exactly_once:
                 self._ddl(conn, self.layout.create_offsets())
             conn.execute(self.layout.create_staging())
-            self._can_isolate = self._create_isolate(conn)
+            self.loader.create_isolate(conn)
         except psycopg.Error as e:
             conn.close()
             raise self._translate(e) from e
         self._conn = conn
         return conn
-
-    def _create_isolate(self, conn: psycopg.Connection[Any]) -> bool:
-        """Create the isolation function; without PL/pgSQL, refused rows are found by bisecting."""
-        try:
-            with conn.transaction():
-                conn.execute(self.layout.create_isolate())
-        except psycopg.ProgrammingError as e:
-            log.warning("%s: refused records will be isolated by bisecting (%s)", self.server, e)
-            return False
-        return True
 
     def _translate(self, e: psycopg.Error) -> LogsvcError:
         """Drop the connection (a new one is made on the next call) and translate ``e``."""

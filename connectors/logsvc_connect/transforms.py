@@ -27,13 +27,12 @@ store the value's own bytes store the transformed document.
 from __future__ import annotations
 
 import base64
-import importlib
-import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from logsvc_client.errors import InvalidConfig
+from logsvc_connect.hooks import check_one_argument, import_hook
 from logsvc_connect.sink import DataError, SinkRecord
 from logsvc_connect.values import decode_value
 
@@ -42,29 +41,8 @@ Filter = Callable[[SinkRecord], SinkRecord | None]
 
 def load_filter(path: str) -> Filter:
     """Import ``module:function`` and check it takes one record (InvalidConfig otherwise)."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise InvalidConfig(f"filter {path!r} must look like package.module:function", key="filter")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or the module failing while it imports
-        raise InvalidConfig(f"filter {path!r} does not import: {type(e).__name__}: {e}", key="filter") from None
-    try:
-        func = getattr(module, attr)
-    except AttributeError:
-        raise InvalidConfig(f"filter {path!r}: module {module_name} has no {attr!r}", key="filter") from None
-    if not callable(func):
-        raise InvalidConfig(f"filter {path!r} is not callable", key="filter")
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return func  # builtins without a signature: trust them
-    try:
-        signature.bind(None)
-    except TypeError:
-        raise InvalidConfig(
-            f"filter {path!r} must take one argument, the record (its signature is {signature})", key="filter"
-        ) from None
+    func = import_hook(path, "filter")
+    check_one_argument(func, path, "filter", "the record")
     return func
 
 

@@ -5,77 +5,21 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import BrokerProcess, cli_env
+
 _names = itertools.count()
-READY = re.compile(r"^logsvc listening on (\S+:\d+) \(metrics (?:http://\S+/metrics|off)\)$")
 
 
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment without the caller's LOGSVC_* settings, warnings turned into errors."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSVC_")}
-    env["PYTHONWARNINGS"] = "error"
-    env.update(extra)
-    return env
-
-
-class ServeProcess:
-    """`logsvc serve` as a child process; its address is read from the line it prints when ready."""
-
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        self.data_dir = data_dir
-        self.address = ""
-        self.stderr_lines: list[str] = []
-        cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", str(data_dir)]
-        cmd += ["--listen", "127.0.0.1:0", "--metrics-port", "0", *extra]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env()
-        )
-        self._ready = threading.Event()
-        self._pump = threading.Thread(target=self._read_stderr, daemon=True)
-        self._pump.start()
-        if not self._ready.wait(20):
-            self.kill()
-            raise RuntimeError("logsvc serve did not start: " + self.stderr_text())
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.stderr_lines.append(line)
-            m = READY.match(line)
-            if m and not self._ready.is_set():
-                self.address = m.group(1)
-                self._ready.set()
-
-    def stderr_text(self) -> str:
-        return "\n".join(self.stderr_lines)
-
-    def _reap(self, timeout_s: float) -> int:
-        code = self.proc.wait(timeout_s)
-        self._pump.join(5)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-        return code
-
-    def terminate(self, timeout_s: float = 20) -> int:
-        """SIGTERM, then the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self._reap(timeout_s)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc.stderr is not None and not self.proc.stderr.closed:
-            self._reap(10)
+def start_broker(data_dir: Path) -> BrokerProcess:
+    """A started ``logsvc serve`` on free ports, in the CLI tests' environment (see :func:`cli_env`)."""
+    return BrokerProcess(data_dir, base_env=cli_env()).start()
 
 
 class Cli:
@@ -126,9 +70,9 @@ class Cli:
 
 
 @pytest.fixture(scope="session")
-def cli_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+def cli_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     """One ``logsvc serve`` for the CLI tests, on a free port."""
-    proc = ServeProcess(tmp_path_factory.mktemp("cli") / "data")
+    proc = start_broker(tmp_path_factory.mktemp("cli") / "data")
     try:
         yield proc
     finally:
@@ -136,5 +80,5 @@ def cli_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProces
 
 
 @pytest.fixture
-def cli(cli_broker: ServeProcess) -> Cli:
+def cli(cli_broker: BrokerProcess) -> Cli:
     return Cli(cli_broker.address, cli_broker.data_dir)

@@ -8,7 +8,7 @@ from typing import Any
 
 import lmdb
 
-from tests.cli.conftest import Cli, ServeProcess
+from tests.cli.conftest import Cli, start_broker
 
 
 def produce_batches(cli: Cli, topic: str, *batches: list[bytes], partition: int = 0) -> None:
@@ -147,7 +147,7 @@ def corrupt_stored_value(data_dir: Path, old: bytes, new: bytes) -> None:
 
 def test_dump_reports_a_batch_whose_checksum_does_not_match(tmp_path: Path) -> None:
     # Given a stopped broker's data directory in which one stored batch was altered
-    broker = ServeProcess(tmp_path / "data")
+    broker = start_broker(tmp_path / "data")
     try:
         cli = Cli(broker.address, broker.data_dir)
         topic = cli.new_topic()

@@ -10,7 +10,8 @@ import subprocess
 import time
 from typing import IO, Any
 
-from tests.cli.conftest import Cli, cli_env
+from tests.cli.conftest import Cli
+from tests.conftest import cli_env
 
 
 def read_line(stream: IO[bytes], timeout_s: float = 10) -> bytes:

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli.conftest import Cli, ServeProcess, cli_env
+from tests.cli.conftest import Cli, start_broker
+from tests.conftest import cli_env
 
 
 def serve(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
@@ -18,7 +19,7 @@ def serve(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
 
 def test_serve_announces_its_ports_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     # Given a broker started on free ports
-    broker = ServeProcess(tmp_path / "data")
+    broker = start_broker(tmp_path / "data")
     try:
         # When it is used, then sent SIGTERM
         Cli(broker.address, broker.data_dir).new_topic()

@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 
-from tests.cli.conftest import Cli, cli_env
+from tests.cli.conftest import Cli
+from tests.conftest import cli_env
 
 
 def test_a_topic_is_created_listed_described_and_deleted_as_tables(cli: Cli) -> None:

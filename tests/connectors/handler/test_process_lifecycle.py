@@ -1,28 +1,23 @@
-"""Handler connectors against a real broker: ``logsvc connect python`` as a subprocess (SIGKILL and
-restart, SIGTERM drain, two processes in one group, start-up errors) and :class:`HandlerConnector`
-in this process (stateful handlers, transient errors, bisecting an unexpected exception)."""
+"""``logsvc connect python`` as a subprocess against a real broker: data errors and transient
+errors across a SIGKILL and restart, SIGTERM draining the batch in flight, two processes in one
+group, and a handler that cannot be loaded refused at start-up."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from logsvc.server.app import Broker
-from logsvc_client import Admin, Consumer, Producer, Record, TopicPartition
-from logsvc_connect.config import RuntimeConfig
-from logsvc_connect.handler import HandlerConnector, HandlerContractError
-from logsvc_connect.sink import SinkRecord
+from logsvc_client import Admin
+from tests.conftest import ChildProcess, cli_env
+from tests.connectors.handler.conftest import caught_up, committed, header, produce, read_topic, wait_until
 
 # Handlers run by ``logsvc connect python`` subprocesses. Each process appends what it handled to
 # its own file ``<out_dir>/<pid>.log`` (one "partition offset n" line per record, fsynced before
@@ -78,17 +73,6 @@ def two_arguments(records, extra):
 Handled = list[tuple[int, int, int]]  # (partition, offset, n)
 
 
-# -- helpers ------------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 30, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def toml_value(value: object) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
@@ -103,51 +87,21 @@ def write_config(path: Path, options: dict[str, Any] | None = None, **runtime: o
     return path
 
 
-def cli_env(pythonpath: Path | None = None) -> dict[str, str]:
-    """The environment without the caller's LOGSVC_* settings, warnings as errors."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSVC_")}
-    env["PYTHONWARNINGS"] = "error"
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH", "")) if p)
-    return env
+def handler_env(pythonpath: Path) -> dict[str, str]:
+    """The CLI tests' environment (see :func:`cli_env`) with ``pythonpath`` first on PYTHONPATH."""
+    return cli_env(PYTHONPATH=os.pathsep.join(p for p in (str(pythonpath), os.environ.get("PYTHONPATH", "")) if p))
 
 
-class ConnectorProcess:
+class ConnectorProcess(ChildProcess):
     """``logsvc connect python`` as a child process, its stderr collected."""
 
     def __init__(self, handler: str, config: Path, pythonpath: Path) -> None:
+        super().__init__()
         cmd = [sys.executable, "-m", "logsvc.cli", "connect", "python", "--handler", handler, "--config", str(config)]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env(pythonpath)
-        )
-        self.stderr_lines: list[str] = []
-        self._pump = threading.Thread(target=self._read_stderr, daemon=True)
-        self._pump.start()
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            self.stderr_lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-    def stderr_text(self) -> str:
-        return "\n".join(self.stderr_lines)
-
-    def _reap(self, timeout_s: float) -> int:
-        code = self.proc.wait(timeout_s)
-        self._pump.join(5)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-        return code
+        self.spawn(cmd, handler_env(pythonpath))
 
     def terminate(self, timeout_s: float = 30) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self._reap(timeout_s)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc.stderr is not None and not self.proc.stderr.closed:
-            self._reap(10)
+        return super().terminate(timeout_s)
 
 
 @pytest.fixture
@@ -175,22 +129,6 @@ def connectors() -> Iterator[list[ConnectorProcess]]:
         proc.kill()
 
 
-@pytest.fixture
-def topic(broker: Broker) -> str:
-    name = f"orders-{uuid.uuid4().hex[:8]}"
-    with Admin(broker.address) as admin:
-        admin.create_topic(name, 3)
-    return name
-
-
-def produce(address: str, topic: str, numbers: Sequence[int]) -> None:
-    """One JSON record ``{"n": n}`` per number, keyed by it (so spread over the partitions)."""
-    with Producer(address, linger_ms=5) as producer:
-        for n in numbers:
-            producer.send(topic, json.dumps({"n": n}).encode(), str(n).encode())
-        producer.flush()
-
-
 def read_handled(out_dir: Path) -> dict[str, Handled]:
     """{file name: handled records}; a torn last line (a SIGKILL mid-write) is left out."""
     out: dict[str, Handled] = {}
@@ -199,45 +137,6 @@ def read_handled(out_dir: Path) -> dict[str, Handled]:
         complete = text[: text.rfind("\n") + 1]
         out[path.name] = [(int(p), int(o), int(n)) for p, o, n in (line.split() for line in complete.splitlines())]
     return out
-
-
-def read_topic(address: str, topic: str) -> list[Record]:
-    """Every record of ``topic`` (an empty list when it does not exist)."""
-    with Admin(address) as admin:
-        if topic not in {t.name for t in admin.list_topics()}:
-            return []
-        ends = admin.list_offsets(topic, "latest")
-    records: list[Record] = []
-    with Consumer(address) as consumer:
-        consumer.assign_topic(topic)
-        consumer.seek_to_beginning()
-        while any(consumer.position(TopicPartition(topic, p)) < end for p, end in ends.items()):
-            records.extend(consumer.poll(timeout_ms=1000))
-    return records
-
-
-def header(record: Record, name: str) -> str:
-    return dict(record.headers or ()).get(name, b"").decode()
-
-
-def committed(address: str, group: str) -> dict[int, int]:
-    with Admin(address) as admin:
-        return {tp.partition: c.offset for tp, c in admin.committed_offsets(group).items()}
-
-
-def caught_up(address: str, group: str, topic: str) -> bool:
-    with Admin(address) as admin:
-        ends = admin.list_offsets(topic, "latest")
-    done = committed(address, group)
-    return all(done.get(p, 0) >= end for p, end in ends.items())
-
-
-def runtime_config(address: str, topic: str, name: str, **overrides: Any) -> RuntimeConfig:
-    values: dict[str, Any] = {"linger_ms": 20, "retry_initial_ms": 10, "retry_max_ms": 100, **overrides}
-    return RuntimeConfig(name=name, server=address, topics=(topic,), **values)
-
-
-# -- subprocess connectors ----------------------------------------------------------------------------
 
 
 def test_data_errors_and_transient_errors_across_a_sigkill_lose_nothing_and_repeat_only_uncommitted_batches(
@@ -366,7 +265,7 @@ def test_a_handler_that_cannot_be_loaded_is_one_error_line_at_start_up(
 
     # When the connector starts with a handler that does not import or has the wrong signature
     cmd = [sys.executable, "-m", "logsvc.cli", "connect", "python", "--handler", handler, "--config", str(config)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(handlers_dir), timeout=30)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=handler_env(handlers_dir), timeout=30)
 
     # Then it exits non-zero with one error line naming the handler, and no traceback
     assert done.returncode != 0
@@ -374,117 +273,3 @@ def test_a_handler_that_cannot_be_loaded_is_one_error_line_at_start_up(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: handler ")
     assert named in lines[0]
-
-
-# -- in-process: HandlerConnector -----------------------------------------------------------------------
-
-
-class Tally:
-    """A stateful handler class: counts across batches, remembers its lifecycle calls."""
-
-    instances: list[Tally] = []
-
-    def __init__(self, label: str, every: int = 1) -> None:
-        self.label = label
-        self.every = every
-        self.calls: list[str] = []
-        self.seen: list[int] = []
-        Tally.instances.append(self)
-
-    def setup(self) -> None:
-        self.calls.append("setup")
-
-    def handle(self, records: list[SinkRecord]) -> None:
-        self.calls.append("handle")
-        self.seen.extend(r.decoded["n"] for r in records)  # type: ignore[index]
-
-    def close(self) -> None:
-        self.calls.append("close")
-
-
-def test_a_handler_class_is_created_with_its_options_and_keeps_state_from_setup_to_close(
-    broker: Broker, topic: str
-) -> None:
-    # Given 300 records and a handler class run in this process, in batches of at most 50
-    produce(broker.address, topic, range(300))
-    Tally.instances.clear()
-    config = runtime_config(broker.address, topic, "tally", batch_max_records=50)
-
-    # When a HandlerConnector runs it until the group has caught up
-    with HandlerConnector(Tally, config, options={"label": "eu", "every": 3}) as connector:
-        wait_until(lambda: caught_up(broker.address, "tally", topic), what="the group to catch up")
-
-    # Then one instance got the options, setup and close ran once each around several batches,
-    # and it saw every record once
-    assert len(Tally.instances) == 1 and connector.handler is Tally.instances[0]
-    tally = Tally.instances[0]
-    assert (tally.label, tally.every) == ("eu", 3)
-    assert tally.calls[0] == "setup" and tally.calls[-1] == "close"
-    assert tally.calls.count("setup") == tally.calls.count("close") == 1
-    assert tally.calls.count("handle") >= 6
-    assert sorted(tally.seen) == list(range(300))
-
-
-def test_a_transient_error_retries_the_batch_and_dead_letters_nothing(broker: Broker, topic: str) -> None:
-    # Given a handler whose store is unreachable for its first two calls
-    produce(broker.address, topic, range(100))
-    calls: list[int] = []
-    handled: list[int] = []
-
-    def handle(records: list[SinkRecord]) -> None:
-        calls.append(len(records))
-        if len(calls) <= 2:
-            raise ConnectionError("store unreachable")
-        handled.extend(r.decoded["n"] for r in records)  # type: ignore[index]
-
-    # When it runs until the group has caught up
-    connector = HandlerConnector(handle, runtime_config(broker.address, topic, "flaky"))
-    with connector:
-        wait_until(lambda: caught_up(broker.address, "flaky", topic), what="the group to catch up")
-
-    # Then the batch was retried twice and every record handled exactly once, none dead-lettered
-    assert connector.runtime.metrics.retries._value.get() == 2
-    assert sorted(handled) == list(range(100))
-    assert read_topic(broker.address, "flaky.dlq") == []
-
-
-def test_an_unexpected_exception_dead_letters_only_the_record_that_raises_it(broker: Broker, topic: str) -> None:
-    # Given a handler that raises ValueError whenever its batch holds record 42
-    produce(broker.address, topic, range(200))
-    handled: set[int] = set()
-
-    def handle(records: list[SinkRecord]) -> None:
-        numbers = [r.decoded["n"] for r in records]  # type: ignore[index]
-        if 42 in numbers:
-            raise ValueError("cannot price order 42")
-        handled.update(numbers)
-
-    # When it runs in batches of up to 100 until the group has caught up
-    config = runtime_config(broker.address, topic, "bisect", batch_max_records=100)
-    with HandlerConnector(handle, config):
-        wait_until(lambda: caught_up(broker.address, "bisect", topic), what="the group to catch up")
-
-    # Then the batch was split until record 42 failed alone: only it is dead-lettered, with the
-    # exception's class and message, and every other record was handled
-    assert handled == set(range(200)) - {42}
-    dead = read_topic(broker.address, "bisect.dlq")
-    assert [json.loads(r.value or b"")["n"] for r in dead] == [42]
-    assert header(dead[0], "dlq.error.class") == "ValueError"
-    assert header(dead[0], "dlq.error.message") == "ValueError: cannot price order 42"
-
-
-def test_a_handler_returning_something_else_than_record_errors_stops_the_connector_with_a_clear_error(
-    broker: Broker, topic: str
-) -> None:
-    # Given a handler that returns True instead of None or a list of RecordError
-    produce(broker.address, topic, range(10))
-    connector = HandlerConnector(lambda records: True, runtime_config(broker.address, topic, "truthy"))
-
-    # When it runs
-    connector.start()
-    wait_until(lambda: not connector.running, what="the connector to stop")
-
-    # Then it stopped with an error naming what came back, and committed nothing
-    with pytest.raises(HandlerContractError, match="returned a bool"):
-        connector.stop()
-    assert committed(broker.address, "truthy") == {}

@@ -1,0 +1,74 @@
+"""The PostgreSQL sink's configuration: a bad key or value is refused naming the key, type aliases
+and strings from the environment are accepted, and a table that does not fit the configuration is a
+configuration error, not a retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from logsvc_client.errors import InvalidConfig
+from logsvc_connect.postgres_config import PostgresConfig
+from tests.connectors.postgres_sink.conftest import MakeSink, record, write
+
+# -- configuration -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"dsn": "host=x", "tabel": "t"}, "tabel"),  # and the message names it: "unknown … option 'tabel'"
+        ({}, "dsn"),
+        ({"dsn": "host=x", "mode": "columns"}, "columns"),
+        ({"dsn": "host=x", "mode": "columns", "columns": {"a": "text; DROP TABLE x"}}, "columns"),
+        ({"dsn": "host=x", "mode": "columns", "columns": {"offset": "int"}}, "columns"),
+        ({"dsn": "host=x", "key_mode": "fields"}, "key_fields"),
+        ({"dsn": "host=x", "exactly_once": True}, "connector"),
+        ({"dsn": "host=x", "insert_mode": "merge"}, "insert_mode"),
+        ({"dsn": "host=x", "table": "{topic}_{partition}"}, "table"),
+        ({"dsn": "host=x", "schema": "s" * 64}, "schema"),
+    ],
+)
+def test_bad_configuration_is_rejected_naming_the_key(settings: dict[str, Any], named: str) -> None:
+    with pytest.raises(InvalidConfig) as raised:
+        PostgresConfig.from_mapping(settings)
+    assert raised.value.details["key"] == named
+
+
+def test_configuration_accepts_type_aliases_and_strings_from_the_environment() -> None:
+    config = PostgresConfig.from_mapping(
+        {"dsn": "host=x", "mode": "columns", "columns": '{"p": "DECIMAL(10, 2)", "n": "int8", "t": "varchar(5)"}',
+         "key_mode": "fields", "key_fields": "p, n", "exactly_once": "true", "connector": "c"}
+    )  # fmt: skip
+    assert config.columns == (("p", "numeric(10,2)"), ("n", "bigint"), ("t", "varchar(5)"))
+    assert config.key_fields == ("p", "n")
+    assert config.exactly_once is True
+    assert config.table_name("a" * 100) != config.table_name("a" * 99 + "b")
+    assert len(config.table_name("a" * 100)) == 63
+
+
+# -- tables that do not fit the configuration ------------------------------------------------------
+
+
+def test_a_table_keyed_another_way_is_a_configuration_error(make_sink: MakeSink) -> None:
+    # Given a table written with offset ids
+    assert write(make_sink(), [record(0, {"n": 0}, "k")]) == {}
+
+    # When a sink keyed by record key writes to it, Then it is told to fix its configuration
+    with pytest.raises(InvalidConfig, match=r"primary key \(topic, partition, offset\)") as raised:
+        write(make_sink(key_mode="key"), [record(1, {"n": 1}, "k")])
+    assert raised.value.details["key"] == "key_mode"
+
+
+def test_a_table_without_the_sinks_columns_is_a_configuration_error(make_sink: MakeSink, dsn: str) -> None:
+    # Given an existing table "orders" keyed right but lacking the sink's other columns
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            'CREATE TABLE orders (topic text, partition int, "offset" bigint, PRIMARY KEY (topic, partition, "offset"))'
+        )
+
+    # When the sink writes to it, Then it is told to fix its configuration, not to retry
+    with pytest.raises(InvalidConfig, match='column "key" of relation "orders" does not exist'):
+        write(make_sink(), [record(0, {"n": 0})])
