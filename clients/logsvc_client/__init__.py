@@ -34,7 +34,7 @@ from .groups import (
     ResetResult,
 )
 from .producer import Producer
-from .record_future import RecordFuture
+from .record_future import RecordFuture, RecordFutures
 from .records import ProducerRecord, Record, RecordPosition, TopicPartition
 from .topics import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicSummary
 
@@ -55,6 +55,7 @@ __all__ = [
     "ProducerRecord",
     "Record",
     "RecordFuture",
+    "RecordFutures",
     "RecordPosition",
     "ResetResult",
     "TopicDescription",

@@ -33,7 +33,7 @@ from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
 from .bulk_records import append_bulk, prepare_bulk
 from .errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError
 from .partitioner import StickyPartitioner, murmur2_positive
-from .record_future import ProducerBatch, RawRecord, RecordFuture
+from .record_future import ProducerBatch, RawRecord, RecordFuture, RecordFutures
 from .records import check_timestamp, to_bytes, to_headers
 from .topic_batches import TopicBatches, take_ready
 
@@ -158,10 +158,10 @@ class Accumulator:
         partition: int | None = None,
         headers: object = None,
         timestamp_ms: int | None = None,
-    ) -> list[RecordFuture]:
+    ) -> RecordFutures:
         """Queue ``values[i]`` (with ``keys[i]``) for every i, as :meth:`append` would one by one;
         returns their futures in order. This is ``Producer.send_many``: see there."""
-        futures: list[RecordFuture] = []
+        futures = RecordFutures()
         try:
             t = self._topics.get(topic)
             if t is None:
@@ -181,7 +181,7 @@ class Accumulator:
         records: list[RawRecord],
         sizes: list[int],
         total: int,
-        futures: list[RecordFuture],
+        futures: RecordFutures,
     ) -> None:
         """Lock held: append each record to its partition's open batch (-1: the sticky one),
         rolling batches as :meth:`append` does, and count their ``total`` bytes as buffered.
@@ -192,7 +192,8 @@ class Accumulator:
             raise FailedPrecondition("the producer is closed")
         opened = t.open
         limit = self._batch_limit
-        add_future = futures.append
+        add_batch = futures.batches.append
+        add_index = futures.indexes.append
         for p, record, size in zip(parts, records, sizes, strict=True):
             if p < 0:
                 p = t.sticky
@@ -200,7 +201,8 @@ class Accumulator:
             if b is None or b.nbytes + size > limit:
                 b = self._roll(t, p, b)
             batch_records = b.records
-            add_future(RecordFuture(b, len(batch_records)))  # type: ignore[arg-type]
+            add_batch(b)
+            add_index(len(batch_records))  # type: ignore[arg-type]
             batch_records.append(record)  # type: ignore[union-attr]
             b.nbytes += size
         self.buffered += total

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
 from .errors import BatchTooLarge, InvalidRequest
 from .partitioner import murmur2_positive
-from .record_future import RawRecord, RecordFuture
+from .record_future import RawRecord, RecordFutures
 from .records import check_timestamp, to_bytes, to_headers
 from .topic_batches import TopicBatches
 
@@ -84,7 +84,7 @@ def prepare_bulk(
     return BulkRecords(parts, records, sizes)
 
 
-def append_bulk(acc: Accumulator, t: TopicBatches, bulk: BulkRecords, futures: list[RecordFuture]) -> None:
+def append_bulk(acc: Accumulator, t: TopicBatches, bulk: BulkRecords, futures: RecordFutures) -> None:
     """Append ``bulk`` to its partitions' batches in ``acc``, in order, adding their futures to
     ``futures``: all at once when the buffer has room for them, else the ones that fit, then wait
     for space (or raise BufferFull) and go on."""

@@ -22,7 +22,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from .accumulator import Accumulator
 from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
 from .errors import InvalidConfig, Timeout, Unavailable
-from .record_future import RecordFuture
+from .record_future import RecordFuture, RecordFutures
 from .sender import Sender
 from .transport import GrpcTransport, ProduceTransport
 
@@ -134,7 +134,7 @@ class Producer:
         return self._acc.append(*args, **kwargs)
 
     @_parameters_of(Accumulator.append_many)
-    def send_many(self, *args: Any, **kwargs: Any) -> list[RecordFuture]:
+    def send_many(self, *args: Any, **kwargs: Any) -> RecordFutures:
         """Queue a batch the application already holds: like ``send(topic, values[i], keys[i],
         ...)`` for each i in order, with the per-record work done in bulk; returns the futures.
 

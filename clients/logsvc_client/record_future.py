@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
 
 from .errors import LogsvcError, Timeout
 from .records import RecordPosition
@@ -126,6 +126,15 @@ class RecordFuture:
         self._batch = batch
         self._index = index
 
+    def __eq__(self, other: object) -> bool:
+        """Two futures of the same record are equal."""
+        if not isinstance(other, RecordFuture):
+            return NotImplemented
+        return self._batch is other._batch and self._index == other._index
+
+    def __hash__(self) -> int:
+        return hash((id(self._batch), self._index))
+
     def __repr__(self) -> str:
         b = self._batch
         if not b.done:
@@ -168,3 +177,51 @@ class RecordFuture:
         """Call ``fn(future)`` when done: at once if it is, else on the producer's I/O thread
         (keep it short; exceptions are logged and ignored)."""
         self._batch.add_callback(self, fn)
+
+
+class RecordFutures(Sequence[RecordFuture]):
+    """The futures of a :meth:`Producer.send_many` call, in order, made when asked for.
+
+    It keeps each record's batch and index in two flat lists instead of one RecordFuture object
+    per record: those objects would be garbage-collector-tracked allocations, and a thousand of
+    them per call made full collections run during a long produce.
+    """
+
+    __slots__ = ("batches", "indexes")
+
+    def __init__(self) -> None:
+        self.batches: list[ProducerBatch] = []
+        self.indexes: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.indexes)
+
+    @overload
+    def __getitem__(self, i: int) -> RecordFuture: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[RecordFuture]: ...
+
+    def __getitem__(self, i: int | slice) -> RecordFuture | list[RecordFuture]:
+        if isinstance(i, slice):
+            return list(map(RecordFuture, self.batches[i], self.indexes[i]))
+        return RecordFuture(self.batches[i], self.indexes[i])
+
+    def __iter__(self) -> Iterator[RecordFuture]:
+        return map(RecordFuture, self.batches, self.indexes)
+
+    def __add__(self, other: Sequence[RecordFuture]) -> list[RecordFuture]:
+        return [*self, *other]
+
+    def __radd__(self, other: Sequence[RecordFuture]) -> list[RecordFuture]:
+        return [*other, *self]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RecordFutures | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<RecordFutures of {len(self)} records>"
