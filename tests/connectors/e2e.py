@@ -129,6 +129,12 @@ def committed(address: str, group: str) -> dict[TopicPartition, int]:
         return {tp: c.offset for tp, c in admin.committed_offsets(group).items()}
 
 
+def caught_up(address: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed every partition of ``topic`` up to its end."""
+    done = {tp.partition: offset for tp, offset in committed(address, group).items() if tp.topic == topic}
+    return all(done.get(p, 0) >= end for p, end in end_offsets(address, topic).items())
+
+
 def wait_until(what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float = 30) -> T:
     """Call ``probe`` until ``done(value)``; AssertionError naming ``what`` and the last value after
     ``timeout_s``."""

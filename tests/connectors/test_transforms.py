@@ -8,10 +8,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +17,14 @@ import msgpack
 import pytest
 
 from logsvc.server.app import Broker
-from logsvc_client import Admin, Consumer, Producer, Record, TopicPartition
+from logsvc_client import Admin, Producer
 from logsvc_client.errors import InvalidConfig
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.handler import HandlerConnector
 from logsvc_connect.sink import SinkRecord
 from logsvc_connect.transforms import Transforms
 from logsvc_connect.values import decode_value
+from tests.connectors.e2e import caught_up, read_topic, wait_until
 
 HERE = "tests.connectors.test_transforms"
 
@@ -247,14 +246,6 @@ def test_the_filter_runs_before_the_field_transforms() -> None:
 # -- end to end through a handler connector ---------------------------------------------------------------
 
 
-def wait_until(predicate: Callable[[], object], timeout_s: float = 30, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def topic(broker: Broker) -> str:
     name = f"orders-{uuid.uuid4().hex[:8]}"
@@ -275,30 +266,11 @@ def group_lag(address: str, group: str) -> list[int]:
         return [p.lag for p in admin.describe_group(group).partitions]
 
 
-def caught_up(address: str, group: str, topic: str) -> bool:
-    with Admin(address) as admin:
-        ends = admin.list_offsets(topic, "latest")
-        done = {tp.partition: c.offset for tp, c in admin.committed_offsets(group).items()}
-    return all(done.get(p, 0) >= end for p, end in ends.items())
-
-
 def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     [value] = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + "{")]
     return float(value)
-
-
-def read_topic(address: str, topic: str) -> list[Record]:
-    with Admin(address) as admin:
-        ends = admin.list_offsets(topic, "latest")
-    out: list[Record] = []
-    with Consumer(address) as consumer:
-        consumer.assign_topic(topic)
-        consumer.seek_to_beginning()
-        while any(consumer.position(TopicPartition(topic, p)) < end for p, end in ends.items()):
-            out.extend(consumer.poll(timeout_ms=1000))
-    return out
 
 
 def connector_config(address: str, topic: str, name: str, **options: Any) -> RuntimeConfig:
@@ -313,7 +285,7 @@ def test_skipped_records_are_counted_in_metrics_and_committed_past(broker: Broke
 
     # When it runs until the group has caught up
     with HandlerConnector(lambda records: handled.extend(r.decoded["n"] for r in records), config) as connector:
-        wait_until(lambda: caught_up(broker.address, "evens", topic), what="the group to catch up")
+        wait_until("the group to catch up", lambda: caught_up(broker.address, "evens", topic), bool)
         assert connector.metrics_port is not None
         skipped = metric(connector.metrics_port, "logsvc_connect_records_skipped_total")
         written = metric(connector.metrics_port, "logsvc_connect_records_written_total")
@@ -335,7 +307,7 @@ def test_a_filter_that_raises_dead_letters_that_record_and_the_partition_goes_on
 
     # When the connector runs until the group has caught up
     with HandlerConnector(lambda records: handled.extend(r.decoded["n"] for r in records), config):
-        wait_until(lambda: caught_up(broker.address, "routes", name), what="the group to catch up")
+        wait_until("the group to catch up", lambda: caught_up(broker.address, "routes", name), bool)
 
     # Then 13 is in the dead-letter topic with the filter's error, and every later record was handled
     assert handled == [n for n in range(30) if n != 13]
@@ -358,7 +330,7 @@ def test_a_filter_and_field_transforms_shape_what_the_handler_receives(broker: B
 
     # When it runs until the group has caught up
     with HandlerConnector(received.extend, config):
-        wait_until(lambda: caught_up(broker.address, "shaped", topic), what="the group to catch up")
+        wait_until("the group to catch up", lambda: caught_up(broker.address, "shaped", topic), bool)
 
     # Then the handler got the shaped documents, as dicts and as the value's JSON
     by_n = {r.decoded["n"]: r for r in received}  # type: ignore[index]

@@ -14,7 +14,8 @@ from logsvc.server.app import Broker
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.handler import HandlerConnector, HandlerContractError
 from logsvc_connect.sink import SinkRecord
-from tests.connectors.handler.conftest import caught_up, committed, header, produce, read_topic, wait_until
+from tests.connectors.e2e import caught_up, read_topic, wait_until
+from tests.connectors.handler.conftest import committed, header, produce
 
 
 def runtime_config(address: str, topic: str, name: str, **overrides: Any) -> RuntimeConfig:
@@ -55,7 +56,7 @@ def test_a_handler_class_is_created_with_its_options_and_keeps_state_from_setup_
 
     # When a HandlerConnector runs it until the group has caught up
     with HandlerConnector(Tally, config, options={"label": "eu", "every": 3}) as connector:
-        wait_until(lambda: caught_up(broker.address, "tally", topic), what="the group to catch up")
+        wait_until("the group to catch up", lambda: caught_up(broker.address, "tally", topic), bool)
 
     # Then one instance got the options, setup and close ran once each around several batches,
     # and it saw every record once
@@ -83,7 +84,7 @@ def test_a_transient_error_retries_the_batch_and_dead_letters_nothing(broker: Br
     # When it runs until the group has caught up
     connector = HandlerConnector(handle, runtime_config(broker.address, topic, "flaky"))
     with connector:
-        wait_until(lambda: caught_up(broker.address, "flaky", topic), what="the group to catch up")
+        wait_until("the group to catch up", lambda: caught_up(broker.address, "flaky", topic), bool)
 
     # Then the batch was retried twice and every record handled exactly once, none dead-lettered
     assert connector.runtime.metrics.retries._value.get() == 2
@@ -105,7 +106,7 @@ def test_an_unexpected_exception_dead_letters_only_the_record_that_raises_it(bro
     # When it runs in batches of up to 100 until the group has caught up
     config = runtime_config(broker.address, topic, "bisect", batch_max_records=100)
     with HandlerConnector(handle, config):
-        wait_until(lambda: caught_up(broker.address, "bisect", topic), what="the group to catch up")
+        wait_until("the group to catch up", lambda: caught_up(broker.address, "bisect", topic), bool)
 
     # Then the batch was split until record 42 failed alone: only it is dead-lettered, with the
     # exception's class and message, and every other record was handled
@@ -125,7 +126,7 @@ def test_a_handler_returning_something_else_than_record_errors_stops_the_connect
 
     # When it runs
     connector.start()
-    wait_until(lambda: not connector.running, what="the connector to stop")
+    wait_until("the connector to stop", lambda: not connector.running, bool)
 
     # Then it stopped with an error naming what came back, and committed nothing
     with pytest.raises(HandlerContractError, match="returned a bool"):

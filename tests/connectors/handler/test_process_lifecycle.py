@@ -17,7 +17,8 @@ import pytest
 from logsvc.server.app import Broker
 from logsvc_client import Admin
 from tests.conftest import ChildProcess, cli_env
-from tests.connectors.handler.conftest import caught_up, committed, header, produce, read_topic, wait_until
+from tests.connectors.e2e import caught_up, read_topic, wait_until
+from tests.connectors.handler.conftest import committed, header, produce
 
 # Handlers run by ``logsvc connect python`` subprocesses. Each process appends what it handled to
 # its own file ``<out_dir>/<pid>.log`` (one "partition offset n" line per record, fsynced before
@@ -156,12 +157,12 @@ def test_data_errors_and_transient_errors_across_a_sigkill_lose_nothing_and_repe
     # When the connector is SIGKILLed a third of the way through, then started again and left to finish
     first = ConnectorProcess("ledger_handlers:Ledger", config, handlers_dir)
     connectors.append(first)
-    wait_until(lambda: sum(map(len, read_handled(out_dir).values())) >= total // 3, what="a third of the records")
+    wait_until("a third of the records", lambda: sum(map(len, read_handled(out_dir).values())) >= total // 3, bool)
     first.kill()
     committed_at_kill = committed(broker.address, "ledger")
     second = ConnectorProcess("ledger_handlers:Ledger", config, handlers_dir)
     connectors.append(second)
-    wait_until(lambda: caught_up(broker.address, "ledger", topic), timeout_s=60, what="the group to catch up")
+    wait_until("the group to catch up", lambda: caught_up(broker.address, "ledger", topic), bool, timeout_s=60)
     assert second.terminate() == 0, second.stderr_text()
 
     # Then every record that is not a multiple of 7 was handled, and only records at or past the
@@ -200,7 +201,7 @@ def test_sigterm_finishes_the_batch_in_flight_commits_and_exits_0(
     )  # fmt: skip
     proc = ConnectorProcess("ledger_handlers:Ledger", config, handlers_dir)
     connectors.append(proc)
-    wait_until(lambda: (out_dir / "began").exists(), what="the first batch")
+    wait_until("the first batch", lambda: (out_dir / "began").exists(), bool)
 
     # When it gets SIGTERM
     code = proc.terminate()
@@ -230,11 +231,11 @@ def test_two_processes_with_one_name_share_the_partitions(
                 return False
         return group.state == "Stable" and len(group.members) == 2 and all(m.assignment for m in group.members)
 
-    wait_until(both_own_partitions, what="two members sharing the partitions")
+    wait_until("two members sharing the partitions", both_own_partitions, bool)
 
     # When records arrive
     produce(broker.address, topic, range(1, 601))
-    wait_until(lambda: caught_up(broker.address, "shared", topic), what="the group to catch up")
+    wait_until("the group to catch up", lambda: caught_up(broker.address, "shared", topic), bool)
 
     # Then each process handled the records of its own partitions, and together all of them, once
     by_process = read_handled(out_dir)
