@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -207,18 +206,7 @@ class LmdbStore(Store):
     def wait_for_data(self, positions: Sequence[tuple[str, int, int]], timeout_s: float) -> bool:
         """As the contract says; also True at once for a position that a read would refuse
         (unknown topic or partition, offset out of range), so the caller's read reports it."""
-        self._check_open()
-        deadline = time.monotonic() + timeout_s
-        with self._data:
-            while True:
-                if self._closed:
-                    raise rules.closed()
-                if any(self._ready(*position) for position in positions):
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._data.wait(remaining)
+        return rules.wait_ready(self._data, self._ready, positions, timeout_s, self._check_open)
 
     def offset_for_time(self, topic: str, partition: int, timestamp_ms: int) -> OffsetForTime:
         self._check_open()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import bisect
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 from logsvc.storage import keys, rules
@@ -138,16 +137,7 @@ class MemoryStore(Store):
             return FetchedBatches(part.log_start, part.next_offset, out)
 
     def wait_for_data(self, positions: Sequence[tuple[str, int, int]], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                self._check_open()
-                if any(self._ready(*position) for position in positions):
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+        return rules.wait_ready(self._cond, self._ready, positions, timeout_s, self._check_open)
 
     def offset_for_time(self, topic: str, partition: int, timestamp_ms: int) -> OffsetForTime:
         with self._cond:

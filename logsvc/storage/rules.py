@@ -7,7 +7,9 @@ Shared by :class:`~logsvc.storage.lmdb_store.LmdbStore` and
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Sequence
 
 from logsvc.storage.base import TopicMeta
 from logsvc.topic_config import TopicConfig
@@ -133,3 +135,24 @@ def first_record_at(
         if record[0] >= timestamp_ms:
             return base_offset + i, int(record[0])
     return None
+
+
+def wait_ready(
+    cond: threading.Condition,
+    ready: Callable[[str, int, int], bool],
+    positions: Sequence[tuple[str, int, int]],
+    timeout_s: float,
+    check_open: Callable[[], None],
+) -> bool:
+    """The ``wait_for_data`` loop both stores share: wait on ``cond`` (notified after every commit)
+    until a position is ``ready`` or ``timeout_s`` passes; ``check_open`` raises once closed."""
+    deadline = time.monotonic() + timeout_s
+    with cond:
+        while True:
+            check_open()
+            if any(ready(*position) for position in positions):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            cond.wait(remaining)
