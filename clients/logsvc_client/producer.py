@@ -14,10 +14,9 @@ Records of one partition are stored in the order they were sent, retries include
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Callable
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import Literal
 
 from .accumulator import Accumulator
 from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
@@ -27,24 +26,9 @@ from .sender import Sender
 from .transport import GrpcTransport, ProduceTransport
 
 BufferFullPolicy = Literal["block", "raise"]
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # Ready batches of one topic are grouped into requests of about this size.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
-
-
-def _parameters_of(
-    impl: Callable[Concatenate[Any, P], R],
-) -> Callable[[Callable[..., R]], Callable[Concatenate[Any, P], R]]:
-    """Give a delegating method the parameters of ``impl``, the method that does the work, for
-    type checkers and ``inspect.signature``/``help()``: the parameter list is written once."""
-
-    def decorate(method: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
-        method.__signature__ = inspect.signature(impl)  # type: ignore[attr-defined]
-        return method
-
-    return decorate
 
 
 def _check(name: str, value: float, minimum: float) -> None:
@@ -120,8 +104,16 @@ class Producer:
         self._closed = False
         self._sender.start()
 
-    @_parameters_of(Accumulator.append)
-    def send(self, *args: Any, **kwargs: Any) -> RecordFuture:
+    def send(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFuture:
         """Queue one record; returns at once with a future of its position.
 
         ``value`` and ``key`` are bytes, or str (sent as UTF-8), or None (a None value is a
@@ -131,10 +123,18 @@ class Producer:
         larger than the buffer) and FailedPrecondition after close.
         """
         # Replaced per instance by the accumulator's bound method (see __init__); kept for docs.
-        return self._acc.append(*args, **kwargs)
+        return self._acc.append(topic, value, key, partition=partition, headers=headers, timestamp_ms=timestamp_ms)
 
-    @_parameters_of(Accumulator.append_many)
-    def send_many(self, *args: Any, **kwargs: Any) -> RecordFutures:
+    def send_many(
+        self,
+        topic: str,
+        values: Sequence[bytes | str | None],
+        keys: Sequence[bytes | str | None] | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFutures:
         """Queue a batch the application already holds: like ``send(topic, values[i], keys[i],
         ...)`` for each i in order, with the per-record work done in bulk; returns the futures.
 
@@ -148,7 +148,9 @@ class Producer:
         ``error.details["futures"]`` the futures of the records queued before it (a prefix of
         ``values``, empty when none was), which are sent as usual.
         """
-        return self._acc.append_many(*args, **kwargs)
+        return self._acc.append_many(
+            topic, values, keys, partition=partition, headers=headers, timestamp_ms=timestamp_ms
+        )
 
     def partition_count(self, topic: str) -> int:
         """The topic's partition count as the producer knows it (looked up once)."""
