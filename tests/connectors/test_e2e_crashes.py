@@ -34,6 +34,10 @@ from tests.connectors.e2e import (
 
 KILLS = 5
 PARTITIONS = 4
+# Small batches give the killed (or SIGTERMed) connectors many commit points, so a signal lands
+# mid-stream rather than after the last batch (with 2,000-record batches an upsert run can finish within the 20 ms
+# between two progress probes).
+SMALL_BATCH = 250
 
 
 class Seeded(random.Random):
@@ -84,7 +88,12 @@ def test_postgres_exactly_once_connector_killed_five_times_ends_with_one_row_per
     create_topic(address, "orders", PARTITIONS)
     produce(address, "orders", (order(seq) for seq in range(total)))
     config = connectors.config(
-        name, pg_target, ["orders"], {"insert_mode": "insert", "exactly_once": True}, instance_id=f"{name}-1"
+        name,
+        pg_target,
+        ["orders"],
+        {"insert_mode": "insert", "exactly_once": True},
+        instance_id=f"{name}-1",
+        batch_max_records=SMALL_BATCH,
     )
     seed = str(rng)
 
@@ -114,7 +123,9 @@ def test_postgres_upsert_by_key_connector_killed_five_times_keeps_the_last_value
     total, keys, name, address = 30_000, 3_000, "orders-pg-upsert", broker_process.address
     create_topic(address, "orders", PARTITIONS)
     produce(address, "orders", (order(seq, key_space=keys) for seq in range(total)))
-    config = connectors.config(name, pg_target, ["orders"], {"key_mode": "key"}, instance_id=f"{name}-1")
+    config = connectors.config(
+        name, pg_target, ["orders"], {"key_mode": "key"}, instance_id=f"{name}-1", batch_max_records=SMALL_BATCH
+    )
     seed = str(rng)
 
     # When the upsert connector (at-least-once) is SIGKILLed five times at random points
@@ -137,7 +148,7 @@ def test_mongo_connector_killed_five_times_ends_with_every_document_once(
     total, name, address = 50_000, "orders-mongo", broker_process.address
     create_topic(address, "orders", PARTITIONS)
     produce(address, "orders", (order(seq) for seq in range(total)))
-    config = connectors.config(name, mongo_target, ["orders"], instance_id=f"{name}-1")
+    config = connectors.config(name, mongo_target, ["orders"], instance_id=f"{name}-1", batch_max_records=SMALL_BATCH)
     seed = str(rng)
 
     # When the connector is SIGKILLed five times at random points while it sinks them
@@ -163,7 +174,7 @@ def test_sigterm_finishes_the_batch_in_flight_commits_it_and_leaves_the_group(
     total, name, address = 30_000, "orders-pg", broker_process.address
     create_topic(address, "orders", PARTITIONS)
     produce(address, "orders", (order(seq) for seq in range(total)))
-    config = connectors.config(name, pg_target, ["orders"], batch_max_records=1_000)
+    config = connectors.config(name, pg_target, ["orders"], batch_max_records=SMALL_BATCH)
     process = connectors.start("postgres", config)
     wait_until("the first rows", pg_target.count, lambda n: n >= 3_000)
 
