@@ -59,7 +59,8 @@ class Consumer:
     Fetch as soon as a poll returns, so the broker reads while the application works.
 
     Group mode (with ``group_id``): ``instance_id`` makes the member static (a restart within
-    ``session_timeout_ms`` gets its partitions back, and ``close`` does not leave the group);
+    ``session_timeout_ms`` gets its partitions back, and ``close`` does not leave the group; once
+    another consumer joins with the same instance id, every poll raises FencedInstance);
     ``assignor`` is "sticky" or "range"; ``enable_auto_commit`` commits the positions every
     ``auto_commit_interval_ms`` (checked in poll), on revoke and on close; a member that does not
     poll for ``max_poll_interval_ms`` gives its partitions up (the next poll joins again);

@@ -193,6 +193,14 @@ class UnknownMember(FailedPrecondition):
     code = "unknown_member"
 
 
+class FencedInstance(FailedPrecondition):
+    """A newer member joined with this member's static ``instance_id`` and took its place (Kafka's
+    FENCED_INSTANCE_ID). Fatal for the fenced consumer: joining again would fence the newer one in
+    turn, so two processes configured with one instance id would take turns forever."""
+
+    code = "fenced_instance"
+
+
 class StaleGeneration(FailedPrecondition):
     """A commit or heartbeat carries a generation the member has moved past, or one the group never had."""
 

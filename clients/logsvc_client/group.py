@@ -21,6 +21,10 @@ Membership can also be *lost* (the session expired, the broker restarted, or the
 not poll for ``max_poll_interval_ms``): the thread joins again under a new member id, and
 :attr:`Snapshot.epoch` changes, which tells the application to drop everything it held (its
 commits would be refused anyway).
+
+A static member (``instance_id``) can be *fenced*: another process joined with the same instance
+id and took its place. That is fatal: the thread stops, and every later poll raises
+:class:`~logsvc_client.errors.FencedInstance` (joining again would only fence the other process).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import NamedTuple
 from . import channel
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
-from .errors import InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
+from .errors import FencedInstance, InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
 from .group_offsets import partitions_from_pb, partitions_to_pb
 from .records import TopicPartition
 
@@ -107,6 +111,7 @@ class Membership:
         self._rejoin = False  # join again under the same member id (topics changed, stale generation)
         self._idle = False  # left for exceeding max_poll_interval_ms; joins again at the next poll
         self._error: LogsvcError | None = None
+        self._fenced: FencedInstance | None = None  # fatal: never join again
         # Heartbeat thread only:
         self._interval_s = 0.25
         self._rebalancing = False
@@ -172,7 +177,10 @@ class Membership:
             self._wakeup.set()
 
     def check(self) -> None:
-        """Raise (once) what the last join failed with, e.g. TopicNotFound for a deleted topic."""
+        """Raise (once) what the last join failed with, e.g. TopicNotFound for a deleted topic; raise
+        FencedInstance every time once a newer member took this one's instance id."""
+        if self._fenced is not None:
+            raise self._fenced
         if self._error is not None:
             with self._lock:
                 error, self._error = self._error, None
@@ -211,8 +219,8 @@ class Membership:
         try:
             with self._lock:
                 joined, idle, rejoin, member_id = self._joined, self._idle, self._rejoin, self._member_id
-            if idle:
-                return 3600.0  # polling() wakes us up
+            if idle or self._fenced is not None:
+                return 3600.0  # polling() wakes us up; a fenced member never joins again
             if not joined or rejoin:
                 self._join(member_id)
             elif not self._in_poll and self._clock() - self.last_poll > self._max_poll_interval_s:
@@ -222,6 +230,11 @@ class Membership:
                 self._heartbeat()
             self._failures = 0
             return self._next_heartbeat_s()
+        except FencedInstance as e:
+            log.error("group %s: %s; this consumer stops", self.group_id, e)
+            self._fenced = e
+            self._lose(rejoin_as="")
+            return 3600.0
         except UnknownMember as e:
             log.warning("group %s: %s", self.group_id, e)
             self._lose(rejoin_as="")

@@ -13,6 +13,10 @@ The protocol is cooperative and server-side, like Kafka's KIP-848:
   to B only after A has released it.
 * A member heartbeats with the generation it last saw and the partitions it still owns; the reply
   carries the current generation, its assignment and whether the group is still reconciling.
+* A static member (``instance_id``) that joins again while its predecessor is still in the group
+  replaces it; the predecessor's member id is **fenced**: whatever it sends from then on is refused
+  with FencedInstance, so a second process configured with the same instance id stops instead of
+  taking the slot back.
 """
 
 from __future__ import annotations
@@ -32,12 +36,21 @@ from logsvc.groups.member import (
     new_member_id,
     validate_timeouts,
 )
-from logsvc_client.errors import FailedPrecondition, GroupNotEmpty, InvalidRequest, StaleGeneration, UnknownMember
+from logsvc_client.errors import (
+    FailedPrecondition,
+    FencedInstance,
+    GroupNotEmpty,
+    InvalidRequest,
+    StaleGeneration,
+    UnknownMember,
+)
 from logsvc_client.records import TopicPartition
 
 EMPTY = "Empty"
 STABLE = "Stable"
 RECONCILING = "Reconciling"
+#: How many replaced static member ids a group remembers (oldest forgotten first).
+MAX_FENCED_MEMBERS = 1_000
 
 
 class JoinResult(NamedTuple):
@@ -63,6 +76,7 @@ class Group:
     target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
     partitions_by_topic: dict[str, int] = field(default_factory=dict)
     heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
+    fenced: dict[str, str] = field(default_factory=dict)  # replaced member id -> its instance id
 
     # -- membership ---------------------------------------------------------------------------------
 
@@ -88,6 +102,7 @@ class Group:
         * ``member_id`` of a current member: updates its subscription and timeouts.
         * ``member_id`` unknown (left or expired): UnknownMember, unless a static ``instance_id``
           matches a current member as above.
+        * ``member_id`` of a static member that was replaced: FencedInstance.
         """
         subscription = frozenset(topics)
         validate_timeouts(session_timeout_ms, rebalance_timeout_ms)
@@ -103,8 +118,11 @@ class Group:
                 f"member {member_id} of group {self.group_id} has instance id {current.instance_id!r}, "
                 f"not {instance_id!r}"
             )
-        if member_id is not None and current is None and static is None:
-            raise self._unknown(member_id)
+        if member_id is not None and current is None:
+            if member_id in self.fenced:
+                raise self._fenced(member_id)
+            if static is None:
+                raise self._unknown(member_id)
         if self.members and assignor != self.assignor:
             raise FailedPrecondition(
                 f"group {self.group_id} uses assignor {self.assignor!r}; a member asked for {assignor!r}"
@@ -130,6 +148,7 @@ class Group:
             # fenced (its id is gone), so what it still held is released with it.
             member = replace(joining, member_id=id_factory())
             del self.members[static.member_id]
+            self._fence(static)
             self.members[member.member_id] = member
             self.target[member.member_id] = self.target.pop(static.member_id)
             self._reassign(bump=static.topics != subscription)
@@ -231,8 +250,23 @@ class Group:
     def _member(self, member_id: str) -> Member:
         member = self.members.get(member_id)
         if member is None:
-            raise self._unknown(member_id)
+            raise self._fenced(member_id) if member_id in self.fenced else self._unknown(member_id)
         return member
+
+    def _fence(self, replaced: Member) -> None:
+        assert replaced.instance_id is not None
+        self.fenced[replaced.member_id] = replaced.instance_id
+        while len(self.fenced) > MAX_FENCED_MEMBERS:
+            del self.fenced[next(iter(self.fenced))]
+
+    def _fenced(self, member_id: str) -> FencedInstance:
+        instance_id = self.fenced[member_id]
+        return FencedInstance(
+            f"member {member_id} of group {self.group_id} was fenced: a newer member joined with its "
+            f"instance id {instance_id!r} and took its partitions (is a second process configured with "
+            f"instance id {instance_id!r}?)",
+            instance_id=instance_id,
+        )
 
     def _unknown(self, member_id: str) -> UnknownMember:
         return UnknownMember(

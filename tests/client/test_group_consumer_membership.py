@@ -15,7 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from logsvc_client import Admin, Consumer, TopicPartition
+from logsvc_client.errors import FencedInstance
 from tests.client.group_helpers import poll_all, produce, stable_with, tps, wait_until
 
 WORKER = Path(__file__).with_name("group_worker.py")
@@ -178,6 +181,43 @@ def test_a_static_member_restarted_within_its_session_gets_its_partitions_back_a
     after = admin.describe_group("g")
     assert after.generation == before.generation and len(after.members) == 2
     assert {m.instance_id for m in after.members} == {"worker-1", None}
+
+
+def test_a_second_consumer_with_the_same_instance_id_fences_the_first_which_stops_instead_of_taking_it_back(
+    address: str, admin: Admin, consumers: Callable[..., Consumer]
+) -> None:
+    # Given a static member that owns all 4 partitions
+    admin.create_topic("events", 4)
+    first = consumers(address, "g", instance_id="worker-1", session_timeout_ms=5_000)
+    first.subscribe(["events"])
+    wait_until(lambda: len(first.assignment()) == 4, 10, "the partitions", poll_all(first))
+
+    # When a second consumer, configured with the same instance id by mistake, joins while it runs
+    second = consumers(address, "g", instance_id="worker-1", session_timeout_ms=5_000)
+    second.subscribe(["events"])
+    wait_until(lambda: len(second.assignment()) == 4, 10, "the newcomer's partitions", poll_all(second))
+    owner = second.group_metadata().member_id
+
+    # Then the first one's polls raise FencedInstance, naming the instance id, again and again
+    def fenced() -> FencedInstance | None:
+        try:
+            first.poll(timeout_ms=20)
+        except FencedInstance as e:
+            return e
+        return None
+
+    error = wait_until(fenced, 10, "the first consumer to be fenced", poll_all(second))
+    assert "instance id 'worker-1'" in str(error)
+    with pytest.raises(FencedInstance):
+        first.poll(timeout_ms=20)
+    # And the newcomer keeps the group to itself over many heartbeat intervals (no taking turns)
+    for _ in range(40):
+        second.poll(timeout_ms=25)
+    group = admin.describe_group("g")
+    assert [(m.member_id, m.instance_id) for m in group.members] == [(owner, "worker-1")]
+    assert second.group_metadata().member_id == owner and len(second.assignment()) == 4
+    # And the fenced consumer still closes cleanly
+    first.close()
 
 
 def test_a_member_that_stops_polling_gives_its_partitions_up_and_the_next_poll_joins_again(

@@ -17,7 +17,8 @@ from logsvc.groups import (
     HeartbeatResult,
     JoinResult,
 )
-from logsvc_client.errors import FailedPrecondition, InvalidRequest, StaleGeneration, UnknownMember
+from logsvc.groups.group import MAX_FENCED_MEMBERS
+from logsvc_client.errors import FailedPrecondition, FencedInstance, InvalidRequest, StaleGeneration, UnknownMember
 from tests.groups.members import T, beat, ids, join, tps
 
 # -- joining ------------------------------------------------------------------------------------------
@@ -140,8 +141,47 @@ def test_a_static_member_restarting_within_its_session_timeout_gets_its_partitio
     other = beat(group, "m1", 5_010)
     assert (other.generation, other.assignment, other.rebalance_in_progress) == (before[0], before[1], False)
     # And the fenced old member id can no longer commit
-    with pytest.raises(UnknownMember):
+    with pytest.raises(FencedInstance, match=r"member m2 of group g was fenced: .* instance id 'conn-1'"):
         group.check_commit("m2", before[0], before[2], 5_020)
+
+
+def test_a_replaced_static_member_is_fenced_and_cannot_take_its_slot_back() -> None:
+    # Given static member conn-1 ("m1") replaced by a second process with the same instance id ("m2")
+    group = Group("g")
+    factory = ids("m1", "m2", "m3")
+    join(group, 0, instance_id="conn-1", id_factory=factory)
+    join(group, 10, instance_id="conn-1", id_factory=factory)
+    generation, owned = group.generation, group.assignment_of("m2")
+    # When the first process heartbeats, commits, leaves or joins again under its old member id
+    attempts = [
+        lambda: group.heartbeat("m1", generation, owned, 20),
+        lambda: group.check_commit("m1", generation, owned, 20),
+        lambda: group.leave("m1", 20),
+        lambda: join(group, 20, member_id="m1", instance_id="conn-1", id_factory=factory),
+    ]
+    # Then each is refused as fenced (never as an unknown member, which would invite a new join)
+    for attempt in attempts:
+        with pytest.raises(FencedInstance) as raised:
+            attempt()
+        assert raised.value.details == {"instance_id": "conn-1"}
+    # And the newer member keeps its id, its partitions and its generation
+    assert list(group.members) == ["m2"]
+    assert (group.generation, group.assignment_of("m2")) == (generation, owned) == (generation, tps(0, 1, 2, 3))
+    # And a restart of the newer process (a join without a member id) still replaces it as usual
+    assert join(group, 30, instance_id="conn-1", id_factory=factory).member_id == "m3"
+
+
+def test_a_group_remembers_a_bounded_number_of_fenced_members() -> None:
+    # Given a static member restarted many times more than the group remembers
+    group = Group("g")
+    for n in range(MAX_FENCED_MEMBERS + 5):
+        join(group, n, instance_id="conn-1", id_factory=ids(f"m{n}"))
+    # Then only the newest fenced ids are kept; the oldest are merely unknown now
+    assert len(group.fenced) == MAX_FENCED_MEMBERS
+    with pytest.raises(UnknownMember):
+        beat(group, "m0", MAX_FENCED_MEMBERS + 10, owned=())
+    with pytest.raises(FencedInstance):
+        beat(group, f"m{MAX_FENCED_MEMBERS + 3}", MAX_FENCED_MEMBERS + 10, owned=())
 
 
 def test_a_static_member_that_stays_away_past_its_session_timeout_is_expired_normally() -> None:

@@ -194,6 +194,10 @@ class BrokerServicer:
     def JoinGroup(self, request, context):
         """Consumer groups (server-side assignment, cooperative hand-over: a partition is given to its
         new owner only after its previous owner released it, so it never has two owners at once).
+        A join with an instance_id held by a live member replaces that member (a restarted static
+        member gets its partitions back); every later request from the replaced member id is refused
+        with FAILED_PRECONDITION and error code "fenced_instance": a fenced client must stop, not
+        join again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,8 +218,8 @@ class BrokerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CommitOffsets(self, request, context):
-        """Fenced: refused with FAILED_PRECONDITION for an unknown member, a stale generation or a
-        partition the member does not own; OUT_OF_RANGE for an offset past the partition's next
+        """Fenced: refused with FAILED_PRECONDITION for an unknown or fenced member, a stale generation
+        or a partition the member does not own; OUT_OF_RANGE for an offset past the partition's next
         offset. Durable (fsync'd) before the response.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

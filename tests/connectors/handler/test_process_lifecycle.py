@@ -248,6 +248,40 @@ def test_two_processes_with_one_name_share_the_partitions(
         assert proc.terminate() == 0, proc.stderr_text()
 
 
+def test_a_second_process_with_the_same_instance_id_fences_the_first_which_exits_with_an_error(
+    broker: Broker, topic: str, tmp_path: Path, handlers_dir: Path, out_dir: Path, connectors: list[ConnectorProcess]
+) -> None:
+    # Given a connector with a static instance id, handling records
+    config = write_config(
+        tmp_path / "static.toml", {"out_dir": str(out_dir)},
+        name="static", server=broker.address, topics=[topic], instance_id="static-1",
+    )  # fmt: skip
+    first = ConnectorProcess("ledger_handlers:Ledger", config, handlers_dir)
+    connectors.append(first)
+    produce(broker.address, topic, range(1, 101))
+    wait_until("the first records", lambda: caught_up(broker.address, "static", topic), bool)
+
+    # When a second process is started with the same config (so the same instance id) by mistake
+    second = ConnectorProcess("ledger_handlers:Ledger", config, handlers_dir)
+    connectors.append(second)
+
+    # Then the first one stops with one error line saying it was fenced, and no traceback
+    assert first.proc is not None
+    code = first.proc.wait(30)
+    assert code == 1, first.stderr_text()
+    errors = [line for line in first.stderr_text().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "was fenced" in errors[0] and "instance id 'static-1'" in errors[0], errors
+    assert "Traceback" not in first.stderr_text()
+    # And the second one carries on with every partition, handling what arrives next
+    produce(broker.address, topic, range(101, 201))
+    wait_until("the group to catch up", lambda: caught_up(broker.address, "static", topic), bool)
+    handled = {n for records in read_handled(out_dir).values() for _, _, n in records}
+    assert handled == set(range(1, 201))
+    with Admin(broker.address) as admin:
+        assert [m.instance_id for m in admin.describe_group("static").members] == ["static-1"]
+    assert second.terminate() == 0, second.stderr_text()
+
+
 @pytest.mark.parametrize(
     ("handler", "named"),
     [
