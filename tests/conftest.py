@@ -59,6 +59,14 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A shell starts background jobs with SIGINT ignored, and children inherit that, so a CLI
+    child would never see the Ctrl-C some tests send it: give the suite (and so its children) the
+    terminal's SIGINT whatever the suite was started from."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class ChildProcess:
     """A child process whose stderr a thread collects line by line (so the pipe never fills);
     subclasses watch the lines in :meth:`on_stderr_line`, e.g. for the one saying it is ready."""

@@ -1,17 +1,18 @@
 """``logsvc consume TOPIC``: print records from a starting point, then stop or keep following.
 
 It stops after ``--max-records``, or once ``--timeout-ms`` pass without a new record; with
-neither it follows the log until Ctrl-C (which ends it quietly, exit 0). Without ``--group``
-partitions are assigned directly and nothing is committed. With ``--group G`` it is a member of
-consumer group G: it reads the partitions the group gives it from the group's committed offsets
+neither it follows the log until Ctrl-C or SIGTERM (either ends it quietly, exit 0). Without
+``--group`` partitions are assigned directly and nothing is committed. With ``--group G`` it is a
+member of consumer group G: it reads the partitions the group gives it from the group's committed offsets
 (``--from`` earliest|latest only says where to start when there is none) and commits exactly what
 it printed — about every second, when a partition is taken away, and on exit (end, Ctrl-C,
-``--max-records``), after which it leaves the group.
+SIGTERM, ``--max-records``), after which it leaves the group.
 """
 
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -158,7 +159,7 @@ def write_records(records: Sequence[Record], as_json: bool, key_separator: bytes
     "--timeout-ms",
     type=click.IntRange(min=0),
     default=None,
-    help="Stop once this many milliseconds pass without a new record [default: follow until Ctrl-C].",
+    help="Stop once this many milliseconds pass without a new record [default: follow until Ctrl-C or SIGTERM].",
 )
 @click.option(
     "-k",
@@ -209,6 +210,7 @@ def consume(
         if group is not None:
             offsets.printed(records)
 
+    previous_sigterm = signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     try:
         with Admin(address) as admin, open_consumer(address, group, start, offsets) as consumer:
             assign(consumer, topic, partition)
@@ -221,7 +223,15 @@ def consume(
     except KeyboardInterrupt:
         pass  # following until interrupted is the normal way to stop
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         progress.clear()
+
+
+def stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (a supervisor, ``kill``, ``timeout``) ends consume the way Ctrl-C does: it commits
+    what it printed and leaves the group. A second SIGTERM during that ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt
 
 
 def follow(

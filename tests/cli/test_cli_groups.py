@@ -162,7 +162,10 @@ def test_a_reset_needs_exactly_one_valid_spec(cli: Cli, args: tuple[str, ...], m
     assert message in line
 
 
-def test_reset_and_delete_are_refused_while_a_member_is_live_and_ctrl_c_commits_and_leaves(cli: Cli) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_reset_and_delete_are_refused_while_a_member_is_live_and_stopping_it_commits_and_leaves(
+    cli: Cli, stop: signal.Signals
+) -> None:
     # Given `consume --group` following a topic
     topic, group = topic_with_records(cli, partitions=1, records=3), new_group()
     with cli.popen("consume", topic, "--group", group) as proc:
@@ -177,8 +180,8 @@ def test_reset_and_delete_are_refused_while_a_member_is_live_and_ctrl_c_commits_
             assert "live member" in refused and member["member_id"] in refused
             assert "live member" in not_deleted
         finally:
-            # When it is stopped with Ctrl-C
-            proc.send_signal(signal.SIGINT)
+            # When it is stopped with Ctrl-C or SIGTERM
+            proc.send_signal(stop)
             code = proc.wait(10)
         assert code == 0
         assert proc.stderr.read() == b""
