@@ -38,7 +38,8 @@ Field names MongoDB rejects (``field_names``)
 
 Errors
     Unreachable server, timeouts, failover, write-concern errors and errors that name no record
-    raise :class:`~logsvc_connect.sink.TransientSinkError`. A write error for one record (other
+    raise :class:`~logsvc_connect.sink.TransientSinkError`; a write the connector's user is not
+    allowed to make stops the connector (InvalidConfig). A write error for one record (other
     than a duplicate ``_id`` on insert), a document over MongoDB's 16 MiB limit, or a value BSON
     cannot encode (integer over 64 bits, NUL in a name, non-string map key) is a DataError for
     that record; the others are written. Writes use write concern ``{"w": 1, "j": True}``
@@ -66,6 +67,7 @@ from logsvc_connect.mongo_errors import (
     check_encodable,
     record_failures,
     transient,
+    translate,
     unencodable,
 )
 from logsvc_connect.mongo_names import check_names, escape_names
@@ -300,7 +302,7 @@ class MongoSink(Sink):
             if keep:
                 self._send(collection, kind, _take(ids, keep), _take(docs, keep), _take(index, keep), failed)
         except PyMongoError as e:
-            raise transient(e) from None
+            raise translate(e) from None
 
     # -- collections -------------------------------------------------------------------------------
 
@@ -325,9 +327,9 @@ class MongoSink(Sink):
             collection.create_index("_logsvc.key", name="logsvc_key")
         except OperationFailure as e:
             if e.code not in _INDEX_EXISTS_CODES:
-                raise transient(e) from None
+                raise translate(e) from None
         except PyMongoError as e:
-            raise transient(e) from None
+            raise translate(e) from None
         self._indexed.add(collection.name)
 
 

@@ -6,8 +6,11 @@
   write-concern error makes the whole batch transient; any other error is that record's DataError.
 * A document the driver cannot encode (integer over 64 bits, NUL in a name, non-string key, over
   16 MiB) is found by encoding each document alone (:func:`check_encodable`).
+* A command refused because the connector's user lacks a privilege (Unauthorized) is a
+  configuration error that stops the connector, as missing privileges do in PostgreSQL
+  (:func:`translate`); retrying would only fill the log.
 * Everything else pymongo raises (connection lost, server selection timeout, not primary,
-  execution timeout) is transient (:func:`transient`).
+  execution timeout, authentication failing at connect) is transient (:func:`transient`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 
 import bson
 from bson.errors import BSONError
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
+from logsvc_client.errors import InvalidConfig, LogsvcError
 from logsvc_connect.sink import DataError, TransientSinkError
 
 #: MongoDB's limit on one document (``maxBsonObjectSize``).
@@ -27,6 +31,8 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 ENCODE_ERRORS = (BSONError, OverflowError, ValueError, TypeError)
 
 DUPLICATE_KEY = 11000
+#: Command codes that say the connector's user may not do what it must (Unauthorized).
+PRIVILEGE_CODES = frozenset({13})
 # Codes about the server, not the record: HostUnreachable, HostNotFound, LockTimeout,
 # MaxTimeMSExpired, WriteConcernFailed, NetworkTimeout, ShutdownInProgress, UnsatisfiableWriteConcern,
 # WriteConflict, PrimarySteppedDown, ExceededTimeLimit, SocketException, NotWritablePrimary,
@@ -104,3 +110,15 @@ def transient(e: PyMongoError | Exception) -> TransientSinkError:
     """``e`` as the contract's "retry later" error, with a readable message."""
     text = str(e).split(", Timeout:")[0]  # server selection errors append a long topology dump
     return TransientSinkError(f"MongoDB unavailable: {type(e).__name__}: {text[:300]}", error_class=type(e).__name__)
+
+
+def translate(e: PyMongoError) -> LogsvcError:
+    """A failed command or write: InvalidConfig when the user lacks a privilege, else transient."""
+    if isinstance(e, OperationFailure) and e.code in PRIVILEGE_CODES:
+        message = str(e).split(", full error:")[0]
+        return InvalidConfig(
+            f"MongoDB refused the connector's user: {message[:300]} (code {e.code}); "
+            "it needs the readWrite role on the database",
+            code=e.code,
+        )
+    return transient(e)

@@ -193,14 +193,22 @@ class PostgresSink(Sink):
         for group in groups:
             table = self._table(group.topic)
             if table not in self._created:
-                self._ddl(conn, self.layout.create_table(table))
+                if not self._exists(conn, table):
+                    self._ddl(conn, self.layout.create_table(table))
                 self._check_primary_key(conn, table)
                 self._created.add(table)
             if group.delete_keys and table not in self._key_indexed:
+                index = self.layout.key_index_name(table)
                 statement = self.layout.key_index(table)
-                if statement is not None:
+                if index is not None and statement is not None and not self._exists(conn, index):
                     self._ddl(conn, statement)
                 self._key_indexed.add(table)
+
+    def _exists(self, conn: psycopg.Connection[Any], name: str) -> bool:
+        """Whether table or index ``name`` exists in the configured schema (see
+        :meth:`~logsvc_connect.postgres_schema.TableLayout.relation_exists`)."""
+        row = conn.execute(self.layout.relation_exists(), (self.config.schema, name)).fetchone()
+        return bool(row and row[0])
 
     def _check_primary_key(self, conn: psycopg.Connection[Any], table: str) -> None:
         """An existing table must be keyed the way the configuration ids its rows."""
@@ -249,7 +257,7 @@ class PostgresSink(Sink):
             exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.config.schema,)).fetchone()
             if not exists:
                 self._ddl(conn, self.layout.create_schema())
-            if self.config.exactly_once:
+            if self.config.exactly_once and not self._exists(conn, self.config.offsets_table):
                 self._ddl(conn, self.layout.create_offsets())
             conn.execute(self.layout.create_staging())
             self.loader.create_isolate(conn)

@@ -111,6 +111,13 @@ class TableLayout:
         return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.target(table), sql.SQL(", ").join(columns))
 
     @staticmethod
+    def relation_exists() -> sql.Composed:
+        """Whether the table or index named by the parameters (schema, name) exists. The sink asks
+        before any ``CREATE … IF NOT EXISTS``: PostgreSQL checks the CREATE privilege on the schema
+        even when the relation exists, and a user granted only what writing needs has none."""
+        return sql.SQL("SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL").format()
+
+    @staticmethod
     def primary_key_of() -> sql.Composed:
         """The primary key columns of the table named by the parameters (schema, table), in order."""
         return sql.SQL(
@@ -153,12 +160,17 @@ class TableLayout:
             " END $fn$"
         ).format(staging=STAGING, t=sql.Identifier("topic"), p=sql.Identifier("partition"), o=sql.Identifier("offset"))
 
+    def key_index_name(self, table: str) -> str | None:
+        """The name of the index tombstones need on ``key`` (None when ``key`` is the primary key)."""
+        return None if self.primary_key == ("key",) else safe_identifier(table + "_key_idx")
+
     def key_index(self, table: str) -> sql.Composed | None:
         """The index tombstones need on ``key`` (None when ``key`` is the primary key)."""
-        if self.primary_key == ("key",):
+        name = self.key_index_name(table)
+        if name is None:
             return None
         return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-            sql.Identifier(safe_identifier(table + "_key_idx")), self.target(table), sql.Identifier("key")
+            sql.Identifier(name), self.target(table), sql.Identifier("key")
         )
 
     # -- one batch ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""How a ``BulkWriteError`` is read, error by error (``logsvc_connect.mongo_errors.record_failures``).
+"""How pymongo's errors are read (``logsvc_connect.mongo_errors``): a ``BulkWriteError`` error by
+error (``record_failures``), and a failed command as a configuration error or a retry (``translate``).
 
 The wire-protocol server the suite runs on (nx-27017) never reports a write-concern error or a
 server-side code like NotWritablePrimary inside a bulk write, so those answers are spelled out
@@ -10,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
-from logsvc_connect.mongo_errors import DUPLICATE_KEY, record_failures
+from logsvc_client.errors import InvalidConfig
+from logsvc_connect.mongo_errors import DUPLICATE_KEY, record_failures, translate
 from logsvc_connect.sink import TransientSinkError
 
 
@@ -81,3 +84,28 @@ def test_an_unsatisfied_write_concern_makes_the_whole_batch_transient() -> None:
 def test_an_error_that_names_no_operation_of_the_batch_is_transient(index: Any) -> None:
     with pytest.raises(TransientSinkError, match="bulk write to 'orders' failed"):
         record_failures(details(write_error(index, 121)), "orders", 5, inserts=False)
+
+
+def test_a_command_the_user_is_not_allowed_to_run_stops_the_connector_as_a_configuration_error() -> None:
+    # Given MongoDB refusing a write because the connector's user lacks the privilege
+    refused = OperationFailure("not authorized on shop to execute command { insert: ... }", code=13)
+    # Then it is a configuration error naming the role it needs, not a retry forever
+    error = translate(refused)
+    assert isinstance(error, InvalidConfig)
+    assert str(error).startswith("MongoDB refused the connector's user: not authorized on shop")
+    assert "readWrite" in str(error)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OperationFailure("Authentication failed.", code=18),  # at connect: a password being rotated
+        OperationFailure("not primary", code=10107),
+        AutoReconnect("connection reset"),
+        ServerSelectionTimeoutError("no servers found, Timeout: 30s, Topology Description: ..."),
+    ],
+)
+def test_other_command_failures_are_retried(failure: PyMongoError) -> None:
+    error = translate(failure)
+    assert isinstance(error, TransientSinkError)
+    assert "Topology Description" not in str(error)

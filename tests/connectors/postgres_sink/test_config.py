@@ -4,14 +4,18 @@ configuration error, not a retry."""
 
 from __future__ import annotations
 
+import itertools
+import os
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from logsvc_client.errors import InvalidConfig
+from logsvc_client.records import TopicPartition
 from logsvc_connect.postgres_config import PostgresConfig
-from tests.connectors.postgres_sink.conftest import MakeSink, record, write
+from tests.connectors.postgres_sink.conftest import TOPIC, MakeSink, query, record, write
 
 # -- configuration -----------------------------------------------------------------------------------
 
@@ -72,3 +76,45 @@ def test_a_table_without_the_sinks_columns_is_a_configuration_error(make_sink: M
     # When the sink writes to it, Then it is told to fix its configuration, not to retry
     with pytest.raises(InvalidConfig, match='column "key" of relation "orders" does not exist'):
         write(make_sink(), [record(0, {"n": 0})])
+
+
+_roles = itertools.count()
+
+
+def limited_role(dsn: str, *grants: str) -> str:
+    """A login role of this test's database holding only ``grants`` (e.g. "SELECT ON orders");
+    in PostgreSQL 15 no role but the owner may create in schema public."""
+    role = f"limited_{os.getpid()}_{next(_roles)}"  # roles are cluster-wide: a new one per call
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        for grant in grants:
+            conn.execute(sql.SQL(f"GRANT {grant} TO {{}}").format(sql.Identifier(role)))
+    return f"{dsn} user={role}"
+
+
+def test_a_user_granted_only_what_writing_needs_sinks_into_tables_created_for_it(make_sink: MakeSink, dsn: str) -> None:
+    # Given the tables (data, offsets, key index) created by the owner, and a role that may only
+    # read and write them: no CREATE on the schema
+    make_sink(key_mode="fields", key_fields=["id"], exactly_once=True, connector="c").write(
+        [record(0, {"id": 1}), record(1, None, "k")], {}
+    )
+    limited = limited_role(dsn, "SELECT, INSERT, UPDATE, DELETE ON orders, logsvc_offsets")
+
+    # When a sink connecting as that role writes rows and a tombstone with exactly-once offsets
+    sink = make_sink(dsn=limited, key_mode="fields", key_fields=["id"], exactly_once=True, connector="c")
+    result = sink.write([record(2, {"id": 2}), record(3, None, "k")], {TopicPartition(TOPIC, 0): 4})
+
+    # Then it writes them, creating nothing
+    assert result.failed == {}
+    assert [row for (row,) in query(dsn, "SELECT value->>'id' FROM orders ORDER BY 1")] == ["1", "2"]
+    assert query(dsn, "SELECT next_offset FROM logsvc_offsets") == [(4,)]
+
+
+def test_a_user_without_the_insert_privilege_is_a_configuration_error(make_sink: MakeSink, dsn: str) -> None:
+    # Given the sink's table, and a role that may read it but not write it
+    assert write(make_sink(), [record(0, {"n": 0})]) == {}
+    reader = limited_role(dsn, "SELECT ON orders")
+
+    # When a sink connecting as that role writes, Then it is told to fix its configuration, not to retry
+    with pytest.raises(InvalidConfig, match="permission denied for table orders"):
+        write(make_sink(dsn=reader), [record(1, {"n": 1})])
