@@ -8,6 +8,7 @@ Used by ``logsvc dlq`` (:mod:`logsvc.cli.dlq`) and ``logsvc records status``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -213,6 +214,28 @@ class DeadLetterTopic:
             if d.offset == offset:
                 return d
         raise out_of_range(self.name, self.partition, offset)
+
+    def copies(self, letter: DeadLetter) -> list[DeadLetter]:
+        """Every dead letter of ``letter``'s source record, ``letter`` included, oldest first. A
+        connector killed between dead-lettering a record and committing past it dead-letters the
+        record again after its restart (so does a replay of the source topic): those are copies of
+        one dead letter. A letter without source headers is only a copy of itself."""
+        if not letter.has_source:
+            return [letter]
+        return self._by_source[letter.source]
+
+    @functools.cached_property
+    def _by_source(self) -> dict[str, list[DeadLetter]]:
+        out: dict[str, list[DeadLetter]] = {}
+        for d in self.letters:
+            if d.has_source:
+                out.setdefault(d.source, []).append(d)
+        return out
+
+    def replays_of(self, letter: DeadLetter) -> list[Replay]:
+        """The replays of ``letter``'s source record, through any of its copies, oldest first."""
+        found = [r for d in self.copies(letter) for r in self.replays.get(d.offset, ())]
+        return sorted(found, key=lambda r: (r.timestamp_ms, r.dlq_offset))
 
 
 def marker_topic(dlq_topic: str) -> str:

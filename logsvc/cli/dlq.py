@@ -14,6 +14,11 @@ per replay, key = the DLQ offset (decimal), headers ``logsvc.replay.topic|partit
 where the copy landed. A record already replayed is refused unless ``--force``. The replayed copies
 are produced before their markers, so a crash in between can leave a replay unremembered (a second
 replay then duplicates it), never a replay remembered that did not happen.
+
+A source record can be dead-lettered more than once (a connector killed between dead-lettering it
+and committing past it does it again after its restart): those DLQ records are copies of one dead
+letter. ``replay --all`` replays such a record once, from its newest copy, and a replay through any
+copy counts as a replay of every copy (``list`` and ``show`` say so too).
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def list_(
     letters = [d for d in found.letters if source_topic is None or d.source_topic == source_topic]
     letters = letters[:max_records]
     if output == "json":
-        echo_json([d.as_json(found.replays.get(d.offset, ())) for d in letters])
+        echo_json([d.as_json(found.replays_of(d)) for d in letters])
     elif letters:
         echo_table(
             ("DLQ OFFSET", "SOURCE TOPIC", "PARTITION", "OFFSET", "ERROR", "MESSAGE", "ATTEMPTS", "TIME", "REPLAYED"),
@@ -102,7 +107,7 @@ def list_(
                     None if d.error_message is None else preview(d.error_message.encode(), MESSAGE_WIDTH),
                     d.attempts,
                     iso_ms(d.record.timestamp_ms),
-                    "yes" if found.replays.get(d.offset) else "no",
+                    "yes" if found.replays_of(d) else "no",
                 )
                 for d in letters
             ],
@@ -127,7 +132,7 @@ def show(connector: str, offset: int, dlq_topic: str | None, output: str) -> Non
     with ServerSource(get_state().address()) as source:
         found = open_dlq(source, connector, dlq_topic)
     d = found.letter(offset)
-    replays = found.replays.get(offset, [])
+    replays = found.replays_of(d)
     if output == "json":
         echo_json(
             {
@@ -166,9 +171,12 @@ class Planned:
 def _plan(
     found: DeadLetterTopic, offsets: Sequence[int], replay_all: bool, to: str | None, force: bool
 ) -> list[Planned]:
-    """What to replay where; refuses (before anything is produced) a record already replayed."""
+    """What to replay where; refuses (before anything is produced) a record already replayed. A
+    source record dead-lettered more than once (see :meth:`DeadLetterTopic.copies`) is replayed
+    once, from its newest copy, and counts as replayed when any copy was."""
     if replay_all:
-        chosen = [d for d in found.letters if force or not found.replays.get(d.offset)]
+        newest = [d for d in found.letters if found.copies(d)[-1] is d]
+        chosen = [d for d in newest if force or not found.replays_of(d)]
         skipped = [d.offset for d in chosen if not d.has_source and to is None]
         if skipped:
             note(f"skipping {len(skipped)} record(s) without dlq.* source headers (offsets {skipped[:10]}); use --to")
@@ -181,13 +189,22 @@ def _plan(
                     f"DLQ record {d.offset} of {found.name} has no dlq.topic/partition/offset headers; "
                     "give the topic to replay it to with --to"
                 )
-            earlier = found.replays.get(d.offset)
+            earlier = found.replays_of(d)
             if earlier and not force:
                 last = earlier[-1]
+                through = "" if last.dlq_offset == d.offset else f" (as DLQ record {last.dlq_offset}, a copy)"
                 raise FailedPrecondition(
                     f"DLQ record {d.offset} of {found.name} was already replayed to {last.where} at "
-                    f"{iso_ms(last.timestamp_ms)}; use --force to replay it again"
+                    f"{iso_ms(last.timestamp_ms)}{through}; use --force to replay it again"
                 )
+        if not force:
+            for d in chosen:
+                twins = [c.offset for c in found.copies(d) if c in chosen]
+                if len(twins) > 1:
+                    raise FailedPrecondition(
+                        f"DLQ records {', '.join(map(str, twins))} of {found.name} are copies of one dead-lettered "
+                        f"record ({d.source}); give one of them, or use --force to replay each"
+                    )
     planned = []
     for d in chosen:
         topic = to or d.source_topic

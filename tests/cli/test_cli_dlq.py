@@ -220,6 +220,33 @@ def test_replay_all_takes_every_record_not_replayed_yet(cli: Cli) -> None:
     assert len(dlq_json(cli, connector, "replay", "--all", "--force")) == 3
 
 
+def test_a_record_dead_lettered_twice_is_replayed_once(cli: Cli) -> None:
+    # Given record 0 dead-lettered twice (a connector killed before it committed past it, then
+    # restarted) and record 1 once: DLQ offsets 0 and 2 are copies of one dead letter
+    connector = new_connector()
+    records = produce_source(cli, 2, partitions=1)
+    dead_letter(cli, connector, records)
+    dead_letter(cli, connector, records[:1])
+    topic, before = records[0].topic, next_offsets(cli, records[0].topic)[0]
+
+    # When both copies are asked for by offset, Then that is refused (unless --force), naming them
+    twins = cli.fails("dlq", "replay", connector, "--offset", "0", "--offset", "2")
+    assert twins.startswith(f"error: DLQ records 0, 2 of {connector}.dlq are copies of one dead-lettered record")
+    assert next_offsets(cli, topic) == {0: before}
+
+    # When every dead letter is replayed
+    replayed = dlq_json(cli, connector, "replay", "--all")
+
+    # Then each source record is produced once, record 0 from its newest copy
+    assert [(r["dlq_offset"], r["source"]["offset"]) for r in replayed] == [(1, 1), (2, 0)]
+    assert next_offsets(cli, topic) == {0: before + 2}
+    # And every copy counts as replayed: listing says so, and replaying the older copy is refused
+    assert [d["replayed"] for d in dlq_json(cli, connector, "list")] == [True, True, True]
+    error = cli.fails("dlq", "replay", connector, "--offset", "0")
+    assert f"was already replayed to {topic}/0@{before + 1} at " in error
+    assert error.endswith("(as DLQ record 2, a copy); use --force to replay it again")
+
+
 def test_replay_to_another_topic_leaves_the_source_topic_alone(cli: Cli) -> None:
     # Given a dead letter of a 2-partition topic and a retry topic
     connector = new_connector()
