@@ -17,8 +17,17 @@ from typing import Any
 from logsvc.errors import InvalidConfig
 
 ENV_PREFIX = "LOGSVC_"
-# LOGSVC_* variables that are not broker settings.
-_FOREIGN_ENV = ("LOGSVC_SERVER", "LOGSVC_CONFIG", "LOGSVC_OUTPUT")
+# LOGSVC_* variables that are not broker settings (the CLI's, and the client's: logsvc_client.security).
+_FOREIGN_ENV = (
+    "LOGSVC_SERVER",
+    "LOGSVC_CONFIG",
+    "LOGSVC_OUTPUT",
+    "LOGSVC_TOKEN",
+    "LOGSVC_TLS",
+    "LOGSVC_TLS_CA",
+    "LOGSVC_TLS_CLIENT_CERT",
+    "LOGSVC_TLS_CLIENT_KEY",
+)
 _FOREIGN_ENV_PREFIXES = ("LOGSVC_CONNECT_", "LOGSVC_TEST_")
 
 
@@ -57,6 +66,15 @@ class Settings:
     """gRPC handler threads (long-polling fetches each hold one)."""
     shutdown_grace_ms: int = 10_000
     """On SIGTERM/SIGINT, how long in-flight calls may finish."""
+    tls_cert_file: str = ""
+    """PEM certificate (chain) of the gRPC port; with tls_key_file it turns TLS on."""
+    tls_key_file: str = ""
+    """PEM private key of tls_cert_file."""
+    tls_client_ca_file: str = ""
+    """PEM CA certificate(s): when set, clients must present a certificate signed by one (mutual TLS)."""
+    auth_tokens_file: str = ""
+    """A file of bearer tokens, one per line (# comments): when set, every call but health checks and
+    reflection must carry one (``authorization: Bearer TOKEN``), or it fails with UNAUTHENTICATED."""
     log_level: str = "INFO"
 
     def validate(self) -> Settings:
@@ -81,6 +99,14 @@ class Settings:
         if not -1 <= self.metrics_port <= 65535:
             raise InvalidConfig(
                 f"metrics_port={self.metrics_port} must be -1 (off), 0 (any) or a port", key="metrics_port"
+            )
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            missing = "tls_key_file" if self.tls_cert_file else "tls_cert_file"
+            raise InvalidConfig(f"TLS needs both tls_cert_file and tls_key_file; {missing} is not set", key=missing)
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise InvalidConfig(
+                "tls_client_ca_file (mutual TLS) needs TLS: set tls_cert_file and tls_key_file",
+                key="tls_client_ca_file",
             )
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise InvalidConfig(f"log_level={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR", key="log_level")

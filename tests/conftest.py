@@ -19,6 +19,7 @@ import pytest
 from logsvc import settings as settings_mod
 from logsvc.server.app import Broker, create_server
 from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_client.security import ENV_CA, ENV_CERT, ENV_KEY, ENV_TLS, ENV_TOKEN
 
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
 
@@ -60,11 +61,17 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A shell starts background jobs with SIGINT ignored, and children inherit that, so a CLI
-    child would never see the Ctrl-C some tests send it: give the suite (and so its children) the
-    terminal's SIGINT whatever the suite was started from."""
+    """Make the suite independent of how and where it was started.
+
+    A shell starts background jobs with SIGINT ignored, and children inherit that, so a CLI child
+    would never see the Ctrl-C some tests send it: give the suite (and so its children) the
+    terminal's SIGINT."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The client library reads TLS and token settings from the environment: a developer's own
+    # must not change how every client of the suite connects.
+    for name in (ENV_TLS, ENV_CA, ENV_CERT, ENV_KEY, ENV_TOKEN):
+        os.environ.pop(name, None)
 
 
 class ChildProcess:

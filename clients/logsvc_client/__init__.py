@@ -36,6 +36,7 @@ from .groups import (
 from .producer import Producer
 from .record_future import RecordFuture, RecordFutures
 from .records import ProducerRecord, Record, RecordPosition, TopicPartition
+from .security import Security
 from .topics import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicSummary
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "RecordFutures",
     "RecordPosition",
     "ResetResult",
+    "Security",
     "TopicDescription",
     "TopicPartition",
     "TopicSummary",

@@ -27,6 +27,7 @@ from .groups import (
 from .groups import description_from_pb as group_description_from_pb
 from .groups import summary_from_pb as group_summary_from_pb
 from .records import ProducerRecord, RecordPosition, TopicPartition, to_bytes, to_headers
+from .security import Security
 from .topics import (
     OffsetAndTimestamp,
     TopicDescription,
@@ -81,9 +82,12 @@ class Admin:
         request_timeout_ms: int = 30_000,
         retries: int = 5,
         retry_backoff_ms: int = 100,
+        security: Security | None = None,
     ) -> None:
+        """``security``: TLS and token settings (None: from the environment, see
+        :mod:`logsvc_client.security`)."""
         self.address = address
-        self._channel = channel.connect(address)
+        self._channel = channel.connect(address, security=security)
         self._stub = pb_grpc.BrokerStub(self._channel)
         self._timeout_s = request_timeout_ms / 1000
         self._retry = channel.RetryPolicy(

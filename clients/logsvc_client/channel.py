@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from .errors import LogsvcError, Timeout, Unavailable, from_rpc_error
+from .security import Security
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -41,14 +42,20 @@ Method = Any
 Callback = Callable[[Any, LogsvcError | None], None]
 
 
-def connect(address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
-    """An insecure channel to ``address`` (``host:port``) with the client's options.
+def connect(address: str, options: Sequence[tuple[str, Any]] = (), security: Security | None = None) -> grpc.Channel:
+    """A channel to ``address`` (``host:port``) with the client's options: TLS and a bearer token as
+    ``security`` says (None: as the environment says, :meth:`Security.from_env`).
 
     ``options`` are added to (and override) :data:`CHANNEL_OPTIONS`.
     """
+    security = Security.from_env() if security is None else security
     merged = dict(CHANNEL_OPTIONS)
     merged.update(dict(options))
-    return grpc.insecure_channel(address, options=list(merged.items()))
+    if security.uses_tls:
+        plain = grpc.secure_channel(address, security.channel_credentials(), options=list(merged.items()))
+    else:
+        plain = grpc.insecure_channel(address, options=list(merged.items()))
+    return security.secure(plain)
 
 
 def translate(err: grpc.RpcError) -> LogsvcError:

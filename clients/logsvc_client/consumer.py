@@ -47,6 +47,7 @@ from .groups import GroupMetadata
 from .lanes import LanePolicy, Priority, check_options
 from .offset_reset import OffsetReset
 from .records import Record, TopicPartition
+from .security import Security
 from .subscription import RebalanceCallback, Subscription
 
 
@@ -55,8 +56,10 @@ class Consumer:
 
     ``max_poll_records`` bounds one poll; ``fetch_max_bytes`` one Fetch response;
     ``fetch_max_wait_ms`` how long the broker holds a Fetch open when there is no new data.
-    ``check_crcs`` verifies each batch's CRC32 before decoding it. ``prefetch`` starts the next
-    Fetch as soon as a poll returns, so the broker reads while the application works.
+    ``security`` holds TLS and token settings (None: from the environment, see
+    :mod:`logsvc_client.security`). ``check_crcs`` verifies each batch's CRC32 before decoding it.
+    ``prefetch`` starts the next Fetch as soon as a poll returns, so the broker reads while the
+    application works.
 
     Group mode (with ``group_id``): ``instance_id`` makes the member static (a restart within
     ``session_timeout_ms`` gets its partitions back, and ``close`` does not leave the group; once
@@ -99,6 +102,7 @@ class Consumer:
         priority: Priority = "none",
         lane_weights: Sequence[float] | None = None,
         max_lane_wait_ms: int = 1_000,
+        security: Security | None = None,
     ) -> None:
         for name, value, minimum in (
             ("max_poll_records", max_poll_records, 1),
@@ -133,6 +137,7 @@ class Consumer:
         self.address = address
         self.group_id = group_id
         self._wake = threading.Event()  # set when the assignment changes: poll stops waiting
+        security = Security.from_env() if security is None else security
 
         self._new_membership = functools.partial(
             Membership,
@@ -144,6 +149,7 @@ class Consumer:
             client_id=client_id,
             max_poll_interval_ms=max_poll_interval_ms,
             request_timeout_ms=request_timeout_ms,
+            security=security,
         )
         self._auto_offset_reset: OffsetReset = auto_offset_reset
         self._enable_auto_commit = enable_auto_commit
@@ -155,7 +161,7 @@ class Consumer:
         self._max_lane_wait_ms = max_lane_wait_ms
         self._subscription: Subscription | None = None
         self._assigned_by_hand = False
-        self._channel = channel.connect(address)
+        self._channel = channel.connect(address, security=security)
         self._stub = pb_grpc.BrokerStub(self._channel)
         self._retry = channel.RetryPolicy(
             retries=retries, backoff=channel.Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms

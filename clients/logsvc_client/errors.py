@@ -13,6 +13,7 @@ Subtrees follow what the caller should do next:
 * :class:`OffsetOutOfRange` — seek elsewhere; carries the valid range.
 * :class:`ResourceExhausted` — too large, or storage is full.
 * :class:`Unavailable` — retry later (broker shutting down, connection lost, timeout).
+* :class:`Unauthenticated` — give the broker a valid bearer token.
 """
 
 from __future__ import annotations
@@ -126,6 +127,14 @@ class Unavailable(LogsvcError):
 class Timeout(Unavailable):
     code = "timeout"
     status = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Unauthenticated(LogsvcError):
+    """The broker requires a bearer token (its ``auth_tokens_file``) and the call carried none, or
+    one it does not know."""
+
+    code = "unauthenticated"
+    status = grpc.StatusCode.UNAUTHENTICATED
 
 
 class InternalError(LogsvcError):

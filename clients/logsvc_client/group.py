@@ -41,6 +41,7 @@ from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import FencedInstance, InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
 from .group_offsets import partitions_from_pb, partitions_to_pb
 from .records import TopicPartition
+from .security import Security
 
 log = logging.getLogger("logsvc_client.group")
 
@@ -80,6 +81,7 @@ class Membership:
         client_id: str = "",
         max_poll_interval_ms: int = 300_000,
         request_timeout_ms: int = 30_000,
+        security: Security | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.group_id = group_id
@@ -93,7 +95,7 @@ class Membership:
         self._request_timeout_s = request_timeout_ms / 1000
         self._heartbeat_timeout_s = min(request_timeout_ms, max(1_000, session_timeout_ms // 2)) / 1000
         self._clock = clock
-        self._channel = channel.connect(address, MEMBERSHIP_CHANNEL_OPTIONS)
+        self._channel = channel.connect(address, MEMBERSHIP_CHANNEL_OPTIONS, security)
         self._stub = pb_grpc.BrokerStub(self._channel)
         self._lock = threading.Lock()
         self._wakeup = threading.Event()  # wakes the heartbeat thread early

@@ -22,6 +22,7 @@ from .accumulator import Accumulator
 from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
 from .errors import InvalidConfig, Timeout, Unavailable
 from .record_future import RecordFuture, RecordFutures
+from .security import Security
 from .sender import Sender
 from .transport import GrpcTransport, ProduceTransport
 
@@ -59,9 +60,12 @@ class Producer:
         retry_backoff_ms: float = 100,
         request_timeout_ms: float = 30_000,
         max_in_flight: int = 5,
+        security: Security | None = None,
         transport: ProduceTransport | None = None,
     ) -> None:
-        """``transport`` replaces the gRPC connection to ``address`` (tests use an in-memory one)."""
+        """``security``: TLS and token settings (None: from the environment, see
+        :mod:`logsvc_client.security`). ``transport`` replaces the gRPC connection to ``address``
+        (tests use an in-memory one)."""
         _check("linger_ms", linger_ms, 0)
         _check("max_batch_bytes", max_batch_bytes, 1024)
         _check("max_buffer_bytes", max_buffer_bytes, 1024)
@@ -82,6 +86,7 @@ class Producer:
             address,
             request_timeout_ms=request_timeout_ms,
             retry=RetryPolicy(retries=retries, backoff=backoff, timeout_ms=request_timeout_ms),
+            security=security,
         )
         self._acc = Accumulator(
             self._transport.partition_count,

@@ -13,6 +13,7 @@ from . import channel
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import InternalError, LogsvcError
+from .security import Security
 
 # Called once per produce: (base offsets in request order, None) or (None, error).
 ProduceCallback = Callable[[list[int] | None, LogsvcError | None], None]
@@ -36,9 +37,16 @@ class ProduceTransport(Protocol):
 class GrpcTransport:
     """:class:`ProduceTransport` over a gRPC channel: DescribeTopic and Produce."""
 
-    def __init__(self, address: str, *, request_timeout_ms: float, retry: channel.RetryPolicy) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        request_timeout_ms: float,
+        retry: channel.RetryPolicy,
+        security: Security | None = None,
+    ) -> None:
         self.address = address
-        self._channel = channel.connect(address)
+        self._channel = channel.connect(address, security=security)
         self._stub = pb_grpc.BrokerStub(self._channel)
         self._timeout_s = request_timeout_ms / 1000
         self._retry = retry

@@ -44,6 +44,9 @@ Examples:
   logsvc groups describe audit                        # committed offsets, lag, owners
   logsvc partitions dump orders --partition 0 --data-dir ./data
   LOGSVC_SERVER=broker:50051 logsvc topics describe orders
+
+A broker with TLS or tokens: LOGSVC_TLS_CA=ca.pem (or LOGSVC_TLS=1 for the system's CAs),
+LOGSVC_TLS_CLIENT_CERT / LOGSVC_TLS_CLIENT_KEY for mutual TLS, LOGSVC_TOKEN=TOKEN.
 """
 
 

@@ -68,6 +68,28 @@ def _announce(broker: Broker) -> None:
     help="Create unknown topics on first produce [default: off].",
 )
 @click.option(
+    "--tls-cert",
+    "tls_cert_file",
+    metavar="FILE",
+    default=None,
+    help="PEM certificate of the gRPC port; with --tls-key the port speaks TLS only.",
+)
+@click.option("--tls-key", "tls_key_file", metavar="FILE", default=None, help="PEM private key of --tls-cert.")
+@click.option(
+    "--tls-client-ca",
+    "tls_client_ca_file",
+    metavar="FILE",
+    default=None,
+    help="PEM CA: clients must present a certificate it signed (mutual TLS).",
+)
+@click.option(
+    "--auth-tokens",
+    "auth_tokens_file",
+    metavar="FILE",
+    default=None,
+    help="File of bearer tokens, one per line: every call but health checks must carry one.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default=None,
@@ -80,6 +102,10 @@ def serve(
     metrics_port: int | None,
     durability: str | None,
     auto_create_topics: bool | None,
+    tls_cert_file: str | None,
+    tls_key_file: str | None,
+    tls_client_ca_file: str | None,
+    auth_tokens_file: str | None,
     log_level: str | None,
 ) -> None:
     """Run the broker (until SIGTERM or Ctrl-C).
@@ -95,6 +121,11 @@ def serve(
       logsvc serve
       logsvc serve --data-dir /var/lib/logsvc --listen 0.0.0.0:50051 --metrics-port 9095
       logsvc serve --config logsvc.toml --durability os
+      logsvc serve --listen 0.0.0.0:50051 --tls-cert broker.pem --tls-key broker.key --auth-tokens tokens.txt
+
+    With --auth-tokens, clients send a token from the file: LOGSVC_TOKEN for the CLI and the
+    connectors, Security(token=...) in the client library (LOGSVC_TLS_CA names the CA that
+    signed --tls-cert for them).
     """
     flags: dict[str, Any] = {
         "data_dir": data_dir,
@@ -102,6 +133,10 @@ def serve(
         "metrics_port": metrics_port,
         "durability": durability,
         "auto_create_topics": auto_create_topics,
+        "tls_cert_file": tls_cert_file,
+        "tls_key_file": tls_key_file,
+        "tls_client_ca_file": tls_client_ca_file,
+        "auth_tokens_file": auth_tokens_file,
         "log_level": log_level.upper() if log_level else None,
     }
     settings = settings_mod.load(config_file, os.environ, flags)

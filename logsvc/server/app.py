@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from logsvc.errors import InvalidConfig
 from logsvc.server.metrics import BrokerMetrics
+from logsvc.server.security import TokenAuth, load_tokens, server_credentials
 from logsvc.server.service import BrokerService
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
@@ -116,13 +117,18 @@ def open_store(settings: Settings) -> LmdbStore:
 
 def create_server(settings: Settings, store: Store | None = None) -> Broker:
     """Open the store, start the gRPC server and /metrics; return the running :class:`Broker`."""
+    credentials = server_credentials(settings)  # configuration errors before the store is opened
+    tokens = load_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else ()
     store = store if store is not None else open_store(settings)
     try:
         metrics = BrokerMetrics(store)
         service = BrokerService(store, settings, metrics)
+        interceptors: list[grpc.ServerInterceptor] = [_LatencyInterceptor(metrics)]
+        if tokens:
+            interceptors.append(TokenAuth(tokens))
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="logsvc-rpc"),
-            interceptors=[_LatencyInterceptor(metrics)],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_send_message_length", settings.max_message_bytes),
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -137,7 +143,10 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
             server,
         )
         try:
-            port = server.add_insecure_port(settings.listen)
+            if credentials is None:
+                port = server.add_insecure_port(settings.listen)
+            else:
+                port = server.add_secure_port(settings.listen, credentials)
         except RuntimeError as e:
             raise InvalidConfig(f"cannot listen on {settings.listen}: {e}", key="listen") from None
         if port == 0:
@@ -171,11 +180,14 @@ def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    tls = "off" if not settings.tls_cert_file else "mutual" if settings.tls_client_ca_file else "on"
     log.info(
-        "logsvc broker listening on %s (data dir %s, durability %s, metrics %s)",
+        "logsvc broker listening on %s (data dir %s, durability %s, tls %s, tokens %s, metrics %s)",
         broker.address,
         settings.data_dir,
         settings.durability,
+        tls,
+        "required" if settings.auth_tokens_file else "off",
         f"http://{broker.address.rsplit(':', 1)[0]}:{broker.metrics.port}/metrics" if broker.metrics.port else "off",
     )
     if ready is not None:
