@@ -83,6 +83,13 @@ class Store(abc.ABC):
         is not assumed: InvalidTopicName / InvalidPartition when wrong."""
 
     @abc.abstractmethod
+    def alter_topic(self, name: str, *, partitions: int | None = None, config: TopicConfig | None = None) -> TopicMeta:
+        """Grow a topic to ``partitions`` (None: unchanged; the new partitions start empty at offset 0)
+        and/or replace its ``config`` (retention applies from the next check). TopicNotFound;
+        InvalidPartition for fewer partitions than it has or more than the store allows; InvalidConfig
+        for a changed partitioner (keys would move to other partitions). Nothing changes on error."""
+
+    @abc.abstractmethod
     def delete_topic(self, name: str) -> None:
         """Delete a topic, its batches and every group's committed offsets on it. TopicNotFound."""
 

@@ -35,7 +35,7 @@ from logsvc.storage.base import (
 )
 from logsvc.storage.environment import open_environment
 from logsvc.storage.guard import ReadGuard
-from logsvc.storage.ops import Append, CommitOffsets, CreateTopic, DeleteGroupOffsets, DeleteTopic, Op
+from logsvc.storage.ops import AlterTopic, Append, CommitOffsets, CreateTopic, DeleteGroupOffsets, DeleteTopic, Op
 from logsvc.storage.retention import ApplyRetention, Trim
 from logsvc.storage.state import Catalog, Dbs
 from logsvc.storage.writer import Writer, WriterStats
@@ -143,6 +143,10 @@ class LmdbStore(Store):
         check_partition_count(partitions, self._max_partitions)
         config.validate()
         meta: TopicMeta = self._submit(CreateTopic(name, partitions, config))
+        return meta
+
+    def alter_topic(self, name: str, *, partitions: int | None = None, config: TopicConfig | None = None) -> TopicMeta:
+        meta: TopicMeta = self._submit(AlterTopic(name, partitions, config, self._max_partitions))
         return meta
 
     def delete_topic(self, name: str) -> None:

@@ -75,6 +75,18 @@ class MemoryStore(Store):
             self._topics[name] = (meta, [_Partition() for _ in range(partitions)])
             return meta
 
+    def alter_topic(self, name: str, *, partitions: int | None = None, config: TopicConfig | None = None) -> TopicMeta:
+        with self._cond:
+            meta, parts = self._get(name)
+            rules.check_alter(meta, partitions, config, self._max_partitions)
+            altered = meta._replace(
+                partitions=meta.partitions if partitions is None else partitions,
+                config=meta.config if config is None else config,
+            )
+            parts.extend(_Partition() for _ in range(meta.partitions, altered.partitions))
+            self._topics[name] = (altered, parts)
+            return altered
+
     def delete_topic(self, name: str) -> None:
         with self._cond:
             self._get(name)

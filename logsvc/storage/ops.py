@@ -190,6 +190,28 @@ class CreateTopic(Op):
         return meta
 
 
+class AlterTopic(Op):
+    def __init__(self, name: str, partitions: int | None, config: TopicConfig | None, max_partitions: int) -> None:
+        super().__init__()
+        self.name, self.partitions, self.config, self.max_partitions = name, partitions, config, max_partitions
+
+    def check(self, ctx: TxnContext) -> TopicMeta:
+        meta = ctx.topic(self.name)
+        rules.check_alter(meta, self.partitions, self.config, self.max_partitions)
+        return meta
+
+    def write(self, ctx: TxnContext, meta: TopicMeta) -> TopicMeta:
+        altered = meta._replace(
+            partitions=meta.partitions if self.partitions is None else self.partitions,
+            config=meta.config if self.config is None else self.config,
+        )
+        ctx.txn.put(self.name.encode("utf-8"), encode_topic(altered), db=ctx.dbs.topics)
+        ctx.topics[self.name] = altered
+        for partition in range(meta.partitions, altered.partitions):
+            ctx.parts[(meta.topic_id, partition)] = PartState()
+        return altered
+
+
 class DeleteTopic(Op):
     def __init__(self, name: str) -> None:
         super().__init__()

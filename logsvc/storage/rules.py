@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from logsvc.storage.base import TopicMeta
-from logsvc.topic_config import TopicConfig
+from logsvc.topic_config import TopicConfig, check_partition_count
 from logsvc_client.batch import BatchHeader, read_header, unpack_payload, validate
 from logsvc_client.errors import (
     BatchTooLarge,
     InvalidBatch,
+    InvalidConfig,
     InvalidPartition,
     InvalidRequest,
     OffsetOutOfRange,
@@ -46,6 +47,27 @@ def closed() -> Unavailable:
 
 def read_only(path: str) -> InvalidRequest:
     return InvalidRequest(f"the store at {path} is open read-only: it cannot be written")
+
+
+def check_alter(meta: TopicMeta, partitions: int | None, config: TopicConfig | None, max_partitions: int) -> None:
+    """What :meth:`Store.alter_topic` refuses: fewer partitions, too many, another partitioner."""
+    if partitions is not None:
+        if partitions < meta.partitions:
+            raise InvalidPartition(
+                f"topic {meta.name} has {meta.partitions} partitions; partitions can be added, never "
+                f"removed (asked for {partitions})",
+                topic=meta.name,
+                partitions=partitions,
+            )
+        check_partition_count(partitions, max_partitions)
+    if config is not None:
+        if config.partitioner != meta.config.partitioner:
+            raise InvalidConfig(
+                f"topic {meta.name} uses partitioner {meta.config.partitioner!r}; it cannot change (keys "
+                "would move to other partitions)",
+                key="partitioner",
+            )
+        config.validate()
 
 
 def check_partition(meta: TopicMeta, partition: int) -> None:

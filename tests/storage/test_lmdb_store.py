@@ -352,3 +352,18 @@ def test_the_lmdb_store_answers_like_the_memory_store_over_a_random_history(tmp_
             assert lmdb_store.offset_for_time("t", p, ts) == memory.offset_for_time("t", p, ts), (step, ts)
             offset = rng.randint(st.log_start_offset, st.next_offset)
             assert lmdb_store.read("t", p, offset, 2_000) == memory.read("t", p, offset, 2_000), step
+
+
+def test_an_altered_topic_is_reopened_as_altered(tmp_path: Path, clock: FakeClock) -> None:
+    # Given a topic grown from 1 to 3 partitions, with a new retention, and data in a new partition
+    path = tmp_path / "data"
+    with LmdbStore.open(path, clock=clock, retention_check_interval_ms=0) as store:
+        store.create_topic("orders", 1, TopicConfig())
+        store.alter_topic("orders", partitions=3, config=TopicConfig(retention_bytes=1 << 20))
+        store.append("orders", [(2, make_batch(4))])
+    # When the store is reopened
+    with LmdbStore.open(path, clock=clock, retention_check_interval_ms=0) as store:
+        # Then the topic has its new shape, and the new partition its data
+        meta = store.topic("orders")
+        assert (meta.partitions, meta.config.retention_bytes) == (3, 1 << 20)
+        assert [p.next_offset for p in store.partition_states("orders")] == [0, 0, 4]
