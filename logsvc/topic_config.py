@@ -87,6 +87,14 @@ class TopicConfig:
                 key="partitioner",
             )
 
+    @classmethod
+    def default(cls, key: str) -> str:
+        """The default value of ``key`` as a string; InvalidConfig naming an unknown key."""
+        defaults = cls().as_strings()
+        if key not in defaults:
+            raise InvalidConfig(f"unknown topic config key {key!r}; known keys: {', '.join(sorted(defaults))}", key=key)
+        return defaults[key]
+
     def as_strings(self) -> dict[str, str]:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
 

@@ -218,12 +218,30 @@ class Accumulator:
             raise FailedPrecondition("the producer is closed")
         n = self._load_partition_count(topic)  # TopicNotFound; outside the lock (a network call)
         with self.lock:
-            t = self._topics.get(topic)
-            if t is None or t.partitions != n:
-                t = TopicBatches(topic, n, self._sticky)
-                self._topics[topic] = t
-                self.states.append(t)
-            return t
+            return self._resize_locked(topic, n)
+
+    def refresh_topics(self) -> list[str]:
+        """Look up the partition count of every topic in use again (network calls, without the lock);
+        a topic that grew gets new batches over the new count, while records already queued go out
+        in their batches. The topics that changed."""
+        with self.lock:
+            known = {name: t.partitions for name, t in self._topics.items()}
+        changed = []
+        for name, partitions in known.items():
+            n = self._load_partition_count(name)  # TopicNotFound: the next send says so
+            if n != partitions:
+                with self.lock:
+                    self._resize_locked(name, n)
+                changed.append(name)
+        return changed
+
+    def _resize_locked(self, topic: str, n: int) -> TopicBatches:
+        t = self._topics.get(topic)
+        if t is None or t.partitions != n:
+            t = TopicBatches(topic, n, self._sticky)
+            self._topics[topic] = t
+            self.states.append(t)
+        return t
 
     def forget_topic(self, t: TopicBatches) -> None:
         """The broker no longer knows the topic: the next send describes it again."""

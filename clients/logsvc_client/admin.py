@@ -103,6 +103,28 @@ class Admin:
         )
         return description_from_pb(channel.call(self._stub.CreateTopic, request, self._timeout_s))
 
+    def alter_topic(
+        self,
+        name: str,
+        *,
+        partitions: int | None = None,
+        config: Mapping[str, str] | None = None,
+        reset_config: Iterable[str] = (),
+    ) -> TopicDescription:
+        """Grow a topic to ``partitions`` and/or set ``config`` keys and reset ``reset_config`` keys
+        to their defaults; the new description. TopicNotFound; InvalidPartition for fewer partitions
+        than it has; InvalidConfig for an unknown key, a bad value or a changed partitioner.
+
+        As in Kafka, keyed records produced after a partition count change hash over the new count;
+        running producers see it within ``metadata_max_age_ms``, group consumers at once."""
+        request = pb.AlterTopicRequest(
+            name=name,
+            partitions=partitions or 0,
+            set_config={k: str(v) for k, v in (config or {}).items()},
+            reset_config=list(reset_config),
+        )
+        return description_from_pb(channel.call(self._stub.AlterTopic, request, self._timeout_s))
+
     def delete_topic(self, name: str) -> None:
         """Delete a topic with its records; TopicNotFound when missing."""
         channel.call(self._stub.DeleteTopic, pb.DeleteTopicRequest(name=name), self._timeout_s)

@@ -60,12 +60,14 @@ class Producer:
         retry_backoff_ms: float = 100,
         request_timeout_ms: float = 30_000,
         max_in_flight: int = 5,
+        metadata_max_age_ms: float = 300_000,
         security: Security | None = None,
         transport: ProduceTransport | None = None,
     ) -> None:
-        """``security``: TLS and token settings (None: from the environment, see
-        :mod:`logsvc_client.security`). ``transport`` replaces the gRPC connection to ``address``
-        (tests use an in-memory one)."""
+        """``metadata_max_age_ms``: how often the partition counts of the topics in use are looked
+        up again, so partitions added to a topic are used. ``security``: TLS and token settings
+        (None: from the environment, see :mod:`logsvc_client.security`). ``transport`` replaces the
+        gRPC connection to ``address`` (tests use an in-memory one)."""
         _check("linger_ms", linger_ms, 0)
         _check("max_batch_bytes", max_batch_bytes, 1024)
         _check("max_buffer_bytes", max_buffer_bytes, 1024)
@@ -74,6 +76,7 @@ class Producer:
         _check("retry_backoff_ms", retry_backoff_ms, 0)
         _check("request_timeout_ms", request_timeout_ms, 1)
         _check("max_in_flight", max_in_flight, 1)
+        _check("metadata_max_age_ms", metadata_max_age_ms, 1)
         if max_batch_bytes > MAX_MESSAGE_BYTES // 2:
             raise InvalidConfig(
                 f"max_batch_bytes={max_batch_bytes} is above {MAX_MESSAGE_BYTES // 2}", key="max_batch_bytes"
@@ -105,6 +108,7 @@ class Producer:
             max_request_bytes=min(MAX_REQUEST_BYTES, MAX_MESSAGE_BYTES // 2),
             retries=retries,
             backoff=backoff,
+            metadata_max_age_ms=metadata_max_age_ms,
         )
         self._closed = False
         self._sender.start()

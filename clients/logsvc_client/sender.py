@@ -39,6 +39,7 @@ class Sender(threading.Thread):
         max_request_bytes: int,
         retries: int,
         backoff: Backoff,
+        metadata_max_age_ms: float = 300_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="logsvc-producer-sender", daemon=True)
@@ -49,6 +50,8 @@ class Sender(threading.Thread):
         self._retries = retries
         self._backoff = backoff
         self._clock = clock
+        self._metadata_max_age_s = metadata_max_age_ms / 1000
+        self._metadata_due = clock() + self._metadata_max_age_s
         self.in_flight = 0  # requests sent and not answered (changed with the lock held)
         self.stopped = False  # set with the lock held: exit now, whatever is pending
 
@@ -63,22 +66,38 @@ class Sender(threading.Thread):
         acc = self._acc
         clock = self._clock
         while True:
+            refresh = False
             with acc.lock:
                 while True:
                     if self.stopped or (acc.closed and not acc.incomplete):
                         acc.sleep_until = math.inf
                         return
                     now = clock()
+                    if now >= self._metadata_due:
+                        refresh = True
+                        break
                     slots = self._max_in_flight - self.in_flight
                     requests, deadline = acc.drain_locked(now, slots, self._max_request_bytes)
                     if requests:
                         self.in_flight += len(requests)
                         acc.sleep_until = -math.inf
                         break
-                    acc.sleep_until = deadline if slots > 0 else math.inf
-                    acc.wake.wait(None if acc.sleep_until == math.inf else max(0.0, deadline - now))
+                    acc.sleep_until = min(deadline if slots > 0 else math.inf, self._metadata_due)
+                    acc.wake.wait(max(0.0, acc.sleep_until - now))
+            if refresh:
+                self._refresh_metadata()
+                continue
             for t, batches in requests:
                 self._send(t, batches)
+
+    def _refresh_metadata(self) -> None:
+        """Every ``metadata_max_age_ms``: pick up partitions added to the topics in use."""
+        self._metadata_due = self._clock() + self._metadata_max_age_s
+        try:
+            for name in self._acc.refresh_topics():
+                log.info("topic %s has new partitions; records from now on use them", name)
+        except LogsvcError as e:  # unavailable or deleted: the sends report it; try again next time
+            log.debug("refreshing partition counts failed: %s", e)
 
     def stop(self) -> None:
         with self._acc.lock:

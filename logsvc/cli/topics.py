@@ -1,4 +1,4 @@
-"""``logsvc topics create|list|describe|delete``."""
+"""``logsvc topics create|list|describe|alter|delete``."""
 
 from __future__ import annotations
 
@@ -72,13 +72,14 @@ def parse_config(pairs: Sequence[str]) -> dict[str, str]:
 
 @click.group()
 def topics() -> None:
-    """Create, list, describe and delete topics.
+    """Create, list, describe, alter and delete topics.
 
     \b
     Examples:
       logsvc topics create orders --partitions 3 --config retention_ms=604800000
       logsvc topics list -o json
       logsvc topics describe orders
+      logsvc topics alter orders --partitions 6 --config retention_ms=86400000
       logsvc topics delete orders
     """
 
@@ -139,6 +140,46 @@ def describe(name: str, output: str) -> None:
         echo_json(topic_json(topic))
     else:
         echo_topic(topic)
+
+
+@topics.command()
+@click.argument("name")
+@click.option(
+    "-p",
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Grow the topic to this many partitions (never fewer than it has).",
+)
+@click.option(
+    "-c", "--config", "config_pairs", metavar="KEY=VALUE", multiple=True, help="Set a topic config key, repeatable."
+)
+@click.option(
+    "--reset-config", "reset_keys", metavar="KEY", multiple=True, help="Set a key back to its default, repeatable."
+)
+@server_option
+@output_option
+def alter(
+    name: str, partitions: int | None, config_pairs: tuple[str, ...], reset_keys: tuple[str, ...], output: str
+) -> None:
+    """Add partitions to topic NAME and/or change its config; then show it.
+
+    New partitions start empty. As in Kafka, keyed records produced after the change hash over the
+    new partition count, so a key's later records may land on another partition than its earlier
+    ones; group consumers get the new partitions at once, running producers within their
+    metadata_max_age_ms. A config change applies to the whole topic (retention at the next check).
+    """
+    config = parse_config(config_pairs)
+    if partitions is None and not config and not reset_keys:
+        raise click.UsageError("give --partitions, --config or --reset-config")
+    with Admin(get_state().address()) as admin:
+        altered = topic_view(
+            admin.alter_topic(name, partitions=partitions, config=config or None, reset_config=reset_keys)
+        )
+    if output == "json":
+        echo_json(topic_json(altered))
+    else:
+        echo_topic(altered)
 
 
 @topics.command()

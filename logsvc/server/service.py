@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from logsvc.errors import InvalidRequest, TopicAlreadyExists, TopicNotFound
+from logsvc.errors import InvalidConfig, InvalidRequest, TopicAlreadyExists, TopicNotFound
 from logsvc.groups import Coordinator
 from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
 from logsvc.server.metrics import BrokerMetrics
@@ -93,6 +93,25 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         meta = self.store.create_topic(name, partitions, config)
         self.coordinator.topics_changed(self.mono_ms())
         return describe(self.store, meta)
+
+    @translated
+    def AlterTopic(self, request: pb.AlterTopicRequest, context: grpc.ServicerContext) -> pb.TopicDescription:
+        name = check_topic_name(request.name)
+        meta = self.store.topic(name)
+        config = None
+        if request.set_config or request.reset_config:
+            both = sorted(set(request.set_config) & set(request.reset_config))
+            if both:
+                raise InvalidConfig(f"topic config {both[0]!r} is both set and reset", key=both[0])
+            values = meta.config.as_strings()
+            for key in request.reset_config:
+                values[key] = TopicConfig.default(key)
+            config = TopicConfig.parse({**values, **request.set_config})
+        partitions = request.partitions or None
+        altered = self.store.alter_topic(name, partitions=partitions, config=config)
+        if altered.partitions != meta.partitions:
+            self.coordinator.topics_changed(self.mono_ms())
+        return describe(self.store, altered)
 
     @translated
     def DeleteTopic(self, request: pb.DeleteTopicRequest, context: grpc.ServicerContext) -> pb.DeleteTopicResponse:

@@ -61,6 +61,28 @@ def test_topics_commands_print_json_with_output_json(cli: Cli) -> None:
     assert deleted == {"deleted": name}
 
 
+def test_a_topic_is_altered_adding_partitions_and_changing_config(cli: Cli) -> None:
+    # Given a 2-partition topic that keeps records a minute
+    name = cli.new_topic(2, "retention_ms=60000")
+
+    # When it grows to 4 partitions, keeps records a day, and max_batch_bytes is reset
+    done = cli.ok(
+        "topics", "alter", name, "--partitions", "4", "--config", "retention_ms=86400000",
+        "--reset-config", "max_batch_bytes", "-o", "json",
+    )  # fmt: skip
+
+    # Then the new description says so
+    altered = json.loads(done.stdout)
+    assert [p["partition"] for p in altered["partitions"]] == [0, 1, 2, 3]
+    assert altered["config"]["retention_ms"] == "86400000"
+    assert altered["config"]["max_batch_bytes"] == "8388608"
+    # And shrinking it, or altering nothing, is refused with one error line
+    assert cli.fails("topics", "alter", name, "--partitions", "3") == (
+        f"error: topic {name} has 4 partitions; partitions can be added, never removed (asked for 3)"
+    )
+    assert "give --partitions, --config or --reset-config" in cli.fails("topics", "alter", name, code=2)
+
+
 def test_an_invalid_topic_name_is_one_error_line_and_exit_1(cli: Cli) -> None:
     # When a topic with a space in its name is created
     line = cli.fails("topics", "create", "bad name", "--partitions", "1")

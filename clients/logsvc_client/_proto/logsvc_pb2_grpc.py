@@ -54,6 +54,11 @@ class BrokerStub:
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeTopicRequest.SerializeToString,
                 response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.TopicDescription.FromString,
                 _registered_method=True)
+        self.AlterTopic = channel.unary_unary(
+                '/logsvc.v1.Broker/AlterTopic',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.AlterTopicRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.TopicDescription.FromString,
+                _registered_method=True)
         self.Produce = channel.unary_unary(
                 '/logsvc.v1.Broker/Produce',
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRequest.SerializeToString,
@@ -150,6 +155,14 @@ class BrokerServicer:
 
     def DescribeTopic(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterTopic(self, request, context):
+        """Add partitions and/or change config keys. INVALID_ARGUMENT for fewer partitions than the topic
+        has (partitions are never removed), an unknown key or bad value, or a changed partitioner.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -278,6 +291,11 @@ def add_BrokerServicer_to_server(servicer, server):
             'DescribeTopic': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeTopic,
                     request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeTopicRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.TopicDescription.SerializeToString,
+            ),
+            'AlterTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterTopic,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.AlterTopicRequest.FromString,
                     response_serializer=logsvc_dot_v1_dot_logsvc__pb2.TopicDescription.SerializeToString,
             ),
             'Produce': grpc.unary_unary_rpc_method_handler(
@@ -458,6 +476,33 @@ class Broker:
             target,
             '/logsvc.v1.Broker/DescribeTopic',
             logsvc_dot_v1_dot_logsvc__pb2.DescribeTopicRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.TopicDescription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/AlterTopic',
+            logsvc_dot_v1_dot_logsvc__pb2.AlterTopicRequest.SerializeToString,
             logsvc_dot_v1_dot_logsvc__pb2.TopicDescription.FromString,
             options,
             channel_credentials,
