@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from .accumulator import Accumulator
+from .batch import check_compression
 from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
 from .errors import InvalidConfig, Timeout, Unavailable
 from .record_future import RecordFuture, RecordFutures
@@ -61,13 +62,17 @@ class Producer:
         request_timeout_ms: float = 30_000,
         max_in_flight: int = 5,
         metadata_max_age_ms: float = 300_000,
+        compression: str = "none",
         security: Security | None = None,
         transport: ProduceTransport | None = None,
     ) -> None:
-        """``metadata_max_age_ms``: how often the partition counts of the topics in use are looked
-        up again, so partitions added to a topic are used. ``security``: TLS and token settings
-        (None: from the environment, see :mod:`logsvc_client.security`). ``transport`` replaces the
-        gRPC connection to ``address`` (tests use an in-memory one)."""
+        """``compression``: ``none``, ``gzip`` or ``zstd``; each batch's payload is compressed whole
+        in the sender thread, stored compressed by the broker and inflated by consumers (the batch
+        size limits apply before compression). ``metadata_max_age_ms``: how often the partition
+        counts of the topics in use are looked up again, so partitions added to a topic are used.
+        ``security``: TLS and token settings (None: from the environment, see
+        :mod:`logsvc_client.security`). ``transport`` replaces the gRPC connection to ``address``
+        (tests use an in-memory one)."""
         _check("linger_ms", linger_ms, 0)
         _check("max_batch_bytes", max_batch_bytes, 1024)
         _check("max_buffer_bytes", max_buffer_bytes, 1024)
@@ -77,6 +82,7 @@ class Producer:
         _check("request_timeout_ms", request_timeout_ms, 1)
         _check("max_in_flight", max_in_flight, 1)
         _check("metadata_max_age_ms", metadata_max_age_ms, 1)
+        check_compression(compression)
         if max_batch_bytes > MAX_MESSAGE_BYTES // 2:
             raise InvalidConfig(
                 f"max_batch_bytes={max_batch_bytes} is above {MAX_MESSAGE_BYTES // 2}", key="max_batch_bytes"
@@ -109,6 +115,7 @@ class Producer:
             retries=retries,
             backoff=backoff,
             metadata_max_age_ms=metadata_max_age_ms,
+            compression=compression,
         )
         self._closed = False
         self._sender.start()

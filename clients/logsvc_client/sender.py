@@ -40,6 +40,7 @@ class Sender(threading.Thread):
         retries: int,
         backoff: Backoff,
         metadata_max_age_ms: float = 300_000,
+        compression: str = "none",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="logsvc-producer-sender", daemon=True)
@@ -50,6 +51,7 @@ class Sender(threading.Thread):
         self._retries = retries
         self._backoff = backoff
         self._clock = clock
+        self._compression = compression
         self._metadata_max_age_s = metadata_max_age_ms / 1000
         self._metadata_due = clock() + self._metadata_max_age_s
         self.in_flight = 0  # requests sent and not answered (changed with the lock held)
@@ -116,12 +118,11 @@ class Sender(threading.Thread):
             log.exception("sending a produce request failed")
             self._on_response(t, batches, None, LogsvcError(f"sending a produce request failed: {e!r}"))
 
-    @staticmethod
-    def _encoded(b: ProducerBatch) -> bytes:
+    def _encoded(self, b: ProducerBatch) -> bytes:
         if b.encoded is None:
             records = b.records
             assert records is not None
-            b.encoded = codec.encode_batch(records, max(map(_timestamp, records)))
+            b.encoded = codec.encode_batch(records, max(map(_timestamp, records)), self._compression)
             b.records = None
         return b.encoded
 

@@ -83,10 +83,18 @@ def _batch_json(base: int, data: bytes, header: BatchHeader, crc: int, records: 
         "first_timestamp": header.first_timestamp_ms,
         "max_timestamp": header.max_timestamp_ms,
         "timestamp_type": "LogAppendTime" if header.log_append_time else "CreateTime",
+        "compression": _compression(header),
         "crc32": f"{header.crc32:#010x}",
         "crc_ok": crc == header.crc32,
         "records": None if records is None else [_record_json(r) for r in records],
     }
+
+
+def _compression(header: BatchHeader) -> str:
+    try:
+        return header.compression
+    except InvalidBatch:
+        return f"unknown (attributes {header.attributes:#04x})"
 
 
 def _record_json(record: Record) -> dict[str, Any]:
@@ -100,8 +108,10 @@ def _batch_line(base: int, data: bytes, header: BatchHeader, crc: int) -> str:
     span = f"offsets {base}-{base + count - 1}" if count > 1 else f"offset {base}"
     check = "ok" if crc == header.crc32 else f"MISMATCH (payload has {crc:#010x})"
     kind = ", LogAppendTime" if header.log_append_time else ""
+    compression = _compression(header)
+    stored = f"{len(data)} bytes" + ("" if compression == "none" else f" ({compression})")
     return (
-        f"batch {span}: {count} record(s), {len(data)} bytes, "
+        f"batch {span}: {count} record(s), {stored}, "
         f"timestamps {iso_ms(header.first_timestamp_ms)} .. {iso_ms(header.max_timestamp_ms)}{kind}, "
         f"crc32 {header.crc32:#010x} {check}"
     )

@@ -19,6 +19,7 @@ import click
 from logsvc.cli.output import Progress, echo_json, note, output_option
 from logsvc.cli.state import get_state, server_option
 from logsvc_client import Producer, RecordFuture
+from logsvc_client.batch import COMPRESSIONS
 from logsvc_client.errors import InvalidRequest
 
 READ_CHUNK_BYTES = 64 * 1024
@@ -119,6 +120,13 @@ def parse_headers(pairs: tuple[str, ...]) -> list[tuple[str, bytes]] | None:
     help="Add a header to every record (repeatable).",
 )
 @click.option("--null-value", is_flag=True, help="Send an empty value as null (a tombstone).")
+@click.option(
+    "--compression",
+    type=click.Choice(COMPRESSIONS),
+    default="none",
+    show_default=True,
+    help="Compress each batch's payload (stored compressed; consumers inflate it).",
+)
 @server_option
 @output_option(as_table="a summary on stderr at the end", as_json='one {"partition": P, "offset": O} line per record')
 def produce(
@@ -127,6 +135,7 @@ def produce(
     partition: int | None,
     header_pairs: tuple[str, ...],
     null_value: bool,
+    compression: str,
     output: str,
 ) -> None:
     """Send each line of stdin to TOPIC as one record.
@@ -162,7 +171,7 @@ def produce(
                 echo_json({"partition": position.partition, "offset": position.offset})
         progress.update(f"{acked} records produced to {topic}")
 
-    producer = Producer(get_state().address(), linger_ms=5)
+    producer = Producer(get_state().address(), linger_ms=5, compression=compression)
     try:
         line_no = 0
         while True:

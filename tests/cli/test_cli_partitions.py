@@ -60,6 +60,27 @@ def test_dump_shows_batch_boundaries_records_and_verified_checksums(cli: Cli) ->
     assert batches[1]["records"][0]["headers"] == [["h", "1"]]
 
 
+def test_compressed_batches_are_produced_dumped_with_their_codec_and_consumed(cli: Cli) -> None:
+    # Given records produced with --compression zstd, then a batch without compression
+    topic = cli.new_topic()
+    lines = [b'{"symbol": "AAPL", "qty": %d}' % i for i in range(50)]
+    cli.ok("produce", topic, "--partition", "0", "--compression", "zstd", input=b"".join(v + b"\n" for v in lines))
+    produce_batches(cli, topic, [b"plain"])
+
+    # When the partition is dumped, Then the compressed batches say so and their records are shown
+    text = cli.ok("partitions", "dump", topic, "--partition", "0").stdout.decode().splitlines()
+    announced = [line for line in text if line.startswith("batch ")]
+    assert all("bytes (zstd)," in line for line in announced[:-1]) and "(zstd)" not in announced[-1]
+    batches = dump_json(cli, topic)
+    assert {b["compression"] for b in batches[:-1]} == {"zstd"} and batches[-1]["compression"] == "none"
+    assert [r["value"] for b in batches for r in b["records"]] == [v.decode() for v in lines] + ["plain"]
+    # And consume prints every value
+    consumed = cli.ok("consume", topic, "-n", "51").stdout.decode().splitlines()
+    assert consumed == [v.decode() for v in lines] + ["plain"]
+    # And an unknown codec is a usage error naming the choices
+    assert "'lz4' is not one of 'none', 'gzip', 'zstd'" in cli.fails("produce", topic, "--compression", "lz4", code=2)
+
+
 def test_dump_starts_at_from_and_stops_after_max_records(cli: Cli) -> None:
     # Given one batch of five records
     topic = cli.new_topic()

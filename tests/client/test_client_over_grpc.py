@@ -320,3 +320,30 @@ def test_without_a_broker_calls_fail_with_unavailable() -> None:
             admin.list_topics()
         with pytest.raises(Unavailable):
             admin.create_topic("t", 1)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_batches_are_stored_compressed_and_read_back_like_any_other(
+    admin: Admin, address: str, compression: str
+) -> None:
+    # Given the same 2,000 JSON records produced plainly into one topic and compressed into another
+    records = [(b"order-%d" % i, b'{"symbol": "AAPL", "side": "buy", "qty": %d}' % i) for i in range(2_000)]
+    sizes = {}
+    for topic, codec_name in (("plain", "none"), ("packed", compression)):
+        admin.create_topic(topic, 1)
+        with Producer(address, linger_ms=5, compression=codec_name) as producer:
+            for i, (key, value) in enumerate(records):
+                producer.send(topic, value, key, timestamp_ms=1_700_000_000_000 + i)
+            producer.flush(timeout=10)
+        sizes[topic] = admin.describe_topic(topic).partitions[0].bytes
+    # Then the compressed topic takes a fraction of the space
+    assert sizes["packed"] < sizes["plain"] // 3
+    # And a consumer reads the same records from it, and time lookups find records inside its batches
+    with Consumer(address) as consumer:
+        consumer.assign_topic("packed")
+        got: list[tuple[bytes | None, bytes | None]] = []
+        while len(got) < len(records):
+            got += [(r.key, r.value) for r in consumer.poll(timeout_ms=1_000)]
+    assert got == records
+    found = admin.offsets_for_time("packed", 1_700_000_000_000 + 1_234)[0]
+    assert (found.offset, found.timestamp_ms) == (1_234, 1_700_000_001_234)
