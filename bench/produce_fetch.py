@@ -48,7 +48,9 @@ def run(address: str, args: argparse.Namespace) -> str:
     batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
 
     # 1. produce: the application's batches of records, then one send() per record
-    with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes) as producer:
+    with Producer(
+        address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes, compression=args.compression
+    ) as producer:
         send_many = producer.send_many
         started = time.perf_counter()
         for i in range(0, args.records, step):
@@ -156,6 +158,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--linger-ms", type=float, default=5)
     parser.add_argument("--single", type=int, default=2_000)
+    parser.add_argument(
+        "--compression", choices=["none", "gzip", "zstd"], default="none", help="of the batches produced by send_many"
+    )
     parser.add_argument("--rebalances", type=int, default=5, help="rebalance rounds (the slowest is reported)")
     parser.add_argument("--durability", choices=["fsync", "os"], default="fsync", help="for the broker it starts")
     args = parser.parse_args()
