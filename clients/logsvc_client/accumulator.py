@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 
 from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
 from .bulk_records import append_bulk, prepare_bulk
-from .errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError
+from .errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
 from .partitioner import StickyPartitioner, murmur2_positive
 from .record_future import ProducerBatch, RawRecord, RecordFuture, RecordFutures
 from .records import check_timestamp, to_bytes, to_headers
@@ -228,7 +228,10 @@ class Accumulator:
             known = {name: t.partitions for name, t in self._topics.items()}
         changed = []
         for name, partitions in known.items():
-            n = self._load_partition_count(name)  # TopicNotFound: the next send says so
+            try:
+                n = self._load_partition_count(name)
+            except TopicNotFound:
+                continue  # deleted: the next send to it says so
             if n != partitions:
                 with self.lock:
                     self._resize_locked(name, n)

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from logsvc_client.accumulator import Accumulator
+from logsvc_client.errors import TopicNotFound
 
 
 class Clock:
@@ -114,3 +115,30 @@ def test_the_buffer_counts_estimated_bytes_until_batches_are_released(clock: Clo
         acc.release_locked(t, batches)
     assert acc.buffered == 0
     assert not acc.incomplete
+
+
+def test_refreshing_partition_counts_takes_up_grown_topics_and_skips_deleted_ones(clock: Clock) -> None:
+    # Given records queued for topics "a" and "b" (2 partitions each)
+    counts = {"a": 2, "b": 2}
+
+    def load(topic: str) -> int:
+        if topic not in counts:
+            raise TopicNotFound(f"topic {topic!r} does not exist")
+        return counts[topic]
+
+    acc = Accumulator(load, linger_ms=10, clock=clock)
+    queued = acc.append("a", b"v", partition=1)
+    acc.append("b", b"v", partition=0)
+    # When "a" grows to 4 and "b" is deleted, and the counts are looked up again
+    counts["a"] = 4
+    del counts["b"]
+    # Then only "a" changed: new records may go to its new partitions, the queued one still goes out
+    assert acc.refresh_topics() == ["a"]
+    assert acc.partition_count("a") == 4
+    acc.append("a", b"w", partition=3)
+    clock.now += 0.010
+    with acc.lock:
+        requests, _ = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)
+    drained = [(t.name, b.partition) for t, batches in requests for b in batches]
+    assert ("a", 1) in drained and ("a", 3) in drained
+    assert not queued.done()
