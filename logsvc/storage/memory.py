@@ -78,11 +78,7 @@ class MemoryStore(Store):
     def alter_topic(self, name: str, *, partitions: int | None = None, config: TopicConfig | None = None) -> TopicMeta:
         with self._cond:
             meta, parts = self._get(name)
-            rules.check_alter(meta, partitions, config, self._max_partitions)
-            altered = meta._replace(
-                partitions=meta.partitions if partitions is None else partitions,
-                config=meta.config if config is None else config,
-            )
+            altered = rules.altered(meta, partitions, config, self._max_partitions)
             parts.extend(_Partition() for _ in range(meta.partitions, altered.partitions))
             self._topics[name] = (altered, parts)
             return altered

@@ -195,16 +195,12 @@ class AlterTopic(Op):
         super().__init__()
         self.name, self.partitions, self.config, self.max_partitions = name, partitions, config, max_partitions
 
-    def check(self, ctx: TxnContext) -> TopicMeta:
+    def check(self, ctx: TxnContext) -> tuple[TopicMeta, TopicMeta]:
         meta = ctx.topic(self.name)
-        rules.check_alter(meta, self.partitions, self.config, self.max_partitions)
-        return meta
+        return meta, rules.altered(meta, self.partitions, self.config, self.max_partitions)
 
-    def write(self, ctx: TxnContext, meta: TopicMeta) -> TopicMeta:
-        altered = meta._replace(
-            partitions=meta.partitions if self.partitions is None else self.partitions,
-            config=meta.config if self.config is None else self.config,
-        )
+    def write(self, ctx: TxnContext, plan: tuple[TopicMeta, TopicMeta]) -> TopicMeta:
+        meta, altered = plan
         ctx.txn.put(self.name.encode("utf-8"), encode_topic(altered), db=ctx.dbs.topics)
         ctx.topics[self.name] = altered
         for partition in range(meta.partitions, altered.partitions):

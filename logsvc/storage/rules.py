@@ -49,8 +49,9 @@ def read_only(path: str) -> InvalidRequest:
     return InvalidRequest(f"the store at {path} is open read-only: it cannot be written")
 
 
-def check_alter(meta: TopicMeta, partitions: int | None, config: TopicConfig | None, max_partitions: int) -> None:
-    """What :meth:`Store.alter_topic` refuses: fewer partitions, too many, another partitioner."""
+def altered(meta: TopicMeta, partitions: int | None, config: TopicConfig | None, max_partitions: int) -> TopicMeta:
+    """``meta`` as :meth:`Store.alter_topic` leaves it; refuses fewer partitions, too many, or
+    another partitioner."""
     if partitions is not None:
         if partitions < meta.partitions:
             raise InvalidPartition(
@@ -68,6 +69,10 @@ def check_alter(meta: TopicMeta, partitions: int | None, config: TopicConfig | N
                 key="partitioner",
             )
         config.validate()
+    return meta._replace(
+        partitions=meta.partitions if partitions is None else partitions,
+        config=meta.config if config is None else config,
+    )
 
 
 def check_partition(meta: TopicMeta, partition: int) -> None:
