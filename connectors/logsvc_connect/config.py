@@ -146,12 +146,17 @@ def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
         raise InvalidConfig(f"{source}: {key}={value!r} is not a valid {kind}", key=key) from None
 
 
-def build(cls: type[Any], values: Mapping[str, Any], source: str) -> Any:
-    """An instance of the dataclass ``cls`` from ``values``; unknown keys are InvalidConfig."""
+def check_keys(cls: type[Any], values: Mapping[str, Any], source: str) -> None:
+    """InvalidConfig naming the first key of ``values`` that is not a field of the dataclass ``cls``."""
     names = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in names:
             raise InvalidConfig(f"{source}: unknown key {key!r}; known: {', '.join(sorted(names))}", key=key)
+
+
+def build(cls: type[Any], values: Mapping[str, Any], source: str) -> Any:
+    """An instance of the dataclass ``cls`` from ``values``; unknown keys are InvalidConfig."""
+    check_keys(cls, values, source)
     return cls(**{k: _coerce(cls, k, v, source) for k, v in values.items()})
 
 

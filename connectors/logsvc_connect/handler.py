@@ -46,7 +46,7 @@ from typing import Any
 
 from logsvc_client.errors import InvalidConfig, LogsvcError
 from logsvc_client.records import TopicPartition
-from logsvc_connect.config import RuntimeConfig, load_runtime
+from logsvc_connect.config import RuntimeConfig, check_keys, load_runtime
 from logsvc_connect.hooks import check_one_argument, import_hook
 from logsvc_connect.runtime import SinkRuntime, StartFrom
 from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
@@ -93,10 +93,7 @@ class HandlerConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> HandlerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                raise InvalidConfig(f"[python]: unknown key {key!r}; known: {', '.join(sorted(known))}", key=key)
+        check_keys(cls, values, "[python]")
         options = values.get("options", {})
         if not isinstance(options, dict):
             raise InvalidConfig("[python] options must be a table", key="options")

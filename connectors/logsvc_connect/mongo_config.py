@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from logsvc_client.errors import InvalidConfig
+from logsvc_connect.config import check_keys
 from logsvc_connect.values import VALUE_FORMATS
 
 ID_MODES = ("offset", "key", "field")
@@ -80,12 +81,7 @@ class MongoConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MongoConfig:
         """A validated config; InvalidConfig names the first unknown key or bad value."""
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise InvalidConfig(
-                    f"unknown mongo sink config key {key!r} (known: {', '.join(sorted(known))})", key=key
-                )
+        check_keys(cls, values, "[mongo]")
         for key in REQUIRED:
             if key not in values:
                 raise InvalidConfig(f"mongo sink config needs {key!r}", key=key)

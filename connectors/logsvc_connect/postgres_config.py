@@ -35,13 +35,14 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
 
 from logsvc_client.errors import InvalidConfig
 
+from .config import check_keys
 from .values import VALUE_FORMATS
 
 MODES = ("jsonb", "columns")
@@ -178,12 +179,7 @@ class PostgresConfig:
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> PostgresConfig:
         """Validate a mapping (a TOML table, parsed flags); InvalidConfig names the bad key."""
-        known = {f.name for f in fields(cls)}
-        for key in d:
-            if key not in known:
-                raise InvalidConfig(
-                    f"unknown postgres sink option {key!r} (known: {', '.join(sorted(known))})", key=key
-                )
+        check_keys(cls, d, "[postgres]")
         dsn = _str(d, "dsn")
         if not dsn:
             raise InvalidConfig("dsn is required (a libpq connection string or URI)", key="dsn")
