@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
 
@@ -30,8 +30,10 @@ from psycopg import sql
 from logsvc_client import Admin, Consumer, Producer, Record, TopicPartition
 from logsvc_client.errors import GroupNotFound, TopicNotFound
 from logsvc_client.groups import GroupDescription
+from logsvc_connect.sink import Sink
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Sink)
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AMD", "INTC", "ORCL", "IBM", "NFLX")
 BASE_TIME_MS = 1_714_564_800_000  # 2024-05-01T12:00:00Z
@@ -133,6 +135,22 @@ def caught_up(address: str, group: str, topic: str) -> bool:
     """Whether ``group`` has committed every partition of ``topic`` up to its end."""
     done = {tp.partition: offset for tp, offset in committed(address, group).items() if tp.topic == topic}
     return all(done.get(p, 0) >= end for p, end in end_offsets(address, topic).items())
+
+
+def opened_sinks(build: Callable[[dict[str, Any]], S]) -> Iterator[Callable[..., S]]:
+    """For a fixture to ``yield from``: a factory of sinks built from config overrides by ``build``
+    and opened; every one is closed when the fixture ends."""
+    sinks: list[S] = []
+
+    def make(**config: Any) -> S:
+        sink = build(config)
+        sink.open()
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
+        sink.close()
 
 
 def wait_until(what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float = 30) -> T:

@@ -14,7 +14,7 @@ import pytest
 from logsvc_connect.postgres import PostgresSink
 from logsvc_connect.postgres_config import PostgresConfig
 from logsvc_connect.sink import SinkRecord
-from tests.connectors.e2e import PostgresTarget
+from tests.connectors.e2e import PostgresTarget, opened_sinks
 from tests.fixtures.postgres import PostgresCluster
 
 MakeSink = Callable[..., PostgresSink]
@@ -33,17 +33,7 @@ def target(postgres: PostgresCluster) -> PostgresTarget:
 
 @pytest.fixture
 def make_sink(target: PostgresTarget) -> Iterator[MakeSink]:
-    sinks: list[PostgresSink] = []
-
-    def make(**config: Any) -> PostgresSink:
-        sink = PostgresSink(PostgresConfig.from_mapping({"dsn": target.dsn, **config}))
-        sink.open()
-        sinks.append(sink)
-        return sink
-
-    yield make
-    for sink in sinks:
-        sink.close()
+    yield from opened_sinks(lambda config: PostgresSink(PostgresConfig.from_mapping({"dsn": target.dsn, **config})))
 
 
 @pytest.mark.parametrize(("config", "decodes"), [

@@ -14,6 +14,7 @@ from pymongo.database import Database
 from logsvc_connect.mongo import MongoConfig, MongoSink
 from logsvc_connect.sink import DataError, SinkRecord
 from logsvc_connect.values import decode_value
+from tests.connectors.e2e import opened_sinks
 from tests.fixtures.mongo import MongoServer
 
 TOPIC = "orders"
@@ -42,18 +43,8 @@ def database(mongo: MongoServer) -> Database[dict[str, Any]]:
 @pytest.fixture
 def make_sink(mongo: MongoServer, database: Database[dict[str, Any]]) -> Iterator[MakeSink]:
     """Opened sinks writing to this test's database (closed at the end)."""
-    sinks: list[MongoSink] = []
-
-    def make(**config: Any) -> MongoSink:
-        settings = {"uri": mongo.uri, "database": database.name, "server_selection_timeout_ms": 3000, **config}
-        sink = MongoSink(MongoConfig.from_mapping(settings))
-        sink.open()
-        sinks.append(sink)
-        return sink
-
-    yield make
-    for sink in sinks:
-        sink.close()
+    settings = {"uri": mongo.uri, "database": database.name, "server_selection_timeout_ms": 3000}
+    yield from opened_sinks(lambda config: MongoSink(MongoConfig.from_mapping({**settings, **config})))
 
 
 def contents(database: Database[dict[str, Any]], collection: str = TOPIC) -> dict[Any, dict[str, Any]]:

@@ -16,6 +16,7 @@ from logsvc_connect.postgres import PostgresSink
 from logsvc_connect.postgres_config import PostgresConfig
 from logsvc_connect.sink import DataError, SinkRecord
 from logsvc_connect.values import decode_value
+from tests.connectors.e2e import opened_sinks
 from tests.fixtures.postgres import PostgresCluster
 
 TOPIC = "orders"
@@ -50,17 +51,7 @@ def dsn(postgres: PostgresCluster) -> str:
 @pytest.fixture
 def make_sink(dsn: str) -> Iterator[MakeSink]:
     """Opened sinks writing to this test's database (closed at the end)."""
-    sinks: list[PostgresSink] = []
-
-    def make(**config: Any) -> PostgresSink:
-        sink = PostgresSink(PostgresConfig.from_mapping({"dsn": dsn, **config}))
-        sink.open()
-        sinks.append(sink)
-        return sink
-
-    yield make
-    for sink in sinks:
-        sink.close()
+    yield from opened_sinks(lambda config: PostgresSink(PostgresConfig.from_mapping({"dsn": dsn, **config})))
 
 
 def query(dsn: str, statement: str | sql.Composed, *params: Any) -> list[tuple[Any, ...]]:
