@@ -14,6 +14,7 @@ Subtrees follow what the caller should do next:
 * :class:`ResourceExhausted` — too large, or storage is full.
 * :class:`Unavailable` — retry later (broker shutting down, connection lost, timeout).
 * :class:`Unauthenticated` — give the broker a valid bearer token.
+* :class:`CorruptBatch` — data already stored does not decode: skip it or repair the log.
 """
 
 from __future__ import annotations
@@ -137,6 +138,31 @@ class Unauthenticated(LogsvcError):
     status = grpc.StatusCode.UNAUTHENTICATED
 
 
+class StorageFailed(Unavailable):
+    """The broker's storage can no longer write (LMDB's MDB_PANIC, a failed fsync). The broker
+    stops serving (health NOT_SERVING) and exits non-zero so its supervisor restarts it; a client
+    retries against the restarted broker."""
+
+    code = "storage_failed"
+
+
+class DataDirectoryLocked(LogsvcError):
+    """Another process (a running broker, or an offline command that writes) holds the data
+    directory's lock; ``details`` carry ``path`` and, where known, the holder's ``pid``."""
+
+    code = "data_dir_locked"
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class CorruptBatch(LogsvcError):
+    """A *stored* batch that does not decode as the specification says (written by an older
+    version, or damaged on disk). ``details`` carry ``topic``, ``partition``, ``base_offset`` and
+    ``last_offset`` (the offset range the batch covers), so a reader can report it and skip it."""
+
+    code = "corrupt_batch"
+    status = grpc.StatusCode.DATA_LOSS
+
+
 class InternalError(LogsvcError):
     code = "internal"
     status = grpc.StatusCode.INTERNAL
@@ -224,3 +250,27 @@ class GroupNotEmpty(FailedPrecondition):
     """The group still has live members (delete, offset reset, or a commit without membership)."""
 
     code = "group_not_empty"
+
+
+# -- the idempotent producer -------------------------------------------------------------------------
+
+
+class ProducerFenced(FailedPrecondition):
+    """A batch carries a producer epoch older than the broker's for that producer id: a newer
+    session of the same producer exists. Fatal for this producer (Kafka's PRODUCER_FENCED)."""
+
+    code = "producer_fenced"
+
+
+class OutOfOrderSequence(FailedPrecondition):
+    """A batch's base sequence is neither the next expected one nor one of the last five the broker
+    remembers: records between them are missing (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER)."""
+
+    code = "out_of_order_sequence"
+
+
+class UnknownProducer(FailedPrecondition):
+    """The broker has no state for the producer id (never issued, or expired after
+    ``producer_id_expiration_ms``); the producer must ask for a new id (Kafka's UNKNOWN_PRODUCER_ID)."""
+
+    code = "unknown_producer_id"
