@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from logsvc_client import batch as codec
-from logsvc_client.errors import InvalidBatch, InvalidConfig
+from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig
 
 T0 = 1_700_000_000_000
 RECORDS = [
@@ -65,7 +65,7 @@ def test_a_payload_that_does_not_decompress_is_refused_naming_the_codec() -> Non
     data = by_hand(b"certainly not zstd", 2 << 1, 1)  # the CRC matches: the bytes are what was sent
     with pytest.raises(InvalidBatch, match="does not decompress as zstd"):
         codec.validate(data)
-    with pytest.raises(InvalidBatch, match="does not decompress as zstd"):
+    with pytest.raises(CorruptBatch, match="does not decompress as zstd"):
         codec.decode_records("t", 0, 0, data)
 
 

@@ -8,7 +8,7 @@ import msgpack
 import pytest
 
 from logsvc_client import batch as codec
-from logsvc_client.errors import InvalidBatch
+from logsvc_client.errors import CorruptBatch
 from logsvc_client.partitioner import StickyPartitioner, murmur2, partition_for_key
 
 
@@ -65,11 +65,12 @@ def test_log_append_time_gives_every_record_the_broker_time() -> None:
     assert [r.timestamp_ms for r in codec.decode_records("t", 0, 0, data)] == [99, 99]
 
 
-def test_a_corrupted_stored_batch_fails_its_crc_check_on_decode() -> None:
-    data = bytearray(codec.encode_batch([[1, None, b"abc", None]]))
+def test_a_corrupted_stored_batch_fails_its_crc_check_on_decode_naming_where_it_is() -> None:
+    data = bytearray(codec.encode_batch([[1, None, b"abc", None], [2, None, b"d", None]]))
     data[-2] ^= 0xFF
-    with pytest.raises(InvalidBatch, match="CRC"):
-        codec.decode_records("t", 0, 0, bytes(data))
+    with pytest.raises(CorruptBatch, match=r"offsets 40-41 of t/3 .*CRC32") as caught:
+        codec.decode_records("t", 3, 40, bytes(data))
+    assert caught.value.details == {"topic": "t", "partition": 3, "base_offset": 40, "last_offset": 41}
 
 
 def test_the_c_extension_and_the_fallback_hash_agree_with_each_other_and_with_kafka() -> None:

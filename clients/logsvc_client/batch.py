@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import msgpack
 import zstandard
 
-from .errors import InvalidBatch, InvalidConfig
+from .errors import CorruptBatch, InvalidBatch, InvalidConfig
 from .records import Record
 
 MAGIC = 1
@@ -213,6 +213,19 @@ def unpack_payload(data: bytes | memoryview) -> list[tuple[Any, ...]]:
     return list(_unpack(data))
 
 
+def corrupt(topic: str, partition: int, base_offset: int, count: int, why: str) -> CorruptBatch:
+    """The error for a stored batch at ``base_offset`` (``count`` records by its header, 1 when
+    the header itself is unreadable) that does not decode by the specification."""
+    last = base_offset + max(count, 1) - 1
+    return CorruptBatch(
+        f"stored batch at offsets {base_offset}-{last} of {topic}/{partition} is corrupt: {why}",
+        topic=topic,
+        partition=partition,
+        base_offset=base_offset,
+        last_offset=last,
+    )
+
+
 def decode_records(
     topic: str,
     partition: int,
@@ -221,27 +234,38 @@ def decode_records(
     start_offset: int = 0,
     check_crc: bool = True,
 ) -> list[Record]:
-    """Decode a stored batch into :class:`Record` tuples, skipping offsets below ``start_offset``."""
-    header = read_header(data)
+    """Decode a stored batch into :class:`Record` tuples, skipping offsets below ``start_offset``.
+
+    Raises :class:`~logsvc_client.errors.CorruptBatch` (naming topic, partition and the batch's
+    offset range) for anything that does not follow the specification; never another error.
+    """
+    try:
+        header = read_header(data)
+    except InvalidBatch as e:
+        raise corrupt(topic, partition, base_offset, 1, e.message) from None
+    count = header.record_count
     if check_crc and zlib.crc32(memoryview(data)[HEADER_SIZE:]) != header.crc32:
-        raise InvalidBatch(f"stored batch at offset {base_offset} of {topic}/{partition} fails its CRC32 check")
-    rows = _unpack(data, header)
+        raise corrupt(topic, partition, base_offset, count, "it fails its CRC32 check")
+    try:
+        rows = _unpack(data, header)
+    except InvalidBatch as e:
+        raise corrupt(topic, partition, base_offset, count, e.message) from None
+    if len(rows) != count:
+        why = f"its header says {count} records, payload holds {len(rows)}"
+        raise corrupt(topic, partition, base_offset, count, why)
+    first = base_offset
     skip = start_offset - base_offset
     if skip > 0:
         rows = rows[skip:]
-        base_offset += skip
+        first += skip
     # The hot loop of every consumer: one tuple per record, built in place (no star-unpacking).
     try:
         if header.attributes & ATTR_LOG_APPEND_TIME:
             ts = header.max_timestamp_ms
             return [
-                _new_record(Record, (topic, partition, base_offset + i, ts, k, v, h))
-                for i, (_, k, v, h) in enumerate(rows)
+                _new_record(Record, (topic, partition, first + i, ts, k, v, h)) for i, (_, k, v, h) in enumerate(rows)
             ]
-        return [
-            _new_record(Record, (topic, partition, base_offset + i, t, k, v, h)) for i, (t, k, v, h) in enumerate(rows)
-        ]
+        return [_new_record(Record, (topic, partition, first + i, t, k, v, h)) for i, (t, k, v, h) in enumerate(rows)]
     except (TypeError, ValueError):
-        raise InvalidBatch(
-            f"stored batch at offset {base_offset} of {topic}/{partition} has a malformed record"
-        ) from None
+        why = "a record is not a [timestamp, key, value, headers] array"
+        raise corrupt(topic, partition, base_offset, count, why) from None

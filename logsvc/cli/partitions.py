@@ -19,7 +19,7 @@ from logsvc.cli.state import get_state, server_option
 from logsvc.cli.topics import echo_partition_table, topic_json
 from logsvc_client import Admin
 from logsvc_client.batch import HEADER_SIZE, BatchHeader, decode_records, read_header
-from logsvc_client.errors import InvalidBatch
+from logsvc_client.errors import CorruptBatch, InvalidBatch
 from logsvc_client.records import Record
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -162,7 +162,7 @@ def dump(
             problem = ""
             try:
                 records = decode_records(topic, partition, base, data, start_offset=start, check_crc=False)
-            except InvalidBatch as e:
+            except CorruptBatch as e:
                 records, problem = None, str(e)
             if records is not None and max_records is not None:
                 records = records[: max_records - shown]
