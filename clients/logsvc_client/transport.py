@@ -24,9 +24,25 @@ class ProduceTransport(Protocol):
         """The topic's partition count (blocking); TopicNotFound when it does not exist."""
         ...
 
-    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
+    def produce(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        done: ProduceCallback,
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> None:
         """Send ``(partition, encoded batch)`` pairs of one topic as one request without
-        blocking; call ``done`` exactly once, from any thread, with the outcome."""
+        blocking; call ``done`` exactly once, from any thread, with the outcome. With a
+        ``producer_id``: idempotent, ``sequences`` holding each batch's base sequence (a retried
+        duplicate is answered with its original offsets)."""
+        ...
+
+    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        """(blocking) A new producer id and epoch (``producer_id`` 0), or the next epoch of the
+        one given; the project's exception when the broker cannot give one."""
         ...
 
     def close(self) -> None:
@@ -55,8 +71,30 @@ class GrpcTransport:
         response = channel.call_with_retry(self._stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry)
         return len(response.partitions)
 
-    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
-        request = pb.ProduceRequest(topic=topic, batches=[pb.PartitionBatch(partition=p, batch=b) for p, b in batches])
+    def produce(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        done: ProduceCallback,
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> None:
+        if sequences is None:
+            request = pb.ProduceRequest(
+                topic=topic, batches=[pb.PartitionBatch(partition=p, batch=b) for p, b in batches]
+            )
+        else:
+            request = pb.ProduceRequest(
+                topic=topic,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                batches=[
+                    pb.PartitionBatch(partition=p, batch=b, base_sequence=seq)
+                    for (p, b), seq in zip(batches, sequences, strict=True)
+                ],
+            )
         expected = len(batches)
 
         def on_response(response: pb.ProduceResponse | None, error: LogsvcError | None) -> None:
@@ -68,6 +106,11 @@ class GrpcTransport:
                 done([a.base_offset for a in response.appends], None)
 
         channel.call_async(self._stub.Produce, request, self._timeout_s, on_response)
+
+    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        request = pb.InitProducerRequest(producer_id=producer_id, producer_epoch=producer_epoch)
+        response = channel.call(self._stub.InitProducer, request, self._timeout_s)
+        return response.producer_id, response.producer_epoch
 
     def close(self) -> None:
         self._channel.close()
