@@ -147,7 +147,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
     def _append(
         self, meta: TopicMeta, batches: Sequence[tuple[int, bytes]], request: pb.ProduceRequest | None = None
     ) -> list[Appended]:
-        if request is not None and request.producer_id:
+        if request is not None:  # Produce: idempotent when it carries a producer id
             appended = self.store.append(
                 meta.name,
                 batches,
