@@ -5,8 +5,10 @@ given ``--server HOST:PORT``; then, from this one process:
 
 1. produces ``--records`` keyed records with ``--value-bytes``-byte values, handed to the Producer
    in batches of ``--batch-records`` (``send_many``, as an application holding its records in
-   batches would), and waits for every acknowledgement; then the same again to another topic with
-   one ``send`` per record (printed on stderr only);
+   batches would), and waits for every acknowledgement — with the idempotent producer (the
+   default) and, in the same run, with ``enable_idempotence=False`` to another topic, ``--rounds``
+   times each, alternating which goes first (medians reported); then the same again to another
+   topic with one ``send`` per record (printed on stderr only);
 2. consumes them all with a Consumer (records delivered to the application as Record tuples);
 3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat);
 4. consumes them all again with one group consumer (``subscribe``, auto-commit on), from joining
@@ -15,13 +17,18 @@ given ``--server HOST:PORT``; then, from this one process:
    closes (leaves), and the clock runs from the start of its close until the survivor's poll
    returns with every partition assigned to it. The slowest round is reported.
 
-Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N``
+Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N
+produce_rps_idempotence_off=N idempotent=on durability=fsync|os`` (``produce_rps`` and every figure
+but ``produce_rps_idempotence_off`` measured with the idempotent producer; both produce figures
+are medians over the rounds; ``durability`` is the
+broker's when the benchmark starts it, ``unknown`` with ``--server``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -47,18 +54,53 @@ def run(address: str, args: argparse.Namespace) -> str:
     values = [value] * step
     batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
 
-    # 1. produce: the application's batches of records, then one send() per record
-    with Producer(
-        address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes, compression=args.compression
-    ) as producer:
-        send_many = producer.send_many
-        started = time.perf_counter()
-        for i in range(0, args.records, step):
-            chunk = keys[i : i + step]  # the application's batch: here a slice of keys, one value
-            send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
-        producer.flush()
-        produce_s = time.perf_counter() - started
-    print(f"produced {args.records:,} records in {produce_s:.2f} s (send_many, {step:,} at a time)", file=sys.stderr)
+    # 1. produce: the application's batches of records, idempotent and not, then one send() per record
+    with Admin(address) as admin:
+        admin.create_topic(f"{topic}-off", args.partitions)
+
+    def produce(to: str, idempotent: bool) -> float:
+        with Producer(
+            address,
+            linger_ms=args.linger_ms,
+            max_batch_bytes=batch_bytes,
+            compression=args.compression,
+            enable_idempotence=idempotent,
+        ) as producer:
+            send_many = producer.send_many
+            started = time.perf_counter()
+            for i in range(0, args.records, step):
+                chunk = keys[i : i + step]  # the application's batch: here a slice of keys, one value
+                send_many(to, values if len(chunk) == step else values[: len(chunk)], chunk)
+            producer.flush()
+            seconds = time.perf_counter() - started
+        state = "on" if idempotent else "off"
+        print(
+            f"produced {args.records:,} records in {seconds:.2f} s (send_many of {step:,}, idempotence {state})",
+            file=sys.stderr,
+        )
+        return seconds
+
+    on_s: list[float] = []
+    off_s: list[float] = []
+    for r in range(args.rounds):  # alternate the order, so neither mode always runs first
+        suffix = f"-{r}" if r else ""
+        if r > 0:
+            with Admin(address) as admin:
+                admin.create_topic(f"{topic}{suffix}", args.partitions)
+                admin.create_topic(f"{topic}-off{suffix}", args.partitions)
+        if (r % 2 == 1) != args.off_first:
+            off_s.append(produce(f"{topic}-off{suffix}", False))
+            on_s.append(produce(f"{topic}{suffix}", True))
+        else:
+            on_s.append(produce(f"{topic}{suffix}", True))
+            off_s.append(produce(f"{topic}-off{suffix}", False))
+    produce_s, off_median_s = statistics.median(on_s), statistics.median(off_s)
+    print(
+        f"produce over {args.rounds} rounds (median): idempotent {args.records / produce_s:.0f} records/s, "
+        f"without idempotence {args.records / off_median_s:.0f} records/s "
+        f"(idempotent {(off_median_s / produce_s - 1) * 100:+.1f} %)",
+        file=sys.stderr,
+    )
     send_rps = produce_per_record(address, f"{topic}-send", args.partitions, value, keys, args.linger_ms, batch_bytes)
     print(f"per-record send(): {send_rps:.0f} records/s", file=sys.stderr)
 
@@ -92,7 +134,9 @@ def run(address: str, args: argparse.Namespace) -> str:
     return (
         f"produce_rps={args.records / produce_s:.0f} fetch_rps={seen / fetch_s:.0f} "
         f"single_p50_ms={percentile(latencies, 0.50):.3f} single_p99_ms={percentile(latencies, 0.99):.3f} "
-        f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f}"
+        f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f} "
+        f"produce_rps_idempotence_off={args.records / off_median_s:.0f} "
+        f"idempotent=on durability={args.durability_label}"
     )
 
 
@@ -163,7 +207,14 @@ def main() -> None:
     )
     parser.add_argument("--rebalances", type=int, default=5, help="rebalance rounds (the slowest is reported)")
     parser.add_argument("--durability", choices=["fsync", "os"], default="fsync", help="for the broker it starts")
+    parser.add_argument(
+        "--off-first", action="store_true", help="produce without idempotence first (default: idempotent first)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="produce rounds of each mode, alternating (the median is reported)"
+    )
     args = parser.parse_args()
+    args.durability_label = "unknown" if args.server else args.durability
     with broker(args.server, "--durability", args.durability) as address:
         print(run(address, args))
 
