@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import grpc
+
 from . import channel
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
-from .errors import InternalError, LogsvcError
+from .errors import InternalError, InvalidRequest, LogsvcError
 from .security import Security
 
 # Called once per produce: (base offsets in request order, None) or (None, error).
@@ -109,7 +111,15 @@ class GrpcTransport:
 
     def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
         request = pb.InitProducerRequest(producer_id=producer_id, producer_epoch=producer_epoch)
-        response = channel.call(self._stub.InitProducer, request, self._timeout_s)
+        try:
+            response = channel.call(self._stub.InitProducer, request, self._timeout_s)
+        except InvalidRequest as e:
+            if getattr(e, "status", None) != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            raise InvalidRequest(
+                f"the broker at {self.address} does not support the idempotent producer (no InitProducer): "
+                "upgrade it, or use Producer(enable_idempotence=False)"
+            ) from None
         return response.producer_id, response.producer_epoch
 
     def close(self) -> None:

@@ -4,11 +4,16 @@ as a broker does."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
 import pytest
 
 from logsvc_client import Producer
-from logsvc_client.errors import InvalidBatch, OutOfOrderSequence, Unavailable, UnknownProducer
+from logsvc_client.channel import RetryPolicy
+from logsvc_client.errors import InvalidBatch, InvalidRequest, OutOfOrderSequence, Unavailable, UnknownProducer
 from logsvc_client.records import RecordPosition
+from logsvc_client.transport import GrpcTransport
 from tests.client.fakes import FakeTransport
 
 NEVER_MS = 600_000
@@ -132,3 +137,20 @@ def test_a_broker_that_cannot_give_a_producer_id_yet_is_retried_like_a_send(tran
     with Producer("fake", linger_ms=0, retry_backoff_ms=1, transport=transport) as producer:
         assert producer.send("single", b"v").result(timeout=5) == RecordPosition(0, 0)
     assert sequences_sent(transport, 0) == [(1, 0, 0)]
+
+
+def test_a_broker_without_init_producer_is_named_with_the_way_out() -> None:
+    # Given a gRPC server that implements no logsvc method (as a broker older than InitProducer)
+    server = grpc.server(ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    transport = GrpcTransport(f"127.0.0.1:{port}", request_timeout_ms=5_000, retry=RetryPolicy())
+    try:
+        # When the producer asks it for a producer id, Then the error says what to do
+        with pytest.raises(
+            InvalidRequest, match=r"does not support the idempotent producer .*enable_idempotence=False"
+        ):
+            transport.init_producer(0, 0)
+    finally:
+        transport.close()
+        server.stop(0)
