@@ -10,9 +10,8 @@ Consumer connected to the broker directly.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,10 +29,31 @@ PARTITIONS = 4
 LOSS = 0.2  # share of requests whose answer the proxy throws away
 
 
-def produce_through(proxy: FlakyProxy, topic: str, total: int, *, idempotent: bool = True) -> list[RecordFutures]:
+class Run:
+    """What :func:`produce_through` did: every future, and the proxy's reset count after each chunk."""
+
+    def __init__(self) -> None:
+        self.futures: list[RecordFutures] = []
+        self.resets_after_chunk: list[int] = []
+
+    def resets_in_each_quarter(self) -> list[int]:
+        counts = [0, *self.resets_after_chunk]
+        q = len(self.resets_after_chunk) // 4
+        return [counts[min(len(counts) - 1, (i + 1) * q)] - counts[i * q] for i in range(4)]
+
+
+def produce_through(
+    proxy: FlakyProxy,
+    topic: str,
+    total: int,
+    *,
+    idempotent: bool = True,
+    halfway: Callable[[], None] = lambda: None,
+) -> Run:
     """Send ``total`` records with values b"0", b"1", ... through ``proxy``, at most ``WINDOW``
-    chunks of ``CHUNK`` unacknowledged at a time; every future."""
-    futures: list[RecordFutures] = []
+    chunks of ``CHUNK`` unacknowledged at a time; ``halfway`` is called after half of them."""
+    run = Run()
+    futures = run.futures
     with Producer(
         proxy.address,
         enable_idempotence=idempotent,
@@ -46,10 +66,13 @@ def produce_through(proxy: FlakyProxy, topic: str, total: int, *, idempotent: bo
         for start in range(0, total, CHUNK):
             if len(futures) >= WINDOW:
                 futures[-WINDOW][-1].exception(timeout=300)  # wait, whatever the outcome
+            if start == total // 2:
+                halfway()
             values = [b"%d" % i for i in range(start, min(total, start + CHUNK))]
             futures.append(producer.send_many(topic, values, values))
+            run.resets_after_chunk.append(proxy.resets)
         producer.flush(timeout=300)
-    return futures
+    return run
 
 
 def read_back(address: str, topic: str, at_least: int) -> list[Record]:
@@ -95,20 +118,19 @@ def test_idempotent_producer_stores_each_record_once_when_answers_are_lost(broke
     # reached the broker, throwing its answer away
     with flaky_proxy(broker.address, reset_probability=LOSS) as proxy:
         # When 100,000 records are produced through it by an idempotent producer
-        futures = produce_through(proxy, topic, RECORDS)
-        resets = proxy.resets
+        run = produce_through(proxy, topic, RECORDS)
     # Then answers were lost all along the way (each lost answer was a retry of a stored batch)
-    assert resets >= 20, f"only {resets} connections were reset"
+    assert all(run.resets_in_each_quarter()), f"resets per quarter of the run: {run.resets_in_each_quarter()}"
     # And every future resolved to the offset its record holds, none lost, none twice
-    check_exactly_once(futures, read_back(broker.address, topic, RECORDS), RECORDS)
+    check_exactly_once(run.futures, read_back(broker.address, topic, RECORDS), RECORDS)
 
 
 def test_without_idempotence_the_same_lost_answers_store_records_twice(broker: Broker, topic: str) -> None:
     # Given the same flaky proxy
     with flaky_proxy(broker.address, reset_probability=LOSS) as proxy:
         # When a producer without idempotence sends records through it
-        produce_through(proxy, topic, 20_000, idempotent=False)
-        resets = proxy.resets
+        run = produce_through(proxy, topic, 20_000, idempotent=False)
+        resets = run.resets_after_chunk[-1]
     # Then a batch whose answer was lost was stored again by its retry: the reason for idempotence
     records = read_back(broker.address, topic, 20_000)
     duplicates = sum(n - 1 for n in Counter(r.value for r in records).values())
@@ -125,24 +147,21 @@ def test_idempotent_producer_stores_each_record_once_across_a_broker_kill_9(data
         with flaky_proxy(broker.address, reset_probability=LOSS) as proxy:
             # When the broker is killed with SIGKILL in the middle of the produce, and started
             # again on the same data directory and port
-            killed = threading.Event()
+            restarted = threading.Event()
 
             def kill_and_restart() -> None:
-                while proxy.resets < 10:
-                    time.sleep(0.01)
                 port = broker.port
                 broker.kill()
-                killed.set()
                 broker.start(listen=f"127.0.0.1:{port}")
+                restarted.set()
 
             killer = threading.Thread(target=kill_and_restart, daemon=True)
-            killer.start()
-            futures = produce_through(proxy, "payments", RECORDS)
+            run = produce_through(proxy, "payments", RECORDS, halfway=killer.start)
             killer.join(60)
-            resets = proxy.resets
-        # Then the kill happened during the produce, among lost answers
-        assert killed.is_set() and resets >= 20, f"{resets} resets, killed: {killed.is_set()}"
-        # And after it every future resolved to its record's offset, none lost, none twice
-        check_exactly_once(futures, read_back(broker.address, "payments", RECORDS), RECORDS)
+        # Then the broker came back, and answers were lost before and after the kill
+        assert restarted.is_set()
+        assert all(run.resets_in_each_quarter()), f"resets per quarter of the run: {run.resets_in_each_quarter()}"
+        # And every future resolved to its record's offset, none lost, none twice
+        check_exactly_once(run.futures, read_back(broker.address, "payments", RECORDS), RECORDS)
     finally:
         broker.kill()
