@@ -212,7 +212,7 @@ def main() -> None:
         "--off-first", action="store_true", help="produce without idempotence first (default: idempotent first)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="produce rounds of each mode, alternating (the median is reported)"
+        "--rounds", type=int, default=5, help="produce rounds of each mode, alternating (the median is reported)"
     )
     args = parser.parse_args()
     args.durability_label = "unknown" if args.server else args.durability
