@@ -154,3 +154,24 @@ def test_a_broker_without_init_producer_is_named_with_the_way_out() -> None:
     finally:
         transport.close()
         server.stop(0)
+
+
+def test_a_topic_that_grows_keeps_one_request_per_partition_and_its_sequences(transport: FakeTransport) -> None:
+    # Given a broker holding its answers, and a batch of partition 0 in flight
+    transport.hold = True
+    with Producer("fake", linger_ms=0, retry_backoff_ms=1, transport=transport) as producer:
+        first = producer.send("orders", b"a", partition=0)
+        transport.wait_for_calls(1)
+        # When the topic grows to 4 partitions and more records go to partition 0
+        transport.topics["orders"] = 4
+        producer._acc.refresh_topics()
+        later = [producer.send("orders", b"b", partition=p) for p in (0, 3)]
+        transport.wait_for_calls(2)  # partition 3 is free to go; partition 0 waits for its answer
+        assert [p for call in transport.calls for p, _ in call.batches] == [0, 3]
+        transport.hold = False
+        transport.release()
+        producer.flush(timeout=5)
+    # Then partition 0's records went out one request at a time, in sequence
+    assert [f.result(timeout=1).offset for f in (first, *later)] == [0, 1, 0]
+    assert sequences_sent(transport, 0) == [(1, 0, 0), (1, 0, 1)]
+    assert sequences_sent(transport, 3) == [(1, 0, 0)]
