@@ -209,7 +209,7 @@ class Writer:
                 continue
             except Exception as e:
                 _abort(txn)
-                storage = committing or isinstance(e, lmdb.PanicError) or _disk_full(e)
+                storage = committing or isinstance(e, lmdb.PanicError) or _disk_full(e) or _io_error(e)
                 if storage and self._is_disk_full(e, pending):
                     pending = self._refuse_appends(pending, StorageFull(f"storage is full: the disk is full ({e})"))
                 elif storage:
@@ -318,6 +318,11 @@ def _copy(error: LogsvcError) -> LogsvcError:
 def _abort(txn: lmdb.Transaction[memoryview]) -> None:
     with contextlib.suppress(lmdb.Error):  # a failed commit already ended it
         txn.abort()
+
+
+def _io_error(e: BaseException) -> bool:
+    """EIO from LMDB before the commit (pages spilled to disk by a large transaction)."""
+    return isinstance(e, lmdb.Error) and getattr(e, "code", None) == errno.EIO
 
 
 def _disk_full(e: BaseException) -> bool:
