@@ -8,8 +8,8 @@ gracefully: health goes NOT_SERVING, new calls are refused with UNAVAILABLE, in-
 When the store can no longer write (:class:`~logsvc.errors.StorageFailed`: MDB_PANIC, a failed
 fsync), health goes NOT_SERVING at once, every write fails with StorageFailed, and :func:`serve`
 shuts down the same way and raises the failure, so ``logsvc serve`` exits with status 74
-(``logsvc.cli.main.EXIT_STORAGE_FAILED``) for its supervisor to restart it. A fresh process reopens the
-environment from what is on disk; the broker does not try to reopen it in place.
+(``logsvc.cli.main.EXIT_STORAGE_FAILED``) for its supervisor to restart it. A fresh process
+reopens the environment from what is on disk; the broker does not try to reopen it in place.
 """
 
 from __future__ import annotations
@@ -99,8 +99,7 @@ class Broker:
         self.metrics = metrics
         self.health = health_servicer
         self.address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
-        self.failure: StorageFailed | None = None
-        self.failed = threading.Event()  # set once the store can no longer write
+        self.failure: StorageFailed | None = None  # set once the store can no longer write
         self._stopped = threading.Event()
         store.on_failure(self._storage_failed)
 
@@ -109,7 +108,6 @@ class Broker:
         self.failure = failure
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.failed.set()
 
     def stop(self, grace_s: float | None = None) -> None:
         """Graceful shutdown; safe to call twice."""
