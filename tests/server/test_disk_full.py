@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -63,6 +64,27 @@ def committed(stub: pb_grpc.BrokerStub) -> int:
     return int(resp.offsets[0].offset)
 
 
+def concurrently(calls: list[Callable[[], object]], rounds: int) -> list[set[str]]:
+    """Each call ``rounds`` times in its own thread, all at once; the status codes each got."""
+    outcomes: list[set[str]] = [set() for _ in calls]
+
+    def run(i: int) -> None:
+        for _ in range(rounds):
+            try:
+                calls[i]()
+            except grpc.RpcError as e:
+                outcomes[i].add(e.code().name)
+            else:
+                outcomes[i].add("OK")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
 def read_all(stub: pb_grpc.BrokerStub, start: int = 0) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     offset = start
@@ -105,9 +127,12 @@ def test_a_full_disk_refuses_produce_but_not_commits_trims_deletes_or_reads_and_
             assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, full.value.details()
             assert "disk is full" in (full.value.details() or "")
             assert len(acked) > 10
-            # And offset commits and reads keep working while it is full, and produce stays refused
-            commit(stub, 5)
+            # And offset commits keep working while it is full, even group-committed with refused
+            # appends (2 threads producing, 2 committing at once)
+            outcomes = concurrently([lambda: produce(stub, "t", VALUE)] * 2 + [lambda: commit(stub, 5)] * 2, rounds=25)
+            assert outcomes[:2] == [{"RESOURCE_EXHAUSTED"}] * 2 and outcomes[2:] == [{"OK"}] * 2, outcomes
             assert committed(stub) == 5
+            # And reads keep working, and produce stays refused
             assert read_all(stub) == acked
             with pytest.raises(grpc.RpcError) as still_full:
                 produce(stub, "t", VALUE)
