@@ -35,12 +35,13 @@ from logsvc.storage.base import (
 )
 from logsvc.storage.environment import open_environment
 from logsvc.storage.guard import ReadGuard
+from logsvc.storage.lock import DirectoryLock
 from logsvc.storage.ops import AlterTopic, Append, CommitOffsets, CreateTopic, DeleteGroupOffsets, DeleteTopic, Op
 from logsvc.storage.retention import ApplyRetention, Trim
 from logsvc.storage.state import Catalog, Dbs
 from logsvc.storage.writer import Writer, WriterStats
 from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
-from logsvc_client.errors import InvalidRequest, NotFound
+from logsvc_client.errors import InvalidRequest, NotFound, StorageFailed
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class LmdbStore(Store):
         max_map_size_bytes: int,
         retention_check_interval_ms: int,
         stale_readers_cleared: int,
+        lock: DirectoryLock | None = None,
     ) -> None:
         self.path = path
         self.readonly = readonly
@@ -75,6 +77,8 @@ class LmdbStore(Store):
         self._guard = ReadGuard()
         self._data = threading.Condition()
         self._closed = False
+        self._lock = lock
+        self._failure_listeners: list[Callable[[StorageFailed], None]] = []
         self._writer: Writer | None = None
         if not readonly:
             self._writer = Writer(
@@ -82,10 +86,12 @@ class LmdbStore(Store):
                 dbs,
                 catalog,
                 self._guard,
+                path=path,
                 clock=clock,
                 max_map_size_bytes=max_map_size_bytes,
                 retention_check_interval_ms=retention_check_interval_ms,
                 on_commit=self._notify,
+                on_failure=self._failed,
             )
 
     @classmethod
@@ -111,25 +117,34 @@ class LmdbStore(Store):
         (0 = never; :meth:`apply_retention` still works). ``clock`` returns wall time in ms
         (LogAppendTime, creation times, periodic retention). ``readonly=True`` opens without the
         lock file, for inspect tools running next to a broker: no writer, a snapshot of the
-        offsets as of opening, and every write raises InvalidRequest.
+        offsets as of opening, and every write raises InvalidRequest. A writable open holds the
+        directory's lock (``logsvc.lock``) until :meth:`close`: DataDirectoryLocked while another
+        process (a broker, another writable open) holds it.
         """
         rules.check_durability(durability)
         where = os.fspath(path)
         if max_map_size_bytes:
             map_size_bytes = min(map_size_bytes, max_map_size_bytes)
         opened = open_environment(where, sync=durability == "fsync", map_size_bytes=map_size_bytes, readonly=readonly)
-        return cls(
-            where,
-            opened.env,
-            opened.dbs,
-            opened.catalog,
-            readonly=readonly,
-            max_partitions=max_partitions,
-            clock=clock,
-            max_map_size_bytes=max_map_size_bytes,
-            retention_check_interval_ms=retention_check_interval_ms,
-            stale_readers_cleared=opened.stale_readers_cleared,
-        )
+        try:
+            return cls(
+                where,
+                opened.env,
+                opened.dbs,
+                opened.catalog,
+                readonly=readonly,
+                max_partitions=max_partitions,
+                clock=clock,
+                max_map_size_bytes=max_map_size_bytes,
+                retention_check_interval_ms=retention_check_interval_ms,
+                stale_readers_cleared=opened.stale_readers_cleared,
+                lock=opened.lock,
+            )
+        except BaseException:
+            opened.env.close()
+            if opened.lock is not None:
+                opened.lock.release()
+            raise
 
     @property
     def stats(self) -> WriterStats:
@@ -312,12 +327,28 @@ class LmdbStore(Store):
         with self._guard.exclusive():
             self._guard.close()
             try:
-                if self._writer is not None:
+                if self._writer is not None and self._writer.failure is None:
                     self._env.sync(True)  # a no-op after fsync'd commits; flushes durability="os"
             except lmdb.Error as e:
                 log.error("storage sync at close failed: %s", e)
             finally:
                 self._env.close()
+                if self._lock is not None:
+                    self._lock.release()
+
+    @property
+    def failure(self) -> StorageFailed | None:
+        """Why the store can no longer write (None while it can): see :mod:`~logsvc.storage.writer`."""
+        return self._writer.failure if self._writer is not None else None
+
+    def on_failure(self, listener: Callable[[StorageFailed], None]) -> None:
+        """Call ``listener`` (on the writer thread) once the store can no longer write; at once
+        if it already cannot."""
+        with self._data:
+            self._failure_listeners.append(listener)
+            failure = self.failure
+        if failure is not None:
+            listener(failure)
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -334,6 +365,12 @@ class LmdbStore(Store):
         self._check_writable()
         assert self._writer is not None
         return self._writer.submit(op)
+
+    def _failed(self, failure: StorageFailed) -> None:
+        with self._data:
+            listeners = list(self._failure_listeners)
+        for listener in listeners:
+            listener(failure)
 
     def _notify(self) -> None:
         with self._data:
@@ -366,6 +403,13 @@ class LmdbStore(Store):
                 with self._guard.exclusive():
                     self._env.set_mapsize(0)
                 continue
+            except lmdb.PanicError as e:  # a failed write left the environment unusable
+                self._guard.release_shared()
+                failure = self.failure
+                raise StorageFailed(
+                    failure.message if failure else f"storage at {self.path} can no longer be read: {e}",
+                    path=self.path,
+                ) from e
             except BaseException:
                 self._guard.release_shared()
                 raise
