@@ -43,8 +43,9 @@ the application can keep them and seek past::
         consumer.seek(TopicPartition(d["topic"], d["partition"]), d["last_offset"] + 1)
 
 With ``corrupt_batches="skip"`` the consumer does that itself: one WARNING per skipped batch on
-the ``logsvc_client.consumer`` logger (naming topic, partition and offset range), and the
-position moves past the batch's last offset (so a group's next commit passes it too).
+the ``logsvc_client.consumer`` logger (naming topic, partition and offset range; the log record's
+``corrupt_batch`` attribute is the CorruptBatch), and the position moves past the batch's last
+offset (so a group's next commit passes it too).
 
 The fetch loop lives in :class:`~logsvc_client.fetcher.Fetcher`, shared by both modes.
 """

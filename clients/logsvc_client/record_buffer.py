@@ -9,7 +9,8 @@ for all its partitions, or one per lane with priority lanes (in a
 A stored batch that does not decode (:class:`~logsvc_client.errors.CorruptBatch`, data written
 by an older version or damaged on disk) is either reported — it stays at the head of the buffer,
 so every poll raises until the application seeks past it — or, with ``skip_corrupt``, dropped
-with one WARNING and its partition's position moved past its last offset.
+with one WARNING and its partition's position moved past its last offset (the log record carries
+the error as ``corrupt_batch``, for a handler that wants the range or the bytes).
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ class RecordBuffer:
                     if self._skip_corrupt:
                         self.count -= end - max(base, start)
                         positions[tp] = end
-                        log.warning("%s; skipped it, reading on from offset %d", error.message, end)
+                        log.warning(
+                            "%s; skipped it, reading on from offset %d",
+                            error.message,
+                            end,
+                            extra={"corrupt_batch": error},
+                        )
                         continue
                     self._pending.appendleft(item)
                     if out:
