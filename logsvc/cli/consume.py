@@ -11,7 +11,9 @@ SIGTERM, ``--max-records``), after which it leaves the group.
 A stored batch that does not decode (written by an older version, or damaged) ends it with one
 ``error:`` line naming topic, partition and offset range, exit 1, after committing what was
 printed. With ``--skip-corrupt`` it prints one ``warning:`` line per such batch on stderr and reads
-on past it (a group's commit then passes it too).
+on past it (a group's commit then passes it too). A record that decodes but whose fields do not
+have the specified types (a str key, a float timestamp: older data the consumer hands out as it
+is) is treated the same way, on its own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import click
 
+from logsvc.cli.batch_check import first_bad_record
 from logsvc.cli.output import Progress, dumps, note, output_option, record_json
 from logsvc.cli.sources import out_of_range
 from logsvc.cli.state import get_state, server_option
@@ -79,8 +82,8 @@ class PrintedOffsets:
                 del self.pending[tp]
 
     def skipped(self, error: CorruptBatch) -> None:
-        """A corrupt batch was skipped: the partition's next commit passes it (records taken
-        before it in the same poll are printed before any commit)."""
+        """A corrupt batch (or record) was skipped: the partition's next commit passes it (records
+        taken before it in the same poll are printed before any commit)."""
         tp = TopicPartition(error.details["topic"], error.details["partition"])
         self.pending[tp] = max(self.pending.get(tp, 0), error.details["last_offset"] + 1)
 
@@ -162,6 +165,41 @@ def seek(consumer: Consumer, admin: Admin, topic: str, partition: int | None, st
     else:
         for p in check_offset(admin, topic, partition, start.value):
             consumer.seek(TopicPartition(topic, p), start.value)
+
+
+def bad_record(record: Record, why: str) -> CorruptBatch:
+    """The error for a stored record whose fields do not have the specified types."""
+    return CorruptBatch(
+        f"stored record at offset {record.offset} of {record.topic}/{record.partition} is corrupt: {why}",
+        topic=record.topic,
+        partition=record.partition,
+        base_offset=record.offset,
+        last_offset=record.offset,
+    )
+
+
+def checked(
+    records: Sequence[Record], skip_corrupt: bool, write: Callable[[Sequence[Record]], None], offsets: PrintedOffsets
+) -> int:
+    """Write ``records``, checking each record's field types first: a bad one ends it (after
+    writing those before it) with CorruptBatch, or with ``skip_corrupt`` is left out with a
+    warning. How many were written."""
+    written = 0
+    while records:
+        found = first_bad_record(records)
+        good = records if found is None else records[: found[0]]
+        if good:
+            write(good)
+            written += len(good)
+        if found is None:
+            break
+        error = bad_record(records[found[0]], found[1])
+        if not skip_corrupt:
+            raise error
+        note(f"warning: {error.message}; skipped it")
+        offsets.skipped(error)
+        records = records[found[0] + 1 :]
+    return written
 
 
 def write_records(records: Sequence[Record], as_json: bool, key_separator: bytes | None) -> None:
@@ -278,7 +316,14 @@ def consume(
             if group is None:
                 seek(consumer, admin, topic, partition, start)
             try:
-                follow(consumer, topic, max_records, timeout_ms, progress, write)
+                follow(
+                    consumer,
+                    topic,
+                    max_records,
+                    timeout_ms,
+                    progress,
+                    lambda r: checked(r, skip_corrupt, write, offsets),
+                )
             except CorruptBatch as e:
                 details = {k: v for k, v in e.details.items() if k != "batch"}
                 raise CorruptBatch(f"{e.message} (--skip-corrupt reads on past it)", **details) from None
@@ -304,7 +349,7 @@ def follow(
     max_records: int | None,
     timeout_ms: int | None,
     progress: Progress,
-    write: Callable[[Sequence[Record]], None],
+    write: Callable[[Sequence[Record]], int],
 ) -> int:
     """Poll and write until ``max_records`` or ``timeout_ms`` without a record; return the count."""
     count = 0
@@ -317,8 +362,7 @@ def follow(
         records = consumer.poll(timeout_ms=wait_ms, max_records=None if max_records is None else max_records - count)
         if records:
             progress.clear()
-            write(records)
-            count += len(records)
+            count += write(records)
             last_record = time.monotonic()
         elif timeout_ms is not None and (time.monotonic() - last_record) * 1000 >= timeout_ms:
             break
