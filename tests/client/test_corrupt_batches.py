@@ -11,7 +11,7 @@ import pytest
 from logsvc_client import Admin, Consumer, Producer, Record, TopicPartition
 from logsvc_client.errors import CorruptBatch, InvalidConfig
 from tests.client.conftest import RestartableBroker
-from tests.fixtures.corrupt import BAD_BATCHES, plant
+from tests.fixtures.corrupt import BAD_BATCHES, BAD_TYPES, plant
 
 TP = TopicPartition("orders", 0)
 BEFORE = [b"before-%d" % i for i in range(5)]
@@ -176,3 +176,22 @@ def test_a_consumer_refuses_an_unknown_corrupt_batches_choice(restartable_broker
     # When a consumer is created with corrupt_batches="ignore", Then InvalidConfig names the choices
     with pytest.raises(InvalidConfig, match="corrupt_batches='ignore' must be one of raise, skip"):
         Consumer(restartable_broker.address, corrupt_batches="ignore")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["not msgpack", "float timestamp"])
+def test_describe_group_with_a_committed_offset_on_a_corrupt_batch_still_answers_with_its_lag(
+    restartable_broker: RestartableBroker, kind: str
+) -> None:
+    # Given a group whose committed offset is the first offset of a bad batch
+    bad = {**BAD_BATCHES, **BAD_TYPES}[kind]()
+    base, last = with_bad_batch(restartable_broker, bad)
+    with Admin(restartable_broker.address) as admin:
+        admin.commit_offsets("audit", {TP: base})
+
+        # When the group is described (its lag in time reads the record at the committed offset)
+        described = admin.describe_group("audit")
+
+    # Then the broker answers, with the lag in records and a lag in time from the batch header
+    (row,) = described.partitions
+    assert (row.committed_offset, row.lag) == (base, last + 1 + len(AFTER) - base)
+    assert row.lag_ms > 0
