@@ -1,7 +1,8 @@
 """Sink connectors over a partition that holds a bad batch written straight into LMDB (as data from
 an older version would be): the batch is dead-lettered whole, every good record is written, the
-partition moves on, and the decision survives a restart (the Python handler connector, and the
-exactly-once PostgreSQL path that stores its offsets with its rows)."""
+partition moves on, and the decision survives a restart — `logsvc connect postgres|mongo`
+processes against a broker process, the Python handler connector, and the exactly-once
+PostgreSQL path that stores its offsets with its rows."""
 
 from __future__ import annotations
 
@@ -21,7 +22,19 @@ from logsvc_connect.postgres_config import PostgresConfig
 from logsvc_connect.runtime import SinkRuntime
 from logsvc_connect.sink import SinkRecord
 from tests.client.conftest import RestartableBroker
-from tests.connectors.e2e import PostgresTarget, caught_up, read_topic, wait_until
+from tests.conftest import BrokerProcess
+from tests.connectors.e2e import (
+    Connectors,
+    PostgresTarget,
+    Target,
+    caught_up,
+    create_topic,
+    dead_letters,
+    order,
+    read_topic,
+    wait_until,
+)
+from tests.connectors.e2e import produce as produce_orders
 from tests.fixtures.corrupt import BAD_BATCHES, plant
 
 TOPIC = "orders"
@@ -163,3 +176,49 @@ def test_an_exactly_once_postgres_connector_dead_letters_a_corrupt_batch_and_sto
     # Then it started from the offsets stored with its rows (the group had none): nothing was
     # dead-lettered again
     assert len(read_topic(restartable.address, "orders-pg.dlq")) == 1
+
+
+def test_a_connector_process_dead_letters_a_corrupt_batch_whole_writes_every_good_record_and_survives_a_restart(
+    tmp_path: Path, target: Target
+) -> None:
+    # Given a broker process whose partition holds orders 0-4, a bad batch planted in LMDB while
+    # it was stopped, and orders 5-9
+    name, bad = f"orders-{target.kind}", BAD_BATCHES["wrong count"]()
+    broker = BrokerProcess(tmp_path / "data").start()
+    connectors = Connectors(tmp_path, broker.address)
+    try:
+        address = broker.address
+        create_topic(address, TOPIC, 1)
+        produce_orders(address, TOPIC, [order(n) for n in range(5)])
+        assert broker.terminate() == 0
+        (base,) = plant(broker.data_dir, TOPIC, 0, [bad])
+        broker.start(listen=address)
+        produce_orders(address, TOPIC, [order(n) for n in range(5, 10)])
+        last = base + 2  # the header says 3 records
+
+        # When a connector process runs (PostgreSQL: exactly-once, offsets stored with the rows)
+        adapter = {"exactly_once": True, "connector": name} if target.kind == "postgres" else {}
+        config = connectors.config(name, target, [TOPIC], adapter)
+        process = connectors.start(target.kind, config)
+
+        # Then every good order is written, and the bad batch went whole to the dead-letter topic
+        wait_until("every good order", target.count, lambda n: n == 10)
+        letters = wait_until("the dead letter", lambda: dead_letters(address, name), lambda d: len(d) == 1)
+        check_dead_letter(letters, bad, base, last, name)
+        wait_until("the group to commit past it", lambda: caught_up(address, name, TOPIC), bool)
+        assert sorted(target.origins()) == [(0, o) for o in [*range(base), *range(last + 1, last + 6)]]
+        assert process.terminate() == 0
+        assert f"stored batch at offsets {base}-{last} of {TOPIC}/0 is corrupt" in process.log()
+
+        # When it starts again and a new order arrives, Then that is written and nothing is
+        # dead-lettered again
+        process = connectors.start(target.kind, config)
+        produce_orders(address, TOPIC, [order(10)])
+        wait_until("the new order", target.count, lambda n: n == 11)
+        wait_until("the group to catch up", lambda: caught_up(address, name, TOPIC), bool)
+        assert len(dead_letters(address, name)) == 1
+        assert process.terminate() == 0
+        assert "is corrupt" not in process.log()
+    finally:
+        connectors.close()
+        broker.kill()
