@@ -6,21 +6,50 @@ directory, :mod:`logsvc.cli.sources`) and checks each one as a reader would meet
 (:func:`~logsvc_client.batch.read_header`), the CRC and payload (:func:`~logsvc_client.batch.validate`),
 the records (:func:`~logsvc_client.batch.decode_records`, then each record's types) — and that the
 batches are dense: each base offset is the previous base plus the previous record count.
+
+:func:`~logsvc_client.batch.validate` checks a batch as a producer sends it; a stored batch of a
+LogAppendTime topic carries the broker's LogAppendTime bit and append time in its header, so it is
+validated as its producer sent it (:func:`as_produced`). Compressed batches may inflate up to the
+topic's ``max_uncompressed_batch_bytes`` (0: 4 x ``max_batch_bytes``), when ``validate`` takes
+that bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from logsvc.cli.sources import Source
-from logsvc_client.batch import decode_records, read_header, validate
+from logsvc_client.batch import (
+    ATTR_LOG_APPEND_TIME,
+    HEADER,
+    HEADER_SIZE,
+    BatchHeader,
+    decode_records,
+    read_header,
+    unpack_payload,
+    validate,
+)
 from logsvc_client.errors import CorruptBatch, InvalidBatch
 from logsvc_client.record_buffer import stored_count
 from logsvc_client.records import Record
 
 _INT64_MAX = (1 << 63) - 1
+UNCOMPRESSED_FACTOR = 4  # max_uncompressed_batch_bytes = 0 means this many times max_batch_bytes
+DEFAULT_MAX_BATCH_BYTES = 8 * 1024 * 1024
+# validate() bounds what a compressed batch may inflate to once it takes max_uncompressed_bytes
+_VALIDATE_TAKES_BOUND = "max_uncompressed_bytes" in inspect.signature(validate).parameters
+
+
+def uncompressed_bound(config: Mapping[str, str]) -> int:
+    """The most bytes a compressed batch of a topic with ``config`` may inflate to."""
+    try:
+        configured = int(config.get("max_uncompressed_batch_bytes", "0"))
+        return configured or UNCOMPRESSED_FACTOR * int(config.get("max_batch_bytes", str(DEFAULT_MAX_BATCH_BYTES)))
+    except ValueError:
+        return UNCOMPRESSED_FACTOR * DEFAULT_MAX_BATCH_BYTES
 
 
 @dataclass(frozen=True)
@@ -116,16 +145,37 @@ def record_problem(records: Sequence[Record]) -> str | None:
     return f"record {i} (offset {records[i].offset}): {why}"
 
 
-def batch_problem(topic: str, partition: int, base: int, data: bytes) -> str | None:
+def as_produced(data: bytes, header: BatchHeader) -> bytes | None:
+    """A stored LogAppendTime batch as its producer sent it: without the LogAppendTime bit, with
+    the first and max timestamps of its records (the broker rewrote both); None when its records
+    cannot be read (decoding reports why)."""
+    try:
+        rows = unpack_payload(data)
+    except InvalidBatch:
+        return None
+    ts = [row[0] for row in rows if isinstance(row, tuple) and row]
+    if len(ts) != len(rows) or not ts or not all(type(t) is int and 0 <= t <= _INT64_MAX for t in ts):
+        return None
+    attributes = header.attributes & ~ATTR_LOG_APPEND_TIME
+    fields = (header.magic, attributes, header.reserved, header.record_count, ts[0], max(ts), header.crc32)
+    return HEADER.pack(*fields) + data[HEADER_SIZE:]
+
+
+def batch_problem(topic: str, partition: int, base: int, data: bytes, max_uncompressed_bytes: int = 0) -> str | None:
     """Why the stored batch ``data`` at ``base`` does not follow the specification (None: it does)."""
     try:
-        read_header(data)
+        header = read_header(data)
     except InvalidBatch as e:
         return f"unreadable header: {e.message}"
-    try:
-        validate(data)
-    except InvalidBatch as e:
-        return e.message
+    produced = as_produced(data, header) if header.log_append_time else data
+    if produced is not None:
+        bound: dict[str, Any] = {}
+        if _VALIDATE_TAKES_BOUND and max_uncompressed_bytes:
+            bound["max_uncompressed_bytes"] = max_uncompressed_bytes
+        try:
+            validate(produced, **bound)
+        except InvalidBatch as e:
+            return e.message
     try:
         records = decode_records(topic, partition, base, data)
     except CorruptBatch as e:
@@ -140,8 +190,10 @@ def check_partition(
     log_start: int,
     next_offset: int,
     on_batch: Callable[[int], None] = lambda offset: None,
+    max_uncompressed_bytes: int = 0,
 ) -> tuple[PartitionCheck, list[BadBatch]]:
-    """Check every stored batch of ``topic/partition`` from ``log_start`` to ``next_offset``;
+    """Check every stored batch of ``topic/partition`` from ``log_start`` to ``next_offset``
+    (compressed ones inflating to at most ``max_uncompressed_bytes``, 0: validate's default);
     ``on_batch`` is told the offset reached after each batch (progress)."""
     found = PartitionCheck(partition, log_start, next_offset)
     bad: list[BadBatch] = []
@@ -154,7 +206,7 @@ def check_partition(
         if expected is not None and base != expected:
             what = "gap" if base > expected else "overlap"
             reasons.append(f"not dense ({what}): the previous batch ends at offset {expected - 1}")
-        problem = batch_problem(topic, partition, base, data)
+        problem = batch_problem(topic, partition, base, data, max_uncompressed_bytes)
         if problem is not None:
             reasons.append(problem)
         if reasons:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from logsvc.cli.batch_check import BadBatch, PartitionCheck, check_partition, record_problem
+from logsvc.cli.batch_check import BadBatch, PartitionCheck, check_partition, record_problem, uncompressed_bound
 from logsvc.cli.output import Progress, echo_json, echo_table, iso_ms, note, output_option, preview, record_json
 from logsvc.cli.sources import Source, open_source, out_of_range
 from logsvc.cli.state import get_state, server_option
@@ -251,7 +251,9 @@ def verify(topic: str, partition: int | None, data_dir: str | None, output: str)
             def report(offset: int, p: int = p, end: int = part.next_offset) -> None:
                 progress.update(f"{topic}/{p}: at offset {offset} of {end}")
 
-            found, found_bad = check_partition(source, topic, p, part.log_start_offset, part.next_offset, report)
+            found, found_bad = check_partition(
+                source, topic, p, part.log_start_offset, part.next_offset, report, uncompressed_bound(view.config)
+            )
             checked.append(found)
             bad.extend(found_bad)
     progress.clear()

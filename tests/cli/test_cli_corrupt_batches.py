@@ -53,6 +53,8 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
             cli.ok("topics", "create", topic, "--partitions", "1")
         cli.ok("produce", "bad", input=b"".join(v + b"\n" for v in BEFORE))
         cli.ok("produce", "clean", input=b"a\nb\nc\n")
+        cli.ok("topics", "create", "appended", "--partitions", "1", "--config", "timestamp_type=LogAppendTime")
+        cli.ok("produce", "appended", "--compression", "zstd", input=b"a\nb\n")
         assert broker.terminate() == 0
         bad = BAD_BATCHES["not msgpack"]()
         (base,) = plant(data_dir, "bad", 0, [bad])
@@ -202,13 +204,16 @@ def test_verify_finds_wrong_record_types_and_an_unreadable_header(planted: Plant
     assert bad[1]["reason"].startswith("unreadable header: record batch magic 7")
 
 
-def test_verify_of_a_clean_topic_exits_0(planted: Planted) -> None:
-    # When a topic of good batches is verified, Then the exit is 0 with a summary on stderr
+@pytest.mark.parametrize("topic", ["clean", "appended"])
+def test_verify_of_a_clean_topic_exits_0(planted: Planted, topic: str) -> None:
+    # When a topic of good batches is verified (one of them with LogAppendTime and zstd: the
+    # broker set the LogAppendTime bit and the header's timestamps), Then the exit is 0 with a
+    # summary on stderr
     for source in ([], ["--data-dir", str(planted.data_dir)]):
-        done = planted.cli.run("partitions", "verify", "clean", *source, server=not source)
+        done = planted.cli.run("partitions", "verify", topic, *source, server=not source)
         assert done.returncode == 0, done.stderr
         assert done.stdout == b""
-        assert done.stderr.decode() == "clean: 1 stored batch(es) in 1 partition(s) checked, all good\n"
+        assert done.stderr.decode() == f"{topic}: 1 stored batch(es) in 1 partition(s) checked, all good\n"
 
 
 def test_dump_shows_a_batch_with_an_unreadable_header_at_its_place_and_goes_on(planted: Planted) -> None:
