@@ -6,6 +6,7 @@ the broker and from the data directory), and `dump`, `groups describe`, `records
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_consume_prints_the_records_before_a_corrupt_batch_then_stops_with_one_e
     assert done.returncode == 1 and "Traceback" not in stderr
     (line,) = stderr.splitlines()
     assert line.startswith(f"error: stored batch at offsets {planted.base}-{planted.last} of bad/0 is corrupt: ")
-    assert "not valid msgpack" in line and line.endswith("(--skip-corrupt reads on past it)")
+    assert line.endswith("(--skip-corrupt reads on past it)")
 
 
 def test_consume_with_skip_corrupt_prints_every_good_record_and_one_warning(planted: Planted) -> None:
@@ -138,19 +139,23 @@ def test_consume_reports_a_record_of_the_wrong_types_and_skips_it_and_a_bad_head
     stopped = planted.cli.run("consume", "typed", "--timeout-ms", "2000")
     skipping = planted.cli.run("consume", "typed", "--skip-corrupt", "--timeout-ms", "2000")
 
-    # Then without --skip-corrupt it prints the record before it and one error line naming it
+    # Then without --skip-corrupt it prints the record before it and one error line naming it —
+    # the record alone while decoding hands such records out as they are (consume checks their
+    # types), its whole batch once decoding checks record types itself
     str_key_base, magic_base = planted.typed_bases[1:3]
     assert stopped.returncode == 1 and stopped.stdout == b"1\n"
-    assert stopped.stderr.decode().splitlines() == [
-        f"error: stored record at offset {str_key_base} of typed/0 is corrupt: key is a msgpack str, not bin or nil "
-        "(--skip-corrupt reads on past it)"
-    ]
-    # And with it, every good record and one warning for each bad record or batch
+    (line,) = stopped.stderr.decode().splitlines()
+    where = rf"(record at offset {str_key_base}|batch at offsets {str_key_base}-{str_key_base + 1})"
+    assert re.fullmatch(
+        rf"error: stored {where} of typed/0 is corrupt: .*key.*str.* \(--skip-corrupt reads on past it\)", line
+    )
+    # And with it, every good record (the other record of the str key's batch too, while
+    # decoding lets it through) and one warning for each bad record or batch
     assert skipping.returncode == 0, skipping.stderr
-    assert skipping.stdout.decode().splitlines() == ["1", "v", "2"]
+    assert skipping.stdout.decode().splitlines() in (["1", "v", "2"], ["1", "2"])
     warnings = skipping.stderr.decode().splitlines()
     assert len(warnings) == 2 and all(w.startswith("warning: stored ") for w in warnings)
-    assert any(f"record at offset {str_key_base} of typed/0" in w for w in warnings)
+    assert any(re.search(rf"{where} of typed/0 is corrupt", w) for w in warnings)
     assert any(f"batch at offsets {magic_base}-{magic_base + 1} of typed/0" in w for w in warnings)
 
 
@@ -169,7 +174,7 @@ def test_verify_lists_the_bad_batch_and_exits_1(planted: Planted, where: str) ->
     rows = text.stdout.decode().splitlines()
     assert rows[0].split() == ["PARTITION", "OFFSETS", "BYTES", "REASON"]
     assert rows[1].split()[:3] == ["0", f"{planted.base}-{planted.last}", str(len(planted.bad))]
-    assert "not valid msgpack" in rows[1] and len(rows) == 2
+    assert len(rows) == 2 and rows[1].split()[3:]  # a reason
     assert (
         text.stderr.decode()
         == f"error: 1 of 3 stored batch(es) of bad are bad (partition@offsets: 0@{planted.base}-{planted.last})\n"
@@ -227,7 +232,8 @@ def test_dump_shows_a_batch_with_an_unreadable_header_at_its_place_and_goes_on(p
         f"batch at offset {magic_base}: {len(bad_magic())} bytes, unreadable header: record batch magic 7 is not 1"
     )
     assert expected in lines
-    assert "key is a msgpack str, not bin or nil" in done.stdout.decode()
+    (undecodable,) = [line for line in lines if line.startswith("  (records cannot be decoded: ")]
+    assert "key" in undecodable and "str" in undecodable
     assert lines[-1].rstrip().endswith("2")
     assert done.returncode == 1 and "Traceback" not in done.stderr.decode()
     assert "have an unreadable header" in done.stderr.decode()
