@@ -63,8 +63,10 @@ class LmdbStore(Store):
         max_map_size_bytes: int,
         retention_check_interval_ms: int,
         stale_readers_cleared: int,
+        validate_records: bool = True,
     ) -> None:
         self.path = path
+        self.validate_records = validate_records
         self.readonly = readonly
         self.stale_readers_cleared = stale_readers_cleared
         self._env = env
@@ -100,6 +102,7 @@ class LmdbStore(Store):
         retention_check_interval_ms: int = 300_000,
         clock: Callable[[], int] = rules.wall_clock_ms,
         readonly: bool = False,
+        validate_records: bool = True,
     ) -> LmdbStore:
         """Open (creating when writable) the store in directory ``path``.
 
@@ -111,7 +114,8 @@ class LmdbStore(Store):
         (0 = never; :meth:`apply_retention` still works). ``clock`` returns wall time in ms
         (LogAppendTime, creation times, periodic retention). ``readonly=True`` opens without the
         lock file, for inspect tools running next to a broker: no writer, a snapshot of the
-        offsets as of opening, and every write raises InvalidRequest.
+        offsets as of opening, and every write raises InvalidRequest. ``validate_records=False``
+        skips the per-record check of appended batches (the broker setting of that name).
         """
         rules.check_durability(durability)
         where = os.fspath(path)
@@ -129,6 +133,7 @@ class LmdbStore(Store):
             max_map_size_bytes=max_map_size_bytes,
             retention_check_interval_ms=retention_check_interval_ms,
             stale_readers_cleared=opened.stale_readers_cleared,
+            validate_records=validate_records,
         )
 
     @property
@@ -171,7 +176,10 @@ class LmdbStore(Store):
         self._check_writable()
         meta = self._catalog.topic(topic)
         # Validation (CRC and all) runs here, on the caller's thread, in parallel with others.
-        items = [(partition, data, rules.check_batch(meta, partition, data)) for partition, data in batches]
+        items = [
+            (partition, data, rules.check_batch(meta, partition, data, self.validate_records))
+            for partition, data in batches
+        ]
         if not items:
             return []
         appended: list[Appended] = self._submit(Append(topic, items))
