@@ -2,13 +2,13 @@
 
 A batch is a 28-byte big-endian header followed by a msgpack payload (an array of
 ``[timestamp_ms, key, value, headers]`` arrays), stored as it is or compressed whole (gzip or
-zstd, named in the header's attributes). Producers :func:`encode_batch`; the broker
-checks every produced batch in full with :func:`validate` before acknowledging it (header, CRC, counts, and
-every record's types through :mod:`~logsvc_client.record_check`, inflating a compressed payload
-under a bound) and otherwise only :func:`read_header`; consumers :func:`decode_records` straight
-into :class:`~logsvc_client.records.Record` tuples. Before encoding, the producer sizes its batches
-with upper bounds of the encoded size: :data:`RECORD_OVERHEAD` and :func:`header_bytes` per record,
-:data:`BATCH_OVERHEAD` per batch.
+zstd, named in the header's attributes). Producers :func:`encode_batch`; the broker checks
+every produced batch in full with :func:`validate` before acknowledging it (header, CRC, counts
+and every record's types through :mod:`~logsvc_client.record_check`, inflating a compressed
+payload under a bound) and otherwise only :func:`read_header`s; consumers :func:`decode_records`
+straight into :class:`~logsvc_client.records.Record` tuples. Before encoding, the producer sizes
+its batches with upper bounds of the encoded size: :data:`RECORD_OVERHEAD` and
+:func:`header_bytes` per record, :data:`BATCH_OVERHEAD` per batch.
 """
 
 from __future__ import annotations
@@ -255,18 +255,20 @@ def validate(
         raise InvalidBatch(f"record batch CRC32 mismatch: header says {header.crc32:#010x}, payload has {crc:#010x}")
     if header.first_timestamp_ms < 0 or header.max_timestamp_ms < 0:
         raise InvalidBatch(f"record batch has a negative timestamp ({header.first_timestamp_ms})")
+    # Every record takes at least MIN_RECORD_BYTES: a count the bytes cannot hold is refused before
+    # inflating anything (the walk refuses it too, naming the first record that does not fit).
     least = count * MIN_RECORD_BYTES + 1
-    if compression == "none" and len(payload) < least:
-        raise InvalidBatch(
-            f"record_count {count} needs at least {least} payload bytes ({MIN_RECORD_BYTES} per record), "
-            f"payload has {len(payload)}"
-        )
     if compression != "none" and least > max_uncompressed_bytes:
         raise InvalidBatch(
             f"record_count {count} needs at least {least} payload bytes, more than the topic's "
             f"max_uncompressed_batch_bytes of {max_uncompressed_bytes}"
         )
     if not records:
+        if compression == "none" and len(payload) < least:
+            raise InvalidBatch(
+                f"record_count {count} needs at least {least} payload bytes ({MIN_RECORD_BYTES} per record), "
+                f"payload has {len(payload)}"
+            )
         n = _array_length(payload if compression == "none" else _inflate(payload, compression, limit=5))
         if n != count:
             raise InvalidBatch(f"record batch header says {count} records, payload holds {n}")
@@ -308,6 +310,24 @@ def _unpack(data: bytes | memoryview, header: BatchHeader | None = None) -> tupl
     return _rows(_plain(data, header))
 
 
+def _checked_rows(payload: bytes | memoryview, count: int) -> tuple[tuple[Any, ...], ...]:
+    """The records of a stored payload, every one of the specified types (so the application never
+    gets a str key or a float timestamp from data stored before the broker checked records). The
+    header's timestamps are not compared: LogAppendTime rewrites them."""
+    if check_c is not None:
+        why = check_c(payload, count, 0, 0, False)
+        if why is not None:
+            raise InvalidBatch(why)
+        return _rows(payload)
+    try:  # without the C walker: decode, check the rows' types, and walk the bytes only to say why
+        rows: tuple[tuple[Any, ...], ...] | None = _rows(payload)
+    except InvalidBatch:
+        rows = None
+    if rows is None or len(rows) != count or not rows_on_spec(rows):
+        raise InvalidBatch(walk(payload, count, 0, 0, False) or "payload is not the specified records")
+    return rows
+
+
 def unpack_payload(data: bytes | memoryview) -> list[tuple[Any, ...]]:
     """Decode the payload into ``(timestamp_ms, key, value, headers)`` tuples."""
     return list(_unpack(data))
@@ -347,19 +367,9 @@ def decode_records(
     if check_crc and zlib.crc32(memoryview(data)[HEADER_SIZE:]) != header.crc32:
         raise corrupt(topic, partition, base_offset, count, "it fails its CRC32 check")
     try:
-        payload = _plain(data, header)
-        # Every record's types, so the application never gets one off the spec (a str key, a float
-        # timestamp) from data stored before the broker checked them. The header's timestamps are
-        # not compared: LogAppendTime rewrites them.
-        why = check_c(payload, count, 0, 0, False) if check_c is not None else None
-        if why is not None:
-            raise corrupt(topic, partition, base_offset, count, why)
-        rows = _rows(payload)
+        rows = _checked_rows(_plain(data, header), count)
     except InvalidBatch as e:
         raise corrupt(topic, partition, base_offset, count, e.message) from None
-    if check_c is None and (len(rows) != count or not rows_on_spec(rows)):  # the same verdict in Python
-        why = walk(payload, count, 0, 0, False) or f"its header says {count} records, payload holds {len(rows)}"
-        raise corrupt(topic, partition, base_offset, count, why)
     first = base_offset
     skip = start_offset - base_offset
     if skip > 0:
