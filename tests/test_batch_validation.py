@@ -15,7 +15,8 @@ import pytest
 from logsvc.topic_config import TopicConfig
 from logsvc_client import batch as codec
 from logsvc_client import record_check
-from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig
+from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig, InvalidRequest
+from logsvc_client.records import check_timestamp
 from tests.batch_mutations import T0, Case, by_hand, cases, corpus, is_bomb, of_records, packb
 
 CASES = cases()
@@ -194,3 +195,11 @@ def test_max_uncompressed_batch_bytes_defaults_to_four_times_max_batch_bytes_and
         TopicConfig.parse({"max_uncompressed_batch_bytes": "1024"})
     with pytest.raises(InvalidConfig, match="max_uncompressed_batch_bytes=2147483648"):
         TopicConfig.parse({"max_uncompressed_batch_bytes": str(1 << 31)})
+
+
+def test_the_producer_refuses_a_timestamp_the_broker_would_refuse_before_it_joins_a_batch() -> None:
+    # Given the producer's own check of one record's timestamp
+    check_timestamp(record_check.MAX_TIMESTAMP_MS)
+    # Then a timestamp past 9999-12-31 fails that record alone, not the batch it would have joined
+    with pytest.raises(InvalidRequest, match=r"up to 253402300799999 \(9999-12-31\), not 253402300800000"):
+        check_timestamp(record_check.MAX_TIMESTAMP_MS + 1)
