@@ -16,7 +16,9 @@
 
 /* 9999-12-31T23:59:59.999Z in ms since the Unix epoch: the greatest timestamp a record may have. */
 #define MAX_TIMESTAMP_MS 253402300799999LL
+#ifndef RELEASE_GIL_BYTES
 #define RELEASE_GIL_BYTES 65536
+#endif
 #define MSG_SIZE 256
 
 typedef struct {

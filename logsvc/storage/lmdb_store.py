@@ -176,10 +176,7 @@ class LmdbStore(Store):
         self._check_writable()
         meta = self._catalog.topic(topic)
         # Validation (CRC and all) runs here, on the caller's thread, in parallel with others.
-        items = [
-            (partition, data, rules.check_batch(meta, partition, data, self.validate_records))
-            for partition, data in batches
-        ]
+        items = [(p, data, rules.check_batch(meta, p, data, self.validate_records)) for p, data in batches]
         if not items:
             return []
         appended: list[Appended] = self._submit(Append(topic, items))
