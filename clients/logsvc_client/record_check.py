@@ -293,25 +293,35 @@ def _timestamps(first: int, greatest: int, first_timestamp_ms: int, max_timestam
     return None
 
 
-def rows_on_spec(rows: Sequence[Any]) -> bool:
-    """Whether records msgpack decoded (``use_list=False, raw=False``) have the specified types."""
+def greatest_timestamp(rows: Sequence[Any]) -> int | None:
+    """The greatest timestamp of records msgpack decoded (``use_list=False, raw=False``), -1 for
+    none; None when a record is not of the specified types. (A plain loop: on CPython 3.11 it beats
+    column-wise ``set(map(type, ...))`` passes.)"""
+    greatest = -1
     for r in rows:
         if type(r) is not tuple or len(r) != 4:
-            return False
+            return None
         ts, key, value, headers = r
         if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
-            return False
+            return None
+        if ts > greatest:
+            greatest = ts
         if (key is not None and type(key) is not bytes) or (value is not None and type(value) is not bytes):
-            return False
+            return None
         if headers is not None:
             if type(headers) is not tuple:
-                return False
+                return None
             for h in headers:
                 if type(h) is not tuple or len(h) != 2 or type(h[0]) is not str:
-                    return False
+                    return None
                 if h[1] is not None and type(h[1]) is not bytes:
-                    return False
-    return True
+                    return None
+    return greatest
+
+
+def rows_on_spec(rows: Sequence[Any]) -> bool:
+    """Whether records msgpack decoded (``use_list=False, raw=False``) have the specified types."""
+    return greatest_timestamp(rows) is not None
 
 
 def check_py(
@@ -323,11 +333,11 @@ def check_py(
         rows = msgpack.unpackb(payload, use_list=False, raw=False)
     except Exception:  # msgpack raises several unrelated classes for malformed input
         rows = None
-    if type(rows) is tuple and rows and len(rows) == record_count and rows_on_spec(rows):
+    greatest = greatest_timestamp(rows) if type(rows) is tuple and len(rows) == record_count else None
+    if greatest is not None and greatest >= 0:  # of the specified types, at least one record
         if not timestamps:
             return None
-        verdict = _timestamps(rows[0][0], max(r[0] for r in rows), first_timestamp_ms, max_timestamp_ms)
-        if verdict is None:
+        if _timestamps(rows[0][0], greatest, first_timestamp_ms, max_timestamp_ms) is None:
             return None
     return walk(payload, record_count, first_timestamp_ms, max_timestamp_ms, timestamps) or (
         "payload does not decode as the specified records"  # never reached: walk finds what msgpack refused
