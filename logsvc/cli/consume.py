@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 import click
 
-from logsvc.cli.batch_check import first_bad_record
 from logsvc.cli.output import Progress, dumps, note, output_option, record_json
 from logsvc.cli.sources import out_of_range
 from logsvc.cli.state import get_state, server_option
@@ -167,41 +166,6 @@ def seek(consumer: Consumer, admin: Admin, topic: str, partition: int | None, st
             consumer.seek(TopicPartition(topic, p), start.value)
 
 
-def bad_record(record: Record, why: str) -> CorruptBatch:
-    """The error for a stored record whose fields do not have the specified types."""
-    return CorruptBatch(
-        f"stored record at offset {record.offset} of {record.topic}/{record.partition} is corrupt: {why}",
-        topic=record.topic,
-        partition=record.partition,
-        base_offset=record.offset,
-        last_offset=record.offset,
-    )
-
-
-def checked(
-    records: Sequence[Record], skip_corrupt: bool, write: Callable[[Sequence[Record]], None], offsets: PrintedOffsets
-) -> int:
-    """Write ``records``, checking each record's field types first: a bad one ends it (after
-    writing those before it) with CorruptBatch, or with ``skip_corrupt`` is left out with a
-    warning. How many were written."""
-    written = 0
-    while records:
-        found = first_bad_record(records)
-        good = records if found is None else records[: found[0]]
-        if good:
-            write(good)
-            written += len(good)
-        if found is None:
-            break
-        error = bad_record(records[found[0]], found[1])
-        if not skip_corrupt:
-            raise error
-        note(f"warning: {error.message}; skipped it")
-        offsets.skipped(error)
-        records = records[found[0] + 1 :]
-    return written
-
-
 def write_records(records: Sequence[Record], as_json: bool, key_separator: bytes | None) -> None:
     """Write a polled batch to stdout and flush once (so a pipe sees it at once)."""
     if as_json:
@@ -322,7 +286,7 @@ def consume(
                     max_records,
                     timeout_ms,
                     progress,
-                    lambda r: checked(r, skip_corrupt, write, offsets),
+                    write,
                 )
             except CorruptBatch as e:
                 details = {k: v for k, v in e.details.items() if k != "batch"}
@@ -349,7 +313,7 @@ def follow(
     max_records: int | None,
     timeout_ms: int | None,
     progress: Progress,
-    write: Callable[[Sequence[Record]], int],
+    write: Callable[[Sequence[Record]], None],
 ) -> int:
     """Poll and write until ``max_records`` or ``timeout_ms`` without a record; return the count."""
     count = 0
@@ -362,7 +326,8 @@ def follow(
         records = consumer.poll(timeout_ms=wait_ms, max_records=None if max_records is None else max_records - count)
         if records:
             progress.clear()
-            count += write(records)
+            write(records)
+            count += len(records)
             last_record = time.monotonic()
         elif timeout_ms is not None and (time.monotonic() - last_record) * 1000 >= timeout_ms:
             break

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from logsvc.cli.batch_check import BadBatch, PartitionCheck, check_partition, record_problem, uncompressed_bound
+from logsvc.cli.batch_check import BadBatch, PartitionCheck, check_partition, uncompressed_bound
 from logsvc.cli.output import Progress, echo_json, echo_table, iso_ms, note, output_option, preview, record_json
 from logsvc.cli.sources import Source, open_source, out_of_range
 from logsvc.cli.state import get_state, server_option
@@ -180,7 +180,6 @@ def dump(
             problem = ""
             try:
                 records = decode_records(topic, partition, base, data, start_offset=start, check_crc=False)
-                problem = record_problem(records) or ""
             except CorruptBatch as e:
                 records, problem = None, str(e)
             if problem:

@@ -65,8 +65,10 @@ class LmdbStore(Store):
         retention_check_interval_ms: int,
         stale_readers_cleared: int,
         lock: DirectoryLock | None = None,
+        validate_records: bool = True,
     ) -> None:
         self.path = path
+        self.validate_records = validate_records
         self.readonly = readonly
         self.stale_readers_cleared = stale_readers_cleared
         self._env = env
@@ -106,6 +108,7 @@ class LmdbStore(Store):
         retention_check_interval_ms: int = 300_000,
         clock: Callable[[], int] = rules.wall_clock_ms,
         readonly: bool = False,
+        validate_records: bool = True,
     ) -> LmdbStore:
         """Open (creating when writable) the store in directory ``path``.
 
@@ -119,7 +122,8 @@ class LmdbStore(Store):
         lock file, for inspect tools running next to a broker: no writer, a snapshot of the
         offsets as of opening, and every write raises InvalidRequest. A writable open holds the
         directory's lock (``logsvc.lock``) until :meth:`close`: DataDirectoryLocked while another
-        process (a broker, another writable open) holds it.
+        process (a broker, another writable open) holds it. ``validate_records=False`` skips the
+        per-record check of appended batches (the broker setting of that name).
         """
         rules.check_durability(durability)
         where = os.fspath(path)
@@ -139,6 +143,7 @@ class LmdbStore(Store):
                 retention_check_interval_ms=retention_check_interval_ms,
                 stale_readers_cleared=opened.stale_readers_cleared,
                 lock=opened.lock,
+                validate_records=validate_records,
             )
         except BaseException:
             opened.env.close()
@@ -186,7 +191,7 @@ class LmdbStore(Store):
         self._check_writable()
         meta = self._catalog.topic(topic)
         # Validation (CRC and all) runs here, on the caller's thread, in parallel with others.
-        items = [(partition, data, rules.check_batch(meta, partition, data)) for partition, data in batches]
+        items = [(p, data, rules.check_batch(meta, p, data, self.validate_records)) for p, data in batches]
         if not items:
             return []
         appended: list[Appended] = self._submit(Append(topic, items))

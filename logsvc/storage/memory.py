@@ -51,8 +51,15 @@ class _Partition:
 
 
 class MemoryStore(Store):
-    def __init__(self, *, max_partitions: int = 10_000, clock: Callable[[], int] = rules.wall_clock_ms) -> None:
+    def __init__(
+        self,
+        *,
+        max_partitions: int = 10_000,
+        clock: Callable[[], int] = rules.wall_clock_ms,
+        validate_records: bool = True,
+    ) -> None:
         self._max_partitions = max_partitions
+        self._validate_records = validate_records
         self._clock = clock
         self._cond = threading.Condition()
         self._topics: dict[str, tuple[TopicMeta, list[_Partition]]] = {}
@@ -112,7 +119,7 @@ class MemoryStore(Store):
     def append(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
         with self._cond:
             meta, parts = self._get(topic)
-            headers = [rules.check_batch(meta, partition, data) for partition, data in batches]
+            headers = [rules.check_batch(meta, partition, data, self._validate_records) for partition, data in batches]
             now = self._clock() if meta.config.log_append_time else -1
             out = []
             for (partition, data), header in zip(batches, headers, strict=True):
