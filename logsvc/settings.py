@@ -79,6 +79,11 @@ class Settings:
     """A file of bearer tokens, one per line (# comments): when set, every call but health checks and
     reflection must carry one (``authorization: Bearer TOKEN``), or it fails with UNAUTHENTICATED."""
     log_level: str = "INFO"
+    validate_records: bool = True
+    """Check every record of every produced batch against the specification before acknowledging
+    it. false keeps the header, CRC and count checks and skips the per-record walk: a knob for
+    measuring what the check costs (bench), never to be turned off in production, where one bad
+    batch would wedge its partition for every reader."""
 
     def validate(self) -> Settings:
         if self.durability not in ("fsync", "os"):

@@ -16,6 +16,8 @@ from logsvc_client.errors import InvalidConfig, InvalidPartition, InvalidTopicNa
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 PARTITIONERS = ("murmur2",)
+UNCOMPRESSED_FACTOR = 4  # max_uncompressed_batch_bytes = 0 means this many times max_batch_bytes
+MAX_UNCOMPRESSED_BATCH_BYTES = 1 << 30
 
 
 def check_topic_name(name: str) -> str:
@@ -44,6 +46,8 @@ class TopicConfig:
     timestamp_type: str = "CreateTime"
     max_batch_bytes: int = 8 * 1024 * 1024
     partitioner: str = "murmur2"
+    max_uncompressed_batch_bytes: int = 0
+    """How far a compressed batch may inflate; 0 = UNCOMPRESSED_FACTOR x max_batch_bytes."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> TopicConfig:
@@ -81,6 +85,14 @@ class TopicConfig:
                 f"topic config max_batch_bytes={self.max_batch_bytes} must be between 1024 and 268435456",
                 key="max_batch_bytes",
             )
+        limit = self.max_uncompressed_batch_bytes
+        if limit and not self.max_batch_bytes <= limit <= MAX_UNCOMPRESSED_BATCH_BYTES:
+            raise InvalidConfig(
+                f"topic config max_uncompressed_batch_bytes={limit} must be 0 ({UNCOMPRESSED_FACTOR} x "
+                f"max_batch_bytes) or between max_batch_bytes ({self.max_batch_bytes}) and "
+                f"{MAX_UNCOMPRESSED_BATCH_BYTES}",
+                key="max_uncompressed_batch_bytes",
+            )
         if self.partitioner not in PARTITIONERS:
             raise InvalidConfig(
                 f"topic config partitioner={self.partitioner!r} must be one of {', '.join(PARTITIONERS)}",
@@ -97,6 +109,11 @@ class TopicConfig:
 
     def as_strings(self) -> dict[str, str]:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def uncompressed_limit(self) -> int:
+        """The most bytes a compressed batch may inflate to (max_uncompressed_batch_bytes, or its default)."""
+        return self.max_uncompressed_batch_bytes or UNCOMPRESSED_FACTOR * self.max_batch_bytes
 
     @property
     def log_append_time(self) -> bool:

@@ -2,11 +2,12 @@
 
 A batch is a 28-byte big-endian header followed by a msgpack payload (an array of
 ``[timestamp_ms, key, value, headers]`` arrays), stored as it is or compressed whole (gzip or
-zstd, named in the header's attributes). Producers :func:`encode_batch`; the broker only
-:func:`read_header` and :func:`validate` (no per-record decoding on its hot path: for a
-compressed batch it inflates just the payload's first bytes); consumers :func:`decode_records`
-straight into :class:`~logsvc_client.records.Record` tuples. Before encoding,
-the producer sizes its batches with upper bounds of the encoded size: :data:`RECORD_OVERHEAD` and
+zstd, named in the header's attributes). Producers :func:`encode_batch`; the broker checks
+every produced batch in full with :func:`validate` before acknowledging it (header, CRC, counts
+and every record's types through :mod:`~logsvc_client.record_check`, inflating a compressed
+payload under a bound) and otherwise only :func:`read_header`s; consumers :func:`decode_records`
+straight into :class:`~logsvc_client.records.Record` tuples. Before encoding, the producer sizes
+its batches with upper bounds of the encoded size: :data:`RECORD_OVERHEAD` and
 :func:`header_bytes` per record, :data:`BATCH_OVERHEAD` per batch.
 """
 
@@ -23,6 +24,7 @@ import msgpack
 import zstandard
 
 from .errors import CorruptBatch, InvalidBatch, InvalidConfig
+from .record_check import MAX_RECORDS_PER_BATCH, MIN_RECORD_BYTES, check, check_c, rows_on_spec, walk
 from .records import Record
 
 MAGIC = 1
@@ -49,6 +51,9 @@ RawRecord = Sequence[Any]
 RECORD_OVERHEAD = 21
 # The batch header (28) and the payload's array32 header (5).
 BATCH_OVERHEAD = HEADER_SIZE + 5
+#: How far :func:`validate` lets a compressed payload inflate unless told (the broker passes the
+#: topic's max_uncompressed_batch_bytes): 4 x the default max_batch_bytes.
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 32 * 1024 * 1024
 
 
 class BatchHeader(NamedTuple):
@@ -118,6 +123,55 @@ def _inflate(stored: bytes | memoryview, compression: str, limit: int = 0) -> by
         raise InvalidBatch(f"record batch payload does not decompress as {compression}: {e}") from None
 
 
+def _too_big(compression: str, limit: int, declared: int = -1) -> InvalidBatch:
+    size = f"declares {declared} bytes" if declared >= 0 else f"inflates to more than {limit} bytes"
+    return InvalidBatch(f"{compression} payload {size}, more than the topic's max_uncompressed_batch_bytes of {limit}")
+
+
+def _zstd_exceeds(stored: bytes | memoryview, limit: int) -> bool:
+    try:
+        with _zstd_decompressor().stream_reader(stored) as reader:
+            return len(reader.read(limit + 1)) > limit
+    except zstandard.ZstdError:
+        return False
+
+
+def inflate_bounded(stored: bytes | memoryview, compression: str, limit: int) -> bytes:
+    """The msgpack payload of a compressed batch, refused with :class:`InvalidBatch` when it would
+    inflate to more than ``limit`` bytes (found out without inflating more than ``limit + 1`` of
+    them), to nothing, or when the stream is cut off or followed by other bytes."""
+    if compression == "gzip":
+        d = zlib.decompressobj(GZIP_WBITS)
+        try:
+            out = d.decompress(stored, limit + 1)
+        except zlib.error as e:
+            raise InvalidBatch(f"record batch payload does not decompress as gzip: {e}") from None
+        if len(out) > limit:
+            raise _too_big(compression, limit)
+        if not d.eof:
+            raise InvalidBatch("gzip payload is cut off: the stream ends before its end-of-stream marker")
+        if d.unused_data:
+            raise InvalidBatch(f"gzip payload has {len(d.unused_data)} bytes after the end of its stream")
+    else:
+        try:
+            declared = zstandard.get_frame_parameters(stored).content_size
+        except zstandard.ZstdError as e:
+            raise InvalidBatch(f"record batch payload does not decompress as zstd: {e}") from None
+        known = declared != zstandard.CONTENTSIZE_UNKNOWN
+        if known and declared > limit:
+            raise _too_big(compression, limit, declared)
+        try:
+            # One frame, nothing after it; with the size unknown, at most limit bytes come out.
+            out = bytes(_zstd_decompressor().decompress(stored, max_output_size=limit, allow_extra_data=False))
+        except zstandard.ZstdError as e:
+            if not known and _zstd_exceeds(stored, limit):
+                raise _too_big(compression, limit) from None
+            raise InvalidBatch(f"record batch payload does not decompress as zstd: {e}") from None
+    if not out:
+        raise InvalidBatch(f"{compression} payload inflates to 0 bytes; it must hold a msgpack array of records")
+    return out
+
+
 def header_bytes(headers: list[tuple[str, bytes]]) -> int:
     """Upper bound of the msgpack size of a header list (beyond the nil it replaces)."""
     return 5 + sum(11 + len(name.encode()) + len(value) for name, value in headers)
@@ -158,6 +212,8 @@ def read_header(data: bytes | memoryview) -> BatchHeader:
 
 
 def _array_length(payload: bytes | memoryview) -> int:
+    if not payload:
+        raise InvalidBatch("payload is empty")
     first = payload[0]
     if 0x90 <= first <= 0x9F:
         return int(first & 0x0F)
@@ -168,22 +224,59 @@ def _array_length(payload: bytes | memoryview) -> int:
     raise InvalidBatch("record batch payload is not a msgpack array")
 
 
-def validate(data: bytes | memoryview) -> BatchHeader:
-    """Check a produced batch without decoding its records: header, CRC, payload array length.
+def validate(
+    data: bytes | memoryview, max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES, records: bool = True
+) -> BatchHeader:
+    """Check a produced batch against the specification before the broker acknowledges it.
 
-    Raises :class:`InvalidBatch` naming what is wrong.
+    Header (magic, reserved 0, known attributes without the broker's LogAppendTime bit,
+    1 <= record_count <= MAX_RECORDS_PER_BATCH and no more records than the payload's bytes allow),
+    CRC, then every record (:func:`~logsvc_client.record_check.check`) and that the header's first
+    and max timestamps are the records'. A compressed payload is inflated under
+    ``max_uncompressed_bytes``. ``records=False`` skips the per-record walk (header, CRC and the
+    outer array's length only): a knob for measuring the walk's cost, never for production.
+    Raises :class:`InvalidBatch` naming what is wrong (the record index and field, for a record).
     """
     header = read_header(data)
+    if header.reserved:
+        raise InvalidBatch(f"reserved header field is {header.reserved:#06x}; it must be 0")
+    compression = header.compression
+    if header.log_append_time:
+        raise InvalidBatch(
+            f"attributes {header.attributes:#04x} set the LogAppendTime bit (0x01): only the broker sets it, "
+            "on topics whose timestamp_type is LogAppendTime"
+        )
+    count = header.record_count
+    if count > MAX_RECORDS_PER_BATCH:
+        raise InvalidBatch(f"record_count {count} is more than {MAX_RECORDS_PER_BATCH} records per batch")
     payload = memoryview(data)[HEADER_SIZE:]
     crc = zlib.crc32(payload)
     if crc != header.crc32:
         raise InvalidBatch(f"record batch CRC32 mismatch: header says {header.crc32:#010x}, payload has {crc:#010x}")
-    compression = header.compression
-    n = _array_length(payload if compression == "none" else _inflate(payload, compression, limit=5))
-    if n != header.record_count:
-        raise InvalidBatch(f"record batch header says {header.record_count} records, payload holds {n}")
     if header.first_timestamp_ms < 0 or header.max_timestamp_ms < 0:
         raise InvalidBatch(f"record batch has a negative timestamp ({header.first_timestamp_ms})")
+    # Every record takes at least MIN_RECORD_BYTES: a count the bytes cannot hold is refused before
+    # inflating anything (the walk refuses it too, naming the first record that does not fit).
+    least = count * MIN_RECORD_BYTES + 1
+    if compression != "none" and least > max_uncompressed_bytes:
+        raise InvalidBatch(
+            f"record_count {count} needs at least {least} payload bytes, more than the topic's "
+            f"max_uncompressed_batch_bytes of {max_uncompressed_bytes}"
+        )
+    if not records:
+        if compression == "none" and len(payload) < least:
+            raise InvalidBatch(
+                f"record_count {count} needs at least {least} payload bytes ({MIN_RECORD_BYTES} per record), "
+                f"payload has {len(payload)}"
+            )
+        n = _array_length(payload if compression == "none" else _inflate(payload, compression, limit=5))
+        if n != count:
+            raise InvalidBatch(f"record batch header says {count} records, payload holds {n}")
+        return header
+    plain = payload if compression == "none" else inflate_bounded(payload, compression, max_uncompressed_bytes)
+    why = check(plain, count, header.first_timestamp_ms, header.max_timestamp_ms, True)
+    if why is not None:
+        raise InvalidBatch(why)
     return header
 
 
@@ -194,11 +287,15 @@ def with_log_append_time(data: bytes, append_time_ms: int) -> bytes:
     return header + data[HEADER_SIZE:]
 
 
-def _unpack(data: bytes | memoryview, header: BatchHeader | None = None) -> tuple[tuple[Any, ...], ...]:
-    header = read_header(data) if header is None else header
+def _plain(data: bytes | memoryview, header: BatchHeader) -> bytes | memoryview:
+    """The msgpack payload of a stored batch, inflated when compressed."""
     payload: bytes | memoryview = memoryview(data)[HEADER_SIZE:]
     if header.attributes & ~ATTR_LOG_APPEND_TIME:  # compressed, or attributes this version does not know
         payload = _inflate(payload, header.compression)
+    return payload
+
+
+def _rows(payload: bytes | memoryview) -> tuple[tuple[Any, ...], ...]:
     try:
         records = msgpack.unpackb(payload, use_list=False, raw=False)
     except Exception as e:  # msgpack raises several unrelated classes for malformed input
@@ -206,6 +303,29 @@ def _unpack(data: bytes | memoryview, header: BatchHeader | None = None) -> tupl
     if not isinstance(records, tuple):
         raise InvalidBatch("record batch payload is not a msgpack array")
     return records
+
+
+def _unpack(data: bytes | memoryview, header: BatchHeader | None = None) -> tuple[tuple[Any, ...], ...]:
+    header = read_header(data) if header is None else header
+    return _rows(_plain(data, header))
+
+
+def _checked_rows(payload: bytes | memoryview, count: int) -> tuple[tuple[Any, ...], ...]:
+    """The records of a stored payload, every one of the specified types (so the application never
+    gets a str key or a float timestamp from data stored before the broker checked records). The
+    header's timestamps are not compared: LogAppendTime rewrites them."""
+    if check_c is not None:
+        why = check_c(payload, count, 0, 0, False)
+        if why is not None:
+            raise InvalidBatch(why)
+        return _rows(payload)
+    try:  # without the C walker: decode, check the rows' types, and walk the bytes only to say why
+        rows: tuple[tuple[Any, ...], ...] | None = _rows(payload)
+    except InvalidBatch:
+        rows = None
+    if rows is None or len(rows) != count or not rows_on_spec(rows):
+        raise InvalidBatch(walk(payload, count, 0, 0, False) or "payload is not the specified records")
+    return rows
 
 
 def unpack_payload(data: bytes | memoryview) -> list[tuple[Any, ...]]:
@@ -247,12 +367,9 @@ def decode_records(
     if check_crc and zlib.crc32(memoryview(data)[HEADER_SIZE:]) != header.crc32:
         raise corrupt(topic, partition, base_offset, count, "it fails its CRC32 check")
     try:
-        rows = _unpack(data, header)
+        rows = _checked_rows(_plain(data, header), count)
     except InvalidBatch as e:
         raise corrupt(topic, partition, base_offset, count, e.message) from None
-    if len(rows) != count:
-        why = f"its header says {count} records, payload holds {len(rows)}"
-        raise corrupt(topic, partition, base_offset, count, why)
     first = base_offset
     skip = start_offset - base_offset
     if skip > 0:

@@ -28,6 +28,25 @@ partitions are listed), and each poll takes its records from the lanes as
     consumer = Consumer(address, group_id="orders-sink", priority="strict", max_lane_wait_ms=2_000)
     consumer.subscribe(["orders.critical", "orders.normal", "orders.bulk"])
 
+**Corrupt stored batches** (written by an older broker that did not check every record, or
+damaged on disk) never wedge a consumer. By default (``corrupt_batches="raise"``) a poll that
+reaches one first returns the records before it, then raises
+:class:`~logsvc_client.errors.CorruptBatch` — on every poll until the application moves on — with
+the partition's position left at the batch's first offset. ``details`` name ``topic``,
+``partition``, ``base_offset`` and ``last_offset`` (and hold the stored bytes in ``batch``), so
+the application can keep them and seek past::
+
+    try:
+        records = consumer.poll()
+    except CorruptBatch as e:
+        d = e.details
+        consumer.seek(TopicPartition(d["topic"], d["partition"]), d["last_offset"] + 1)
+
+With ``corrupt_batches="skip"`` the consumer does that itself: one WARNING per skipped batch on
+the ``logsvc_client.consumer`` logger (naming topic, partition and offset range; the log record's
+``corrupt_batch`` attribute is the CorruptBatch), and the position moves past the batch's last
+offset (so a group's next commit passes it too).
+
 The fetch loop lives in :class:`~logsvc_client.fetcher.Fetcher`, shared by both modes.
 """
 
@@ -41,7 +60,7 @@ from . import channel, group_offsets
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import FailedPrecondition, InvalidConfig, InvalidRequest
-from .fetcher import Fetcher
+from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
 from .group import Membership
 from .groups import GroupMetadata
 from .lanes import LanePolicy, Priority, check_options
@@ -59,7 +78,8 @@ class Consumer:
     ``security`` holds TLS and token settings (None: from the environment, see
     :mod:`logsvc_client.security`). ``check_crcs`` verifies each batch's CRC32 before decoding it.
     ``prefetch`` starts the next Fetch as soon as a poll returns, so the broker reads while the
-    application works.
+    application works. ``corrupt_batches`` is "raise" (poll raises CorruptBatch for a stored batch
+    that does not decode) or "skip" (log a WARNING and read on past it); see the module docstring.
 
     Group mode (with ``group_id``): ``instance_id`` makes the member static (a restart within
     ``session_timeout_ms`` gets its partitions back, and ``close`` does not leave the group; once
@@ -103,7 +123,9 @@ class Consumer:
         lane_weights: Sequence[float] | None = None,
         max_lane_wait_ms: int = 1_000,
         security: Security | None = None,
+        corrupt_batches: CorruptBatches = "raise",
     ) -> None:
+        check_corrupt_batches(corrupt_batches)
         for name, value, minimum in (
             ("max_poll_records", max_poll_records, 1),
             ("fetch_max_bytes", fetch_max_bytes, 1),
@@ -175,6 +197,7 @@ class Consumer:
             auto_offset_reset=auto_offset_reset,
             prefetch=prefetch,
             retry=self._retry,
+            corrupt_batches=corrupt_batches,
         )
         self._closed = False
 

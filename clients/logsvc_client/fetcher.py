@@ -29,20 +29,36 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
-from . import batch as codec
 from . import channel
 from ._proto import logsvc_pb2 as pb
-from .errors import FailedPrecondition, InvalidRequest, OffsetOutOfRange, Unavailable
+from .errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
 from .in_flight_fetch import InFlightFetch
 from .lane_buffers import LaneBuffers
 from .lanes import LanePolicy
 from .offset_reset import OffsetReset, check_offset_reset, list_offsets, reset_targets, start_spec
-from .record_buffer import RecordBuffer
+from .record_buffer import RecordBuffer, stored_count
 from .records import Record, TopicPartition
 
-__all__ = ["Fetcher", "OffsetReset"]
+__all__ = ["CORRUPT_BATCHES", "CorruptBatches", "Fetcher", "OffsetReset"]
+
+#: What a poll does on reaching a stored batch that does not decode: raise CorruptBatch (the
+#: position stays at the batch's first offset) or skip it (one WARNING, the position moves on).
+CorruptBatches = Literal["raise", "skip"]
+CORRUPT_BATCHES: tuple[CorruptBatches, ...] = ("raise", "skip")
+
+
+def check_corrupt_batches(value: object) -> CorruptBatches:
+    """``value`` when it is one of :data:`CORRUPT_BATCHES`; InvalidConfig otherwise."""
+    for known in CORRUPT_BATCHES:
+        if value == known:
+            return known
+    raise InvalidConfig(
+        f"consumer option corrupt_batches={value!r} must be one of {', '.join(CORRUPT_BATCHES)}",
+        key="corrupt_batches",
+    )
+
 
 log = logging.getLogger("logsvc_client.consumer")
 
@@ -60,8 +76,10 @@ class Fetcher:
         prefetch: bool = True,
         retry: channel.RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        corrupt_batches: CorruptBatches = "raise",
     ) -> None:
         check_offset_reset(auto_offset_reset)
+        self._skip_corrupt = check_corrupt_batches(corrupt_batches) == "skip"
         self._stub = stub
         self.max_poll_records = max_poll_records
         self._max_wait_ms = fetch_max_wait_ms
@@ -74,10 +92,12 @@ class Fetcher:
         self._assigned_set: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._fetch_offsets: dict[TopicPartition, int] = {}
-        self._buffer = RecordBuffer(check_crcs)  # without lanes: every partition's records, in fetch order
+        # without lanes: every partition's records, in fetch order
+        self._buffer = RecordBuffer(check_crcs, self._skip_corrupt)
         self._buffered = 0  # records fetched and not handed out (in all buffers)
         self._lanes: LaneBuffers | None = None  # with lanes: the records buffered per lane
         self._short = False  # with lanes: the last poll took less than it could have
+        self._deferred: CorruptBatch | None = None  # with lanes: met after other lanes gave records
         self._epoch = 0
         self._in_flight = InFlightFetch(stub, fetch_max_bytes, self._retry, clock)
 
@@ -106,7 +126,9 @@ class Fetcher:
         if policy is not None and self._lanes is not None and self._lanes.policy.same_as(policy):
             return
         self._discard(lambda tp: True)
-        self._lanes = None if policy is None else LaneBuffers(policy, self._check_crcs, self._assigned)
+        self._lanes = (
+            None if policy is None else LaneBuffers(policy, self._check_crcs, self._assigned, self._skip_corrupt)
+        )
 
     def interrupt_on(self, wake: threading.Event) -> None:
         """From now on a wait for a Fetch also ends once ``wake`` is set (:meth:`fetch` then returns
@@ -156,6 +178,8 @@ class Fetcher:
         fetched again from their positions (other partitions keep theirs)."""
         self._epoch += 1
         self._in_flight.cancel()
+        if self._deferred is not None and affected(_partition_of(self._deferred)):
+            self._deferred = None
         buffers = [self._buffer, *(self._lanes.buffers.values() if self._lanes is not None else ())]
         for buffer in buffers:
             buffer.discard(affected)
@@ -170,6 +194,9 @@ class Fetcher:
         """Up to ``max_records`` records, waiting up to ``timeout_s`` for the first one."""
         limit = max_records or self.max_poll_records
         deadline = self._clock() + timeout_s
+        if self._deferred is not None:  # the batch stays buffered: later polls raise again
+            error, self._deferred = self._deferred, None
+            raise error
         if self._lanes is not None:
             return self._fetch_lanes(self._lanes, limit, deadline)
         while True:
@@ -246,7 +273,13 @@ class Fetcher:
             gc.disable()
         try:
             for lane, n in plan.items():
-                got = self._take_records(lanes.buffers[lane], n)
+                try:
+                    got = self._take_records(lanes.buffers[lane], n)
+                except CorruptBatch as e:
+                    if not any(taken.values()):
+                        raise
+                    self._deferred = e  # records of other lanes first (their positions moved)
+                    break
                 if len(got) < n:
                     missing[lane] = n - len(got)
                 taken[lane] += got
@@ -256,9 +289,11 @@ class Fetcher:
         return missing
 
     def _take_records(self, buffer: RecordBuffer, limit: int) -> list[Record]:
-        out = buffer.take(limit, self._positions)
-        self._buffered -= len(out)
-        return out
+        before = buffer.count
+        try:
+            return buffer.take(limit, self._positions)
+        finally:
+            self._buffered -= before - buffer.count  # records handed out, and skipped corrupt ones
 
     def _start(self, max_wait_ms: int) -> bool:
         """Send a Fetch; False when there is nothing to fetch (with lanes: every lane is full)."""
@@ -339,7 +374,7 @@ class Fetcher:
             for sb in pd.batches:
                 data = sb.batch
                 base = sb.base_offset
-                end = base + codec.read_header(data).record_count
+                end = base + stored_count(data)  # as the broker counts, even for a corrupt header
                 if end <= offset:
                     continue
                 n = end - max(base, offset)
@@ -361,3 +396,7 @@ class Fetcher:
 
     def close(self) -> None:
         self._in_flight.cancel()
+
+
+def _partition_of(error: CorruptBatch) -> TopicPartition:
+    return TopicPartition(error.details["topic"], error.details["partition"])

@@ -26,9 +26,11 @@ class LaneBuffers:
 
     __slots__ = ("buffers", "ends", "policy", "tps")
 
-    def __init__(self, policy: LanePolicy, check_crcs: bool, assigned: list[TopicPartition]) -> None:
+    def __init__(
+        self, policy: LanePolicy, check_crcs: bool, assigned: list[TopicPartition], skip_corrupt: bool = False
+    ) -> None:
         self.policy = policy
-        self.buffers = {lane: RecordBuffer(check_crcs) for lane in policy.lanes}  # in lane order
+        self.buffers = {lane: RecordBuffer(check_crcs, skip_corrupt) for lane in policy.lanes}  # in lane order
         self.tps: dict[str, list[TopicPartition]] = {}  # the assigned partitions of each lane
         self.ends: dict[TopicPartition, int] = {}  # the log end, per the last Fetch answer
         self.assign(assigned)

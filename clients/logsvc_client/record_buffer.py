@@ -5,25 +5,55 @@ a poll reaches it, straight into :class:`~logsvc_client.records.Record` tuples
 (:func:`~logsvc_client.batch.decode_records`). A :class:`~logsvc_client.fetcher.Fetcher` has one
 for all its partitions, or one per lane with priority lanes (in a
 :class:`~logsvc_client.lane_buffers.LaneBuffers`).
+
+A stored batch that does not decode (:class:`~logsvc_client.errors.CorruptBatch`, data written
+by an older version or damaged on disk) is either reported — it stays at the head of the buffer,
+so every poll raises until the application seeks past it — or, with ``skip_corrupt``, dropped
+with one WARNING and its partition's position moved past its last offset (the log record carries
+the error as ``corrupt_batch``, for a handler that wants the range or the bytes).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 
 from . import batch as codec
+from .errors import CorruptBatch
 from .records import Record, TopicPartition
+
+log = logging.getLogger("logsvc_client.consumer")
+
+_COUNT = slice(4, 8)  # record_count (u32, big-endian) in a batch header
+
+
+def stored_count(data: bytes) -> int:
+    """How many offsets a stored batch covers: its header's record count, read as the broker
+    reads it (without checking the rest of the header), at least 1."""
+    return max(1, int.from_bytes(data[_COUNT], "big")) if len(data) >= _COUNT.stop else 1
+
+
+def corrupt_error(error: CorruptBatch, tp: TopicPartition, base: int, end: int, data: bytes) -> CorruptBatch:
+    """``error`` for the batch ``data`` of ``tp`` covering ``[base, end)``, with the stored bytes
+    in ``details["batch"]`` (for a dead-letter topic) and ``last_offset`` the one the broker's
+    offsets say (``end - 1``; the codec says ``base`` when the header itself is unreadable)."""
+    if error.details.get("last_offset") != end - 1:
+        why = error.message.partition(" is corrupt: ")[2] or error.message
+        error = codec.corrupt(tp.topic, tp.partition, base, end - base, why)
+    error.details["batch"] = bytes(data)
+    return error
 
 
 class RecordBuffer:
     """Batches of some partitions in fetch order; ``count`` records not handed out yet."""
 
-    __slots__ = ("_check_crcs", "_decoded", "_decoded_at", "_pending", "count")
+    __slots__ = ("_check_crcs", "_decoded", "_decoded_at", "_pending", "_skip_corrupt", "count")
 
-    def __init__(self, check_crcs: bool = True) -> None:
+    def __init__(self, check_crcs: bool = True, skip_corrupt: bool = False) -> None:
         self._check_crcs = check_crcs
-        self._pending: deque[tuple[TopicPartition, int, bytes, int]] = deque()  # tp, base, batch, start
+        self._skip_corrupt = skip_corrupt
+        self._pending: deque[tuple[TopicPartition, int, bytes, int, int]] = deque()  # tp, base, batch, start, end
         self._decoded: list[Record] = []  # the batch being handed out, from _decoded_at on
         self._decoded_at = 0
         self.count = 0
@@ -31,14 +61,17 @@ class RecordBuffer:
     def add(self, tp: TopicPartition, base: int, data: bytes, start: int, records: int) -> None:
         """Buffer the batch ``data`` of ``tp`` (base offset ``base``) from offset ``start`` on,
         which is ``records`` records."""
-        self._pending.append((tp, base, data, start))
+        self._pending.append((tp, base, data, start, max(base, start) + records))
         self.count += records
 
     def take(self, limit: int, positions: dict[TopicPartition, int]) -> list[Record]:
         """Up to ``limit`` records, decoding batches as needed; ``positions`` is moved past them.
 
-        A corrupt batch stays where it is, so every poll reports it until the application seeks
-        past it; the records taken before it in the same call are returned first."""
+        A corrupt batch either stays where it is, so every poll raises
+        :class:`~logsvc_client.errors.CorruptBatch` until the application seeks past it (the
+        records taken before it in the same call are returned first, and its partition's
+        position stays at its first offset), or, with ``skip_corrupt``, is dropped (one WARNING)
+        and its partition's position moves past it."""
         out: list[Record] = []
         while limit > 0:
             recs = self._decoded
@@ -60,14 +93,25 @@ class RecordBuffer:
                 limit -= len(chunk)
                 self.count -= len(chunk)
             elif self._pending:
-                tp, base, data, start = item = self._pending.popleft()
+                tp, base, data, start, end = item = self._pending.popleft()
                 try:
                     self._decoded = codec.decode_records(tp.topic, tp.partition, base, data, start, self._check_crcs)
-                except Exception:
+                except CorruptBatch as e:
+                    error = corrupt_error(e, tp, base, end, data)
+                    if self._skip_corrupt:
+                        self.count -= end - max(base, start)
+                        positions[tp] = end
+                        log.warning(
+                            "%s; skipped it, reading on from offset %d",
+                            error.message,
+                            end,
+                            extra={"corrupt_batch": error},
+                        )
+                        continue
                     self._pending.appendleft(item)
                     if out:
                         break
-                    raise
+                    raise error from None
                 self._decoded_at = 0
             else:
                 break
@@ -81,5 +125,5 @@ class RecordBuffer:
         self.count = (
             len(self._decoded)
             - self._decoded_at
-            + sum(codec.read_header(data).record_count - max(0, start - base) for _, base, data, start in self._pending)
+            + sum(end - max(base, start) for _, base, _, start, end in self._pending)
         )

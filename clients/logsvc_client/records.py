@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from .errors import InvalidRequest
+from .record_check import MAX_TIMESTAMP_MS
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -80,6 +81,9 @@ def to_headers(headers: object) -> list[tuple[str, bytes]] | None:
 
 
 def check_timestamp(timestamp_ms: object) -> None:
-    """InvalidRequest unless ``timestamp_ms`` is a non-negative int."""
-    if timestamp_ms.__class__ is not int or timestamp_ms < 0:
-        raise InvalidRequest(f"timestamp_ms must be a non-negative int, not {timestamp_ms!r}")
+    """InvalidRequest unless ``timestamp_ms`` is an int the broker accepts (0 to MAX_TIMESTAMP_MS,
+    9999-12-31): refused here, one record fails, rather than its whole batch at the broker."""
+    if timestamp_ms.__class__ is not int or not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
+        raise InvalidRequest(
+            f"timestamp_ms must be a non-negative int up to {MAX_TIMESTAMP_MS} (9999-12-31), not {timestamp_ms!r}"
+        )

@@ -13,6 +13,13 @@ A dead-lettered record keeps the source record's key, value and headers and gain
 ``dlq.attempts``       how many times the record was tried
 =====================  ===========================================================
 
+A stored batch of the source partition that does not decode at all (a
+:class:`~logsvc_client.errors.CorruptBatch`: written by an older version, or damaged on disk) is
+dead-lettered whole, as one record whose value is the stored batch's bytes (no key, no headers of
+its own), with ``dlq.offset`` its base offset, ``dlq.last_offset`` its last offset (only these
+dead letters have it), no ``dlq.timestamp``, and ``dlq.error.class`` = ``CorruptBatch``. It
+cannot be replayed (``logsvc dlq replay`` refuses: it would write the corrupt batch back).
+
 The record is acknowledged by the broker before the source offset is committed past it, so the
 decision survives a restart: the partition moves on and the record is not tried again.
 """
@@ -23,10 +30,12 @@ import contextlib
 from collections.abc import Sequence
 
 from logsvc_client import Admin, Producer
-from logsvc_client.errors import TopicAlreadyExists
+from logsvc_client.errors import CorruptBatch, TopicAlreadyExists
 from logsvc_connect.sink import DataError, SinkRecord
 
 HEADER_PREFIX = "dlq."
+CORRUPT_BATCH = "CorruptBatch"  # dlq.error.class of a dead-lettered stored batch
+MESSAGE_MAX_BYTES = 4096
 
 
 def dead_letter_headers(record: SinkRecord, error: DataError, connector: str, attempts: int) -> list[tuple[str, bytes]]:
@@ -39,7 +48,21 @@ def dead_letter_headers(record: SinkRecord, error: DataError, connector: str, at
         ("dlq.timestamp", str(record.timestamp_ms).encode()),
         ("dlq.connector", connector.encode()),
         ("dlq.error.class", error.error_class.encode()),
-        ("dlq.error.message", error.message.encode("utf-8", "replace")[:4096]),
+        ("dlq.error.message", error.message.encode("utf-8", "replace")[:MESSAGE_MAX_BYTES]),
+        ("dlq.attempts", str(attempts).encode()),
+    ]
+
+
+def corrupt_batch_headers(error: CorruptBatch, connector: str, attempts: int) -> list[tuple[str, bytes]]:
+    d = error.details
+    return [
+        ("dlq.topic", str(d["topic"]).encode()),
+        ("dlq.partition", str(d["partition"]).encode()),
+        ("dlq.offset", str(d["base_offset"]).encode()),
+        ("dlq.last_offset", str(d["last_offset"]).encode()),
+        ("dlq.connector", connector.encode()),
+        ("dlq.error.class", CORRUPT_BATCH.encode()),
+        ("dlq.error.message", error.message.encode("utf-8", "replace")[:MESSAGE_MAX_BYTES]),
         ("dlq.attempts", str(attempts).encode()),
     ]
 
@@ -78,6 +101,16 @@ class DeadLetters:
         ]
         for future in futures:
             future.result()
+
+    def send_corrupt_batch(self, error: CorruptBatch, attempts: int = 1) -> None:
+        """Produce the stored batch ``error`` reports (its bytes in ``details["batch"]``, as the
+        consumer raises it) and wait until it is acknowledged."""
+        producer = self._ensure()
+        batch = error.details["batch"]
+        future = producer.send(
+            self.topic, batch, None, partition=0, headers=corrupt_batch_headers(error, self.connector, attempts)
+        )
+        future.result()
 
     def close(self) -> None:
         if self._producer is not None:

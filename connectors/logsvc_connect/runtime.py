@@ -12,6 +12,12 @@ long the first record of a batch waits. An offset is committed only after the wr
 (and the dead-lettering of its failed records) is durable, so a crash anywhere loses nothing and
 at worst writes a batch again, which the adapters' idempotent writes absorb.
 
+A stored batch that does not decode (:class:`~logsvc_client.errors.CorruptBatch`: written by an
+older version, or damaged on disk) is dead-lettered whole, as its raw bytes with the offset range
+in its headers (:mod:`logsvc_connect.dead_letters`); then the records before it are written and
+the offsets committed past it (for an exactly-once sink, stored with its rows), and the partition
+reads on after it.
+
 Partitions being taken away (rebalance) first get their batch written and committed. SIGTERM
 (:meth:`SinkRuntime.stop`) finishes the batch in flight, commits and leaves the group.
 """
@@ -28,7 +34,7 @@ from typing import Any
 
 from logsvc_client import Admin, Consumer, Record, TopicPartition
 from logsvc_client.channel import Backoff
-from logsvc_client.errors import FailedPrecondition, LogsvcError
+from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError
 from logsvc_client.groups import RESET_METADATA
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
@@ -87,6 +93,7 @@ class SinkRuntime:
         self._pending: list[Record] = []
         self._pending_bytes = 0
         self._first_pending_at = 0.0
+        self._skipped: dict[TopicPartition, int] = {}  # past dead-lettered corrupt batches: next offset
         self._started: set[TopicPartition] = set()
         self._consumer: Consumer | None = None
         self._positions: dict[TopicPartition, int] = {}
@@ -150,7 +157,11 @@ class SinkRuntime:
         while not self._stopping.is_set():
             room = cfg.batch_max_records - len(self._pending)
             wait_s = linger_s - (time.monotonic() - self._first_pending_at) if self._pending else linger_s or 0.5
-            records = consumer.poll(timeout_ms=max(1, int(wait_s * 1000)), max_records=room)
+            try:
+                records = consumer.poll(timeout_ms=max(1, int(wait_s * 1000)), max_records=room)
+            except CorruptBatch as e:
+                self._skip_corrupt_batch(consumer, e)
+                continue
             if records:
                 if not self._pending:
                     self._first_pending_at = time.monotonic()
@@ -163,6 +174,19 @@ class SinkRuntime:
             ):
                 self._flush()
             self._refresh_lag()
+
+    def _skip_corrupt_batch(self, consumer: Consumer, error: CorruptBatch) -> None:
+        """Dead-letter a stored batch that does not decode, write what came before it, commit past
+        it, and read on after it."""
+        d = error.details
+        tp = TopicPartition(d["topic"], d["partition"])
+        after = d["last_offset"] + 1
+        log.error("%s: dead-lettering it whole and reading on from offset %d", error.message, after)
+        self.dead_letters.send_corrupt_batch(error)
+        self.metrics.records_dead_lettered.inc(after - d["base_offset"])
+        self._skipped[tp] = max(after, self._skipped.get(tp, 0))
+        self._flush()
+        consumer.seek(tp, after)
 
     # -- rebalance callbacks (called by the consumer inside poll) -----------------------------------
 
@@ -206,12 +230,14 @@ class SinkRuntime:
     # -- one batch --------------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        batch = self._pending
-        if not batch:
+        batch, past_corrupt = self._pending, self._skipped
+        if not batch and not past_corrupt:
             return
-        self._pending, self._pending_bytes = [], 0
+        self._pending, self._pending_bytes, self._skipped = [], 0, {}
         last = dict(zip(map(_topic_partition_of, batch), map(_offset_of, batch), strict=True))  # last one wins
         offsets = {TopicPartition(*tp): offset + 1 for tp, offset in last.items()}
+        for tp, after in past_corrupt.items():  # dead-lettered corrupt batches: commit past them
+            offsets[tp] = max(after, offsets.get(tp, 0))
         records, failed = self._decode(batch)
         if self.transforms.active:
             records, filter_failed, skipped = self.transforms.apply(records)

@@ -7,15 +7,24 @@ member of consumer group G: it reads the partitions the group gives it from the 
 (``--from`` earliest|latest only says where to start when there is none) and commits exactly what
 it printed — about every second, when a partition is taken away, and on exit (end, Ctrl-C,
 SIGTERM, ``--max-records``), after which it leaves the group.
+
+A stored batch that does not decode (written by an older version, or damaged) ends it with one
+``error:`` line naming topic, partition and offset range, exit 1, after committing what was
+printed. With ``--skip-corrupt`` it prints one ``warning:`` line per such batch on stderr and reads
+on past it (a group's commit then passes it too). A record that decodes but whose fields do not
+have the specified types (a str key, a float timestamp: older data the consumer hands out as it
+is) is treated the same way, on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import click
 
@@ -24,7 +33,8 @@ from logsvc.cli.sources import out_of_range
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import StartSpec, StartType
 from logsvc_client import Admin, Consumer, TopicPartition
-from logsvc_client.errors import FailedPrecondition
+from logsvc_client.errors import CorruptBatch, FailedPrecondition
+from logsvc_client.fetcher import CorruptBatches
 from logsvc_client.records import Record
 
 POLL_SLICE_MS = 500
@@ -54,8 +64,10 @@ class PrintedOffsets:
 
     def printed(self, records: Sequence[Record]) -> None:
         """``records`` reached stdout: remember the next offset of each partition."""
+        pending = self.pending
         for r in records:
-            self.pending[TopicPartition(r.topic, r.partition)] = r.offset + 1
+            tp = TopicPartition(r.topic, r.partition)
+            pending[tp] = max(pending.get(tp, 0), r.offset + 1)
         if time.monotonic() >= self._next_commit:
             self.commit()
 
@@ -68,6 +80,12 @@ class PrintedOffsets:
             for tp in list(chosen):
                 del self.pending[tp]
 
+    def skipped(self, error: CorruptBatch) -> None:
+        """A corrupt batch (or record) was skipped: the partition's next commit passes it (records
+        taken before it in the same poll are printed before any commit)."""
+        tp = TopicPartition(error.details["topic"], error.details["partition"])
+        self.pending[tp] = max(self.pending.get(tp, 0), error.details["last_offset"] + 1)
+
     def on_revoke(self, tps: Sequence[TopicPartition]) -> None:
         try:
             self.commit(only=tps)
@@ -77,12 +95,44 @@ class PrintedOffsets:
                 self.pending.pop(tp, None)
 
 
-def open_consumer(address: str, group: str | None, start: StartSpec, offsets: PrintedOffsets) -> Consumer:
+class SkipWarnings(logging.Handler):
+    """Turns the consumer's WARNING for each skipped corrupt batch into a ``warning:`` line on
+    stderr (and tells ``offsets`` the batch is done)."""
+
+    def __init__(self, offsets: PrintedOffsets) -> None:
+        super().__init__(logging.WARNING)
+        self.offsets = offsets
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = getattr(record, "corrupt_batch", None)
+        if isinstance(error, CorruptBatch):
+            self.offsets.skipped(error)
+        note(f"warning: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def skip_warnings(offsets: PrintedOffsets) -> Iterator[None]:
+    logger = logging.getLogger("logsvc_client.consumer")
+    handler = SkipWarnings(offsets)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def open_consumer(
+    address: str, group: str | None, start: StartSpec, offsets: PrintedOffsets, skip_corrupt: bool = False
+) -> Consumer:
+    corrupt_batches: CorruptBatches = "skip" if skip_corrupt else "raise"
     if group is None:
-        return Consumer(address)
+        return Consumer(address, corrupt_batches=corrupt_batches)
     consumer = Consumer(
         address,
         group,
+        corrupt_batches=corrupt_batches,
         enable_auto_commit=False,
         auto_offset_reset="latest" if start.kind == "latest" else "earliest",
         on_revoke=offsets.on_revoke,
@@ -168,6 +218,11 @@ def write_records(records: Sequence[Record], as_json: bool, key_separator: bytes
     default=None,
     help="Print KEY SEP VALUE instead of the value alone (no key prints as null).",
 )
+@click.option(
+    "--skip-corrupt",
+    is_flag=True,
+    help="Skip a stored batch that does not decode (a warning line on stderr each) instead of stopping with an error.",
+)
 @server_option
 @output_option(as_table="the values, one per line", as_json="one object per record")
 def consume(
@@ -178,6 +233,7 @@ def consume(
     max_records: int | None,
     timeout_ms: int | None,
     key_separator: str | None,
+    skip_corrupt: bool,
     output: str,
 ) -> None:
     """Print the records of TOPIC, one value per line.
@@ -185,6 +241,9 @@ def consume(
     A tombstone (null value) prints as null. With -o json, one object per line: topic,
     partition, offset, timestamp (ms), key, value and headers; text when it is UTF-8, otherwise
     {"base64": "..."}; null stays null. Records of one partition come in offset order.
+
+    A stored batch that does not decode (older or damaged data) stops it with an error naming its
+    offsets; --skip-corrupt prints a warning for it and reads on.
 
     \b
     Examples:
@@ -212,12 +271,26 @@ def consume(
 
     previous_sigterm = signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     try:
-        with Admin(address) as admin, open_consumer(address, group, start, offsets) as consumer:
+        with (
+            skip_warnings(offsets),
+            Admin(address) as admin,
+            open_consumer(address, group, start, offsets, skip_corrupt) as consumer,
+        ):
             assign(consumer, topic, partition)
             if group is None:
                 seek(consumer, admin, topic, partition, start)
             try:
-                follow(consumer, topic, max_records, timeout_ms, progress, write)
+                follow(
+                    consumer,
+                    topic,
+                    max_records,
+                    timeout_ms,
+                    progress,
+                    write,
+                )
+            except CorruptBatch as e:
+                details = {k: v for k, v in e.details.items() if k != "batch"}
+                raise CorruptBatch(f"{e.message} (--skip-corrupt reads on past it)", **details) from None
             finally:
                 offsets.commit()
     except KeyboardInterrupt:

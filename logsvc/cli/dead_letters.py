@@ -3,7 +3,10 @@
 
 Used by ``logsvc dlq`` (:mod:`logsvc.cli.dlq`) and ``logsvc records status``
 (:mod:`logsvc.cli.records`). The header names are the ones the connectors write
-(:mod:`logsvc_connect.dead_letters`).
+(:mod:`logsvc_connect.dead_letters`). A dead letter may be a whole stored batch that did not decode
+(``dlq.error.class`` = CorruptBatch, its raw bytes as the value, ``dlq.offset`` to
+``dlq.last_offset`` the offsets it covers): :attr:`DeadLetter.is_corrupt_batch`. A stored batch of a
+dead-letter topic that does not decode itself is skipped with a warning on stderr.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from logsvc.cli.output import iso_ms
+from logsvc.cli.output import iso_ms, note
 from logsvc.cli.sources import PartitionView, Source, TopicView
 from logsvc_client import Admin
 from logsvc_client.batch import decode_records
-from logsvc_client.errors import OffsetOutOfRange, TopicNotFound
+from logsvc_client.errors import CorruptBatch, OffsetOutOfRange, TopicNotFound
 from logsvc_client.records import Record
 
 DLQ_PREFIX = "dlq."
@@ -34,10 +37,21 @@ MARKER_OFFSET = "logsvc.replay.offset"
 # -- reading a partition ------------------------------------------------------------------------
 
 
-def read_records(source: Source, topic: str, partition: int, start: int, end: int) -> Iterator[Record]:
-    """The records of ``topic/partition`` with offsets in ``[start, end)``, in offset order."""
+def read_records(
+    source: Source, topic: str, partition: int, start: int, end: int, skip_corrupt: bool = False
+) -> Iterator[Record]:
+    """The records of ``topic/partition`` with offsets in ``[start, end)``, in offset order.
+    A stored batch that does not decode raises CorruptBatch, or with ``skip_corrupt`` is left
+    out with a warning on stderr."""
     for base, data in source.batches(topic, partition, start, end):
-        for record in decode_records(topic, partition, base, data, start_offset=start):
+        try:
+            records = decode_records(topic, partition, base, data, start_offset=start)
+        except CorruptBatch as e:
+            if not skip_corrupt:
+                raise
+            note(f"warning: {e.message}; left out (see `logsvc partitions verify {topic}`)")
+            continue
+        for record in records:
             if record.offset >= end:
                 return
             yield record
@@ -109,6 +123,7 @@ class DeadLetter:
     source_topic: str | None
     source_partition: int | None
     source_offset: int | None
+    source_last_offset: int | None  # a dead-lettered corrupt batch: the last offset it covers
     source_timestamp_ms: int | None
     connector: str | None
     error_class: str | None
@@ -123,6 +138,7 @@ class DeadLetter:
             _text(h.get("dlq.topic")),
             _int(h.get("dlq.partition")),
             _int(h.get("dlq.offset")),
+            _int(h.get("dlq.last_offset")),
             _int(h.get("dlq.timestamp")),
             _text(h.get("dlq.connector")),
             _text(h.get("dlq.error.class")),
@@ -135,6 +151,19 @@ class DeadLetter:
         return self.record.offset
 
     @property
+    def is_corrupt_batch(self) -> bool:
+        """A whole stored batch that did not decode (its raw bytes), not a record."""
+        return self.error_class == CorruptBatch.__name__ and self.source_last_offset is not None
+
+    @property
+    def source_offsets(self) -> str | None:
+        """The source offset, or for a corrupt batch the range it covers (``5-7``)."""
+        if self.source_offset is None:
+            return None
+        last = self.source_last_offset
+        return str(self.source_offset) if last is None or last == self.source_offset else f"{self.source_offset}-{last}"
+
+    @property
     def has_source(self) -> bool:
         return self.source_topic is not None and self.source_partition is not None and self.source_offset is not None
 
@@ -143,7 +172,10 @@ class DeadLetter:
         return f"{self.source_topic}/{self.source_partition}/{self.source_offset}"
 
     def is_of(self, topic: str, partition: int, offset: int) -> bool:
-        return (self.source_topic, self.source_partition, self.source_offset) == (topic, partition, offset)
+        if (self.source_topic, self.source_partition) != (topic, partition) or self.source_offset is None:
+            return False
+        last = self.source_offset if self.source_last_offset is None else self.source_last_offset
+        return self.source_offset <= offset <= last
 
     def original_headers(self) -> list[tuple[str, bytes]]:
         """The source record's headers: without ``dlq.*`` (and without an earlier replay's)."""
@@ -167,7 +199,10 @@ class DeadLetter:
                 "partition": self.source_partition,
                 "offset": self.source_offset,
                 "timestamp": self.source_timestamp_ms,
+                # a dead-lettered corrupt batch: the last offset it covers
+                **({} if self.source_last_offset is None else {"last_offset": self.source_last_offset}),
             },
+            "corrupt_batch": self.is_corrupt_batch,
             "error": {"class": self.error_class, "message": self.error_message},
             "attempts": self.attempts,
             "replayed": bool(replays),
@@ -184,7 +219,7 @@ def dead_letters_of(source: Source, admin: Admin, topic: str, partition: int, of
         except TopicNotFound:
             continue  # deleted meanwhile
         for part in view.partitions:
-            records = read_records(source, name, part.partition, part.log_start_offset, part.next_offset)
+            records = read_records(source, name, part.partition, part.log_start_offset, part.next_offset, True)
             found.extend(d for d in map(DeadLetter.of, records) if d.is_of(topic, partition, offset))
     return found
 
@@ -255,7 +290,7 @@ def open_dlq(source: Source, connector: str, topic: str | None) -> DeadLetterTop
             topic=name,
         ) from None
     part = view.partition(DLQ_PARTITION)
-    records = read_records(source, name, DLQ_PARTITION, part.log_start_offset, part.next_offset)
+    records = read_records(source, name, DLQ_PARTITION, part.log_start_offset, part.next_offset, True)
     return DeadLetterTopic(view, [DeadLetter.of(r) for r in records], read_replays(source, marker_topic(name)))
 
 
@@ -265,7 +300,7 @@ def read_replays(source: Source, name: str) -> dict[int, list[Replay]]:
     except TopicNotFound:
         return {}  # nothing was replayed yet
     out: dict[int, list[Replay]] = {}
-    for r in read_records(source, name, 0, part.log_start_offset, part.next_offset):
+    for r in read_records(source, name, 0, part.log_start_offset, part.next_offset, True):
         h = dict(r.headers or ())
         dlq_offset, partition, offset = _int(r.key), _int(h.get(MARKER_PARTITION)), _int(h.get(MARKER_OFFSET))
         topic = _text(h.get(MARKER_TOPIC))

@@ -15,6 +15,11 @@ where the copy landed. A record already replayed is refused unless ``--force``. 
 are produced before their markers, so a crash in between can leave a replay unremembered (a second
 replay then duplicates it), never a replay remembered that did not happen.
 
+A whole stored batch that did not decode (``dlq.error.class`` = CorruptBatch, see
+``logsvc_connect.dead_letters``) is listed with the offset range it covers (``5-7``); its value is
+the batch's raw bytes, for inspection (``show -o json`` gives them in base64). ``replay`` refuses
+it: producing it would put the corrupt batch back into a topic (``--all`` leaves it out).
+
 A source record can be dead-lettered more than once (a connector killed between dead-lettering it
 and committing past it does it again after its restart): those DLQ records are copies of one dead
 letter. ``replay --all`` replays such a record once, from its newest copy, and a replay through any
@@ -102,7 +107,7 @@ def list_(
                     d.offset,
                     d.source_topic,
                     d.source_partition,
-                    d.source_offset,
+                    d.source_offsets,
                     d.error_class,
                     None if d.error_message is None else preview(d.error_message.encode(), MESSAGE_WIDTH),
                     d.attempts,
@@ -148,7 +153,7 @@ def show(connector: str, offset: int, dlq_topic: str | None, output: str) -> Non
             ("dlq record", f"{d.record.topic}/{d.record.partition}@{d.offset}"),
             ("time", iso_ms(d.record.timestamp_ms)),
             ("connector", d.connector or "-"),
-            ("source", f"{d.source_topic}/{d.source_partition}@{d.source_offset}" if d.has_source else "-"),
+            ("source", f"{d.source_topic}/{d.source_partition}@{d.source_offsets}" if d.has_source else "-"),
             ("source time", iso_ms(d.source_timestamp_ms)),
             ("error class", d.error_class or "-"),
             ("error message", "-" if d.error_message is None else d.error_message.replace("\n", "\n" + INDENT)),
@@ -175,7 +180,10 @@ def _plan(
     source record dead-lettered more than once (see :meth:`DeadLetterTopic.copies`) is replayed
     once, from its newest copy, and counts as replayed when any copy was."""
     if replay_all:
-        newest = [d for d in found.letters if found.copies(d)[-1] is d]
+        corrupt = [d.offset for d in found.letters if d.is_corrupt_batch]
+        if corrupt:
+            note(f"skipping {len(corrupt)} dead-lettered corrupt batch(es) (offsets {corrupt[:10]}): not replayable")
+        newest = [d for d in found.letters if found.copies(d)[-1] is d and not d.is_corrupt_batch]
         chosen = [d for d in newest if force or not found.replays_of(d)]
         skipped = [d.offset for d in chosen if not d.has_source and to is None]
         if skipped:
@@ -184,6 +192,13 @@ def _plan(
     else:
         chosen = [found.letter(n) for n in sorted(set(offsets))]
         for d in chosen:
+            if d.is_corrupt_batch:
+                raise FailedPrecondition(
+                    f"DLQ record {d.offset} of {found.name} is the corrupt stored batch at offsets "
+                    f"{d.source_offsets} of {d.source_topic}/{d.source_partition}, not a record: replaying it "
+                    f"would put the corrupt batch back into a topic (`logsvc dlq show CONNECTOR --offset {d.offset}` "
+                    "shows its raw bytes)"
+                )
             if not d.has_source and to is None:
                 raise FailedPrecondition(
                     f"DLQ record {d.offset} of {found.name} has no dlq.topic/partition/offset headers; "

@@ -1,7 +1,8 @@
 """The ``logsvc`` command: the group, its global options, and the one place errors are reported.
 
 Every command raises; :func:`main` turns what it raises into one ``error: ...`` line on stderr and
-an exit code (1 for runtime errors, 2 for bad usage, 130 for Ctrl-C), never a traceback.
+an exit code (1 for runtime errors, 2 for bad usage, 130 for Ctrl-C, 74 when ``logsvc serve``
+stopped because its storage can no longer write), never a traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from logsvc.cli.records import records
 from logsvc.cli.serve import serve
 from logsvc.cli.state import DEFAULT_SERVER, CliState
 from logsvc.cli.topics import topics
-from logsvc_client.errors import LogsvcError, Unavailable, from_rpc_error
+from logsvc_client.errors import LogsvcError, StorageFailed, Unavailable, from_rpc_error
 
 EXAMPLES = """\
 A Kafka-style partitioned commit log: run the broker, manage topics, produce and consume
@@ -48,6 +49,10 @@ Examples:
 A broker with TLS or tokens: LOGSVC_TLS_CA=ca.pem (or LOGSVC_TLS=1 for the system's CAs),
 LOGSVC_TLS_CLIENT_CERT / LOGSVC_TLS_CLIENT_KEY for mutual TLS, LOGSVC_TOKEN=TOKEN.
 """
+
+
+#: ``logsvc serve`` stopped because its storage can no longer write (EX_IOERR): restart it
+EXIT_STORAGE_FAILED = 74
 
 
 class OutputClosed(Exception):
@@ -138,6 +143,9 @@ def _report(exc: BaseException, state: CliState) -> int:
             message = f"{message.rstrip('.')} (see '{ctx.command_path} --help')"
         _error(message)
         return exc.exit_code
+    if isinstance(exc, StorageFailed):  # the broker's storage (remote), or this process's (serve)
+        _error(exc.message)
+        return 1 if state.remote_used else EXIT_STORAGE_FAILED
     if isinstance(exc, Unavailable) and state.remote_used:
         _error(f"cannot reach logsvc at {state.server} ({_unreachable_detail(exc)})")
         return 1

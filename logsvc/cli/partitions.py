@@ -1,8 +1,9 @@
-"""``logsvc partitions describe|dump|trim``: look at (and trim) the stored log itself.
+"""``logsvc partitions describe|dump|verify|trim``: look at (and trim) the stored log itself.
 
-``describe`` and ``dump`` read from the broker or, with ``--data-dir``, straight from a data
-directory (read-only, safe while a broker runs on it). ``dump`` shows batch boundaries and checks
-every batch's CRC32 against its payload.
+``describe``, ``dump`` and ``verify`` read from the broker or, with ``--data-dir``, straight from a
+data directory (read-only, safe while a broker runs on it). ``dump`` shows batch boundaries and
+checks every batch's CRC32 against its payload; ``verify`` checks every stored batch against the
+specification (:mod:`logsvc.cli.batch_check`) and lists the bad ones.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from logsvc.cli.output import Progress, echo_json, iso_ms, output_option, preview, record_json
+from logsvc.cli.batch_check import BadBatch, PartitionCheck, check_partition, uncompressed_bound
+from logsvc.cli.output import Progress, echo_json, echo_table, iso_ms, note, output_option, preview, record_json
 from logsvc.cli.sources import Source, open_source, out_of_range
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.topics import echo_partition_table, topic_json
@@ -50,6 +52,7 @@ def partitions() -> None:
       logsvc partitions describe orders
       logsvc partitions dump orders --partition 0 --from 100 --max-records 20
       logsvc partitions dump orders --partition 0 --data-dir ./data    # no broker needed
+      logsvc partitions verify orders                                  # every stored batch checked
       logsvc partitions trim orders --partition 0 --before 1000
     """
 
@@ -75,7 +78,9 @@ def describe(topic: str, partition: int | None, data_dir: str | None, output: st
 # -- dump ---------------------------------------------------------------------------------------
 
 
-def _batch_json(base: int, data: bytes, header: BatchHeader, crc: int, records: list[Record] | None) -> dict[str, Any]:
+def _batch_json(
+    base: int, data: bytes, header: BatchHeader, crc: int, records: list[Record] | None, problem: str = ""
+) -> dict[str, Any]:
     return {
         "base_offset": base,
         "record_count": header.record_count,
@@ -87,6 +92,7 @@ def _batch_json(base: int, data: bytes, header: BatchHeader, crc: int, records: 
         "crc32": f"{header.crc32:#010x}",
         "crc_ok": crc == header.crc32,
         "records": None if records is None else [_record_json(r) for r in records],
+        "problem": problem or None,
     }
 
 
@@ -142,10 +148,13 @@ def dump(
 
     Each batch shows its offsets, record count, size, timestamps and checksum; each record its
     offset, timestamp, key and a value preview. With -o json: one object per batch, records
-    inside. A checksum mismatch is shown at its batch and makes the command exit 1 at the end.
+    inside. A checksum mismatch, an unreadable header or records that do not decode are shown at
+    their batch and make the command exit 1 at the end (`partitions verify` checks every batch).
     """
     progress = Progress()
     corrupt: list[int] = []
+    unreadable: list[int] = []
+    undecodable: list[int] = []
     shown = 0
     with _source(data_dir) as source:
         part = source.describe(topic).partition(partition)
@@ -154,7 +163,16 @@ def dump(
         if not part.log_start_offset <= start <= end:
             raise out_of_range(topic, partition, start, part.log_start_offset, end)
         for base, data in source.batches(topic, partition, start, end):
-            header = read_header(data)
+            try:
+                header = read_header(data)
+            except InvalidBatch as e:
+                unreadable.append(base)
+                progress.clear()
+                if output == "json":
+                    echo_json({"base_offset": base, "bytes": len(data), "header_error": e.message, "records": None})
+                else:
+                    click.echo(f"batch at offset {base}: {len(data)} bytes, unreadable header: {e.message}")
+                continue
             crc = zlib.crc32(memoryview(data)[HEADER_SIZE:])
             if crc != header.crc32:
                 corrupt.append(base)
@@ -164,27 +182,101 @@ def dump(
                 records = decode_records(topic, partition, base, data, start_offset=start, check_crc=False)
             except CorruptBatch as e:
                 records, problem = None, str(e)
+            if problem:
+                records = None
+                undecodable.append(base)
             if records is not None and max_records is not None:
                 records = records[: max_records - shown]
             progress.clear()
             if output == "json":
-                echo_json(_batch_json(base, data, header, crc, records))
+                echo_json(_batch_json(base, data, header, crc, records, problem))
             else:
                 click.echo(_batch_line(base, data, header, crc))
                 for record in records or ():
                     click.echo(_record_line(record))
                 if problem:
-                    click.echo(f"  (records cannot be decoded: {problem})")
+                    click.echo(f"  (records cannot be decoded: {problem}; see `logsvc partitions verify`)")
             shown += len(records or ())
             progress.update(f"{shown} records, at offset {base + header.record_count} of {end}")
             if max_records is not None and shown >= max_records:
                 break
     progress.clear()
+    problems = []
     if corrupt:
         where = ", ".join(str(b) for b in corrupt[:10])
-        raise InvalidBatch(
-            f"{len(corrupt)} batch(es) of {topic}/{partition} failed the CRC32 check (at offset {where})"
+        problems.append(f"{len(corrupt)} batch(es) of {topic}/{partition} failed the CRC32 check (at offset {where})")
+    if unreadable:
+        where = ", ".join(str(b) for b in unreadable[:10])
+        problems.append(
+            f"{len(unreadable)} batch(es) of {topic}/{partition} have an unreadable header (at offset {where})"
         )
+    if undecodable:
+        where = ", ".join(str(b) for b in undecodable[:10])
+        problems.append(
+            f"{len(undecodable)} batch(es) of {topic}/{partition} hold records that do not decode (at offset {where})"
+        )
+    if problems:
+        raise InvalidBatch("; ".join(problems))
+
+
+# -- verify -------------------------------------------------------------------------------------
+
+
+@partitions.command()
+@click.argument("topic")
+@click.option("-p", "--partition", type=click.IntRange(min=0), default=None, help="Only this partition.")
+@data_dir_option
+@server_option
+@output_option(as_table="a row per bad batch", as_json="one object: partitions checked and bad batches")
+def verify(topic: str, partition: int | None, data_dir: str | None, output: str) -> None:
+    """Check every stored batch of TOPIC and list the bad ones.
+
+    Each batch's header, CRC32, payload and records (each record's types) are checked against the
+    specification, and the batches must be dense (each base offset is the previous base plus the
+    previous record count). Bad batches are listed with their partition, offset range and reason;
+    the exit is 0 when every batch is good, 1 otherwise. Data written by an older version, or
+    damaged on disk, is what this finds (consumers skip such a batch with corrupt_batches="skip",
+    `logsvc consume --skip-corrupt`; connectors dead-letter it).
+    """
+    progress = Progress()
+    checked: list[PartitionCheck] = []
+    bad: list[BadBatch] = []
+    with _source(data_dir) as source:
+        view = source.describe(topic)
+        parts = view.partitions if partition is None else [view.partition(partition)]
+        for part in parts:
+            p = part.partition
+
+            def report(offset: int, p: int = p, end: int = part.next_offset) -> None:
+                progress.update(f"{topic}/{p}: at offset {offset} of {end}")
+
+            found, found_bad = check_partition(
+                source, topic, p, part.log_start_offset, part.next_offset, report, uncompressed_bound(view.config)
+            )
+            checked.append(found)
+            bad.extend(found_bad)
+    progress.clear()
+    batches = sum(c.batches for c in checked)
+    if output == "json":
+        echo_json(
+            {
+                "topic": topic,
+                "ok": not bad,
+                "partitions": [c.as_json(bad) for c in checked],
+                "bad_batches": [b.as_json() for b in bad],
+            }
+        )
+    elif bad:
+        echo_table(
+            ("PARTITION", "OFFSETS", "BYTES", "REASON"), [(b.partition, b.offsets, b.bytes, b.reason) for b in bad]
+        )
+    if bad:
+        where = ", ".join(f"{b.partition}@{b.offsets}" for b in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise CorruptBatch(
+            f"{len(bad)} of {batches} stored batch(es) of {topic} are bad (partition@offsets: {where})",
+            topic=topic,
+        )
+    note(f"{topic}: {batches} stored batch(es) in {len(checked)} partition(s) checked, all good")
 
 
 # -- trim ---------------------------------------------------------------------------------------

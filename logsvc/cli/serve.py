@@ -111,6 +111,9 @@ def serve(
     """Run the broker (until SIGTERM or Ctrl-C).
 
     On SIGTERM or Ctrl-C it stops accepting calls, lets those in flight finish, and exits 0.
+    It exits 1 when it cannot start (a bad setting; the data directory locked by another
+    broker), and 74 when its storage can no longer write (a failed fsync, an I/O error): health
+    goes NOT_SERVING at once, writes fail, and a supervisor should restart it.
 
     Settings come from, lowest first: defaults < --config FILE < LOGSVC_<SETTING> environment
     variables (e.g. LOGSVC_DURABILITY=os) < these flags. Once serving, one line

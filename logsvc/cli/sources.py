@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 from logsvc_client import Admin, channel
 from logsvc_client._proto import logsvc_pb2 as pb
 from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
-from logsvc_client.batch import read_header
 from logsvc_client.errors import InvalidPartition, OffsetOutOfRange
+from logsvc_client.record_buffer import stored_count
 
 READ_MAX_BYTES = 4 * 1024 * 1024
 READ_TIMEOUT_S = 30.0
@@ -104,7 +104,7 @@ class Source(abc.ABC):
                 if base >= end_offset:
                     return
                 yield base, data
-                offset = max(offset, base + read_header(data).record_count)
+                offset = max(offset, base + stored_count(data))  # as the broker counts, even a bad header
             end_offset = min(end_offset, next_offset)
 
     def __enter__(self) -> Source:

@@ -94,7 +94,7 @@ def topics() -> None:
     metavar="KEY=VALUE",
     multiple=True,
     help="Topic config, repeatable: retention_ms, retention_bytes, timestamp_type (CreateTime|LogAppendTime), "
-    "max_batch_bytes, partitioner.",
+    "max_batch_bytes, partitioner, max_uncompressed_batch_bytes.",
 )
 @server_option
 @output_option

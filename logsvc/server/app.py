@@ -4,6 +4,12 @@
 port (tests bind port 0); :func:`serve` runs one until SIGTERM/SIGINT and shuts it down
 gracefully: health goes NOT_SERVING, new calls are refused with UNAVAILABLE, in-flight calls get
 ``shutdown_grace_ms`` to finish, long polls return early, then the store drains its writer.
+
+When the store can no longer write (:class:`~logsvc.errors.StorageFailed`: MDB_PANIC, a failed
+fsync), health goes NOT_SERVING at once, every write fails with StorageFailed, and :func:`serve`
+shuts down the same way and raises the failure, so ``logsvc serve`` exits with status 74
+(``logsvc.cli.main.EXIT_STORAGE_FAILED``) for its supervisor to restart it. A fresh process
+reopens the environment from what is on disk; the broker does not try to reopen it in place.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from logsvc.errors import InvalidConfig
+from logsvc.errors import InvalidConfig, StorageFailed
+from logsvc.server import malformed
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.security import TokenAuth, load_tokens, server_credentials
 from logsvc.server.service import BrokerService
+from logsvc.server.status import abort
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
 from logsvc.storage.lmdb_store import LmdbStore
@@ -36,7 +44,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Broker"].full_name
 
 
 class _LatencyInterceptor(grpc.ServerInterceptor):
-    """Times every unary call into ``logsvc_request_seconds{method, code}``."""
+    """Times every unary call into ``logsvc_request_seconds{method, code}``, and refuses a request
+    that is not a valid protobuf message with INVALID_ARGUMENT (:mod:`logsvc.server.malformed`)."""
 
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
@@ -53,6 +62,8 @@ class _LatencyInterceptor(grpc.ServerInterceptor):
             start = time.perf_counter()
             code = "OK"
             try:
+                if isinstance(request, malformed.Malformed):
+                    abort(context, request.error())
                 return inner(request, context)
             except Exception:
                 code = (context.code() or grpc.StatusCode.UNKNOWN).name
@@ -61,7 +72,9 @@ class _LatencyInterceptor(grpc.ServerInterceptor):
                 histogram.labels(method, code).observe(time.perf_counter() - start)
 
         return grpc.unary_unary_rpc_method_handler(
-            timed, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+            timed,
+            request_deserializer=malformed.lenient(handler.request_deserializer, method),
+            response_serializer=handler.response_serializer,
         )
 
 
@@ -86,7 +99,15 @@ class Broker:
         self.metrics = metrics
         self.health = health_servicer
         self.address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
+        self.failure: StorageFailed | None = None  # set once the store can no longer write
         self._stopped = threading.Event()
+        store.on_failure(self._storage_failed)
+
+    def _storage_failed(self, failure: StorageFailed) -> None:
+        """On the writer thread, before any write is failed: stop claiming to serve."""
+        self.failure = failure
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     def stop(self, grace_s: float | None = None) -> None:
         """Graceful shutdown; safe to call twice."""
@@ -113,6 +134,7 @@ def open_store(settings: Settings) -> LmdbStore:
         max_partitions=settings.max_partitions,
         retention_check_interval_ms=settings.retention_check_interval_ms,
         producer_id_expiration_ms=settings.producer_id_expiration_ms,
+        validate_records=settings.validate_records,
     )
 
 
@@ -121,6 +143,7 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
     credentials = server_credentials(settings)  # configuration errors before the store is opened
     tokens = load_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else ()
     store = store if store is not None else open_store(settings)
+    malformed.install_log_filter()
     try:
         metrics = BrokerMetrics(store)
         service = BrokerService(store, settings, metrics)
@@ -155,6 +178,7 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
         server.start()
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        broker = Broker(settings, server, port, store, service, metrics, health_servicer)
         if settings.metrics_port >= 0:
             host = settings.listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
             try:
@@ -167,13 +191,15 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
     except BaseException:
         store.close()
         raise
-    return Broker(settings, server, port, store, service, metrics, health_servicer)
+    return broker
 
 
 def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> None:
-    """Run a broker until SIGTERM or SIGINT, then shut it down gracefully."""
+    """Run a broker until SIGTERM or SIGINT, then shut it down gracefully. When its store fails
+    (it can no longer write), shut down the same way and raise that StorageFailed."""
     broker = create_server(settings)
     stop = threading.Event()
+    broker.store.on_failure(lambda failure: stop.set())
 
     def on_signal(signum: int, frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -195,5 +221,9 @@ def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> 
         ready(broker)
     while not stop.wait(1.0):
         pass
+    if broker.failure is not None:
+        log.error("stopping: the storage can no longer write; the broker must be restarted")
     broker.stop()
     log.info("logsvc broker stopped")
+    if broker.failure is not None:
+        raise broker.failure

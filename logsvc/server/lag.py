@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from logsvc.errors import OffsetOutOfRange, TopicNotFound
+from logsvc.errors import CorruptBatch, InvalidBatch, OffsetOutOfRange, TopicNotFound
 from logsvc.storage.base import Store
 from logsvc_client import batch as codec
 
@@ -42,7 +42,10 @@ def partition_lag(store: Store, group: str, now_ms: int, topics: Iterable[str] =
 
 
 def _lag_ms(store: Store, topic: str, partition: int, offset: int, now_ms: int) -> int:
-    """How long the first unconsumed record has been waiting (now - its timestamp)."""
+    """How long the first unconsumed record has been waiting (now - its timestamp).
+
+    Stored data that does not decode (written by an older version, or damaged) must not fail
+    DescribeGroup: then the batch header's first timestamp counts when it is readable, else 0."""
     try:
         got = store.read(topic, partition, offset, max_bytes=1, max_records=1)
     except OffsetOutOfRange:
@@ -50,5 +53,14 @@ def _lag_ms(store: Store, topic: str, partition: int, offset: int, now_ms: int) 
     if not got.batches:
         return 0
     base, data = got.batches[0]
-    records = codec.decode_records(topic, partition, base, data, start_offset=offset, check_crc=False)
-    return max(0, now_ms - records[0].timestamp_ms) if records else 0
+    try:
+        records = codec.decode_records(topic, partition, base, data, start_offset=offset, check_crc=False)
+        timestamp_ms = records[0].timestamp_ms if records else None
+    except CorruptBatch:
+        timestamp_ms = None
+    if type(timestamp_ms) is not int:  # a corrupt batch, or a record whose timestamp is no int
+        try:
+            timestamp_ms = codec.read_header(data).first_timestamp_ms
+        except InvalidBatch:
+            return 0
+    return max(0, now_ms - timestamp_ms) if 0 <= timestamp_ms <= now_ms else 0

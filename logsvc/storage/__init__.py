@@ -8,7 +8,8 @@
 
 Inside the LMDB store: :mod:`~logsvc.storage.keys` (key layout), :mod:`~logsvc.storage.state`
 (in-memory catalog, persisted partition state), :mod:`~logsvc.storage.environment` (opening),
-:mod:`~logsvc.storage.writer` (the group-commit thread), :mod:`~logsvc.storage.ops` (what it
-writes), :mod:`~logsvc.storage.retention` (trim, retention), :mod:`~logsvc.storage.timeindex`
-(offsets for times), :mod:`~logsvc.storage.guard` (readers vs. map resizes).
+:mod:`~logsvc.storage.writer` (the group-commit thread; full disks and storage failures),
+:mod:`~logsvc.storage.ops` (what it writes), :mod:`~logsvc.storage.retention` (trim, retention),
+:mod:`~logsvc.storage.timeindex` (offsets for times), :mod:`~logsvc.storage.guard` (readers vs.
+map resizes), :mod:`~logsvc.storage.lock` (one writing process per data directory).
 """

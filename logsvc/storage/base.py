@@ -26,10 +26,11 @@ Rules every implementation follows:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from logsvc.topic_config import TopicConfig
+from logsvc_client.errors import StorageFailed
 
 
 class TopicMeta(NamedTuple):
@@ -199,6 +200,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Finish pending writes and release the store. Further calls raise Unavailable."""
+
+    def on_failure(self, listener: Callable[[StorageFailed], None]) -> None:
+        """Call ``listener`` once if the store can no longer write (after which every write
+        raises StorageFailed); at once if it already cannot. A store that cannot fail this way
+        (the in-memory one) never calls it."""
+        del listener
 
     def __enter__(self) -> Store:
         return self

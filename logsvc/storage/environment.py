@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import lmdb
 
+from logsvc.storage.lock import DirectoryLock
 from logsvc.storage.state import FORMAT, FORMAT_VERSION, Catalog, Dbs, load_catalog
 from logsvc_client.errors import NotFound, Unavailable
 
@@ -20,6 +21,7 @@ class Environment(NamedTuple):
     dbs: Dbs
     catalog: Catalog
     stale_readers_cleared: int
+    lock: DirectoryLock | None  # held by writable opens until the store closes
 
 
 def open_environment(path: str, *, sync: bool, map_size_bytes: int, readonly: bool) -> Environment:
@@ -30,7 +32,28 @@ def open_environment(path: str, *, sync: bool, map_size_bytes: int, readonly: bo
     reading; only when the lock file cannot be written (a read-only mount, another user's files)
     do they fall back to ``lock=False``, a best-effort snapshot. The map size is taken from the
     file. NotFound when there is no store.
+
+    A writable open first takes the directory's :class:`~logsvc.storage.lock.DirectoryLock`
+    (DataDirectoryLocked while another process holds it); read-only opens do not.
     """
+    lock = None
+    if not readonly:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise Unavailable(f"cannot create the data directory {path}: {e.strerror or e}", path=path) from e
+        lock = DirectoryLock.acquire(path)
+    try:
+        return _open_locked(path, sync=sync, map_size_bytes=map_size_bytes, readonly=readonly, lock=lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _open_locked(
+    path: str, *, sync: bool, map_size_bytes: int, readonly: bool, lock: DirectoryLock | None
+) -> Environment:
     try:
         if readonly:
             if not os.path.exists(os.path.join(path, "data.mdb")):
@@ -40,7 +63,6 @@ def open_environment(path: str, *, sync: bool, map_size_bytes: int, readonly: bo
             except lmdb.Error:
                 env = lmdb.open(path, readonly=True, lock=False, map_size=0, max_dbs=len(Dbs._fields))
         else:
-            os.makedirs(path, exist_ok=True)
             env = lmdb.open(
                 path,
                 map_size=map_size_bytes,
@@ -68,4 +90,4 @@ def open_environment(path: str, *, sync: bool, map_size_bytes: int, readonly: bo
     except BaseException:
         env.close()
         raise
-    return Environment(env, dbs, catalog, cleared)
+    return Environment(env, dbs, catalog, cleared, lock)

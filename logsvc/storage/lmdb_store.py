@@ -35,6 +35,7 @@ from logsvc.storage.base import (
 )
 from logsvc.storage.environment import open_environment
 from logsvc.storage.guard import ReadGuard
+from logsvc.storage.lock import DirectoryLock
 from logsvc.storage.ops import (
     AlterTopic,
     Append,
@@ -49,7 +50,7 @@ from logsvc.storage.retention import ApplyRetention, Trim
 from logsvc.storage.state import Catalog, Dbs
 from logsvc.storage.writer import Writer, WriterStats
 from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
-from logsvc_client.errors import InvalidRequest, NotFound
+from logsvc_client.errors import InvalidRequest, NotFound, StorageFailed
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,11 @@ class LmdbStore(Store):
         max_map_size_bytes: int,
         retention_check_interval_ms: int,
         stale_readers_cleared: int,
+        lock: DirectoryLock | None = None,
+        validate_records: bool = True,
     ) -> None:
         self.path = path
+        self.validate_records = validate_records
         self.readonly = readonly
         self.stale_readers_cleared = stale_readers_cleared
         self._env = env
@@ -84,6 +88,8 @@ class LmdbStore(Store):
         self._guard = ReadGuard()
         self._data = threading.Condition()
         self._closed = False
+        self._lock = lock
+        self._failure_listeners: list[Callable[[StorageFailed], None]] = []
         self._writer: Writer | None = None
         if not readonly:
             self._writer = Writer(
@@ -91,10 +97,12 @@ class LmdbStore(Store):
                 dbs,
                 catalog,
                 self._guard,
+                path=path,
                 clock=clock,
                 max_map_size_bytes=max_map_size_bytes,
                 retention_check_interval_ms=retention_check_interval_ms,
                 on_commit=self._notify,
+                on_failure=self._failed,
             )
 
     @classmethod
@@ -110,6 +118,7 @@ class LmdbStore(Store):
         clock: Callable[[], int] = rules.wall_clock_ms,
         readonly: bool = False,
         producer_id_expiration_ms: int = producers.DEFAULT_EXPIRATION_MS,
+        validate_records: bool = True,
     ) -> LmdbStore:
         """Open (creating when writable) the store in directory ``path``.
 
@@ -121,8 +130,12 @@ class LmdbStore(Store):
         (0 = never; :meth:`apply_retention` still works). ``clock`` returns wall time in ms
         (LogAppendTime, creation times, periodic retention). ``readonly=True`` opens without the
         lock file, for inspect tools running next to a broker: no writer, a snapshot of the
-        offsets as of opening, and every write raises InvalidRequest. An idempotent producer's
-        state on a partition is forgotten ``producer_id_expiration_ms`` after its last write there.
+        offsets as of opening, and every write raises InvalidRequest. A writable open holds the
+        directory's lock (``logsvc.lock``) until :meth:`close`: DataDirectoryLocked while another
+        process (a broker, another writable open) holds it. ``validate_records=False`` skips the
+        per-record check of appended batches (the broker setting of that name). An idempotent
+        producer's state on a partition is forgotten ``producer_id_expiration_ms`` after its last write
+        there.
         """
         rules.check_durability(durability)
         where = os.fspath(path)
@@ -130,18 +143,26 @@ class LmdbStore(Store):
             map_size_bytes = min(map_size_bytes, max_map_size_bytes)
         opened = open_environment(where, sync=durability == "fsync", map_size_bytes=map_size_bytes, readonly=readonly)
         opened.catalog.producer_id_expiration_ms = producer_id_expiration_ms
-        return cls(
-            where,
-            opened.env,
-            opened.dbs,
-            opened.catalog,
-            readonly=readonly,
-            max_partitions=max_partitions,
-            clock=clock,
-            max_map_size_bytes=max_map_size_bytes,
-            retention_check_interval_ms=retention_check_interval_ms,
-            stale_readers_cleared=opened.stale_readers_cleared,
-        )
+        try:
+            return cls(
+                where,
+                opened.env,
+                opened.dbs,
+                opened.catalog,
+                readonly=readonly,
+                max_partitions=max_partitions,
+                clock=clock,
+                max_map_size_bytes=max_map_size_bytes,
+                retention_check_interval_ms=retention_check_interval_ms,
+                stale_readers_cleared=opened.stale_readers_cleared,
+                lock=opened.lock,
+                validate_records=validate_records,
+            )
+        except BaseException:
+            opened.env.close()
+            if opened.lock is not None:
+                opened.lock.release()
+            raise
 
     @property
     def stats(self) -> WriterStats:
@@ -192,7 +213,7 @@ class LmdbStore(Store):
         producer, seqs = producers.request_fields(producer_id, producer_epoch, sequences, len(batches))
         meta = self._catalog.topic(topic)
         # Validation (CRC and all) runs here, on the caller's thread, in parallel with others.
-        items = [(partition, data, rules.check_batch(meta, partition, data)) for partition, data in batches]
+        items = [(p, data, rules.check_batch(meta, p, data, self.validate_records)) for p, data in batches]
         if not items:
             return []
         appended: list[Appended] = self._submit(Append(topic, items, producer, seqs))
@@ -342,12 +363,28 @@ class LmdbStore(Store):
         with self._guard.exclusive():
             self._guard.close()
             try:
-                if self._writer is not None:
+                if self._writer is not None and self._writer.failure is None:
                     self._env.sync(True)  # a no-op after fsync'd commits; flushes durability="os"
             except lmdb.Error as e:
                 log.error("storage sync at close failed: %s", e)
             finally:
                 self._env.close()
+                if self._lock is not None:
+                    self._lock.release()
+
+    @property
+    def failure(self) -> StorageFailed | None:
+        """Why the store can no longer write (None while it can): see :mod:`~logsvc.storage.writer`."""
+        return self._writer.failure if self._writer is not None else None
+
+    def on_failure(self, listener: Callable[[StorageFailed], None]) -> None:
+        """Call ``listener`` (on the writer thread) once the store can no longer write; at once
+        if it already cannot."""
+        with self._data:
+            self._failure_listeners.append(listener)
+            failure = self.failure
+        if failure is not None:
+            listener(failure)
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -364,6 +401,12 @@ class LmdbStore(Store):
         self._check_writable()
         assert self._writer is not None
         return self._writer.submit(op)
+
+    def _failed(self, failure: StorageFailed) -> None:
+        with self._data:
+            listeners = list(self._failure_listeners)
+        for listener in listeners:
+            listener(failure)
 
     def _notify(self) -> None:
         with self._data:
@@ -396,6 +439,13 @@ class LmdbStore(Store):
                 with self._guard.exclusive():
                     self._env.set_mapsize(0)
                 continue
+            except lmdb.PanicError as e:  # a failed write left the environment unusable
+                self._guard.release_shared()
+                failure = self.failure
+                raise StorageFailed(
+                    failure.message if failure else f"storage at {self.path} can no longer be read: {e}",
+                    path=self.path,
+                ) from e
             except BaseException:
                 self._guard.release_shared()
                 raise

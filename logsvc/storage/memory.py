@@ -57,8 +57,10 @@ class MemoryStore(Store):
         max_partitions: int = 10_000,
         clock: Callable[[], int] = rules.wall_clock_ms,
         producer_id_expiration_ms: int = producers.DEFAULT_EXPIRATION_MS,
+        validate_records: bool = True,
     ) -> None:
         self._max_partitions = max_partitions
+        self._validate_records = validate_records
         self._clock = clock
         self._producer_expiration_ms = producer_id_expiration_ms
         self._producers: dict[tuple[str, int, int], producers.ProducerState] = {}  # (topic, partition, id)
@@ -131,7 +133,7 @@ class MemoryStore(Store):
         producer, seqs = producers.request_fields(producer_id, producer_epoch, sequences, len(batches))
         with self._cond:
             meta, parts = self._get(topic)
-            headers = [rules.check_batch(meta, partition, data) for partition, data in batches]
+            headers = [rules.check_batch(meta, partition, data, self._validate_records) for partition, data in batches]
             now = self._clock() if meta.config.log_append_time else -1
             duplicates: list[producers.BatchEntry | None] = [None] * len(batches)
             if producer is not None and seqs is not None and batches:

@@ -99,12 +99,15 @@ def check_size(meta: TopicMeta, partition: int, size: int) -> None:
         )
 
 
-def check_batch(meta: TopicMeta, partition: int, data: bytes) -> BatchHeader:
-    """Partition range, size limit, then the batch itself (header, CRC, count); its header."""
+def check_batch(meta: TopicMeta, partition: int, data: bytes, records: bool = True) -> BatchHeader:
+    """Partition range, size limit, then the batch itself against the specification (header, CRC,
+    counts, every record; a compressed payload inflated under the topic's
+    max_uncompressed_batch_bytes); its header. ``records=False`` (the broker setting
+    validate_records) skips the per-record walk, to measure what it costs."""
     check_partition(meta, partition)
     check_size(meta, partition, len(data))
     try:
-        return validate(data)
+        return validate(data, meta.config.uncompressed_limit, records)
     except InvalidBatch as e:
         raise InvalidBatch(
             f"invalid record batch for {meta.name}/{partition}: {e.message}", topic=meta.name, partition=partition

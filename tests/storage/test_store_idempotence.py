@@ -168,11 +168,11 @@ def test_two_requests_in_one_group_commit_see_each_other(tmp_path: Path) -> None
         gate = Gate()
         threading.Thread(target=writer.submit, args=(gate,)).start()
         assert gate.entered.wait(5)
-        outcomes: list[list[Appended]] = []
+        outcomes: dict[int, list[Appended]] = {}
 
         def append(n: int) -> threading.Thread:
             def run() -> None:
-                outcomes.append(store.append("orders", [(0, make_batch(2))], producer_id=pid, sequences=[0]))
+                outcomes[n] = store.append("orders", [(0, make_batch(2))], producer_id=pid, sequences=[0])
 
             thread = threading.Thread(target=run)
             thread.start()
@@ -189,7 +189,7 @@ def test_two_requests_in_one_group_commit_see_each_other(tmp_path: Path) -> None
             thread.join(5)
         # Then both were in one commit: the first stored, the second answered as its duplicate
         assert store.stats.commits - commits == 2  # the gate's group, then the two together
-        assert outcomes == [[Appended(0, 0, -1)], [Appended(0, 0, -1, True)]]
+        assert outcomes == {1: [Appended(0, 0, -1)], 2: [Appended(0, 0, -1, True)]}
         assert store.partition_states("orders")[0].next_offset == 2
 
 
