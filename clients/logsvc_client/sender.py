@@ -78,8 +78,10 @@ class Sender(threading.Thread):
     def _loop(self) -> None:
         acc = self._acc
         clock = self._clock
+        sequences = self._sequences
         while True:
             refresh = False
+            sequenced = sequences is None
             with acc.lock:
                 while True:
                     if self.stopped or (acc.closed and not acc.incomplete):
@@ -94,13 +96,17 @@ class Sender(threading.Thread):
                     if requests:
                         self.in_flight += len(requests)
                         acc.sleep_until = -math.inf
+                        if sequences is not None and sequences.identity_wanted() is None:
+                            for _, batches in requests:  # the usual case: no broker call needed first
+                                sequences.assign(batches)
+                            sequenced = True
                         break
                     acc.sleep_until = min(deadline if slots > 0 else math.inf, self._metadata_due)
                     acc.wake.wait(max(0.0, acc.sleep_until - now))
             if refresh:
                 self._refresh_metadata()
                 continue
-            if self._sequences is not None and not self._sequence(requests):
+            if not sequenced and not self._sequence(requests):
                 continue
             for t, batches in requests:
                 self._send(t, batches)
