@@ -5,8 +5,11 @@ given ``--server HOST:PORT``; then, from this one process:
 
 1. produces ``--records`` keyed records with ``--value-bytes``-byte values, handed to the Producer
    in batches of ``--batch-records`` (``send_many``, as an application holding its records in
-   batches would), and waits for every acknowledgement; then the same again to another topic with
-   one ``send`` per record (printed on stderr only);
+   batches would), and waits for every acknowledgement — with the idempotent producer (the
+   default) and, in the same run, with ``enable_idempotence=False`` to another topic, and without
+   idempotence to a second broker that skips the per-record check, ``--rounds`` times each,
+   rotating which goes first (medians reported); then the same again to another topic with one
+   ``send`` per record (printed on stderr only);
 2. consumes them all with a Consumer (records delivered to the application as Record tuples);
 3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat);
 4. consumes them all again with one group consumer (``subscribe``, auto-commit on), from joining
@@ -15,18 +18,26 @@ given ``--server HOST:PORT``; then, from this one process:
    closes (leaves), and the clock runs from the start of its close until the survivor's poll
    returns with every partition assigned to it. The slowest round is reported.
 
-Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N``
+Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N
+produce_rps_idempotence_off=N produce_rps_plain=N idempotent=on durability=fsync|os``
+(``produce_rps`` and every figure but the next two measured with the idempotent producer against a
+broker checking every record; ``produce_rps_idempotence_off`` the same broker without
+idempotence; ``produce_rps_plain`` neither: a second broker it starts with
+``validate_records=false``, left out with ``--server``; produce figures are medians over the
+rounds; ``durability`` is the broker's when the benchmark starts it, ``unknown`` with ``--server``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
 import sys
 import time
 import uuid
 
-from own_broker import broker
+from own_broker import broker, own_broker
 
 from logsvc_client import Admin, Consumer, Producer, TopicPartition
 
@@ -37,7 +48,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def run(address: str, args: argparse.Namespace) -> str:
+def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     with Admin(address) as admin:
         admin.create_topic(topic, args.partitions)
@@ -47,18 +58,56 @@ def run(address: str, args: argparse.Namespace) -> str:
     values = [value] * step
     batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
 
-    # 1. produce: the application's batches of records, then one send() per record
-    with Producer(
-        address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes, compression=args.compression
-    ) as producer:
-        send_many = producer.send_many
-        started = time.perf_counter()
-        for i in range(0, args.records, step):
-            chunk = keys[i : i + step]  # the application's batch: here a slice of keys, one value
-            send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
-        producer.flush()
-        produce_s = time.perf_counter() - started
-    print(f"produced {args.records:,} records in {produce_s:.2f} s (send_many, {step:,} at a time)", file=sys.stderr)
+    # 1. produce: the application's batches of records in each mode, then one send() per record
+    def produce(at: str, to: str, idempotent: bool, label: str) -> float:
+        if to != topic:  # the first one was created above
+            with Admin(at) as admin:
+                admin.create_topic(to, args.partitions)
+        with Producer(
+            at,
+            linger_ms=args.linger_ms,
+            max_batch_bytes=batch_bytes,
+            compression=args.compression,
+            enable_idempotence=idempotent,
+        ) as producer:
+            send_many = producer.send_many
+            started, cpu = time.perf_counter(), time.process_time()
+            for i in range(0, args.records, step):
+                chunk = keys[i : i + step]  # the application's batch: here a slice of keys, one value
+                send_many(to, values if len(chunk) == step else values[: len(chunk)], chunk)
+            producer.flush()
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(
+            f"produced {args.records:,} records in {seconds:.2f} s, client CPU {cpu:.2f} s "
+            f"(send_many of {step:,}, {label})",
+            file=sys.stderr,
+        )
+        return seconds
+
+    # (name, broker address, idempotent, label); "plain" is another broker with validate_records=false
+    modes = [("on", address, True, "idempotence on"), ("off", address, False, "idempotence off")]
+    if plain is not None:
+        modes.append(("plain", plain, False, "idempotence off, validate_records=false"))
+    times: dict[str, list[float]] = {name: [] for name, *_ in modes}
+    for r in range(args.rounds):  # rotate the order, so no mode always runs first
+        k = (r + (1 if args.off_first else 0)) % len(modes)
+        for name, at, idempotent, label in modes[k:] + modes[:k]:
+            to = topic if (name, r) == ("on", 0) else f"{topic}-{name}-{r}"
+            times[name].append(produce(at, to, idempotent, label))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    produce_s, off_median_s = median["on"], median["off"]
+    print(
+        f"produce over {args.rounds} rounds (median): idempotent {args.records / produce_s:.0f} records/s, "
+        f"without idempotence {args.records / off_median_s:.0f} records/s "
+        f"(idempotent {(off_median_s / produce_s - 1) * 100:+.1f} %)",
+        file=sys.stderr,
+    )
+    if "plain" in median:
+        print(
+            f"without validation and idempotence {args.records / median['plain']:.0f} records/s "
+            f"(validated and idempotent {(median['plain'] / produce_s - 1) * 100:+.1f} %)",
+            file=sys.stderr,
+        )
     send_rps = produce_per_record(address, f"{topic}-send", args.partitions, value, keys, args.linger_ms, batch_bytes)
     print(f"per-record send(): {send_rps:.0f} records/s", file=sys.stderr)
 
@@ -92,7 +141,10 @@ def run(address: str, args: argparse.Namespace) -> str:
     return (
         f"produce_rps={args.records / produce_s:.0f} fetch_rps={seen / fetch_s:.0f} "
         f"single_p50_ms={percentile(latencies, 0.50):.3f} single_p99_ms={percentile(latencies, 0.99):.3f} "
-        f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f}"
+        f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f} "
+        f"produce_rps_idempotence_off={args.records / off_median_s:.0f} "
+        + (f"produce_rps_plain={args.records / median['plain']:.0f} " if "plain" in median else "")
+        + f"idempotent=on durability={args.durability_label}"
     )
 
 
@@ -163,9 +215,24 @@ def main() -> None:
     )
     parser.add_argument("--rebalances", type=int, default=5, help="rebalance rounds (the slowest is reported)")
     parser.add_argument("--durability", choices=["fsync", "os"], default="fsync", help="for the broker it starts")
+    parser.add_argument(
+        "--off-first", action="store_true", help="produce without idempotence first (default: idempotent first)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="produce rounds of each mode, alternating (the median is reported)"
+    )
     args = parser.parse_args()
-    with broker(args.server, "--durability", args.durability) as address:
-        print(run(address, args))
+    args.durability_label = "unknown" if args.server else args.durability
+    with contextlib.ExitStack() as stack:
+        address = stack.enter_context(broker(args.server, "--durability", args.durability))
+        plain = None
+        if not args.server:  # a second broker, without the per-record check, for produce_rps_plain
+            os.environ["LOGSVC_VALIDATE_RECORDS"] = "false"
+            try:
+                plain = stack.enter_context(own_broker("--durability", args.durability))
+            finally:
+                del os.environ["LOGSVC_VALIDATE_RECORDS"]
+        print(run(address, plain, args))
 
 
 if __name__ == "__main__":

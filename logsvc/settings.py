@@ -56,6 +56,9 @@ class Settings:
     """Partition count of auto-created topics."""
     retention_check_interval_ms: int = 300_000
     """How often the writer applies retention_ms / retention_bytes."""
+    producer_id_expiration_ms: int = 86_400_000
+    """How long the broker remembers an idempotent producer's sequences on a partition after its
+    last write there (Kafka's producer.id.expiration.ms); then a retry from it is refused as unknown."""
     fetch_max_bytes: int = 32 * 1024 * 1024
     """Fetch size cap when a request asks for 0 or more."""
     fetch_max_wait_ms: int = 30_000
@@ -92,6 +95,7 @@ class Settings:
             "max_partitions",
             "default_partitions",
             "retention_check_interval_ms",
+            "producer_id_expiration_ms",
             "fetch_max_bytes",
             "max_message_bytes",
             "workers",

@@ -241,7 +241,7 @@ class Accumulator:
     def _resize_locked(self, topic: str, n: int) -> TopicBatches:
         t = self._topics.get(topic)
         if t is None or t.partitions != n:
-            t = TopicBatches(topic, n, self._sticky)
+            t = TopicBatches(topic, n, self._sticky, t)
             self._topics[topic] = t
             self.states.append(t)
         return t
@@ -332,11 +332,27 @@ class Accumulator:
 
     def requeue_locked(self, t: TopicBatches, batches: list[ProducerBatch], retry_at: float) -> None:
         """Batches to send again at ``retry_at``, ahead of anything newer of their partition."""
+        current = self._topics.get(t.name)
+        if current is not None and current.partitions > t.partitions:
+            t = current  # the topic grew meanwhile: its waiting batches moved there
         for b in reversed(batches):
             b.retry_at = retry_at
             t.muted[b.partition] = False
             t.sealed[b.partition].appendleft(b)
         self.wake.notify()
+
+    def sequenced_locked(self, t: TopicBatches, partition: int, remove: bool) -> list[ProducerBatch]:
+        """The partition's waiting batches that already carry a sequence number (an idempotent
+        producer's retries, queued behind a batch that just failed for good); ``remove`` takes
+        them out of the queue (the caller fails and releases them)."""
+        current = self._topics.get(t.name)
+        if current is not None and current.partitions > t.partitions:
+            t = current
+        q = t.sealed[partition]
+        found = [b for b in q if b.base_sequence >= 0]
+        if found and remove:
+            t.sealed[partition] = deque(b for b in q if b.base_sequence < 0)
+        return found
 
     # -- flush and close ------------------------------------------------------------------------
 

@@ -10,6 +10,11 @@ batch, and so every :class:`~logsvc_client.record_future.RecordFuture` pointing 
 Partitioning matches Apache Kafka: an explicit partition wins, a key goes to
 ``murmur2(key) % partitions``, records without a key stick to one partition per batch.
 Records of one partition are stored in the order they were sent, retries included.
+
+Idempotent by default (Kafka's ``enable.idempotence``): the producer gets a producer id from the
+broker and numbers each partition's records (:mod:`~logsvc_client.idempotence`), so a batch sent
+again after a lost answer or a broker restart is stored once and its futures get the offsets of
+the first write.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .accumulator import Accumulator
 from .batch import check_compression
 from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
 from .errors import InvalidConfig, Timeout, Unavailable
+from .idempotence import Sequences
 from .record_future import RecordFuture, RecordFutures
 from .security import Security
 from .sender import Sender
@@ -45,7 +51,20 @@ class Producer:
     up to ``buffer_timeout_ms`` (``buffer_full="block"``) or raises
     :class:`~logsvc_client.errors.BufferFull` at once (``"raise"``). A failed request is retried
     ``retries`` times when the broker is unavailable, waiting ``retry_backoff_ms`` doubled each
-    time (with jitter); ``max_in_flight`` bounds concurrent Produce requests.
+    time (with jitter); ``max_in_flight`` bounds concurrent Produce requests (one per partition
+    at most, so a partition's records are stored in send order).
+
+    ``enable_idempotence`` (default True, as Kafka since 3.0): every batch carries the producer's
+    id, epoch and the sequence number of its first record, assigned once and kept on retries;
+    the broker stores a retried batch once and answers it with the original offsets, so
+    retries never duplicate records. A batch that fails for good fails its futures with the
+    error (:class:`~logsvc_client.errors.OutOfOrderSequence`,
+    :class:`~logsvc_client.errors.ProducerFenced`, Unavailable after ``retries``, ...) and its
+    partition starts over under the next epoch; the producer goes on. When the broker has
+    forgotten the producer (:class:`~logsvc_client.errors.UnknownProducer`, after its
+    ``producer_id_expiration_ms`` without a write) nothing of the batch was stored, so it is
+    sent again under the next epoch. ``False``: no producer id; a retry after a lost answer
+    may store a batch twice (needed only for a broker older than InitProducer).
     """
 
     def __init__(
@@ -65,6 +84,7 @@ class Producer:
         compression: str = "none",
         security: Security | None = None,
         transport: ProduceTransport | None = None,
+        enable_idempotence: bool = True,
     ) -> None:
         """``compression``: ``none``, ``gzip`` or ``zstd``; each batch's payload is compressed whole
         in the sender thread, stored compressed by the broker and inflated by consumers (the batch
@@ -86,6 +106,11 @@ class Producer:
         if max_batch_bytes > MAX_MESSAGE_BYTES // 2:
             raise InvalidConfig(
                 f"max_batch_bytes={max_batch_bytes} is above {MAX_MESSAGE_BYTES // 2}", key="max_batch_bytes"
+            )
+        if not isinstance(enable_idempotence, bool):
+            raise InvalidConfig(
+                f"producer option enable_idempotence={enable_idempotence!r} must be True or False",
+                key="enable_idempotence",
             )
         if buffer_full not in ("block", "raise"):
             raise InvalidConfig(f"buffer_full={buffer_full!r} must be 'block' or 'raise'", key="buffer_full")
@@ -116,7 +141,9 @@ class Producer:
             backoff=backoff,
             metadata_max_age_ms=metadata_max_age_ms,
             compression=compression,
+            sequences=Sequences() if enable_idempotence else None,
         )
+        self.enable_idempotence = enable_idempotence
         self._closed = False
         self._sender.start()
 

@@ -34,12 +34,15 @@ class ProducerBatch:
         "_event",
         "attempts",
         "base_offset",
+        "base_sequence",
         "created",
         "done",
         "encoded",
         "error",
         "nbytes",
         "partition",
+        "producer_epoch",
+        "producer_id",
         "records",
         "retry_at",
         "seq",
@@ -56,6 +59,10 @@ class ProducerBatch:
         self.encoded: bytes | None = None  # kept for retries, dropped on completion
         self.attempts = 0
         self.retry_at = 0.0
+        # Idempotence: set when first drained, kept on retries (see logsvc_client.idempotence).
+        self.producer_id = 0
+        self.producer_epoch = 0
+        self.base_sequence = -1
         self.done = False
         self.base_offset = -1
         self.error: LogsvcError | None = None

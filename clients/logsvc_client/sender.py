@@ -5,6 +5,14 @@ earliest linger deadline passes), takes the ready batches with the lock held, th
 and starts the requests without it. Responses arrive on a gRPC thread: a batch is completed, put
 back at the head of its partition for a retry (retriable errors, up to ``retries`` times with
 capped exponential backoff), or failed with the project's exception.
+
+Idempotent (``sequences`` given, :mod:`~logsvc_client.idempotence`): before sequence numbers are
+assigned the sender makes sure it holds a producer identity (InitProducer, on this thread; a
+failure there is handled like a failed send of the drained batches). A partition's batches in one
+request share their fate: all retried, or all failed, and then the partition's waiting batches
+that already carry sequences fail too and the partition starts again under the next epoch.
+UnknownProducer (the broker forgot the producer, so it stored none of the batch) is retried
+under the next epoch from sequence 0, like an unavailable broker.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from operator import itemgetter
 from . import batch as codec
 from .accumulator import Accumulator
 from .channel import Backoff
-from .errors import LogsvcError, TopicNotFound
+from .errors import LogsvcError, TopicNotFound, UnknownProducer
+from .idempotence import Sequences, request_groups
 from .record_future import ProducerBatch
 from .topic_batches import TopicBatches
 from .transport import ProduceTransport
@@ -42,6 +51,7 @@ class Sender(threading.Thread):
         metadata_max_age_ms: float = 300_000,
         compression: str = "none",
         clock: Callable[[], float] = time.monotonic,
+        sequences: Sequences | None = None,
     ) -> None:
         super().__init__(name="logsvc-producer-sender", daemon=True)
         self._acc = accumulator
@@ -54,6 +64,7 @@ class Sender(threading.Thread):
         self._compression = compression
         self._metadata_max_age_s = metadata_max_age_ms / 1000
         self._metadata_due = clock() + self._metadata_max_age_s
+        self._sequences = sequences
         self.in_flight = 0  # requests sent and not answered (changed with the lock held)
         self.stopped = False  # set with the lock held: exit now, whatever is pending
 
@@ -67,8 +78,10 @@ class Sender(threading.Thread):
     def _loop(self) -> None:
         acc = self._acc
         clock = self._clock
+        sequences = self._sequences
         while True:
             refresh = False
+            sequenced = sequences is None
             with acc.lock:
                 while True:
                     if self.stopped or (acc.closed and not acc.incomplete):
@@ -83,14 +96,41 @@ class Sender(threading.Thread):
                     if requests:
                         self.in_flight += len(requests)
                         acc.sleep_until = -math.inf
+                        if sequences is not None and sequences.identity_wanted() is None:
+                            for _, batches in requests:  # the usual case: no broker call needed first
+                                sequences.assign(batches)
+                            sequenced = True
                         break
                     acc.sleep_until = min(deadline if slots > 0 else math.inf, self._metadata_due)
                     acc.wake.wait(max(0.0, acc.sleep_until - now))
             if refresh:
                 self._refresh_metadata()
                 continue
+            if not sequenced and not self._sequence(requests):
+                continue
             for t, batches in requests:
                 self._send(t, batches)
+
+    def _sequence(self, requests: list[tuple[TopicBatches, list[ProducerBatch]]]) -> bool:
+        """Give the drained batches their sequence numbers, first getting a producer identity when
+        there is none or a partition was reset; False (the batches handed to the retry path) when
+        the broker could not give one."""
+        sequences = self._sequences
+        assert sequences is not None
+        wanted = sequences.identity_wanted()
+        if wanted is not None:
+            try:
+                identity = self._transport.init_producer(*wanted)
+            except LogsvcError as e:
+                for t, batches in requests:
+                    self._on_response(t, batches, None, e)
+                return False
+            with self._acc.lock:
+                sequences.set_identity(identity)
+        with self._acc.lock:
+            for _, batches in requests:
+                sequences.assign(batches)
+        return True
 
     def _refresh_metadata(self) -> None:
         """Every ``metadata_max_age_ms``: pick up partitions added to the topics in use."""
@@ -107,11 +147,35 @@ class Sender(threading.Thread):
             self._acc.wake.notify()
 
     def _send(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
+        if self._sequences is not None:
+            groups = request_groups(batches)
+            if len(groups) > 1:  # partitions under different identities (just after a reset)
+                with self._acc.lock:
+                    self.in_flight += len(groups) - 1
+                for group in groups:
+                    self._send_one(t, group)
+                return
+        self._send_one(t, batches)
+
+    def _send_one(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
         try:
             payload = [(b.partition, self._encoded(b)) for b in batches]
-            self._transport.produce(
-                t.name, payload, lambda offsets, error: self._on_response(t, batches, offsets, error)
-            )
+
+            def done(offsets: list[int] | None, error: LogsvcError | None) -> None:
+                self._on_response(t, batches, offsets, error)
+
+            if self._sequences is None:
+                self._transport.produce(t.name, payload, done)
+            else:
+                first = batches[0]
+                self._transport.produce(
+                    t.name,
+                    payload,
+                    done,
+                    producer_id=first.producer_id,
+                    producer_epoch=first.producer_epoch,
+                    sequences=[b.base_sequence for b in batches],
+                )
         except LogsvcError as e:
             self._on_response(t, batches, None, e)
         except Exception as e:  # a bug must fail the records, not kill the thread and hang them
@@ -138,6 +202,9 @@ class Sender(threading.Thread):
                 b.complete(offset)
             return
         assert error is not None
+        if self._sequences is not None:
+            self._on_idempotent_error(t, batches, error)
+            return
         retry: list[ProducerBatch] = []
         failed = batches
         if error.retriable and not self.stopped:
@@ -156,5 +223,42 @@ class Sender(threading.Thread):
             if retry:
                 acc.requeue_locked(t, retry, retry_at)
             acc.release_locked(t, failed)
+        for b in failed:
+            b.fail(error)
+
+    def _on_idempotent_error(self, t: TopicBatches, batches: list[ProducerBatch], error: LogsvcError) -> None:
+        """A failed request of an idempotent producer; see the module docstring."""
+        acc, sequences = self._acc, self._sequences
+        assert sequences is not None
+        forgotten = isinstance(error, UnknownProducer)
+        retriable = (error.retriable or forgotten) and not self.stopped
+        by_partition: dict[int, list[ProducerBatch]] = {}
+        for b in batches:
+            by_partition.setdefault(b.partition, []).append(b)
+        retry: list[ProducerBatch] = []
+        failed: list[ProducerBatch] = []
+        if isinstance(error, TopicNotFound):
+            acc.forget_topic(t)
+        with acc.lock:
+            self.in_flight -= 1
+            for partition, own in by_partition.items():
+                if retriable and own[0].attempts < self._retries and not own[0].done:
+                    if forgotten:  # the broker stored none of them: sequence them again, from 0
+                        for b in own + acc.sequenced_locked(t, partition, remove=False):
+                            b.base_sequence = -1
+                        sequences.reset(t.name, partition)
+                    retry.extend(own)
+                else:
+                    failed.extend(own)
+                    failed.extend(acc.sequenced_locked(t, partition, remove=True))
+                    sequences.reset(t.name, partition)
+            attempt = max((b.attempts for b in retry), default=0)
+            for b in retry:
+                b.attempts += 1
+            if retry:
+                acc.requeue_locked(t, retry, self._clock() + self._backoff.delay_s(attempt))
+            acc.release_locked(t, failed)
+        if retry:
+            log.info("produce to %s failed (%s); retrying %d batches", t.name, error, len(retry))
         for b in failed:
             b.fail(error)

@@ -26,12 +26,22 @@ class TopicBatches:
 
     __slots__ = ("_partitioner", "muted", "name", "open", "partitions", "sealed", "sticky")
 
-    def __init__(self, name: str, partitions: int, partitioner: StickyPartitioner) -> None:
+    def __init__(
+        self, name: str, partitions: int, partitioner: StickyPartitioner, previous: TopicBatches | None = None
+    ) -> None:
         self.name = name
         self.partitions = partitions
         self.open: list[ProducerBatch | None] = [None] * partitions
         self.sealed: list[deque[ProducerBatch]] = [deque() for _ in range(partitions)]
         self.muted: list[bool] = [False] * partitions
+        if previous is not None and previous.partitions < partitions:
+            # The topic grew: take over its waiting batches and share its in-flight mutes, so a
+            # partition still has one request in flight and its batches go out in order.
+            for p in range(previous.partitions):
+                self.open[p], self.sealed[p] = previous.open[p], previous.sealed[p]
+                previous.open[p], previous.sealed[p] = None, deque()
+            previous.muted.extend([False] * (partitions - previous.partitions))
+            self.muted = previous.muted
         self._partitioner = partitioner
         self.sticky = partitioner.partition(name, partitions)  # where records without key or partition go now
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import grpc
+
 from . import channel
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
-from .errors import InternalError, LogsvcError
+from .errors import InternalError, InvalidRequest, LogsvcError
 from .security import Security
 
 # Called once per produce: (base offsets in request order, None) or (None, error).
@@ -24,9 +26,25 @@ class ProduceTransport(Protocol):
         """The topic's partition count (blocking); TopicNotFound when it does not exist."""
         ...
 
-    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
+    def produce(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        done: ProduceCallback,
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> None:
         """Send ``(partition, encoded batch)`` pairs of one topic as one request without
-        blocking; call ``done`` exactly once, from any thread, with the outcome."""
+        blocking; call ``done`` exactly once, from any thread, with the outcome. With a
+        ``producer_id``: idempotent, ``sequences`` holding each batch's base sequence (a retried
+        duplicate is answered with its original offsets)."""
+        ...
+
+    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        """(blocking) A new producer id and epoch (``producer_id`` 0), or the next epoch of the
+        one given; the project's exception when the broker cannot give one."""
         ...
 
     def close(self) -> None:
@@ -55,8 +73,30 @@ class GrpcTransport:
         response = channel.call_with_retry(self._stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry)
         return len(response.partitions)
 
-    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
-        request = pb.ProduceRequest(topic=topic, batches=[pb.PartitionBatch(partition=p, batch=b) for p, b in batches])
+    def produce(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        done: ProduceCallback,
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> None:
+        if sequences is None:
+            request = pb.ProduceRequest(
+                topic=topic, batches=[pb.PartitionBatch(partition=p, batch=b) for p, b in batches]
+            )
+        else:
+            request = pb.ProduceRequest(
+                topic=topic,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                batches=[
+                    pb.PartitionBatch(partition=p, batch=b, base_sequence=seq)
+                    for (p, b), seq in zip(batches, sequences, strict=True)
+                ],
+            )
         expected = len(batches)
 
         def on_response(response: pb.ProduceResponse | None, error: LogsvcError | None) -> None:
@@ -68,6 +108,19 @@ class GrpcTransport:
                 done([a.base_offset for a in response.appends], None)
 
         channel.call_async(self._stub.Produce, request, self._timeout_s, on_response)
+
+    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        request = pb.InitProducerRequest(producer_id=producer_id, producer_epoch=producer_epoch)
+        try:
+            response = channel.call(self._stub.InitProducer, request, self._timeout_s)
+        except InvalidRequest as e:
+            if getattr(e, "status", None) != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            raise InvalidRequest(
+                f"the broker at {self.address} does not support the idempotent producer (no InitProducer): "
+                "upgrade it, or use Producer(enable_idempotence=False)"
+            ) from None
+        return response.producer_id, response.producer_epoch
 
     def close(self) -> None:
         self._channel.close()

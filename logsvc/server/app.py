@@ -133,6 +133,7 @@ def open_store(settings: Settings) -> LmdbStore:
         max_map_size_bytes=settings.max_map_size_bytes,
         max_partitions=settings.max_partitions,
         retention_check_interval_ms=settings.retention_check_interval_ms,
+        producer_id_expiration_ms=settings.producer_id_expiration_ms,
         validate_records=settings.validate_records,
     )
 

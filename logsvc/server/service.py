@@ -22,7 +22,7 @@ from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.status import translated
 from logsvc.settings import Settings
-from logsvc.storage.base import Store, TopicMeta
+from logsvc.storage.base import Appended, Store, TopicMeta
 from logsvc.topic_config import TopicConfig, check_partition, check_partition_count, check_topic_name
 from logsvc_client import batch as codec
 from logsvc_client._proto import logsvc_pb2 as pb
@@ -144,19 +144,39 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         self.coordinator.topics_changed(self.mono_ms())
         return meta
 
-    def _append(self, meta: TopicMeta, batches: Sequence[tuple[int, bytes]]) -> list[Any]:
-        appended = self.store.append(meta.name, batches)
-        records = sum(codec.read_header(data).record_count for _, data in batches)
-        self.metrics.produce_records.labels(meta.name).inc(records)
-        self.metrics.produce_bytes.labels(meta.name).inc(sum(len(data) for _, data in batches))
+    def _append(
+        self, meta: TopicMeta, batches: Sequence[tuple[int, bytes]], request: pb.ProduceRequest | None = None
+    ) -> list[Appended]:
+        if request is not None:  # Produce: idempotent when it carries a producer id
+            appended = self.store.append(
+                meta.name,
+                batches,
+                producer_id=request.producer_id,
+                producer_epoch=request.producer_epoch,
+                sequences=[b.base_sequence for b in request.batches],
+            )
+        else:
+            appended = self.store.append(meta.name, batches)
+        stored = [data for (_, data), a in zip(batches, appended, strict=True) if not a.duplicate]
+        self.metrics.produce_records.labels(meta.name).inc(sum(codec.read_header(data).record_count for data in stored))
+        self.metrics.produce_bytes.labels(meta.name).inc(sum(map(len, stored)))
         return appended
+
+    @translated
+    def InitProducer(self, request: pb.InitProducerRequest, context: grpc.ServicerContext) -> pb.InitProducerResponse:
+        producer_id, epoch = self.store.init_producer(request.producer_id, request.producer_epoch)
+        return pb.InitProducerResponse(
+            producer_id=producer_id,
+            producer_epoch=epoch,
+            producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
+        )
 
     @translated
     def Produce(self, request: pb.ProduceRequest, context: grpc.ServicerContext) -> pb.ProduceResponse:
         meta = self._topic_for_produce(request.topic)
         if not request.batches:
             raise InvalidRequest(f"produce to {meta.name} carries no batches")
-        appended = self._append(meta, [(b.partition, b.batch) for b in request.batches])
+        appended = self._append(meta, [(b.partition, b.batch) for b in request.batches], request)
         return pb.ProduceResponse(
             appends=[
                 pb.PartitionAppend(

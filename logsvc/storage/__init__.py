@@ -4,6 +4,7 @@
 * :mod:`~logsvc.storage.lmdb_store` — ``LmdbStore.open(data_dir, ...)``, the real store.
 * :mod:`~logsvc.storage.memory` — ``MemoryStore()``, an in-memory fake for fast tests.
 * :mod:`~logsvc.storage.rules` — checks, error messages and retention rules both stores share.
+* :mod:`~logsvc.storage.producers` — the idempotent producer's sequence rules both stores apply.
 
 Inside the LMDB store: :mod:`~logsvc.storage.keys` (key layout), :mod:`~logsvc.storage.state`
 (in-memory catalog, persisted partition state), :mod:`~logsvc.storage.environment` (opening),

@@ -13,6 +13,12 @@ Rules every implementation follows:
   (fsync'd, unless the store was opened with ``durability="os"``).
 * All batches of one ``append`` call are written atomically, and concurrent ``append`` and
   ``commit_offsets`` calls are group-committed (one transaction, one fsync for many callers).
+* Idempotent appends (a producer id from :meth:`Store.init_producer`, an epoch and one base
+  sequence per batch) follow the rules of :mod:`logsvc.storage.producers` (specified in the
+  proto, "IDEMPOTENT PRODUCE"): a retried batch is answered with its original offsets and written
+  once, within one group commit, across commits and across a reopen; the producer state is
+  written atomically with the batches, forgotten after ``producer_id_expiration_ms`` without a
+  write, and deleted with its topic.
 * Errors are the project's own (:mod:`logsvc_client.errors`), with messages naming the value
   that was wrong; nothing is written when a call fails.
 """
@@ -52,6 +58,7 @@ class Appended(NamedTuple):
     partition: int
     base_offset: int
     log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    duplicate: bool = False  # an idempotent producer's retry of a batch already stored there
 
 
 class FetchedBatches(NamedTuple):
@@ -109,13 +116,32 @@ class Store(abc.ABC):
     # -- records --------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def append(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+    def append(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> list[Appended]:
         """Append ``(partition, batch)`` pairs atomically and durably; return where each went.
 
         TopicNotFound, InvalidPartition (partition out of range), InvalidBatch (bad header, CRC,
         count), BatchTooLarge (over the topic's max_batch_bytes), StorageFull (disk full or the
         map cannot grow; reads keep working). LogAppendTime topics get their header rewritten.
+
+        With ``producer_id`` (not 0), ``producer_epoch`` and ``sequences`` (each batch's base
+        sequence): idempotent. A duplicate is not written and comes back as its original
+        :class:`Appended` with ``duplicate=True``; OutOfOrderSequence, ProducerFenced or
+        UnknownProducer refuse the whole call. InvalidRequest for fields out of range.
         """
+
+    @abc.abstractmethod
+    def init_producer(self, producer_id: int = 0, producer_epoch: int = 0) -> tuple[int, int]:
+        """``(producer id, epoch)`` for an idempotent producer: a new id (durably counted, never
+        handed out twice) with epoch 0 when ``producer_id`` is 0; else the same id with the next
+        epoch (a new id once the epoch is used up). UnknownProducer for an id never issued."""
 
     @abc.abstractmethod
     def read(self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0) -> FetchedBatches:

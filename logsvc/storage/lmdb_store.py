@@ -23,7 +23,7 @@ from typing import Any
 import lmdb
 import msgpack
 
-from logsvc.storage import keys, rules, timeindex
+from logsvc.storage import keys, producers, rules, timeindex
 from logsvc.storage.base import (
     Appended,
     CommittedOffset,
@@ -36,7 +36,16 @@ from logsvc.storage.base import (
 from logsvc.storage.environment import open_environment
 from logsvc.storage.guard import ReadGuard
 from logsvc.storage.lock import DirectoryLock
-from logsvc.storage.ops import AlterTopic, Append, CommitOffsets, CreateTopic, DeleteGroupOffsets, DeleteTopic, Op
+from logsvc.storage.ops import (
+    AlterTopic,
+    Append,
+    CommitOffsets,
+    CreateTopic,
+    DeleteGroupOffsets,
+    DeleteTopic,
+    InitProducer,
+    Op,
+)
 from logsvc.storage.retention import ApplyRetention, Trim
 from logsvc.storage.state import Catalog, Dbs
 from logsvc.storage.writer import Writer, WriterStats
@@ -108,6 +117,7 @@ class LmdbStore(Store):
         retention_check_interval_ms: int = 300_000,
         clock: Callable[[], int] = rules.wall_clock_ms,
         readonly: bool = False,
+        producer_id_expiration_ms: int = producers.DEFAULT_EXPIRATION_MS,
         validate_records: bool = True,
     ) -> LmdbStore:
         """Open (creating when writable) the store in directory ``path``.
@@ -123,13 +133,16 @@ class LmdbStore(Store):
         offsets as of opening, and every write raises InvalidRequest. A writable open holds the
         directory's lock (``logsvc.lock``) until :meth:`close`: DataDirectoryLocked while another
         process (a broker, another writable open) holds it. ``validate_records=False`` skips the
-        per-record check of appended batches (the broker setting of that name).
+        per-record check of appended batches (the broker setting of that name). An idempotent
+        producer's state on a partition is forgotten ``producer_id_expiration_ms`` after its last write
+        there.
         """
         rules.check_durability(durability)
         where = os.fspath(path)
         if max_map_size_bytes:
             map_size_bytes = min(map_size_bytes, max_map_size_bytes)
         opened = open_environment(where, sync=durability == "fsync", map_size_bytes=map_size_bytes, readonly=readonly)
+        opened.catalog.producer_id_expiration_ms = producer_id_expiration_ms
         try:
             return cls(
                 where,
@@ -187,15 +200,33 @@ class LmdbStore(Store):
 
     # -- records ----------------------------------------------------------------------------------
 
-    def append(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+    def append(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> list[Appended]:
         self._check_writable()
+        producer, seqs = producers.request_fields(producer_id, producer_epoch, sequences, len(batches))
         meta = self._catalog.topic(topic)
         # Validation (CRC and all) runs here, on the caller's thread, in parallel with others.
         items = [(p, data, rules.check_batch(meta, p, data, self.validate_records)) for p, data in batches]
         if not items:
             return []
-        appended: list[Appended] = self._submit(Append(topic, items))
+        appended: list[Appended] = self._submit(Append(topic, items, producer, seqs))
         return appended
+
+    def init_producer(self, producer_id: int = 0, producer_epoch: int = 0) -> tuple[int, int]:
+        self._check_writable()
+        if producer_id:
+            bumped = producers.next_identity(producer_id, producer_epoch, self._catalog.next_producer_id)
+            if bumped is not None:
+                return bumped
+        identity: tuple[int, int] = self._submit(InitProducer())
+        return identity
 
     def read(self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0) -> FetchedBatches:
         self._check_open()

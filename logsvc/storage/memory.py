@@ -9,7 +9,7 @@ import bisect
 import threading
 from collections.abc import Callable, Sequence
 
-from logsvc.storage import keys, rules
+from logsvc.storage import keys, producers, rules
 from logsvc.storage.base import (
     Appended,
     CommittedOffset,
@@ -20,7 +20,7 @@ from logsvc.storage.base import (
     TopicMeta,
 )
 from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
-from logsvc_client.batch import read_header, with_log_append_time
+from logsvc_client.batch import BatchHeader, read_header, with_log_append_time
 from logsvc_client.errors import InvalidRequest
 
 
@@ -56,11 +56,15 @@ class MemoryStore(Store):
         *,
         max_partitions: int = 10_000,
         clock: Callable[[], int] = rules.wall_clock_ms,
+        producer_id_expiration_ms: int = producers.DEFAULT_EXPIRATION_MS,
         validate_records: bool = True,
     ) -> None:
         self._max_partitions = max_partitions
         self._validate_records = validate_records
         self._clock = clock
+        self._producer_expiration_ms = producer_id_expiration_ms
+        self._producers: dict[tuple[str, int, int], producers.ProducerState] = {}  # (topic, partition, id)
+        self._next_producer_id = 1
         self._cond = threading.Condition()
         self._topics: dict[str, tuple[TopicMeta, list[_Partition]]] = {}
         self._groups: dict[str, dict[tuple[str, int], tuple[int, str, int]]] = {}
@@ -94,6 +98,7 @@ class MemoryStore(Store):
         with self._cond:
             self._get(name)
             del self._topics[name]
+            self._producers = {key: st for key, st in self._producers.items() if key[0] != name}
             for offsets in self._groups.values():
                 for key in [key for key in offsets if key[0] == name]:
                     del offsets[key]
@@ -116,13 +121,28 @@ class MemoryStore(Store):
 
     # -- records ----------------------------------------------------------------------------------
 
-    def append(self, topic: str, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+    def append(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> list[Appended]:
+        producer, seqs = producers.request_fields(producer_id, producer_epoch, sequences, len(batches))
         with self._cond:
             meta, parts = self._get(topic)
             headers = [rules.check_batch(meta, partition, data, self._validate_records) for partition, data in batches]
             now = self._clock() if meta.config.log_append_time else -1
+            duplicates: list[producers.BatchEntry | None] = [None] * len(batches)
+            if producer is not None and seqs is not None and batches:
+                duplicates = self._sequence(meta, parts, producer, seqs, batches, headers, now)
             out = []
-            for (partition, data), header in zip(batches, headers, strict=True):
+            for (partition, data), header, duplicate in zip(batches, headers, duplicates, strict=True):
+                if duplicate is not None:
+                    out.append(Appended(partition, duplicate.base_offset, duplicate.log_append_time_ms, True))
+                    continue
                 if now >= 0:
                     data = with_log_append_time(data, now)
                 part = parts[partition]
@@ -134,6 +154,49 @@ class MemoryStore(Store):
             if out:
                 self._cond.notify_all()
             return out
+
+    def _sequence(
+        self,
+        meta: TopicMeta,
+        parts: list[_Partition],
+        producer: tuple[int, int],
+        seqs: list[int],
+        batches: Sequence[tuple[int, bytes]],
+        headers: list[BatchHeader],
+        append_time: int,
+    ) -> list[producers.BatchEntry | None]:
+        """Lock held: apply the sequence rules to every batch (all or nothing, as the LMDB store's
+        Append.check); store the producer states; each batch's duplicate entry or None."""
+        producer_id, epoch = producer
+        producers.check_issued(producer_id, self._next_producer_id)
+        now = self._clock()
+        states: dict[tuple[str, int, int], producers.ProducerState] = {}
+        next_offsets: dict[int, int] = {}
+        out: list[producers.BatchEntry | None] = []
+        for (partition, _), header, seq in zip(batches, headers, seqs, strict=True):
+            key = (meta.name, partition, producer_id)
+            state = states.get(key) or producers.live(self._producers.get(key), now, self._producer_expiration_ms)
+            produced = producers.Produced(producer_id, epoch, seq)
+            count = header.record_count
+            duplicate = producers.decide(state, produced, count, f"{meta.name}/{partition}")
+            out.append(duplicate)
+            if duplicate is None:
+                base = next_offsets.get(partition, parts[partition].next_offset)
+                next_offsets[partition] = base + count
+                states[key] = producers.appended(state, produced, count, (base, append_time), now)
+        self._producers.update(states)
+        return out
+
+    def init_producer(self, producer_id: int = 0, producer_epoch: int = 0) -> tuple[int, int]:
+        with self._cond:
+            self._check_writable()
+            if producer_id:
+                bumped = producers.next_identity(producer_id, producer_epoch, self._next_producer_id)
+                if bumped is not None:
+                    return bumped
+            producer_id = self._next_producer_id
+            self._next_producer_id += 1
+            return producer_id, 0
 
     def read(self, topic: str, partition: int, offset: int, max_bytes: int, max_records: int = 0) -> FetchedBatches:
         with self._cond:
@@ -191,6 +254,11 @@ class MemoryStore(Store):
                     ):
                         part.delete_head()
                         deleted += 1
+            self._producers = {
+                key: st
+                for key, st in self._producers.items()
+                if not producers.expired(st, now_ms, self._producer_expiration_ms)
+            }
             return deleted
 
     # -- consumer-group offsets -------------------------------------------------------------------

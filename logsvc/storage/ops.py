@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 import msgpack
 
-from logsvc.storage import keys, rules
+from logsvc.storage import keys, producers, rules
 from logsvc.storage.base import Appended, TopicMeta
-from logsvc.storage.state import NEXT_TOPIC_ID, Catalog, Dbs, PartState, encode_topic, pack_state
+from logsvc.storage.producers import BatchEntry, Produced, ProducerState
+from logsvc.storage.state import NEXT_PRODUCER_ID, NEXT_TOPIC_ID, Catalog, Dbs, PartState, encode_topic, pack_state
 from logsvc.topic_config import TopicConfig
 from logsvc_client.batch import BatchHeader, with_log_append_time
 
@@ -37,6 +38,8 @@ class TxnContext:
         self.parts: dict[tuple[int, int], PartState] = {}  # changed partitions (working copies)
         self.dropped: dict[int, int] = {}  # deleted topic id -> its partition count
         self.next_topic_id = catalog.next_topic_id
+        self.next_producer_id = catalog.next_producer_id
+        self.producers: dict[bytes, ProducerState] = {}  # changed producer states (storage.producers)
         self._clock = clock
         self._now_ms = -1
         self._cursors: dict[str, Cursor] = {}
@@ -76,6 +79,15 @@ class TxnContext:
             st = self.parts[key] = self.catalog.parts[key].copy()
         return st
 
+    def producer_state(self, key: bytes) -> ProducerState | None:
+        """A producer's state on a partition as of this transaction (expired or not); None if none."""
+        st = self.producers.get(key)
+        if st is None:
+            raw = self.txn.get(key, db=self.dbs.producers)
+            if raw is not None:
+                st = producers.decode(raw)
+        return st
+
     def cursor(self, name: str) -> Cursor:
         """This transaction's cursor on one database (callers position it before use)."""
         cur = self._cursors.get(name)
@@ -88,9 +100,12 @@ class TxnContext:
         put, db = self.txn.put, self.dbs.partitions
         for (topic_id, partition), st in self.parts.items():
             put(keys.partition_key(topic_id, partition), pack_state(st), db=db)
+        db = self.dbs.producers
+        for key, state in self.producers.items():
+            put(key, producers.encode(state), db=db)
 
     def publish(self) -> None:
-        self.catalog.publish(self.topics, self.parts, self.dropped, self.next_topic_id)
+        self.catalog.publish(self.topics, self.parts, self.dropped, self.next_topic_id, self.next_producer_id)
 
 
 class Op:
@@ -125,31 +140,83 @@ class Op:
         return self.result
 
 
+# Per batch of an idempotent append: None = append it, an entry = a duplicate of that stored batch.
+_Decisions = list[BatchEntry | None] | None
+
+
 class Append(Op):
-    """Append validated batches (``(partition, bytes, header)``) to one topic."""
+    """Append validated batches (``(partition, bytes, header)``) to one topic.
+
+    With a ``producer`` (id, epoch) and one base sequence per batch, the sequence rules of
+    :mod:`logsvc.storage.producers` run in :meth:`check`, against this transaction's working
+    state, so appends of one producer in one group commit see each other (a duplicate inside
+    the same commit is found too); the new producer state is written with the batches.
+    """
 
     appends = True
 
-    def __init__(self, topic: str, items: list[tuple[int, bytes, BatchHeader]]) -> None:
+    def __init__(
+        self,
+        topic: str,
+        items: list[tuple[int, bytes, BatchHeader]],
+        producer: tuple[int, int] | None = None,
+        sequences: list[int] | None = None,
+    ) -> None:
         super().__init__()
         self.topic = topic
         self.items = items
+        self.producer = producer
+        self.sequences = sequences
         self.nbytes = sum(len(data) for _, data, _ in items)
+        self._states: dict[bytes, ProducerState] = {}
 
-    def check(self, ctx: TxnContext) -> TopicMeta:
+    def check(self, ctx: TxnContext) -> tuple[TopicMeta, _Decisions]:
         meta = ctx.topic(self.topic)  # the topic may have changed since the caller looked
         for partition, data, _ in self.items:
             rules.check_partition(meta, partition)
             rules.check_size(meta, partition, len(data))
-        return meta
+        if self.producer is None:
+            return meta, None
+        return meta, self._decide(ctx, meta)
 
-    def write(self, ctx: TxnContext, meta: TopicMeta) -> list[Appended]:
+    def _decide(self, ctx: TxnContext, meta: TopicMeta) -> list[BatchEntry | None]:
+        """Each batch's fate, in request order; the producer states to write go to ``_states``."""
+        assert self.producer is not None and self.sequences is not None
+        producer_id, epoch = self.producer
+        producers.check_issued(producer_id, ctx.next_producer_id)
+        now = ctx.now_ms()
+        expiration_ms = ctx.catalog.producer_id_expiration_ms
+        append_time = now if meta.config.log_append_time else -1
+        states: dict[bytes, ProducerState] = {}
+        next_offsets: dict[int, int] = {}
+        out: list[BatchEntry | None] = []
+        for (partition, _, header), seq in zip(self.items, self.sequences, strict=True):
+            key = producers.state_key(meta.topic_id, partition, producer_id)
+            state = states.get(key) or producers.live(ctx.producer_state(key), now, expiration_ms)
+            produced = Produced(producer_id, epoch, seq)
+            count = header.record_count
+            duplicate = producers.decide(state, produced, count, f"{meta.name}/{partition}")
+            out.append(duplicate)
+            if duplicate is None:
+                base = next_offsets.get(partition)
+                if base is None:
+                    base = ctx.peek(meta.topic_id, partition).next_offset
+                next_offsets[partition] = base + count
+                states[key] = producers.appended(state, produced, count, (base, append_time), now)
+        self._states = states
+        return out
+
+    def write(self, ctx: TxnContext, plan: tuple[TopicMeta, _Decisions]) -> list[Appended]:
+        meta, decisions = plan
         topic_id = meta.topic_id
         log_append_time = meta.config.log_append_time
         now = ctx.now_ms() if log_append_time else -1
         put, batches, index = ctx.txn.put, ctx.dbs.batches, ctx.dbs.timeindex
         out = []
-        for partition, data, header in self.items:
+        for i, (partition, data, header) in enumerate(self.items):
+            if decisions is not None and (duplicate := decisions[i]) is not None:
+                out.append(Appended(partition, duplicate.base_offset, duplicate.log_append_time_ms, True))
+                continue
             st = ctx.part(topic_id, partition)
             first_ts, max_ts = header.first_timestamp_ms, header.max_timestamp_ms
             if log_append_time:
@@ -166,7 +233,34 @@ class Append(Op):
             st.next_offset = base + header.record_count
             st.bytes += len(data)
             out.append(Appended(partition, base, now))
+        ctx.producers.update(self._states)
         return out
+
+
+class InitProducer(Op):
+    """Hand out the next producer id (epoch 0), persisted before it is returned."""
+
+    def write(self, ctx: TxnContext, plan: None) -> tuple[int, int]:
+        producer_id = ctx.next_producer_id
+        ctx.next_producer_id += 1
+        ctx.txn.put(NEXT_PRODUCER_ID, keys.U64.pack(ctx.next_producer_id), db=ctx.dbs.meta)
+        return producer_id, 0
+
+
+def expire_producers(ctx: TxnContext, now_ms: int) -> int:
+    """Delete the producer states idle for longer than the expiration; how many were deleted."""
+    expiration_ms = ctx.catalog.producer_id_expiration_ms
+    cur = ctx.cursor("producers")
+    deleted = 0
+    if not cur.first():
+        return 0
+    while len(key := cur.key()):
+        if bytes(key) not in ctx.producers and now_ms - producers.last_write_ms(cur.value()) > expiration_ms:
+            cur.delete()
+            deleted += 1
+        elif not cur.next():
+            break
+    return deleted
 
 
 class CreateTopic(Op):
@@ -218,8 +312,10 @@ class DeleteTopic(Op):
 
     def write(self, ctx: TxnContext, meta: TopicMeta) -> None:
         prefix = keys.topic_prefix(meta.topic_id)
-        for name in ("batches", "timeindex", "partitions"):
+        for name in ("batches", "timeindex", "partitions", "producers"):
             delete_prefix(ctx.cursor(name), prefix)
+        for state_key in [k for k in ctx.producers if k.startswith(prefix)]:
+            del ctx.producers[state_key]
         cur = ctx.cursor("groups")
         if cur.first():
             while len(key := cur.key()):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from logsvc.storage import keys, rules, timeindex
-from logsvc.storage.ops import Op, TxnContext
+from logsvc.storage.ops import Op, TxnContext, expire_producers
 from logsvc.topic_config import TopicConfig
 from logsvc_client.batch import HEADER
 
@@ -77,7 +77,8 @@ class Trim(Op):
 
 
 class ApplyRetention(Op):
-    """Apply every topic's retention_ms / retention_bytes as of ``now_ms``."""
+    """Apply every topic's retention_ms / retention_bytes as of ``now_ms``; also forget the
+    idempotent producers idle for longer than producer_id_expiration_ms."""
 
     def __init__(self, now_ms: int) -> None:
         super().__init__()
@@ -92,6 +93,7 @@ class ApplyRetention(Op):
             for partition in range(meta.partitions):
                 if ctx.peek(meta.topic_id, partition).first_ts >= 0:
                     deleted += delete_head(ctx, meta.topic_id, partition, expired)
+        expire_producers(ctx, self.now_ms)
         return deleted
 
 

@@ -17,13 +17,14 @@ from typing import Any, NamedTuple
 import lmdb
 import msgpack
 
-from logsvc.storage import keys, rules
+from logsvc.storage import keys, producers, rules
 from logsvc.storage.base import PartitionState, TopicMeta
 from logsvc.topic_config import TopicConfig
 from logsvc_client.batch import HEADER
 
 _STATE = struct.Struct(">QQq")  # log_start_offset, bytes, index_max_ts
 NEXT_TOPIC_ID = b"next_topic_id"
+NEXT_PRODUCER_ID = b"next_producer_id"
 FORMAT = b"format"
 FORMAT_VERSION = b"1"
 
@@ -73,22 +74,40 @@ class Dbs(NamedTuple):
     timeindex: Any  # (topic_id, partition, running max timestamp) -> base offset
     partitions: Any  # (topic_id, partition) -> packed PartState
     groups: Any  # (group, topic_id, partition) -> msgpack [offset, metadata, commit_time_ms]
+    producers: Any  # (topic_id, partition, producer_id) -> idempotent producer state (storage.producers)
 
     @classmethod
     def open(cls, env: lmdb.Environment, create: bool) -> Dbs:
-        return cls(*(env.open_db(name.encode(), create=create) for name in cls._fields))
+        """Open (or create) every named database. Read-only opens of a directory written before a
+        database existed get None for it (read-only stores never look at producer state)."""
+        dbs: list[Any] = []
+        for name in cls._fields:
+            try:
+                dbs.append(env.open_db(name.encode(), create=create))
+            except lmdb.NotFoundError:
+                if create or name != "producers":
+                    raise
+                dbs.append(None)
+        return cls(*dbs)
 
 
 class Catalog:
     """Topics by name and id, and every partition's state, as of the last commit."""
 
     def __init__(
-        self, topics: dict[str, TopicMeta], parts: dict[tuple[int, int], PartState], next_topic_id: int
+        self,
+        topics: dict[str, TopicMeta],
+        parts: dict[tuple[int, int], PartState],
+        next_topic_id: int,
+        next_producer_id: int = 1,
     ) -> None:
         self.topics = topics
         self.by_id = {meta.topic_id: meta for meta in topics.values()}
         self.parts = parts
         self.next_topic_id = next_topic_id
+        self.next_producer_id = next_producer_id  # the next id InitProducer hands out
+        # How long a producer's state on a partition outlives its last write (set by the store).
+        self.producer_id_expiration_ms = producers.DEFAULT_EXPIRATION_MS
 
     def topic(self, name: str) -> TopicMeta:
         meta = self.topics.get(name)
@@ -111,9 +130,12 @@ class Catalog:
         parts: Mapping[tuple[int, int], PartState],
         dropped: Mapping[int, int],
         next_topic_id: int,
+        next_producer_id: int | None = None,
     ) -> None:
         """Make a committed transaction's changes visible: partitions before the topics that
         own them appear, topics before the partitions they owned disappear."""
+        if next_producer_id is not None:
+            self.next_producer_id = next_producer_id
         self.parts.update(parts)
         if topics or dropped:
             by_name = dict(self.topics)
@@ -137,6 +159,8 @@ def load_catalog(txn: lmdb.Transaction[memoryview], dbs: Dbs) -> Catalog:
     batch key (never below its stored log start, so a partition emptied by retention keeps it)."""
     raw_id = txn.get(NEXT_TOPIC_ID, db=dbs.meta)
     next_topic_id = keys.U32.unpack(raw_id)[0] if raw_id is not None else 1
+    raw_pid = txn.get(NEXT_PRODUCER_ID, db=dbs.meta)
+    next_producer_id = keys.U64.unpack(raw_pid)[0] if raw_pid is not None else 1
     topics: dict[str, TopicMeta] = {}
     for name, raw in txn.cursor(db=dbs.topics):
         meta = decode_topic(bytes(name).decode("utf-8"), raw)
@@ -159,7 +183,7 @@ def load_catalog(txn: lmdb.Transaction[memoryview], dbs: Dbs) -> Catalog:
                 st.next_offset = max(base + header[3], st.log_start)
                 st.last_ts = header[5]
             parts[(meta.topic_id, p)] = st
-    return Catalog(topics, parts, next_topic_id)
+    return Catalog(topics, parts, next_topic_id, next_producer_id)
 
 
 def _seek_last(cur: lmdb.Cursor[memoryview], prefix: bytes) -> None:

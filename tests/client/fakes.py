@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from logsvc_client import batch as codec
-from logsvc_client.errors import LogsvcError, TopicNotFound
+from logsvc_client.errors import LogsvcError, TopicNotFound, Unavailable
 from logsvc_client.records import Record
 from logsvc_client.transport import ProduceCallback
 
@@ -23,6 +23,9 @@ class ProduceCall:
     batches: list[tuple[int, bytes]]
     done: ProduceCallback
     answered: bool = False
+    producer_id: int = 0
+    producer_epoch: int = 0
+    sequences: list[int] | None = None
 
 
 @dataclass
@@ -34,6 +37,10 @@ class FakeTransport:
     failures: list[LogsvcError] = field(default_factory=list)
     log: dict[tuple[str, int], list[tuple[int, bytes]]] = field(default_factory=dict)  # (base, batch)
     closed: bool = False
+    lose_answers: int = 0  # the next calls are stored, then answered Unavailable (a lost answer)
+    init_calls: list[tuple[int, int]] = field(default_factory=list)
+    # idempotence, as a broker: (topic, partition, producer id, epoch, base sequence) -> base offset
+    stored_sequences: dict[tuple[str, int, int, int, int], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -46,8 +53,25 @@ class FakeTransport:
             raise TopicNotFound(f"topic {topic!r} does not exist")
         return self.topics[topic]
 
-    def produce(self, topic: str, batches: Sequence[tuple[int, bytes]], done: ProduceCallback) -> None:
-        call = ProduceCall(topic, list(batches), done)
+    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        with self._lock:
+            self.init_calls.append((producer_id, producer_epoch))
+            return (producer_id, producer_epoch + 1) if producer_id else (len(self.init_calls), 0)
+
+    def produce(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        done: ProduceCallback,
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> None:
+        seqs = list(sequences) if sequences is not None else None
+        call = ProduceCall(
+            topic, list(batches), done, producer_id=producer_id, producer_epoch=producer_epoch, sequences=seqs
+        )
         with self._lock:
             self.calls.append(call)
             self.called.notify_all()
@@ -93,12 +117,23 @@ class FakeTransport:
             error = self.failures.pop(0) if self.failures else None
             bases = []
             if error is None:
-                for partition, data in call.batches:
+                for i, (partition, data) in enumerate(call.batches):
                     codec.validate(data)
+                    key = None
+                    if call.sequences is not None:
+                        key = (call.topic, partition, call.producer_id, call.producer_epoch, call.sequences[i])
+                        if key in self.stored_sequences:  # a retry of a stored batch: its offset
+                            bases.append(self.stored_sequences[key])
+                            continue
                     stored = self.log.setdefault((call.topic, partition), [])
                     base = stored[-1][0] + codec.read_header(stored[-1][1]).record_count if stored else 0
                     stored.append((base, data))
                     bases.append(base)
+                    if key is not None:
+                        self.stored_sequences[key] = base
+                if self.lose_answers:
+                    self.lose_answers -= 1
+                    error = Unavailable("the answer was lost")
             call.answered = True
         if error is None:
             call.done(bases, None)

@@ -117,20 +117,44 @@ class TopicDescription(_message.Message):
     def __init__(self, name: _Optional[str] = ..., topic_id: _Optional[int] = ..., config: _Optional[_Mapping[str, str]] = ..., partitions: _Optional[_Iterable[_Union[PartitionInfo, _Mapping]]] = ..., created_ms: _Optional[int] = ...) -> None: ...
 
 class PartitionBatch(_message.Message):
-    __slots__ = ("partition", "batch")
+    __slots__ = ("partition", "batch", "base_sequence")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    BASE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     partition: int
     batch: bytes
-    def __init__(self, partition: _Optional[int] = ..., batch: _Optional[bytes] = ...) -> None: ...
+    base_sequence: int
+    def __init__(self, partition: _Optional[int] = ..., batch: _Optional[bytes] = ..., base_sequence: _Optional[int] = ...) -> None: ...
 
 class ProduceRequest(_message.Message):
-    __slots__ = ("topic", "batches")
+    __slots__ = ("topic", "batches", "producer_id", "producer_epoch")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     topic: str
     batches: _containers.RepeatedCompositeFieldContainer[PartitionBatch]
-    def __init__(self, topic: _Optional[str] = ..., batches: _Optional[_Iterable[_Union[PartitionBatch, _Mapping]]] = ...) -> None: ...
+    producer_id: int
+    producer_epoch: int
+    def __init__(self, topic: _Optional[str] = ..., batches: _Optional[_Iterable[_Union[PartitionBatch, _Mapping]]] = ..., producer_id: _Optional[int] = ..., producer_epoch: _Optional[int] = ...) -> None: ...
+
+class InitProducerRequest(_message.Message):
+    __slots__ = ("producer_id", "producer_epoch")
+    PRODUCER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    producer_id: int
+    producer_epoch: int
+    def __init__(self, producer_id: _Optional[int] = ..., producer_epoch: _Optional[int] = ...) -> None: ...
+
+class InitProducerResponse(_message.Message):
+    __slots__ = ("producer_id", "producer_epoch", "producer_id_expiration_ms")
+    PRODUCER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_ID_EXPIRATION_MS_FIELD_NUMBER: _ClassVar[int]
+    producer_id: int
+    producer_epoch: int
+    producer_id_expiration_ms: int
+    def __init__(self, producer_id: _Optional[int] = ..., producer_epoch: _Optional[int] = ..., producer_id_expiration_ms: _Optional[int] = ...) -> None: ...
 
 class PartitionAppend(_message.Message):
     __slots__ = ("partition", "base_offset", "log_append_time_ms")

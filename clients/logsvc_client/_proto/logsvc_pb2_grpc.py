@@ -69,6 +69,11 @@ class BrokerStub:
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRecordsRequest.SerializeToString,
                 response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRecordsResponse.FromString,
                 _registered_method=True)
+        self.InitProducer = channel.unary_unary(
+                '/logsvc.v1.Broker/InitProducer',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.InitProducerRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.InitProducerResponse.FromString,
+                _registered_method=True)
         self.Fetch = channel.unary_unary(
                 '/logsvc.v1.Broker/Fetch',
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.FetchRequest.SerializeToString,
@@ -178,6 +183,14 @@ class BrokerServicer:
     def ProduceRecords(self, request, context):
         """Convenience path for simple clients: single records, partitioned and batched by the broker
         (keyed: Kafka's murmur2; no key: one partition for the whole request; explicit partition wins).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InitProducer(self, request, context):
+        """The idempotent producer's identity: a new producer id (epoch 0), or the next epoch of an id
+        the caller holds. See "IDEMPOTENT PRODUCE" at ProduceRequest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -307,6 +320,11 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.ProduceRecords,
                     request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRecordsRequest.FromString,
                     response_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRecordsResponse.SerializeToString,
+            ),
+            'InitProducer': grpc.unary_unary_rpc_method_handler(
+                    servicer.InitProducer,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.InitProducerRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.InitProducerResponse.SerializeToString,
             ),
             'Fetch': grpc.unary_unary_rpc_method_handler(
                     servicer.Fetch,
@@ -558,6 +576,33 @@ class Broker:
             '/logsvc.v1.Broker/ProduceRecords',
             logsvc_dot_v1_dot_logsvc__pb2.ProduceRecordsRequest.SerializeToString,
             logsvc_dot_v1_dot_logsvc__pb2.ProduceRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InitProducer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/InitProducer',
+            logsvc_dot_v1_dot_logsvc__pb2.InitProducerRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.InitProducerResponse.FromString,
             options,
             channel_credentials,
             insecure,
