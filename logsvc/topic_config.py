@@ -11,13 +11,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from logsvc_client.batch import MAX_UNCOMPRESSED_BATCH_BYTES
 from logsvc_client.errors import InvalidConfig, InvalidPartition, InvalidTopicName
 
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 PARTITIONERS = ("murmur2",)
 UNCOMPRESSED_FACTOR = 4  # max_uncompressed_batch_bytes = 0 means this many times max_batch_bytes
-MAX_UNCOMPRESSED_BATCH_BYTES = 1 << 30
 
 
 def check_topic_name(name: str) -> str:

@@ -79,3 +79,19 @@ def test_attributes_no_version_defines_are_refused(attributes: int) -> None:
 def test_an_unknown_compression_name_is_a_configuration_error() -> None:
     with pytest.raises(InvalidConfig, match="compression 'lz4' is not one of none, gzip, zstd"):
         codec.encode_batch(RECORDS, compression="lz4")
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_reader_does_not_inflate_a_stored_bomb_past_the_greatest_bound_a_topic_may_set(
+    compression: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stored batch (written before the broker bounded inflation) that inflates past the
+    # readers' bound, here lowered to 1 MiB so the test stays small
+    monkeypatch.setattr(codec, "MAX_UNCOMPRESSED_BATCH_BYTES", 1 << 20)
+    payload = msgpack.packb([[T0, None, b"\0" * (2 << 20), None]], use_bin_type=True)
+    packed = gzip.compress(payload) if compression == "gzip" else zstandard.ZstdCompressor().compress(payload)
+    data = by_hand(packed, codec.COMPRESSIONS.index(compression) << 1, 1)
+
+    # When a consumer decodes it, then it gets CorruptBatch saying the payload is too large
+    with pytest.raises(CorruptBatch, match="more than"):
+        codec.decode_records("t", 0, 7, data)

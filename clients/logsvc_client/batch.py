@@ -54,6 +54,8 @@ BATCH_OVERHEAD = HEADER_SIZE + 5
 #: How far :func:`validate` lets a compressed payload inflate unless told (the broker passes the
 #: topic's max_uncompressed_batch_bytes): 4 x the default max_batch_bytes.
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 32 * 1024 * 1024
+#: The greatest max_uncompressed_batch_bytes a topic may set, and the bound readers inflate under
+MAX_UNCOMPRESSED_BATCH_BYTES = 1 << 30
 
 
 class BatchHeader(NamedTuple):
@@ -288,10 +290,12 @@ def with_log_append_time(data: bytes, append_time_ms: int) -> bytes:
 
 
 def _plain(data: bytes | memoryview, header: BatchHeader) -> bytes | memoryview:
-    """The msgpack payload of a stored batch, inflated when compressed."""
+    """The msgpack payload of a stored batch, inflated when compressed (under
+    :data:`MAX_UNCOMPRESSED_BATCH_BYTES`, the most any topic allows: a reader does not know the
+    topic's own bound, and a bomb stored by an older broker must not take a reader's memory)."""
     payload: bytes | memoryview = memoryview(data)[HEADER_SIZE:]
     if header.attributes & ~ATTR_LOG_APPEND_TIME:  # compressed, or attributes this version does not know
-        payload = _inflate(payload, header.compression)
+        payload = inflate_bounded(payload, header.compression, MAX_UNCOMPRESSED_BATCH_BYTES)
     return payload
 
 
@@ -331,6 +335,30 @@ def _checked_rows(payload: bytes | memoryview, count: int) -> tuple[tuple[Any, .
 def unpack_payload(data: bytes | memoryview) -> list[tuple[Any, ...]]:
     """Decode the payload into ``(timestamp_ms, key, value, headers)`` tuples."""
     return list(_unpack(data))
+
+
+class StoredSpan(NamedTuple):
+    """What a stored batch's header says about where it sits in the log, read without trusting
+    the rest of it: see :func:`stored_span`."""
+
+    record_count: int
+    first_timestamp_ms: int
+    max_timestamp_ms: int
+
+
+def stored_span(data: bytes | memoryview) -> StoredSpan:
+    """How many offsets a *stored* batch covers and its header timestamps, as the broker counts
+    them when it rebuilds next offsets, applies retention and serves reads: the header's
+    record_count, at least 1 (a batch too short to hold one covers one offset); timestamps -1 when
+    the batch is too short to hold them. Never raises, so damaged data cannot stop a reader or the
+    broker's start-up; consumers use it too, so both sides agree on every offset."""
+    n = len(data)
+    count = max(1, int.from_bytes(data[4:8], "big")) if n >= 8 else 1
+    if n < 24:
+        return StoredSpan(count, -1, -1)
+    return StoredSpan(
+        count, int.from_bytes(data[8:16], "big", signed=True), int.from_bytes(data[16:24], "big", signed=True)
+    )
 
 
 def corrupt(topic: str, partition: int, base_offset: int, count: int, why: str) -> CorruptBatch:

@@ -25,13 +25,11 @@ from .records import Record, TopicPartition
 
 log = logging.getLogger("logsvc_client.consumer")
 
-_COUNT = slice(4, 8)  # record_count (u32, big-endian) in a batch header
-
 
 def stored_count(data: bytes) -> int:
-    """How many offsets a stored batch covers: its header's record count, read as the broker
-    reads it (without checking the rest of the header), at least 1."""
-    return max(1, int.from_bytes(data[_COUNT], "big")) if len(data) >= _COUNT.stop else 1
+    """How many offsets a stored batch covers, counted as the broker counts them (even for a
+    corrupt header): :func:`~logsvc_client.batch.stored_span`."""
+    return codec.stored_span(data).record_count
 
 
 def corrupt_error(error: CorruptBatch, tp: TopicPartition, base: int, end: int, data: bytes) -> CorruptBatch:

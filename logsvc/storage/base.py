@@ -127,9 +127,12 @@ class Store(abc.ABC):
     ) -> list[Appended]:
         """Append ``(partition, batch)`` pairs atomically and durably; return where each went.
 
-        TopicNotFound, InvalidPartition (partition out of range), InvalidBatch (bad header, CRC,
-        count), BatchTooLarge (over the topic's max_batch_bytes), StorageFull (disk full or the
-        map cannot grow; reads keep working). LogAppendTime topics get their header rewritten.
+        TopicNotFound, InvalidPartition (partition out of range), InvalidBatch (anything off the
+        specification: header, CRC, count, every record's types, header timestamps, inflation
+        past the topic's max_uncompressed_batch_bytes — see ``batch.validate``), BatchTooLarge
+        (over the topic's max_batch_bytes), StorageFull (disk full or the map cannot grow; reads
+        and offset commits keep working), StorageFailed (the storage can no longer write).
+        LogAppendTime topics get their header rewritten after the check.
 
         With ``producer_id`` (not 0), ``producer_epoch`` and ``sequences`` (each batch's base
         sequence): idempotent. A duplicate is not written and comes back as its original

@@ -50,11 +50,10 @@ from logsvc.storage.retention import ApplyRetention, Trim
 from logsvc.storage.state import Catalog, Dbs
 from logsvc.storage.writer import Writer, WriterStats
 from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
+from logsvc_client.batch import stored_span
 from logsvc_client.errors import InvalidRequest, NotFound, StorageFailed
 
 log = logging.getLogger(__name__)
-
-_COUNT = 4  # where record_count (u32) sits in a batch header
 
 
 class LmdbStore(Store):
@@ -248,7 +247,7 @@ class LmdbStore(Store):
                 if base >= next_offset:  # committed after our look at the state
                     break
                 value = cur.value()
-                count = keys.U32.unpack_from(value, _COUNT)[0] - max(0, offset - base)
+                count = stored_span(value).record_count - max(0, offset - base)
                 if out and (size + len(value) > max_bytes or 0 < max_records <= records):
                     break
                 out.append((base, bytes(value)))
@@ -468,4 +467,4 @@ def _seek_holding(cur: lmdb.Cursor[memoryview], prefix: bytes, offset: int) -> b
     if key[: keys.PREFIX_SIZE] != prefix:
         return False
     base = keys.unpack_position(key)[2]
-    return bool(base + keys.U32.unpack_from(cur.value(), _COUNT)[0] > offset)
+    return bool(base + stored_span(cur.value()).record_count > offset)

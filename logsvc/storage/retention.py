@@ -11,7 +11,7 @@ from collections.abc import Callable
 from logsvc.storage import keys, rules, timeindex
 from logsvc.storage.ops import Op, TxnContext, expire_producers
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import HEADER
+from logsvc_client.batch import stored_span
 
 # (end offset of the batch, its max timestamp, the partition's bytes) -> delete this head batch?
 HeadPredicate = Callable[[int, int, int], bool]
@@ -28,9 +28,9 @@ def delete_head(ctx: TxnContext, topic_id: int, partition: int, should_delete: H
     deleted = freed = end = 0
     while (key := cur.key())[: keys.PREFIX_SIZE] == prefix:
         value = cur.value()
-        header = HEADER.unpack_from(value)
-        batch_end = keys.unpack_position(key)[2] + header[3]
-        if not should_delete(batch_end, header[5], size - freed):
+        span = stored_span(value)
+        batch_end = keys.unpack_position(key)[2] + span.record_count
+        if not should_delete(batch_end, span.max_timestamp_ms, size - freed):
             break
         freed += len(value)
         end = batch_end
@@ -39,12 +39,12 @@ def delete_head(ctx: TxnContext, topic_id: int, partition: int, should_delete: H
     if not deleted:
         return 0
     st = ctx.part(topic_id, partition)
-    st.bytes -= freed
+    st.bytes = max(0, st.bytes - freed)  # never negative, even over batches planted or damaged outside the store
     st.log_start = max(st.log_start, end)
     head_base: int | None = None
     if (key := cur.key())[: keys.PREFIX_SIZE] == prefix:
         head_base = keys.unpack_position(key)[2]
-        st.first_ts = HEADER.unpack_from(cur.value())[4]
+        st.first_ts = stored_span(cur.value()).first_timestamp_ms
     else:
         st.first_ts = st.last_ts = -1
     timeindex.after_head_delete(ctx, topic_id, partition, st, head_base)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from logsvc.storage.base import TopicMeta
 from logsvc.topic_config import TopicConfig, check_partition_count
-from logsvc_client.batch import BatchHeader, read_header, unpack_payload, validate
+from logsvc_client.batch import BatchHeader, read_header, stored_span, unpack_payload, validate
 from logsvc_client.errors import (
     BatchTooLarge,
     InvalidBatch,
@@ -154,16 +154,22 @@ def first_record_at(
 ) -> tuple[int, int] | None:
     """``(offset, timestamp)`` of the batch's first record at or after ``start_offset`` whose
     timestamp is >= ``timestamp_ms``; None when it has none. Decodes the payload only when the
-    header's max timestamp says such a record may be there."""
-    header = read_header(data)
+    header's max timestamp says such a record may be there. A stored batch that does not decode
+    (data from an older version, or damaged) answers with its first offset when its header's max
+    timestamp allows it: the reader sent there meets the batch and reports it (CorruptBatch)."""
+    span = stored_span(data)
     skip = max(0, start_offset - base_offset)
-    if header.max_timestamp_ms < timestamp_ms or skip >= header.record_count:
+    if span.max_timestamp_ms < timestamp_ms or skip >= span.record_count:
         return None
-    if header.log_append_time:
-        return base_offset + skip, header.max_timestamp_ms
-    for i, record in enumerate(unpack_payload(data)[skip:], skip):
-        if record[0] >= timestamp_ms:
-            return base_offset + i, int(record[0])
+    try:
+        header = read_header(data)
+        if header.log_append_time:
+            return base_offset + skip, header.max_timestamp_ms
+        for i, record in enumerate(unpack_payload(data)[skip:], skip):
+            if record[0] >= timestamp_ms:
+                return base_offset + i, int(record[0])
+    except (InvalidBatch, IndexError, TypeError):
+        return base_offset + skip, span.max_timestamp_ms
     return None
 
 

@@ -20,7 +20,7 @@ import msgpack
 from logsvc.storage import keys, producers, rules
 from logsvc.storage.base import PartitionState, TopicMeta
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import HEADER
+from logsvc_client.batch import stored_span
 
 _STATE = struct.Struct(">QQq")  # log_start_offset, bytes, index_max_ts
 NEXT_TOPIC_ID = b"next_topic_id"
@@ -176,12 +176,12 @@ def load_catalog(txn: lmdb.Transaction[memoryview], dbs: Dbs) -> Catalog:
             st.next_offset = st.log_start
             prefix = keys.partition_key(meta.topic_id, p)
             if cur.set_range(prefix) and cur.key()[: keys.PREFIX_SIZE] == prefix:
-                st.first_ts = HEADER.unpack_from(cur.value())[4]
+                st.first_ts = stored_span(cur.value()).first_timestamp_ms
                 _seek_last(cur, prefix)
                 base = keys.unpack_position(cur.key())[2]
-                header = HEADER.unpack_from(cur.value())
-                st.next_offset = max(base + header[3], st.log_start)
-                st.last_ts = header[5]
+                last = stored_span(cur.value())
+                st.next_offset = max(base + last.record_count, st.log_start)
+                st.last_ts = last.max_timestamp_ms
             parts[(meta.topic_id, p)] = st
     return Catalog(topics, parts, next_topic_id, next_producer_id)
 

@@ -17,7 +17,7 @@ import lmdb
 from logsvc.storage import keys
 from logsvc.storage.ops import TxnContext
 from logsvc.storage.state import Dbs, PartState
-from logsvc_client.batch import HEADER
+from logsvc_client.batch import stored_span
 
 
 def first_batch_at(txn: lmdb.Transaction[memoryview], dbs: Dbs, topic_id: int, partition: int, ts: int) -> int | None:
@@ -56,7 +56,7 @@ def after_head_delete(ctx: TxnContext, topic_id: int, partition: int, st: PartSt
         base = keys.unpack_position(key)[2]
         if first_entry is not None and base >= first_entry:
             break
-        max_ts = HEADER.unpack_from(batches.value())[5]
+        max_ts = stored_span(batches.value()).max_timestamp_ms
         if max_ts > running:
             ctx.txn.put(keys.position_key(topic_id, partition, max_ts), keys.U64.pack(base), db=ctx.dbs.timeindex)
             running = max_ts
