@@ -28,6 +28,7 @@ from logsvc_client import batch as codec
 from logsvc_client._proto import logsvc_pb2 as pb
 from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_client.partitioner import partition_for_key
+from logsvc_client.record_check import MAX_TIMESTAMP_MS
 
 _LONG_POLL_SLICE_S = 0.5
 #: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
@@ -205,8 +206,11 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
                 p = partition_for_key(r.key, n)
             else:
                 p = sticky
-            if r.timestamp_ms < 0:
-                raise InvalidRequest(f"record {i}: timestamp_ms {r.timestamp_ms} is negative")
+            if not 0 <= r.timestamp_ms <= MAX_TIMESTAMP_MS:
+                raise InvalidRequest(
+                    f"record {i}: timestamp_ms {r.timestamp_ms} is out of range: 0 (now) to {MAX_TIMESTAMP_MS} ms",
+                    index=i,
+                )
             rows = per_partition.setdefault(p, [])
             placed.append((p, len(rows)))
             rows.append(

@@ -112,16 +112,23 @@ def test_a_bomb_is_refused_under_the_topics_own_max_uncompressed_batch_bytes(sha
     assert next_offset(shared_stub, topic) == 1
 
 
-def test_produce_records_with_a_timestamp_past_9999_is_invalid_argument(shared_stub: pb_grpc.BrokerStub) -> None:
-    topic = new_topic(shared_stub)
-    request = pb.ProduceRecordsRequest(
-        topic=topic, records=[pb.Record(value=b"a"), pb.Record(value=b"b", timestamp_ms=1 << 62)]
-    )
+def test_produce_records_with_a_timestamp_past_9999_is_invalid_argument_naming_its_index_in_the_request(
+    shared_stub: pb_grpc.BrokerStub,
+) -> None:
+    # Given three records for two partitions, the third (the second of partition 1) dated past 9999
+    topic = new_topic(shared_stub, partitions=2)
+    records = [
+        pb.Record(value=b"a", partition=0),
+        pb.Record(value=b"b", partition=1),
+        pb.Record(value=b"c", partition=1, timestamp_ms=1 << 62),
+    ]
+    # When they are produced one by one through the broker's convenience path
     with pytest.raises(grpc.RpcError) as caught:
-        shared_stub.ProduceRecords(request)
+        shared_stub.ProduceRecords(pb.ProduceRecordsRequest(topic=topic, records=records))
+    # Then the request is refused naming the record by its place in the request, and nothing is stored
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert f"record 1: timestamp {1 << 62} is out of range" in (caught.value.details() or "")
-    assert next_offset(shared_stub, topic) == 0
+    assert f"record 2: timestamp_ms {1 << 62} is out of range" in (caught.value.details() or "")
+    assert next_offset(shared_stub, topic, 0) == next_offset(shared_stub, topic, 1) == 0
 
 
 def test_a_log_append_time_topic_still_stamps_batches_the_check_let_through(
