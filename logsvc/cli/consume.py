@@ -11,9 +11,8 @@ SIGTERM, ``--max-records``), after which it leaves the group.
 A stored batch that does not decode (written by an older version, or damaged) ends it with one
 ``error:`` line naming topic, partition and offset range, exit 1, after committing what was
 printed. With ``--skip-corrupt`` it prints one ``warning:`` line per such batch on stderr and reads
-on past it (a group's commit then passes it too). A record that decodes but whose fields do not
-have the specified types (a str key, a float timestamp: older data the consumer hands out as it
-is) is treated the same way, on its own.
+on past it (a group's commit then passes it too). A batch holding a record whose fields do not
+have the specified types (a str key, a float timestamp) does not decode, so it is such a batch.
 """
 
 from __future__ import annotations
