@@ -258,9 +258,9 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             n_bytes = 0
             for base, data in got.batches:
                 pd.batches.add(base_offset=base, batch=data)
-                # The header's count as the store reads it: a stored batch that is corrupt (older
-                # data, damage) is still sent, for the consumer to report or skip.
-                n_records += int.from_bytes(data[4:8], "big")
+                # Counted as the store counts it: a stored batch that is corrupt (older data,
+                # damage) is still sent, for the consumer to report or skip.
+                n_records += codec.stored_span(data).record_count
                 n_bytes += len(data)
             if n_records:
                 self.metrics.fetch_records.labels(fp.topic).inc(n_records)
