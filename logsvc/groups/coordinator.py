@@ -24,8 +24,8 @@ from typing import NamedTuple
 from logsvc.groups.group import Group, HeartbeatResult, JoinResult
 from logsvc.groups.member import (
     DEFAULT_ASSIGNOR,
-    DEFAULT_MAX_MEMBERS_PER_GROUP,
     DEFAULT_HEARTBEAT_INTERVAL_MS,
+    DEFAULT_MAX_MEMBERS_PER_GROUP,
     DEFAULT_REBALANCE_TIMEOUT_MS,
     DEFAULT_SESSION_TIMEOUT_MS,
     check_id_length,
