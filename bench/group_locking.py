@@ -3,9 +3,10 @@
 1. ``join``: the time of a new member's join into a group that already has ``--members`` members
    (the coordinator's own work: expiry scan, assignor, hand-over), median and max of ``--joins``.
 2. ``small``: while one thread keeps joining and leaving the big group, another joins and
-   heartbeats small groups; its latency shows whether a busy group holds the others up (with
-   one lock for all groups it waits for whole big-group joins; with a lock per group it only
-   shares the GIL).
+   heartbeats a small group every ``--pace-ms``; the latency of each of those calls shows whether
+   a busy group holds the others up (with one lock for all groups a call waits for the big
+   group's join or leave in progress; with a lock per group it only shares the GIL, whose switch
+   interval is 5 ms).
 
 Run it against another checkout with ``PYTHONPATH=OTHER/clients:OTHER python bench/group_locking.py``.
 Last line: ``members=N join_ms_median=X join_ms_max=X small_ms_median=X small_ms_p99=X small_ms_max=X``
@@ -33,7 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=4_000)
     parser.add_argument("--joins", type=int, default=50)
-    parser.add_argument("--small-ops", type=int, default=400)
+    parser.add_argument("--small-ops", type=int, default=300)
+    parser.add_argument("--pace-ms", type=float, default=5.0)
     args = parser.parse_args()
     options = {}
     if "max_members_per_group" in inspect.signature(Coordinator).parameters:  # checkouts before issue 9 have no cap
@@ -68,6 +70,7 @@ def main() -> None:
             joined = coordinator.join(f"small-{i}", topics={"small"}, now_ms=1_000)
             coordinator.heartbeat(f"small-{i}", joined.member_id, joined.generation, joined.assignment, 1_001)
             small.append(ms_since(start) / 2)
+            time.sleep(args.pace_ms / 1000)
     finally:
         stop.set()
         churn.join()

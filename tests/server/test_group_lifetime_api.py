@@ -4,6 +4,7 @@ a full group refuses new members; oversized ids are refused."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +181,21 @@ def test_a_join_with_an_oversized_id_is_invalid_argument_naming_the_field_and_ke
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details().startswith(f"{field} is 1000000 bytes") and len(err.details()) < 200
     assert listed(stub) == {}
+
+
+def test_the_broker_runs_the_expiry_itself_every_retention_check_interval(data_dir: Path, clocks: Clocks) -> None:
+    # Given a broker checking every 20 ms and a group that committed, then idled past the retention
+    broker = start(data_dir, clocks, retention_check_interval_ms=20)
+    try:
+        with grpc.insecure_channel(broker.address) as channel:
+            stub = pb_grpc.BrokerStub(channel)
+            setup_topic(stub, partitions=1)
+            commit(stub, "idle", 1)
+            clocks.advance(RETENTION_MS + 1)
+            # When its periodic pass has run, Then the group is gone (polled: no duration asserted)
+            deadline = time.monotonic() + 20
+            while listed(stub) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert listed(stub) == {} and offsets(stub, "idle") == []
+    finally:
+        broker.stop(grace_s=1)
