@@ -25,7 +25,6 @@ from logsvc.groups.group import Group, HeartbeatResult, JoinResult
 from logsvc.groups.member import (
     DEFAULT_ASSIGNOR,
     DEFAULT_HEARTBEAT_INTERVAL_MS,
-    DEFAULT_MAX_MEMBERS_PER_GROUP,
     DEFAULT_REBALANCE_TIMEOUT_MS,
     DEFAULT_SESSION_TIMEOUT_MS,
     check_id_length,
@@ -97,7 +96,8 @@ class Coordinator:
     """Every consumer group of the broker. Thread-safe (a lock per group); :class:`Group` does the work.
 
     ``partitions_of(topic)`` is the topic's partition count, or None when it does not exist.
-    ``max_members_per_group`` caps each group's members (GroupMaxSizeReached beyond it).
+    ``max_members_per_group`` caps each group's members (GroupMaxSizeReached beyond it); the broker
+    passes its setting of that name, None means no cap.
     """
 
     def __init__(
@@ -106,7 +106,7 @@ class Coordinator:
         *,
         id_factory: Callable[[], str] = new_member_id,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
-        max_members_per_group: int = DEFAULT_MAX_MEMBERS_PER_GROUP,
+        max_members_per_group: int | None = None,
     ) -> None:
         self._partitions_of = partitions_of
         self._id_factory = id_factory

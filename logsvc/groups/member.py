@@ -32,9 +32,6 @@ DEFAULT_ASSIGNOR = "sticky"
 MAX_ID_BYTES = 255
 """Longest client id or instance id (UTF-8 bytes) a member may join with."""
 
-DEFAULT_MAX_MEMBERS_PER_GROUP = 1_000
-"""Most members a group may have (the broker's ``max_members_per_group``)."""
-
 
 def new_member_id() -> str:
     """A fresh member id (uuid4, hex)."""
