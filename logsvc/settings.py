@@ -59,6 +59,13 @@ class Settings:
     producer_id_expiration_ms: int = 86_400_000
     """How long the broker remembers an idempotent producer's sequences on a partition after its
     last write there (Kafka's producer.id.expiration.ms); then a retry from it is refused as unknown."""
+    offsets_retention_minutes: int = 10_080
+    """A consumer group with no live member whose last activity (its newest offset commit, or when
+    its last member left or died) is older than this is forgotten, committed offsets included
+    (Kafka's offsets.retention.minutes; 7 days). Checked every retention_check_interval_ms."""
+    max_members_per_group: int = 1_000
+    """Most members a consumer group may have; a join beyond it fails with RESOURCE_EXHAUSTED
+    (GroupMaxSizeReached)."""
     fetch_max_bytes: int = 32 * 1024 * 1024
     """Fetch size cap when a request asks for 0 or more."""
     fetch_max_wait_ms: int = 30_000
@@ -96,6 +103,8 @@ class Settings:
             "default_partitions",
             "retention_check_interval_ms",
             "producer_id_expiration_ms",
+            "offsets_retention_minutes",
+            "max_members_per_group",
             "fetch_max_bytes",
             "max_message_bytes",
             "workers",

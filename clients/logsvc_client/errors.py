@@ -246,6 +246,13 @@ class GroupNotFound(NotFound):
     code = "group_not_found"
 
 
+class GroupMaxSizeReached(ResourceExhausted):
+    """The group already has the broker's ``max_members_per_group`` members, so a new member was not
+    added (Kafka's GROUP_MAX_SIZE_REACHED). Not retriable: add fewer consumers, or raise the limit."""
+
+    code = "group_max_size_reached"
+
+
 class GroupNotEmpty(FailedPrecondition):
     """The group still has live members (delete, offset reset, or a commit without membership)."""
 

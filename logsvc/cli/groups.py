@@ -178,7 +178,9 @@ def groups() -> None:
 @server_option
 @output_option
 def list_(output: str) -> None:
-    """List the groups: live ones and those with committed offsets."""
+    """List the groups: live ones and those with committed offsets. A group without live members
+    is forgotten, committed offsets included, once idle for the broker's offsets_retention_minutes
+    (7 days by default)."""
     with Admin(get_state().address()) as admin:
         summaries = admin.list_groups()
     if output == "json":

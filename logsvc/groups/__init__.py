@@ -2,10 +2,11 @@
 
 * :mod:`logsvc.groups.assignors` — ``range`` and ``sticky``: subscriptions + partition counts
   (+ current assignment) → assignment.
-* :mod:`logsvc.groups.member` — a member as the coordinator sees it; the timing defaults.
+* :mod:`logsvc.groups.member` — a member as the coordinator sees it; the timing defaults and limits.
 * :mod:`logsvc.groups.group` — one group: join, heartbeat, leave, expiry, commit fencing, the
   cooperative hand-over of partitions (never two owners at once).
-* :mod:`logsvc.groups.coordinator` — every group by id, thread-safe, for the gRPC service.
+* :mod:`logsvc.groups.coordinator` — every group by id, a lock per group, for the gRPC service;
+  groups idle past the offsets retention are forgotten (:meth:`Coordinator.expire_groups`).
 """
 
 from logsvc.groups.assignors import ASSIGNORS, range_assign, sticky_assign

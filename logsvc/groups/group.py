@@ -39,6 +39,7 @@ from logsvc.groups.member import (
 from logsvc_client.errors import (
     FailedPrecondition,
     FencedInstance,
+    GroupMaxSizeReached,
     GroupNotEmpty,
     InvalidRequest,
     StaleGeneration,
@@ -77,6 +78,9 @@ class Group:
     partitions_by_topic: dict[str, int] = field(default_factory=dict)
     heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     fenced: dict[str, str] = field(default_factory=dict)  # replaced member id -> its instance id
+    #: When the group last became empty (its creation, its last member's leave or last heartbeat
+    #: before its session expired); None while it has members. See :meth:`idle_expired`.
+    empty_since_ms: int | None = None
 
     # -- membership ---------------------------------------------------------------------------------
 
@@ -93,6 +97,7 @@ class Group:
         assignor: str = DEFAULT_ASSIGNOR,
         client_id: str = "",
         id_factory: Callable[[], str] = new_member_id,
+        max_members: int | None = None,
     ) -> JoinResult:
         """Join (or re-join) the group and get the member id, generation and assignment.
 
@@ -103,6 +108,8 @@ class Group:
         * ``member_id`` unknown (left or expired): UnknownMember, unless a static ``instance_id``
           matches a current member as above.
         * ``member_id`` of a static member that was replaced: FencedInstance.
+        * a new member while the group already has ``max_members``: GroupMaxSizeReached (Kafka's
+          GROUP_MAX_SIZE_REACHED); re-joins and static replacements do not add a member.
         """
         subscription = frozenset(topics)
         validate_timeouts(session_timeout_ms, rebalance_timeout_ms)
@@ -123,6 +130,13 @@ class Group:
                 raise self._fenced(member_id)
             if static is None:
                 raise self._unknown(member_id)
+        if current is None and static is None and max_members is not None and len(self.members) >= max_members:
+            raise GroupMaxSizeReached(
+                f"group {self.group_id} already has {len(self.members)} members, its maximum "
+                f"(max_members_per_group={max_members}); member not added",
+                group=self.group_id,
+                max_members=max_members,
+            )
         if self.members and assignor != self.assignor:
             raise FailedPrecondition(
                 f"group {self.group_id} uses assignor {self.assignor!r}; a member asked for {assignor!r}"
@@ -157,6 +171,7 @@ class Group:
             self.members[member.member_id] = member
             self._reassign(bump=True)
         member.acked_generation = self.generation
+        self.empty_since_ms = None
         assignment = self._hand_over(member, now_ms)
         return JoinResult(member.member_id, self.generation, assignment, self.heartbeat_interval_ms)
 
@@ -183,15 +198,21 @@ class Group:
         """Remove the member (its partitions are released at once) and start a new generation."""
         self.expire(now_ms)
         self._member(member_id)
-        self._remove([member_id])
+        self._remove([member_id], now_ms)
 
     def expire(self, now_ms: int) -> list[str]:
         """Remove members that missed their session timeout (or kept a revoked partition past their
         rebalance timeout); return their ids, sorted. A new generation starts when any are removed."""
         gone = sorted(m.member_id for m in self.members.values() if m.expired(now_ms))
         if gone:
-            self._remove(gone)
+            self._remove(gone, max(self.members[m].last_heartbeat_ms for m in gone))
         return gone
+
+    def idle_expired(self, now_ms: int, retention_ms: int) -> bool:
+        """Whether the group has had no live member for longer than ``retention_ms`` (Kafka's
+        offsets.retention.minutes): then the coordinator forgets it. Expires dead members first."""
+        self.expire(now_ms)
+        return not self.members and self.empty_since_ms is not None and now_ms - self.empty_since_ms > retention_ms
 
     def update_topics(self, partitions_by_topic: Mapping[str, int], now_ms: int) -> None:
         """Topics were created, deleted or grew: recompute the target (new generation if it changes)."""
@@ -300,10 +321,12 @@ class Group:
         member.told(self.target[member.member_id], now_ms)
         return assignment
 
-    def _remove(self, member_ids: list[str]) -> None:
+    def _remove(self, member_ids: list[str], last_activity_ms: int) -> None:
         for member_id in member_ids:
             del self.members[member_id]
             self.target.pop(member_id, None)
+        if not self.members:
+            self.empty_since_ms = last_activity_ms
         self._reassign(bump=True)
 
     def _reassign(self, *, bump: bool) -> None:

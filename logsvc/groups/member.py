@@ -29,6 +29,9 @@ MAX_REBALANCE_TIMEOUT_MS = 600_000
 
 DEFAULT_ASSIGNOR = "sticky"
 
+MAX_ID_BYTES = 255
+"""Longest client id or instance id (UTF-8 bytes) a member may join with."""
+
 
 def new_member_id() -> str:
     """A fresh member id (uuid4, hex)."""
@@ -45,6 +48,14 @@ def validate_timeouts(session_timeout_ms: int, rebalance_timeout_ms: int) -> Non
         raise InvalidRequest(
             f"rebalance_timeout_ms={rebalance_timeout_ms} is outside "
             f"[{MIN_REBALANCE_TIMEOUT_MS}, {MAX_REBALANCE_TIMEOUT_MS}]"
+        )
+
+
+def check_id_length(field: str, value: str | None) -> None:
+    """InvalidRequest naming ``field`` (and not echoing all of it) when ``value`` exceeds MAX_ID_BYTES."""
+    if value is not None and len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8")) > MAX_ID_BYTES:
+        raise InvalidRequest(
+            f"{field} is {len(value.encode('utf-8'))} bytes ({value[:32]!r}...); the limit is {MAX_ID_BYTES}"
         )
 
 

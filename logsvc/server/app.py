@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from logsvc.errors import InvalidConfig, StorageFailed
+from logsvc.errors import InvalidConfig, LogsvcError, StorageFailed
 from logsvc.server import malformed
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.security import TokenAuth, load_tokens, server_credentials
@@ -102,6 +102,19 @@ class Broker:
         self.failure: StorageFailed | None = None  # set once the store can no longer write
         self._stopped = threading.Event()
         store.on_failure(self._storage_failed)
+        self._group_expiry = threading.Thread(target=self._expire_groups, name="logsvc-group-expiry", daemon=True)
+
+    def _expire_groups(self) -> None:
+        """Every retention_check_interval_ms: forget consumer groups idle past offsets_retention_minutes."""
+        while not self._stopped.wait(self.settings.retention_check_interval_ms / 1000):
+            if self.failure is not None:
+                return
+            try:
+                self.service.expire_groups()
+            except LogsvcError as e:
+                log.warning("consumer group expiry failed: %s", e)
+            except Exception:
+                log.exception("consumer group expiry failed")
 
     def _storage_failed(self, failure: StorageFailed) -> None:
         """On the writer thread, before any write is failed: stop claiming to serve."""
@@ -114,6 +127,8 @@ class Broker:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self._group_expiry.ident is not None:
+            self._group_expiry.join()
         grace = self.settings.shutdown_grace_ms / 1000 if grace_s is None else grace_s
         self.health.enter_graceful_shutdown()
         self.service.stopping.set()
@@ -191,6 +206,7 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
     except BaseException:
         store.close()
         raise
+    broker._group_expiry.start()
     return broker
 
 

@@ -2,11 +2,14 @@
 (:mod:`logsvc.groups`), committed offsets to the store, lag is computed from both.
 
 Membership uses a monotonic clock (session expiry must not jump with the wall clock); committed
-offsets, lag in seconds and last-heartbeat times use the wall clock.
+offsets, lag in seconds and last-heartbeat times use the wall clock. Groups empty for longer than
+``offsets_retention_minutes`` are expired by :meth:`GroupRpcs.expire_groups`, which the broker
+calls every ``retention_check_interval_ms``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -17,6 +20,7 @@ from logsvc.groups import Coordinator
 from logsvc.groups.member import DEFAULT_SESSION_TIMEOUT_MS
 from logsvc.server.lag import partition_lag
 from logsvc.server.status import translated
+from logsvc.settings import Settings
 from logsvc.storage.base import CommittedOffset, PartitionState, Store
 from logsvc.topic_config import check_partition, check_topic_name
 from logsvc_client._proto import logsvc_pb2 as pb
@@ -24,6 +28,7 @@ from logsvc_client.groups import RESET_METADATA
 from logsvc_client.records import TopicPartition
 
 Spec = pb.ResetOffsetsRequest
+log = logging.getLogger("logsvc.groups")
 
 
 def monotonic_ms() -> int:
@@ -53,9 +58,33 @@ class GroupRpcs:
     """Mixin for the Broker servicer (see :class:`logsvc.server.service.BrokerService`)."""
 
     store: Store
+    settings: Settings
     coordinator: Coordinator
     clock_ms: Callable[[], int]
     mono_ms: Callable[[], int]
+
+    def expire_groups(self) -> list[str]:
+        """Forget every group with no live member and no activity for ``offsets_retention_minutes``:
+        its membership state (monotonic clock) and its committed offsets (commit times are wall
+        clock). Return the groups removed, sorted.
+
+        A group still known to the coordinator keeps its offsets; the dict of groups is not locked,
+        so a group first joined while this runs may lose offsets committed before the retention —
+        as a group that was gone for that long would have."""
+        retention_ms = self.settings.offsets_retention_minutes * 60_000
+        forgotten = self.coordinator.expire_groups(self.mono_ms(), retention_ms)
+        known = self.coordinator.groups.keys()
+        expired = self.store.expire_group_offsets(self.clock_ms() - retention_ms, keep=known)
+        gone = sorted((set(forgotten) - set(self.store.list_groups())) | set(expired))
+        if gone:
+            log.info(
+                "expired %d consumer group(s) idle for over %d minutes: %s%s",
+                len(gone),
+                self.settings.offsets_retention_minutes,
+                ", ".join(gone[:10]),
+                f" and {len(gone) - 10} more" if len(gone) > 10 else "",
+            )
+        return gone
 
     def _partitions_of(self, topic: str) -> int:
         return self.store.topic(check_topic_name(topic)).partitions

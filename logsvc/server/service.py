@@ -71,7 +71,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
     ) -> None:
         self.store = store
         self.mono_ms = mono_ms
-        self.coordinator = Coordinator(self._partition_count)
+        self.coordinator = Coordinator(self._partition_count, max_members_per_group=settings.max_members_per_group)
         self.settings = settings
         self.metrics = metrics
         self.clock_ms = clock_ms

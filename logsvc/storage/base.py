@@ -26,7 +26,7 @@ Rules every implementation follows:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 from logsvc.topic_config import TopicConfig
@@ -193,6 +193,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_group_offsets(self, group: str) -> int:
         """Delete every committed offset of ``group``; return how many were deleted."""
+
+    @abc.abstractmethod
+    def expire_group_offsets(self, before_ms: int, keep: Collection[str] = ()) -> list[str]:
+        """Delete every committed offset of each group whose newest commit is older than
+        ``before_ms`` (commit_time_ms < before_ms), except the groups in ``keep`` (those the caller
+        knows to be alive); return the groups deleted, sorted. One atomic write: a commit that
+        lands first makes its group's newest commit recent, so the group stays."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +43,7 @@ from logsvc.storage.ops import (
     CreateTopic,
     DeleteGroupOffsets,
     DeleteTopic,
+    ExpireGroupOffsets,
     InitProducer,
     Op,
 )
@@ -344,6 +345,11 @@ class LmdbStore(Store):
             return 0
         deleted: int = self._submit(DeleteGroupOffsets(group))
         return deleted
+
+    def expire_group_offsets(self, before_ms: int, keep: Collection[str] = ()) -> list[str]:
+        self._check_writable()
+        expired: list[str] = self._submit(ExpireGroupOffsets(before_ms, frozenset(keep)))
+        return expired
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from logsvc.storage import keys, producers, rules
 from logsvc.storage.base import (
@@ -294,6 +294,18 @@ class MemoryStore(Store):
             except InvalidRequest:
                 return 0
             return len(self._groups.pop(group, {}))
+
+    def expire_group_offsets(self, before_ms: int, keep: Collection[str] = ()) -> list[str]:
+        with self._cond:
+            self._check_writable()
+            expired = sorted(
+                group
+                for group, stored in self._groups.items()
+                if group not in keep and max(commit_ms for _, _, commit_ms in stored.values()) < before_ms
+            )
+            for group in expired:
+                del self._groups[group]
+            return expired
 
     # -- lifecycle --------------------------------------------------------------------------------
 

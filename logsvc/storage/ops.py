@@ -363,6 +363,31 @@ class DeleteGroupOffsets(Op):
         return delete_prefix(ctx.cursor("groups"), prefix)  # the length prefix makes it exact
 
 
+class ExpireGroupOffsets(Op):
+    """Delete the offsets of every group whose newest commit is older than ``before_ms`` and
+    which is not in ``keep``; the result is the deleted groups, sorted."""
+
+    def __init__(self, before_ms: int, keep: frozenset[str]) -> None:
+        super().__init__()
+        self.before_ms, self.keep = before_ms, keep
+
+    def write(self, ctx: TxnContext, plan: None) -> list[str]:
+        cur = ctx.cursor("groups")
+        expired: list[bytes] = []
+        found = cur.first()
+        while found:
+            prefix = keys.group_prefix_of(cur.key())
+            newest = -1
+            while found and cur.key()[: len(prefix)] == prefix:
+                newest = max(newest, msgpack.unpackb(cur.value(), raw=False)[2])
+                found = cur.next()
+            if newest < self.before_ms and prefix[2:].decode("utf-8") not in self.keep:
+                expired.append(prefix)
+        for prefix in expired:
+            delete_prefix(cur, prefix)
+        return sorted(prefix[2:].decode("utf-8") for prefix in expired)
+
+
 def delete_prefix(cur: Cursor, prefix: bytes) -> int:
     """Delete every key starting with ``prefix``; how many were deleted."""
     n = 0

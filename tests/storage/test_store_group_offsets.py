@@ -57,3 +57,22 @@ def test_group_names_that_prefix_each_other_stay_apart(store: Store) -> None:
     # Then the others are intact
     assert store.list_groups() == ["ab", "grüppe"]
     assert [c.offset for c in store.committed_offsets("ab")] == [0]
+
+
+def test_groups_whose_newest_commit_is_older_than_the_cutoff_expire_unless_kept(store: Store) -> None:
+    # Given three groups: one last committed at 100, one at 100 and again at 500, one kept alive
+    store.create_topic("orders", 2, TopicConfig())
+    store.commit_offsets("old", [("orders", 0, 1, ""), ("orders", 1, 2, "")], 100)
+    store.commit_offsets("recent", [("orders", 0, 1, "")], 100)
+    store.commit_offsets("recent", [("orders", 1, 3, "")], 500)
+    store.commit_offsets("alive", [("orders", 0, 1, "")], 100)
+    # When offsets committed before 400 expire, except the live group's
+    expired = store.expire_group_offsets(400, keep={"alive"})
+    # Then only the group whose every commit is older is gone, with all its offsets
+    assert expired == ["old"]
+    assert store.list_groups() == ["alive", "recent"]
+    assert store.committed_offsets("old") == []
+    assert [c.offset for c in store.committed_offsets("recent")] == [1, 3]
+    # And a cutoff at a commit's own time does not expire it (older than, not as old as)
+    assert store.expire_group_offsets(500) == ["alive"]
+    assert store.list_groups() == ["recent"]
