@@ -47,7 +47,18 @@ from logsvc.cli.dead_letters import (
     marker_topic,
     open_dlq,
 )
-from logsvc.cli.output import echo_fields, echo_json, echo_table, iso_ms, json_bytes, note, output_option, preview
+from logsvc.cli.output import (
+    Escaped,
+    echo_fields,
+    echo_json,
+    echo_table,
+    iso_ms,
+    json_bytes,
+    note,
+    output_option,
+    preview,
+    printable,
+)
 from logsvc.cli.sources import ServerSource, Source
 from logsvc.cli.state import get_state, server_option
 from logsvc_client import Admin, ProducerRecord
@@ -121,6 +132,11 @@ def list_(
         note(f"no dead-lettered records in {found.name}" + (f" from {source_topic}" if source_topic else ""))
 
 
+def _message_lines(message: str) -> Escaped:
+    """A multi-line error message, each line escaped, continuation lines indented under the first."""
+    return Escaped(("\n" + INDENT).join(printable(line) for line in message.split("\n")))
+
+
 def _full(data: bytes | None) -> str:
     return preview(data, width=4 * len(data) + 8 if data else 8)
 
@@ -156,7 +172,12 @@ def show(connector: str, offset: int, dlq_topic: str | None, output: str) -> Non
             ("source", f"{d.source_topic}/{d.source_partition}@{d.source_offsets}" if d.has_source else "-"),
             ("source time", iso_ms(d.source_timestamp_ms)),
             ("error class", d.error_class or "-"),
-            ("error message", "-" if d.error_message is None else d.error_message.replace("\n", "\n" + INDENT)),
+            (
+                "error message",
+                "-"
+                if d.error_message is None
+                else Escaped(("\n" + INDENT).join(map(printable, d.error_message.split("\n")))),
+            ),
             ("attempts", d.attempts if d.attempts is not None else "-"),
             ("replayed", ", ".join(f"to {p.where} at {iso_ms(p.timestamp_ms)}" for p in replays) or "no"),
             ("key", _full(d.record.key)),
