@@ -33,7 +33,7 @@ def hostile_member(cli: Cli) -> Iterator[tuple[str, str]]:
     """A live member whose client and instance ids hold ESC, BEL, CR, LF and a bidi override:
     (group, topic)."""
     topic = cli.new_topic()
-    group = f"g{next(_groups)}-{os.getpid()}"
+    group = f"hostile-ids{next(_groups)}-{os.getpid()}"  # apart from the other tests' g<N>-<pid> groups
     with Consumer(cli.address, group, client_id=HOSTILE, instance_id=HOSTILE) as consumer:
         consumer.subscribe(topic)
         consumer.poll(timeout_ms=3_000)
