@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logsvc_client.errors import InvalidConfig
-from logsvc_connect.config import RuntimeConfig, load_runtime, read_file, split_sources
+from logsvc_connect.config import RuntimeConfig, check_one_target_per_topic, load_runtime, read_file, split_sources
 from logsvc_connect.runtime import SinkRuntime, StartFrom
 from logsvc_connect.sink import Sink
 
@@ -60,6 +60,10 @@ def load(kind: str, path: str, environ: Mapping[str, str] | None = None, handler
     if handler:
         adapter_values["handler"] = handler
     adapter_config = getattr(module, config_name).from_mapping(adapter_values)
+    if kind == "postgres":
+        check_one_target_per_topic(runtime.topics, adapter_config.table_name, "table", "table")
+    elif kind == "mongo":
+        check_one_target_per_topic(runtime.topics, adapter_config.collection_name, "collection", "collection")
     sink_cls = getattr(module, sink_name)
     if kind == "python":
         if not adapter_config.handler:

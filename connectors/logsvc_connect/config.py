@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from logsvc_client.errors import InvalidConfig
@@ -195,3 +195,19 @@ def split_sources(
 def load_runtime(values: Mapping[str, Any], source: str) -> RuntimeConfig:
     config: RuntimeConfig = build(RuntimeConfig, values, source)
     return config.validate()
+
+
+def check_one_target_per_topic(topics: Iterable[str], name_of: Callable[[str], str], what: str, key: str) -> None:
+    """InvalidConfig unless each topic is written to a ``what`` (table, collection) of its own:
+    ``orders.eu`` and ``orders-eu`` both becoming table ``orders_eu`` would mix two topics' rows
+    (and their keys) in one table. ``key`` is the template's config key."""
+    seen: dict[str, str] = {}
+    for topic in topics:
+        name = name_of(topic)
+        other = seen.setdefault(name, topic)
+        if other != topic:
+            raise InvalidConfig(
+                f"topics {other} and {topic} both map to {what} {name}; each topic needs a {what} of its "
+                f"own (run a connector per topic with its own {key} template, or rename a topic)",
+                key=key,
+            )

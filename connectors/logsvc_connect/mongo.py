@@ -172,7 +172,7 @@ class MongoSink(Sink):
     # -- ids ---------------------------------------------------------------------------------------
 
     def identity(self, record: SinkRecord) -> Hashable:
-        collection = self.config.collection.format(topic=record.topic)
+        collection = self.config.collection_name(record.topic)
         key = _key_value(record.key)
         if record.value is None:
             # "key" mode: the put's own id, so a tombstone compacts with the puts before it.
@@ -311,7 +311,7 @@ class MongoSink(Sink):
         collection = self._collections.get(topic)
         if collection is None:
             assert self._db is not None
-            name = self.config.collection.format(topic=topic)
+            name = self.config.collection_name(topic)
             try:
                 if name.startswith("system.") or name.endswith("."):
                     raise InvalidName("reserved or ending with '.'")

@@ -8,7 +8,8 @@ key                              default                 meaning
 ===============================  ======================  ============================================
 ``uri``                          (required)              MongoDB connection string
 ``database``                     (required)              database name
-``collection``                   ``"{topic}"``           collection name template
+``collection``                   ``"{topic}"``           collection name template (one per topic:
+                                                         two topics giving one name: error at start)
 ``id_mode``                      ``"offset"``            ``"offset"``, ``"key"`` or ``"field"``
 ``id_field``                     —                       ``id_mode = "field"``: dotted path of the id
 ``write_model``                  ``"replace"``           ``"replace"``, ``"insert"`` or ``"update"``
@@ -77,6 +78,10 @@ class MongoConfig:
     server_selection_timeout_ms: int = DEFAULTS["server_selection_timeout_ms"]
     connect_timeout_ms: int = DEFAULTS["connect_timeout_ms"]
     socket_timeout_ms: int = DEFAULTS["socket_timeout_ms"]
+
+    def collection_name(self, topic: str) -> str:
+        """The collection a topic's records go to."""
+        return self.collection.format(topic=topic)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MongoConfig:

@@ -6,7 +6,8 @@ Keys (unknown keys are an :class:`~logsvc_client.errors.InvalidConfig`):
 key                default       meaning
 =================  ============  ==================================================================
 ``dsn``            (required)    libpq connection string or URI
-``table``          ``"{topic}"`` table name template; ``.`` and ``-`` in the topic become ``_``
+``table``          ``"{topic}"`` table name template; ``.`` and ``-`` in the topic become ``_``;
+                                 two topics that give one table name are an error at start
 ``schema``         ``"public"``  schema of the tables (created when missing)
 ``mode``           ``"jsonb"``   ``"jsonb"`` (the value in a JSONB column) or ``"columns"``
 ``columns``        —             columns mode: value field → PostgreSQL type (an allow-list)

@@ -237,9 +237,13 @@ def consume(
 ) -> None:
     """Print the records of TOPIC, one value per line.
 
-    A tombstone (null value) prints as null. With -o json, one object per line: topic,
-    partition, offset, timestamp (ms), key, value and headers; text when it is UTF-8, otherwise
-    {"base64": "..."}; null stays null. Records of one partition come in offset order.
+    The plain output is a data pipe (as kcat's): keys and values are written byte for byte, control
+    characters included, so redirect it to a file or a program, or use -o json (escaped) to look at
+    data you do not trust on a terminal. A tombstone (null value) prints as null.
+
+    With -o json, one object per line: topic, partition, offset, timestamp (ms), key, value and
+    headers; text when it is UTF-8, otherwise {"base64": "..."}; null stays null. Records of one
+    partition come in offset order.
 
     A stored batch that does not decode (older or damaged data) stops it with an error naming its
     offsets; --skip-corrupt prints a warning for it and reads on.

@@ -8,7 +8,10 @@ dead-letter topic.
 
 ``replay`` produces the original record again onto its source topic and partition (or ``--to``
 another topic), with ``logsvc.replay.of`` = "<topic>/<partition>/<offset>" and
-``logsvc.replay.dlq_offset`` = N, so a fixed handler or a repaired table can take it. Each replay
+``logsvc.replay.dlq_offset`` = N, so a fixed handler or a repaired table can take it. The source
+topic comes from the ``dlq.topic`` header, which anyone who can produce to the DLQ topic can write:
+without ``--to`` or ``--force`` it must be a topic the connector consumes (see
+:func:`connector_topics`), so a forged dead letter cannot be replayed into another team's topic. Each replay
 is remembered in ``<dlq topic>.replays`` (one partition, created on the first replay): one record
 per replay, key = the DLQ offset (decimal), headers ``logsvc.replay.topic|partition|offset`` saying
 where the copy landed. A record already replayed is refused unless ``--force``. The replayed copies
@@ -47,11 +50,22 @@ from logsvc.cli.dead_letters import (
     marker_topic,
     open_dlq,
 )
-from logsvc.cli.output import echo_fields, echo_json, echo_table, iso_ms, json_bytes, note, output_option, preview
+from logsvc.cli.output import (
+    Escaped,
+    echo_fields,
+    echo_json,
+    echo_table,
+    iso_ms,
+    json_bytes,
+    note,
+    output_option,
+    preview,
+    printable,
+)
 from logsvc.cli.sources import ServerSource, Source
 from logsvc.cli.state import get_state, server_option
 from logsvc_client import Admin, ProducerRecord
-from logsvc_client.errors import FailedPrecondition, TopicAlreadyExists, TopicNotFound
+from logsvc_client.errors import FailedPrecondition, GroupNotFound, TopicAlreadyExists, TopicNotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 MESSAGE_WIDTH = 48
@@ -121,6 +135,11 @@ def list_(
         note(f"no dead-lettered records in {found.name}" + (f" from {source_topic}" if source_topic else ""))
 
 
+def _message_lines(message: str) -> Escaped:
+    """A multi-line error message, each line escaped, continuation lines indented under the first."""
+    return Escaped(("\n" + INDENT).join(printable(line) for line in message.split("\n")))
+
+
 def _full(data: bytes | None) -> str:
     return preview(data, width=4 * len(data) + 8 if data else 8)
 
@@ -156,7 +175,12 @@ def show(connector: str, offset: int, dlq_topic: str | None, output: str) -> Non
             ("source", f"{d.source_topic}/{d.source_partition}@{d.source_offsets}" if d.has_source else "-"),
             ("source time", iso_ms(d.source_timestamp_ms)),
             ("error class", d.error_class or "-"),
-            ("error message", "-" if d.error_message is None else d.error_message.replace("\n", "\n" + INDENT)),
+            (
+                "error message",
+                "-"
+                if d.error_message is None
+                else Escaped(("\n" + INDENT).join(map(printable, d.error_message.split("\n")))),
+            ),
             ("attempts", d.attempts if d.attempts is not None else "-"),
             ("replayed", ", ".join(f"to {p.where} at {iso_ms(p.timestamp_ms)}" for p in replays) or "no"),
             ("key", _full(d.record.key)),
@@ -228,6 +252,42 @@ def _plan(
     return planned
 
 
+def connector_topics(admin: Admin, connector: str) -> set[str]:
+    """The topics ``connector`` consumes, as the broker knows them: those its consumer group (named
+    after the connector) has committed offsets for or its live members are assigned."""
+    try:
+        desc = admin.describe_group(connector)
+    except GroupNotFound:
+        return set()
+    return {p.topic for p in desc.partitions} | {tp.topic for m in desc.members for tp in m.assignment}
+
+
+def _own_sources(
+    admin: Admin, connector: str, found: DeadLetterTopic, planned: list[Planned], replay_all: bool
+) -> list[Planned]:
+    """``planned`` when every source topic named by a ``dlq.topic`` header is one the connector
+    consumes: anyone who can produce to the DLQ topic can write that header, so it is not trusted
+    to pick a target. Otherwise FailedPrecondition naming the records (with --all: those records
+    are left out, with a note)."""
+    own = connector_topics(admin, connector)
+    foreign = [p for p in planned if p.topic not in own]
+    if not foreign:
+        return planned
+    topics = ", ".join(sorted({p.topic for p in foreign}))
+    offsets = [p.letter.offset for p in foreign]
+    consumed = ", ".join(sorted(own)) or "none known: its group has no committed offsets"
+    why = (
+        f"their dlq.topic header names {topics}, which connector {connector} does not consume (its topics: {consumed})"
+    )
+    if replay_all:
+        note(f"skipping {len(foreign)} record(s) of {found.name} (offsets {offsets[:10]}): {why}; use --to or --force")
+        return [p for p in planned if p.topic in own]
+    raise FailedPrecondition(
+        f"DLQ record(s) {', '.join(map(str, offsets[:10]))} of {found.name} not replayed: {why}; "
+        "give the topic with --to, or use --force to replay to it anyway"
+    )
+
+
 def _check_targets(source: Source, planned: Sequence[Planned]) -> None:
     """Every target topic exists and has the partition a record goes to (before producing any)."""
     for topic in sorted({p.topic for p in planned}):
@@ -262,7 +322,11 @@ def _marker(p: Planned, partition: int, offset: int) -> ProducerRecord:
 )
 @click.option("--all", "replay_all", is_flag=True, help="Every record not replayed yet (with --force: every record).")
 @click.option("--to", "to_topic", metavar="TOPIC", default=None, help="Produce to TOPIC instead of the source topic.")
-@click.option("--force", is_flag=True, help="Replay records that were replayed before.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replay records that were replayed before, and to source topics the connector does not consume.",
+)
 @dlq_topic_option
 @server_option
 @output_option(as_table="a row per replayed record", as_json="an array, one object per replayed record")
@@ -281,6 +345,10 @@ def replay(
     of the source record and logsvc.replay.dlq_offset = N. A record replayed before is refused
     unless --force; when any requested record is refused, nothing is replayed. Replays are
     remembered in the topic DLQ_TOPIC.replays.
+
+    The source topic comes from the record's dlq.topic header, which anyone able to write to the
+    DLQ topic can set: it must be a topic CONNECTOR consumes (its group has committed offsets for
+    it or is assigned it), else the record is refused (left out with --all) unless --to or --force.
     """
     if bool(offsets) == replay_all:
         raise click.UsageError("give --offset N (repeatable) or --all")
@@ -288,6 +356,8 @@ def replay(
     with ServerSource(address) as source, Admin(address) as admin:
         found = open_dlq(source, connector, dlq_topic)
         planned = _plan(found, offsets, replay_all, to_topic, force)
+        if to_topic is None and not force:
+            planned = _own_sources(admin, connector, found, planned, replay_all)
         if not planned:
             why = "was replayed before (--force replays them again)" if found.letters else "(it has none)"
             note(f"nothing to replay: every dead-lettered record of {found.name} {why}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from logsvc.cli.output import echo_fields, echo_json, echo_table, iso_ms, note, output_option
+from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso_ms, note, output_option
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import parse_duration_ms, parse_time_ms
 from logsvc_client import Admin
@@ -217,7 +217,7 @@ def delete(group: str, output: str) -> None:
     if output == "json":
         echo_json({"deleted": group})
     else:
-        click.echo(f"deleted group {group}")
+        echo_line(f"deleted group {group}")
 
 
 @groups.command("reset-offsets")

@@ -21,6 +21,7 @@ from logsvc.cli.connect import connect
 from logsvc.cli.consume import consume
 from logsvc.cli.dlq import dlq
 from logsvc.cli.groups import groups
+from logsvc.cli.output import printable
 from logsvc.cli.partitions import partitions
 from logsvc.cli.produce import produce
 from logsvc.cli.records import records
@@ -105,8 +106,8 @@ cli.add_command(records)
 
 
 def _error(message: str) -> None:
-    """One line, ``error: <message>``, on stderr."""
-    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    """One line, ``error: <message>``, on stderr (control characters in it escaped)."""
+    line = printable("; ".join(part.strip() for part in message.splitlines() if part.strip()))
     try:
         sys.stderr.write(f"error: {line}\n")
         sys.stderr.flush()

@@ -3,6 +3,10 @@
 Data goes to stdout, everything else (summaries, progress, errors) to stderr, so a pipe receives
 exactly the data. Bytes are shown as text when they are UTF-8 and as ``{"base64": "..."}`` in
 JSON (or an escaped preview in tables) when they are not.
+
+Every string a table, a ``key: value`` field, a note or an error line shows goes through
+:func:`printable`: a client id, a header name or a DLQ message holding ESC, CR or LF is shown as
+``\\x1b``, ``\\r``, ``\\n``, never sent to the terminal raw (no forged rows, no terminal escapes).
 """
 
 from __future__ import annotations
@@ -46,6 +50,31 @@ def output_option(
 
 # -- values -------------------------------------------------------------------------------------
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+class Escaped(str):
+    """Text already made printable by the caller (kept as it is by the table and field writers:
+    e.g. a multi-line message whose continuation lines were escaped and indented on purpose)."""
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show on a terminal: control characters (C0, DEL, C1), line and paragraph
+    separators and invisible format characters (bidi overrides, ...) as escapes like ``\\x1b``,
+    ``\\r``, ``\\n``, ``\\u202e``; everything else, other scripts included, as it is."""
+    if text.isprintable() or isinstance(text, Escaped):
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else _escape_char(ch) for ch in text)
+
 
 def json_bytes(data: bytes | None) -> str | dict[str, str] | None:
     """Bytes for JSON: the text when UTF-8, ``{"base64": ...}`` otherwise, None stays None."""
@@ -62,8 +91,7 @@ def preview(data: bytes | None, width: int = 60) -> str:
     if data is None:
         return "null"
     try:
-        text = data.decode("utf-8")
-        shown = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+        shown = printable(data.decode("utf-8"))
     except UnicodeDecodeError:
         shown = "0x" + data[: width // 2].hex()
     if len(shown) > width:
@@ -105,11 +133,12 @@ def echo_json(obj: Any) -> None:
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Aligned columns; numbers right-aligned, text left-aligned; None shows as ``-``."""
-    cells = [[str(h) for h in headers]]
+    """Aligned columns; numbers right-aligned, text left-aligned; None shows as ``-``; control
+    characters in any cell escaped (:func:`printable`)."""
+    cells = [[printable(str(h)) for h in headers]]
     numeric = [True] * len(headers)
     for row in rows:
-        cells.append(["-" if v is None else str(v) for v in row])
+        cells.append(["-" if v is None else printable(str(v)) for v in row])
         for i, v in enumerate(row):
             if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
                 numeric[i] = False  # None ("-") goes with either alignment
@@ -126,15 +155,22 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 
 
 def echo_fields(pairs: Sequence[tuple[str, Any]]) -> None:
-    """``key: value`` lines with the values aligned."""
+    """``key: value`` lines with the values aligned, control characters escaped (an
+    :class:`Escaped` value is shown as the caller made it)."""
     width = max(len(k) for k, _ in pairs) + 1
     for key, value in pairs:
-        click.echo(f"{key + ':':<{width}} {value}")
+        click.echo(f"{key + ':':<{width}} {printable(str(value)) if not isinstance(value, Escaped) else value}")
+
+
+def echo_line(text: str) -> None:
+    """One line of human-readable output on stdout, control characters escaped."""
+    click.echo(printable(text))
 
 
 def note(message: str) -> None:
-    """A message for the person at the terminal (stderr), never mixed into the data."""
-    click.echo(message, err=True)
+    """A message for the person at the terminal (stderr), never mixed into the data; control
+    characters escaped."""
+    click.echo(printable(message), err=True)
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -160,7 +196,7 @@ class Progress:
             return
         self._last = now
         sys.stdout.flush()
-        sys.stderr.write("\r\x1b[2K" + text)
+        sys.stderr.write("\r\x1b[2K" + printable(text))
         sys.stderr.flush()
         self._shown = True
 

@@ -15,7 +15,17 @@ from typing import Any, TypeVar
 import click
 
 from logsvc.cli.batch_check import BadBatch, PartitionCheck, check_partition, uncompressed_bound
-from logsvc.cli.output import Progress, echo_json, echo_table, iso_ms, note, output_option, preview, record_json
+from logsvc.cli.output import (
+    Progress,
+    echo_json,
+    echo_line,
+    echo_table,
+    iso_ms,
+    note,
+    output_option,
+    preview,
+    record_json,
+)
 from logsvc.cli.sources import Source, open_source, out_of_range
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.topics import echo_partition_table, topic_json
@@ -171,7 +181,7 @@ def dump(
                 if output == "json":
                     echo_json({"base_offset": base, "bytes": len(data), "header_error": e.message, "records": None})
                 else:
-                    click.echo(f"batch at offset {base}: {len(data)} bytes, unreadable header: {e.message}")
+                    echo_line(f"batch at offset {base}: {len(data)} bytes, unreadable header: {e.message}")
                 continue
             crc = zlib.crc32(memoryview(data)[HEADER_SIZE:])
             if crc != header.crc32:
@@ -193,9 +203,9 @@ def dump(
             else:
                 click.echo(_batch_line(base, data, header, crc))
                 for record in records or ():
-                    click.echo(_record_line(record))
+                    echo_line(_record_line(record))
                 if problem:
-                    click.echo(f"  (records cannot be decoded: {problem}; see `logsvc partitions verify`)")
+                    echo_line(f"  (records cannot be decoded: {problem}; see `logsvc partitions verify`)")
             shown += len(records or ())
             progress.update(f"{shown} records, at offset {base + header.record_count} of {end}")
             if max_records is not None and shown >= max_records:
@@ -297,4 +307,4 @@ def trim(topic: str, partition: int, before_offset: int, output: str) -> None:
     if output == "json":
         echo_json({"topic": topic, "partition": partition, "log_start_offset": log_start})
     else:
-        click.echo(f"trimmed {topic}/{partition}: log start offset is now {log_start}")
+        echo_line(f"trimmed {topic}/{partition}: log start offset is now {log_start}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from logsvc.cli.output import echo_fields, echo_json, echo_table, iso_ms, note, output_option
+from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso_ms, note, output_option
 from logsvc.cli.sources import TopicView, topic_view
 from logsvc.cli.state import get_state, server_option
 from logsvc_client import Admin
@@ -109,7 +109,7 @@ def create(name: str, partitions: int, config_pairs: tuple[str, ...], output: st
     if output == "json":
         echo_json(topic_json(created))
     else:
-        click.echo(f"created topic {created.name} with {len(created.partitions)} partition(s)")
+        echo_line(f"created topic {created.name} with {len(created.partitions)} partition(s)")
 
 
 @topics.command("list")
@@ -193,4 +193,4 @@ def delete(name: str, output: str) -> None:
     if output == "json":
         echo_json({"deleted": name})
     else:
-        click.echo(f"deleted topic {name}")
+        echo_line(f"deleted topic {name}")

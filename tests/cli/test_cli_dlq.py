@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from logsvc_client import Producer
+from logsvc_client import Admin, Producer, TopicPartition
 from logsvc_client.records import Record
 from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.sink import DataError, SinkRecord
@@ -47,13 +47,20 @@ def produce_source(cli: Cli, count: int, partitions: int = 2, start_ms: int = TI
 def dead_letter(
     cli: Cli, connector: str, records: list[Record], dlq_topic: str | None = None, attempts: int = 3
 ) -> None:
-    """Send ``records`` to the connector's dead-letter topic as the connector runtime does."""
+    """Send ``records`` to the connector's dead-letter topic as the connector runtime does, then
+    commit the connector's group past them (as the runtime does after a batch)."""
     letters = DeadLetters(cli.address, dlq_topic or f"{connector}.dlq", connector)
     try:
         failed = [(SinkRecord(*r, doc=None), DataError(f"bad value at {r.offset}", "ValueError")) for r in records]
         letters.send(failed, attempts=attempts)
     finally:
         letters.close()
+    past: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        past[tp] = max(past.get(tp, 0), r.offset + 1)
+    with Admin(cli.address) as admin:
+        admin.commit_offsets(connector, past)
 
 
 def dlq_json(cli: Cli, connector: str, *args: str) -> Any:
@@ -268,6 +275,66 @@ def test_replay_to_another_topic_leaves_the_source_topic_alone(cli: Cli) -> None
     assert cli.fails("dlq", "replay", connector, "--offset", "0", "--force", "--to", "no-such-topic") == (
         "error: cannot replay to topic no-such-topic: it does not exist"
     )
+
+
+def forge_dead_letter(cli: Cli, connector: str, record: Record) -> None:
+    """Write a dead letter naming ``record`` as its source into the connector's DLQ topic, as anyone
+    who can produce to that topic can: the connector never consumed ``record``'s topic."""
+    letters = DeadLetters(cli.address, f"{connector}.dlq", connector)
+    try:
+        letters.send([(SinkRecord(*record, doc=None), DataError("forged", "ValueError"))], attempts=1)
+    finally:
+        letters.close()
+
+
+def test_replay_refuses_a_source_topic_the_connector_does_not_consume_unless_forced(cli: Cli) -> None:
+    # Given a connector's DLQ holding its own dead letter (offset 0) and a forged one naming
+    # another team's topic as its source (offset 1)
+    connector = new_connector()
+    (own,) = produce_source(cli, 1, partitions=1)
+    dead_letter(cli, connector, [own])
+    (victim,) = produce_source(cli, 1, partitions=1)
+    forge_dead_letter(cli, connector, victim)
+    before = next_offsets(cli, victim.topic)
+
+    # When the forged one is replayed
+    error = cli.fails("dlq", "replay", connector, "--offset", "1", "--offset", "0")
+
+    # Then it is refused with one line naming the topic and the connector's own topics, and
+    # nothing is produced anywhere
+    assert error.startswith(f"error: DLQ record(s) 1 of {connector}.dlq not replayed: their dlq.topic header names ")
+    assert f"names {victim.topic}, which connector {connector} does not consume (its topics: {own.topic})" in error
+    assert next_offsets(cli, victim.topic) == before
+    assert [d["replayed"] for d in dlq_json(cli, connector, "list")] == [False, False]
+
+    # When everything is replayed, Then only the connector's own dead letter is, with a note
+    done = cli.ok("dlq", "replay", connector, "--all")
+    assert [line.split()[0] for line in done.stdout.decode().splitlines()[1:]] == ["0"]
+    assert f"skipping 1 record(s) of {connector}.dlq (offsets [1]): their dlq.topic header names" in (
+        done.stderr.decode()
+    )
+    assert next_offsets(cli, victim.topic) == before
+
+    # And --force replays it to the topic its header names, --to to the topic given
+    (forced,) = dlq_json(cli, connector, "replay", "--offset", "1", "--force")
+    assert forced["replayed_to"]["topic"] == victim.topic
+    retry = cli.new_topic(1)
+    (redirected,) = dlq_json(cli, connector, "replay", "--offset", "1", "--force", "--to", retry)
+    assert redirected["replayed_to"]["topic"] == retry
+
+
+def test_replay_refuses_header_targets_when_the_connector_has_no_group(cli: Cli) -> None:
+    # Given a DLQ topic of a connector that never committed anything (no such group)
+    connector = new_connector()
+    (record,) = produce_source(cli, 1, partitions=1)
+    forge_dead_letter(cli, connector, record)
+
+    # When its record is replayed to the topic its header names
+    error = cli.fails("dlq", "replay", connector, "--offset", "0")
+
+    # Then that is refused: the connector's topics cannot be known
+    assert "(its topics: none known: its group has no committed offsets)" in error
+    assert error.endswith("give the topic with --to, or use --force to replay to it anyway")
 
 
 def test_dlq_commands_name_the_missing_dlq_topic_and_the_valid_offsets(cli: Cli) -> None:
