@@ -171,7 +171,7 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
         service = BrokerService(store, settings, metrics)
         interceptors: list[grpc.ServerInterceptor] = [_LatencyInterceptor(metrics)]
         if tokens:
-            interceptors.append(TokenAuth(tokens))
+            interceptors.append(TokenAuth(tokens, on_refused=metrics.unauthenticated_calls.inc))
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="logsvc-rpc"),
             interceptors=interceptors,

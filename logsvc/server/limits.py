@@ -4,7 +4,8 @@ per id or value. Each refusal is INVALID_ARGUMENT naming the field, its length a
 never echoing the value itself.
 
 Group names and topic names are already bounded by their character rules (1 to 249 of
-``[A-Za-z0-9._-]``); gRPC request metadata (headers) by gRPC's own 16 KiB default.
+``[A-Za-z0-9._-]``); gRPC request metadata (headers) by gRPC itself: above 8 KiB some calls
+and above 16 KiB every call is refused with RESOURCE_EXHAUSTED before a handler runs.
 """
 
 from __future__ import annotations

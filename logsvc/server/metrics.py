@@ -89,6 +89,11 @@ class BrokerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.unauthenticated_calls = Counter(
+            "logsvc_unauthenticated_calls",
+            "Calls refused for a missing or unknown bearer token (one series: no label)",
+            registry=self.registry,
+        )
         self.registry.register(_StoreCollector(store))
         self.registry.register(_GroupLagCollector(store, lambda: time.time_ns() // 1_000_000))
         self._http: Any = None

@@ -107,9 +107,15 @@ class TokenAuth(grpc.ServerInterceptor):
     """Refuses every call but health checks unless it carries a known bearer token; a method the
     broker does not have is left to be UNIMPLEMENTED."""
 
-    def __init__(self, tokens: Sequence[bytes], refusals: RefusalLog | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Sequence[bytes],
+        refusals: RefusalLog | None = None,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
         self._tokens = tuple(tokens)
         self.refusals = refusals if refusals is not None else RefusalLog()
+        self._on_refused = on_refused
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -121,6 +127,8 @@ class TokenAuth(grpc.ServerInterceptor):
         method = details.method
 
         def count(context: grpc.ServicerContext) -> None:
+            if self._on_refused is not None:
+                self._on_refused()
             self.refusals.refused(context.peer(), f"a call to {method}", error.message)
 
         return refusing_handler(error, count)

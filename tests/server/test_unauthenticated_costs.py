@@ -98,8 +98,9 @@ def test_a_large_produce_without_a_token_is_refused_without_being_read(guarded_b
                 produce(request.SerializeToString(), timeout=30)
             # Then each is UNAUTHENTICATED
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    # And the broker's peak memory grew by less than one request
+    # And the broker's peak memory grew by less than one request; the refusals are counted
     assert rss_kib(pid, "VmHWM") - peak_before < 12 * 1024
+    assert "\nlogsvc_unauthenticated_calls_total 3.0\n" in scrape(guarded_broker)
 
 
 def test_a_request_above_max_message_bytes_is_refused_before_it_is_read_whole(guarded_broker: BrokerProcess) -> None:
