@@ -14,4 +14,4 @@ HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
   CMD python -c "import grpc, sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \
 sys.exit(g.HealthStub(grpc.insecure_channel('127.0.0.1:50051')).Check(h.HealthCheckRequest(), timeout=2).status != 1)"
 ENTRYPOINT ["logsvc"]
-CMD ["serve", "--data-dir", "/data", "--listen", "0.0.0.0:50051", "--metrics-port", "9095"]
+CMD ["serve", "--data-dir", "/data", "--listen", "0.0.0.0:50051", "--metrics-port", "9095", "--metrics-host", "0.0.0.0"]

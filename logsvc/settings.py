@@ -17,6 +17,9 @@ from typing import Any
 from logsvc.errors import InvalidConfig
 
 ENV_PREFIX = "LOGSVC_"
+#: Room in a request for what is not a batch: field tags, lengths, the topic name, sequences.
+MESSAGE_HEADROOM_BYTES = 1024 * 1024
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024 + MESSAGE_HEADROOM_BYTES
 # LOGSVC_* variables that are not broker settings (the CLI's, and the client's: logsvc_client.security).
 _FOREIGN_ENV = (
     "LOGSVC_SERVER",
@@ -40,7 +43,16 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     """gRPC listen address HOST:PORT; port 0 picks a free port."""
     metrics_port: int = 9095
-    """HTTP port for /metrics (Prometheus) on the listen host; 0 picks a free port, -1 disables."""
+    """HTTP port for /metrics (Prometheus) on metrics_host; 0 picks a free port, -1 disables."""
+    metrics_host: str = "127.0.0.1"
+    """Address /metrics listens on, whatever ``listen`` says: it names every topic and group, so it
+    stays on loopback unless set (e.g. 0.0.0.0 for a Prometheus elsewhere; then consider
+    metrics_token_file)."""
+    metrics_token_file: str = ""
+    """A file holding one bearer token (at least 16 characters): when set, /metrics answers 401
+    unless a scrape sends ``Authorization: Bearer TOKEN`` (Prometheus: ``authorization:
+    credentials_file:``). Separate from auth_tokens_file, so the scraper's secret cannot produce or
+    delete. Read once, at start-up."""
     durability: str = "fsync"
     """"fsync": every acknowledged write is on disk. "os": the OS flushes when it likes (faster,
     loses the last writes on a machine crash, never on a process crash)."""
@@ -70,8 +82,13 @@ class Settings:
     """Fetch size cap when a request asks for 0 or more."""
     fetch_max_wait_ms: int = 30_000
     """Longest long-poll a Fetch may ask for."""
-    max_message_bytes: int = 256 * 1024 * 1024
-    """Largest gRPC message the broker sends or receives."""
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    """Largest gRPC request the broker accepts (17 MiB): the client's Produce requests are at most
+    16 MiB (or one batch), topics' batches 8 MiB by default, plus 1 MiB of headroom for the
+    request's framing. gRPC refuses a larger request with RESOURCE_EXHAUSTED, so nobody can make
+    the broker buffer hundreds of MB. A topic's max_batch_bytes must fit in it with the headroom
+    (CreateTopic/AlterTopic refuse one that does not). Responses may be larger: up to
+    fetch_max_bytes plus one batch (see max_response_bytes)."""
     workers: int = 64
     """gRPC handler threads (long-polling fetches each hold one)."""
     shutdown_grace_ms: int = 10_000
@@ -91,6 +108,18 @@ class Settings:
     it. false keeps the header, CRC and count checks and skips the per-record walk: a knob for
     measuring what the check costs (bench), never to be turned off in production, where one bad
     batch would wedge its partition for every reader."""
+
+    @property
+    def max_batch_bytes(self) -> int:
+        """The largest batch a topic may be configured for: max_message_bytes less the headroom."""
+        return self.max_message_bytes - MESSAGE_HEADROOM_BYTES
+
+    @property
+    def max_response_bytes(self) -> int:
+        """The largest gRPC message the broker sends: a Fetch answer holds up to fetch_max_bytes
+        of batches plus one whole batch, with per-batch framing (at most as large again for
+        tiny batches)."""
+        return 2 * self.fetch_max_bytes + self.max_message_bytes
 
     def validate(self) -> Settings:
         if self.durability not in ("fsync", "os"):
@@ -114,6 +143,14 @@ class Settings:
         for key in ("max_map_size_bytes", "fetch_max_wait_ms", "shutdown_grace_ms"):
             if getattr(self, key) < 0:
                 raise InvalidConfig(f"{key}={getattr(self, key)} must not be negative", key=key)
+        if self.max_message_bytes < MESSAGE_HEADROOM_BYTES + 1024:
+            raise InvalidConfig(
+                f"max_message_bytes={self.max_message_bytes} must be at least {MESSAGE_HEADROOM_BYTES + 1024} "
+                f"(the smallest batch, 1024, plus {MESSAGE_HEADROOM_BYTES} of headroom)",
+                key="max_message_bytes",
+            )
+        if not self.metrics_host.strip():
+            raise InvalidConfig("metrics_host must not be empty (127.0.0.1, 0.0.0.0, ::, a name)", key="metrics_host")
         if not -1 <= self.metrics_port <= 65535:
             raise InvalidConfig(
                 f"metrics_port={self.metrics_port} must be -1 (off), 0 (any) or a port", key="metrics_port"

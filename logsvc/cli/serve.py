@@ -19,7 +19,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def ready_line(broker: Broker) -> str:
     """The line announcing the bound addresses (tests read the port from it)."""
-    host = broker.address.rsplit(":", 1)[0]
+    host = broker.settings.metrics_host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     port = broker.metrics.port
     metrics = f"metrics http://{host}:{port}/metrics" if port else "metrics off"
     return f"logsvc listening on {broker.address} ({metrics})"
@@ -53,7 +54,21 @@ def _announce(broker: Broker) -> None:
     "--metrics-port",
     type=click.IntRange(min=-1, max=65535),
     default=None,
-    help="HTTP port for /metrics on the listen host; 0 picks a free one, -1 turns it off [default: 9095].",
+    help="HTTP port for /metrics on --metrics-host; 0 picks a free one, -1 turns it off [default: 9095].",
+)
+@click.option(
+    "--metrics-host",
+    metavar="HOST",
+    default=None,
+    help="Address /metrics listens on, whatever --listen says (it names every topic and group) [default: 127.0.0.1].",
+)
+@click.option(
+    "--metrics-token",
+    "metrics_token_file",
+    metavar="FILE",
+    default=None,
+    help="File holding one token (16+ characters): /metrics then answers 401 unless a scrape sends "
+    "'Authorization: Bearer TOKEN'.",
 )
 @click.option(
     "--durability",
@@ -87,7 +102,7 @@ def _announce(broker: Broker) -> None:
     "auth_tokens_file",
     metavar="FILE",
     default=None,
-    help="File of bearer tokens, one per line: every call but health checks must carry one.",
+    help="File of bearer tokens, one per line: every call but health checks (reflection too) must carry one.",
 )
 @click.option(
     "--log-level",
@@ -100,6 +115,8 @@ def serve(
     data_dir: str | None,
     listen: str | None,
     metrics_port: int | None,
+    metrics_host: str | None,
+    metrics_token_file: str | None,
     durability: str | None,
     auto_create_topics: bool | None,
     tls_cert_file: str | None,
@@ -123,6 +140,7 @@ def serve(
     Examples:
       logsvc serve
       logsvc serve --data-dir /var/lib/logsvc --listen 0.0.0.0:50051 --metrics-port 9095
+      logsvc serve --listen 0.0.0.0:50051 --metrics-host 10.0.0.5 --metrics-token metrics.token
       logsvc serve --config logsvc.toml --durability os
       logsvc serve --listen 0.0.0.0:50051 --tls-cert broker.pem --tls-key broker.key --auth-tokens tokens.txt
 
@@ -134,6 +152,8 @@ def serve(
         "data_dir": data_dir,
         "listen": listen,
         "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+        "metrics_token_file": metrics_token_file,
         "durability": durability,
         "auto_create_topics": auto_create_topics,
         "tls_cert_file": tls_cert_file,

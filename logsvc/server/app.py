@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from logsvc.errors import InvalidConfig, LogsvcError, StorageFailed
 from logsvc.server import malformed
 from logsvc.server.metrics import BrokerMetrics
-from logsvc.server.security import TokenAuth, load_tokens, server_credentials
+from logsvc.server.security import TokenAuth, load_metrics_token, load_tokens, server_credentials
 from logsvc.server.service import BrokerService
 from logsvc.server.status import abort
 from logsvc.settings import Settings
@@ -43,16 +43,27 @@ log = logging.getLogger("logsvc.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Broker"].full_name
 
 
+#: The ``method`` label of calls to methods the broker does not have: one series, not one per name.
+UNKNOWN_METHOD = "unknown"
+
+
 class _LatencyInterceptor(grpc.ServerInterceptor):
     """Times every unary call into ``logsvc_request_seconds{method, code}``, and refuses a request
-    that is not a valid protobuf message with INVALID_ARGUMENT (:mod:`logsvc.server.malformed`)."""
+    that is not a valid protobuf message with INVALID_ARGUMENT (:mod:`logsvc.server.malformed`).
+
+    A call to a method the broker does not have is UNIMPLEMENTED, counted under
+    ``method="unknown"`` (the made-up name is never a label) and never logged: its request is not
+    read (:func:`logsvc.server.refusals.refusing_handler`)."""
 
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
+        self._unknown = metrics.request_seconds.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name)
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
+            return self._unimplemented(details.method)
+        if handler.unary_unary is None:
             return handler
         method = details.method.rsplit("/", 1)[-1]
         inner = handler.unary_unary
@@ -76,6 +87,16 @@ class _LatencyInterceptor(grpc.ServerInterceptor):
             request_deserializer=malformed.lenient(handler.request_deserializer, method),
             response_serializer=handler.response_serializer,
         )
+
+    def _unimplemented(self, method: str) -> Any:
+        shown = method if len(method) <= 100 else method[:100] + "..."
+        message = f"method {shown!r} is not a method of this broker ({SERVICE_NAME}, health, reflection)"
+
+        def refuse(request_iterator: Any, context: grpc.ServicerContext) -> None:
+            self._unknown.observe(0.0)
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
 
 
 class Broker:
@@ -157,6 +178,7 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
     """Open the store, start the gRPC server and /metrics; return the running :class:`Broker`."""
     credentials = server_credentials(settings)  # configuration errors before the store is opened
     tokens = load_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else ()
+    metrics_token = load_metrics_token(settings.metrics_token_file) if settings.metrics_token_file else None
     store = store if store is not None else open_store(settings)
     malformed.install_log_filter()
     try:
@@ -164,12 +186,12 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
         service = BrokerService(store, settings, metrics)
         interceptors: list[grpc.ServerInterceptor] = [_LatencyInterceptor(metrics)]
         if tokens:
-            interceptors.append(TokenAuth(tokens))
+            interceptors.append(TokenAuth(tokens, on_refused=metrics.unauthenticated_calls.inc))
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="logsvc-rpc"),
             interceptors=interceptors,
             options=[
-                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_response_bytes),
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
@@ -194,20 +216,39 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         broker = Broker(settings, server, port, store, service, metrics, health_servicer)
+        _warn_of_batches_too_large(store, settings)
         if settings.metrics_port >= 0:
-            host = settings.listen.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
             try:
-                metrics.serve_http(host, settings.metrics_port)
+                metrics.serve_http(settings.metrics_host, settings.metrics_port, metrics_token)
             except OSError as e:
                 server.stop(0)
                 raise InvalidConfig(
-                    f"cannot serve /metrics on port {settings.metrics_port}: {e}", key="metrics_port"
+                    f"cannot serve /metrics on {settings.metrics_host}:{settings.metrics_port}: {e}",
+                    key="metrics_port",
                 ) from None
     except BaseException:
         store.close()
         raise
     broker._group_expiry.start()
     return broker
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _warn_of_batches_too_large(store: Store, settings: Settings) -> None:
+    """A topic created under a larger max_message_bytes may allow batches no request can carry now."""
+    for meta in store.list_topics():
+        if meta.config.max_batch_bytes > settings.max_batch_bytes:
+            log.warning(
+                "topic %s allows batches of %d bytes but max_message_bytes=%d admits at most %d: "
+                "lower its max_batch_bytes (logsvc topics alter) or raise max_message_bytes",
+                meta.name,
+                meta.config.max_batch_bytes,
+                settings.max_message_bytes,
+                settings.max_batch_bytes,
+            )
 
 
 def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> None:
@@ -231,7 +272,7 @@ def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> 
         settings.durability,
         tls,
         "required" if settings.auth_tokens_file else "off",
-        f"http://{broker.address.rsplit(':', 1)[0]}:{broker.metrics.port}/metrics" if broker.metrics.port else "off",
+        f"http://{_url_host(settings.metrics_host)}:{broker.metrics.port}/metrics" if broker.metrics.port else "off",
     )
     if ready is not None:
         ready(broker)

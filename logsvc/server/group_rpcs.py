@@ -19,6 +19,7 @@ from logsvc.errors import GroupNotFound, InvalidRequest, OffsetOutOfRange
 from logsvc.groups import Coordinator
 from logsvc.groups.member import DEFAULT_SESSION_TIMEOUT_MS
 from logsvc.server.lag import partition_lag
+from logsvc.server.limits import MAX_ID_BYTES, MAX_METADATA_BYTES, check_length
 from logsvc.server.status import translated
 from logsvc.settings import Settings
 from logsvc.storage.base import CommittedOffset, PartitionState, Store
@@ -101,11 +102,11 @@ class GroupRpcs:
             group,
             topics=list(request.topics),
             now_ms=self.mono_ms(),
-            member_id=request.member_id or None,
-            instance_id=request.instance_id or None,
+            member_id=check_length("member_id", request.member_id, MAX_ID_BYTES) or None,
+            instance_id=check_length("instance_id", request.instance_id, MAX_ID_BYTES) or None,
             session_timeout_ms=session_timeout_ms,
-            assignor=request.assignor or "sticky",
-            client_id=request.client_id,
+            assignor=check_length("assignor", request.assignor, MAX_ID_BYTES) or "sticky",
+            client_id=check_length("client_id", request.client_id, MAX_ID_BYTES),
         )
         return pb.JoinGroupResponse(
             member_id=result.member_id,
@@ -118,7 +119,11 @@ class GroupRpcs:
     @translated
     def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.ServicerContext) -> pb.HeartbeatResponse:
         result = self.coordinator.heartbeat(
-            check_group_id(request.group), request.member_id, request.generation, from_pb(request.owned), self.mono_ms()
+            check_group_id(request.group),
+            check_length("member_id", request.member_id, MAX_ID_BYTES),
+            request.generation,
+            from_pb(request.owned),
+            self.mono_ms(),
         )
         return pb.HeartbeatResponse(
             generation=result.generation,
@@ -129,7 +134,9 @@ class GroupRpcs:
 
     @translated
     def LeaveGroup(self, request: pb.LeaveGroupRequest, context: grpc.ServicerContext) -> pb.LeaveGroupResponse:
-        self.coordinator.leave(check_group_id(request.group), request.member_id, self.mono_ms())
+        self.coordinator.leave(
+            check_group_id(request.group), check_length("member_id", request.member_id, MAX_ID_BYTES), self.mono_ms()
+        )
         return pb.LeaveGroupResponse()
 
     def _check_offsets(self, commits: Sequence[pb.OffsetCommit]) -> None:
@@ -152,6 +159,9 @@ class GroupRpcs:
         group = check_group_id(request.group)
         if not request.offsets:
             return pb.CommitOffsetsResponse()
+        check_length("member_id", request.member_id, MAX_ID_BYTES)
+        for i, c in enumerate(request.offsets):
+            check_length(f"offsets[{i}].metadata", c.metadata, MAX_METADATA_BYTES)
         self._check_offsets(request.offsets)
         tps = [TopicPartition(c.topic, c.partition) for c in request.offsets]
         self.coordinator.check_commit(group, request.member_id or None, request.generation, tps, self.mono_ms())

@@ -5,11 +5,16 @@
   the handshake refuses the others before any call reaches the broker.
 * **Tokens** (``auth_tokens_file``): every call must carry metadata ``authorization: Bearer TOKEN``
   with one of the file's tokens (one per line; blank lines and ``#`` comments ignored), or it fails
-  with UNAUTHENTICATED naming what was wrong. Health checks and server reflection stay open, so load
-  balancers and ``grpcurl list`` work without one. The file is read once, at start-up.
+  with UNAUTHENTICATED naming what was wrong. Health checks stay open, so load balancers work
+  without one; server reflection needs a token too (``grpcurl -H 'authorization: Bearer TOKEN'
+  ... list``). The file is read once, at start-up. A refused call costs the broker no state: its
+  request is not read, and it is logged once per client address per interval with a count
+  (:mod:`logsvc.server.refusals`). A call to a method the broker does not have is UNIMPLEMENTED,
+  token or not.
 
 Tokens over a plaintext port can be read off the network: use them with TLS beyond localhost. The
-``/metrics`` HTTP port is not covered by either (bind it to a private interface, or turn it off).
+``/metrics`` HTTP port is covered by neither: it listens on ``metrics_host`` (127.0.0.1 by
+default) and takes its own optional token (``metrics_token_file``, :mod:`logsvc.server.metrics`).
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ from typing import Any
 import grpc
 
 from logsvc.errors import InvalidConfig, Unauthenticated
-from logsvc.server.status import abort
+from logsvc.server.refusals import RefusalLog, refusing_handler
 from logsvc.settings import Settings
 
 log = logging.getLogger("logsvc.server")
 
-#: Services any caller may use: health checking and reflection.
-OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+#: Services any caller may use: health checking (reflection needs a token: it describes the API).
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 AUTHORIZATION = "authorization"
 BEARER = "bearer "
 
@@ -82,24 +87,51 @@ def load_tokens(path: str) -> tuple[bytes, ...]:
     return tuple(tokens)
 
 
-class TokenAuth(grpc.ServerInterceptor):
-    """Refuses every call but health checks and reflection unless it carries a known bearer token."""
+MIN_METRICS_TOKEN_CHARS = 16
 
-    def __init__(self, tokens: Sequence[bytes]) -> None:
+
+def load_metrics_token(path: str) -> bytes:
+    """The one token of ``metrics_token_file`` (surrounding whitespace ignored, at least
+    :data:`MIN_METRICS_TOKEN_CHARS` printable characters, no spaces)."""
+    token = _read(path, "metrics_token_file").decode("utf-8", errors="replace").strip()
+    if len(token) < MIN_METRICS_TOKEN_CHARS or not token.isprintable() or any(c.isspace() for c in token):
+        raise InvalidConfig(
+            f"metrics_token_file: {path} must hold one token of at least {MIN_METRICS_TOKEN_CHARS} "
+            "printable characters without spaces",
+            key="metrics_token_file",
+        )
+    return token.encode()
+
+
+class TokenAuth(grpc.ServerInterceptor):
+    """Refuses every call but health checks unless it carries a known bearer token; a method the
+    broker does not have is left to be UNIMPLEMENTED."""
+
+    def __init__(
+        self,
+        tokens: Sequence[bytes],
+        refusals: RefusalLog | None = None,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
         self._tokens = tuple(tokens)
+        self.refusals = refusals if refusals is not None else RefusalLog()
+        self._on_refused = on_refused
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        if details.method.startswith(OPEN_METHOD_PREFIXES):
-            return continuation(details)
+        handler = continuation(details)
+        if handler is None or details.method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
         error = self.check(details.invocation_metadata or ())
         if error is None:
-            return continuation(details)
-        log.info("refused %s: %s", details.method, error)
+            return handler
+        method = details.method
 
-        def refuse(request: Any, context: grpc.ServicerContext) -> None:
-            abort(context, error)
+        def count(context: grpc.ServicerContext) -> None:
+            if self._on_refused is not None:
+                self._on_refused()
+            self.refusals.refused(context.peer(), f"a call to {method}", error.message)
 
-        return grpc.unary_unary_rpc_method_handler(refuse)
+        return refusing_handler(error, count)
 
     def check(self, metadata: Sequence[tuple[str, str | bytes]]) -> Unauthenticated | None:
         """None when ``metadata`` carries a known token, else the error that says what is missing."""

@@ -19,6 +19,7 @@ import grpc
 from logsvc.errors import InvalidConfig, InvalidRequest, TopicAlreadyExists, TopicNotFound
 from logsvc.groups import Coordinator
 from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
+from logsvc.server.limits import check_config
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.status import translated
 from logsvc.settings import Settings
@@ -86,11 +87,22 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
 
     # -- topics ---------------------------------------------------------------------------------
 
+    def _check_batch_fits(self, config: TopicConfig) -> TopicConfig:
+        """A topic's batches must fit in a request the broker accepts (max_message_bytes)."""
+        if config.max_batch_bytes > self.settings.max_batch_bytes:
+            raise InvalidConfig(
+                f"topic config max_batch_bytes={config.max_batch_bytes} is above {self.settings.max_batch_bytes}, "
+                f"the largest batch a request of this broker's max_message_bytes="
+                f"{self.settings.max_message_bytes} can carry",
+                key="max_batch_bytes",
+            )
+        return config
+
     @translated
     def CreateTopic(self, request: pb.CreateTopicRequest, context: grpc.ServicerContext) -> pb.TopicDescription:
         name = check_topic_name(request.name)
         partitions = check_partition_count(request.partitions, self.settings.max_partitions)
-        config = TopicConfig.parse(dict(request.config))
+        config = self._check_batch_fits(TopicConfig.parse(check_config(dict(request.config))))
         meta = self.store.create_topic(name, partitions, config)
         self.coordinator.topics_changed(self.mono_ms())
         return describe(self.store, meta)
@@ -107,7 +119,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             values = meta.config.as_strings()
             for key in request.reset_config:
                 values[key] = TopicConfig.default(key)
-            config = TopicConfig.parse({**values, **request.set_config})
+            config = self._check_batch_fits(TopicConfig.parse({**values, **check_config(request.set_config)}))
         partitions = request.partitions or None
         altered = self.store.alter_topic(name, partitions=partitions, config=config)
         if altered.partitions != meta.partitions:
@@ -117,6 +129,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
     @translated
     def DeleteTopic(self, request: pb.DeleteTopicRequest, context: grpc.ServicerContext) -> pb.DeleteTopicResponse:
         self.store.delete_topic(check_topic_name(request.name))
+        self.metrics.forget_topic(request.name)
         self.coordinator.topics_changed(self.mono_ms())
         return pb.DeleteTopicResponse()
 
