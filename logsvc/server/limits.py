@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from logsvc.errors import InvalidConfig, InvalidRequest
+from logsvc.groups.member import MAX_ID_BYTES  # client, instance and member ids: the coordinator's bound
 
-#: Client ids, instance ids and member ids (Kafka's client ids are similar in spirit).
-MAX_ID_BYTES = 255
+__all__ = ["MAX_ID_BYTES", "MAX_METADATA_BYTES", "check_config", "check_length"]
+
 #: OffsetCommit.metadata (Kafka's offset.metadata.max.bytes is 4096).
 MAX_METADATA_BYTES = 4096
 #: A topic config key (the known ones are short; anything longer is a mistake or an attack).

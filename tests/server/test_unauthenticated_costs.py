@@ -79,7 +79,9 @@ def test_20000_unknown_method_calls_leave_metrics_and_rss_bounded(guarded_broker
     assert abs(len(after) - len(before)) < 1_024
     assert 'logsvc_request_seconds_count{code="UNIMPLEMENTED",method="unknown"} 22000.0' in after
     assert "made.up" not in after and "Method1" not in after
-    assert rss_kib(pid) - rss_before < 16 * 1024, "the broker's RSS grew by more than 16 MiB"
+    # (before the fix these calls grew it by ~116 MiB; gRPC's own buffers under a loaded machine
+    # take up to ~16 MiB, so the bound leaves room for them and still catches a per-name cost)
+    assert rss_kib(pid) - rss_before < 40 * 1024, "the broker's RSS grew by more than 40 MiB"
     # And not one line was logged per call
     assert "made.up" not in guarded_broker.stderr_text()
 
