@@ -23,6 +23,9 @@ import msgpack
 
 #: 9999-12-31T23:59:59.999Z in ms since the Unix epoch: the greatest timestamp a record may have.
 MAX_TIMESTAMP_MS = 253_402_300_799_999
+#: Length widths (bytes after the marker) of msgpack's bin 8/16/32 and str 8/16/32 markers
+_BIN_WIDTHS = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+_STR_WIDTHS = {0xD9: 1, 0xDA: 2, 0xDB: 4}
 #: The most records one batch may hold.
 MAX_RECORDS_PER_BATCH = 1_000_000
 #: The smallest record's msgpack size (``94 00 c0 c0 c0``): a payload of n bytes holds fewer than n / 5 records.
@@ -110,32 +113,34 @@ class _Walker:
             raise self.cut_off(i)
         return self.d[self.p]
 
-    def bin_or_nil(self, i: int, field: str, plural: str) -> None:
+    def sized(self, i: int, width: int) -> tuple[int, int]:
+        """Where the bytes of the str or bin at the cursor start and how many there are; its marker
+        is followed by a ``width``-byte big-endian length (0: a fixstr, the length in the marker).
+        Raises cut_off when the payload ends inside it."""
         d, p, left = self.d, self.p, self.end - self.p
-        b = d[p]
-        if b == 0xC0:
-            self.p = p + 1
-            return
-        if b == 0xC4:
-            if left < 2:
-                raise self.cut_off(i)
-            size, hdr = d[p + 1], 2
-        elif b == 0xC5:
-            if left < 3:
-                raise self.cut_off(i)
-            size, hdr = _U16(d, p + 1)[0], 3
-        elif b == 0xC6:
-            if left < 5:
-                raise self.cut_off(i)
-            size, hdr = _U32(d, p + 1)[0], 5
+        if width == 0:
+            size, hdr = d[p] & 0x1F, 1
+        elif left < 1 + width:
+            raise self.cut_off(i)
         else:
+            size, hdr = int.from_bytes(d[p + 1 : p + 1 + width], "big"), 1 + width
+        if left - hdr < size:
+            raise self.cut_off(i)
+        return p + hdr, size
+
+    def bin_or_nil(self, i: int, field: str, plural: str) -> None:
+        b = self.d[self.p]
+        if b == 0xC0:
+            self.p += 1
+            return
+        width = _BIN_WIDTHS.get(b)
+        if width is None:
             hint = _STR_HINT if _is_str(b) else ""
             raise _Refused(
                 f"record {i}: {field} is msgpack {type_name(b)} ({b:#04x}); {plural} must be bin or nil{hint}"
             )
-        if left - hdr < size:
-            raise self.cut_off(i)
-        self.p = p + hdr + size
+        start, size = self.sized(i, width)
+        self.p = start + size
 
     def header(self, i: int, j: int) -> None:
         b = self.need(i)
@@ -150,32 +155,17 @@ class _Walker:
         if n != 2:
             raise _Refused(f"record {i}: header {j} is an array of {n} elements, not 2 [name, value]")
         b = self.need(i)
-        d, p, left = self.d, self.p, self.end - self.p
-        if 0xA0 <= b <= 0xBF:
-            size, hdr = b & 0x1F, 1
-        elif b == 0xD9:
-            if left < 2:
-                raise self.cut_off(i)
-            size, hdr = d[p + 1], 2
-        elif b == 0xDA:
-            if left < 3:
-                raise self.cut_off(i)
-            size, hdr = _U16(d, p + 1)[0], 3
-        elif b == 0xDB:
-            if left < 5:
-                raise self.cut_off(i)
-            size, hdr = _U32(d, p + 1)[0], 5
-        else:
+        width = 0 if 0xA0 <= b <= 0xBF else _STR_WIDTHS.get(b)
+        if width is None:
             raise _Refused(
                 f"record {i}: header {j} name is msgpack {type_name(b)} ({b:#04x}); header names must be str"
             )
-        if left - hdr < size:
-            raise self.cut_off(i)
+        start, size = self.sized(i, width)
         try:
-            d[p + hdr : p + hdr + size].decode()
+            self.d[start : start + size].decode()
         except UnicodeDecodeError:
             raise _Refused(f"record {i}: header {j} name is not valid UTF-8") from None
-        self.p = p + hdr + size
+        self.p = start + size
         self.need(i)
         self.bin_or_nil(i, f"header {j} value", "header values")
 
