@@ -172,7 +172,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         else:
             appended = self.store.append(meta.name, batches)
         stored = [data for (_, data), a in zip(batches, appended, strict=True) if not a.duplicate]
-        self.metrics.produce_records.labels(meta.name).inc(sum(codec.read_header(data).record_count for data in stored))
+        self.metrics.produce_records.labels(meta.name).inc(sum(codec.stored_span(data).record_count for data in stored))
         self.metrics.produce_bytes.labels(meta.name).inc(sum(map(len, stored)))
         return appended
 
