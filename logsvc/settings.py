@@ -91,6 +91,12 @@ class Settings:
     fetch_max_bytes plus one batch (see max_response_bytes)."""
     workers: int = 64
     """gRPC handler threads (long-polling fetches each hold one)."""
+    max_concurrent_rpcs: int = 10_000
+    """Calls the broker holds at once (waiting long polls included); one more is refused at once
+    with RESOURCE_EXHAUSTED, so a flood of calls cannot grow memory without bound."""
+    max_streams_per_connection: int = 1_000
+    """Concurrent calls one client connection may have open (HTTP/2 max concurrent streams); more
+    wait in the client until one finishes."""
     shutdown_grace_ms: int = 10_000
     """On SIGTERM/SIGINT, how long in-flight calls may finish."""
     tls_cert_file: str = ""
@@ -100,8 +106,23 @@ class Settings:
     tls_client_ca_file: str = ""
     """PEM CA certificate(s): when set, clients must present a certificate signed by one (mutual TLS)."""
     auth_tokens_file: str = ""
-    """A file of bearer tokens, one per line (# comments): when set, every call but health checks and
-    reflection must carry one (``authorization: Bearer TOKEN``), or it fails with UNAUTHENTICATED."""
+    """A file of ``PRINCIPAL TOKEN`` lines (whole-line # comments; tokens of at least 16
+    characters): when set, every call but health checks must carry one of its tokens
+    (``authorization: Bearer TOKEN``), or it fails with UNAUTHENTICATED; the call then acts as
+    ``User:PRINCIPAL``. Re-read on SIGHUP; connections stay up."""
+    super_users: str = ""
+    """Principals that may do anything whatever the ACLs say, separated by ``;`` or ``,``
+    (Kafka's super.users), e.g. ``User:admin;User:ops``."""
+    allow_if_no_acl: bool = True
+    """While the broker holds no ACL at all, let every principal do anything (so a broker without
+    ACLs works as before). Once any ACL exists this has no effect: what no ACL allows is refused.
+    false: refuse from the start (only super_users may act until ACLs are added)."""
+    quota_produce_bytes_per_second: int = 0
+    """Default produce quota of every principal (request bytes per second); 0 = no limit. Over it,
+    responses are held back (throttled), never refused. ``logsvc quotas set`` overrides it per
+    principal."""
+    quota_fetch_bytes_per_second: int = 0
+    """Default fetch quota of every principal (response bytes per second); 0 = no limit."""
     log_level: str = "INFO"
     validate_records: bool = True
     """Check every record of every produced batch against the specification before acknowledging
@@ -137,10 +158,18 @@ class Settings:
             "fetch_max_bytes",
             "max_message_bytes",
             "workers",
+            "max_concurrent_rpcs",
+            "max_streams_per_connection",
         ):
             if getattr(self, key) <= 0:
                 raise InvalidConfig(f"{key}={getattr(self, key)} must be positive", key=key)
-        for key in ("max_map_size_bytes", "fetch_max_wait_ms", "shutdown_grace_ms"):
+        for key in (
+            "max_map_size_bytes",
+            "fetch_max_wait_ms",
+            "shutdown_grace_ms",
+            "quota_produce_bytes_per_second",
+            "quota_fetch_bytes_per_second",
+        ):
             if getattr(self, key) < 0:
                 raise InvalidConfig(f"{key}={getattr(self, key)} must not be negative", key=key)
         if self.max_message_bytes < MESSAGE_HEADROOM_BYTES + 1024:

@@ -138,6 +138,14 @@ class Unauthenticated(LogsvcError):
     status = grpc.StatusCode.UNAUTHENTICATED
 
 
+class PermissionDenied(LogsvcError):
+    """No ACL allows the caller's principal this operation on this resource (or one denies it);
+    the message names the principal, the operation and the resource."""
+
+    code = "permission_denied"
+    status = grpc.StatusCode.PERMISSION_DENIED
+
+
 class StorageFailed(Unavailable):
     """The broker's storage can no longer write (LMDB's MDB_PANIC, a failed fsync). The broker
     stops serving (health NOT_SERVING) and exits non-zero so its supervisor restarts it; a client

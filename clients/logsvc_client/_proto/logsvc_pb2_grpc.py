@@ -134,6 +134,36 @@ class BrokerStub:
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupRequest.SerializeToString,
                 response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupResponse.FromString,
                 _registered_method=True)
+        self.CreateAcls = channel.unary_unary(
+                '/logsvc.v1.Broker/CreateAcls',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.CreateAclsRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.CreateAclsResponse.FromString,
+                _registered_method=True)
+        self.DescribeAcls = channel.unary_unary(
+                '/logsvc.v1.Broker/DescribeAcls',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeAclsRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeAclsResponse.FromString,
+                _registered_method=True)
+        self.DeleteAcls = channel.unary_unary(
+                '/logsvc.v1.Broker/DeleteAcls',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteAclsRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteAclsResponse.FromString,
+                _registered_method=True)
+        self.AlterQuotas = channel.unary_unary(
+                '/logsvc.v1.Broker/AlterQuotas',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.AlterQuotasRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.AlterQuotasResponse.FromString,
+                _registered_method=True)
+        self.DescribeQuotas = channel.unary_unary(
+                '/logsvc.v1.Broker/DescribeQuotas',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeQuotasRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeQuotasResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/logsvc.v1.Broker/WhoAmI',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class BrokerServicer:
@@ -223,7 +253,11 @@ class BrokerServicer:
         A join with an instance_id held by a live member replaces that member (a restarted static
         member gets its partitions back); every later request from the replaced member id is refused
         with FAILED_PRECONDITION and error code "fenced_instance": a fenced client must stop, not
-        join again.
+        join again. A new member of a group that already has max_members_per_group members is refused
+        with RESOURCE_EXHAUSTED ("group_max_size_reached"); a client_id or instance_id over 255 bytes
+        with INVALID_ARGUMENT. A group with no live member is forgotten, its committed offsets with it,
+        once its last activity (newest commit; its last member leaving or dying) is older than the
+        broker's offsets_retention_minutes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -279,6 +313,45 @@ class BrokerServicer:
 
     def DeleteGroup(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAcls(self, request, context):
+        """Access control (see ACCESS CONTROL below). Creating and deleting ACLs and quotas needs ALTER on
+        the cluster, listing them DESCRIBE on the cluster.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeAcls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAcls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterQuotas(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeQuotas(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """The principal the broker sees for this call (no permission needed beyond authentication).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -385,6 +458,36 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.DeleteGroup,
                     request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupRequest.FromString,
                     response_serializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupResponse.SerializeToString,
+            ),
+            'CreateAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAcls,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.CreateAclsRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.CreateAclsResponse.SerializeToString,
+            ),
+            'DescribeAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeAcls,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeAclsRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeAclsResponse.SerializeToString,
+            ),
+            'DeleteAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAcls,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteAclsRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.DeleteAclsResponse.SerializeToString,
+            ),
+            'AlterQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterQuotas,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.AlterQuotasRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.AlterQuotasResponse.SerializeToString,
+            ),
+            'DescribeQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeQuotas,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeQuotasRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.DescribeQuotasResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.WhoAmIRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.WhoAmIResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -927,6 +1030,168 @@ class Broker:
             '/logsvc.v1.Broker/DeleteGroup',
             logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupRequest.SerializeToString,
             logsvc_dot_v1_dot_logsvc__pb2.DeleteGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/CreateAcls',
+            logsvc_dot_v1_dot_logsvc__pb2.CreateAclsRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.CreateAclsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/DescribeAcls',
+            logsvc_dot_v1_dot_logsvc__pb2.DescribeAclsRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.DescribeAclsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/DeleteAcls',
+            logsvc_dot_v1_dot_logsvc__pb2.DeleteAclsRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.DeleteAclsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/AlterQuotas',
+            logsvc_dot_v1_dot_logsvc__pb2.AlterQuotasRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.AlterQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/DescribeQuotas',
+            logsvc_dot_v1_dot_logsvc__pb2.DescribeQuotasRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.DescribeQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logsvc.v1.Broker/WhoAmI',
+            logsvc_dot_v1_dot_logsvc__pb2.WhoAmIRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,
