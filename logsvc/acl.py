@@ -57,3 +57,12 @@ class Need(NamedTuple):
     operation: str
     resource_type: str
     name: str
+
+
+class QuotaOverride(NamedTuple):
+    """A principal's stored quota override, bytes per second; None = the broker's default applies,
+    0 = no limit."""
+
+    principal: str
+    produce_bytes_per_second: int | None
+    fetch_bytes_per_second: int | None
