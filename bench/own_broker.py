@@ -30,6 +30,13 @@ def broker(server: str | None, *extra: str) -> Iterator[str]:
 @contextmanager
 def own_broker(*extra: str) -> Iterator[str]:
     """``logsvc serve [EXTRA]`` on a temporary data directory; yields its address."""
+    with own_broker_process(*extra) as (address, _):
+        yield address
+
+
+@contextmanager
+def own_broker_process(*extra: str) -> Iterator[tuple[str, int]]:
+    """As :func:`own_broker`, yielding ``(address, pid)`` (to read the broker's RSS and threads)."""
     with tempfile.TemporaryDirectory(prefix="logsvc-bench-") as tmp:
         cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", tmp, "--listen", "127.0.0.1:0"]
         proc = subprocess.Popen(
@@ -47,7 +54,7 @@ def own_broker(*extra: str) -> Iterator[str]:
             raise SystemExit("benchmark broker did not start")
         threading.Thread(target=proc.stderr.read, daemon=True).start()
         try:
-            yield address
+            yield address, proc.pid
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)

@@ -89,8 +89,10 @@ class Settings:
     the broker buffer hundreds of MB. A topic's max_batch_bytes must fit in it with the headroom
     (CreateTopic/AlterTopic refuse one that does not). Responses may be larger: up to
     fetch_max_bytes plus one batch (see max_response_bytes)."""
-    workers: int = 64
-    """gRPC handler threads (long-polling fetches each hold one)."""
+    workers: int = 16
+    """Threads that run the broker's short calls (produce, commits, admin, a fetch's read).
+    Long-polling fetches and health watches hold none while they wait (they wait on the server's
+    event loop), so this does not bound how many clients may be connected or waiting."""
     max_concurrent_rpcs: int = 10_000
     """Calls the broker holds at once (waiting long polls included); one more is refused at once
     with RESOURCE_EXHAUSTED, so a flood of calls cannot grow memory without bound."""

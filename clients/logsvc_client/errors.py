@@ -2,7 +2,7 @@
 
 Every error has a stable ``code`` (sent in the ``logsvc-error`` trailing metadata), a gRPC status
 code, and a ``retriable`` flag saying whether the same request may succeed later. The broker
-raises these and :mod:`logsvc.server.status` turns them into a gRPC status once; the client turns
+raises these and :mod:`logsvc.server.calls` turns them into a gRPC status once; the client turns
 a status back into the same class with :func:`from_rpc_error`, so ``except TopicNotFound`` works
 the same in-process and across the wire.
 

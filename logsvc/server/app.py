@@ -10,17 +10,23 @@ fsync), health goes NOT_SERVING at once, every write fails with StorageFailed, a
 shuts down the same way and raises the failure, so ``logsvc serve`` exits with status 74
 (``logsvc.cli.main.EXIT_STORAGE_FAILED``) for its supervisor to restart it. A fresh process
 reopens the environment from what is on disk; the broker does not try to reopen it in place.
+
+The server is ``grpc.aio`` on an event loop of its own thread (:class:`EventLoop`): short calls run
+on a pool of ``workers`` threads, while long-polling fetches and health watches wait on the loop
+without a thread each, so how many clients may wait at once does not depend on the thread count
+(``max_concurrent_rpcs`` bounds it; ``max_streams_per_connection`` bounds one connection). Every
+call passes through :mod:`logsvc.server.calls`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
-import time
-from collections.abc import Callable
-from concurrent import futures
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,10 +34,11 @@ from grpc_reflection.v1alpha import reflection
 
 from logsvc.errors import InvalidConfig, LogsvcError, StorageFailed
 from logsvc.server import malformed
+from logsvc.server.calls import BrokerCalls
+from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.security import TokenAuth, load_metrics_token, load_tokens, server_credentials
 from logsvc.server.service import BrokerService
-from logsvc.server.status import abort
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
 from logsvc.storage.lmdb_store import LmdbStore
@@ -41,62 +48,34 @@ from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
 log = logging.getLogger("logsvc.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Broker"].full_name
+T = TypeVar("T")
 
 
-#: The ``method`` label of calls to methods the broker does not have: one series, not one per name.
-UNKNOWN_METHOD = "unknown"
+class EventLoop:
+    """The asyncio loop the gRPC server runs on, in its own thread (``logsvc-io``), so
+    :func:`create_server` and :meth:`Broker.stop` stay plain calls for the CLI and tests."""
 
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="logsvc-io", daemon=True)
+        self._thread.start()
 
-class _LatencyInterceptor(grpc.ServerInterceptor):
-    """Times every unary call into ``logsvc_request_seconds{method, code}``, and refuses a request
-    that is not a valid protobuf message with INVALID_ARGUMENT (:mod:`logsvc.server.malformed`).
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
 
-    A call to a method the broker does not have is UNIMPLEMENTED, counted under
-    ``method="unknown"`` (the made-up name is never a label) and never logged: its request is not
-    read (:func:`logsvc.server.refusals.refusing_handler`)."""
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the loop and wait for its result (from any other thread)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def __init__(self, metrics: BrokerMetrics) -> None:
-        self._metrics = metrics
-        self._unknown = metrics.request_seconds.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name)
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Start ``coroutine`` on the loop without waiting (safe from the loop's own callbacks)."""
+        asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None:
-            return self._unimplemented(details.method)
-        if handler.unary_unary is None:
-            return handler
-        method = details.method.rsplit("/", 1)[-1]
-        inner = handler.unary_unary
-        histogram = self._metrics.request_seconds
-
-        def timed(request: Any, context: grpc.ServicerContext) -> Any:
-            start = time.perf_counter()
-            code = "OK"
-            try:
-                if isinstance(request, malformed.Malformed):
-                    abort(context, request.error())
-                return inner(request, context)
-            except Exception:
-                code = (context.code() or grpc.StatusCode.UNKNOWN).name
-                raise
-            finally:
-                histogram.labels(method, code).observe(time.perf_counter() - start)
-
-        return grpc.unary_unary_rpc_method_handler(
-            timed,
-            request_deserializer=malformed.lenient(handler.request_deserializer, method),
-            response_serializer=handler.response_serializer,
-        )
-
-    def _unimplemented(self, method: str) -> Any:
-        shown = method if len(method) <= 100 else method[:100] + "..."
-        message = f"method {shown!r} is not a method of this broker ({SERVICE_NAME}, health, reflection)"
-
-        def refuse(request_iterator: Any, context: grpc.ServicerContext) -> None:
-            self._unknown.observe(0.0)
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
-
-        return grpc.stream_unary_rpc_method_handler(refuse)
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
 
 
 class Broker:
@@ -105,23 +84,28 @@ class Broker:
     def __init__(
         self,
         settings: Settings,
-        server: grpc.Server,
+        io: EventLoop,
+        server: grpc.aio.Server,
         port: int,
         store: Store,
         service: BrokerService,
         metrics: BrokerMetrics,
-        health_servicer: health.HealthServicer,
+        health_servicer: health.aio.HealthServicer,
+        executor: ThreadPoolExecutor,
     ) -> None:
         self.settings = settings
+        self.io = io
         self.server = server
         self.port = port
         self.store = store
         self.service = service
         self.metrics = metrics
         self.health = health_servicer
+        self.executor = executor
         self.address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
         self.failure: StorageFailed | None = None  # set once the store can no longer write
         self._stopped = threading.Event()
+        self._terminated = threading.Event()
         store.on_failure(self._storage_failed)
         self._group_expiry = threading.Thread(target=self._expire_groups, name="logsvc-group-expiry", daemon=True)
 
@@ -141,7 +125,7 @@ class Broker:
         """On the writer thread, before any write is failed: stop claiming to serve."""
         self.failure = failure
         for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            self.io.spawn(self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING))
 
     def stop(self, grace_s: float | None = None) -> None:
         """Graceful shutdown; safe to call twice."""
@@ -151,14 +135,23 @@ class Broker:
         if self._group_expiry.ident is not None:
             self._group_expiry.join()
         grace = self.settings.shutdown_grace_ms / 1000 if grace_s is None else grace_s
-        self.health.enter_graceful_shutdown()
         self.service.stopping.set()
-        self.server.stop(grace).wait()
+        self.io.run(self._stop(grace))
+        self.io.close()
+        self.executor.shutdown(wait=True)
         self.metrics.stop_http()
         self.store.close()
+        self._terminated.set()
+
+    async def _stop(self, grace_s: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self.service.long_polls is not None:
+            self.service.long_polls.release_all()
+        await self.server.stop(grace_s)
 
     def wait(self) -> None:
-        self.server.wait_for_termination()
+        """Block until :meth:`stop` has finished."""
+        self._terminated.wait()
 
 
 def open_store(settings: Settings) -> LmdbStore:
@@ -181,56 +174,76 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
     metrics_token = load_metrics_token(settings.metrics_token_file) if settings.metrics_token_file else None
     store = store if store is not None else open_store(settings)
     malformed.install_log_filter()
+    io = EventLoop()
+    executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="logsvc-rpc")
     try:
         metrics = BrokerMetrics(store)
         service = BrokerService(store, settings, metrics)
-        interceptors: list[grpc.ServerInterceptor] = [_LatencyInterceptor(metrics)]
-        if tokens:
-            interceptors.append(TokenAuth(tokens, on_refused=metrics.unauthenticated_calls.inc))
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="logsvc-rpc"),
-            interceptors=interceptors,
-            options=[
-                ("grpc.max_send_message_length", settings.max_response_bytes),
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
-        )
-        pb_grpc.add_BrokerServicer_to_server(service, server)
-        health_servicer = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server,
-        )
-        try:
-            if credentials is None:
-                port = server.add_insecure_port(settings.listen)
-            else:
-                port = server.add_secure_port(settings.listen, credentials)
-        except RuntimeError as e:
-            raise InvalidConfig(f"cannot listen on {settings.listen}: {e}", key="listen") from None
-        if port == 0:
-            raise InvalidConfig(f"cannot listen on {settings.listen}: address in use or not available", key="listen")
-        server.start()
-        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        broker = Broker(settings, server, port, store, service, metrics, health_servicer)
+        service.executor = executor
+        auth = TokenAuth(tokens, on_refused=metrics.unauthenticated_calls.inc) if tokens else None
+        server, port, health_servicer = io.run(_start(settings, service, metrics, executor, auth, credentials, io))
+        broker = Broker(settings, io, server, port, store, service, metrics, health_servicer, executor)
         _warn_of_batches_too_large(store, settings)
         if settings.metrics_port >= 0:
             try:
                 metrics.serve_http(settings.metrics_host, settings.metrics_port, metrics_token)
             except OSError as e:
-                server.stop(0)
+                io.run(server.stop(0))
                 raise InvalidConfig(
                     f"cannot serve /metrics on {settings.metrics_host}:{settings.metrics_port}: {e}",
                     key="metrics_port",
                 ) from None
     except BaseException:
+        io.close()
+        executor.shutdown(wait=False)
         store.close()
         raise
     broker._group_expiry.start()
     return broker
+
+
+async def _start(
+    settings: Settings,
+    service: BrokerService,
+    metrics: BrokerMetrics,
+    executor: ThreadPoolExecutor,
+    auth: TokenAuth | None,
+    credentials: grpc.ServerCredentials | None,
+    io: EventLoop,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """On the loop: build the aio server (Broker, health, reflection), bind and start it."""
+    service.long_polls = LongPolls(service.store, io.loop)
+    server = grpc.aio.server(
+        migration_thread_pool=executor,
+        interceptors=[BrokerCalls(SERVICE_NAME, metrics, executor, auth)],
+        options=[
+            ("grpc.max_send_message_length", settings.max_response_bytes),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    pb_grpc.add_BrokerServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, credentials)
+    except RuntimeError as e:
+        raise InvalidConfig(f"cannot listen on {settings.listen}: {e}", key="listen") from None
+    if port == 0:
+        raise InvalidConfig(f"cannot listen on {settings.listen}: address in use or not available", key="listen")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer
 
 
 def _url_host(host: str) -> str:

@@ -13,14 +13,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-import grpc
-
 from logsvc.errors import GroupNotFound, InvalidRequest, OffsetOutOfRange
 from logsvc.groups import Coordinator
 from logsvc.groups.member import DEFAULT_SESSION_TIMEOUT_MS
+from logsvc.server.calls import Call
 from logsvc.server.lag import partition_lag
 from logsvc.server.limits import MAX_ID_BYTES, MAX_METADATA_BYTES, check_length
-from logsvc.server.status import translated
 from logsvc.settings import Settings
 from logsvc.storage.base import CommittedOffset, PartitionState, Store
 from logsvc.topic_config import check_partition, check_topic_name
@@ -90,8 +88,7 @@ class GroupRpcs:
     def _partitions_of(self, topic: str) -> int:
         return self.store.topic(check_topic_name(topic)).partitions
 
-    @translated
-    def JoinGroup(self, request: pb.JoinGroupRequest, context: grpc.ServicerContext) -> pb.JoinGroupResponse:
+    def JoinGroup(self, request: pb.JoinGroupRequest, call: Call) -> pb.JoinGroupResponse:
         group = check_group_id(request.group)
         if not request.topics:
             raise InvalidRequest(f"join of group {group} subscribes to no topics")
@@ -116,8 +113,7 @@ class GroupRpcs:
             session_timeout_ms=session_timeout_ms,
         )
 
-    @translated
-    def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.ServicerContext) -> pb.HeartbeatResponse:
+    def Heartbeat(self, request: pb.HeartbeatRequest, call: Call) -> pb.HeartbeatResponse:
         result = self.coordinator.heartbeat(
             check_group_id(request.group),
             check_length("member_id", request.member_id, MAX_ID_BYTES),
@@ -132,8 +128,7 @@ class GroupRpcs:
             heartbeat_interval_ms=result.heartbeat_interval_ms,
         )
 
-    @translated
-    def LeaveGroup(self, request: pb.LeaveGroupRequest, context: grpc.ServicerContext) -> pb.LeaveGroupResponse:
+    def LeaveGroup(self, request: pb.LeaveGroupRequest, call: Call) -> pb.LeaveGroupResponse:
         self.coordinator.leave(
             check_group_id(request.group), check_length("member_id", request.member_id, MAX_ID_BYTES), self.mono_ms()
         )
@@ -152,10 +147,7 @@ class GroupRpcs:
                     f"commit of offset {c.offset} for {c.topic}/{c.partition} is past its next offset {nxt}"
                 )
 
-    @translated
-    def CommitOffsets(
-        self, request: pb.CommitOffsetsRequest, context: grpc.ServicerContext
-    ) -> pb.CommitOffsetsResponse:
+    def CommitOffsets(self, request: pb.CommitOffsetsRequest, call: Call) -> pb.CommitOffsetsResponse:
         group = check_group_id(request.group)
         if not request.offsets:
             return pb.CommitOffsetsResponse()
@@ -170,8 +162,7 @@ class GroupRpcs:
         )
         return pb.CommitOffsetsResponse()
 
-    @translated
-    def FetchOffsets(self, request: pb.FetchOffsetsRequest, context: grpc.ServicerContext) -> pb.FetchOffsetsResponse:
+    def FetchOffsets(self, request: pb.FetchOffsetsRequest, call: Call) -> pb.FetchOffsetsResponse:
         group = check_group_id(request.group)
         committed = {(c.topic, c.partition): c for c in self.store.committed_offsets(group)}
         wanted = sorted(from_pb(request.partitions)) if request.partitions else sorted(committed)
@@ -185,8 +176,7 @@ class GroupRpcs:
                 out.offsets[-1].commit_time_ms = c.commit_time_ms
         return out
 
-    @translated
-    def ListGroups(self, request: pb.ListGroupsRequest, context: grpc.ServicerContext) -> pb.ListGroupsResponse:
+    def ListGroups(self, request: pb.ListGroupsRequest, call: Call) -> pb.ListGroupsResponse:
         live = {g.group_id: g for g in self.coordinator.list_groups(self.mono_ms())}
         out = pb.ListGroupsResponse()
         for group in sorted(set(live) | set(self.store.list_groups())):
@@ -194,8 +184,7 @@ class GroupRpcs:
             out.groups.add(group=group, state=g.state if g else "Empty", members=g.member_count if g else 0)
         return out
 
-    @translated
-    def DescribeGroup(self, request: pb.DescribeGroupRequest, context: grpc.ServicerContext) -> pb.GroupDescription:
+    def DescribeGroup(self, request: pb.DescribeGroupRequest, call: Call) -> pb.GroupDescription:
         group = check_group_id(request.group)
         mono, wall = self.mono_ms(), self.clock_ms()
         try:
@@ -251,8 +240,7 @@ class GroupRpcs:
             raise InvalidRequest(f"unknown reset spec {spec}")
         return min(max(target, st.log_start_offset), st.next_offset)
 
-    @translated
-    def ResetOffsets(self, request: pb.ResetOffsetsRequest, context: grpc.ServicerContext) -> pb.ResetOffsetsResponse:
+    def ResetOffsets(self, request: pb.ResetOffsetsRequest, call: Call) -> pb.ResetOffsetsResponse:
         group = check_group_id(request.group)
         meta = self.store.topic(check_topic_name(request.topic))
         partitions = sorted(set(request.partitions)) or list(range(meta.partitions))
@@ -272,8 +260,7 @@ class GroupRpcs:
             self.store.commit_offsets(group, changes, self.clock_ms())
         return out
 
-    @translated
-    def DeleteGroup(self, request: pb.DeleteGroupRequest, context: grpc.ServicerContext) -> pb.DeleteGroupResponse:
+    def DeleteGroup(self, request: pb.DeleteGroupRequest, call: Call) -> pb.DeleteGroupResponse:
         group = check_group_id(request.group)
         known = self.coordinator.delete(group, self.mono_ms())
         deleted = self.store.delete_group_offsets(group)

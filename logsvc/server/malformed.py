@@ -5,7 +5,8 @@ and answer INTERNAL. The broker wraps each unary method's request deserializer i
 (:func:`lenient`): a message that does not parse becomes a :class:`Malformed` value the handler
 refuses with INVALID_ARGUMENT naming the method, and the broker logs it on one line, at most once
 per :data:`LOG_INTERVAL_S` (with the count of those not logged). :class:`QuietDeserializeErrors`
-does the same for the handlers it does not wrap (health Watch, reflection).
+does the same for the handlers it does not wrap (health Watch, reflection), which gRPC answers
+with UNKNOWN.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from google.protobuf.message import DecodeError
 
 from logsvc_client.errors import InvalidRequest
 
@@ -82,19 +85,25 @@ def lenient(deserialize: Callable[[bytes], Any] | None, method: str) -> Callable
 
 
 class QuietDeserializeErrors(logging.Filter):
-    """For ``grpc._common``: its "Exception deserializing message!" becomes one line, without the
-    traceback, rate-limited like the broker's own."""
+    """For gRPC's loggers: "Exception deserializing message!" (``grpc._common``) and the asyncio
+    server's "Unexpected [DecodeError] raised by servicer method" (``grpc._cython.cygrpc``) become
+    one line, without the traceback, rate-limited like the broker's own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "deserializing" not in str(record.msg):
+        error = record.exc_info[1] if record.exc_info else None
+        if "deserializing" not in str(record.msg) and not isinstance(error, DecodeError):
             return True
         reason = f": {record.exc_info[1]!r}" if record.exc_info and record.exc_info[1] is not None else ""
         MALFORMED_LOG.warning(f"refused a malformed request (grpc){reason}")
         return False
 
 
+GRPC_LOGGERS = ("grpc._common", "grpc._cython.cygrpc")
+
+
 def install_log_filter() -> None:
-    """Add :class:`QuietDeserializeErrors` to the ``grpc._common`` logger (once)."""
-    logger = logging.getLogger("grpc._common")
-    if not any(isinstance(f, QuietDeserializeErrors) for f in logger.filters):
-        logger.addFilter(QuietDeserializeErrors())
+    """Add :class:`QuietDeserializeErrors` to gRPC's loggers (once each)."""
+    for name in GRPC_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QuietDeserializeErrors) for f in logger.filters):
+            logger.addFilter(QuietDeserializeErrors())

@@ -21,8 +21,7 @@ from typing import Any
 
 import grpc
 
-from logsvc.errors import LogsvcError
-from logsvc.server.status import abort
+from logsvc.errors import METADATA_KEY, LogsvcError
 
 log = logging.getLogger("logsvc.server")
 
@@ -95,12 +94,15 @@ class RefusalLog:
         return len(self._seen)
 
 
-def refusing_handler(error: LogsvcError, on_refuse: Callable[[grpc.ServicerContext], None] | None = None) -> Any:
+def refusing_handler(
+    error: LogsvcError, on_refuse: Callable[[grpc.aio.ServicerContext], None] | None = None
+) -> grpc.RpcMethodHandler:
     """A handler that answers ``error`` without reading the request (see the module docstring)."""
 
-    def refuse(request_iterator: Any, context: grpc.ServicerContext) -> None:
+    async def refuse(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         if on_refuse is not None:
             on_refuse(context)
-        abort(context, error)
+        context.set_trailing_metadata(((METADATA_KEY, error.code),))
+        await context.abort(error.status, error.message)
 
     return grpc.stream_unary_rpc_method_handler(refuse)

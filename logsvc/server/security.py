@@ -23,7 +23,6 @@ import hmac
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -103,9 +102,9 @@ def load_metrics_token(path: str) -> bytes:
     return token.encode()
 
 
-class TokenAuth(grpc.ServerInterceptor):
-    """Refuses every call but health checks unless it carries a known bearer token; a method the
-    broker does not have is left to be UNIMPLEMENTED."""
+class TokenAuth:
+    """Which calls carry a known bearer token; the others are refused without reading their
+    request (:meth:`refusal`). Health checks never get here (:mod:`logsvc.server.calls`)."""
 
     def __init__(
         self,
@@ -117,16 +116,13 @@ class TokenAuth(grpc.ServerInterceptor):
         self.refusals = refusals if refusals is not None else RefusalLog()
         self._on_refused = on_refused
 
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None or details.method.startswith(OPEN_METHOD_PREFIXES):
-            return handler
-        error = self.check(details.invocation_metadata or ())
+    def refusal(self, metadata: Sequence[tuple[str, str | bytes]], method: str) -> grpc.RpcMethodHandler | None:
+        """None when ``metadata`` carries a known token, else a handler that refuses the call."""
+        error = self.check(metadata)
         if error is None:
-            return handler
-        method = details.method
+            return None
 
-        def count(context: grpc.ServicerContext) -> None:
+        def count(context: grpc.aio.ServicerContext) -> None:
             if self._on_refused is not None:
                 self._on_refused()
             self.refusals.refused(context.peer(), f"a call to {method}", error.message)

@@ -1,27 +1,29 @@
 """The Broker gRPC servicer: protobuf in, store calls, protobuf out.
 
 Each method is a thin adapter over :class:`logsvc.storage.base.Store`; validation lives in the
-store and in :mod:`logsvc.topic_config`, errors are translated once by
-:func:`logsvc.server.status.translated`. Record batches pass through as bytes: the broker reads
+store and in :mod:`logsvc.topic_config`. Methods raise :class:`~logsvc.errors.LogsvcError`; the
+one interceptor (:mod:`logsvc.server.calls`) turns it into a status, runs plain methods on the
+worker pool and the coroutine ``Fetch`` on the event loop. Record batches pass through as bytes: the broker reads
 their headers (for counts and metrics) and never decodes records on Produce or Fetch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any
-
-import grpc
 
 from logsvc.errors import InvalidConfig, InvalidRequest, TopicAlreadyExists, TopicNotFound
 from logsvc.groups import Coordinator
+from logsvc.server.calls import Call
 from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
 from logsvc.server.limits import check_config
+from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
-from logsvc.server.status import translated
 from logsvc.settings import Settings
 from logsvc.storage.base import Appended, Store, TopicMeta
 from logsvc.topic_config import TopicConfig, check_partition, check_partition_count, check_topic_name
@@ -31,7 +33,6 @@ from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_client.partitioner import partition_for_key
 from logsvc_client.record_check import MAX_TIMESTAMP_MS
 
-_LONG_POLL_SLICE_S = 0.5
 #: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
 DEFAULT_FETCH_BYTES = 3 * 1024 * 1024
 
@@ -77,6 +78,8 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.stopping = threading.Event()
+        self.executor: Executor | None = None  # the worker pool blocking work runs on (None: the loop's default)
+        self.long_polls: LongPolls | None = None  # set by the server; None: a Fetch never waits
         self._rng = random.Random()
 
     def _partition_count(self, topic: str) -> int | None:
@@ -98,8 +101,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             )
         return config
 
-    @translated
-    def CreateTopic(self, request: pb.CreateTopicRequest, context: grpc.ServicerContext) -> pb.TopicDescription:
+    def CreateTopic(self, request: pb.CreateTopicRequest, call: Call) -> pb.TopicDescription:
         name = check_topic_name(request.name)
         partitions = check_partition_count(request.partitions, self.settings.max_partitions)
         config = self._check_batch_fits(TopicConfig.parse(check_config(dict(request.config))))
@@ -107,8 +109,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         self.coordinator.topics_changed(self.mono_ms())
         return describe(self.store, meta)
 
-    @translated
-    def AlterTopic(self, request: pb.AlterTopicRequest, context: grpc.ServicerContext) -> pb.TopicDescription:
+    def AlterTopic(self, request: pb.AlterTopicRequest, call: Call) -> pb.TopicDescription:
         name = check_topic_name(request.name)
         meta = self.store.topic(name)
         config = None
@@ -126,21 +127,18 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             self.coordinator.topics_changed(self.mono_ms())
         return describe(self.store, altered)
 
-    @translated
-    def DeleteTopic(self, request: pb.DeleteTopicRequest, context: grpc.ServicerContext) -> pb.DeleteTopicResponse:
+    def DeleteTopic(self, request: pb.DeleteTopicRequest, call: Call) -> pb.DeleteTopicResponse:
         self.store.delete_topic(check_topic_name(request.name))
         self.metrics.forget_topic(request.name)
         self.coordinator.topics_changed(self.mono_ms())
         return pb.DeleteTopicResponse()
 
-    @translated
-    def ListTopics(self, request: pb.ListTopicsRequest, context: grpc.ServicerContext) -> pb.ListTopicsResponse:
+    def ListTopics(self, request: pb.ListTopicsRequest, call: Call) -> pb.ListTopicsResponse:
         return pb.ListTopicsResponse(
             topics=[pb.TopicSummary(name=m.name, partitions=m.partitions) for m in self.store.list_topics()]
         )
 
-    @translated
-    def DescribeTopic(self, request: pb.DescribeTopicRequest, context: grpc.ServicerContext) -> pb.TopicDescription:
+    def DescribeTopic(self, request: pb.DescribeTopicRequest, call: Call) -> pb.TopicDescription:
         return describe(self.store, self.store.topic(check_topic_name(request.name)))
 
     # -- produce --------------------------------------------------------------------------------
@@ -176,8 +174,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         self.metrics.produce_bytes.labels(meta.name).inc(sum(map(len, stored)))
         return appended
 
-    @translated
-    def InitProducer(self, request: pb.InitProducerRequest, context: grpc.ServicerContext) -> pb.InitProducerResponse:
+    def InitProducer(self, request: pb.InitProducerRequest, call: Call) -> pb.InitProducerResponse:
         producer_id, epoch = self.store.init_producer(request.producer_id, request.producer_epoch)
         return pb.InitProducerResponse(
             producer_id=producer_id,
@@ -185,8 +182,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
         )
 
-    @translated
-    def Produce(self, request: pb.ProduceRequest, context: grpc.ServicerContext) -> pb.ProduceResponse:
+    def Produce(self, request: pb.ProduceRequest, call: Call) -> pb.ProduceResponse:
         meta = self._topic_for_produce(request.topic)
         if not request.batches:
             raise InvalidRequest(f"produce to {meta.name} carries no batches")
@@ -200,10 +196,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             ]
         )
 
-    @translated
-    def ProduceRecords(
-        self, request: pb.ProduceRecordsRequest, context: grpc.ServicerContext
-    ) -> pb.ProduceRecordsResponse:
+    def ProduceRecords(self, request: pb.ProduceRecordsRequest, call: Call) -> pb.ProduceRecordsResponse:
         meta = self._topic_for_produce(request.topic)
         if not request.records:
             raise InvalidRequest(f"produce to {meta.name} carries no records")
@@ -283,30 +276,26 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             total += n_records
         return out, total
 
-    @translated
-    def Fetch(self, request: pb.FetchRequest, context: grpc.ServicerContext) -> pb.FetchResponse:
+    async def Fetch(self, request: pb.FetchRequest, call: Call) -> pb.FetchResponse:
+        """On the event loop: the reads run on the worker pool, the wait for data holds no thread
+        (:class:`~logsvc.server.long_polls.LongPolls`)."""
         if not request.partitions:
             raise InvalidRequest("fetch names no partitions")
         for fp in request.partitions:
             check_topic_name(fp.topic)
-        response, total = self._read_all(request)
-        if total or not request.max_wait_ms:
+        loop = asyncio.get_running_loop()
+        response, total = await loop.run_in_executor(self.executor, self._read_all, request)
+        if total or not request.max_wait_ms or self.long_polls is None:
             return response
-        deadline = time.monotonic() + min(request.max_wait_ms, self.settings.fetch_max_wait_ms) / 1000
+        wait_s = min(request.max_wait_ms, self.settings.fetch_max_wait_ms) / 1000
         positions = [(fp.topic, fp.partition, fp.offset) for fp in request.partitions]
-        while not self.stopping.is_set() and context.is_active():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            if self.store.wait_for_data(positions, min(left, _LONG_POLL_SLICE_S)):
-                response, _ = self._read_all(request)
-                break
+        if await self.long_polls.wait(positions, wait_s) and not self.stopping.is_set():
+            response, _ = await loop.run_in_executor(self.executor, self._read_all, request)
         return response
 
     # -- offsets --------------------------------------------------------------------------------
 
-    @translated
-    def ListOffsets(self, request: pb.ListOffsetsRequest, context: grpc.ServicerContext) -> pb.ListOffsetsResponse:
+    def ListOffsets(self, request: pb.ListOffsetsRequest, call: Call) -> pb.ListOffsetsResponse:
         meta = self.store.topic(check_topic_name(request.topic))
         partitions = list(request.partitions) or list(range(meta.partitions))
         for p in partitions:
@@ -324,7 +313,6 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
             out.offsets.add(partition=p, offset=offset, timestamp_ms=-1)
         return out
 
-    @translated
-    def Trim(self, request: pb.TrimRequest, context: grpc.ServicerContext) -> pb.TrimResponse:
+    def Trim(self, request: pb.TrimRequest, call: Call) -> pb.TrimResponse:
         start = self.store.trim(check_topic_name(request.topic), request.partition, request.before_offset)
         return pb.TrimResponse(log_start_offset=start)

@@ -161,6 +161,17 @@ class Store(abc.ABC):
         timeout passes; True when data is there. Woken by appends, never by polling."""
 
     @abc.abstractmethod
+    def has_data(self, topic: str, partition: int, offset: int) -> bool:
+        """``wait_for_data`` for one position without waiting: True when a read at ``offset``
+        would return batches or raise (unknown topic or partition, offset out of range, closed)."""
+
+    @abc.abstractmethod
+    def add_data_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every change that may wake ``wait_for_data`` (commits, trims,
+        deletes, close), on the thread that made it, so waiters that cannot block a thread (an
+        event loop) can check :meth:`has_data` again. It must return at once and not call the store."""
+
+    @abc.abstractmethod
     def offset_for_time(self, topic: str, partition: int, timestamp_ms: int) -> OffsetForTime:
         """The first offset whose record timestamp is >= ``timestamp_ms`` (from the time index)."""
 

@@ -90,6 +90,7 @@ class LmdbStore(Store):
         self._closed = False
         self._lock = lock
         self._failure_listeners: list[Callable[[StorageFailed], None]] = []
+        self._data_listeners: list[Callable[[], None]] = []
         self._writer: Writer | None = None
         if not readonly:
             self._writer = Writer(
@@ -263,6 +264,13 @@ class LmdbStore(Store):
         (unknown topic or partition, offset out of range), so the caller's read reports it."""
         return rules.wait_ready(self._data, self._ready, positions, timeout_s, self._check_open)
 
+    def has_data(self, topic: str, partition: int, offset: int) -> bool:
+        return self._closed or self._ready(topic, partition, offset)
+
+    def add_data_listener(self, listener: Callable[[], None]) -> None:
+        with self._data:
+            self._data_listeners.append(listener)
+
     def offset_for_time(self, topic: str, partition: int, timestamp_ms: int) -> OffsetForTime:
         self._check_open()
         meta, st = self._catalog.part(topic, partition)
@@ -362,7 +370,7 @@ class LmdbStore(Store):
             if self._closed:
                 return
             self._closed = True
-            self._data.notify_all()
+            self._wake()
         if self._writer is not None:
             self._writer.close()
         with self._guard.exclusive():
@@ -415,7 +423,13 @@ class LmdbStore(Store):
 
     def _notify(self) -> None:
         with self._data:
-            self._data.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        """Under ``self._data``: wake every ``wait_for_data`` and tell the data listeners."""
+        self._data.notify_all()
+        for listener in self._data_listeners:
+            listener()
 
     def _ready(self, topic: str, partition: int, offset: int) -> bool:
         meta = self._catalog.topics.get(topic)

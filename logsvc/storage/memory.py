@@ -70,6 +70,7 @@ class MemoryStore(Store):
         self._groups: dict[str, dict[tuple[str, int], tuple[int, str, int]]] = {}
         self._next_topic_id = 1
         self._closed = False
+        self._data_listeners: list[Callable[[], None]] = []
 
     # -- topics -----------------------------------------------------------------------------------
 
@@ -103,7 +104,7 @@ class MemoryStore(Store):
                 for key in [key for key in offsets if key[0] == name]:
                     del offsets[key]
             self._groups = {group: offsets for group, offsets in self._groups.items() if offsets}
-            self._cond.notify_all()
+            self._wake()
 
     def list_topics(self) -> list[TopicMeta]:
         with self._cond:
@@ -152,7 +153,7 @@ class MemoryStore(Store):
                 part.next_offset += header.record_count
                 part.bytes += len(data)
             if out:
-                self._cond.notify_all()
+                self._wake()
             return out
 
     def _sequence(
@@ -238,7 +239,7 @@ class MemoryStore(Store):
                 while part.batches and part.bases[0] + read_header(part.batches[0]).record_count <= before_offset:
                     part.delete_head()
                 part.log_start = before_offset
-            self._cond.notify_all()
+            self._wake()
             return part.log_start
 
     def apply_retention(self, now_ms: int) -> int:
@@ -316,7 +317,7 @@ class MemoryStore(Store):
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
+            self._wake()
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -342,6 +343,20 @@ class MemoryStore(Store):
     def _check_range(topic: str, partition: int, part: _Partition, offset: int) -> None:
         if not part.log_start <= offset <= part.next_offset:
             raise rules.out_of_range(topic, partition, offset, part.log_start, part.next_offset)
+
+    def has_data(self, topic: str, partition: int, offset: int) -> bool:
+        with self._cond:
+            return self._closed or self._ready(topic, partition, offset)
+
+    def add_data_listener(self, listener: Callable[[], None]) -> None:
+        with self._cond:
+            self._data_listeners.append(listener)
+
+    def _wake(self) -> None:
+        """Under ``self._cond``: wake every ``wait_for_data`` and tell the data listeners."""
+        self._cond.notify_all()
+        for listener in self._data_listeners:
+            listener()
 
     def _ready(self, topic: str, partition: int, offset: int) -> bool:
         found = self._topics.get(topic)

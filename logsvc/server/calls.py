@@ -1,0 +1,145 @@
+"""The one door every call to the broker passes through, on the server's event loop.
+
+:class:`BrokerCalls` is the gRPC server's only interceptor. For each call it decides, in order:
+
+1. a method the broker does not have: UNIMPLEMENTED, counted under ``method="unknown"`` (the
+   made-up name is never a label), its request never read;
+2. health checks pass untouched (load balancers need no token);
+3. authentication (:class:`~logsvc.server.security.TokenAuth`): a call without a known token is
+   refused *before its request is read* (:func:`~logsvc.server.refusals.refusing_handler`);
+   reflection is served to any authenticated caller;
+4. a Broker method: its request is parsed leniently (a body that is not protobuf becomes
+   INVALID_ARGUMENT, :mod:`logsvc.server.malformed`), then the servicer method runs — a plain
+   method on the bounded worker pool (``workers`` threads), a coroutine (the long-polling Fetch)
+   on the loop itself, so a waiting call holds no thread;
+5. errors leave here, once: a :class:`~logsvc.errors.LogsvcError` becomes its status code, its
+   message and the ``logsvc-error`` trailing metadata; anything else is INTERNAL with no traceback
+   sent (it is logged here); every call is timed into ``logsvc_request_seconds{method, code}``.
+
+Servicer methods get a :class:`Call` (who is calling) instead of a gRPC context: they raise
+errors, never abort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from logsvc.acl import ANONYMOUS
+from logsvc.errors import METADATA_KEY, LogsvcError
+from logsvc.server import malformed
+from logsvc.server.metrics import BrokerMetrics
+from logsvc.server.security import OPEN_METHOD_PREFIXES, TokenAuth
+
+log = logging.getLogger("logsvc.server")
+
+#: The ``method`` label of calls to methods the broker does not have: one series, not one per name.
+UNKNOWN_METHOD = "unknown"
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a servicer method knows of its caller."""
+
+    principal: str = ANONYMOUS
+    """``User:NAME`` (see the proto's ACCESS CONTROL section)."""
+    peer: str = ""
+    """The client's address as gRPC gives it (``ipv4:10.0.0.7:53124``)."""
+
+
+Handler = Callable[[Any, Call], Any]
+
+
+class BrokerCalls(grpc.aio.ServerInterceptor):
+    """Authentication, lenient parsing, thread-or-loop dispatch, error translation and timing for
+    every call (see the module docstring)."""
+
+    def __init__(
+        self,
+        service_name: str,
+        metrics: BrokerMetrics,
+        executor: Executor,
+        auth: TokenAuth | None = None,
+    ) -> None:
+        self._prefix = f"/{service_name}/"
+        self._service_name = service_name
+        self._metrics = metrics
+        self._executor = executor
+        self._auth = auth
+        self._unknown = metrics.request_seconds.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None:
+            return self._unimplemented(method)
+        if method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
+        if self._auth is not None:
+            refusal = self._auth.refusal(details.invocation_metadata or (), method)
+            if refusal is not None:
+                return refusal
+        if not method.startswith(self._prefix) or handler.unary_unary is None:
+            return handler  # reflection
+        return self._dispatching(method[len(self._prefix) :], handler)
+
+    def _dispatching(self, name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner: Handler = handler.unary_unary
+        on_loop = inspect.iscoroutinefunction(inner)
+        histogram = self._metrics.request_seconds
+        executor = self._executor
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            start = time.perf_counter()
+            code = "OK"
+            try:
+                try:
+                    if isinstance(request, malformed.Malformed):
+                        raise request.error()
+                    who = Call(principal=ANONYMOUS, peer=context.peer())
+                    if on_loop:
+                        return await inner(request, who)
+                    return await asyncio.get_running_loop().run_in_executor(executor, inner, request, who)
+                except LogsvcError as e:
+                    code = e.status.name
+                    context.set_trailing_metadata(((METADATA_KEY, e.code),))
+                    await context.abort(e.status, e.message)
+                except asyncio.CancelledError:
+                    code = grpc.StatusCode.CANCELLED.name
+                    raise
+                except Exception as e:
+                    log.exception("unexpected error in %s", name)
+                    code = grpc.StatusCode.INTERNAL.name
+                    context.set_trailing_metadata(((METADATA_KEY, "internal"),))
+                    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}: {type(e).__name__}")
+            finally:
+                histogram.labels(name, code).observe(time.perf_counter() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call,
+            request_deserializer=malformed.lenient(handler.request_deserializer, name),
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unimplemented(self, method: str) -> grpc.RpcMethodHandler:
+        shown = method if len(method) <= 100 else method[:100] + "..."
+        message = f"method {shown!r} is not a method of this broker ({self._service_name}, health, reflection)"
+        unknown = self._unknown
+
+        async def refuse(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+            unknown.observe(0.0)
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+        return grpc.stream_unary_rpc_method_handler(refuse)
