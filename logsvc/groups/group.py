@@ -81,6 +81,13 @@ class Group:
     #: When the group last became empty (its creation, its last member's leave or last heartbeat
     #: before its session expired); None while it has members. See :meth:`idle_expired`.
     empty_since_ms: int | None = None
+    #: No member can have expired at or before this time (a lower bound of every member's
+    #: :meth:`~Member.alive_until_ms`): :meth:`expire` scans the members only past it, so a
+    #: heartbeat costs O(1), not O(members). Lowered whenever a member's deadline may come earlier.
+    _alive_until_ms: float = field(default=float("-inf"), repr=False, compare=False)
+    #: Ids of the members that are not settled (see :attr:`state`); None = to be recomputed.
+    #: Kept up to date member by member, so :attr:`state` in every heartbeat answer is O(1).
+    _unsettled: set[str] | None = field(default=None, repr=False, compare=False)
 
     # -- membership ---------------------------------------------------------------------------------
 
@@ -203,9 +210,12 @@ class Group:
     def expire(self, now_ms: int) -> list[str]:
         """Remove members that missed their session timeout (or kept a revoked partition past their
         rebalance timeout); return their ids, sorted. A new generation starts when any are removed."""
+        if now_ms <= self._alive_until_ms:
+            return []
         gone = sorted(m.member_id for m in self.members.values() if m.expired(now_ms))
         if gone:
             self._remove(gone, max(self.members[m].last_heartbeat_ms for m in gone))
+        self._alive_until_ms = min((m.alive_until_ms() for m in self.members.values()), default=float("inf"))
         return gone
 
     def idle_expired(self, now_ms: int, retention_ms: int) -> bool:
@@ -257,10 +267,12 @@ class Group:
         its target), or Stable."""
         if not self.members:
             return EMPTY
-        for member in self.members.values():
-            if member.acked_generation < self.generation or member.owned != self.target[member.member_id]:
-                return RECONCILING
-        return STABLE
+        if self._unsettled is None:
+            self._unsettled = {m.member_id for m in self.members.values() if not self._settled(m)}
+        return RECONCILING if self._unsettled else STABLE
+
+    def _settled(self, member: Member) -> bool:
+        return member.acked_generation >= self.generation and member.owned == self.target[member.member_id]
 
     def assignment_of(self, member_id: str) -> frozenset[TopicPartition]:
         """What the member may consume now: its target minus partitions others still hold."""
@@ -308,6 +320,9 @@ class Group:
             )
 
     def _assignable(self, member: Member) -> frozenset[TopicPartition]:
+        target = self.target[member.member_id]
+        if target <= member.owned:  # a partition never has two owners: none of these is another's
+            return target
         held_by_others: set[TopicPartition] = set()
         for other in self.members.values():
             if other is not member:
@@ -319,6 +334,12 @@ class Group:
         assignment = self._assignable(member)
         member.owned |= assignment
         member.told(self.target[member.member_id], now_ms)
+        self._alive_until_ms = min(self._alive_until_ms, member.alive_until_ms())
+        if self._unsettled is not None:
+            if self._settled(member):
+                self._unsettled.discard(member.member_id)
+            else:
+                self._unsettled.add(member.member_id)
         return assignment
 
     def _remove(self, member_ids: list[str], last_activity_ms: int) -> None:
@@ -339,6 +360,7 @@ class Group:
         if bump or target != self.target:
             self.generation += 1
         self.target = target
+        self._unsettled = None
         for member in self.members.values():
             member.retarget(target[member.member_id])
 

@@ -88,9 +88,14 @@ class Member:
 
     def expired(self, now_ms: int) -> bool:
         """Missed its session timeout, or kept a revoked partition past its rebalance timeout."""
-        if now_ms - self.last_heartbeat_ms > self.session_timeout_ms:
-            return True
-        return any(now_ms - told_ms > self.rebalance_timeout_ms for told_ms in self.revoking.values())
+        return now_ms > self.alive_until_ms()
+
+    def alive_until_ms(self) -> int:
+        """The last time at which the member is not yet :meth:`expired` (unless it heartbeats)."""
+        until = self.last_heartbeat_ms + self.session_timeout_ms
+        if self.revoking:
+            until = min(until, min(self.revoking.values()) + self.rebalance_timeout_ms)
+        return until
 
     def told(self, target: frozenset[TopicPartition], now_ms: int) -> None:
         """The member was just sent its assignment (a subset of ``target``): start the rebalance
