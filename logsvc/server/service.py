@@ -141,6 +141,9 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
     def DescribeTopic(self, request: pb.DescribeTopicRequest, call: Call) -> pb.TopicDescription:
         return describe(self.store, self.store.topic(check_topic_name(request.name)))
 
+    def WhoAmI(self, request: pb.WhoAmIRequest, call: Call) -> pb.WhoAmIResponse:
+        return pb.WhoAmIResponse(principal=call.principal)
+
     # -- produce --------------------------------------------------------------------------------
 
     def _topic_for_produce(self, name: str) -> TopicMeta:
