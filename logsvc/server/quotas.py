@@ -18,8 +18,8 @@ lay in the past), and the response is held for ``ready_at - now - BURST_S``:
 * requests in flight at once are delayed cumulatively — the second waits for the first's bytes
   too — so the principal's aggregate rate is bounded, not each request's; over any interval T the
   principal moves at most ``quota * (T + BURST_S)`` plus one request;
-* one delay is at most :data:`MAX_DELAY_S` (Kafka caps its throttle time at its quota window,
-  11 one-second samples by default), well under the clients' 30 s request timeout, and no more
+* one delay is at most :data:`MAX_DELAY_S` (Kafka bounds its throttle time by its quota window,
+  about ten one-second samples by default), well under the clients' 30 s request timeout, and no more
   debt than that is remembered: a single request larger than ``quota * MAX_DELAY_S`` is held
   :data:`MAX_DELAY_S` and its excess forgiven, as Kafka forgets what leaves its window.
 
