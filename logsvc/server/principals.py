@@ -192,6 +192,16 @@ class Principals:
             self._table = table  # one reference assignment: a reader sees the old table or the new
         log.info("%s %s: %d tokens for %d principals", KEY, self.tokens_file, len(table), len(set(table.values())))
 
+    def try_reload(self) -> bool:
+        """:meth:`reload` for a SIGHUP handler: an error is logged (ERROR, naming the file and the
+        line) instead of raised, and the old table stays in force. Whether the new file is in force."""
+        try:
+            self.reload()
+        except InvalidConfig as e:
+            log.error("%s; still using the tokens loaded before", e.message)
+            return False
+        return True
+
     def authenticate(self, metadata: Metadata | None, auth_context: AuthContext | None = None) -> str:
         """The principal of a call, from its invocation metadata (``(key, value)`` pairs as
         ``context.invocation_metadata()`` or ``HandlerCallDetails.invocation_metadata`` give them)

@@ -228,6 +228,25 @@ def test_a_reload_that_fails_keeps_the_old_table(tokens_file: Path, broken: str 
     assert len(principals) == 3
 
 
+def test_try_reload_logs_a_broken_edit_instead_of_raising(tokens_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a running table, and the file then broken by a one-word line
+    principals = Principals(str(tokens_file))
+    write_tokens(tokens_file, f"alice {ALICE}\n{BOB}\n")
+    # When a SIGHUP handler reloads it
+    with caplog.at_level(logging.ERROR, logger="logsvc.server"):
+        assert principals.try_reload() is False
+    # Then one error line names the file and the line, not the token, and the old table serves
+    [record] = caplog.records
+    assert f"line 2 of {tokens_file} holds one word" in record.getMessage()
+    assert "still using the tokens loaded before" in record.getMessage()
+    assert BOB not in caplog.text
+    assert principals.authenticate(bearer(BOB)) == "User:bob"
+    # And a fixed file goes in
+    write_tokens(tokens_file, f"carol {ALICE}\n")
+    assert principals.try_reload() is True
+    assert principals.authenticate(bearer(ALICE)) == "User:carol"
+
+
 def test_readers_never_see_a_half_loaded_table_while_reloads_run(tmp_path: Path) -> None:
     # Given two versions of a 2,000-line file that both hold alice's token
     path = tmp_path / "tokens.txt"
