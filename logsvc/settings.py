@@ -107,6 +107,10 @@ class Settings:
     """PEM private key of tls_cert_file."""
     tls_client_ca_file: str = ""
     """PEM CA certificate(s): when set, clients must present a certificate signed by one (mutual TLS)."""
+    tls_principal: str = "cn"
+    """With mutual TLS and no auth_tokens_file, a call's principal comes from its client certificate:
+    "cn" = ``User:<common name>``, "dn" = ``User:<the whole subject, RFC 2253>`` (Kafka's default,
+    e.g. ``User:CN=alice,O=shop``)."""
     auth_tokens_file: str = ""
     """A file of ``PRINCIPAL TOKEN`` lines (whole-line # comments; tokens of at least 16
     characters): when set, every call but health checks must carry one of its tokens
@@ -194,6 +198,8 @@ class Settings:
                 "tls_client_ca_file (mutual TLS) needs TLS: set tls_cert_file and tls_key_file",
                 key="tls_client_ca_file",
             )
+        if self.tls_principal not in ("cn", "dn"):
+            raise InvalidConfig(f"tls_principal={self.tls_principal!r} must be 'cn' or 'dn'", key="tls_principal")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise InvalidConfig(f"log_level={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR", key="log_level")
         return self

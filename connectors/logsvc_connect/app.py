@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from logsvc.server.security import load_metrics_token
 from logsvc_client.errors import InvalidConfig
 from logsvc_connect.config import RuntimeConfig, check_one_target_per_topic, load_runtime, read_file, split_sources
 from logsvc_connect.runtime import SinkRuntime, StartFrom
@@ -50,6 +51,8 @@ def load(kind: str, path: str, environ: Mapping[str, str] | None = None, handler
     env = os.environ if environ is None else environ
     runtime_values, adapter_values = split_sources(kind, read_file(path), env, path)
     runtime = load_runtime(runtime_values, path)
+    if runtime.metrics_token_file:  # a bad token file fails here, before any connection is made
+        load_metrics_token(runtime.metrics_token_file)
     module_name, config_name, sink_name = ADAPTERS[kind]
     module = importlib.import_module(module_name)
     if kind == "postgres":
@@ -91,7 +94,7 @@ def run(connector: Connector, start_from: StartFrom | None = None) -> SinkRuntim
     runtime = SinkRuntime(connector.runtime, connector.sink_factory(), start_from=start_from)
     cfg = connector.runtime
     if cfg.metrics_port >= 0:
-        port = runtime.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
+        port = runtime.metrics.serve_http(cfg.metrics_host, cfg.metrics_port, cfg.metrics_token_file)
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, port)
 
     def on_signal(signum: int, frame: Any) -> None:

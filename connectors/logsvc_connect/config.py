@@ -62,6 +62,9 @@ class RuntimeConfig:
     metrics_port: int = -1
     """HTTP /metrics port; -1 = off, 0 = any free port (logged)."""
     metrics_host: str = "127.0.0.1"
+    metrics_token_file: str = ""
+    """A file holding one bearer token (at least 16 characters; the broker's format): when set,
+    ``/metrics`` answers 401 unless a scrape sends ``Authorization: Bearer TOKEN``. Read at start."""
     instance_id: str = ""
     """Static membership id: a restart within the session timeout keeps the partitions."""
     session_timeout_ms: int = 10_000

@@ -251,7 +251,8 @@ class HandlerConnector:
     def start(self) -> HandlerConnector:
         cfg = self.runtime.config
         if cfg.metrics_port >= 0:
-            self.metrics_port = self.runtime.metrics.serve_http(cfg.metrics_host, cfg.metrics_port)
+            metrics = self.runtime.metrics
+            self.metrics_port = metrics.serve_http(cfg.metrics_host, cfg.metrics_port, cfg.metrics_token_file)
 
         def run() -> None:
             try:

@@ -2,13 +2,20 @@
 
 Updated per batch, never per record: records written / skipped / dead-lettered, batch sizes,
 write latency, retries, and the consumer lag per partition.
+
+The HTTP server is the broker's (:mod:`logsvc.server.metrics_http`): with ``metrics_token_file``
+a scrape without ``Authorization: Bearer TOKEN`` gets 401, the token file read as the broker reads
+its own (:func:`logsvc.server.security.load_metrics_token`: one token of 16+ characters).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from logsvc.server.metrics_http import MetricsHttpServer
+from logsvc.server.security import load_metrics_token
 
 BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -42,19 +49,25 @@ class ConnectorMetrics:
             registry=self.registry,
         )  # fmt: skip
         self._labels = labels
-        self._http: Any = None
+        self._http: MetricsHttpServer | None = None
         self.port: int | None = None
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(**self._labels, topic=topic, partition=str(partition)).set(lag)
 
-    def serve_http(self, host: str, port: int) -> int:
-        self._http, _ = start_http_server(port, addr=host, registry=self.registry)
-        self.port = int(self._http.server_port)
+    def serve_http(self, host: str, port: int, token_file: str = "") -> int:
+        """Start ``/metrics`` on ``host``; return its port (``port`` 0 picks a free one). With
+        ``token_file`` (the config's ``metrics_token_file``), a scrape must send its token as
+        ``Authorization: Bearer TOKEN`` (else 401); InvalidConfig when the file is unreadable or
+        does not hold one token of at least 16 characters."""
+        token = load_metrics_token(token_file) if token_file else None
+        self._http = MetricsHttpServer(
+            self.registry, host, port, token, owner="the connector's", thread_name="logsvc-connect-metrics"
+        )
+        self.port = self._http.port
         return self.port
 
     def stop_http(self) -> None:
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.stop()
             self._http = None

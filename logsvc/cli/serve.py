@@ -102,7 +102,8 @@ def _announce(broker: Broker) -> None:
     "auth_tokens_file",
     metavar="FILE",
     default=None,
-    help="File of bearer tokens, one per line: every call but health checks (reflection too) must carry one.",
+    help="File of 'NAME TOKEN' lines (the call acts as User:NAME; re-read on SIGHUP): every call but health checks "
+    "(reflection too) must carry one of its tokens.",
 )
 @click.option(
     "--log-level",

@@ -1,3 +1,4 @@
 """The broker's gRPC face: the servicer (:mod:`.service`), status translation (:mod:`.status`),
-metrics (:mod:`.metrics`), malformed requests (:mod:`.malformed`) and the process around them
+who a call is (:mod:`.principals`), throttling (:mod:`.quotas`), metrics (:mod:`.metrics`, served
+by :mod:`.metrics_http`), malformed requests (:mod:`.malformed`) and the process around them
 (:mod:`.app`)."""

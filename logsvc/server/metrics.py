@@ -8,28 +8,24 @@ and groups in the store (a deleted topic's counters are removed with it), ``meth
 broker's methods or ``unknown`` (a call to a made-up name), ``code`` a gRPC status code. Nothing
 an unauthenticated caller sends becomes a label.
 
-The HTTP server listens on ``metrics_host`` (127.0.0.1 by default, whatever ``listen`` says) and,
-with ``metrics_token_file``, answers 401 to a scrape without ``Authorization: Bearer TOKEN``.
+The HTTP server (:mod:`logsvc.server.metrics_http`, shared with the connectors) listens on
+``metrics_host`` (127.0.0.1 by default, whatever ``listen`` says) and, with ``metrics_token_file``,
+answers 401 to a scrape without ``Authorization: Bearer TOKEN``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-from wsgiref.simple_server import make_server
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.registry import Collector
 
 from logsvc.errors import LogsvcError
 from logsvc.server.lag import partition_lag
+from logsvc.server.metrics_http import MetricsHttpServer
 from logsvc.storage.base import Store
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -96,8 +92,7 @@ class BrokerMetrics:
         )
         self.registry.register(_StoreCollector(store))
         self.registry.register(_GroupLagCollector(store, lambda: time.time_ns() // 1_000_000))
-        self._http: Any = None
-        self._thread: threading.Thread | None = None
+        self._http: MetricsHttpServer | None = None
         self.port: int | None = None
 
     def forget_topic(self, topic: str) -> None:
@@ -109,40 +104,14 @@ class BrokerMetrics:
     def serve_http(self, host: str, port: int, token: bytes | None = None) -> int:
         """Start the /metrics HTTP server on ``host``; return its port (``port`` 0 picks a free
         one). With ``token``, a scrape must send ``Authorization: Bearer TOKEN`` (else 401)."""
-        app = make_wsgi_app(self.registry)
-        if token is not None:
-            app = _bearer_only(app, token)
-
-        class Server(ThreadingWSGIServer):
-            address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-
-        self._http = make_server(host.strip("[]"), port, app, Server, handler_class=_SilentHandler)
-        self._thread = threading.Thread(target=self._http.serve_forever, name="logsvc-metrics", daemon=True)
-        self._thread.start()
-        self.port = int(self._http.server_port)
+        self._http = MetricsHttpServer(self.registry, host, port, token)
+        self.port = self._http.port
         return self.port
 
     def stop_http(self) -> None:
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.stop()
             self._http = None
-
-
-def _bearer_only(app: Callable[..., Iterable[bytes]], token: bytes) -> Callable[..., Iterable[bytes]]:
-    """``app`` behind a bearer token: 401 (and nothing read from the registry) without it."""
-    expected = b"Bearer " + token
-
-    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", errors="replace")
-        if hmac.compare_digest(given, expected):
-            return app(environ, start_response)
-        start_response(
-            "401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')]
-        )
-        return [b"/metrics needs Authorization: Bearer TOKEN (the broker's metrics_token_file)\n"]
-
-    return guarded
 
 
 class _GroupLagCollector(Collector):

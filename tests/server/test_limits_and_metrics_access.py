@@ -173,7 +173,8 @@ def list_services(address: str, token: str | None) -> list[str]:
 def test_with_tokens_on_reflection_needs_a_token(start_broker: Callable[..., Broker], tmp_path: Path) -> None:
     # Given a broker that requires tokens
     tokens = tmp_path / "tokens.txt"
-    tokens.write_text(TOKEN + "\n")
+    tokens.write_text(f"tester {TOKEN}\n")
+    tokens.chmod(0o600)
     broker = start_broker(auth_tokens_file=str(tokens))
     # When reflection is asked without a token
     error = refused(lambda: list_services(broker.address, None))

@@ -24,7 +24,8 @@ SERIES = re.compile(r"^[a-z_]+(\{[^}]*\})? ", re.M)
 def guarded_broker(data_dir: Path, tmp_path: Path) -> Iterator[BrokerProcess]:
     """`logsvc serve` with tokens on, /metrics on a free port."""
     tokens = tmp_path / "tokens.txt"
-    tokens.write_text(TOKEN + "\n")
+    tokens.write_text(f"tester {TOKEN}\n")
+    tokens.chmod(0o600)
     proc = BrokerProcess(data_dir, "--auth-tokens", str(tokens), "--log-level", "WARNING").start()
     try:
         yield proc
@@ -90,7 +91,8 @@ def test_a_large_produce_without_a_token_is_refused_without_being_read(data_dir:
     # Given a broker with tokens on that accepts messages up to 128 MiB, and a 96 MiB Produce: one
     # read whole would raise the broker's peak memory by at least its size
     tokens = tmp_path / "tokens.txt"
-    tokens.write_text(TOKEN + "\n")
+    tokens.write_text(f"tester {TOKEN}\n")
+    tokens.chmod(0o600)
     broker = BrokerProcess(
         data_dir,
         "--auth-tokens",
