@@ -1,9 +1,10 @@
 """The broker process: store + gRPC server (with health checking and reflection) + /metrics.
 
 :func:`create_server` builds and starts everything and returns a :class:`Broker` with the bound
-port (tests bind port 0); :func:`serve` runs one until SIGTERM/SIGINT and shuts it down
-gracefully: health goes NOT_SERVING, new calls are refused with UNAVAILABLE, in-flight calls get
-``shutdown_grace_ms`` to finish, long polls return early, then the store drains its writer.
+port (tests bind port 0); :func:`serve` runs one until SIGTERM/SIGINT (SIGHUP re-reads the tokens
+file, :meth:`Broker.reload_credentials`) and shuts it down gracefully: health goes NOT_SERVING,
+new calls are refused with UNAVAILABLE, in-flight calls get ``shutdown_grace_ms`` to finish, long
+polls return early, then the store drains its writer.
 
 When the store can no longer write (:class:`~logsvc.errors.StorageFailed`: MDB_PANIC, a failed
 fsync), health goes NOT_SERVING at once, every write fails with StorageFailed, and :func:`serve`
@@ -37,7 +38,8 @@ from logsvc.server import malformed
 from logsvc.server.calls import BrokerCalls
 from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
-from logsvc.server.security import TokenAuth, load_metrics_token, load_tokens, server_credentials
+from logsvc.server.principals import Principals
+from logsvc.server.security import load_metrics_token, server_credentials
 from logsvc.server.service import BrokerService
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
@@ -92,8 +94,10 @@ class Broker:
         metrics: BrokerMetrics,
         health_servicer: health.aio.HealthServicer,
         executor: ThreadPoolExecutor,
+        principals: Principals,
     ) -> None:
         self.settings = settings
+        self.principals = principals
         self.io = io
         self.server = server
         self.port = port
@@ -149,6 +153,14 @@ class Broker:
             self.service.long_polls.release_all()
         await self.server.stop(grace_s)
 
+    def reload_credentials(self) -> bool:
+        """SIGHUP: re-read the tokens file; connections stay up. A broken file is one ERROR line
+        and the tokens loaded before keep working (False)."""
+        if not self.principals.requires_token:
+            log.info("SIGHUP: no auth_tokens_file to re-read")
+            return True
+        return self.principals.try_reload()
+
     def wait(self) -> None:
         """Block until :meth:`stop` has finished."""
         self._terminated.wait()
@@ -170,7 +182,7 @@ def open_store(settings: Settings) -> LmdbStore:
 def create_server(settings: Settings, store: Store | None = None) -> Broker:
     """Open the store, start the gRPC server and /metrics; return the running :class:`Broker`."""
     credentials = server_credentials(settings)  # configuration errors before the store is opened
-    tokens = load_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else ()
+    principals = Principals.from_settings(settings)
     metrics_token = load_metrics_token(settings.metrics_token_file) if settings.metrics_token_file else None
     store = store if store is not None else open_store(settings)
     malformed.install_log_filter()
@@ -180,9 +192,10 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
         metrics = BrokerMetrics(store)
         service = BrokerService(store, settings, metrics)
         service.executor = executor
-        auth = TokenAuth(tokens, on_refused=metrics.unauthenticated_calls.inc) if tokens else None
-        server, port, health_servicer = io.run(_start(settings, service, metrics, executor, auth, credentials, io))
-        broker = Broker(settings, io, server, port, store, service, metrics, health_servicer, executor)
+        server, port, health_servicer = io.run(
+            _start(settings, service, metrics, executor, principals, credentials, io)
+        )
+        broker = Broker(settings, io, server, port, store, service, metrics, health_servicer, executor, principals)
         _warn_of_batches_too_large(store, settings)
         if settings.metrics_port >= 0:
             try:
@@ -207,7 +220,7 @@ async def _start(
     service: BrokerService,
     metrics: BrokerMetrics,
     executor: ThreadPoolExecutor,
-    auth: TokenAuth | None,
+    principals: Principals,
     credentials: grpc.ServerCredentials | None,
     io: EventLoop,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
@@ -215,7 +228,7 @@ async def _start(
     service.long_polls = LongPolls(service.store, io.loop)
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[BrokerCalls(SERVICE_NAME, metrics, executor, auth)],
+        interceptors=[BrokerCalls(SERVICE_NAME, metrics, executor, principals)],
         options=[
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -277,6 +290,7 @@ def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, lambda signum, frame: broker.reload_credentials())
     tls = "off" if not settings.tls_cert_file else "mutual" if settings.tls_client_ca_file else "on"
     log.info(
         "logsvc broker listening on %s (data dir %s, durability %s, tls %s, tokens %s, metrics %s)",

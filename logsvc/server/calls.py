@@ -5,9 +5,12 @@
 1. a method the broker does not have: UNIMPLEMENTED, counted under ``method="unknown"`` (the
    made-up name is never a label), its request never read;
 2. health checks pass untouched (load balancers need no token);
-3. authentication (:class:`~logsvc.server.security.TokenAuth`): a call without a known token is
-   refused *before its request is read* (:func:`~logsvc.server.refusals.refusing_handler`);
-   reflection is served to any authenticated caller;
+3. authentication (:class:`~logsvc.server.principals.Principals`): when tokens are required, a
+   call without a known one is refused *before its request is read*
+   (:func:`~logsvc.server.refusals.refusing_handler`), logged once per client address per
+   interval and counted in ``logsvc_unauthenticated_calls_total``; otherwise its principal comes
+   from its client certificate, or is ``User:ANONYMOUS``. Reflection is served to any
+   authenticated caller;
 4. a Broker method: its request is parsed leniently (a body that is not protobuf becomes
    INVALID_ARGUMENT, :mod:`logsvc.server.malformed`), then the servicer method runs — a plain
    method on the bounded worker pool (``workers`` threads), a coroutine (the long-polling Fetch)
@@ -34,10 +37,12 @@ from typing import Any
 import grpc
 
 from logsvc.acl import ANONYMOUS
-from logsvc.errors import METADATA_KEY, LogsvcError
+from logsvc.errors import METADATA_KEY, LogsvcError, Unauthenticated
 from logsvc.server import malformed
 from logsvc.server.metrics import BrokerMetrics
-from logsvc.server.security import OPEN_METHOD_PREFIXES, TokenAuth
+from logsvc.server.principals import Principals
+from logsvc.server.refusals import RefusalLog, refusing_handler
+from logsvc.server.security import OPEN_METHOD_PREFIXES
 
 log = logging.getLogger("logsvc.server")
 
@@ -67,13 +72,15 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
         service_name: str,
         metrics: BrokerMetrics,
         executor: Executor,
-        auth: TokenAuth | None = None,
+        principals: Principals,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self._prefix = f"/{service_name}/"
         self._service_name = service_name
         self._metrics = metrics
         self._executor = executor
-        self._auth = auth
+        self._principals = principals
+        self.refusals = refusals if refusals is not None else RefusalLog()
         self._unknown = metrics.request_seconds.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name)
 
     async def intercept_service(
@@ -87,15 +94,24 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
             return self._unimplemented(method)
         if method.startswith(OPEN_METHOD_PREFIXES):
             return handler
-        if self._auth is not None:
-            refusal = self._auth.refusal(details.invocation_metadata or (), method)
-            if refusal is not None:
-                return refusal
+        principal = None  # from the client certificate, once the call's context exists
+        if self._principals.requires_token:
+            try:
+                principal = self._principals.authenticate(details.invocation_metadata)
+            except Unauthenticated as e:
+                return self._refused(e, method)
         if not method.startswith(self._prefix) or handler.unary_unary is None:
             return handler  # reflection
-        return self._dispatching(method[len(self._prefix) :], handler)
+        return self._dispatching(method[len(self._prefix) :], handler, principal)
 
-    def _dispatching(self, name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _refused(self, error: Unauthenticated, method: str) -> grpc.RpcMethodHandler:
+        def count(context: grpc.aio.ServicerContext) -> None:
+            self._metrics.unauthenticated_calls.inc()
+            self.refusals.refused(context.peer(), f"a call to {method}", error.message)
+
+        return refusing_handler(error, count)
+
+    def _dispatching(self, name: str, handler: grpc.RpcMethodHandler, principal: str | None) -> grpc.RpcMethodHandler:
         inner: Handler = handler.unary_unary
         on_loop = inspect.iscoroutinefunction(inner)
         histogram = self._metrics.request_seconds
@@ -108,7 +124,10 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
                 try:
                     if isinstance(request, malformed.Malformed):
                         raise request.error()
-                    who = Call(principal=ANONYMOUS, peer=context.peer())
+                    who = Call(
+                        principal=principal or self._principals.authenticate(None, context.auth_context()),
+                        peer=context.peer(),
+                    )
                     if on_loop:
                         return await inner(request, who)
                     return await asyncio.get_running_loop().run_in_executor(executor, inner, request, who)
