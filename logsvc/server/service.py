@@ -18,6 +18,7 @@ import grpc
 
 from logsvc.errors import InvalidConfig, InvalidRequest, TopicAlreadyExists, TopicNotFound
 from logsvc.groups import Coordinator
+from logsvc.server.access_rpcs import AccessRpcs
 from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
 from logsvc.server.limits import check_config
 from logsvc.server.metrics import BrokerMetrics
@@ -61,7 +62,7 @@ def describe(store: Store, meta: TopicMeta) -> pb.TopicDescription:
     )
 
 
-class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
+class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
     def __init__(
         self,
         store: Store,
@@ -78,6 +79,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         self.clock_ms = clock_ms
         self.stopping = threading.Event()
         self._rng = random.Random()
+        self.init_access()  # self.authorizer, self.quota_overrides, self.on_access_change
 
     def _partition_count(self, topic: str) -> int | None:
         try:
