@@ -105,7 +105,10 @@ def test_bad_quota_changes_are_refused(admin: Admin) -> None:
 def test_default_quotas_and_stored_acls_are_read_at_start(tmp_path: Path) -> None:
     # Given a broker with default quotas and ACLs stored by an earlier run
     settings = broker_settings(
-        tmp_path / "data", quota_produce_bytes_per_second=100, quota_fetch_bytes_per_second=200, super_users="User:root"
+        tmp_path / "data",
+        quota_produce_bytes_per_second=100,
+        quota_fetch_bytes_per_second=200,
+        super_users="User:root;User:ANONYMOUS",
     )
     first = create_server(settings)
     try:
@@ -122,6 +125,7 @@ def test_default_quotas_and_stored_acls_are_read_at_start(tmp_path: Path) -> Non
             assert admin.describe_quotas() == Quotas([Quota("User:alice", 5, None)], 100, 200)
         assert again.service.authorizer.acls == (READ_ORDERS,)
         assert again.service.authorizer.allowed("User:root", Need("delete", "topic", "orders"))
+        assert not again.service.authorizer.allowed("User:bob", Need("read", "topic", "orders"))
         assert again.service.quota_overrides == {"User:alice": again.service.store.quota_overrides()[0]}
     finally:
         again.stop(grace_s=0)
