@@ -243,7 +243,7 @@ def parse_super_users(text: str) -> frozenset[str]:
         if not principal:
             continue
         try:
-            users.add(check_principal(principal, "super_users entry", wildcard=False))
+            users.add(check_principal(principal, "entry", wildcard=False))
         except InvalidRequest as e:
             raise InvalidConfig(f"super_users: {e.message}", key="super_users") from None
     return frozenset(users)

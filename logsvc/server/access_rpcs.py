@@ -12,6 +12,7 @@ themselves: enforcement (ALTER / DESCRIBE on the cluster, see
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 
 import grpc
@@ -76,15 +77,20 @@ class AccessRpcs:
         """Build the authorizer and the quota overrides from the store (at start-up);
         InvalidConfig for a bad super_users setting."""
         self.on_access_change = []
+        # Orders "read the store, publish": the last view published is the newest one read, so
+        # two concurrent changes cannot leave the older view in place.
+        self._access_lock = threading.Lock()
         self.authorizer = build_authorizer(self.store.acls(), self.settings)
         self.quota_overrides = {q.principal: q for q in self.store.quota_overrides()}
 
     def _acls_changed(self) -> None:
-        self.authorizer = build_authorizer(self.store.acls(), self.settings)
+        with self._access_lock:
+            self.authorizer = build_authorizer(self.store.acls(), self.settings)
         self._changed()
 
     def _quotas_changed(self) -> None:
-        self.quota_overrides = {q.principal: q for q in self.store.quota_overrides()}
+        with self._access_lock:
+            self.quota_overrides = {q.principal: q for q in self.store.quota_overrides()}
         self._changed()
 
     def _changed(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 from logsvc.acl import Need
 from logsvc.server.app import Broker, create_server
 from logsvc_client import Acl, AclFilter, Admin, Quota, Quotas
-from logsvc_client.errors import InvalidRequest
+from logsvc_client.errors import InvalidConfig, InvalidRequest
 from tests.conftest import broker_settings
 
 READ_ORDERS = Acl("User:alice", "topic", "orders", "literal", "read", "allow")
@@ -129,3 +129,8 @@ def test_default_quotas_and_stored_acls_are_read_at_start(tmp_path: Path) -> Non
         assert again.service.quota_overrides == {"User:alice": again.service.store.quota_overrides()[0]}
     finally:
         again.stop(grace_s=0)
+
+
+def test_a_broker_with_a_bad_super_users_setting_does_not_start(tmp_path: Path) -> None:
+    with pytest.raises(InvalidConfig, match="super_users: entry 'admin' is not a principal"):
+        create_server(broker_settings(tmp_path / "data", super_users="User:ok;admin"))
