@@ -20,6 +20,7 @@ same on both sides of the wire; no ``grpc.RpcError`` escapes the library.
 """
 
 from . import errors
+from .access import Acl, AclFilter, Quota, Quotas
 from .admin import Admin
 from .consumer import Consumer
 from .errors import LogsvcError
@@ -40,6 +41,8 @@ from .security import Security
 from .topics import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicSummary
 
 __all__ = [
+    "Acl",
+    "AclFilter",
     "Admin",
     "CommittedOffset",
     "Consumer",
@@ -54,6 +57,8 @@ __all__ = [
     "PartitionReset",
     "Producer",
     "ProducerRecord",
+    "Quota",
+    "Quotas",
     "Record",
     "RecordFuture",
     "RecordFutures",

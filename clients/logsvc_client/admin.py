@@ -1,5 +1,5 @@
-"""Admin: topics, offsets, trimming, consumer groups, and the broker-partitioned produce path for
-simple clients.
+"""Admin: topics, offsets, trimming, consumer groups, access control (ACLs, quotas, whoami: see
+:mod:`logsvc_client.access`), and the broker-partitioned produce path for simple clients.
 
 Read-only and idempotent operations (describe, list, offsets, trim, commits, dry-run resets) are
 retried while the broker is unavailable; create, delete, executed resets and produce_records are
@@ -14,6 +14,7 @@ from typing import Literal
 from . import channel, group_offsets
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
+from .access import AccessAdmin
 from .errors import InvalidRequest
 from .groups import (
     CommittedOffset,
@@ -72,8 +73,9 @@ def offsets_request(
     )
 
 
-class Admin:
-    """Topic and offset administration over one channel. Use as a context manager or ``close()``."""
+class Admin(AccessAdmin):
+    """Topic, offset, group and access administration over one channel. Use as a context manager
+    or ``close()``."""
 
     def __init__(
         self,

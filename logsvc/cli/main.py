@@ -17,6 +17,7 @@ import click
 import grpc
 
 from logsvc import __version__
+from logsvc.cli.acls import acls, whoami
 from logsvc.cli.connect import connect
 from logsvc.cli.consume import consume
 from logsvc.cli.dlq import dlq
@@ -24,6 +25,7 @@ from logsvc.cli.groups import groups
 from logsvc.cli.output import printable
 from logsvc.cli.partitions import partitions
 from logsvc.cli.produce import produce
+from logsvc.cli.quotas import quotas
 from logsvc.cli.records import records
 from logsvc.cli.serve import serve
 from logsvc.cli.state import DEFAULT_SERVER, CliState
@@ -46,6 +48,8 @@ Examples:
   logsvc groups describe audit                        # committed offsets, lag, owners
   logsvc partitions dump orders --partition 0 --data-dir ./data
   LOGSVC_SERVER=broker:50051 logsvc topics describe orders
+  logsvc acls add --allow-principal User:alice --operation read --topic orders
+  logsvc quotas set User:alice --produce-bytes-per-second 1048576
 
 A broker with TLS or tokens: LOGSVC_TLS_CA=ca.pem (or LOGSVC_TLS=1 for the system's CAs),
 LOGSVC_TLS_CLIENT_CERT / LOGSVC_TLS_CLIENT_KEY for mutual TLS, LOGSVC_TOKEN=TOKEN.
@@ -100,6 +104,9 @@ cli.add_command(groups)
 cli.add_command(connect)
 cli.add_command(dlq)
 cli.add_command(records)
+cli.add_command(acls)
+cli.add_command(quotas)
+cli.add_command(whoami)
 
 
 # -- error reporting ----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from logsvc.server.calls import BrokerCalls
 from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.principals import Principals
+from logsvc.server.quotas import Quotas
 from logsvc.server.security import load_metrics_token, server_credentials
 from logsvc.server.service import BrokerService
 from logsvc.settings import Settings
@@ -226,9 +227,12 @@ async def _start(
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """On the loop: build the aio server (Broker, health, reflection), bind and start it."""
     service.long_polls = LongPolls(service.store, io.loop)
+    quotas = Quotas.from_settings(settings)
+    quotas.set_overrides(service.quota_overrides.values())
+    service.on_access_change.append(lambda: quotas.set_overrides(service.quota_overrides.values()))
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[BrokerCalls(SERVICE_NAME, metrics, executor, principals)],
+        interceptors=[BrokerCalls(SERVICE_NAME, service, metrics, executor, principals, quotas)],
         options=[
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -12,9 +12,14 @@
    from its client certificate, or is ``User:ANONYMOUS``. Reflection is served to any
    authenticated caller;
 4. a Broker method: its request is parsed leniently (a body that is not protobuf becomes
-   INVALID_ARGUMENT, :mod:`logsvc.server.malformed`), then the servicer method runs — a plain
-   method on the bounded worker pool (``workers`` threads), a coroutine (the long-polling Fetch)
-   on the loop itself, so a waiting call holds no thread;
+   INVALID_ARGUMENT, :mod:`logsvc.server.malformed`); the ACLs are checked against what the method
+   needs (:mod:`logsvc.server.authorization`; a refusal is PERMISSION_DENIED and an audit line);
+   then the servicer method runs — a plain method on the bounded worker pool (``workers``
+   threads), a coroutine (the long-polling Fetch) on the loop itself, so a waiting call holds no
+   thread; ListTopics / ListGroups answers lose what the caller may not describe; a produce or
+   fetch over its principal's quota is held back on the loop (:mod:`logsvc.server.quotas`,
+   ``throttle_time_ms`` says how long); a change of state is written to the audit log
+   (:mod:`logsvc.server.audit`);
 5. errors leave here, once: a :class:`~logsvc.errors.LogsvcError` becomes its status code, its
    message and the ``logsvc-error`` trailing metadata; anything else is INTERNAL with no traceback
    sent (it is logged here); every call is timed into ``logsvc_request_seconds{method, code}``.
@@ -32,17 +37,21 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from logsvc.acl import ANONYMOUS
-from logsvc.errors import METADATA_KEY, LogsvcError, Unauthenticated
-from logsvc.server import malformed
+from logsvc.errors import METADATA_KEY, LogsvcError, PermissionDenied, Unauthenticated
+from logsvc.server import audit, authorization, malformed
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.principals import Principals
+from logsvc.server.quotas import FETCH, PRODUCE, Quotas, throttle_time_ms
 from logsvc.server.refusals import RefusalLog, refusing_handler
 from logsvc.server.security import OPEN_METHOD_PREFIXES
+
+if TYPE_CHECKING:
+    from logsvc.server.service import BrokerService
 
 log = logging.getLogger("logsvc.server")
 
@@ -61,6 +70,7 @@ class Call:
 
 
 Handler = Callable[[Any, Call], Any]
+PRODUCE_METHODS = ("Produce", "ProduceRecords")
 
 
 class BrokerCalls(grpc.aio.ServerInterceptor):
@@ -70,13 +80,17 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
     def __init__(
         self,
         service_name: str,
+        service: BrokerService,
         metrics: BrokerMetrics,
         executor: Executor,
         principals: Principals,
+        quotas: Quotas,
         refusals: RefusalLog | None = None,
     ) -> None:
         self._prefix = f"/{service_name}/"
         self._service_name = service_name
+        self._service = service
+        self._quotas = quotas
         self._metrics = metrics
         self._executor = executor
         self._principals = principals
@@ -128,9 +142,18 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
                         principal=principal or self._principals.authenticate(None, context.auth_context()),
                         peer=context.peer(),
                     )
+                    authorizer = self._authorize(name, request, who)
                     if on_loop:
-                        return await inner(request, who)
-                    return await asyncio.get_running_loop().run_in_executor(executor, inner, request, who)
+                        response = await inner(request, who)
+                    else:
+                        response = await asyncio.get_running_loop().run_in_executor(executor, inner, request, who)
+                    response = authorization.visible(name, response, who.principal, authorizer)
+                    delay_s = self._throttle(name, who.principal, request, response)
+                    if delay_s > 0:
+                        response.throttle_time_ms = throttle_time_ms(delay_s)
+                        await asyncio.sleep(delay_s)
+                    audit.changed(who.principal, who.peer, name, request)
+                    return response
                 except LogsvcError as e:
                     code = e.status.name
                     context.set_trailing_metadata(((METADATA_KEY, e.code),))
@@ -151,6 +174,27 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
             request_deserializer=malformed.lenient(handler.request_deserializer, name),
             response_serializer=handler.response_serializer,
         )
+
+    def _authorize(self, name: str, request: Any, who: Call) -> Any:
+        """Check the ACLs for ``name`` with ``request``; the authorizer that decided (for
+        :func:`~logsvc.server.authorization.visible`)."""
+        service = self._service
+        authorizer = service.authorizer
+        try:
+            authorizer.check(who.principal, authorization.needs(name, request, service.store, service.settings))
+        except PermissionDenied as e:
+            audit.denied(who.principal, who.peer, name, e.message)
+            raise
+        return authorizer
+
+    def _throttle(self, name: str, principal: str, request: Any, response: Any) -> float:
+        """Seconds to hold ``response`` back for the principal's produce or fetch quota."""
+        quotas = self._quotas
+        if name in PRODUCE_METHODS and quotas.limit(principal, PRODUCE):
+            return quotas.produce_delay_s(principal, request.ByteSize())
+        if name == "Fetch" and quotas.limit(principal, FETCH):
+            return quotas.fetch_delay_s(principal, response.ByteSize())
+        return 0.0
 
     def _unimplemented(self, method: str) -> grpc.RpcMethodHandler:
         shown = method if len(method) <= 100 else method[:100] + "..."

@@ -19,6 +19,7 @@ from typing import Any
 
 from logsvc.errors import InvalidConfig, InvalidRequest, TopicAlreadyExists, TopicNotFound
 from logsvc.groups import Coordinator
+from logsvc.server.access_rpcs import AccessRpcs
 from logsvc.server.calls import Call
 from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
 from logsvc.server.limits import check_config
@@ -62,7 +63,7 @@ def describe(store: Store, meta: TopicMeta) -> pb.TopicDescription:
     )
 
 
-class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
+class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
     def __init__(
         self,
         store: Store,
@@ -81,6 +82,7 @@ class BrokerService(GroupRpcs, pb_grpc.BrokerServicer):
         self.executor: Executor | None = None  # the worker pool blocking work runs on (None: the loop's default)
         self.long_polls: LongPolls | None = None  # set by the server; None: a Fetch never waits
         self._rng = random.Random()
+        self.init_access()  # self.authorizer, self.quota_overrides, self.on_access_change
 
     def _partition_count(self, topic: str) -> int | None:
         try:

@@ -29,6 +29,7 @@ import abc
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
+from logsvc.acl import Acl, AclFilter, QuotaOverride
 from logsvc.topic_config import TopicConfig
 from logsvc_client.errors import StorageFailed
 
@@ -211,6 +212,39 @@ class Store(abc.ABC):
         ``before_ms`` (commit_time_ms < before_ms), except the groups in ``keep`` (those the caller
         knows to be alive); return the groups deleted, sorted. One atomic write: a commit that
         lands first makes its group's newest commit recent, so the group stays."""
+
+    # -- access control ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def acls(self) -> list[Acl]:
+        """Every stored ACL, sorted by resource, then principal (:func:`logsvc.acl.sort_key`)."""
+
+    @abc.abstractmethod
+    def add_acls(self, acls: Sequence[Acl]) -> int:
+        """Store ``acls`` (each checked and normalised by :func:`logsvc.acl.parse_acl`: InvalidRequest
+        naming the field, and nothing stored); all or none, durable before returning. An ACL
+        already stored (or given twice) is kept once; returns how many were not there before."""
+
+    @abc.abstractmethod
+    def remove_acls(self, filters: Sequence[AclFilter]) -> list[Acl]:
+        """Delete every ACL that any of ``filters`` selects (:func:`logsvc.acl.matches`), atomically
+        and durably; returns the deleted ACLs, sorted. No filter deletes nothing."""
+
+    @abc.abstractmethod
+    def quota_overrides(self) -> list[QuotaOverride]:
+        """Every principal's stored quota override, sorted by principal."""
+
+    @abc.abstractmethod
+    def set_quota_overrides(self, items: Sequence[QuotaOverride]) -> None:
+        """Merge overrides into the stored ones, in order, atomically and durably: a None rate keeps
+        the stored one (the default applies when there is none), 0 = no limit; an override left
+        with no rate at all is removed. InvalidRequest for a principal that is not one
+        ``User:NAME`` or a negative rate (nothing stored)."""
+
+    @abc.abstractmethod
+    def remove_quota_overrides(self, principals: Sequence[str]) -> list[str]:
+        """Delete the overrides of ``principals`` atomically and durably; returns the principals
+        that had one, sorted."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 

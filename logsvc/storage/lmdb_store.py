@@ -23,7 +23,8 @@ from typing import Any
 import lmdb
 import msgpack
 
-from logsvc.storage import keys, producers, rules, timeindex
+from logsvc.acl import Acl, AclFilter, QuotaOverride
+from logsvc.storage import access, keys, producers, rules, timeindex
 from logsvc.storage.base import (
     Appended,
     CommittedOffset,
@@ -358,6 +359,35 @@ class LmdbStore(Store):
         self._check_writable()
         expired: list[str] = self._submit(ExpireGroupOffsets(before_ms, frozenset(keep)))
         return expired
+
+    # -- access control (layout and ops: storage.access) ---------------------------------------------
+
+    def acls(self) -> list[Acl]:
+        self._check_open()
+        with self._snapshot() as txn:
+            return access.read_acls(txn, self._dbs.acls)
+
+    def add_acls(self, acls: Sequence[Acl]) -> int:
+        self._check_writable()
+        created: int = self._submit(access.AddAcls(access.checked_acls(acls)))
+        return created
+
+    def remove_acls(self, filters: Sequence[AclFilter]) -> list[Acl]:
+        removed: list[Acl] = self._submit(access.RemoveAcls(list(filters))) if filters else []
+        return removed
+
+    def quota_overrides(self) -> list[QuotaOverride]:
+        self._check_open()
+        with self._snapshot() as txn:
+            return access.read_quotas(txn, self._dbs.quotas)
+
+    def set_quota_overrides(self, items: Sequence[QuotaOverride]) -> None:
+        self._check_writable()
+        self._submit(access.SetQuotas(access.checked_quotas(items)))
+
+    def remove_quota_overrides(self, principals: Sequence[str]) -> list[str]:
+        removed: list[str] = self._submit(access.RemoveQuotas(list(principals)))
+        return removed
 
     # -- lifecycle --------------------------------------------------------------------------------
 

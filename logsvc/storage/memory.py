@@ -9,7 +9,8 @@ import bisect
 import threading
 from collections.abc import Callable, Collection, Sequence
 
-from logsvc.storage import keys, producers, rules
+from logsvc.acl import Acl, AclFilter, QuotaOverride, matches
+from logsvc.storage import access, keys, producers, rules
 from logsvc.storage.base import (
     Appended,
     CommittedOffset,
@@ -69,6 +70,8 @@ class MemoryStore(Store):
         self._topics: dict[str, tuple[TopicMeta, list[_Partition]]] = {}
         self._groups: dict[str, dict[tuple[str, int], tuple[int, str, int]]] = {}
         self._next_topic_id = 1
+        self._acls: set[Acl] = set()
+        self._quotas: dict[str, QuotaOverride] = {}
         self._closed = False
         self._data_listeners: list[Callable[[], None]] = []
 
@@ -307,6 +310,49 @@ class MemoryStore(Store):
             for group in expired:
                 del self._groups[group]
             return expired
+
+    # -- access control ---------------------------------------------------------------------------
+
+    def acls(self) -> list[Acl]:
+        with self._cond:
+            self._check_open()
+            return access.sorted_acls(self._acls)
+
+    def add_acls(self, acls: Sequence[Acl]) -> int:
+        checked = access.checked_acls(acls)
+        with self._cond:
+            self._check_writable()
+            new = [acl for acl in checked if acl not in self._acls]
+            self._acls.update(new)
+            return len(new)
+
+    def remove_acls(self, filters: Sequence[AclFilter]) -> list[Acl]:
+        with self._cond:
+            self._check_writable()
+            gone = {acl for acl in self._acls if any(matches(f, acl) for f in filters)}
+            self._acls -= gone
+            return access.sorted_acls(gone)
+
+    def quota_overrides(self) -> list[QuotaOverride]:
+        with self._cond:
+            self._check_open()
+            return [self._quotas[p] for p in sorted(self._quotas, key=lambda p: p.encode())]
+
+    def set_quota_overrides(self, items: Sequence[QuotaOverride]) -> None:
+        checked = access.checked_quotas(items)
+        with self._cond:
+            self._check_writable()
+            for item in checked:
+                new = access.merged(self._quotas.get(item.principal), item)
+                if new is None:
+                    self._quotas.pop(item.principal, None)
+                else:
+                    self._quotas[item.principal] = new
+
+    def remove_quota_overrides(self, principals: Sequence[str]) -> list[str]:
+        with self._cond:
+            self._check_writable()
+            return sorted({p for p in principals if self._quotas.pop(p, None) is not None})
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -65,6 +65,10 @@ def decode_topic(name: str, raw: bytes | memoryview) -> TopicMeta:
     return TopicMeta(name, int(doc["topic_id"]), int(doc["partitions"]), config, int(doc["created_ms"]))
 
 
+#: Named databases a data directory written by an older version may lack.
+_ADDED_LATER = ("producers", "acls", "quotas")
+
+
 class Dbs(NamedTuple):
     """The named databases of one environment."""
 
@@ -75,17 +79,20 @@ class Dbs(NamedTuple):
     partitions: Any  # (topic_id, partition) -> packed PartState
     groups: Any  # (group, topic_id, partition) -> msgpack [offset, metadata, commit_time_ms]
     producers: Any  # (topic_id, partition, producer_id) -> idempotent producer state (storage.producers)
+    acls: Any  # one key per ACL -> b"" (storage.access)
+    quotas: Any  # principal -> msgpack quota override (storage.access)
 
     @classmethod
     def open(cls, env: lmdb.Environment, create: bool) -> Dbs:
         """Open (or create) every named database. Read-only opens of a directory written before a
-        database existed get None for it (read-only stores never look at producer state)."""
+        database existed get None for it (read-only stores never look at producer state, and see
+        no ACLs or quota overrides)."""
         dbs: list[Any] = []
         for name in cls._fields:
             try:
                 dbs.append(env.open_db(name.encode(), create=create))
             except lmdb.NotFoundError:
-                if create or name != "producers":
+                if create or name not in _ADDED_LATER:
                     raise
                 dbs.append(None)
         return cls(*dbs)
