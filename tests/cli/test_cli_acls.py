@@ -167,7 +167,6 @@ def test_a_default_rate_shows_as_default(cli: Cli) -> None:
     cli.ok("quotas", "remove", "User:erin")
 
 
-@pytest.mark.xfail(strict=False, reason="WhoAmI wired by the lead")
 def test_whoami_shows_the_principal_the_broker_sees(cli: Cli) -> None:
     assert lines(cli.ok("whoami")) == ["User:ANONYMOUS"]
     assert json.loads(cli.ok("whoami", "-o", "json").stdout) == {"principal": "User:ANONYMOUS"}
