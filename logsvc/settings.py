@@ -117,8 +117,8 @@ class Settings:
     (``authorization: Bearer TOKEN``), or it fails with UNAUTHENTICATED; the call then acts as
     ``User:PRINCIPAL``. Re-read on SIGHUP; connections stay up."""
     super_users: str = ""
-    """Principals that may do anything whatever the ACLs say, separated by ``;`` or ``,``
-    (Kafka's super.users), e.g. ``User:admin;User:ops``."""
+    """Principals that may do anything whatever the ACLs say, separated by ``;`` (Kafka's
+    super.users; a certificate's DN principal holds commas), e.g. ``User:admin;User:ops``."""
     allow_if_no_acl: bool = True
     """While the broker holds no ACL at all, let every principal do anything (so a broker without
     ACLs works as before). Once any ACL exists this has no effect: what no ACL allows is refused.

@@ -119,9 +119,13 @@ def test_acls_sort_by_resource_then_principal() -> None:
     ]
 
 
-def test_super_users_are_separated_by_semicolons_or_commas() -> None:
+def test_super_users_are_separated_by_semicolons_as_kafkas_and_a_dn_keeps_its_commas() -> None:
     assert parse_super_users("") == frozenset()
-    assert parse_super_users("User:admin; User:ops,User:ci ;") == {"User:admin", "User:ops", "User:ci"}
+    assert parse_super_users("User:admin; User:ops;User:ci ;") == {"User:admin", "User:ops", "User:ci"}
+    assert parse_super_users("User:CN=alice,OU=payments,O=shop;User:ops") == {
+        "User:CN=alice,OU=payments,O=shop",
+        "User:ops",
+    }
     for bad in ("admin", "User:*", "User:"):
         with pytest.raises(InvalidConfig) as e:
             parse_super_users(f"User:ok;{bad}")

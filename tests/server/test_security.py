@@ -17,7 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from logsvc.errors import InvalidConfig
 from logsvc.server.app import Broker, create_server
 from logsvc_client import Admin, Consumer, Producer, Security
-from logsvc_client.errors import Unauthenticated, Unavailable
+from logsvc_client.access import Acl
+from logsvc_client.errors import PermissionDenied, Unauthenticated, Unavailable
 from tests.client.group_helpers import wait_until
 from tests.conftest import broker_settings, cli_env
 from tests.fixtures.tls import Pki, make_pki
@@ -113,6 +114,33 @@ def test_mutual_tls_serves_only_clients_with_a_certificate_its_ca_signed(
     for security in (Security(ca_file=str(pki.ca)), stranger):
         with quick_admin(broker.address, security) as admin, pytest.raises(Unavailable):
             admin.list_topics()
+
+
+@pytest.mark.parametrize(
+    ("tls_principal", "expected"), [("cn", "User:alice"), ("dn", "User:CN=alice,OU=payments,O=shop")]
+)
+def test_with_mutual_tls_a_call_acts_as_its_certificates_subject_and_acls_apply_to_it(
+    start_broker: Callable[..., Broker], pki: Pki, tls_principal: str, expected: str
+) -> None:
+    # Given a mutual-TLS broker without tokens, where only User:ops may administer ACLs
+    broker = start_broker(
+        tls_cert_file=str(pki.server_cert),
+        tls_key_file=str(pki.server_key),
+        tls_client_ca_file=str(pki.ca),
+        tls_principal=tls_principal,
+        super_users=expected,
+    )
+    alice = Security(ca_file=str(pki.ca), cert_file=str(pki.named_cert), key_file=str(pki.named_key))
+    other = Security(ca_file=str(pki.ca), cert_file=str(pki.client_cert), key_file=str(pki.client_key))
+    with Admin(broker.address, security=alice) as admin:
+        # Then a client with alice's certificate is that principal (a super user here)
+        assert admin.whoami() == expected
+        admin.create_acls([Acl("User:ops", "cluster", "", "", "alter")])
+    # And a client with another certificate is another principal, refused what no ACL allows it
+    with Admin(broker.address, security=other) as admin:
+        assert admin.whoami() != expected
+        with pytest.raises(PermissionDenied):
+            admin.create_topic("orders", 1)
 
 
 # -- tokens ---------------------------------------------------------------------------------------
