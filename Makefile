@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest proto bench bench-sink bench-handler stress clean
+.PHONY: run test lint typecheck pytest proto bench bench-sink bench-handler bench-clients stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-sink: $(STAMP)
 
 bench-handler: $(STAMP)
 	$(BIN)/python bench/handler.py
+
+bench-clients: $(STAMP)
+	$(BIN)/python bench/many_clients.py
 
 stress: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

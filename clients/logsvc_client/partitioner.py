@@ -45,6 +45,17 @@ def partition_for_key(key: bytes, partitions: int) -> int:
     return murmur2_positive(key) % partitions
 
 
+def choose_partition(partition: int | None, key: bytes | None, partitions: int, sticky: int) -> int:
+    """THE partition rule, for the producer and for the broker's ProduceRecords alike: an explicit
+    ``partition`` wins (the caller checks its range); else a key's Kafka murmur2 hash; else
+    ``sticky``, the partition the caller's sticky choice stands on for keyless records."""
+    if partition is not None:
+        return partition
+    if key is not None:
+        return murmur2_positive(key) % partitions
+    return sticky
+
+
 class StickyPartitioner:
     """Chooses partitions for records without a key: one per batch, changed on :meth:`next_batch`."""
 

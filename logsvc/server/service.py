@@ -31,7 +31,7 @@ from logsvc.topic_config import TopicConfig, check_partition, check_partition_co
 from logsvc_client import batch as codec
 from logsvc_client._proto import logsvc_pb2 as pb
 from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
-from logsvc_client.partitioner import partition_for_key
+from logsvc_client.partitioner import choose_partition
 from logsvc_client.record_check import MAX_TIMESTAMP_MS
 
 #: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
@@ -211,12 +211,8 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
         per_partition: dict[int, list[list[Any]]] = {}
         placed: list[tuple[int, int]] = []  # (partition, index in that partition's batch)
         for i, r in enumerate(request.records):
-            if r.HasField("partition"):
-                p = check_partition(meta.name, r.partition, n)
-            elif r.HasField("key"):
-                p = partition_for_key(r.key, n)
-            else:
-                p = sticky
+            explicit = check_partition(meta.name, r.partition, n) if r.HasField("partition") else None
+            p = choose_partition(explicit, r.key if r.HasField("key") else None, n, sticky)
             if not 0 <= r.timestamp_ms <= MAX_TIMESTAMP_MS:
                 raise InvalidRequest(
                     f"record {i}: timestamp_ms {r.timestamp_ms} is out of range: 0 (now) to {MAX_TIMESTAMP_MS} ms",
