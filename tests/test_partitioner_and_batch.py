@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import zlib
 
-import msgpack
 import pytest
 
 from logsvc_client import batch as codec
@@ -41,10 +40,22 @@ def test_a_batch_is_encoded_exactly_as_the_proto_comment_specifies() -> None:
 
 
 def test_a_batch_written_by_hand_in_another_language_style_is_decoded() -> None:
-    # Given a batch built from the spec alone, with headers and a tombstone
-    rows = [[5, None, b"a", [["h", b"1"]]], [7, b"key", None, None]]
-    payload = msgpack.packb(rows, use_bin_type=True)
-    data = codec.HEADER.pack(1, 0, 0, 2, 5, 7, zlib.crc32(payload)) + payload
+    # Given a batch built from the spec alone (the proto's header table, written out field by
+    # field, and msgpack bytes by hand), with headers and a tombstone
+    payload = bytes.fromhex(
+        "92"  # array of 2 records
+        "94 05 c0 c4 01 61 91 92 a1 68 c4 01 31"  # [5, nil, bin "a", [[str "h", bin "1"]]]
+        "94 07 c4 03 6b 65 79 c0 c0"  # [7, bin "key", nil, nil]
+    )
+    header = (
+        bytes([1, 0])  # magic, attributes
+        + (0).to_bytes(2, "big")  # reserved
+        + (2).to_bytes(4, "big")  # record_count
+        + (5).to_bytes(8, "big")  # first_timestamp_ms
+        + (7).to_bytes(8, "big")  # max_timestamp_ms
+        + zlib.crc32(payload).to_bytes(4, "big")
+    )
+    data = header + payload
     # Then it validates and decodes to the right records
     codec.validate(data)
     recs = codec.decode_records("t", 3, 100, data)

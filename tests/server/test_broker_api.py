@@ -6,7 +6,6 @@ language would.
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 
@@ -139,24 +138,26 @@ def test_a_fetch_outside_the_log_is_out_of_range_naming_the_valid_range(stub: pb
     stub.Produce(pb.ProduceRequest(topic="t", batches=[pb.PartitionBatch(partition=0, batch=make_batch(4))]))
     err = rpc_error(stub.Fetch, pb.FetchRequest(partitions=[pb.FetchPartition(topic="t", partition=0, offset=99)]))
     assert err.code() == grpc.StatusCode.OUT_OF_RANGE
-    assert "99" in err.details() and "0" in err.details() and "4" in err.details()
+    assert error_code(err) == "offset_out_of_range"
+    assert err.details() == "offset 99 is out of range for t/0: valid offsets are 0 to 4"
 
 
-def test_a_long_poll_fetch_returns_as_soon_as_a_record_arrives(stub: pb_grpc.BrokerStub) -> None:
-    # Given an empty partition and a fetch waiting up to 10 s at its end
+def test_a_long_poll_fetch_returns_as_soon_as_a_record_arrives(broker: Broker, stub: pb_grpc.BrokerStub) -> None:
+    # Given an empty partition and a fetch waiting up to 30 s at its end (registered on the broker)
     stub.CreateTopic(pb.CreateTopicRequest(name="t", partitions=1))
-    result: list[pb.FetchResponse] = []
-    req = pb.FetchRequest(partitions=[pb.FetchPartition(topic="t", partition=0, offset=0)], max_wait_ms=10_000)
-    waiter = threading.Thread(target=lambda: result.append(stub.Fetch(req)))
-    started = time.monotonic()
-    waiter.start()
-    time.sleep(0.2)
+    req = pb.FetchRequest(partitions=[pb.FetchPartition(topic="t", partition=0, offset=0)], max_wait_ms=30_000)
+    waiting = stub.Fetch.future(req, timeout=60)
+    deadline = time.monotonic() + 10
+    while not len(broker.service.long_polls or ()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(broker.service.long_polls or ()) == 1 and not waiting.done()
     # When a batch is produced
+    produced = time.monotonic()
     stub.Produce(pb.ProduceRequest(topic="t", batches=[pb.PartitionBatch(partition=0, batch=make_batch(2))]))
-    waiter.join(10)
-    # Then the waiting fetch returns it well before its wait runs out
-    assert time.monotonic() - started < 5
-    assert [b.base_offset for b in result[0].partitions[0].batches] == [0]
+    # Then the waiting fetch returns it at once (a lost wake-up would hold it for its 30 s)
+    result = waiting.result(timeout=5)
+    assert time.monotonic() - produced < 2
+    assert [b.base_offset for b in result.partitions[0].batches] == [0]
 
 
 def test_a_long_poll_with_no_data_returns_empty_after_its_wait(stub: pb_grpc.BrokerStub) -> None:
