@@ -30,7 +30,7 @@ NEVER_MS = 600_000  # a linger that never passes within a test: only flush/close
 
 @pytest.fixture
 def transport() -> FakeTransport:
-    return FakeTransport(topics={"orders": 4, "single": 1})
+    return FakeTransport(topics={"orders": 4, "single": 1, "other": 1})
 
 
 @pytest.fixture
@@ -195,12 +195,16 @@ def test_a_partition_never_has_two_batches_in_flight(transport: FakeTransport) -
         transport.wait_for_calls(1)
         # When more batches of the same partition fill up while the first is in flight
         rest = [producer.send("single", b"b" * 600) for _ in range(3)]
-        time.sleep(0.05)
-        # Then nothing more was sent until the first answer, then the rest went in one request
-        assert len(transport.calls) == 1
-        transport.release()
+        # (a record for another topic, sent after them: once it has gone, the sender has had its
+        # chance to send the ready batches of "single")
+        producer.send("other", b"c" * 600)
         transport.wait_for_calls(2)
-        assert len(transport.calls[1].batches) == 3
+        # Then nothing more was sent to that partition until the first answer, then the rest
+        # went in one request
+        assert [c.topic for c in transport.calls] == ["single", "other"]
+        transport.release()
+        transport.wait_for_calls(3)
+        assert transport.calls[2].topic == "single" and len(transport.calls[2].batches) == 3
         transport.hold = False
         transport.release()
         assert first.result(timeout=5).offset == 0
