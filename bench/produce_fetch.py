@@ -19,7 +19,8 @@ given ``--server HOST:PORT``; then, from this one process:
    returns with every partition assigned to it. The slowest round is reported.
 
 Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N
-produce_rps_idempotence_off=N produce_rps_plain=N idempotent=on durability=fsync|os``
+produce_rps_idempotence_off=N produce_rps_plain=N idempotent=on durability=fsync|os compression=none|gzip|zstd
+server=logsvc:own|logsvc:given``
 (``produce_rps`` and every figure but the next two measured with the idempotent producer against a
 broker checking every record; ``produce_rps_idempotence_off`` the same broker without
 idempotence; ``produce_rps_plain`` neither: a second broker it starts with
@@ -52,10 +53,10 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     with Admin(address) as admin:
         admin.create_topic(topic, args.partitions)
-    value = os.urandom(args.value_bytes // 2).hex().encode()[: args.value_bytes]
     keys = [b"key-%d" % i for i in range(args.records)]
     step = args.batch_records
-    values = [value] * step
+    # distinct random values within a batch (a compressor sees no repeated value), reused batch after batch
+    values = [os.urandom(args.value_bytes // 2 + 1).hex().encode()[: args.value_bytes] for _ in range(step)]
     batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
 
     # 1. produce: the application's batches of records in each mode, then one send() per record
@@ -73,7 +74,7 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
             send_many = producer.send_many
             started, cpu = time.perf_counter(), time.process_time()
             for i in range(0, args.records, step):
-                chunk = keys[i : i + step]  # the application's batch: here a slice of keys, one value
+                chunk = keys[i : i + step]  # the application's batch: a slice of keys, distinct values
                 send_many(to, values if len(chunk) == step else values[: len(chunk)], chunk)
             producer.flush()
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -108,7 +109,7 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
             f"(validated and idempotent {(median['plain'] / produce_s - 1) * 100:+.1f} %)",
             file=sys.stderr,
         )
-    send_rps = produce_per_record(address, f"{topic}-send", args.partitions, value, keys, args.linger_ms, batch_bytes)
+    send_rps = produce_per_record(address, f"{topic}-send", args.partitions, values, keys, args.linger_ms, batch_bytes)
     print(f"per-record send(): {send_rps:.0f} records/s", file=sys.stderr)
 
     # 2. consume everything
@@ -127,7 +128,7 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
     with Producer(address, linger_ms=0) as producer:
         for i in range(args.single):
             t0 = time.perf_counter()
-            producer.send(topic, value, keys[i]).result(timeout=10)
+            producer.send(topic, values[i % len(values)], keys[i]).result(timeout=10)
             latencies.append((time.perf_counter() - t0) * 1000)
     latencies.sort()
 
@@ -144,21 +145,29 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
         f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f} "
         f"produce_rps_idempotence_off={args.records / off_median_s:.0f} "
         + (f"produce_rps_plain={args.records / median['plain']:.0f} " if "plain" in median else "")
-        + f"idempotent=on durability={args.durability_label}"
+        + f"idempotent=on durability={args.durability_label} compression={args.compression} "
+        + f"server={'logsvc:given' if args.server else 'logsvc:own'}"
     )
 
 
 def produce_per_record(
-    address: str, topic: str, partitions: int, value: bytes, keys: list[bytes], linger_ms: float, batch_bytes: int
+    address: str,
+    topic: str,
+    partitions: int,
+    values: list[bytes],
+    keys: list[bytes],
+    linger_ms: float,
+    batch_bytes: int,
 ) -> float:
     """Produce one record per ``send`` call to a new topic and wait for every ack; records/s."""
     with Admin(address) as admin:
         admin.create_topic(topic, partitions)
     with Producer(address, linger_ms=linger_ms, max_batch_bytes=batch_bytes) as producer:
         send = producer.send
+        n = len(values)
         started = time.perf_counter()
-        for key in keys:
-            send(topic, value, key)
+        for i, key in enumerate(keys):
+            send(topic, values[i % n], key)
         producer.flush()
         return len(keys) / (time.perf_counter() - started)
 

@@ -26,7 +26,11 @@ printed apart as "start-up" — and stops when the group's committed offsets rea
 topic, which the runtime commits only after the database write is durable. Each run ends by
 checking the table/collection holds what it should (and SIGTERM). Last line::
 
-    pg_append_rps=N pg_upsert_rps=N mongo_rps=N mongo_raw_insert_many_rps=N
+    pg_append_rps=N pg_upsert_rps=N mongo_rps=N mongo_raw_insert_many_rps=N mongo_server=nx-27017|mongodb
+    pg_server=own-pg15-fsync|given broker=logsvc:own|logsvc:given durability=fsync
+
+(``mongo_server`` says which MongoDB the mongo figures come from: nx-27017, started here, is a far
+slower server than MongoDB, so its figures are only comparable with each other.)
 
 Targets on the 2-core reference machine: pg append >= 150,000 rows/s, upsert >= 60,000 rows/s,
 mongo >= 80% of the raw insert_many rate measured in the same run.
@@ -273,7 +277,12 @@ def main() -> None:
         if "mongo" not in args.skip:
             with mongo(args.mongo_uri) as uri:
                 results.update(mongo_runs(server, uri, args.records, Path(tmp)))
-    print(" ".join(f"{name}_rps={rps:.0f}" for name, rps in results.items()))
+    mongo_server = "skipped" if "mongo" in args.skip else "mongodb" if args.mongo_uri else "nx-27017"
+    print(
+        " ".join(f"{name}_rps={rps:.0f}" for name, rps in results.items())
+        + f" mongo_server={mongo_server} pg_server={'given' if args.pg_dsn else 'own-pg15-fsync'}"
+        + f" broker={'logsvc:given' if args.server else 'logsvc:own'} durability=fsync"
+    )
 
 
 if __name__ == "__main__":
