@@ -226,7 +226,7 @@ async def _start(
     io: EventLoop,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """On the loop: build the aio server (Broker, health, reflection), bind and start it."""
-    service.long_polls = LongPolls(service.store, io.loop)
+    service.long_polls = LongPolls(service.store, io.loop, on_count=metrics.fetches_waiting.set)
     quotas = Quotas.from_settings(settings)
     quotas.set_overrides(service.quota_overrides.values())
     service.on_access_change.append(lambda: quotas.set_overrides(service.quota_overrides.values()))

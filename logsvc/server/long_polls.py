@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from logsvc.storage.base import Store
 
@@ -25,8 +25,12 @@ Position = tuple[str, int, int]  # (topic, partition, offset)
 class LongPolls:
     """Waiting Fetches of one broker, keyed by the position they wait at."""
 
-    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, store: Store, loop: asyncio.AbstractEventLoop, on_count: Callable[[int], None] | None = None
+    ) -> None:
         self._store = store
+        self._on_count = on_count  # told how many calls wait, whenever that changes
+        self.waiting_calls = 0
         self._loop = loop
         self._waiting: dict[Position, set[asyncio.Future[None]]] = {}
         self._sweep_lock = threading.Lock()
@@ -57,18 +61,25 @@ class LongPolls:
         woken: asyncio.Future[None] = self._loop.create_future()
         for position in positions:
             self._waiting.setdefault(position, set()).add(woken)
+        self._count(+1)
         try:
             await asyncio.wait_for(woken, timeout_s)
             return True
         except TimeoutError:
             return False
         finally:
+            self._count(-1)
             for position in positions:
                 waiters = self._waiting.get(position)
                 if waiters is not None:
                     waiters.discard(woken)
                     if not waiters:
                         del self._waiting[position]
+
+    def _count(self, change: int) -> None:
+        self.waiting_calls += change
+        if self._on_count is not None:
+            self._on_count(self.waiting_calls)
 
     def release_all(self) -> None:
         """On the loop: the broker is stopping; every waiting Fetch answers now."""

@@ -19,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -88,6 +88,11 @@ class BrokerMetrics:
         self.unauthenticated_calls = Counter(
             "logsvc_unauthenticated_calls",
             "Calls refused for a missing or unknown bearer token (one series: no label)",
+            registry=self.registry,
+        )
+        self.fetches_waiting = Gauge(
+            "logsvc_fetches_waiting",
+            "Long-polling Fetch calls waiting for data now (Kafka's fetch purgatory size)",
             registry=self.registry,
         )
         self.registry.register(_StoreCollector(store))

@@ -61,6 +61,11 @@ def test_two_hundred_long_polls_leave_health_admin_and_produce_answering(small_p
         while len(small_pool_broker.service.long_polls or ()) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not any(p.done() for p in polls)
+        assert small_pool_broker.service.long_polls is not None
+        wait = time.monotonic() + 10
+        while small_pool_broker.service.long_polls.waiting_calls < WAITERS and time.monotonic() < wait:
+            time.sleep(0.02)
+        assert small_pool_broker.service.long_polls.waiting_calls == WAITERS
 
         # Then health checks, admin calls and produce still answer at once
         health = health_pb2_grpc.HealthStub(channels[1])

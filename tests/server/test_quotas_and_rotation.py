@@ -3,8 +3,10 @@ tokens file takes effect on SIGHUP while clients stay connected."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -126,6 +128,14 @@ def test_sighup_rotates_tokens_without_dropping_connections(tmp_path: Path, toke
                 metadata=bearer(OLD),
                 timeout=30,
             )
+            metrics = re.search(r"metrics (http://\S+/metrics)", broker.stderr_text())
+            assert metrics is not None
+
+            def poll_waiting() -> bool:
+                return "logsvc_fetches_waiting 1.0" in urllib.request.urlopen(metrics.group(1)).read().decode()
+
+            wait_for(poll_waiting)
+            assert poll_waiting()  # the broker holds the poll, authenticated with the old token
 
             # When the file is rotated to a new token and the broker gets SIGHUP
             tokens_file.write_text(f"alice {NEW}\n")
