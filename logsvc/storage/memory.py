@@ -1,6 +1,12 @@
 """An in-memory :class:`~logsvc.storage.base.Store` honouring the same contract as the LMDB store
 (same checks, same errors, same messages; see :mod:`logsvc.storage.rules`), for fast tests of the
 layers above storage. Thread-safe: one lock around everything, a condition for ``wait_for_data``.
+
+It ships in the package on purpose, as dramatiq ships its ``StubBroker``: it is the contract's
+reference fake. The storage contract suite runs against it and the LMDB store alike (so it can
+never drift from the contract), and code built on :class:`~logsvc.storage.base.Store` — a
+broker embedded in an application's tests: ``create_server(settings, store=MemoryStore())`` — can
+use it without a data directory. Nothing of it survives the process.
 """
 
 from __future__ import annotations
