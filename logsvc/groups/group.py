@@ -36,7 +36,7 @@ from logsvc.groups.member import (
     new_member_id,
     validate_timeouts,
 )
-from logsvc_client.errors import (
+from logsvc_wire.errors import (
     FailedPrecondition,
     FencedInstance,
     GroupMaxSizeReached,
@@ -45,7 +45,7 @@ from logsvc_client.errors import (
     StaleGeneration,
     UnknownMember,
 )
-from logsvc_client.records import TopicPartition
+from logsvc_wire.types import TopicPartition
 
 EMPTY = "Empty"
 STABLE = "Stable"
