@@ -127,5 +127,6 @@ def check_partition(topic: str, partition: int, partitions: int) -> int:
             f"partition {partition} does not exist in {topic} (partitions 0 to {partitions - 1})",
             topic=topic,
             partition=partition,
+            partitions=partitions,
         )
     return partition

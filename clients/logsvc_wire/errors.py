@@ -1,11 +1,20 @@
 """The one exception tree of logsvc, shared by the broker, the client library and the CLI (which
 import it as :mod:`logsvc.errors` and :mod:`logsvc_client.errors`: re-exports of this module).
 
-Every error has a stable ``code`` (sent in the ``logsvc-error`` trailing metadata), a gRPC status
-code, and a ``retriable`` flag saying whether the same request may succeed later. The broker
-raises these and :mod:`logsvc.server.calls` turns them into a gRPC status once; the client turns
-a status back into the same class with :func:`from_rpc_error`, so ``except TopicNotFound`` works
-the same in-process and across the wire.
+Every error has a stable ``code``, a gRPC status code, a ``retriable`` flag saying whether the
+same request may succeed later, and ``details``: the keyword arguments it was raised with (the
+valid offset range, the partition count, the generations, the principal...). The broker raises
+these and :mod:`logsvc.server.calls` turns them into a gRPC status once, with the trailing
+metadata :func:`trailing_metadata` gives; the client turns a status back into the same class with
+the same details with :func:`from_rpc_error`, so ``except OffsetOutOfRange as e:
+e.details["log_start_offset"]`` works the same in-process and across the wire.
+
+The trailing metadata (documented for other languages in proto/logsvc/v1/logsvc.proto, ERRORS):
+
+* ``logsvc-error`` (:data:`METADATA_KEY`) — the stable code, e.g. ``offset_out_of_range``;
+* ``logsvc-error-details`` (:data:`DETAILS_METADATA_KEY`) — the details as a compact JSON object
+  (ASCII, keys sorted), only those whose values are JSON (str, int, float, bool, null, lists and
+  objects of them); absent when there are none.
 
 Subtrees follow what the caller should do next:
 
@@ -20,11 +29,13 @@ Subtrees follow what the caller should do next:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
 
 __all__ = [
+    "DETAILS_METADATA_KEY",
     "METADATA_KEY",
     "AlreadyExists",
     "BatchTooLarge",
@@ -61,9 +72,13 @@ __all__ = [
     "UnknownProducer",
     "for_code",
     "from_rpc_error",
+    "trailing_metadata",
 ]
 
 METADATA_KEY = "logsvc-error"
+DETAILS_METADATA_KEY = "logsvc-error-details"
+#: details longer than this (JSON bytes) are not sent: gRPC's default limit for all metadata is 8 KiB
+MAX_DETAILS_BYTES = 4096
 
 
 class LogsvcError(Exception):
@@ -92,6 +107,9 @@ class InvalidTopicName(InvalidRequest):
 
 
 class InvalidPartition(InvalidRequest):
+    """A partition the topic does not have, or a partition count out of range; ``details`` carry
+    ``topic``, ``partition`` and ``partitions`` (the topic's count) where they apply."""
+
     code = "invalid_partition"
 
 
@@ -126,7 +144,8 @@ class TopicAlreadyExists(AlreadyExists):
 
 
 class OffsetOutOfRange(LogsvcError):
-    """An offset outside ``[log_start_offset, next_offset]``; ``details`` carries both bounds."""
+    """An offset outside ``[log_start_offset, next_offset]``; ``details`` carry ``topic``,
+    ``partition``, ``offset`` and both bounds (``log_start_offset``, ``next_offset``)."""
 
     code = "offset_out_of_range"
     status = grpc.StatusCode.OUT_OF_RANGE
@@ -180,7 +199,8 @@ class Unauthenticated(LogsvcError):
 
 class PermissionDenied(LogsvcError):
     """No ACL allows the caller's principal this operation on this resource (or one denies it);
-    the message names the principal, the operation and the resource."""
+    the message names the principal, the operation and the resource, and ``details`` carry them:
+    ``principal``, ``operation``, ``resource_type`` and (for a named resource) ``resource_name``."""
 
     code = "permission_denied"
     status = grpc.StatusCode.PERMISSION_DENIED
@@ -246,23 +266,60 @@ def for_code(code: str) -> type[LogsvcError]:
     return _BY_CODE.get(code, LogsvcError)
 
 
+def trailing_metadata(error: LogsvcError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata a broker sends with ``error``'s status: its code, and its JSON-safe
+    details as compact JSON when it has any (see the module docstring)."""
+    metadata = [(METADATA_KEY, error.code)]
+    details = {key: value for key, value in error.details.items() if _json_safe(value)}
+    if details:
+        encoded = json.dumps(details, separators=(",", ":"), sort_keys=True)
+        if len(encoded) <= MAX_DETAILS_BYTES:
+            metadata.append((DETAILS_METADATA_KEY, encoded))
+    return tuple(metadata)
+
+
+def _json_safe(value: object) -> bool:
+    """Whether ``value`` comes back from JSON as it went in (a tuple would come back a list)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_json_safe(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_safe(v) for k, v in value.items())
+    return False
+
+
+def _details(value: str | bytes) -> dict[str, Any]:
+    """The details a ``logsvc-error-details`` value carries ({} when it is not a JSON object)."""
+    try:
+        details = json.loads(value)
+    except ValueError:
+        return {}
+    return details if isinstance(details, dict) else {}
+
+
 def from_rpc_error(err: grpc.RpcError) -> LogsvcError:
-    """Rebuild the project's exception from a failed call (status code + ``logsvc-error``)."""
+    """Rebuild the project's exception from a failed call: the class its ``logsvc-error`` code
+    names (else the one for its status code), with the details ``logsvc-error-details`` carries."""
     if not _BY_CODE:
         _register()
     status = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     message = (err.details() if hasattr(err, "details") else None) or str(status)
     code = None
+    details: dict[str, Any] = {}
     trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
     for key, value in trailing or ():
         if key == METADATA_KEY:
             code = value if isinstance(value, str) else value.decode()
+        elif key == DETAILS_METADATA_KEY:
+            details = _details(value)
     cls = _BY_CODE.get(code) if code else None
     if cls is None:
         cls = _BY_STATUS.get(status, LogsvcError)
     if status == grpc.StatusCode.UNAVAILABLE and code is None:
         message = f"broker unavailable: {message}"
     exc = cls(message)
+    exc.details = details
     exc.status = status
     return exc
 
@@ -285,7 +342,9 @@ class FencedInstance(FailedPrecondition):
 
 
 class StaleGeneration(FailedPrecondition):
-    """A commit or heartbeat carries a generation the member has moved past, or one the group never had."""
+    """A commit or heartbeat carries a generation the member has moved past, or one the group never
+    had; ``details`` carry ``group``, ``member_id``, ``generation`` (the one sent),
+    ``member_generation`` and ``group_generation``."""
 
     code = "stale_generation"
 

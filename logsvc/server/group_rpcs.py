@@ -143,7 +143,11 @@ class GroupRpcs:
             nxt = st[c.partition].next_offset
             if c.offset > nxt:
                 raise OffsetOutOfRange(
-                    f"commit of offset {c.offset} for {c.topic}/{c.partition} is past its next offset {nxt}"
+                    f"commit of offset {c.offset} for {c.topic}/{c.partition} is past its next offset {nxt}",
+                    topic=c.topic,
+                    partition=c.partition,
+                    offset=c.offset,
+                    next_offset=nxt,
                 )
 
     def CommitOffsets(self, request: pb.CommitOffsetsRequest, call: Call) -> pb.CommitOffsetsResponse:
