@@ -30,6 +30,7 @@ Subtrees follow what the caller should do next:
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import grpc
@@ -279,8 +280,11 @@ def trailing_metadata(error: LogsvcError) -> tuple[tuple[str, str], ...]:
 
 
 def _json_safe(value: object) -> bool:
-    """Whether ``value`` comes back from JSON as it went in (a tuple would come back a list)."""
-    if value is None or isinstance(value, str | bool | int | float):
+    """Whether ``value`` comes back from JSON as it went in (a tuple would come back a list, and
+    NaN or infinity is not JSON other languages read)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if value is None or isinstance(value, str | bool | int):
         return True
     if isinstance(value, list):
         return all(_json_safe(v) for v in value)

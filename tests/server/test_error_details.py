@@ -106,8 +106,8 @@ def test_permission_denied_comes_back_naming_principal_operation_and_resource(tm
 
 
 def test_only_json_safe_details_are_sent_and_they_come_back_as_they_went() -> None:
-    # Given an error whose details hold JSON values and one that is not JSON (bytes)
-    error = OffsetOutOfRange("out", offset=7, topic="t", bounds=[0, 3], raw=b"\x00")
+    # Given an error whose details hold JSON values and two that are not JSON (bytes, NaN)
+    error = OffsetOutOfRange("out", offset=7, topic="t", bounds=[0, 3], raw=b"\x00", ratio=float("nan"))
     # When it becomes trailing metadata and is read back by the client
     metadata = dict(trailing_metadata(error))
     assert metadata[METADATA_KEY] == "offset_out_of_range"
