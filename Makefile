@@ -1,12 +1,12 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    start the broker on the embedded LMDB store (./data, 127.0.0.1:50051)
-#   make test   create .venv, install, lint, type-check and run every test
+#   make test   create .venv, install, lint, type-check, check the generated code and run every test
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest proto bench bench-sink bench-handler bench-clients stress clean
+.PHONY: run test lint typecheck pytest proto proto-check bench bench-sink bench-handler bench-clients stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,17 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck proto-check pytest
 
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
+
+# Fails when the generated code is stale (proto/ edited without `make proto`, or a hand edit):
+# regenerate it in place, then any difference from the committed files is an error. On an
+# up-to-date tree the regeneration writes the same bytes and leaves nothing changed.
+proto-check: proto
+	git diff --exit-code -- clients/logsvc_wire/_proto
+	test -z "$$(git status --porcelain --untracked-files=all -- clients/logsvc_wire/_proto)"
 
 bench: $(STAMP)
 	$(BIN)/python bench/produce_fetch.py

@@ -6,8 +6,8 @@
    spent in the ``send`` loop alone is printed too.
 2. ``send_many``: the same records handed over ``--batch-records`` at a time with
    ``Producer.send_many``; timed the same two ways.
-3. ``encode``: :func:`logsvc_client.batch.encode_batch` over batches of ``--batch-records``.
-4. ``decode``: :func:`logsvc_client.batch.decode_records` over the same batches (CRC checked).
+3. ``encode``: :func:`logsvc_wire.batch.encode_batch` over batches of ``--batch-records``.
+4. ``decode``: :func:`logsvc_wire.batch.decode_records` over the same batches (CRC checked).
 
 Last line: ``send_rps=N send_loop_rps=N send_many_rps=N send_many_loop_rps=N encode_rps=N decode_rps=N``
 """
@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 
 from logsvc_client import Producer
-from logsvc_client import batch as codec
 from logsvc_client.transport import ProduceCallback
+from logsvc_wire import batch as codec
 
 
 class InstantTransport:

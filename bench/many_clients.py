@@ -36,9 +36,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from own_broker import own_broker_process
 
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 
 POLLED = "bench-polled"
 PRODUCED = "bench-produced"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from logsvc_client.errors import InvalidConfig, InvalidRequest
+from logsvc_wire.errors import InvalidConfig, InvalidRequest
 
 PRINCIPAL_TYPE = "User"
 ANONYMOUS = "User:ANONYMOUS"

@@ -40,7 +40,7 @@ from logsvc.acl import (
     Requirement,
     SomeResource,
 )
-from logsvc_client.errors import PermissionDenied
+from logsvc_wire.errors import PermissionDenied
 
 #: Decisions remembered per Authorizer (principal x requirement); a new Authorizer starts empty.
 DECISION_CACHE_SIZE = 10_000

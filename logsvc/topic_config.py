@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from logsvc_client.batch import MAX_UNCOMPRESSED_BATCH_BYTES
-from logsvc_client.errors import InvalidConfig, InvalidPartition, InvalidTopicName
+from logsvc_wire.batch import MAX_UNCOMPRESSED_BATCH_BYTES
+from logsvc_wire.errors import InvalidConfig, InvalidPartition, InvalidTopicName
 
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
@@ -127,5 +127,6 @@ def check_partition(topic: str, partition: int, partitions: int) -> int:
             f"partition {partition} does not exist in {topic} (partitions 0 to {partitions - 1})",
             topic=topic,
             partition=partition,
+            partitions=partitions,
         )
     return partition

@@ -1,4 +1,4 @@
-"""Regenerate the Python gRPC code in clients/logsvc_client/_proto/ from proto/logsvc/v1/*.proto.
+"""Regenerate the Python gRPC code in clients/logsvc_wire/_proto/ from proto/logsvc/v1/*.proto.
 
 grpc_tools writes absolute imports (``from logsvc.v1 import logsvc_pb2``) that would collide with
 the ``logsvc`` server package, so the generated modules are flattened into one package and the
@@ -17,7 +17,7 @@ from grpc_tools import protoc  # type: ignore[import-untyped]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
-OUT_DIR = ROOT / "clients" / "logsvc_client" / "_proto"
+OUT_DIR = ROOT / "clients" / "logsvc_wire" / "_proto"
 
 
 def main() -> int:

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 import msgpack
 import zstandard
 
-from logsvc_client.batch import HEADER, HEADER_SIZE
-from logsvc_client.record_check import MAX_TIMESTAMP_MS
+from logsvc_wire.batch import HEADER, HEADER_SIZE
+from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 
 T0 = 1_700_000_000_000
 MiB = 1 << 20

@@ -18,8 +18,8 @@ import pytest
 
 from logsvc import settings as settings_mod
 from logsvc.server.app import Broker, create_server
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_client.security import ENV_CA, ENV_CERT, ENV_KEY, ENV_TLS, ENV_TOKEN
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
 

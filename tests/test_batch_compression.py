@@ -12,8 +12,8 @@ import msgpack
 import pytest
 import zstandard
 
-from logsvc_client import batch as codec
 from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig
+from logsvc_wire import batch as codec
 
 T0 = 1_700_000_000_000
 RECORDS = [

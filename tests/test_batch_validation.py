@@ -13,10 +13,10 @@ import msgpack
 import pytest
 
 from logsvc.topic_config import TopicConfig
-from logsvc_client import batch as codec
-from logsvc_client import record_check
 from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig, InvalidRequest
 from logsvc_client.records import check_timestamp
+from logsvc_wire import batch as codec
+from logsvc_wire import record_check
 from tests.batch_mutations import T0, Case, by_hand, cases, corpus, is_bomb, of_records, packb
 
 CASES = cases()
@@ -26,7 +26,7 @@ FUZZ_LIMIT = 1 << 20  # max_uncompressed_batch_bytes of the fuzz: a bomb costs 1
 
 def _c_check() -> record_check.Check:
     if record_check.check_c is None:
-        pytest.fail("the C extension logsvc_client._batchcheck was not built (pip install -e . builds it)")
+        pytest.fail("the C extension logsvc_wire._batchcheck was not built (pip install -e . builds it)")
     return record_check.check_c
 
 

@@ -6,9 +6,9 @@ import zlib
 
 import pytest
 
-from logsvc_client import batch as codec
 from logsvc_client.errors import CorruptBatch
-from logsvc_client.partitioner import StickyPartitioner, murmur2, partition_for_key
+from logsvc_wire import batch as codec
+from logsvc_wire.partitioner import StickyPartitioner, murmur2, partition_for_key
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_a_corrupted_stored_batch_fails_its_crc_check_on_decode_naming_where_it_
 
 def test_the_c_extension_and_the_fallback_hash_agree_with_each_other_and_with_kafka() -> None:
     # Given the C extension (built by the install) and the murmurhash2 package fallback
-    from logsvc_client import _murmur2, partitioner
+    from logsvc_wire import _murmur2, partitioner
 
     keys = [
         b"",

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from logsvc_wire._proto import logsvc_pb2 as pb
+
 from . import channel
-from ._proto import logsvc_pb2 as pb
 
 
 class Acl(NamedTuple):

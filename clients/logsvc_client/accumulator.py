@@ -3,7 +3,7 @@
 :meth:`Accumulator.append` is the hot path of ``Producer.send``: it converts and partitions one
 record, then appends a ``(timestamp_ms, key, value, headers)`` tuple to the open batch of its
 partition under one short lock. Batch and buffer sizes are tracked arithmetically from an upper
-bound of each record's msgpack size (:data:`~logsvc_client.batch.RECORD_OVERHEAD` and friends),
+bound of each record's msgpack size (:data:`~logsvc_wire.batch.RECORD_OVERHEAD` and friends),
 so nothing is encoded until the batch is sent.
 
 :meth:`Accumulator.append_many` (``Producer.send_many``) does the same for a sequence of records:
@@ -29,10 +29,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from logsvc_wire.partitioner import StickyPartitioner, murmur2_positive
+
 from .bulk_records import append_bulk, prepare_bulk
 from .errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
-from .partitioner import StickyPartitioner, murmur2_positive
 from .record_future import ProducerBatch, RawRecord, RecordFuture, RecordFutures
 from .records import check_timestamp, to_bytes, to_headers
 from .topic_batches import TopicBatches, take_ready

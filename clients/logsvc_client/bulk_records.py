@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple
 
-from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from logsvc_wire.partitioner import murmur2_positive
+
 from .errors import BatchTooLarge, InvalidRequest
-from .partitioner import murmur2_positive
 from .record_future import RawRecord, RecordFutures
 from .records import check_timestamp, to_bytes, to_headers
 from .topic_batches import TopicBatches

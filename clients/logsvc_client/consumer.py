@@ -56,9 +56,10 @@ import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+
 from . import channel, group_offsets
-from ._proto import logsvc_pb2 as pb
-from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import FailedPrecondition, InvalidConfig, InvalidRequest
 from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
 from .group import Membership

@@ -4,7 +4,7 @@ A :class:`Fetcher` keeps two offsets per assigned partition: the *position* (the
 application gets) and the *fetch offset* (the next one to ask the broker for). Fetched batches are
 kept whole, as bytes, in a :class:`~logsvc_client.record_buffer.RecordBuffer` until
 :meth:`Fetcher.fetch` hands their records out, and are decoded straight into
-:class:`~logsvc_client.records.Record` tuples by :func:`~logsvc_client.batch.decode_records`.
+:class:`~logsvc_client.records.Record` tuples by :func:`~logsvc_wire.batch.decode_records`.
 Before decoding, it starts the next Fetch when fewer than ``max_poll_records`` would stay
 buffered (prefetch), so the broker reads while this process decodes and the application works.
 Any change of assignment or position discards the fetch in flight
@@ -31,8 +31,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from logsvc_wire._proto import logsvc_pb2 as pb
+
 from . import channel
-from ._proto import logsvc_pb2 as pb
 from .errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
 from .in_flight_fetch import InFlightFetch
 from .lane_buffers import LaneBuffers

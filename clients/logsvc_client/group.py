@@ -35,9 +35,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+
 from . import channel
-from ._proto import logsvc_pb2 as pb
-from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import FencedInstance, InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
 from .group_offsets import partitions_from_pb, partitions_to_pb
 from .records import TopicPartition

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from logsvc_wire._proto import logsvc_pb2 as pb
+
 from . import channel
-from ._proto import logsvc_pb2 as pb
 from .errors import InvalidRequest
 from .groups import CommittedOffset, committed_from_pb
 from .records import TopicPartition

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from logsvc_wire.types import RESET_METADATA as RESET_METADATA  # re-exported: the wire owns it
+
 from .records import TopicPartition
 
 ResetSpec = Literal["earliest", "latest", "offset", "datetime", "shift_by", "duration"]
@@ -65,12 +67,6 @@ class GroupDescription:
     assignor: str
     members: tuple[MemberInfo, ...]
     partitions: tuple[PartitionLag, ...]
-
-
-#: the metadata `logsvc groups reset-offsets` (ResetOffsets) commits with the offsets it resets: a
-#: consumer that keeps offsets of its own (an exactly-once sink) takes the group's offset over its
-#: own while this marks it, so a reset replays every connector alike
-RESET_METADATA = "logsvc.reset-offsets"
 
 
 @dataclass(frozen=True)

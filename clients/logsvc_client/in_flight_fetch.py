@@ -21,8 +21,9 @@ from typing import Any
 
 import grpc
 
+from logsvc_wire._proto import logsvc_pb2 as pb
+
 from . import channel
-from ._proto import logsvc_pb2 as pb
 from .errors import Unavailable
 from .records import TopicPartition
 

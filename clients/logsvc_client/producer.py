@@ -3,7 +3,7 @@
 How a record flows: :meth:`Producer.send` (or :meth:`Producer.send_many`, many at once) →
 :class:`~logsvc_client.accumulator.Accumulator` (partitioned, appended to its partition's open
 batch) → :class:`~logsvc_client.sender.Sender` (when the batch is full, has lingered
-``linger_ms``, or is flushed: encoded with :func:`~logsvc_client.batch.encode_batch` and sent with
+``linger_ms``, or is flushed: encoded with :func:`~logsvc_wire.batch.encode_batch` and sent with
 the topic's other ready batches in one Produce request) → the broker's answer completes the
 batch, and so every :class:`~logsvc_client.record_future.RecordFuture` pointing into it.
 
@@ -23,8 +23,9 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+from logsvc_wire.batch import check_compression
+
 from .accumulator import Accumulator
-from .batch import check_compression
 from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
 from .errors import InvalidConfig, Timeout, Unavailable
 from .idempotence import Sequences

@@ -2,7 +2,7 @@
 
 A :class:`RecordBuffer` keeps batches whole, as the broker sent them, and decodes one only when
 a poll reaches it, straight into :class:`~logsvc_client.records.Record` tuples
-(:func:`~logsvc_client.batch.decode_records`). A :class:`~logsvc_client.fetcher.Fetcher` has one
+(:func:`~logsvc_wire.batch.decode_records`). A :class:`~logsvc_client.fetcher.Fetcher` has one
 for all its partitions, or one per lane with priority lanes (in a
 :class:`~logsvc_client.lane_buffers.LaneBuffers`).
 
@@ -19,7 +19,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from . import batch as codec
+from logsvc_wire import batch as codec
+
 from .errors import CorruptBatch
 from .records import Record, TopicPartition
 
@@ -28,7 +29,7 @@ log = logging.getLogger("logsvc_client.consumer")
 
 def stored_count(data: bytes) -> int:
     """How many offsets a stored batch covers, counted as the broker counts them (even for a
-    corrupt header): :func:`~logsvc_client.batch.stored_span`."""
+    corrupt header): :func:`~logsvc_wire.batch.stored_span`."""
     return codec.stored_span(data).record_count
 
 

@@ -1,27 +1,29 @@
 """Value types: the records a consumer receives, the positions a producer gets back; and the checks
-and conversions a record's fields go through when it is sent."""
+and conversions a record's fields go through when it is sent.
+
+:class:`Record`, :class:`TopicPartition` and ``Headers`` are the wire's (:mod:`logsvc_wire.types`),
+re-exported here so ``from logsvc_client.records import Record`` keeps working."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from logsvc_wire.record_check import MAX_TIMESTAMP_MS
+from logsvc_wire.types import Headers, Record, TopicPartition
+
 from .errors import InvalidRequest
-from .record_check import MAX_TIMESTAMP_MS
 
-Headers = tuple[tuple[str, bytes], ...]
-
-
-class Record(NamedTuple):
-    """One consumed record. ``key``/``value`` are bytes or None (a tombstone has value None)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None
+__all__ = [
+    "Headers",
+    "ProducerRecord",
+    "Record",
+    "RecordPosition",
+    "TopicPartition",
+    "check_timestamp",
+    "to_bytes",
+    "to_headers",
+]
 
 
 class RecordPosition(NamedTuple):
@@ -29,11 +31,6 @@ class RecordPosition(NamedTuple):
 
     partition: int
     offset: int
-
-
-class TopicPartition(NamedTuple):
-    topic: str
-    partition: int
 
 
 class ProducerRecord(NamedTuple):

@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from operator import itemgetter
 
-from . import batch as codec
+from logsvc_wire import batch as codec
+
 from .accumulator import Accumulator
 from .channel import Backoff
 from .errors import LogsvcError, TopicNotFound, UnknownProducer

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from logsvc_wire.partitioner import StickyPartitioner
+
 from .errors import InvalidPartition
-from .partitioner import StickyPartitioner
 from .record_future import ProducerBatch
 
 

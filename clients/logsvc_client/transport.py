@@ -11,9 +11,10 @@ from typing import Protocol
 
 import grpc
 
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+
 from . import channel
-from ._proto import logsvc_pb2 as pb
-from ._proto import logsvc_pb2_grpc as pb_grpc
 from .errors import InternalError, InvalidRequest, LogsvcError
 from .security import Security
 

@@ -3,12 +3,12 @@
 Data already on disk may be bad: written by a version that did not check every record, or
 damaged. :func:`check_partition` walks a partition's stored batches (from a broker or a data
 directory, :mod:`logsvc.cli.sources`) and checks each one as a reader would meet it — the header
-(:func:`~logsvc_client.batch.read_header`), the CRC, payload and every record
-(:func:`~logsvc_client.batch.validate`, then :func:`~logsvc_client.batch.decode_records` as a
+(:func:`~logsvc_wire.batch.read_header`), the CRC, payload and every record
+(:func:`~logsvc_wire.batch.validate`, then :func:`~logsvc_wire.batch.decode_records` as a
 consumer decodes it) — and that the
 batches are dense: each base offset is the previous base plus the previous record count.
 
-:func:`~logsvc_client.batch.validate` checks a batch as a producer sends it; a stored batch of a
+:func:`~logsvc_wire.batch.validate` checks a batch as a producer sends it; a stored batch of a
 LogAppendTime topic carries the broker's LogAppendTime bit and append time in its header, so it is
 validated as its producer sent it (:func:`as_produced`). Compressed batches may inflate up to the
 topic's ``max_uncompressed_batch_bytes`` (0: 4 x ``max_batch_bytes``).
@@ -22,7 +22,9 @@ from typing import Any
 
 from logsvc.cli.sources import Source
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import (
+from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig
+from logsvc_client.record_buffer import stored_count
+from logsvc_wire.batch import (
     ATTR_LOG_APPEND_TIME,
     HEADER,
     HEADER_SIZE,
@@ -32,8 +34,6 @@ from logsvc_client.batch import (
     unpack_payload,
     validate,
 )
-from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig
-from logsvc_client.record_buffer import stored_count
 
 _INT64_MAX = (1 << 63) - 1
 

@@ -19,9 +19,9 @@ from typing import Any
 from logsvc.cli.output import iso_ms, note
 from logsvc.cli.sources import PartitionView, Source, TopicView
 from logsvc_client import Admin
-from logsvc_client.batch import decode_records
 from logsvc_client.errors import CorruptBatch, OffsetOutOfRange, TopicNotFound
 from logsvc_client.records import Record
+from logsvc_wire.batch import decode_records
 
 DLQ_PREFIX = "dlq."
 DLQ_SUFFIX = ".dlq"

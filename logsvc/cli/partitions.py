@@ -30,9 +30,9 @@ from logsvc.cli.sources import Source, open_source, out_of_range
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.topics import echo_partition_table, topic_json
 from logsvc_client import Admin
-from logsvc_client.batch import HEADER_SIZE, BatchHeader, decode_records, read_header
 from logsvc_client.errors import CorruptBatch, InvalidBatch
 from logsvc_client.records import Record
+from logsvc_wire.batch import HEADER_SIZE, BatchHeader, decode_records, read_header
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -19,8 +19,8 @@ import click
 from logsvc.cli.output import Progress, echo_json, note, output_option
 from logsvc.cli.state import get_state, server_option
 from logsvc_client import Producer, RecordFuture
-from logsvc_client.batch import COMPRESSIONS
 from logsvc_client.errors import InvalidRequest
+from logsvc_wire.batch import COMPRESSIONS
 
 READ_CHUNK_BYTES = 64 * 1024
 ACK_TIMEOUT_S = 60.0

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from logsvc_client import Admin, channel
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_client.errors import InvalidPartition, OffsetOutOfRange
 from logsvc_client.record_buffer import stored_count
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 
 READ_MAX_BYTES = 4 * 1024 * 1024
 READ_TIMEOUT_S = 30.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Set
 
-from logsvc_client.records import TopicPartition
+from logsvc_wire.types import TopicPartition
 
 Assignment = dict[str, frozenset[TopicPartition]]
 Assignor = Callable[[Mapping[str, Set[str]], Mapping[str, int], Mapping[str, frozenset[TopicPartition]]], Assignment]

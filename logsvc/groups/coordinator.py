@@ -30,8 +30,8 @@ from logsvc.groups.member import (
     check_id_length,
     new_member_id,
 )
-from logsvc_client.errors import GroupNotFound, InvalidRequest, UnknownMember
-from logsvc_client.records import TopicPartition
+from logsvc_wire.errors import GroupNotFound, InvalidRequest, UnknownMember
+from logsvc_wire.types import TopicPartition
 
 
 class MemberDescription(NamedTuple):

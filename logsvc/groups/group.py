@@ -36,7 +36,7 @@ from logsvc.groups.member import (
     new_member_id,
     validate_timeouts,
 )
-from logsvc_client.errors import (
+from logsvc_wire.errors import (
     FailedPrecondition,
     FencedInstance,
     GroupMaxSizeReached,
@@ -45,7 +45,7 @@ from logsvc_client.errors import (
     StaleGeneration,
     UnknownMember,
 )
-from logsvc_client.records import TopicPartition
+from logsvc_wire.types import TopicPartition
 
 EMPTY = "Empty"
 STABLE = "Stable"
@@ -303,7 +303,9 @@ class Group:
 
     def _unknown(self, member_id: str) -> UnknownMember:
         return UnknownMember(
-            f"member {member_id} is not in group {self.group_id} (it left or its session expired); join again"
+            f"member {member_id} is not in group {self.group_id} (it left or its session expired); join again",
+            group=self.group_id,
+            member_id=member_id,
         )
 
     def _static_member(self, instance_id: str | None) -> Member | None:
@@ -316,7 +318,12 @@ class Group:
             raise StaleGeneration(
                 f"{what} from member {member.member_id} of group {self.group_id} carries generation "
                 f"{generation}; the member is at generation {member.acked_generation} and the group at "
-                f"{self.generation}"
+                f"{self.generation}",
+                group=self.group_id,
+                member_id=member.member_id,
+                generation=generation,
+                member_generation=member.acked_generation,
+                group_generation=self.generation,
             )
 
     def _assignable(self, member: Member) -> frozenset[TopicPartition]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from logsvc_client.errors import InvalidRequest
-from logsvc_client.records import TopicPartition
+from logsvc_wire.errors import InvalidRequest
+from logsvc_wire.types import TopicPartition
 
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 """A member not heard from for longer than this is removed and its partitions move."""

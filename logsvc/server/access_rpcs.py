@@ -21,7 +21,7 @@ from logsvc.errors import InvalidRequest
 from logsvc.server.calls import Call
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
-from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2 as pb
 
 log = logging.getLogger("logsvc.access")
 

@@ -45,8 +45,8 @@ from logsvc.server.service import BrokerService
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
 from logsvc.storage.lmdb_store import LmdbStore
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 
 log = logging.getLogger("logsvc.server")
 

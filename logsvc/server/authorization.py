@@ -36,8 +36,8 @@ from logsvc.authorizer import Authorizer
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
 from logsvc.topic_config import TOPIC_NAME
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client.errors import InternalError, TopicNotFound
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire.errors import InternalError, TopicNotFound
 
 #: (request, store, settings) -> what the call needs
 Rule = Callable[[Any, Store, Settings], list[Requirement]]

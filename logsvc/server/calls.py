@@ -21,7 +21,8 @@
    ``throttle_time_ms`` says how long); a change of state is written to the audit log
    (:mod:`logsvc.server.audit`);
 5. errors leave here, once: a :class:`~logsvc.errors.LogsvcError` becomes its status code, its
-   message and the ``logsvc-error`` trailing metadata; anything else is INTERNAL with no traceback
+   message and its trailing metadata (:func:`~logsvc_wire.errors.trailing_metadata`: the
+   ``logsvc-error`` code and the ``logsvc-error-details`` JSON); anything else is INTERNAL with no traceback
    sent (it is logged here); every call is timed into ``logsvc_request_seconds{method, code}``.
 
 Servicer methods get a :class:`Call` (who is calling) instead of a gRPC context: they raise
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from logsvc.acl import ANONYMOUS
-from logsvc.errors import METADATA_KEY, LogsvcError, PermissionDenied, Unauthenticated
+from logsvc.errors import METADATA_KEY, LogsvcError, PermissionDenied, Unauthenticated, trailing_metadata
 from logsvc.server import audit, authorization, malformed
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.principals import Principals
@@ -156,7 +157,7 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
                     return response
                 except LogsvcError as e:
                     code = e.status.name
-                    context.set_trailing_metadata(((METADATA_KEY, e.code),))
+                    context.set_trailing_metadata(trailing_metadata(e))
                     await context.abort(e.status, e.message)
                 except asyncio.CancelledError:
                     code = grpc.StatusCode.CANCELLED.name

@@ -22,9 +22,8 @@ from logsvc.server.limits import MAX_ID_BYTES, MAX_METADATA_BYTES, check_length
 from logsvc.settings import Settings
 from logsvc.storage.base import CommittedOffset, PartitionState, Store
 from logsvc.topic_config import check_partition, check_topic_name
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client.groups import RESET_METADATA
-from logsvc_client.records import TopicPartition
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire.types import RESET_METADATA, TopicPartition
 
 Spec = pb.ResetOffsetsRequest
 log = logging.getLogger("logsvc.groups")
@@ -144,7 +143,11 @@ class GroupRpcs:
             nxt = st[c.partition].next_offset
             if c.offset > nxt:
                 raise OffsetOutOfRange(
-                    f"commit of offset {c.offset} for {c.topic}/{c.partition} is past its next offset {nxt}"
+                    f"commit of offset {c.offset} for {c.topic}/{c.partition} is past its next offset {nxt}",
+                    topic=c.topic,
+                    partition=c.partition,
+                    offset=c.offset,
+                    next_offset=nxt,
                 )
 
     def CommitOffsets(self, request: pb.CommitOffsetsRequest, call: Call) -> pb.CommitOffsetsResponse:

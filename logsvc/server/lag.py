@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from logsvc.errors import CorruptBatch, InvalidBatch, OffsetOutOfRange, TopicNotFound
 from logsvc.storage.base import Store
-from logsvc_client import batch as codec
+from logsvc_wire import batch as codec
 
 
 class Lag(NamedTuple):

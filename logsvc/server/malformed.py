@@ -19,7 +19,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from logsvc_client.errors import InvalidRequest
+from logsvc_wire.errors import InvalidRequest
 
 log = logging.getLogger("logsvc.server")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from logsvc.errors import METADATA_KEY, LogsvcError
+from logsvc.errors import LogsvcError, trailing_metadata
 
 log = logging.getLogger("logsvc.server")
 
@@ -102,7 +102,7 @@ def refusing_handler(
     async def refuse(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         if on_refuse is not None:
             on_refuse(context)
-        context.set_trailing_metadata(((METADATA_KEY, error.code),))
+        context.set_trailing_metadata(trailing_metadata(error))
         await context.abort(error.status, error.message)
 
     return grpc.stream_unary_rpc_method_handler(refuse)

@@ -28,11 +28,11 @@ from logsvc.server.metrics import BrokerMetrics
 from logsvc.settings import Settings
 from logsvc.storage.base import Appended, Store, TopicMeta
 from logsvc.topic_config import TopicConfig, check_partition, check_partition_count, check_topic_name
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
-from logsvc_client.partitioner import choose_partition
-from logsvc_client.record_check import MAX_TIMESTAMP_MS
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire.partitioner import choose_partition
+from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 
 #: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
 DEFAULT_FETCH_BYTES = 3 * 1024 * 1024

@@ -24,7 +24,7 @@ import msgpack
 
 from logsvc.acl import Acl, AclFilter, QuotaOverride, check_principal, matches, parse_acl, sort_key
 from logsvc.storage.ops import Op, TxnContext
-from logsvc_client.errors import InvalidRequest
+from logsvc_wire.errors import InvalidRequest
 
 _SEP = "\x00"
 #: The largest rate a quota may have (msgpack's and the proto's unsigned 64 bits).

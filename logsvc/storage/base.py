@@ -19,7 +19,7 @@ Rules every implementation follows:
   once, within one group commit, across commits and across a reopen; the producer state is
   written atomically with the batches, forgotten after ``producer_id_expiration_ms`` without a
   write, and deleted with its topic.
-* Errors are the project's own (:mod:`logsvc_client.errors`), with messages naming the value
+* Errors are the project's own (:mod:`logsvc_wire.errors`), with messages naming the value
   that was wrong; nothing is written when a call fails.
 """
 
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from logsvc.acl import Acl, AclFilter, QuotaOverride
 from logsvc.topic_config import TopicConfig
-from logsvc_client.errors import StorageFailed
+from logsvc_wire.errors import StorageFailed
 
 
 class TopicMeta(NamedTuple):

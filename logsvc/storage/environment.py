@@ -10,7 +10,7 @@ import lmdb
 
 from logsvc.storage.lock import DirectoryLock
 from logsvc.storage.state import FORMAT, FORMAT_VERSION, Catalog, Dbs, load_catalog
-from logsvc_client.errors import NotFound, Unavailable
+from logsvc_wire.errors import NotFound, Unavailable
 
 MAX_READERS = 1024  # concurrent read transactions (gRPC threads) the lock file has room for
 MAX_SPARE_TXNS = 16  # read transactions kept for reuse (renewing one is cheaper than beginning)

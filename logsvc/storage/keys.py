@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 
-from logsvc_client.errors import InvalidRequest
+from logsvc_wire.errors import InvalidRequest
 
 PARTITION = struct.Struct(">II")
 POSITION = struct.Struct(">IIQ")  # batches and time index: (topic_id, partition, offset or time)

@@ -52,8 +52,8 @@ from logsvc.storage.retention import ApplyRetention, Trim
 from logsvc.storage.state import Catalog, Dbs
 from logsvc.storage.writer import Writer, WriterStats
 from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
-from logsvc_client.batch import stored_span
-from logsvc_client.errors import InvalidRequest, NotFound, StorageFailed
+from logsvc_wire.batch import stored_span
+from logsvc_wire.errors import InvalidRequest, NotFound, StorageFailed
 
 log = logging.getLogger(__name__)
 

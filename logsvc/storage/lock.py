@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import os
 
-from logsvc_client.errors import DataDirectoryLocked, Unavailable
+from logsvc_wire.errors import DataDirectoryLocked, Unavailable
 
 LOCK_FILE = "logsvc.lock"
 

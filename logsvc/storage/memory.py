@@ -27,8 +27,8 @@ from logsvc.storage.base import (
     TopicMeta,
 )
 from logsvc.topic_config import TopicConfig, check_partition_count, check_topic_name
-from logsvc_client.batch import BatchHeader, read_header, with_log_append_time
-from logsvc_client.errors import InvalidRequest
+from logsvc_wire.batch import BatchHeader, read_header, with_log_append_time
+from logsvc_wire.errors import InvalidRequest
 
 
 class _Partition:

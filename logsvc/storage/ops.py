@@ -21,7 +21,7 @@ from logsvc.storage.base import Appended, TopicMeta
 from logsvc.storage.producers import BatchEntry, Produced, ProducerState
 from logsvc.storage.state import NEXT_PRODUCER_ID, NEXT_TOPIC_ID, Catalog, Dbs, PartState, encode_topic, pack_state
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import BatchHeader, with_log_append_time
+from logsvc_wire.batch import BatchHeader, with_log_append_time
 
 if TYPE_CHECKING:
     Cursor = lmdb.Cursor[memoryview]

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from logsvc_client.errors import InvalidRequest, OutOfOrderSequence, ProducerFenced, UnknownProducer
+from logsvc_wire.errors import InvalidRequest, OutOfOrderSequence, ProducerFenced, UnknownProducer
 
 REMEMBERED = 5  # batches remembered per producer per partition (Kafka's 5)
 SEQUENCE_MODULUS = 1 << 31  # sequences are taken modulo 2^31 (Kafka's int32 wrap)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from logsvc.storage import keys, rules, timeindex
 from logsvc.storage.ops import Op, TxnContext, expire_producers
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import stored_span
+from logsvc_wire.batch import stored_span
 
 # (end offset of the batch, its max timestamp, the partition's bytes) -> delete this head batch?
 HeadPredicate = Callable[[int, int, int], bool]

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 from logsvc.storage.base import TopicMeta
 from logsvc.topic_config import TopicConfig, check_partition_count
-from logsvc_client.batch import BatchHeader, read_header, stored_span, unpack_payload, validate
-from logsvc_client.errors import (
+from logsvc_wire.batch import BatchHeader, read_header, stored_span, unpack_payload, validate
+from logsvc_wire.errors import (
     BatchTooLarge,
     InvalidBatch,
     InvalidConfig,

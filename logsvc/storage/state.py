@@ -20,7 +20,7 @@ import msgpack
 from logsvc.storage import keys, producers, rules
 from logsvc.storage.base import PartitionState, TopicMeta
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import stored_span
+from logsvc_wire.batch import stored_span
 
 _STATE = struct.Struct(">QQq")  # log_start_offset, bytes, index_max_ts
 NEXT_TOPIC_ID = b"next_topic_id"

@@ -17,7 +17,7 @@ import lmdb
 from logsvc.storage import keys
 from logsvc.storage.ops import TxnContext
 from logsvc.storage.state import Dbs, PartState
-from logsvc_client.batch import stored_span
+from logsvc_wire.batch import stored_span
 
 
 def first_batch_at(txn: lmdb.Transaction[memoryview], dbs: Dbs, topic_id: int, partition: int, ts: int) -> int | None:

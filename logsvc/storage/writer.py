@@ -43,7 +43,7 @@ from logsvc.storage.guard import ReadGuard
 from logsvc.storage.ops import Op, TxnContext
 from logsvc.storage.retention import ApplyRetention
 from logsvc.storage.state import Catalog, Dbs
-from logsvc_client.errors import InternalError, LogsvcError, StorageFailed, StorageFull
+from logsvc_wire.errors import InternalError, LogsvcError, StorageFailed, StorageFull
 
 log = logging.getLogger(__name__)
 

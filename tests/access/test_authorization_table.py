@@ -13,7 +13,7 @@ from logsvc.server.authorization import REQUIREMENTS, needs, visible
 from logsvc.settings import Settings
 from logsvc.storage.memory import MemoryStore
 from logsvc.topic_config import TopicConfig
-from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2 as pb
 
 CLUSTER = "logsvc-cluster"
 

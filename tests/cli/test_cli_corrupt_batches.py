@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from logsvc_client import Admin
-from logsvc_client.batch import corrupt
 from logsvc_connect.dead_letters import DeadLetters
+from logsvc_wire.batch import corrupt
 from tests.cli.conftest import Cli, start_broker
 from tests.conftest import BrokerProcess
 from tests.fixtures.corrupt import BAD_BATCHES, good_batch, plant, str_key

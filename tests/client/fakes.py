@@ -11,10 +11,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from logsvc_client import batch as codec
 from logsvc_client.errors import LogsvcError, TopicNotFound, Unavailable
 from logsvc_client.records import Record
 from logsvc_client.transport import ProduceCallback
+from logsvc_wire import batch as codec
 
 
 @dataclass

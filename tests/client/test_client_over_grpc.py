@@ -18,7 +18,7 @@ from logsvc_client.errors import (
     TopicNotFound,
     Unavailable,
 )
-from logsvc_client.partitioner import partition_for_key
+from logsvc_wire.partitioner import partition_for_key
 from tests.client.conftest import RestartableBroker
 
 NEVER_MS = 600_000

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from logsvc_client import Producer
-from logsvc_client import batch as codec
 from logsvc_client.errors import (
     BatchTooLarge,
     BufferFull,
@@ -21,8 +20,9 @@ from logsvc_client.errors import (
     TopicNotFound,
     Unavailable,
 )
-from logsvc_client.partitioner import partition_for_key
 from logsvc_client.records import RecordPosition
+from logsvc_wire import batch as codec
+from logsvc_wire.partitioner import partition_for_key
 from tests.client.fakes import FakeTransport
 
 NEVER_MS = 600_000  # a linger that never passes within a test: only flush/close/size send

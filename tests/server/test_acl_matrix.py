@@ -14,9 +14,9 @@ import grpc
 import pytest
 
 from logsvc.server.app import Broker, create_server
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import broker_settings
 
 TOKENS = {"admin": "admin-token-0123456789", "alice": "alice-token-0123456789", "bob": "bob-token-0123456789ab"}

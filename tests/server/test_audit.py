@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from logsvc.server import audit
-from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2 as pb
 
 PEER = "ipv4:10.0.0.5:53124"
 

@@ -15,10 +15,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from logsvc.server.app import Broker, create_server
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
-from logsvc_client.partitioner import partition_for_key
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire.partitioner import partition_for_key
 from tests.conftest import broker_settings
 
 

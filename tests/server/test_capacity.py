@@ -17,9 +17,9 @@ from logsvc.server.app import Broker, create_server
 from logsvc.server.long_polls import LongPolls
 from logsvc.storage.memory import MemoryStore
 from logsvc.topic_config import TopicConfig
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import broker_settings
 
 WAITERS = 200  # well past the worker pool below: each used to hold a thread

@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import BrokerProcess
 
 PARTITIONS = 4

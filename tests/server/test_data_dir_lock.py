@@ -15,9 +15,9 @@ import pytest
 from logsvc.errors import DataDirectoryLocked
 from logsvc.storage.lmdb_store import LmdbStore
 from logsvc.storage.lock import LOCK_FILE
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import BrokerProcess, cli_env
 
 

@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from logsvc.server.app import Broker, create_server
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import broker_settings
 from tests.server.test_broker_api import error_code, rpc_error
 from tests.server.test_groups_api import setup_topic

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from logsvc.server.app import Broker
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import BrokerProcess
 from tests.server.test_broker_api import error_code, make_batch, rpc_error
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import grpc
 
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.server.test_broker_api import error_code, make_batch, rpc_error
 
 

@@ -18,8 +18,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from logsvc.errors import InvalidConfig
 from logsvc.server.app import Broker, create_server
 from logsvc.settings import MAX_MESSAGE_BYTES, Settings
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import broker_settings, cli_env
 
 TOKEN = "a-token-long-enough-2"

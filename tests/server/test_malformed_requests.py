@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from logsvc.server.malformed import RateLimitedLog
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import BrokerProcess, cli_env
 
 JUNK = [

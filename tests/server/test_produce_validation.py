@@ -14,11 +14,12 @@ import grpc
 import pytest
 
 from logsvc.server.app import Broker, create_server
-from logsvc_client import Consumer, TopicPartition, record_check
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_client import Consumer, TopicPartition
 from logsvc_client.errors import InvalidBatch
+from logsvc_wire import batch as codec
+from logsvc_wire import record_check
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.batch_mutations import T0, Case, MiB, by_hand, cases, corpus, good, of_records, packb, zstd_bomb
 from tests.conftest import BrokerProcess, broker_settings
 
@@ -51,7 +52,7 @@ def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if request.param == "python":
         monkeypatch.setattr(codec, "check", record_check.check_py)
     elif record_check.check_c is None:
-        pytest.fail("the C extension logsvc_client._batchcheck was not built (pip install -e . builds it)")
+        pytest.fail("the C extension logsvc_wire._batchcheck was not built (pip install -e . builds it)")
     return str(request.param)
 
 

@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from logsvc.server.app import create_server
-from logsvc_client import batch as codec
-from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.conftest import BrokerProcess, broker_settings, cli_env
 
 QUOTA = 500_000  # bytes per second

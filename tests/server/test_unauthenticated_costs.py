@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from logsvc.server.refusals import OTHER, RefusalLog, peer_host
-from logsvc_client._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2 as pb
 from tests.conftest import BrokerProcess
 
 TOKEN = "a-token-long-enough-1"

@@ -7,7 +7,7 @@ import zlib
 from collections.abc import Sequence
 
 from logsvc.storage.base import Store
-from logsvc_client.batch import HEADER, HEADER_SIZE, decode_records, encode_batch, read_header
+from logsvc_wire.batch import HEADER, HEADER_SIZE, decode_records, encode_batch, read_header
 
 
 def make_batch(count: int = 1, ts: int = 1_000, step: int = 0, value_size: int = 8, tag: str = "") -> bytes:

@@ -11,8 +11,8 @@ import pytest
 from logsvc.storage import rules
 from logsvc.storage.lmdb_store import LmdbStore
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import decode_records, stored_span
 from logsvc_client.errors import CorruptBatch
+from logsvc_wire.batch import decode_records, stored_span
 from tests.fixtures.corrupt import TIMESTAMP_MS, good_batch, plant, raw_batch
 
 

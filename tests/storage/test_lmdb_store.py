@@ -20,8 +20,8 @@ from logsvc.storage.base import Store
 from logsvc.storage.lmdb_store import LmdbStore
 from logsvc.storage.memory import MemoryStore
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import decode_records
 from logsvc_client.errors import InternalError, InvalidRequest, NotFound, OffsetOutOfRange, StorageFull
+from logsvc_wire.batch import decode_records
 from tests.storage.batches import FakeClock, make_batch, make_batch_at
 
 DAY_MS = 86_400_000

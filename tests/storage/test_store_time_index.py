@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from logsvc.storage.base import OffsetForTime, Store
 from logsvc.topic_config import TopicConfig
-from logsvc_client.batch import decode_records, read_header
+from logsvc_wire.batch import decode_records, read_header
 from tests.storage.batches import FakeClock, make_batch, make_batch_at
 
 

@@ -5,7 +5,7 @@ Keyed records: ``(murmur2(key) & 0x7fffffff) % partitions`` with Kafka's seed ``
 partitioning: one partition is chosen at random and kept until the batch being filled for it is
 sent, then another is chosen — fewer, fuller batches than round-robin.
 
-The hash comes from the small C extension :mod:`logsvc_client._murmur2`, which keeps the GIL: the
+The hash comes from the small C extension :mod:`logsvc_wire._murmur2`, which keeps the GIL: the
 ``murmurhash2`` package (the fallback when the extension was not built) releases it on every
 call, and in a producer whose sender thread is runnable each release costs a GIL handoff — tens
 of microseconds instead of a tenth of one.

@@ -7,7 +7,7 @@ first and max timestamps are what the records hold. It returns None, or a messag
 record index and the field ("record 3: key is msgpack str (0xa5); keys must be bin or nil ...").
 
 The broker runs it on every produced batch, so it is the C extension
-:mod:`logsvc_client._batchcheck` (one pass over the bytes, no Python object per record) when that
+:mod:`logsvc_wire._batchcheck` (one pass over the bytes, no Python object per record) when that
 was built. Without a compiler, :func:`check_py` gives the same verdict and the same message:
 msgpack's own decoder and a type check over the rows accept a good payload quickly, and
 :func:`walk` (the C walker, line for line in Python) finds what is wrong with a bad one.

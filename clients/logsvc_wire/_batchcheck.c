@@ -8,7 +8,7 @@
  * handler threads run meanwhile; a small batch is walked in less time than a GIL handoff costs,
  * so it keeps it (measured on consumers, which run it in decode_records too: 2.24 M records/s
  * fetched releasing, 2.20 M keeping it, 2.29 M without the walk). The pure-Python
- * logsvc_client.record_check gives the same verdict and the same message for every input; the
+ * logsvc_wire.record_check gives the same verdict and the same message for every input; the
  * tests run both over the same corpus.
  */
 #define PY_SSIZE_T_CLEAN

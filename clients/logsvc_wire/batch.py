@@ -4,9 +4,9 @@ A batch is a 28-byte big-endian header followed by a msgpack payload (an array o
 ``[timestamp_ms, key, value, headers]`` arrays), stored as it is or compressed whole (gzip or
 zstd, named in the header's attributes). Producers :func:`encode_batch`; the broker checks
 every produced batch in full with :func:`validate` before acknowledging it (header, CRC, counts
-and every record's types through :mod:`~logsvc_client.record_check`, inflating a compressed
+and every record's types through :mod:`~logsvc_wire.record_check`, inflating a compressed
 payload under a bound) and otherwise only :func:`read_header`s; consumers :func:`decode_records`
-straight into :class:`~logsvc_client.records.Record` tuples. Before encoding, the producer sizes
+straight into :class:`~logsvc_wire.types.Record` tuples. Before encoding, the producer sizes
 its batches with upper bounds of the encoded size: :data:`RECORD_OVERHEAD` and
 :func:`header_bytes` per record, :data:`BATCH_OVERHEAD` per batch.
 """
@@ -23,7 +23,7 @@ import msgpack
 from .compression import COMPRESSIONS, check_compression, compress, inflate_bounded, inflate_prefix
 from .errors import CorruptBatch, InvalidBatch
 from .record_check import MAX_RECORDS_PER_BATCH, MIN_RECORD_BYTES, check, check_c, rows_on_spec, walk
-from .records import Record
+from .types import Record
 
 MAGIC = 1
 ATTR_LOG_APPEND_TIME = 0x01
@@ -133,7 +133,7 @@ def validate(
 
     Header (magic, reserved 0, known attributes without the broker's LogAppendTime bit,
     1 <= record_count <= MAX_RECORDS_PER_BATCH and no more records than the payload's bytes allow),
-    CRC, then every record (:func:`~logsvc_client.record_check.check`) and that the header's first
+    CRC, then every record (:func:`~logsvc_wire.record_check.check`) and that the header's first
     and max timestamps are the records'. A compressed payload is inflated under
     ``max_uncompressed_bytes``. ``records=False`` skips the per-record walk (header, CRC and the
     outer array's length only): a knob for measuring the walk's cost, never for production.
@@ -284,7 +284,7 @@ def decode_records(
 ) -> list[Record]:
     """Decode a stored batch into :class:`Record` tuples, skipping offsets below ``start_offset``.
 
-    Raises :class:`~logsvc_client.errors.CorruptBatch` (naming topic, partition and the batch's
+    Raises :class:`~logsvc_wire.errors.CorruptBatch` (naming topic, partition and the batch's
     offset range) for anything that does not follow the specification; never another error.
     """
     try:

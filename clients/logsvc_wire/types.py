@@ -1,0 +1,37 @@
+"""The plain value types both sides of the wire share: a partition's name, a decoded record, and
+the commit metadata that marks an offset reset.
+
+The broker's group coordinator assigns :class:`TopicPartition` s, the codec
+(:func:`~logsvc_wire.batch.decode_records`) decodes batches into :class:`Record` tuples, and the
+client hands both to its users (re-exported as ``logsvc_client.TopicPartition`` and
+``logsvc_wire.types.Record``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class Record(NamedTuple):
+    """One consumed record. ``key``/``value`` are bytes or None (a tombstone has value None)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None
+
+
+#: the metadata `logsvc groups reset-offsets` (ResetOffsets) commits with the offsets it resets: a
+#: consumer that keeps offsets of its own (an exactly-once sink) takes the group's offset over its
+#: own while this marks it, so a reset replays every connector alike
+RESET_METADATA = "logsvc.reset-offsets"
