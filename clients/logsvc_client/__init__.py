@@ -22,9 +22,9 @@ same on both sides of the wire; no ``grpc.RpcError`` escapes the library.
 from . import errors
 from .access import Acl, AclFilter, Quota, Quotas
 from .admin import Admin
-from .consumer import Consumer
+from .consumer.consumer import Consumer
 from .errors import LogsvcError
-from .groups import (
+from .group.descriptions import (
     CommittedOffset,
     GroupDescription,
     GroupMetadata,
@@ -34,8 +34,8 @@ from .groups import (
     PartitionReset,
     ResetResult,
 )
-from .producer import Producer
-from .record_future import RecordFuture, RecordFutures
+from .producer.futures import RecordFuture, RecordFutures
+from .producer.producer import Producer
 from .records import ProducerRecord, Record, RecordPosition, TopicPartition
 from .security import Security
 from .topics import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicSummary

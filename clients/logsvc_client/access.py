@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from . import channel
 from ._proto import logsvc_pb2 as pb
+from .transport import channel
 
 
 class Acl(NamedTuple):

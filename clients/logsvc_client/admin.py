@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from . import channel, group_offsets
 from ._proto import logsvc_pb2 as pb
 from ._proto import logsvc_pb2_grpc as pb_grpc
 from .access import AccessAdmin
 from .errors import InvalidRequest
-from .groups import (
+from .group import offsets as group_offsets
+from .group.descriptions import (
     CommittedOffset,
     GroupDescription,
     GroupMetadata,
@@ -25,8 +25,8 @@ from .groups import (
     ResetSpec,
     reset_from_pb,
 )
-from .groups import description_from_pb as group_description_from_pb
-from .groups import summary_from_pb as group_summary_from_pb
+from .group.descriptions import description_from_pb as group_description_from_pb
+from .group.descriptions import summary_from_pb as group_summary_from_pb
 from .records import ProducerRecord, RecordPosition, TopicPartition, to_bytes, to_headers
 from .security import Security
 from .topics import (
@@ -36,6 +36,7 @@ from .topics import (
     description_from_pb,
     summary_from_pb,
 )
+from .transport import channel
 
 OffsetSpec = Literal["earliest", "latest", "timestamp"]
 

@@ -32,8 +32,8 @@ from logsvc_client.batch import (
     unpack_payload,
     validate,
 )
+from logsvc_client.consumer.record_buffer import stored_count
 from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig
-from logsvc_client.record_buffer import stored_count
 
 _INT64_MAX = (1 << 63) - 1
 

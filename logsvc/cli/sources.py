@@ -12,11 +12,12 @@ import abc
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from logsvc_client import Admin, channel
+from logsvc_client import Admin
 from logsvc_client._proto import logsvc_pb2 as pb
 from logsvc_client._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_client.consumer.record_buffer import stored_count
 from logsvc_client.errors import InvalidPartition, OffsetOutOfRange
-from logsvc_client.record_buffer import stored_count
+from logsvc_client.transport import channel
 
 READ_MAX_BYTES = 4 * 1024 * 1024
 READ_TIMEOUT_S = 30.0

@@ -23,7 +23,7 @@ from logsvc.settings import Settings
 from logsvc.storage.base import CommittedOffset, PartitionState, Store
 from logsvc.topic_config import check_partition, check_topic_name
 from logsvc_client._proto import logsvc_pb2 as pb
-from logsvc_client.groups import RESET_METADATA
+from logsvc_client.group.descriptions import RESET_METADATA
 from logsvc_client.records import TopicPartition
 
 Spec = pb.ResetOffsetsRequest

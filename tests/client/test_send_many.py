@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from logsvc_client import Admin, Consumer, Producer, Record
-from logsvc_client.accumulator import Accumulator
 from logsvc_client.errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest
 from logsvc_client.partitioner import partition_for_key
-from logsvc_client.record_future import RecordFuture
+from logsvc_client.producer.accumulator import Accumulator
+from logsvc_client.producer.futures import RecordFuture
 from logsvc_client.records import RecordPosition
 from tests.client.fakes import FakeTransport
 

@@ -6,7 +6,7 @@ and starts the requests without it. Responses arrive on a gRPC thread: a batch i
 back at the head of its partition for a retry (retriable errors, up to ``retries`` times with
 capped exponential backoff), or failed with the project's exception.
 
-Idempotent (``sequences`` given, :mod:`~logsvc_client.idempotence`): before sequence numbers are
+Idempotent (``sequences`` given, :mod:`~logsvc_client.producer.idempotence`): before sequence numbers are
 assigned the sender makes sure it holds a producer identity (InitProducer, on this thread; a
 failure there is handled like a failed send of the drained batches). A partition's batches in one
 request share their fate: all retried, or all failed, and then the partition's waiting batches
@@ -24,14 +24,14 @@ import time
 from collections.abc import Callable
 from operator import itemgetter
 
-from . import batch as codec
+from .. import batch as codec
+from ..errors import LogsvcError, TopicNotFound, UnknownProducer
+from ..transport.channel import Backoff
+from ..transport.grpc import ProduceTransport
 from .accumulator import Accumulator
-from .channel import Backoff
-from .errors import LogsvcError, TopicNotFound, UnknownProducer
+from .batches import ProducerBatch
 from .idempotence import Sequences, request_groups
-from .record_future import ProducerBatch
 from .topic_batches import TopicBatches
-from .transport import ProduceTransport
 
 log = logging.getLogger("logsvc_client.producer")
 

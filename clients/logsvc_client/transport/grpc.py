@@ -11,11 +11,11 @@ from typing import Protocol
 
 import grpc
 
+from .._proto import logsvc_pb2 as pb
+from .._proto import logsvc_pb2_grpc as pb_grpc
+from ..errors import InternalError, InvalidRequest, LogsvcError
+from ..security import Security
 from . import channel
-from ._proto import logsvc_pb2 as pb
-from ._proto import logsvc_pb2_grpc as pb_grpc
-from .errors import InternalError, InvalidRequest, LogsvcError
-from .security import Security
 
 # Called once per produce: (base offsets in request order, None) or (None, error).
 ProduceCallback = Callable[[list[int] | None, LogsvcError | None], None]

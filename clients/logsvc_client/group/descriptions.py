@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .records import TopicPartition
+from ..records import TopicPartition
 
 ResetSpec = Literal["earliest", "latest", "offset", "datetime", "shift_by", "duration"]
 """How :meth:`Admin.reset_offsets` moves offsets; ``value`` is the offset (offset), epoch ms

@@ -1,12 +1,12 @@
 """Many records of one topic queued at once: the bulk path of ``Producer.send_many``.
 
 :func:`prepare_bulk` does for a sequence of records what
-:meth:`~logsvc_client.accumulator.Accumulator.append` does for one — check, convert to bytes,
+:meth:`~logsvc_client.producer.accumulator.Accumulator.append` does for one — check, convert to bytes,
 bound the encoded size, choose the partition, build the ``(timestamp_ms, key, value, headers)``
 tuple — a list at a time and without the accumulator's lock. The result, :class:`BulkRecords`,
 is plain lists. :func:`append_bulk` then hands them to the accumulator under its lock, taken once
 for the lot, or once per chunk that fits when it must wait for buffer space.
-:meth:`~logsvc_client.accumulator.Accumulator.append_many` runs the two.
+:meth:`~logsvc_client.producer.accumulator.Accumulator.append_many` runs the two.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple
 
-from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
-from .errors import BatchTooLarge, InvalidRequest
-from .partitioner import murmur2_positive
-from .record_future import RawRecord, RecordFutures
-from .records import check_timestamp, to_bytes, to_headers
+from ..batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from ..errors import BatchTooLarge, InvalidRequest
+from ..partitioner import murmur2_positive
+from ..records import check_timestamp, to_bytes, to_headers
+from .batches import RawRecord
+from .futures import RecordFutures
 from .topic_batches import TopicBatches
 
 if TYPE_CHECKING:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import channel
-from ._proto import logsvc_pb2 as pb
-from .errors import InvalidRequest
-from .groups import CommittedOffset, committed_from_pb
-from .records import TopicPartition
+from .._proto import logsvc_pb2 as pb
+from ..errors import InvalidRequest
+from ..records import TopicPartition
+from ..transport import channel
+from .descriptions import CommittedOffset, committed_from_pb
 
 
 def partitions_to_pb(tps: Iterable[TopicPartition]) -> list[pb.TopicPartitions]:

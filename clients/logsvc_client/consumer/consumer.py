@@ -9,7 +9,7 @@ or raises :class:`~logsvc_client.errors.OffsetOutOfRange` under ``"none"``.
 **Group mode** (``group_id=`` and :meth:`Consumer.subscribe`): the broker assigns the partitions
 of the subscribed topics among the group's members; a background thread heartbeats (so how often
 the application polls does not matter, up to ``max_poll_interval_ms``), and assignment changes are
-applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.subscription`)::
+applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.consumer.subscription`)::
 
     with Consumer(address, group_id="billing", on_revoke=flush) as consumer:
         consumer.subscribe(["orders"])
@@ -21,7 +21,7 @@ applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.subscription`)::
 **Priority lanes** (``priority="strict"`` or ``"weighted"``): the subscribed topics, in the order
 given, are lanes, highest first (with :meth:`Consumer.assign`: the topics in the order their
 partitions are listed), and each poll takes its records from the lanes as
-:mod:`logsvc_client.lanes` plans — the highest lane with a backlog first, or a share per
+:mod:`logsvc_client.consumer.lanes` plans — the highest lane with a backlog first, or a share per
 ``lane_weights`` — while no lane with a backlog goes without records for longer than
 ``max_lane_wait_ms``::
 
@@ -47,7 +47,7 @@ the ``logsvc_client.consumer`` logger (naming topic, partition and offset range;
 ``corrupt_batch`` attribute is the CorruptBatch), and the position moves past the batch's last
 offset (so a group's next commit passes it too).
 
-The fetch loop lives in :class:`~logsvc_client.fetcher.Fetcher`, shared by both modes.
+The fetch loop lives in :class:`~logsvc_client.consumer.fetcher.Fetcher`, shared by both modes.
 """
 
 from __future__ import annotations
@@ -56,17 +56,18 @@ import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from . import channel, group_offsets
-from ._proto import logsvc_pb2 as pb
-from ._proto import logsvc_pb2_grpc as pb_grpc
-from .errors import FailedPrecondition, InvalidConfig, InvalidRequest
+from .._proto import logsvc_pb2 as pb
+from .._proto import logsvc_pb2_grpc as pb_grpc
+from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest
+from ..group import offsets as group_offsets
+from ..group.descriptions import GroupMetadata
+from ..group.membership import Membership
+from ..records import Record, TopicPartition
+from ..security import Security
+from ..transport import channel
 from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
-from .group import Membership
-from .groups import GroupMetadata
 from .lanes import LanePolicy, Priority, check_options
 from .offset_reset import OffsetReset
-from .records import Record, TopicPartition
-from .security import Security
 from .subscription import RebalanceCallback, Subscription
 
 

@@ -10,14 +10,14 @@ so nothing is encoded until the batch is sent.
 conversion, sizes, partitions and record tuples are computed a list at a time, outside the lock,
 then the lock is taken once to append them all (once per chunk when it must wait for buffer
 space), with the same batch rolling as ``append`` (:meth:`Accumulator._roll`). That bulk path is
-:mod:`~logsvc_client.bulk_records`.
+:mod:`~logsvc_client.producer.bulk`.
 
 The sender thread calls :meth:`drain_locked` to take the batches that are ready (full, lingered
 ``linger_ms``, covered by a flush, or needed to free a full buffer). A partition with a batch in
 flight is *muted* until its response: at most one batch per partition is in flight, so records of
 a partition are stored in send order even when a request is retried. Each topic's batches are a
-:class:`~logsvc_client.topic_batches.TopicBatches`; which of them are ready is
-:func:`~logsvc_client.topic_batches.take_ready`.
+:class:`~logsvc_client.producer.topic_batches.TopicBatches`; which of them are ready is
+:func:`~logsvc_client.producer.topic_batches.take_ready`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from .batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
-from .bulk_records import append_bulk, prepare_bulk
-from .errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
-from .partitioner import StickyPartitioner, murmur2_positive
-from .record_future import ProducerBatch, RawRecord, RecordFuture, RecordFutures
-from .records import check_timestamp, to_bytes, to_headers
+from ..batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from ..errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
+from ..partitioner import StickyPartitioner, murmur2_positive
+from ..records import check_timestamp, to_bytes, to_headers
+from .batches import ProducerBatch, RawRecord
+from .bulk import append_bulk, prepare_bulk
+from .futures import RecordFuture, RecordFutures
 from .topic_batches import TopicBatches, take_ready
 
 _time_ns = time.time_ns

@@ -18,8 +18,8 @@ from typing import Any
 
 import grpc
 
-from .errors import LogsvcError, Timeout, Unavailable, from_rpc_error
-from .security import Security
+from ..errors import LogsvcError, Timeout, Unavailable, from_rpc_error
+from ..security import Security
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 

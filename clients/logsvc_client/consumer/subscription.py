@@ -25,13 +25,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from . import channel, group_offsets
-from .admin import offsets_request
-from .errors import LogsvcError, OffsetOutOfRange, UnknownMember
+from ..admin import offsets_request
+from ..errors import LogsvcError, OffsetOutOfRange, UnknownMember
+from ..group import offsets as group_offsets
+from ..group.membership import Membership
+from ..records import Record, TopicPartition
+from ..transport import channel
 from .fetcher import Fetcher
-from .group import Membership
 from .offset_reset import OffsetReset
-from .records import Record, TopicPartition
 
 log = logging.getLogger("logsvc_client.consumer")
 

@@ -6,7 +6,7 @@ A fetch offset the broker reports out of range (trimmed away, or past the end) m
 start under "earliest" or to the log end under "latest"; under "none" it stays, and
 :class:`~logsvc_client.errors.OffsetOutOfRange` is raised (:func:`reset_targets`). The log start
 and end come from ListOffsets (:func:`list_offsets`). Used by
-:class:`~logsvc_client.fetcher.Fetcher`, which positions its partitions with them.
+:class:`~logsvc_client.consumer.fetcher.Fetcher`, which positions its partitions with them.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from . import channel
-from .admin import offsets_request
-from .errors import InvalidConfig, OffsetOutOfRange
-from .records import TopicPartition
+from ..admin import offsets_request
+from ..errors import InvalidConfig, OffsetOutOfRange
+from ..records import TopicPartition
+from ..transport import channel
 
 log = logging.getLogger("logsvc_client.consumer")
 

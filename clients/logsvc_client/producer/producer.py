@@ -1,18 +1,18 @@
 """Producer: batches records per partition on the client and sends them on a background thread.
 
 How a record flows: :meth:`Producer.send` (or :meth:`Producer.send_many`, many at once) →
-:class:`~logsvc_client.accumulator.Accumulator` (partitioned, appended to its partition's open
-batch) → :class:`~logsvc_client.sender.Sender` (when the batch is full, has lingered
+:class:`~logsvc_client.producer.accumulator.Accumulator` (partitioned, appended to its partition's open
+batch) → :class:`~logsvc_client.producer.sender.Sender` (when the batch is full, has lingered
 ``linger_ms``, or is flushed: encoded with :func:`~logsvc_client.batch.encode_batch` and sent with
 the topic's other ready batches in one Produce request) → the broker's answer completes the
-batch, and so every :class:`~logsvc_client.record_future.RecordFuture` pointing into it.
+batch, and so every :class:`~logsvc_client.producer.futures.RecordFuture` pointing into it.
 
 Partitioning matches Apache Kafka: an explicit partition wins, a key goes to
 ``murmur2(key) % partitions``, records without a key stick to one partition per batch.
 Records of one partition are stored in the order they were sent, retries included.
 
 Idempotent by default (Kafka's ``enable.idempotence``): the producer gets a producer id from the
-broker and numbers each partition's records (:mod:`~logsvc_client.idempotence`), so a batch sent
+broker and numbers each partition's records (:mod:`~logsvc_client.producer.idempotence`), so a batch sent
 again after a lost answer or a broker restart is stored once and its futures get the offsets of
 the first write.
 """
@@ -23,15 +23,15 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+from ..batch import check_compression
+from ..errors import InvalidConfig, Timeout, Unavailable
+from ..security import Security
+from ..transport.channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
+from ..transport.grpc import GrpcTransport, ProduceTransport
 from .accumulator import Accumulator
-from .batch import check_compression
-from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
-from .errors import InvalidConfig, Timeout, Unavailable
+from .futures import RecordFuture, RecordFutures
 from .idempotence import Sequences
-from .record_future import RecordFuture, RecordFutures
-from .security import Security
 from .sender import Sender
-from .transport import GrpcTransport, ProduceTransport
 
 BufferFullPolicy = Literal["block", "raise"]
 

@@ -35,13 +35,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
-from . import channel
-from ._proto import logsvc_pb2 as pb
-from ._proto import logsvc_pb2_grpc as pb_grpc
-from .errors import FencedInstance, InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
-from .group_offsets import partitions_from_pb, partitions_to_pb
-from .records import TopicPartition
-from .security import Security
+from .._proto import logsvc_pb2 as pb
+from .._proto import logsvc_pb2_grpc as pb_grpc
+from ..errors import FencedInstance, InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
+from ..records import TopicPartition
+from ..security import Security
+from ..transport import channel
+from .offsets import partitions_from_pb, partitions_to_pb
 
 log = logging.getLogger("logsvc_client.group")
 

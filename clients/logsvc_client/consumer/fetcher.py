@@ -2,18 +2,18 @@
 
 A :class:`Fetcher` keeps two offsets per assigned partition: the *position* (the next record the
 application gets) and the *fetch offset* (the next one to ask the broker for). Fetched batches are
-kept whole, as bytes, in a :class:`~logsvc_client.record_buffer.RecordBuffer` until
+kept whole, as bytes, in a :class:`~logsvc_client.consumer.record_buffer.RecordBuffer` until
 :meth:`Fetcher.fetch` hands their records out, and are decoded straight into
 :class:`~logsvc_client.records.Record` tuples by :func:`~logsvc_client.batch.decode_records`.
 Before decoding, it starts the next Fetch when fewer than ``max_poll_records`` would stay
 buffered (prefetch), so the broker reads while this process decodes and the application works.
 Any change of assignment or position discards the fetch in flight
-(:class:`~logsvc_client.in_flight_fetch.InFlightFetch`) and the buffered records of the partitions
+(:class:`~logsvc_client.consumer.in_flight_fetch.InFlightFetch`) and the buffered records of the partitions
 it affects. Partitions never positioned, and fetch offsets that left the log, are positioned by
-``auto_offset_reset`` (:mod:`~logsvc_client.offset_reset`).
+``auto_offset_reset`` (:mod:`~logsvc_client.consumer.offset_reset`).
 
-With priority lanes (:meth:`Fetcher.set_lanes`, a :class:`~logsvc_client.lanes.LanePolicy` over
-topics) records are buffered per lane (:class:`~logsvc_client.lane_buffers.LaneBuffers`), and each
+With priority lanes (:meth:`Fetcher.set_lanes`, a :class:`~logsvc_client.consumer.lanes.LanePolicy` over
+topics) records are buffered per lane (:class:`~logsvc_client.consumer.lane_buffers.LaneBuffers`), and each
 poll takes from the lanes what the policy plans, given each lane's backlog. A lane holding fewer
 records than its part of a poll makes the poll wait once for the next Fetch answer (within its
 timeout) and take the rest from it. A Fetch asks only for the lanes that are not full.
@@ -31,15 +31,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from . import channel
-from ._proto import logsvc_pb2 as pb
-from .errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
+from .._proto import logsvc_pb2 as pb
+from ..errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
+from ..records import Record, TopicPartition
+from ..transport import channel
 from .in_flight_fetch import InFlightFetch
 from .lane_buffers import LaneBuffers
 from .lanes import LanePolicy
 from .offset_reset import OffsetReset, check_offset_reset, list_offsets, reset_targets, start_spec
 from .record_buffer import RecordBuffer, stored_count
-from .records import Record, TopicPartition
 
 __all__ = ["CORRUPT_BATCHES", "CorruptBatches", "Fetcher", "OffsetReset"]
 

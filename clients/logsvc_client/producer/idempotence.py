@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .batch import read_header
-from .record_future import ProducerBatch
+from ..batch import read_header
+from .batches import ProducerBatch
 
 SEQUENCE_MODULUS = 1 << 31
 

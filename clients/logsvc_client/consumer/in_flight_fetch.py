@@ -1,6 +1,6 @@
 """The Fetch request a consumer has in flight, and waiting for its answer.
 
-A :class:`~logsvc_client.fetcher.Fetcher` has at most one Fetch on its way at a time, kept in an
+A :class:`~logsvc_client.consumer.fetcher.Fetcher` has at most one Fetch on its way at a time, kept in an
 :class:`InFlightFetch`: sent ahead while the application works (prefetch), or when a poll needs
 records. It remembers the fetcher's *epoch* when it was sent (any change of assignment or
 position starts a new one, and an answer sent for an older one is not used) and, with priority
@@ -21,10 +21,10 @@ from typing import Any
 
 import grpc
 
-from . import channel
-from ._proto import logsvc_pb2 as pb
-from .errors import Unavailable
-from .records import TopicPartition
+from .._proto import logsvc_pb2 as pb
+from ..errors import Unavailable
+from ..records import TopicPartition
+from ..transport import channel
 
 log = logging.getLogger("logsvc_client.consumer")
 
