@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from ..batch import check_compression
 from ..errors import InvalidConfig, Timeout, Unavailable
@@ -34,6 +34,40 @@ from .idempotence import Sequences
 from .sender import Sender
 
 BufferFullPolicy = Literal["block", "raise"]
+
+
+class Send(Protocol):
+    """The signature and contract of :attr:`Producer.send`."""
+
+    def __call__(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFuture:
+        """Queue one record; returns at once with a future of its position.
+
+        Parameters:
+          topic: the topic; the first send to it looks up its partitions.
+          value: bytes, or str (sent as UTF-8), or None (a tombstone).
+          key: bytes, str or None; a key chooses the partition by its murmur2 hash.
+          partition: an explicit partition (wins over the key).
+          headers: a sequence of ``(name, bytes | str)`` pairs, or a mapping.
+          timestamp_ms: the record's timestamp (default: now).
+
+        Raises:
+          TopicNotFound: the topic does not exist (first send to it).
+          InvalidPartition: ``partition`` is not one of the topic's.
+          BufferFull: the buffer stayed full (``buffer_full`` policy).
+          BatchTooLarge: the record is larger than the whole buffer.
+          FailedPrecondition: the producer is closed.
+        """
+        ...
+
 
 # Ready batches of one topic are grouped into requests of about this size.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -66,6 +100,12 @@ class Producer:
     sent again under the next epoch. ``False``: no producer id; a retry after a lost answer
     may store a batch twice (needed only for a broker older than InitProducer).
     """
+
+    #: Queue one record; returns at once with a :class:`RecordFuture` (see :class:`Send` for the
+    #: parameters and errors). It is the accumulator's
+    #: :meth:`~logsvc_client.producer.accumulator.Accumulator.append` itself, bound per instance
+    #: in ``__init__``: ``send`` is the hot path, and a wrapper would cost a call per record.
+    send: Send
 
     def __init__(
         self,
@@ -130,8 +170,7 @@ class Producer:
             block_when_full=buffer_full == "block",
             buffer_timeout_ms=buffer_timeout_ms,
         )
-        # send is the hot path: bind the accumulator's method directly, saving a call per record.
-        self.send = self._acc.append  # type: ignore[method-assign]
+        self.send = self._acc.append  # the one definition of send (see the attribute's comment)
         self._sender = Sender(
             self._acc,
             self._transport,
@@ -146,27 +185,6 @@ class Producer:
         self.enable_idempotence = enable_idempotence
         self._closed = False
         self._sender.start()
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | str | None,
-        key: bytes | str | None = None,
-        *,
-        partition: int | None = None,
-        headers: object = None,
-        timestamp_ms: int | None = None,
-    ) -> RecordFuture:
-        """Queue one record; returns at once with a future of its position.
-
-        ``value`` and ``key`` are bytes, or str (sent as UTF-8), or None (a None value is a
-        tombstone). ``headers`` is a sequence of ``(name, bytes | str)`` pairs or a mapping;
-        ``timestamp_ms`` defaults to now. The first send to a topic looks up its partitions
-        (TopicNotFound raised here). Raises InvalidPartition, BufferFull, BatchTooLarge (a record
-        larger than the buffer) and FailedPrecondition after close.
-        """
-        # Replaced per instance by the accumulator's bound method (see __init__); kept for docs.
-        return self._acc.append(topic, value, key, partition=partition, headers=headers, timestamp_ms=timestamp_ms)
 
     def send_many(
         self,
