@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from logsvc_client import Producer
 from logsvc_client import batch as codec
-from logsvc_client.transport.grpc import ProduceCallback
+from logsvc_client.transport.base import ProduceCallback
 
 
 class InstantTransport:

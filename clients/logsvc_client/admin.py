@@ -9,10 +9,8 @@ not (a repeat could fail, duplicate, or shift twice).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
 
 from ._proto import logsvc_pb2 as pb
-from ._proto import logsvc_pb2_grpc as pb_grpc
 from .access import AccessAdmin
 from .errors import InvalidRequest
 from .group import offsets as group_offsets
@@ -37,14 +35,9 @@ from .topics import (
     summary_from_pb,
 )
 from .transport import channel
-
-OffsetSpec = Literal["earliest", "latest", "timestamp"]
-
-_SPECS = {
-    "earliest": pb.ListOffsetsRequest.EARLIEST,
-    "latest": pb.ListOffsetsRequest.LATEST,
-    "timestamp": pb.ListOffsetsRequest.TIMESTAMP,
-}
+from .transport.base import OffsetSpec
+from .transport.grpc import GrpcTransport, offsets_request
+from .transport.retry import Backoff, RetryPolicy
 
 _RESET_SPECS = {
     "earliest": pb.ResetOffsetsRequest.EARLIEST,
@@ -55,23 +48,6 @@ _RESET_SPECS = {
     "duration": pb.ResetOffsetsRequest.DURATION,
 }
 _RESET_NEEDS_VALUE = ("offset", "datetime", "shift_by", "duration")
-
-
-def offsets_request(
-    topic: str, spec: str, timestamp_ms: int | None = None, partitions: Iterable[int] | None = None
-) -> pb.ListOffsetsRequest:
-    """A ListOffsets request; InvalidRequest for an unknown spec or a missing timestamp."""
-    code = _SPECS.get(spec)
-    if code is None:
-        raise InvalidRequest(f"offset spec {spec!r} is not one of {', '.join(_SPECS)}")
-    if spec == "timestamp":
-        if timestamp_ms is None or timestamp_ms < 0:
-            raise InvalidRequest(f"offset spec 'timestamp' needs timestamp_ms >= 0, got {timestamp_ms!r}")
-    elif timestamp_ms is not None:
-        raise InvalidRequest(f"timestamp_ms is only used with spec 'timestamp', not {spec!r}")
-    return pb.ListOffsetsRequest(
-        topic=topic, spec=code, timestamp_ms=timestamp_ms or 0, partitions=list(partitions or ())
-    )
 
 
 class Admin(AccessAdmin):
@@ -90,12 +66,16 @@ class Admin(AccessAdmin):
         """``security``: TLS and token settings (None: from the environment, see
         :mod:`logsvc_client.security`)."""
         self.address = address
-        self._channel = channel.connect(address, security=security)
-        self._stub = pb_grpc.BrokerStub(self._channel)
         self._timeout_s = request_timeout_ms / 1000
-        self._retry = channel.RetryPolicy(
-            retries=retries, backoff=channel.Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
+        self._retry = RetryPolicy(
+            retries=retries, backoff=Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
         )
+        # One channel: offsets and group offsets go through the transport's contract; the other
+        # admin calls use its stub until the contract covers them.
+        self._transport = GrpcTransport(
+            address, request_timeout_ms=request_timeout_ms, retry=self._retry, security=security
+        )
+        self._stub = self._transport.stub
 
     # -- topics ---------------------------------------------------------------------------------
 
@@ -152,9 +132,7 @@ class Admin(AccessAdmin):
     ) -> dict[int, int]:
         """``{partition: offset}``: the log start (earliest), the next offset (latest), or the first
         offset whose timestamp is at or after ``timestamp_ms`` (the next offset when none is)."""
-        request = offsets_request(topic, spec, timestamp_ms, partitions)
-        response = channel.call_with_retry(self._stub.ListOffsets, request, self._retry)
-        return {o.partition: o.offset for o in response.offsets}
+        return self._transport.list_offsets(topic, spec, timestamp_ms, partitions)
 
     def offsets_for_time(
         self, topic: str, timestamp_ms: int, partitions: Iterable[int] | None = None
@@ -195,7 +173,7 @@ class Admin(AccessAdmin):
     ) -> dict[TopicPartition, CommittedOffset]:
         """The group's committed offsets (of ``partitions``, default all); partitions with nothing
         committed are left out."""
-        return group_offsets.fetch(self._stub, self._retry, group, partitions)
+        return self._transport.fetch_offsets(group, partitions)
 
     def commit_offsets(
         self, group: str, offsets: Mapping[TopicPartition, int], member: GroupMetadata | None = None
@@ -207,9 +185,9 @@ class Admin(AccessAdmin):
         (StaleGeneration, UnknownMember, FailedPrecondition for a partition it does not own).
         """
         if member is None:
-            group_offsets.commit(self._stub, self._retry, group, offsets)
+            group_offsets.commit(self._transport, group, offsets)
         else:
-            group_offsets.commit(self._stub, self._retry, group, offsets, member.member_id, member.generation)
+            group_offsets.commit(self._transport, group, offsets, member.member_id, member.generation)
 
     def reset_offsets(
         self,
@@ -267,7 +245,7 @@ class Admin(AccessAdmin):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._channel.close()
+        self._transport.close()
 
     def __enter__(self) -> Admin:
         return self

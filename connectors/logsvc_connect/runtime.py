@@ -35,7 +35,7 @@ from typing import Any
 from logsvc_client import Admin, Consumer, Record, TopicPartition
 from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError
 from logsvc_client.group.descriptions import RESET_METADATA
-from logsvc_client.transport.channel import Backoff
+from logsvc_client.transport.retry import Backoff
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.metrics import ConnectorMetrics

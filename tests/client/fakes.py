@@ -1,4 +1,4 @@
-"""An in-memory ProduceTransport honouring the contract in logsvc_client.transport.grpc.
+"""An in-memory ProduceTransport honouring the contract in logsvc_client.transport.base.
 
 It stores batches per partition with dense offsets, like a broker, and lets a test script
 failures (``fail_next``) or hold responses until it releases them (``hold``), so batching,
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from logsvc_client import batch as codec
 from logsvc_client.errors import LogsvcError, TopicNotFound, Unavailable
 from logsvc_client.records import Record
-from logsvc_client.transport.grpc import ProduceCallback
+from logsvc_client.transport.base import ProduceCallback
 
 
 @dataclass

@@ -12,8 +12,8 @@ import pytest
 from logsvc_client import Producer
 from logsvc_client.errors import InvalidBatch, InvalidRequest, OutOfOrderSequence, Unavailable, UnknownProducer
 from logsvc_client.records import RecordPosition
-from logsvc_client.transport.channel import RetryPolicy
 from logsvc_client.transport.grpc import GrpcTransport
+from logsvc_client.transport.retry import RetryPolicy
 from tests.client.fakes import FakeTransport
 
 NEVER_MS = 600_000

@@ -56,15 +56,15 @@ import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from .._proto import logsvc_pb2 as pb
-from .._proto import logsvc_pb2_grpc as pb_grpc
 from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest
 from ..group import offsets as group_offsets
 from ..group.descriptions import GroupMetadata
 from ..group.membership import Membership
 from ..records import Record, TopicPartition
 from ..security import Security
-from ..transport import channel
+from ..transport.base import MAX_MESSAGE_BYTES, ConsumeTransport
+from ..transport.grpc import GrpcTransport
+from ..transport.retry import Backoff, RetryPolicy
 from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
 from .lanes import LanePolicy, Priority, check_options
 from .offset_reset import OffsetReset
@@ -140,9 +140,9 @@ class Consumer:
         ):
             if not isinstance(value, int) or value < minimum:
                 raise InvalidConfig(f"consumer option {name}={value!r} must be an int >= {minimum}", key=name)
-        if fetch_max_bytes > channel.MAX_MESSAGE_BYTES:
+        if fetch_max_bytes > MAX_MESSAGE_BYTES:
             raise InvalidConfig(
-                f"fetch_max_bytes={fetch_max_bytes} is above the channel's {channel.MAX_MESSAGE_BYTES}",
+                f"fetch_max_bytes={fetch_max_bytes} is above the transport's {MAX_MESSAGE_BYTES}",
                 key="fetch_max_bytes",
             )
         check_options(priority, lane_weights, max_lane_wait_ms)
@@ -184,13 +184,14 @@ class Consumer:
         self._max_lane_wait_ms = max_lane_wait_ms
         self._subscription: Subscription | None = None
         self._assigned_by_hand = False
-        self._channel = channel.connect(address, security=security)
-        self._stub = pb_grpc.BrokerStub(self._channel)
-        self._retry = channel.RetryPolicy(
-            retries=retries, backoff=channel.Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
+        self._retry = RetryPolicy(
+            retries=retries, backoff=Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
+        )
+        self._transport: ConsumeTransport = GrpcTransport(
+            address, request_timeout_ms=request_timeout_ms, retry=self._retry, security=security
         )
         self._fetcher = Fetcher(
-            self._stub,
+            self._transport,
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
             fetch_max_wait_ms=fetch_max_wait_ms,
@@ -225,8 +226,7 @@ class Consumer:
             membership,
             self._fetcher,
             self._wake,
-            stub=self._stub,
-            retry=self._retry,
+            transport=self._transport,
             auto_offset_reset=self._auto_offset_reset,
             enable_auto_commit=self._enable_auto_commit,
             auto_commit_interval_ms=self._auto_commit_interval_ms,
@@ -263,10 +263,7 @@ class Consumer:
     def assign_topic(self, topic: str) -> list[TopicPartition]:
         """Assign every partition of ``topic`` (replacing the assignment); TopicNotFound."""
         self._check_not_subscribed("assign_topic()")
-        description = channel.call_with_retry(
-            self._stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry
-        )
-        tps = [TopicPartition(topic, p.partition) for p in sorted(description.partitions, key=lambda p: p.partition)]
+        tps = [TopicPartition(topic, p) for p in range(self._transport.partition_count(topic))]
         self.assign(tps)
         return tps
 
@@ -327,13 +324,13 @@ class Consumer:
         group = self._require_group("commit()")
         if offsets is None:
             offsets = self._fetcher.positions()
-        group_offsets.commit(self._stub, self._retry, group, offsets)
+        group_offsets.commit(self._transport, group, offsets)
 
     def committed(self, tp: TopicPartition) -> int | None:
         """The group's committed offset of ``tp`` (the next offset to read); None when there is none."""
         group = self._require_group("committed()")
         tp = TopicPartition(*tp)
-        found = group_offsets.fetch(self._stub, self._retry, group, [tp]).get(tp)
+        found = self._transport.fetch_offsets(group, [tp]).get(tp)
         return None if found is None else found.offset
 
     def group_metadata(self) -> GroupMetadata:
@@ -383,7 +380,7 @@ class Consumer:
                     self._subscription.close()
             finally:
                 self._fetcher.close()
-                self._channel.close()
+                self._transport.close()
 
     def __enter__(self) -> Consumer:
         return self

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
-from ..admin import offsets_request
 from ..errors import InvalidConfig, OffsetOutOfRange
 from ..records import TopicPartition
-from ..transport import channel
+from ..transport.base import ConsumeTransport
 
 log = logging.getLogger("logsvc_client.consumer")
 
@@ -40,8 +39,7 @@ def start_spec(reset: OffsetReset) -> str:
 
 
 def list_offsets(
-    stub: Any,
-    retry: channel.RetryPolicy,
+    transport: ConsumeTransport,
     tps: Iterable[TopicPartition],
     spec: str,
     timestamp_ms: int | None = None,
@@ -52,9 +50,8 @@ def list_offsets(
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     out: dict[TopicPartition, int] = {}
     for topic, parts in by_topic.items():
-        request = offsets_request(topic, spec, timestamp_ms, parts)
-        response = channel.call_with_retry(stub.ListOffsets, request, retry)
-        out.update({TopicPartition(topic, o.partition): o.offset for o in response.offsets})
+        found = transport.list_offsets(topic, spec, timestamp_ms, parts)
+        out.update({TopicPartition(topic, p): offset for p, offset in found.items()})
     return out
 
 

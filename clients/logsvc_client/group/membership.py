@@ -41,7 +41,8 @@ from ..errors import FencedInstance, InternalError, LogsvcError, StaleGeneration
 from ..records import TopicPartition
 from ..security import Security
 from ..transport import channel
-from .offsets import partitions_from_pb, partitions_to_pb
+from ..transport.grpc import partitions_from_pb, partitions_to_pb
+from ..transport.retry import Backoff
 
 log = logging.getLogger("logsvc_client.group")
 
@@ -49,7 +50,7 @@ log = logging.getLogger("logsvc_client.group")
 MEMBERSHIP_CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 REBALANCE_HEARTBEAT_DIVISOR = 4  # heartbeat this much more often while the group reconciles
 MIN_HEARTBEAT_S = 0.02
-ERROR_BACKOFF = channel.Backoff(base_ms=200, max_ms=5_000)
+ERROR_BACKOFF = Backoff(base_ms=200, max_ms=5_000)
 
 
 class Snapshot(NamedTuple):

@@ -26,8 +26,9 @@ from typing import Literal, Protocol
 from ..batch import check_compression
 from ..errors import InvalidConfig, Timeout, Unavailable
 from ..security import Security
-from ..transport.channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
-from ..transport.grpc import GrpcTransport, ProduceTransport
+from ..transport.base import MAX_MESSAGE_BYTES, ProduceTransport
+from ..transport.grpc import GrpcTransport
+from ..transport.retry import Backoff, RetryPolicy
 from .accumulator import Accumulator
 from .futures import RecordFuture, RecordFutures
 from .idempotence import Sequences

@@ -26,8 +26,8 @@ from operator import itemgetter
 
 from .. import batch as codec
 from ..errors import LogsvcError, TopicNotFound, UnknownProducer
-from ..transport.channel import Backoff
-from ..transport.grpc import ProduceTransport
+from ..transport.base import ProduceTransport
+from ..transport.retry import Backoff
 from .accumulator import Accumulator
 from .batches import ProducerBatch
 from .idempotence import Sequences, request_groups

@@ -1,5 +1,40 @@
-"""How the client talks to a broker.
+"""How the client talks to a broker: one contract, and its gRPC implementation.
 
-- grpc.py: the gRPC implementation.
-- channel.py: gRPC channels, retries and deadlines.
+- base.py: the contract (:class:`Transport` = :class:`ProduceTransport` +
+  :class:`ConsumeTransport`), in the client's own values (no request messages): partition
+  counts, produce, producer ids, fetches, offset look-ups, committed offsets. The producer, the
+  consumer and the group offsets are written against it alone.
+- grpc.py: :class:`~logsvc_client.transport.grpc.GrpcTransport`, the contract over ONE gRPC
+  channel per client object; a Kafka transport (through librdkafka) would sit beside it.
+- channel.py: the gRPC boundary under it (channel options, calls, errors translated once).
+- retry.py: :class:`Backoff` and :class:`RetryPolicy`, plain policies.
+
+Not in the contract yet: the group membership calls (Join/Sync/Heartbeat/Leave, still made by
+:mod:`logsvc_client.group.membership` on its own channel) and the admin's topic, group, ACL and
+quota calls (made on its transport's channel through ``GrpcTransport.stub``).
 """
+
+from .base import (
+    MAX_MESSAGE_BYTES,
+    ConsumeTransport,
+    FetchedPartition,
+    OffsetSpec,
+    PendingFetch,
+    ProduceCallback,
+    ProduceTransport,
+    Transport,
+)
+from .retry import Backoff, RetryPolicy
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "Backoff",
+    "ConsumeTransport",
+    "FetchedPartition",
+    "OffsetSpec",
+    "PendingFetch",
+    "ProduceCallback",
+    "ProduceTransport",
+    "RetryPolicy",
+    "Transport",
+]

@@ -1,77 +1,132 @@
-"""What the producer needs from the network, as a small contract with a gRPC implementation.
+"""The transport over gRPC: the contract of :mod:`~logsvc_client.transport.base` on one channel.
 
-The producer's batching, retries and buffer limits are tested against an in-memory transport
-(tests/client/fakes.py) that honours the same contract; :class:`GrpcTransport` is the real one.
+One :class:`GrpcTransport` per client object (producer, consumer, admin) holds its channel and
+the broker stub; every call goes through :mod:`~logsvc_client.transport.channel`, which turns a
+``grpc.RpcError`` into the project's exception once. Request and response messages (the
+generated ``pb`` types) stay in this module and in ``channel``: the contract speaks in the
+client's values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import grpc
 
 from .._proto import logsvc_pb2 as pb
 from .._proto import logsvc_pb2_grpc as pb_grpc
 from ..errors import InternalError, InvalidRequest, LogsvcError
+from ..group.descriptions import CommittedOffset, committed_from_pb
+from ..records import TopicPartition
 from ..security import Security
 from . import channel
+from .base import FetchedPartition, ProduceCallback
+from .retry import RetryPolicy
 
-# Called once per produce: (base offsets in request order, None) or (None, error).
-ProduceCallback = Callable[[list[int] | None, LogsvcError | None], None]
+_SPECS = {
+    "earliest": pb.ListOffsetsRequest.EARLIEST,
+    "latest": pb.ListOffsetsRequest.LATEST,
+    "timestamp": pb.ListOffsetsRequest.TIMESTAMP,
+}
 
 
-class ProduceTransport(Protocol):
-    def partition_count(self, topic: str) -> int:
-        """The topic's partition count (blocking); TopicNotFound when it does not exist."""
-        ...
+def offsets_request(
+    topic: str, spec: str, timestamp_ms: int | None = None, partitions: Iterable[int] | None = None
+) -> pb.ListOffsetsRequest:
+    """A ListOffsets request; InvalidRequest for an unknown spec or a missing timestamp."""
+    code = _SPECS.get(spec)
+    if code is None:
+        raise InvalidRequest(f"offset spec {spec!r} is not one of {', '.join(_SPECS)}")
+    if spec == "timestamp":
+        if timestamp_ms is None or timestamp_ms < 0:
+            raise InvalidRequest(f"offset spec 'timestamp' needs timestamp_ms >= 0, got {timestamp_ms!r}")
+    elif timestamp_ms is not None:
+        raise InvalidRequest(f"timestamp_ms is only used with spec 'timestamp', not {spec!r}")
+    return pb.ListOffsetsRequest(
+        topic=topic, spec=code, timestamp_ms=timestamp_ms or 0, partitions=list(partitions or ())
+    )
 
-    def produce(
-        self,
-        topic: str,
-        batches: Sequence[tuple[int, bytes]],
-        done: ProduceCallback,
-        *,
-        producer_id: int = 0,
-        producer_epoch: int = 0,
-        sequences: Sequence[int] | None = None,
-    ) -> None:
-        """Send ``(partition, encoded batch)`` pairs of one topic as one request without
-        blocking; call ``done`` exactly once, from any thread, with the outcome. With a
-        ``producer_id``: idempotent, ``sequences`` holding each batch's base sequence (a retried
-        duplicate is answered with its original offsets)."""
-        ...
 
-    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
-        """(blocking) A new producer id and epoch (``producer_id`` 0), or the next epoch of the
-        one given; the project's exception when the broker cannot give one."""
-        ...
+def partitions_to_pb(tps: Iterable[TopicPartition]) -> list[pb.TopicPartitions]:
+    """``[TopicPartitions(topic, [p, ...]), ...]``, topics and partitions sorted."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in sorted(tps):
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return [pb.TopicPartitions(topic=t, partitions=ps) for t, ps in by_topic.items()]
 
-    def close(self) -> None:
-        """Release the connection; calls still in flight complete with an error."""
-        ...
+
+def partitions_from_pb(items: Iterable[Any]) -> frozenset[TopicPartition]:
+    return frozenset(TopicPartition(tp.topic, p) for tp in items for p in tp.partitions)
+
+
+class GrpcFetch:
+    """A Fetch call on its way: :class:`~logsvc_client.transport.base.PendingFetch` over a
+    ``grpc.Future``."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: grpc.Future) -> None:
+        self._future = future
+
+    def done(self) -> bool:
+        return bool(self._future.done())
+
+    def cancel(self) -> None:
+        self._future.cancel()
+
+    def wait(self, timeout_s: float | None) -> bool:
+        return channel.wait_done(self._future, timeout_s)
+
+    def add_done_callback(self, fn: Callable[[], object]) -> None:
+        self._future.add_done_callback(lambda _f: fn())
+
+    def result(self) -> list[FetchedPartition]:
+        response: pb.FetchResponse = channel.result_of(self._future)
+        return [
+            FetchedPartition(
+                pd.topic,
+                pd.partition,
+                pd.log_start_offset,
+                pd.next_offset,
+                [(sb.base_offset, sb.batch) for sb in pd.batches],
+            )
+            for pd in response.partitions
+        ]
 
 
 class GrpcTransport:
-    """:class:`ProduceTransport` over a gRPC channel: DescribeTopic and Produce."""
+    """:class:`~logsvc_client.transport.base.Transport` over one gRPC channel to ``address``.
+
+    ``retry`` governs the calls that are safe to repeat (look-ups, commits); ``request_timeout_ms``
+    is the deadline of the others (produce, init_producer). :attr:`stub` is the broker stub on
+    the same channel, for the admin calls not yet in the contract.
+    """
 
     def __init__(
         self,
         address: str,
         *,
         request_timeout_ms: float,
-        retry: channel.RetryPolicy,
+        retry: RetryPolicy,
         security: Security | None = None,
     ) -> None:
         self.address = address
         self._channel = channel.connect(address, security=security)
-        self._stub = pb_grpc.BrokerStub(self._channel)
+        self.stub = pb_grpc.BrokerStub(self._channel)
         self._timeout_s = request_timeout_ms / 1000
         self._retry = retry
 
+    # -- both sides -----------------------------------------------------------------------------
+
     def partition_count(self, topic: str) -> int:
-        response = channel.call_with_retry(self._stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry)
+        response = channel.call_with_retry(self.stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry)
         return len(response.partitions)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    # -- producing ------------------------------------------------------------------------------
 
     def produce(
         self,
@@ -107,12 +162,12 @@ class GrpcTransport:
             else:
                 done([a.base_offset for a in response.appends], None)
 
-        channel.call_async(self._stub.Produce, request, self._timeout_s, on_response)
+        channel.call_async(self.stub.Produce, request, self._timeout_s, on_response)
 
     def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
         request = pb.InitProducerRequest(producer_id=producer_id, producer_epoch=producer_epoch)
         try:
-            response = channel.call(self._stub.InitProducer, request, self._timeout_s)
+            response = channel.call(self.stub.InitProducer, request, self._timeout_s)
         except InvalidRequest as e:
             if getattr(e, "status", None) != grpc.StatusCode.UNIMPLEMENTED:
                 raise
@@ -122,5 +177,58 @@ class GrpcTransport:
             ) from None
         return response.producer_id, response.producer_epoch
 
-    def close(self) -> None:
-        self._channel.close()
+    # -- consuming ------------------------------------------------------------------------------
+
+    def start_fetch(
+        self,
+        positions: Sequence[tuple[TopicPartition, int]],
+        *,
+        max_records: int,
+        max_bytes: int,
+        max_wait_ms: int,
+        timeout_s: float,
+    ) -> GrpcFetch:
+        request = pb.FetchRequest(
+            partitions=[pb.FetchPartition(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in positions],
+            max_records=max_records,
+            max_bytes=max_bytes,
+            max_wait_ms=max_wait_ms,
+        )
+        return GrpcFetch(channel.start(self.stub.Fetch, request, timeout_s))
+
+    def list_offsets(
+        self,
+        topic: str,
+        spec: str,
+        timestamp_ms: int | None = None,
+        partitions: Iterable[int] | None = None,
+    ) -> dict[int, int]:
+        request = offsets_request(topic, spec, timestamp_ms, partitions)
+        response = channel.call_with_retry(self.stub.ListOffsets, request, self._retry)
+        return {o.partition: o.offset for o in response.offsets}
+
+    def commit_offsets(
+        self,
+        group: str,
+        offsets: Sequence[tuple[TopicPartition, int]],
+        *,
+        member_id: str = "",
+        generation: int = -1,
+    ) -> None:
+        commits = [pb.OffsetCommit(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in offsets]
+        request = pb.CommitOffsetsRequest(group=group, member_id=member_id, generation=generation, offsets=commits)
+        channel.call_with_retry(self.stub.CommitOffsets, request, self._retry)
+
+    def fetch_offsets(
+        self, group: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, CommittedOffset]:
+        request = pb.FetchOffsetsRequest(group=group, partitions=partitions_to_pb(partitions or ()))
+        if partitions is not None and not request.partitions:
+            return {}
+        response = channel.call_with_retry(self.stub.FetchOffsets, request, self._retry)
+        out: dict[TopicPartition, CommittedOffset] = {}
+        for msg in response.offsets:
+            committed = committed_from_pb(msg)
+            if committed is not None:
+                out[TopicPartition(committed.topic, committed.partition)] = committed
+        return out

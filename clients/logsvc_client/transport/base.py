@@ -1,0 +1,227 @@
+"""The transport contract: what the producer, the consumer and the group offsets need from a broker.
+
+The client's logic (batching, sequence numbers, retries of whole batches, positions, offset
+resets, lanes, commits) is written against these methods only, so it never sees a request
+message, a stub or a channel. :class:`~logsvc_client.transport.grpc.GrpcTransport` is the
+implementation over one gRPC channel; the producer tests use an in-memory one that honours the
+same contract (``tests/client/fakes.py``); a Kafka cluster through librdkafka would be a third.
+
+The contract speaks in the client's own values: topics and partitions as ``str``/``int`` and
+:class:`~logsvc_client.records.TopicPartition`, record batches as the encoded bytes of
+:mod:`logsvc_client.batch`, offsets as ``int``, committed offsets as
+:class:`~logsvc_client.group.descriptions.CommittedOffset`. Every failure is one of the
+project's exceptions (:mod:`logsvc_client.errors`): an implementation translates its own
+errors once, on the way out, and retries what is safe to repeat according to its retry policy.
+
+The contract is split by who uses it, so a test double implements only its side:
+:class:`ProduceTransport` (the producer), :class:`ConsumeTransport` (the consumer's fetches,
+offset look-ups and the group's committed offsets); :class:`Transport` is both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+
+from ..errors import LogsvcError
+from ..records import TopicPartition
+
+if TYPE_CHECKING:
+    from ..group.descriptions import CommittedOffset
+
+#: The largest request or answer a transport carries (the producer's and the fetch size limits
+#: are checked against it).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+#: Called once per produce: (base offsets in request order, None) or (None, error).
+ProduceCallback = Callable[[list[int] | None, LogsvcError | None], None]
+
+#: Where :meth:`ConsumeTransport.list_offsets` looks: the first offset, the next one to be
+#: written, or the first record at or after a timestamp.
+OffsetSpec = Literal["earliest", "latest", "timestamp"]
+
+
+class FetchedPartition(NamedTuple):
+    """One partition's part of a fetch answer."""
+
+    topic: str
+    partition: int
+    #: the partition's first offset still stored
+    log_start_offset: int
+    #: the offset the next record written to the partition gets
+    next_offset: int
+    #: ``(base offset, stored batch bytes)`` in offset order, the first possibly starting before
+    #: the offset asked for (the caller skips what it has)
+    batches: list[tuple[int, bytes]]
+
+
+class PendingFetch(Protocol):
+    """A fetch on its way (:meth:`ConsumeTransport.start_fetch`); usable from one thread plus the
+    transport's own callbacks."""
+
+    def done(self) -> bool:
+        """True once the answer (or the error) has arrived, or the fetch was cancelled."""
+        ...
+
+    def cancel(self) -> None:
+        """Drop the fetch; its answer, if it comes, is not used."""
+        ...
+
+    def wait(self, timeout_s: float | None) -> bool:
+        """Wait up to ``timeout_s`` seconds for the fetch to finish; True when it is done."""
+        ...
+
+    def add_done_callback(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` once the fetch is done (at once when it already is), on any thread."""
+        ...
+
+    def result(self) -> list[FetchedPartition]:
+        """The answer of a finished fetch.
+
+        Raises:
+          OffsetOutOfRange: an offset asked for is outside its partition's log.
+          Unavailable: the broker could not be reached, or the fetch was cancelled.
+          LogsvcError: any other failure, as the project's exception.
+        """
+        ...
+
+
+class ProduceTransport(Protocol):
+    """What the producer needs: partition counts, the producer id, and sending batches."""
+
+    def partition_count(self, topic: str) -> int:
+        """The topic's partition count (blocking; retried while the broker is unavailable).
+
+        Raises:
+          TopicNotFound: the topic does not exist.
+        """
+        ...
+
+    def produce(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        done: ProduceCallback,
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> None:
+        """Send batches of one topic as one request, without blocking.
+
+        Parameters:
+          topic: the topic every batch goes to.
+          batches: ``(partition, encoded batch)`` pairs, at most one per partition.
+          done: called exactly once, from any thread, with the base offset of each batch in
+            request order, or with the error (the project's exception) that failed them all.
+          producer_id: with ``sequences``, the idempotent producer's id (0: not idempotent).
+          producer_epoch: the epoch of ``producer_id``.
+          sequences: each batch's base sequence; a retried duplicate is answered with the
+            offsets of its first write.
+
+        Not retried here: the producer's sender decides what to send again.
+        """
+        ...
+
+    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        """A new ``(producer_id, producer_epoch)`` (``producer_id`` 0), or the next epoch of the
+        one given (blocking).
+
+        Raises:
+          InvalidRequest: the broker cannot give producer ids (too old for idempotence).
+          LogsvcError: any other failure, as the project's exception.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connection; calls still in flight complete with Unavailable."""
+        ...
+
+
+class ConsumeTransport(Protocol):
+    """What the consumer needs: fetching, offset look-ups, and the group's committed offsets."""
+
+    def partition_count(self, topic: str) -> int:
+        """See :meth:`ProduceTransport.partition_count`."""
+        ...
+
+    def start_fetch(
+        self,
+        positions: Sequence[tuple[TopicPartition, int]],
+        *,
+        max_records: int,
+        max_bytes: int,
+        max_wait_ms: int,
+        timeout_s: float,
+    ) -> PendingFetch:
+        """Start fetching records without blocking.
+
+        Parameters:
+          positions: ``(partition, offset to read from)`` pairs.
+          max_records: about how many records to answer with at most, over all partitions.
+          max_bytes: about how many bytes of batches to answer with at most.
+          max_wait_ms: how long the broker may hold the answer while it has no records.
+          timeout_s: the deadline of the whole call.
+
+        Raises:
+          LogsvcError: when the fetch cannot even be started.
+        """
+        ...
+
+    def list_offsets(
+        self,
+        topic: str,
+        spec: str,
+        timestamp_ms: int | None = None,
+        partitions: Iterable[int] | None = None,
+    ) -> dict[int, int]:
+        """``{partition: offset}`` of ``topic``'s ``partitions`` (default: all) by ``spec``
+        (blocking; retried while the broker is unavailable).
+
+        Parameters:
+          spec: ``"earliest"``, ``"latest"`` (the next offset to be written) or ``"timestamp"``
+            (the first record at or after ``timestamp_ms``; the latest offset when none is).
+          timestamp_ms: only with ``"timestamp"``, and then required.
+
+        Raises:
+          InvalidRequest: an unknown ``spec`` or a missing or stray ``timestamp_ms``.
+          TopicNotFound: the topic does not exist.
+        """
+        ...
+
+    def commit_offsets(
+        self,
+        group: str,
+        offsets: Sequence[tuple[TopicPartition, int]],
+        *,
+        member_id: str = "",
+        generation: int = -1,
+    ) -> None:
+        """Store ``(partition, next offset to consume)`` pairs as ``group``'s committed offsets
+        (blocking; retried while the broker is unavailable).
+
+        Parameters:
+          member_id: with ``generation``, the committing member (fenced); empty: allowed only
+            while the group has no live members.
+
+        Raises:
+          StaleGeneration, UnknownMember: the member is no longer the group's.
+          FailedPrecondition: a partition the member does not own.
+          GroupNotEmpty: without a member, the group has live members.
+        """
+        ...
+
+    def fetch_offsets(
+        self, group: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> Mapping[TopicPartition, CommittedOffset]:
+        """``group``'s committed offsets of ``partitions`` (default: every one it has), leaving
+        out partitions with nothing committed (blocking; retried while the broker is unavailable)."""
+        ...
+
+    def close(self) -> None:
+        """See :meth:`ProduceTransport.close`."""
+        ...
+
+
+class Transport(ProduceTransport, ConsumeTransport, Protocol):
+    """The whole contract: what one client object (producer, consumer or admin) talks through."""
