@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest
 from ..group import offsets as group_offsets
@@ -62,7 +62,7 @@ from ..group.descriptions import GroupMetadata
 from ..group.membership import Membership
 from ..records import Record, TopicPartition
 from ..security import Security
-from ..transport.base import MAX_MESSAGE_BYTES, ConsumeTransport
+from ..transport.base import MAX_MESSAGE_BYTES, ConsumeTransport, GroupTransport
 from ..transport.grpc import GrpcTransport
 from ..transport.retry import Backoff, RetryPolicy
 from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
@@ -164,7 +164,6 @@ class Consumer:
 
         self._new_membership = functools.partial(
             Membership,
-            address,
             on_change=self._wake.set,
             instance_id=instance_id or None,
             session_timeout_ms=session_timeout_ms,
@@ -172,7 +171,6 @@ class Consumer:
             client_id=client_id,
             max_poll_interval_ms=max_poll_interval_ms,
             request_timeout_ms=request_timeout_ms,
-            security=security,
         )
         self._auto_offset_reset: OffsetReset = auto_offset_reset
         self._enable_auto_commit = enable_auto_commit
@@ -189,6 +187,15 @@ class Consumer:
         )
         self._transport: ConsumeTransport = GrpcTransport(
             address, request_timeout_ms=request_timeout_ms, retry=self._retry, security=security
+        )
+        # A group member's heartbeats go over a connection of their own (one per subscription).
+        self._membership_transport: Callable[[], GroupTransport] = functools.partial(
+            GrpcTransport,
+            address,
+            request_timeout_ms=request_timeout_ms,
+            retry=self._retry,
+            security=security,
+            own_connection=True,
         )
         self._fetcher = Fetcher(
             self._transport,
@@ -221,7 +228,7 @@ class Consumer:
             self._subscription.membership.subscribe(names)
             self._fetcher.set_lanes(lanes)
             return
-        membership = self._new_membership(self.group_id, names)
+        membership = self._new_membership(self._membership_transport(), self.group_id, names)
         subscription = Subscription(
             membership,
             self._fetcher,

@@ -1,23 +1,25 @@
 """How the client talks to a broker: one contract, and its gRPC implementation.
 
 - base.py: the contract (:class:`Transport` = :class:`ProduceTransport` +
-  :class:`ConsumeTransport`), in the client's own values (no request messages): partition
-  counts, produce, producer ids, fetches, offset look-ups, committed offsets. The producer, the
-  consumer and the group offsets are written against it alone.
+  :class:`ConsumeTransport` + :class:`GroupTransport`), in the client's own values (no request
+  messages): partition counts, produce, producer ids, fetches, offset look-ups, committed
+  offsets, join / heartbeat / leave. The producer, the consumer and the group membership and
+  offsets are written against it alone.
 - grpc.py: :class:`~logsvc_client.transport.grpc.GrpcTransport`, the contract over ONE gRPC
   channel per client object; a Kafka transport (through librdkafka) would sit beside it.
 - channel.py: the gRPC boundary under it (channel options, calls, errors translated once).
 - retry.py: :class:`Backoff` and :class:`RetryPolicy`, plain policies.
 
-Not in the contract yet: the group membership calls (Join/Sync/Heartbeat/Leave, still made by
-:mod:`logsvc_client.group.membership` on its own channel) and the admin's topic, group, ACL and
-quota calls (made on its transport's channel through ``GrpcTransport.stub``).
+Not in the contract yet: the admin's topic, group, ACL and quota calls (made on its
+transport's channel through ``GrpcTransport.stub``); its offsets and group offsets are in.
 """
 
 from .base import (
     MAX_MESSAGE_BYTES,
     ConsumeTransport,
     FetchedPartition,
+    GroupAnswer,
+    GroupTransport,
     OffsetSpec,
     PendingFetch,
     ProduceCallback,
@@ -31,6 +33,8 @@ __all__ = [
     "Backoff",
     "ConsumeTransport",
     "FetchedPartition",
+    "GroupAnswer",
+    "GroupTransport",
     "OffsetSpec",
     "PendingFetch",
     "ProduceCallback",

@@ -15,7 +15,8 @@ errors once, on the way out, and retries what is safe to repeat according to its
 
 The contract is split by who uses it, so a test double implements only its side:
 :class:`ProduceTransport` (the producer), :class:`ConsumeTransport` (the consumer's fetches,
-offset look-ups and the group's committed offsets); :class:`Transport` is both.
+offset look-ups and the group's committed offsets), :class:`GroupTransport` (one member's
+join / heartbeat / leave); :class:`Transport` is all three.
 """
 
 from __future__ import annotations
@@ -53,6 +54,20 @@ class FetchedPartition(NamedTuple):
     #: ``(base offset, stored batch bytes)`` in offset order, the first possibly starting before
     #: the offset asked for (the caller skips what it has)
     batches: list[tuple[int, bytes]]
+
+
+class GroupAnswer(NamedTuple):
+    """The broker's answer to a join or a heartbeat: where the member stands now."""
+
+    #: the member id (given by the broker on the first join)
+    member_id: str
+    generation: int
+    #: how often the member should heartbeat
+    heartbeat_interval_ms: int
+    #: the group is reconciling (heartbeat sooner)
+    rebalance_in_progress: bool
+    #: the partitions the member may own now
+    assignment: frozenset[TopicPartition]
 
 
 class PendingFetch(Protocol):
@@ -223,5 +238,59 @@ class ConsumeTransport(Protocol):
         ...
 
 
-class Transport(ProduceTransport, ConsumeTransport, Protocol):
-    """The whole contract: what one client object (producer, consumer or admin) talks through."""
+class GroupTransport(Protocol):
+    """What one member of a consumer group needs (the broker assigns the partitions): the calls
+    of :class:`~logsvc_client.group.membership.Membership`'s heartbeat thread. None is retried
+    here: the membership decides what to do after a failure."""
+
+    def join_group(
+        self,
+        group: str,
+        member_id: str,
+        topics: Sequence[str],
+        *,
+        instance_id: str,
+        session_timeout_ms: int,
+        assignor: str,
+        client_id: str,
+        timeout_s: float,
+    ) -> GroupAnswer:
+        """Join ``group`` (``member_id`` "": as a new member) subscribed to ``topics``.
+
+        Parameters:
+          instance_id: a static member's id ("" for a dynamic member).
+          session_timeout_ms: how long the broker keeps the member without a heartbeat.
+          assignor: the assignor's name, as the broker knows it.
+          client_id: shown in group descriptions.
+          timeout_s: the call's deadline.
+
+        Raises:
+          UnknownMember: ``member_id`` is no longer the group's.
+          FencedInstance: another process joined with the same ``instance_id``.
+          TopicNotFound: a subscribed topic does not exist.
+        """
+        ...
+
+    def heartbeat(
+        self, group: str, member_id: str, generation: int, owned: Iterable[TopicPartition], *, timeout_s: float
+    ) -> GroupAnswer:
+        """Tell the broker the member is alive and which partitions it still ``owns``; the answer
+        is its current generation and assignment (``member_id`` as given).
+
+        Raises:
+          UnknownMember, StaleGeneration: the membership is lost (join again).
+          FencedInstance: a static member was replaced.
+        """
+        ...
+
+    def leave_group(self, group: str, member_id: str, *, timeout_s: float) -> None:
+        """Leave ``group`` at once, so its partitions go to the other members."""
+        ...
+
+    def close(self) -> None:
+        """See :meth:`ProduceTransport.close`."""
+        ...
+
+
+class Transport(ProduceTransport, ConsumeTransport, GroupTransport, Protocol):
+    """The whole contract: what a client object (producer, consumer or admin) talks through."""

@@ -21,7 +21,7 @@ from ..group.descriptions import CommittedOffset, committed_from_pb
 from ..records import TopicPartition
 from ..security import Security
 from . import channel
-from .base import FetchedPartition, ProduceCallback
+from .base import FetchedPartition, GroupAnswer, ProduceCallback
 from .retry import RetryPolicy
 
 _SPECS = {
@@ -58,6 +58,10 @@ def partitions_to_pb(tps: Iterable[TopicPartition]) -> list[pb.TopicPartitions]:
 
 def partitions_from_pb(items: Iterable[Any]) -> frozenset[TopicPartition]:
     return frozenset(TopicPartition(tp.topic, p) for tp in items for p in tp.partitions)
+
+
+# A separate connection (not the shared subchannel pool).
+OWN_CONNECTION_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 
 
 class GrpcFetch:
@@ -110,9 +114,14 @@ class GrpcTransport:
         request_timeout_ms: float,
         retry: RetryPolicy,
         security: Security | None = None,
+        own_connection: bool = False,
     ) -> None:
+        """``own_connection``: a connection of its own rather than one shared with the process's
+        other channels to ``address`` (a group member's, so heartbeats never queue behind large
+        fetch answers)."""
         self.address = address
-        self._channel = channel.connect(address, security=security)
+        options = OWN_CONNECTION_OPTIONS if own_connection else ()
+        self._channel = channel.connect(address, options, security=security)
         self.stub = pb_grpc.BrokerStub(self._channel)
         self._timeout_s = request_timeout_ms / 1000
         self._retry = retry
@@ -232,3 +241,54 @@ class GrpcTransport:
             if committed is not None:
                 out[TopicPartition(committed.topic, committed.partition)] = committed
         return out
+
+    # -- group membership -----------------------------------------------------------------------
+
+    def join_group(
+        self,
+        group: str,
+        member_id: str,
+        topics: Sequence[str],
+        *,
+        instance_id: str,
+        session_timeout_ms: int,
+        assignor: str,
+        client_id: str,
+        timeout_s: float,
+    ) -> GroupAnswer:
+        request = pb.JoinGroupRequest(
+            group=group,
+            member_id=member_id,
+            instance_id=instance_id,
+            topics=list(topics),
+            session_timeout_ms=session_timeout_ms,
+            assignor=assignor,
+            client_id=client_id,
+        )
+        response = channel.call(self.stub.JoinGroup, request, timeout_s)
+        return GroupAnswer(
+            response.member_id,
+            response.generation,
+            response.heartbeat_interval_ms,
+            False,
+            partitions_from_pb(response.assignment),
+        )
+
+    def heartbeat(
+        self, group: str, member_id: str, generation: int, owned: Iterable[TopicPartition], *, timeout_s: float
+    ) -> GroupAnswer:
+        request = pb.HeartbeatRequest(
+            group=group, member_id=member_id, generation=generation, owned=partitions_to_pb(owned)
+        )
+        response = channel.call(self.stub.Heartbeat, request, timeout_s)
+        return GroupAnswer(
+            member_id,
+            response.generation,
+            response.heartbeat_interval_ms,
+            response.rebalance_in_progress,
+            partitions_from_pb(response.assignment),
+        )
+
+    def leave_group(self, group: str, member_id: str, *, timeout_s: float) -> None:
+        request = pb.LeaveGroupRequest(group=group, member_id=member_id)
+        channel.call(self.stub.LeaveGroup, request, timeout_s)
