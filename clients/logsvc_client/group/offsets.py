@@ -12,11 +12,11 @@ from collections.abc import Mapping
 
 from ..errors import InvalidRequest
 from ..records import TopicPartition
-from ..transport.base import ConsumeTransport
+from ..transport.base import AdminTransport, ConsumeTransport
 
 
 def commit(
-    transport: ConsumeTransport,
+    transport: ConsumeTransport | AdminTransport,
     group: str,
     offsets: Mapping[TopicPartition, int],
     member_id: str = "",

@@ -16,7 +16,8 @@ errors once, on the way out, and retries what is safe to repeat according to its
 The contract is split by who uses it, so a test double implements only its side:
 :class:`ProduceTransport` (the producer), :class:`ConsumeTransport` (the consumer's fetches,
 offset look-ups and the group's committed offsets), :class:`GroupTransport` (one member's
-join / heartbeat / leave); :class:`Transport` is all three.
+join / heartbeat / leave), :class:`AdminTransport` (topics, groups, access control);
+:class:`Transport` is all four.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 from ..errors import LogsvcError
 from ..records import TopicPartition
 
-if TYPE_CHECKING:
-    from ..group.descriptions import CommittedOffset
+if TYPE_CHECKING:  # the value types of the admin's part (they do not import this module at run time)
+    from ..access import Acl, AclFilter, Quota, Quotas
+    from ..group.descriptions import CommittedOffset, GroupDescription, GroupSummary, ResetResult
+    from ..records import ProducerRecord, RecordPosition
+    from ..topics import OffsetAndTimestamp, TopicDescription, TopicSummary
 
 #: The largest request or answer a transport carries (the producer's and the fetch size limits
 #: are checked against it).
@@ -228,7 +232,7 @@ class ConsumeTransport(Protocol):
 
     def fetch_offsets(
         self, group: str, partitions: Iterable[TopicPartition] | None = None
-    ) -> Mapping[TopicPartition, CommittedOffset]:
+    ) -> dict[TopicPartition, CommittedOffset]:
         """``group``'s committed offsets of ``partitions`` (default: every one it has), leaving
         out partitions with nothing committed (blocking; retried while the broker is unavailable)."""
         ...
@@ -292,5 +296,109 @@ class GroupTransport(Protocol):
         ...
 
 
-class Transport(ProduceTransport, ConsumeTransport, GroupTransport, Protocol):
+class AdminTransport(Protocol):
+    """What :class:`~logsvc_client.Admin` needs. Each method is the admin method of the same name
+    with its arguments checked and normalised (see there for the meaning and the errors);
+    reads, trims and dry-run resets are retried while the broker is unavailable, creates,
+    deletes, executed resets and produce_records are not."""
+
+    def list_offsets(
+        self, topic: str, spec: str, timestamp_ms: int | None = None, partitions: Iterable[int] | None = None
+    ) -> dict[int, int]:
+        """See :meth:`ConsumeTransport.list_offsets`."""
+        ...
+
+    def offsets_for_time(
+        self, topic: str, timestamp_ms: int, partitions: Iterable[int] | None = None
+    ) -> dict[int, OffsetAndTimestamp]:
+        """The first offset at or after ``timestamp_ms`` per partition, with that record's timestamp."""
+        ...
+
+    def commit_offsets(
+        self,
+        group: str,
+        offsets: Sequence[tuple[TopicPartition, int]],
+        *,
+        member_id: str = "",
+        generation: int = -1,
+    ) -> None:
+        """See :meth:`ConsumeTransport.commit_offsets`."""
+        ...
+
+    def fetch_offsets(
+        self, group: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, CommittedOffset]:
+        """See :meth:`ConsumeTransport.fetch_offsets`."""
+        ...
+
+    def create_topic(self, name: str, partitions: int, config: Mapping[str, str]) -> TopicDescription:
+        """Raises TopicAlreadyExists, InvalidTopicName, InvalidPartition, InvalidConfig."""
+        ...
+
+    def alter_topic(
+        self, name: str, partitions: int, set_config: Mapping[str, str], reset_config: Sequence[str]
+    ) -> TopicDescription:
+        """``partitions`` 0: unchanged. Raises TopicNotFound, InvalidPartition, InvalidConfig."""
+        ...
+
+    def delete_topic(self, name: str) -> None:
+        """Raises TopicNotFound."""
+        ...
+
+    def list_topics(self) -> list[TopicSummary]: ...
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Raises TopicNotFound."""
+        ...
+
+    def trim(self, topic: str, partition: int, before_offset: int) -> int:
+        """Delete records before ``before_offset``; the new log start offset."""
+        ...
+
+    def list_groups(self) -> list[GroupSummary]: ...
+
+    def describe_group(self, group: str) -> GroupDescription:
+        """Raises GroupNotFound."""
+        ...
+
+    def delete_group(self, group: str) -> None:
+        """Raises GroupNotEmpty, GroupNotFound."""
+        ...
+
+    def reset_offsets(
+        self, group: str, topic: str, partitions: Sequence[int], spec: str, value: int, execute: bool
+    ) -> ResetResult:
+        """``partitions`` empty: all. Raises GroupNotEmpty while the group has live members."""
+        ...
+
+    def produce_records(self, topic: str, records: Iterable[ProducerRecord]) -> list[RecordPosition]:
+        """Records partitioned and batched by the broker; their positions in request order."""
+        ...
+
+    def create_acls(self, acls: Sequence[Acl]) -> int:
+        """All or none; how many were new. Raises InvalidRequest naming the bad field."""
+        ...
+
+    def describe_acls(self, filter: AclFilter) -> list[Acl]: ...
+
+    def delete_acls(self, filters: Sequence[AclFilter]) -> list[Acl]:
+        """The ACLs deleted."""
+        ...
+
+    def alter_quotas(self, set: Sequence[Quota], remove: Sequence[str]) -> None:
+        """Raises InvalidRequest for a principal both set and removed."""
+        ...
+
+    def describe_quotas(self, principal: str) -> Quotas:
+        """``principal`` "": every override."""
+        ...
+
+    def whoami(self) -> str: ...
+
+    def close(self) -> None:
+        """See :meth:`ProduceTransport.close`."""
+        ...
+
+
+class Transport(ProduceTransport, ConsumeTransport, GroupTransport, AdminTransport, Protocol):
     """The whole contract: what a client object (producer, consumer or admin) talks through."""

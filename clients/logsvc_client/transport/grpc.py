@@ -22,30 +22,8 @@ from ..records import TopicPartition
 from ..security import Security
 from . import channel
 from .base import FetchedPartition, GroupAnswer, ProduceCallback
+from .grpc_admin import GrpcAdminCalls, offsets_request
 from .retry import RetryPolicy
-
-_SPECS = {
-    "earliest": pb.ListOffsetsRequest.EARLIEST,
-    "latest": pb.ListOffsetsRequest.LATEST,
-    "timestamp": pb.ListOffsetsRequest.TIMESTAMP,
-}
-
-
-def offsets_request(
-    topic: str, spec: str, timestamp_ms: int | None = None, partitions: Iterable[int] | None = None
-) -> pb.ListOffsetsRequest:
-    """A ListOffsets request; InvalidRequest for an unknown spec or a missing timestamp."""
-    code = _SPECS.get(spec)
-    if code is None:
-        raise InvalidRequest(f"offset spec {spec!r} is not one of {', '.join(_SPECS)}")
-    if spec == "timestamp":
-        if timestamp_ms is None or timestamp_ms < 0:
-            raise InvalidRequest(f"offset spec 'timestamp' needs timestamp_ms >= 0, got {timestamp_ms!r}")
-    elif timestamp_ms is not None:
-        raise InvalidRequest(f"timestamp_ms is only used with spec 'timestamp', not {spec!r}")
-    return pb.ListOffsetsRequest(
-        topic=topic, spec=code, timestamp_ms=timestamp_ms or 0, partitions=list(partitions or ())
-    )
 
 
 def partitions_to_pb(tps: Iterable[TopicPartition]) -> list[pb.TopicPartitions]:
@@ -99,12 +77,12 @@ class GrpcFetch:
         ]
 
 
-class GrpcTransport:
+class GrpcTransport(GrpcAdminCalls):
     """:class:`~logsvc_client.transport.base.Transport` over one gRPC channel to ``address``.
 
     ``retry`` governs the calls that are safe to repeat (look-ups, commits); ``request_timeout_ms``
-    is the deadline of the others (produce, init_producer). :attr:`stub` is the broker stub on
-    the same channel, for the admin calls not yet in the contract.
+    is the deadline of the others (produce, init_producer). The admin's calls are
+    :class:`~logsvc_client.transport.grpc_admin.GrpcAdminCalls`, on the same channel.
     """
 
     def __init__(
