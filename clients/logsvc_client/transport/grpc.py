@@ -10,7 +10,7 @@ client's values.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -21,7 +21,7 @@ from ..group.descriptions import CommittedOffset, committed_from_pb
 from ..records import TopicPartition
 from ..security import Security
 from . import channel
-from .base import FetchedPartition, GroupAnswer, ProduceCallback
+from .base import FetchedPartition, GroupAnswer, ProduceCallback, Transport
 from .grpc_admin import GrpcAdminCalls, offsets_request
 from .retry import RetryPolicy
 
@@ -270,3 +270,10 @@ class GrpcTransport(GrpcAdminCalls):
     def leave_group(self, group: str, member_id: str, *, timeout_s: float) -> None:
         request = pb.LeaveGroupRequest(group=group, member_id=member_id)
         channel.call(self.stub.LeaveGroup, request, timeout_s)
+
+
+if TYPE_CHECKING:
+
+    def _honours_the_contract(transport: GrpcTransport) -> Transport:
+        """Never called: mypy checks here that GrpcTransport implements every method of the contract."""
+        return transport
