@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 
 from logsvc_client import Producer
-from logsvc_client.transport import ProduceCallback
+from logsvc_client.transport.base import ProduceCallback
 from logsvc_wire import batch as codec
 
 
@@ -52,7 +52,9 @@ def bench_send(args: argparse.Namespace, *, many: bool) -> tuple[float, float]:
     keys = [b"key-%d" % i for i in range(args.records)]
     step = args.batch_records
     values = [value] * step
-    producer = Producer("in-memory", linger_ms=args.linger_ms, transport=InstantTransport(args.partitions))
+    producer = Producer(
+        "in-memory", linger_ms=args.linger_ms, transport=InstantTransport(args.partitions), enable_idempotence=False
+    )
     topic = "bench"
     started = time.perf_counter()
     if many:

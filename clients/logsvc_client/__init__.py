@@ -17,14 +17,28 @@
 
 Errors are the classes of :mod:`logsvc_client.errors` (one root, :class:`LogsvcError`), the
 same on both sides of the wire; no ``grpc.RpcError`` escapes the library.
+
+The package, one sub-package per thing the client owns (each ``__init__`` lists its modules):
+
+- :mod:`~logsvc_client.producer`: Producer, accumulator (+ bulk), sender, batches, futures,
+  idempotence.
+- :mod:`~logsvc_client.consumer`: Consumer, fetcher, in-flight fetch, record buffer, lanes,
+  offset resets, the group subscription.
+- :mod:`~logsvc_client.group`: a member's membership, committed offsets, group descriptions.
+- :mod:`~logsvc_client.transport`: the one contract all of the above and the admin talk to a
+  broker through (``base.py``) and its gRPC implementation; ``channel.py`` is the gRPC boundary.
+- top level: ``admin.py`` with its value types ``topics.py`` and ``access.py`` (a module each:
+  the admin is one class over the transport, a package would hold one module), ``records.py``
+  (the records users hold), ``security.py`` (TLS and tokens, used by every client object), and
+  the wire modules (``batch.py``, ``errors.py``, ``partitioner.py``, ``_proto``, ...).
 """
 
 from . import errors
 from .access import Acl, AclFilter, Quota, Quotas
 from .admin import Admin
-from .consumer import Consumer
+from .consumer.consumer import Consumer
 from .errors import LogsvcError
-from .groups import (
+from .group.descriptions import (
     CommittedOffset,
     GroupDescription,
     GroupMetadata,
@@ -34,8 +48,8 @@ from .groups import (
     PartitionReset,
     ResetResult,
 )
-from .producer import Producer
-from .record_future import RecordFuture, RecordFutures
+from .producer.futures import RecordFuture, RecordFutures
+from .producer.producer import Producer
 from .records import ProducerRecord, Record, RecordPosition, TopicPartition
 from .security import Security
 from .topics import OffsetAndTimestamp, PartitionInfo, TopicDescription, TopicSummary

@@ -12,11 +12,10 @@ reading them describe on the cluster (PermissionDenied otherwise).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from logsvc_wire._proto import logsvc_pb2 as pb
-
-from . import channel
+if TYPE_CHECKING:  # annotations only: the transport imports these value types
+    from .transport.base import AdminTransport
 
 
 class Acl(NamedTuple):
@@ -63,77 +62,41 @@ class Quotas(NamedTuple):
     default_fetch_bytes_per_second: int
 
 
-def acl_from_pb(msg: pb.Acl) -> Acl:
-    return Acl(msg.principal, msg.resource_type, msg.resource_name, msg.pattern_type, msg.operation, msg.permission)
-
-
-def _opt(msg: Any, field: str) -> int | None:
-    return int(getattr(msg, field)) if msg.HasField(field) else None
-
-
-def quota_from_pb(msg: pb.Quota) -> Quota:
-    return Quota(msg.principal, _opt(msg, "produce_bytes_per_second"), _opt(msg, "fetch_bytes_per_second"))
-
-
 class AccessAdmin:
-    """ACL, quota and identity methods of :class:`~logsvc_client.Admin` (a mixin over its stub).
+    """ACL, quota and identity methods of :class:`~logsvc_client.Admin` (a mixin over its transport).
 
     Reads are retried while the broker is unavailable; changes are not (deleting twice could
     remove ACLs added in between)."""
 
-    _stub: Any
-    _timeout_s: float
-    _retry: channel.RetryPolicy
+    _transport: AdminTransport
 
     def create_acls(self, acls: Iterable[Acl]) -> int:
         """Add ``acls`` in one request, all or none; an ACL already there is kept once. Returns
         how many were not there before. InvalidRequest names the field and value that is wrong."""
-        request = pb.CreateAclsRequest(acls=[pb.Acl(**Acl(*acl)._asdict()) for acl in acls])
-        return int(channel.call(self._stub.CreateAcls, request, self._timeout_s).created)
+        return self._transport.create_acls([Acl(*acl) for acl in acls])
 
     def describe_acls(self, filter: AclFilter | None = None) -> list[Acl]:
         """The ACLs ``filter`` selects (default: all), sorted by resource, then principal."""
-        request = pb.DescribeAclsRequest(filter=pb.AclFilter(**(filter or AclFilter())._asdict()))
-        response = channel.call_with_retry(self._stub.DescribeAcls, request, self._retry)
-        return [acl_from_pb(a) for a in response.acls]
+        return self._transport.describe_acls(filter or AclFilter())
 
     def delete_acls(self, filters: Iterable[AclFilter]) -> list[Acl]:
         """Delete every ACL any of ``filters`` selects (at least one filter; ``AclFilter()``
         selects every ACL); returns those deleted."""
-        request = pb.DeleteAclsRequest(filters=[pb.AclFilter(**AclFilter(*f)._asdict()) for f in filters])
-        return [acl_from_pb(a) for a in channel.call(self._stub.DeleteAcls, request, self._timeout_s).deleted]
+        return self._transport.delete_acls([AclFilter(*f) for f in filters])
 
     def alter_quotas(self, set: Iterable[Quota] = (), remove: Iterable[str] = ()) -> None:
         """Set quota overrides (a None rate keeps what is stored, 0 = no limit) and remove those
         of the ``remove`` principals, in one request. A principal both set and removed is an
         InvalidRequest."""
-        request = pb.AlterQuotasRequest(
-            set=[
-                pb.Quota(
-                    principal=q.principal,
-                    produce_bytes_per_second=q.produce_bytes_per_second,
-                    fetch_bytes_per_second=q.fetch_bytes_per_second,
-                )
-                for q in set
-            ],
-            remove=list(remove),
-        )
-        channel.call(self._stub.AlterQuotas, request, self._timeout_s)
+        self._transport.alter_quotas(list(set), list(remove))
 
     def describe_quotas(self, principal: str | None = None) -> Quotas:
         """The stored overrides (of one ``principal``, default all) and the broker's defaults."""
-        request = pb.DescribeQuotasRequest(principal=principal or "")
-        response = channel.call_with_retry(self._stub.DescribeQuotas, request, self._retry)
-        return Quotas(
-            [quota_from_pb(q) for q in response.quotas],
-            int(response.default_produce_bytes_per_second),
-            int(response.default_fetch_bytes_per_second),
-        )
+        return self._transport.describe_quotas(principal or "")
 
     def whoami(self) -> str:
         """The principal the broker sees for this client's calls (``User:NAME``)."""
-        response = channel.call_with_retry(self._stub.WhoAmI, pb.WhoAmIRequest(), self._retry)
-        return str(response.principal)
+        return self._transport.whoami()
 
 
 __all__ = ["AccessAdmin", "Acl", "AclFilter", "Quota", "Quotas"]

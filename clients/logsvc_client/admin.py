@@ -3,75 +3,35 @@
 
 Read-only and idempotent operations (describe, list, offsets, trim, commits, dry-run resets) are
 retried while the broker is unavailable; create, delete, executed resets and produce_records are
-not (a repeat could fail, duplicate, or shift twice).
+not (a repeat could fail, duplicate, or shift twice). Every call goes through the admin's
+transport (:class:`~logsvc_client.transport.base.AdminTransport`, one channel); this module
+checks and normalises the arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
 
-from logsvc_wire._proto import logsvc_pb2 as pb
-from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
-
-from . import channel, group_offsets
 from .access import AccessAdmin
 from .errors import InvalidRequest
-from .groups import (
+from .group import offsets as group_offsets
+from .group.descriptions import (
     CommittedOffset,
     GroupDescription,
     GroupMetadata,
     GroupSummary,
     ResetResult,
     ResetSpec,
-    reset_from_pb,
 )
-from .groups import description_from_pb as group_description_from_pb
-from .groups import summary_from_pb as group_summary_from_pb
 from .records import ProducerRecord, RecordPosition, TopicPartition, to_bytes, to_headers
 from .security import Security
-from .topics import (
-    OffsetAndTimestamp,
-    TopicDescription,
-    TopicSummary,
-    description_from_pb,
-    summary_from_pb,
-)
+from .topics import OffsetAndTimestamp, TopicDescription, TopicSummary
+from .transport.base import AdminTransport, OffsetSpec
+from .transport.grpc import GrpcTransport, offsets_request
+from .transport.retry import Backoff, RetryPolicy
 
-OffsetSpec = Literal["earliest", "latest", "timestamp"]
-
-_SPECS = {
-    "earliest": pb.ListOffsetsRequest.EARLIEST,
-    "latest": pb.ListOffsetsRequest.LATEST,
-    "timestamp": pb.ListOffsetsRequest.TIMESTAMP,
-}
-
-_RESET_SPECS = {
-    "earliest": pb.ResetOffsetsRequest.EARLIEST,
-    "latest": pb.ResetOffsetsRequest.LATEST,
-    "offset": pb.ResetOffsetsRequest.OFFSET,
-    "datetime": pb.ResetOffsetsRequest.DATETIME,
-    "shift_by": pb.ResetOffsetsRequest.SHIFT_BY,
-    "duration": pb.ResetOffsetsRequest.DURATION,
-}
+_RESET_SPECS = ("earliest", "latest", "offset", "datetime", "shift_by", "duration")
 _RESET_NEEDS_VALUE = ("offset", "datetime", "shift_by", "duration")
-
-
-def offsets_request(
-    topic: str, spec: str, timestamp_ms: int | None = None, partitions: Iterable[int] | None = None
-) -> pb.ListOffsetsRequest:
-    """A ListOffsets request; InvalidRequest for an unknown spec or a missing timestamp."""
-    code = _SPECS.get(spec)
-    if code is None:
-        raise InvalidRequest(f"offset spec {spec!r} is not one of {', '.join(_SPECS)}")
-    if spec == "timestamp":
-        if timestamp_ms is None or timestamp_ms < 0:
-            raise InvalidRequest(f"offset spec 'timestamp' needs timestamp_ms >= 0, got {timestamp_ms!r}")
-    elif timestamp_ms is not None:
-        raise InvalidRequest(f"timestamp_ms is only used with spec 'timestamp', not {spec!r}")
-    return pb.ListOffsetsRequest(
-        topic=topic, spec=code, timestamp_ms=timestamp_ms or 0, partitions=list(partitions or ())
-    )
 
 
 class Admin(AccessAdmin):
@@ -90,21 +50,19 @@ class Admin(AccessAdmin):
         """``security``: TLS and token settings (None: from the environment, see
         :mod:`logsvc_client.security`)."""
         self.address = address
-        self._channel = channel.connect(address, security=security)
-        self._stub = pb_grpc.BrokerStub(self._channel)
         self._timeout_s = request_timeout_ms / 1000
-        self._retry = channel.RetryPolicy(
-            retries=retries, backoff=channel.Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
+        self._retry = RetryPolicy(
+            retries=retries, backoff=Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
+        )
+        self._transport: AdminTransport = GrpcTransport(
+            address, request_timeout_ms=request_timeout_ms, retry=self._retry, security=security
         )
 
     # -- topics ---------------------------------------------------------------------------------
 
     def create_topic(self, name: str, partitions: int, config: Mapping[str, str] | None = None) -> TopicDescription:
         """Create a topic; TopicAlreadyExists, InvalidTopicName, InvalidPartition, InvalidConfig."""
-        request = pb.CreateTopicRequest(
-            name=name, partitions=partitions, config={k: str(v) for k, v in (config or {}).items()}
-        )
-        return description_from_pb(channel.call(self._stub.CreateTopic, request, self._timeout_s))
+        return self._transport.create_topic(name, partitions, {k: str(v) for k, v in (config or {}).items()})
 
     def alter_topic(
         self,
@@ -120,26 +78,20 @@ class Admin(AccessAdmin):
 
         As in Kafka, keyed records produced after a partition count change hash over the new count;
         running producers see it within ``metadata_max_age_ms``, group consumers at once."""
-        request = pb.AlterTopicRequest(
-            name=name,
-            partitions=partitions or 0,
-            set_config={k: str(v) for k, v in (config or {}).items()},
-            reset_config=list(reset_config),
+        return self._transport.alter_topic(
+            name, partitions or 0, {k: str(v) for k, v in (config or {}).items()}, list(reset_config)
         )
-        return description_from_pb(channel.call(self._stub.AlterTopic, request, self._timeout_s))
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic with its records; TopicNotFound when missing."""
-        channel.call(self._stub.DeleteTopic, pb.DeleteTopicRequest(name=name), self._timeout_s)
+        self._transport.delete_topic(name)
 
     def list_topics(self) -> list[TopicSummary]:
-        response = channel.call_with_retry(self._stub.ListTopics, pb.ListTopicsRequest(), self._retry)
-        return [summary_from_pb(t) for t in response.topics]
+        return self._transport.list_topics()
 
     def describe_topic(self, name: str) -> TopicDescription:
         """Config and per-partition offsets, sizes and timestamps; TopicNotFound when missing."""
-        response = channel.call_with_retry(self._stub.DescribeTopic, pb.DescribeTopicRequest(name=name), self._retry)
-        return description_from_pb(response)
+        return self._transport.describe_topic(name)
 
     # -- offsets --------------------------------------------------------------------------------
 
@@ -152,50 +104,40 @@ class Admin(AccessAdmin):
     ) -> dict[int, int]:
         """``{partition: offset}``: the log start (earliest), the next offset (latest), or the first
         offset whose timestamp is at or after ``timestamp_ms`` (the next offset when none is)."""
-        request = offsets_request(topic, spec, timestamp_ms, partitions)
-        response = channel.call_with_retry(self._stub.ListOffsets, request, self._retry)
-        return {o.partition: o.offset for o in response.offsets}
+        return self._transport.list_offsets(topic, spec, timestamp_ms, partitions)
 
     def offsets_for_time(
         self, topic: str, timestamp_ms: int, partitions: Iterable[int] | None = None
     ) -> dict[int, OffsetAndTimestamp]:
         """Like ``list_offsets(topic, "timestamp", ...)``, with the timestamp of the record found."""
-        request = offsets_request(topic, "timestamp", timestamp_ms, partitions)
-        response = channel.call_with_retry(self._stub.ListOffsets, request, self._retry)
-        return {
-            o.partition: OffsetAndTimestamp(o.offset, o.timestamp_ms if o.timestamp_ms >= 0 else None)
-            for o in response.offsets
-        }
+        return self._transport.offsets_for_time(topic, timestamp_ms, partitions)
 
     def trim(self, topic: str, partition: int, before_offset: int) -> int:
         """Delete the records of one partition before ``before_offset``; returns the new log start."""
-        request = pb.TrimRequest(topic=topic, partition=partition, before_offset=before_offset)
-        return int(channel.call_with_retry(self._stub.Trim, request, self._retry).log_start_offset)
+        return self._transport.trim(topic, partition, before_offset)
 
     # -- consumer groups ------------------------------------------------------------------------
 
     def list_groups(self) -> list[GroupSummary]:
         """Every group the broker knows (live, or with committed offsets), sorted by id."""
-        response = channel.call_with_retry(self._stub.ListGroups, pb.ListGroupsRequest(), self._retry)
-        return [group_summary_from_pb(g) for g in response.groups]
+        return self._transport.list_groups()
 
     def describe_group(self, group: str) -> GroupDescription:
         """State, generation, members, and per partition: committed offset, lag, lag in ms and owner;
         GroupNotFound when the broker knows no such group."""
-        request = pb.DescribeGroupRequest(group=group)
-        return group_description_from_pb(channel.call_with_retry(self._stub.DescribeGroup, request, self._retry))
+        return self._transport.describe_group(group)
 
     def delete_group(self, group: str) -> None:
         """Delete a group and its committed offsets; GroupNotEmpty while it has live members,
         GroupNotFound when missing."""
-        channel.call(self._stub.DeleteGroup, pb.DeleteGroupRequest(group=group), self._timeout_s)
+        self._transport.delete_group(group)
 
     def committed_offsets(
         self, group: str, partitions: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, CommittedOffset]:
         """The group's committed offsets (of ``partitions``, default all); partitions with nothing
         committed are left out."""
-        return group_offsets.fetch(self._stub, self._retry, group, partitions)
+        return self._transport.fetch_offsets(group, partitions)
 
     def commit_offsets(
         self, group: str, offsets: Mapping[TopicPartition, int], member: GroupMetadata | None = None
@@ -207,9 +149,9 @@ class Admin(AccessAdmin):
         (StaleGeneration, UnknownMember, FailedPrecondition for a partition it does not own).
         """
         if member is None:
-            group_offsets.commit(self._stub, self._retry, group, offsets)
+            group_offsets.commit(self._transport, group, offsets)
         else:
-            group_offsets.commit(self._stub, self._retry, group, offsets, member.member_id, member.generation)
+            group_offsets.commit(self._transport, group, offsets, member.member_id, member.generation)
 
     def reset_offsets(
         self,
@@ -227,8 +169,7 @@ class Admin(AccessAdmin):
         [log start, next offset]. A dry run (changes nothing) unless ``execute``. Refused with
         GroupNotEmpty while the group has live members.
         """
-        code = _RESET_SPECS.get(spec)
-        if code is None:
+        if spec not in _RESET_SPECS:
             raise InvalidRequest(f"reset spec {spec!r} is not one of {', '.join(_RESET_SPECS)}")
         if spec in _RESET_NEEDS_VALUE:
             if not isinstance(value, int) or isinstance(value, bool):
@@ -237,19 +178,7 @@ class Admin(AccessAdmin):
                 raise InvalidRequest(f"reset spec {spec!r} needs a value >= 0, got {value}")
         elif value is not None:
             raise InvalidRequest(f"reset spec {spec!r} takes no value, got {value!r}")
-        request = pb.ResetOffsetsRequest(
-            group=group,
-            topic=topic,
-            partitions=sorted(set(partitions or ())),
-            spec=code,
-            value=value or 0,
-            execute=execute,
-        )
-        if execute:
-            response = channel.call(self._stub.ResetOffsets, request, self._timeout_s)
-        else:
-            response = channel.call_with_retry(self._stub.ResetOffsets, request, self._retry)
-        return reset_from_pb(group, response)
+        return self._transport.reset_offsets(group, topic, sorted(set(partitions or ())), spec, value or 0, execute)
 
     # -- produce (convenience path) -------------------------------------------------------------
 
@@ -258,16 +187,12 @@ class Admin(AccessAdmin):
     ) -> list[RecordPosition]:
         """Send records in one request, partitioned and batched by the broker; their positions in
         request order. For throughput use :class:`~logsvc_client.Producer` instead."""
-        request = pb.ProduceRecordsRequest(topic=topic, records=[_record_to_pb(r) for r in records])
-        if not request.records:
-            return []
-        response = channel.call(self._stub.ProduceRecords, request, self._timeout_s)
-        return [RecordPosition(p.partition, p.offset) for p in response.positions]
+        return self._transport.produce_records(topic, [_checked(r) for r in records])
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._channel.close()
+        self._transport.close()
 
     def __enter__(self) -> Admin:
         return self
@@ -276,25 +201,18 @@ class Admin(AccessAdmin):
         self.close()
 
 
-def _record_to_pb(record: ProducerRecord | bytes | str | None) -> pb.Record:
+def _checked(record: ProducerRecord | bytes | str | None) -> ProducerRecord:
+    """``record`` as a ProducerRecord of bytes and header pairs; InvalidRequest for what the
+    broker would refuse (a negative partition or timestamp)."""
     if not isinstance(record, ProducerRecord):
         record = ProducerRecord(record)
-    msg = pb.Record(timestamp_ms=record.timestamp_ms or 0)
     key = to_bytes(record.key, "key")
     value = to_bytes(record.value, "value")
-    if key is not None:
-        msg.key = key
-    if value is not None:
-        msg.value = value
-    if record.partition is not None:
-        if record.partition < 0:
-            raise InvalidRequest(f"partition {record.partition} is negative")
-        msg.partition = record.partition
+    if record.partition is not None and record.partition < 0:
+        raise InvalidRequest(f"partition {record.partition} is negative")
     if record.timestamp_ms is not None and record.timestamp_ms < 0:
         raise InvalidRequest(f"timestamp_ms {record.timestamp_ms} is negative")
-    for name, data in to_headers(record.headers) or ():
-        msg.headers.add(name=name, value=data)
-    return msg
+    return ProducerRecord(value, key, to_headers(record.headers), record.timestamp_ms, record.partition)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ the connector kind::
     insert_mode = "upsert"
 
 With several topics, ``priority`` makes them lanes, highest first (see
-:mod:`logsvc_client.lanes`): ``"strict"`` writes a higher topic's backlog before a lower one's,
+:mod:`logsvc_client.consumer.lanes`): ``"strict"`` writes a higher topic's backlog before a lower one's,
 ``"weighted"`` gives each its ``lane_weights`` share of every batch; either way a topic with a
 backlog waits at most ``max_lane_wait_ms`` for its next records::
 
@@ -34,8 +34,8 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from logsvc_client.consumer.lanes import LanePolicy, Priority, check_options
 from logsvc_client.errors import InvalidConfig
-from logsvc_client.lanes import LanePolicy, Priority, check_options
 
 ENV_PREFIX = "LOGSVC_CONNECT_"
 KINDS = ("postgres", "mongo", "python")

@@ -33,15 +33,15 @@ from operator import add, itemgetter
 from typing import Any
 
 from logsvc_client import Admin, Consumer, Record, TopicPartition
-from logsvc_client.channel import Backoff
 from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError
-from logsvc_client.groups import RESET_METADATA
+from logsvc_client.transport.retry import Backoff
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.metrics import ConnectorMetrics
 from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError
 from logsvc_connect.transforms import Transforms
 from logsvc_connect.values import decode_value
+from logsvc_wire.types import RESET_METADATA
 
 log = logging.getLogger("logsvc.connect")
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from logsvc.cli.sources import Source
 from logsvc.topic_config import TopicConfig
+from logsvc_client.consumer.record_buffer import stored_count
 from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig
-from logsvc_client.record_buffer import stored_count
 from logsvc_wire.batch import (
     ATTR_LOG_APPEND_TIME,
     HEADER,

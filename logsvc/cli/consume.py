@@ -32,8 +32,8 @@ from logsvc.cli.sources import out_of_range
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import StartSpec, StartType
 from logsvc_client import Admin, Consumer, TopicPartition
+from logsvc_client.consumer.fetcher import CorruptBatches
 from logsvc_client.errors import CorruptBatch, FailedPrecondition
-from logsvc_client.fetcher import CorruptBatches
 from logsvc_client.records import Record
 
 POLL_SLICE_MS = 500

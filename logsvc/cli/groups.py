@@ -13,7 +13,7 @@ from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import parse_duration_ms, parse_time_ms
 from logsvc_client import Admin
-from logsvc_client.groups import GroupDescription, ResetResult, ResetSpec
+from logsvc_client.group.descriptions import GroupDescription, ResetResult, ResetSpec
 
 RESET_OPTIONS = ("--to-earliest", "--to-latest", "--to-offset", "--to-datetime", "--shift-by", "--by-duration")
 

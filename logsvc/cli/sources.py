@@ -12,9 +12,10 @@ import abc
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from logsvc_client import Admin, channel
+from logsvc_client import Admin
+from logsvc_client.consumer.record_buffer import stored_count
 from logsvc_client.errors import InvalidPartition, OffsetOutOfRange
-from logsvc_client.record_buffer import stored_count
+from logsvc_client.transport import channel
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 

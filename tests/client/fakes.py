@@ -1,4 +1,4 @@
-"""An in-memory ProduceTransport honouring the contract in logsvc_client.transport.
+"""An in-memory ProduceTransport honouring the contract in logsvc_client.transport.base.
 
 It stores batches per partition with dense offsets, like a broker, and lets a test script
 failures (``fail_next``) or hold responses until it releases them (``hold``), so batching,
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from logsvc_client.errors import LogsvcError, TopicNotFound, Unavailable
 from logsvc_client.records import Record
-from logsvc_client.transport import ProduceCallback
+from logsvc_client.transport.base import ProduceCallback
 from logsvc_wire import batch as codec
 
 

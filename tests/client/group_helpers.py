@@ -9,7 +9,7 @@ from typing import Any
 
 from logsvc_client import Admin, Consumer, Producer, TopicPartition
 from logsvc_client.errors import GroupNotFound
-from logsvc_client.groups import GroupDescription
+from logsvc_client.group.descriptions import GroupDescription
 
 
 def wait_until(

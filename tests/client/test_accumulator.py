@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from logsvc_client.accumulator import Accumulator
 from logsvc_client.errors import TopicNotFound
+from logsvc_client.producer.accumulator import Accumulator
 
 
 class Clock:

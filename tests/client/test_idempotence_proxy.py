@@ -18,7 +18,7 @@ import pytest
 
 from logsvc.server.app import Broker
 from logsvc_client import Admin, Consumer, Producer, Record
-from logsvc_client.record_future import RecordFutures
+from logsvc_client.producer.futures import RecordFutures
 from tests.conftest import BrokerProcess
 from tests.fixtures.proxy import FlakyProxy, flaky_proxy
 

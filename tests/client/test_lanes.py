@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from logsvc_client.consumer.lanes import LanePolicy, check_options
 from logsvc_client.errors import InvalidConfig
-from logsvc_client.lanes import LanePolicy, check_options
 
 LANES = ("critical", "normal", "bulk")
 

@@ -10,10 +10,10 @@ import grpc
 import pytest
 
 from logsvc_client import Producer
-from logsvc_client.channel import RetryPolicy
 from logsvc_client.errors import InvalidBatch, InvalidRequest, OutOfOrderSequence, Unavailable, UnknownProducer
 from logsvc_client.records import RecordPosition
-from logsvc_client.transport import GrpcTransport
+from logsvc_client.transport.grpc import GrpcTransport
+from logsvc_client.transport.retry import RetryPolicy
 from tests.client.fakes import FakeTransport
 
 NEVER_MS = 600_000

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from logsvc_client.errors import StorageFull, Timeout
-from logsvc_client.record_future import ProducerBatch, RecordFuture
+from logsvc_client.producer.batches import ProducerBatch
+from logsvc_client.producer.futures import RecordFuture
 from logsvc_client.records import RecordPosition
 
 

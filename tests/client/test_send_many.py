@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from logsvc_client import Admin, Consumer, Producer, Record
-from logsvc_client.accumulator import Accumulator
 from logsvc_client.errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest
-from logsvc_client.record_future import RecordFuture
+from logsvc_client.producer.accumulator import Accumulator
+from logsvc_client.producer.futures import RecordFuture
 from logsvc_client.records import RecordPosition
 from logsvc_wire.partitioner import partition_for_key
 from tests.client.fakes import FakeTransport

@@ -29,7 +29,7 @@ from psycopg import sql
 
 from logsvc_client import Admin, Consumer, Producer, Record, TopicPartition
 from logsvc_client.errors import GroupNotFound, TopicNotFound
-from logsvc_client.groups import GroupDescription
+from logsvc_client.group.descriptions import GroupDescription
 from logsvc_connect.sink import Sink
 
 T = TypeVar("T")

@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from logsvc_wire.types import RESET_METADATA as RESET_METADATA  # re-exported: the wire owns it
-
-from .records import TopicPartition
+from ..records import TopicPartition
 
 ResetSpec = Literal["earliest", "latest", "offset", "datetime", "shift_by", "duration"]
 """How :meth:`Admin.reset_offsets` moves offsets; ``value`` is the offset (offset), epoch ms

@@ -9,15 +9,16 @@ so nothing is encoded until the batch is sent.
 :meth:`Accumulator.append_many` (``Producer.send_many``) does the same for a sequence of records:
 conversion, sizes, partitions and record tuples are computed a list at a time, outside the lock,
 then the lock is taken once to append them all (once per chunk when it must wait for buffer
-space), with the same batch rolling as ``append`` (:meth:`Accumulator._roll`). That bulk path is
-:mod:`~logsvc_client.bulk_records`.
+space), with the same batch rolling as ``append`` (:meth:`Accumulator._roll`). The list-at-a-time
+half is :mod:`~logsvc_client.producer.bulk`; the locked half is :meth:`Accumulator._append_bulk`.
+Both halves and ``append`` partition with :func:`~logsvc_wire.partitioner.choose_partition`.
 
 The sender thread calls :meth:`drain_locked` to take the batches that are ready (full, lingered
 ``linger_ms``, covered by a flush, or needed to free a full buffer). A partition with a batch in
 flight is *muted* until its response: at most one batch per partition is in flight, so records of
 a partition are stored in send order even when a request is retried. Each topic's batches are a
-:class:`~logsvc_client.topic_batches.TopicBatches`; which of them are ready is
-:func:`~logsvc_client.topic_batches.take_ready`.
+:class:`~logsvc_client.producer.topic_batches.TopicBatches`; which of them are ready is
+:func:`~logsvc_client.producer.topic_batches.take_ready`.
 """
 
 from __future__ import annotations
@@ -26,20 +27,23 @@ import math
 import random
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
-from logsvc_wire.partitioner import StickyPartitioner, murmur2_positive
+from logsvc_wire.partitioner import StickyPartitioner, choose_partition
 
-from .bulk_records import append_bulk, prepare_bulk
-from .errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
-from .record_future import ProducerBatch, RawRecord, RecordFuture, RecordFutures
-from .records import check_timestamp, to_bytes, to_headers
+from ..errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
+from ..records import check_timestamp, to_bytes, to_headers
+from .batches import ProducerBatch, RawRecord
+from .bulk import BulkRecords, prepare_bulk
+from .futures import RecordFuture, RecordFutures
 from .topic_batches import TopicBatches, take_ready
 
 _time_ns = time.time_ns
-_hash = murmur2_positive
+_choose_partition = choose_partition
 
 
 def _key_bytes(key: object) -> bytes:
@@ -108,21 +112,13 @@ class Accumulator:
         else:
             value = to_bytes(value)
             size = RECORD_OVERHEAD if value is None else len(value) + RECORD_OVERHEAD
-        if partition is None:
-            if key.__class__ is bytes:
-                size += len(key)
-                partition = _hash(key) % t.partitions
-            elif key is None:
-                partition = t.sticky
-            else:
+        if key is not None:
+            if key.__class__ is not bytes:
                 key = _key_bytes(key)
-                size += len(key)
-                partition = _hash(key) % t.partitions
-        else:
+            size += len(key)
+        if partition is not None:
             t.check_partition(partition)
-            if key is not None:
-                key = _key_bytes(key)
-                size += len(key)
+        partition = _choose_partition(partition, key, t.partitions, t.sticky)
         if headers is not None:
             headers = to_headers(headers)
             if headers is not None:
@@ -169,11 +165,42 @@ class Accumulator:
                 t = self._add_topic(topic)
             bulk = prepare_bulk(t, values, keys, partition, headers, timestamp_ms)
             if bulk.sizes:
-                append_bulk(self, t, bulk, futures)
+                self._append_bulk(t, bulk, futures)
         except LogsvcError as e:
             e.details["futures"] = futures  # the records queued before the error (a prefix)
             raise
         return futures
+
+    def _append_bulk(self, t: TopicBatches, bulk: BulkRecords, futures: RecordFutures) -> None:
+        """Append ``bulk`` (made by :func:`~logsvc_client.producer.bulk.prepare_bulk`) to its
+        partitions' batches, in order, adding their futures to ``futures``: all at once when the
+        buffer has room for them, else the ones that fit, then wait for space (or raise
+        BufferFull) and go on."""
+        parts, records, sizes = bulk
+        n = len(sizes)
+        with self.lock:
+            total = sum(sizes)
+            if self.buffered + total <= self.max_buffer_bytes:
+                self.extend_locked(t, parts, records, sizes, total, futures)
+                return
+            # The buffer is short: append what fits, wait for space (or raise), go on.
+            largest = max(sizes)
+            if largest + BATCH_OVERHEAD > self.max_buffer_bytes:
+                raise BatchTooLarge(
+                    f"record of about {largest} bytes is larger than max_buffer_bytes={self.max_buffer_bytes}"
+                )
+            ends = list(accumulate(sizes))  # ends[i]: bytes of records 0..i
+            done = 0  # records appended; their bytes: ends[done - 1]
+            while done < n:
+                before = ends[done - 1] if done else 0
+                fit = bisect_right(ends, before + self.max_buffer_bytes - self.buffered, done)
+                if fit == done:
+                    self.wait_for_space_locked(sizes[done])
+                    continue
+                self.extend_locked(
+                    t, parts[done:fit], records[done:fit], sizes[done:fit], ends[fit - 1] - before, futures
+                )
+                done = fit
 
     def extend_locked(
         self,

@@ -6,7 +6,7 @@ and starts the requests without it. Responses arrive on a gRPC thread: a batch i
 back at the head of its partition for a retry (retriable errors, up to ``retries`` times with
 capped exponential backoff), or failed with the project's exception.
 
-Idempotent (``sequences`` given, :mod:`~logsvc_client.idempotence`): before sequence numbers are
+Idempotent (``sequences`` given, :mod:`~logsvc_client.producer.idempotence`): before sequence numbers are
 assigned the sender makes sure it holds a producer identity (InitProducer, on this thread; a
 failure there is handled like a failed send of the drained batches). A partition's batches in one
 request share their fate: all retried, or all failed, and then the partition's waiting batches
@@ -26,13 +26,13 @@ from operator import itemgetter
 
 from logsvc_wire import batch as codec
 
+from ..errors import LogsvcError, TopicNotFound, UnknownProducer
+from ..transport.base import ProduceTransport
+from ..transport.retry import Backoff
 from .accumulator import Accumulator
-from .channel import Backoff
-from .errors import LogsvcError, TopicNotFound, UnknownProducer
+from .batches import ProducerBatch
 from .idempotence import Sequences, request_groups
-from .record_future import ProducerBatch
 from .topic_batches import TopicBatches
-from .transport import ProduceTransport
 
 log = logging.getLogger("logsvc_client.producer")
 

@@ -1,14 +1,14 @@
 """Records buffered per lane, and each lane's backlog, for a consumer with priority lanes.
 
-With priority lanes (a :class:`~logsvc_client.lanes.LanePolicy` over topics) a
-:class:`~logsvc_client.fetcher.Fetcher` keeps its fetched records in :class:`LaneBuffers`: one
-:class:`~logsvc_client.record_buffer.RecordBuffer` per lane, the assigned partitions of each lane,
+With priority lanes (a :class:`~logsvc_client.consumer.lanes.LanePolicy` over topics) a
+:class:`~logsvc_client.consumer.fetcher.Fetcher` keeps its fetched records in :class:`LaneBuffers`: one
+:class:`~logsvc_client.consumer.record_buffer.RecordBuffer` per lane, the assigned partitions of each lane,
 and per partition the broker's next offset from the last Fetch answer (the log end). A lane's
 *backlog* is its buffered records plus, per partition, that log end minus the fetch offset; each
 poll takes from the lanes what the policy plans given the backlogs (:meth:`LaneBuffers.plan`).
 A Fetch asks only for the lanes that hold fewer than ``max_poll_records`` buffered records, the
 one that would run out first first (:meth:`LaneBuffers.to_fetch`,
-:meth:`~logsvc_client.lanes.LanePolicy.fetch_order`), so a lane that is not being taken from
+:meth:`~logsvc_client.consumer.lanes.LanePolicy.fetch_order`), so a lane that is not being taken from
 stops growing while the others keep being fetched.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..records import TopicPartition
 from .lanes import LanePolicy
 from .record_buffer import RecordBuffer
-from .records import TopicPartition
 
 
 class LaneBuffers:

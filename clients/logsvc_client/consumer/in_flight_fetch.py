@@ -1,6 +1,6 @@
 """The Fetch request a consumer has in flight, and waiting for its answer.
 
-A :class:`~logsvc_client.fetcher.Fetcher` has at most one Fetch on its way at a time, kept in an
+A :class:`~logsvc_client.consumer.fetcher.Fetcher` has at most one Fetch on its way at a time, kept in an
 :class:`InFlightFetch`: sent ahead while the application works (prefetch), or when a poll needs
 records. It remembers the fetcher's *epoch* when it was sent (any change of assignment or
 position starts a new one, and an answer sent for an older one is not used) and, with priority
@@ -17,15 +17,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
-import grpc
-
-from logsvc_wire._proto import logsvc_pb2 as pb
-
-from . import channel
-from .errors import Unavailable
-from .records import TopicPartition
+from ..errors import Unavailable
+from ..records import TopicPartition
+from ..transport.base import ConsumeTransport, FetchedPartition, PendingFetch
+from ..transport.retry import RetryPolicy
 
 log = logging.getLogger("logsvc_client.consumer")
 
@@ -33,14 +29,16 @@ log = logging.getLogger("logsvc_client.consumer")
 class InFlightFetch:
     """The Fetch in flight (``future``, None when there is none); see the module docstring."""
 
-    def __init__(self, stub: Any, max_bytes: int, retry: channel.RetryPolicy, clock: Callable[[], float]) -> None:
-        self._stub = stub
+    def __init__(
+        self, transport: ConsumeTransport, max_bytes: int, retry: RetryPolicy, clock: Callable[[], float]
+    ) -> None:
+        self._transport = transport
         self._max_bytes = max_bytes
         self._retry = retry
         self._clock = clock
         self._wake: threading.Event | None = None
         self._unavailable_since: float | None = None
-        self.future: grpc.Future | None = None
+        self.future: PendingFetch | None = None
         self.epoch = -1  # the fetcher's epoch when it was sent
         self.tps: frozenset[TopicPartition] = frozenset()  # with lanes: the partitions asked for
 
@@ -58,18 +56,14 @@ class InFlightFetch:
     ) -> None:
         """Send a Fetch of ``tps`` from their ``offsets``, for the fetcher's ``epoch``."""
         timeout_s = max_wait_ms / 1000 + self._retry.timeout_ms / 1000
-        self.future = channel.start(self._stub.Fetch, self._request(tps, offsets, max_records, max_wait_ms), timeout_s)
-        self.epoch = epoch
-
-    def _request(
-        self, tps: list[TopicPartition], offsets: Mapping[TopicPartition, int], max_records: int, max_wait_ms: int
-    ) -> pb.FetchRequest:
-        return pb.FetchRequest(
-            partitions=[pb.FetchPartition(topic=tp.topic, partition=tp.partition, offset=offsets[tp]) for tp in tps],
+        self.future = self._transport.start_fetch(
+            [(tp, offsets[tp]) for tp in tps],
             max_records=max_records,
             max_bytes=self._max_bytes,
             max_wait_ms=max_wait_ms,
+            timeout_s=timeout_s,
         )
+        self.epoch = epoch
 
     def done(self) -> bool:
         """True when a Fetch is in flight and has finished (its answer is waiting)."""
@@ -88,19 +82,19 @@ class InFlightFetch:
         assert future is not None
         wake = self._wake
         if wake is None or future.done():
-            return channel.wait_done(future, timeout_s)
-        future.add_done_callback(lambda _f: wake.set())
+            return future.wait(timeout_s)
+        future.add_done_callback(wake.set)
         wake.wait(timeout_s)
         return bool(future.done())
 
-    def answer(self) -> pb.FetchResponse:
+    def answer(self) -> list[FetchedPartition]:
         """The answer of the finished Fetch, which is no longer in flight; raises what it failed with."""
         future = self.future
         assert future is not None
         self.future = None
-        response: pb.FetchResponse = channel.result_of(future)
+        partitions = future.result()
         self._unavailable_since = None
-        return response
+        return partitions
 
     def pause(self, timeout_s: float) -> None:
         """Wait ``timeout_s`` with nothing in flight (less once the :meth:`interrupt_on` event is set)."""

@@ -2,9 +2,9 @@
 
 A :class:`RecordBuffer` keeps batches whole, as the broker sent them, and decodes one only when
 a poll reaches it, straight into :class:`~logsvc_client.records.Record` tuples
-(:func:`~logsvc_wire.batch.decode_records`). A :class:`~logsvc_client.fetcher.Fetcher` has one
+(:func:`~logsvc_wire.batch.decode_records`). A :class:`~logsvc_client.consumer.fetcher.Fetcher` has one
 for all its partitions, or one per lane with priority lanes (in a
-:class:`~logsvc_client.lane_buffers.LaneBuffers`).
+:class:`~logsvc_client.consumer.lane_buffers.LaneBuffers`).
 
 A stored batch that does not decode (:class:`~logsvc_client.errors.CorruptBatch`, data written
 by an older version or damaged on disk) is either reported — it stays at the head of the buffer,
@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 from logsvc_wire import batch as codec
 
-from .errors import CorruptBatch
-from .records import Record, TopicPartition
+from ..errors import CorruptBatch
+from ..records import Record, TopicPartition
 
 log = logging.getLogger("logsvc_client.consumer")
 

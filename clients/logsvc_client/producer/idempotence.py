@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from logsvc_wire.batch import read_header
 
-from .record_future import ProducerBatch
+from .batches import ProducerBatch
 
 SEQUENCE_MODULUS = 1 << 31
 

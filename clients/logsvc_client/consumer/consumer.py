@@ -9,7 +9,7 @@ or raises :class:`~logsvc_client.errors.OffsetOutOfRange` under ``"none"``.
 **Group mode** (``group_id=`` and :meth:`Consumer.subscribe`): the broker assigns the partitions
 of the subscribed topics among the group's members; a background thread heartbeats (so how often
 the application polls does not matter, up to ``max_poll_interval_ms``), and assignment changes are
-applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.subscription`)::
+applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.consumer.subscription`)::
 
     with Consumer(address, group_id="billing", on_revoke=flush) as consumer:
         consumer.subscribe(["orders"])
@@ -21,7 +21,7 @@ applied inside :meth:`Consumer.poll` (see :mod:`logsvc_client.subscription`)::
 **Priority lanes** (``priority="strict"`` or ``"weighted"``): the subscribed topics, in the order
 given, are lanes, highest first (with :meth:`Consumer.assign`: the topics in the order their
 partitions are listed), and each poll takes its records from the lanes as
-:mod:`logsvc_client.lanes` plans — the highest lane with a backlog first, or a share per
+:mod:`logsvc_client.consumer.lanes` plans — the highest lane with a backlog first, or a share per
 ``lane_weights`` — while no lane with a backlog goes without records for longer than
 ``max_lane_wait_ms``::
 
@@ -47,27 +47,27 @@ the ``logsvc_client.consumer`` logger (naming topic, partition and offset range;
 ``corrupt_batch`` attribute is the CorruptBatch), and the position moves past the batch's last
 offset (so a group's next commit passes it too).
 
-The fetch loop lives in :class:`~logsvc_client.fetcher.Fetcher`, shared by both modes.
+The fetch loop lives in :class:`~logsvc_client.consumer.fetcher.Fetcher`, shared by both modes.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from logsvc_wire._proto import logsvc_pb2 as pb
-from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
-
-from . import channel, group_offsets
-from .errors import FailedPrecondition, InvalidConfig, InvalidRequest
+from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest
+from ..group import offsets as group_offsets
+from ..group.descriptions import GroupMetadata
+from ..group.membership import Membership
+from ..records import Record, TopicPartition
+from ..security import Security
+from ..transport.base import MAX_MESSAGE_BYTES, ConsumeTransport, GroupTransport
+from ..transport.grpc import GrpcTransport
+from ..transport.retry import Backoff, RetryPolicy
 from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
-from .group import Membership
-from .groups import GroupMetadata
 from .lanes import LanePolicy, Priority, check_options
 from .offset_reset import OffsetReset
-from .records import Record, TopicPartition
-from .security import Security
 from .subscription import RebalanceCallback, Subscription
 
 
@@ -140,9 +140,9 @@ class Consumer:
         ):
             if not isinstance(value, int) or value < minimum:
                 raise InvalidConfig(f"consumer option {name}={value!r} must be an int >= {minimum}", key=name)
-        if fetch_max_bytes > channel.MAX_MESSAGE_BYTES:
+        if fetch_max_bytes > MAX_MESSAGE_BYTES:
             raise InvalidConfig(
-                f"fetch_max_bytes={fetch_max_bytes} is above the channel's {channel.MAX_MESSAGE_BYTES}",
+                f"fetch_max_bytes={fetch_max_bytes} is above the transport's {MAX_MESSAGE_BYTES}",
                 key="fetch_max_bytes",
             )
         check_options(priority, lane_weights, max_lane_wait_ms)
@@ -164,7 +164,6 @@ class Consumer:
 
         self._new_membership = functools.partial(
             Membership,
-            address,
             on_change=self._wake.set,
             instance_id=instance_id or None,
             session_timeout_ms=session_timeout_ms,
@@ -172,7 +171,6 @@ class Consumer:
             client_id=client_id,
             max_poll_interval_ms=max_poll_interval_ms,
             request_timeout_ms=request_timeout_ms,
-            security=security,
         )
         self._auto_offset_reset: OffsetReset = auto_offset_reset
         self._enable_auto_commit = enable_auto_commit
@@ -184,13 +182,23 @@ class Consumer:
         self._max_lane_wait_ms = max_lane_wait_ms
         self._subscription: Subscription | None = None
         self._assigned_by_hand = False
-        self._channel = channel.connect(address, security=security)
-        self._stub = pb_grpc.BrokerStub(self._channel)
-        self._retry = channel.RetryPolicy(
-            retries=retries, backoff=channel.Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
+        self._retry = RetryPolicy(
+            retries=retries, backoff=Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
+        )
+        self._transport: ConsumeTransport = GrpcTransport(
+            address, request_timeout_ms=request_timeout_ms, retry=self._retry, security=security
+        )
+        # A group member's heartbeats go over a connection of their own (one per subscription).
+        self._membership_transport: Callable[[], GroupTransport] = functools.partial(
+            GrpcTransport,
+            address,
+            request_timeout_ms=request_timeout_ms,
+            retry=self._retry,
+            security=security,
+            own_connection=True,
         )
         self._fetcher = Fetcher(
-            self._stub,
+            self._transport,
             max_poll_records=max_poll_records,
             fetch_max_bytes=fetch_max_bytes,
             fetch_max_wait_ms=fetch_max_wait_ms,
@@ -220,13 +228,12 @@ class Consumer:
             self._subscription.membership.subscribe(names)
             self._fetcher.set_lanes(lanes)
             return
-        membership = self._new_membership(self.group_id, names)
+        membership = self._new_membership(self._membership_transport(), self.group_id, names)
         subscription = Subscription(
             membership,
             self._fetcher,
             self._wake,
-            stub=self._stub,
-            retry=self._retry,
+            transport=self._transport,
             auto_offset_reset=self._auto_offset_reset,
             enable_auto_commit=self._enable_auto_commit,
             auto_commit_interval_ms=self._auto_commit_interval_ms,
@@ -263,10 +270,7 @@ class Consumer:
     def assign_topic(self, topic: str) -> list[TopicPartition]:
         """Assign every partition of ``topic`` (replacing the assignment); TopicNotFound."""
         self._check_not_subscribed("assign_topic()")
-        description = channel.call_with_retry(
-            self._stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry
-        )
-        tps = [TopicPartition(topic, p.partition) for p in sorted(description.partitions, key=lambda p: p.partition)]
+        tps = [TopicPartition(topic, p) for p in range(self._transport.partition_count(topic))]
         self.assign(tps)
         return tps
 
@@ -327,13 +331,13 @@ class Consumer:
         group = self._require_group("commit()")
         if offsets is None:
             offsets = self._fetcher.positions()
-        group_offsets.commit(self._stub, self._retry, group, offsets)
+        group_offsets.commit(self._transport, group, offsets)
 
     def committed(self, tp: TopicPartition) -> int | None:
         """The group's committed offset of ``tp`` (the next offset to read); None when there is none."""
         group = self._require_group("committed()")
         tp = TopicPartition(*tp)
-        found = group_offsets.fetch(self._stub, self._retry, group, [tp]).get(tp)
+        found = self._transport.fetch_offsets(group, [tp]).get(tp)
         return None if found is None else found.offset
 
     def group_metadata(self) -> GroupMetadata:
@@ -383,7 +387,7 @@ class Consumer:
                     self._subscription.close()
             finally:
                 self._fetcher.close()
-                self._channel.close()
+                self._transport.close()
 
     def __enter__(self) -> Consumer:
         return self

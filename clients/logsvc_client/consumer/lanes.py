@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Literal
 
-from .errors import InvalidConfig, InvalidRequest
+from ..errors import InvalidConfig, InvalidRequest
 
 Priority = Literal["none", "strict", "weighted"]
 PRIORITIES: tuple[str, ...] = ("none", "strict", "weighted")

@@ -2,18 +2,18 @@
 
 A :class:`Fetcher` keeps two offsets per assigned partition: the *position* (the next record the
 application gets) and the *fetch offset* (the next one to ask the broker for). Fetched batches are
-kept whole, as bytes, in a :class:`~logsvc_client.record_buffer.RecordBuffer` until
+kept whole, as bytes, in a :class:`~logsvc_client.consumer.record_buffer.RecordBuffer` until
 :meth:`Fetcher.fetch` hands their records out, and are decoded straight into
 :class:`~logsvc_client.records.Record` tuples by :func:`~logsvc_wire.batch.decode_records`.
 Before decoding, it starts the next Fetch when fewer than ``max_poll_records`` would stay
 buffered (prefetch), so the broker reads while this process decodes and the application works.
 Any change of assignment or position discards the fetch in flight
-(:class:`~logsvc_client.in_flight_fetch.InFlightFetch`) and the buffered records of the partitions
+(:class:`~logsvc_client.consumer.in_flight_fetch.InFlightFetch`) and the buffered records of the partitions
 it affects. Partitions never positioned, and fetch offsets that left the log, are positioned by
-``auto_offset_reset`` (:mod:`~logsvc_client.offset_reset`).
+``auto_offset_reset`` (:mod:`~logsvc_client.consumer.offset_reset`).
 
-With priority lanes (:meth:`Fetcher.set_lanes`, a :class:`~logsvc_client.lanes.LanePolicy` over
-topics) records are buffered per lane (:class:`~logsvc_client.lane_buffers.LaneBuffers`), and each
+With priority lanes (:meth:`Fetcher.set_lanes`, a :class:`~logsvc_client.consumer.lanes.LanePolicy` over
+topics) records are buffered per lane (:class:`~logsvc_client.consumer.lane_buffers.LaneBuffers`), and each
 poll takes from the lanes what the policy plans, given each lane's backlog. A lane holding fewer
 records than its part of a poll makes the poll wait once for the next Fetch answer (within its
 timeout) and take the rest from it. A Fetch asks only for the lanes that are not full.
@@ -29,18 +29,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Literal
 
-from logsvc_wire._proto import logsvc_pb2 as pb
-
-from . import channel
-from .errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
+from ..errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
+from ..records import Record, TopicPartition
+from ..transport.base import ConsumeTransport, FetchedPartition
+from ..transport.retry import RetryPolicy
 from .in_flight_fetch import InFlightFetch
 from .lane_buffers import LaneBuffers
 from .lanes import LanePolicy
 from .offset_reset import OffsetReset, check_offset_reset, list_offsets, reset_targets, start_spec
 from .record_buffer import RecordBuffer, stored_count
-from .records import Record, TopicPartition
 
 __all__ = ["CORRUPT_BATCHES", "CorruptBatches", "Fetcher", "OffsetReset"]
 
@@ -67,7 +66,7 @@ log = logging.getLogger("logsvc_client.consumer")
 class Fetcher:
     def __init__(
         self,
-        stub: Any,
+        transport: ConsumeTransport,
         *,
         max_poll_records: int = 10_000,
         fetch_max_bytes: int = 16 * 1024 * 1024,
@@ -75,19 +74,19 @@ class Fetcher:
         check_crcs: bool = True,
         auto_offset_reset: OffsetReset = "earliest",
         prefetch: bool = True,
-        retry: channel.RetryPolicy | None = None,
+        retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         corrupt_batches: CorruptBatches = "raise",
     ) -> None:
         check_offset_reset(auto_offset_reset)
         self._skip_corrupt = check_corrupt_batches(corrupt_batches) == "skip"
-        self._stub = stub
+        self._transport = transport
         self.max_poll_records = max_poll_records
         self._max_wait_ms = fetch_max_wait_ms
         self._check_crcs = check_crcs
         self._reset = auto_offset_reset
         self._prefetch = prefetch
-        self._retry = retry or channel.RetryPolicy()
+        self._retry = retry or RetryPolicy()
         self._clock = clock
         self._assigned: list[TopicPartition] = []
         self._assigned_set: set[TopicPartition] = set()
@@ -100,7 +99,7 @@ class Fetcher:
         self._short = False  # with lanes: the last poll took less than it could have
         self._deferred: CorruptBatch | None = None  # with lanes: met after other lanes gave records
         self._epoch = 0
-        self._in_flight = InFlightFetch(stub, fetch_max_bytes, self._retry, clock)
+        self._in_flight = InFlightFetch(transport, fetch_max_bytes, self._retry, clock)
 
     # -- assignment and positions ---------------------------------------------------------------
 
@@ -159,7 +158,7 @@ class Fetcher:
         targets = list(tps) if tps is not None else self.assignment()
         for tp in targets:
             self._check_assigned(tp)
-        for tp, offset in list_offsets(self._stub, self._retry, targets, spec, timestamp_ms).items():
+        for tp, offset in list_offsets(self._transport, targets, spec, timestamp_ms).items():
             self.seek(tp, offset)
 
     def _check_assigned(self, tp: TopicPartition) -> None:
@@ -171,7 +170,7 @@ class Fetcher:
         missing = [tp for tp in self._assigned if tp not in self._positions]
         if missing:
             spec = start_spec(self._reset)
-            for tp, offset in list_offsets(self._stub, self._retry, missing, spec).items():
+            for tp, offset in list_offsets(self._transport, missing, spec).items():
                 self._positions[tp] = self._fetch_offsets[tp] = offset
 
     def _discard(self, affected: Callable[[TopicPartition], bool]) -> None:
@@ -356,11 +355,11 @@ class Fetcher:
         self._apply(response)
         return self._buffered > 0 or deadline - self._clock() >= 0.001
 
-    def _apply(self, response: pb.FetchResponse) -> None:
+    def _apply(self, fetched: list[FetchedPartition]) -> None:
         offsets = self._fetch_offsets
         lanes = self._lanes
         buffer = self._buffer
-        for pd in response.partitions:
+        for pd in fetched:
             tp = TopicPartition(pd.topic, pd.partition)
             offset = offsets.get(tp)
             if offset is None:
@@ -372,9 +371,7 @@ class Fetcher:
                 buffer = found
                 lanes.ends[tp] = pd.next_offset
             offset = max(offset, pd.log_start_offset)
-            for sb in pd.batches:
-                data = sb.batch
-                base = sb.base_offset
+            for base, data in pd.batches:
                 end = base + stored_count(data)  # as the broker counts, even for a corrupt header
                 if end <= offset:
                     continue
@@ -386,8 +383,8 @@ class Fetcher:
 
     def _reset_out_of_range(self, error: OffsetOutOfRange) -> None:
         """Apply ``auto_offset_reset`` to the partitions whose fetch offset left the log."""
-        earliest = list_offsets(self._stub, self._retry, self._assigned, "earliest")
-        latest = list_offsets(self._stub, self._retry, self._assigned, "latest")
+        earliest = list_offsets(self._transport, self._assigned, "earliest")
+        latest = list_offsets(self._transport, self._assigned, "latest")
         targets = reset_targets(self._reset, self._assigned, self._fetch_offsets, earliest, latest)
         for tp, target in targets.items():
             self.seek(tp, target)

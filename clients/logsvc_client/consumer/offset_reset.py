@@ -6,19 +6,18 @@ A fetch offset the broker reports out of range (trimmed away, or past the end) m
 start under "earliest" or to the log end under "latest"; under "none" it stays, and
 :class:`~logsvc_client.errors.OffsetOutOfRange` is raised (:func:`reset_targets`). The log start
 and end come from ListOffsets (:func:`list_offsets`). Used by
-:class:`~logsvc_client.fetcher.Fetcher`, which positions its partitions with them.
+:class:`~logsvc_client.consumer.fetcher.Fetcher`, which positions its partitions with them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
-from . import channel
-from .admin import offsets_request
-from .errors import InvalidConfig, OffsetOutOfRange
-from .records import TopicPartition
+from ..errors import InvalidConfig, OffsetOutOfRange
+from ..records import TopicPartition
+from ..transport.base import ConsumeTransport
 
 log = logging.getLogger("logsvc_client.consumer")
 
@@ -40,8 +39,7 @@ def start_spec(reset: OffsetReset) -> str:
 
 
 def list_offsets(
-    stub: Any,
-    retry: channel.RetryPolicy,
+    transport: ConsumeTransport,
     tps: Iterable[TopicPartition],
     spec: str,
     timestamp_ms: int | None = None,
@@ -52,9 +50,8 @@ def list_offsets(
         by_topic.setdefault(tp.topic, []).append(tp.partition)
     out: dict[TopicPartition, int] = {}
     for topic, parts in by_topic.items():
-        request = offsets_request(topic, spec, timestamp_ms, parts)
-        response = channel.call_with_retry(stub.ListOffsets, request, retry)
-        out.update({TopicPartition(topic, o.partition): o.offset for o in response.offsets})
+        found = transport.list_offsets(topic, spec, timestamp_ms, parts)
+        out.update({TopicPartition(topic, p): offset for p, offset in found.items()})
     return out
 
 

@@ -1,18 +1,18 @@
 """Producer: batches records per partition on the client and sends them on a background thread.
 
 How a record flows: :meth:`Producer.send` (or :meth:`Producer.send_many`, many at once) →
-:class:`~logsvc_client.accumulator.Accumulator` (partitioned, appended to its partition's open
-batch) → :class:`~logsvc_client.sender.Sender` (when the batch is full, has lingered
+:class:`~logsvc_client.producer.accumulator.Accumulator` (partitioned, appended to its partition's open
+batch) → :class:`~logsvc_client.producer.sender.Sender` (when the batch is full, has lingered
 ``linger_ms``, or is flushed: encoded with :func:`~logsvc_wire.batch.encode_batch` and sent with
 the topic's other ready batches in one Produce request) → the broker's answer completes the
-batch, and so every :class:`~logsvc_client.record_future.RecordFuture` pointing into it.
+batch, and so every :class:`~logsvc_client.producer.futures.RecordFuture` pointing into it.
 
 Partitioning matches Apache Kafka: an explicit partition wins, a key goes to
 ``murmur2(key) % partitions``, records without a key stick to one partition per batch.
 Records of one partition are stored in the order they were sent, retries included.
 
 Idempotent by default (Kafka's ``enable.idempotence``): the producer gets a producer id from the
-broker and numbers each partition's records (:mod:`~logsvc_client.idempotence`), so a batch sent
+broker and numbers each partition's records (:mod:`~logsvc_client.producer.idempotence`), so a batch sent
 again after a lost answer or a broker restart is stored once and its futures get the offsets of
 the first write.
 """
@@ -21,20 +21,55 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from logsvc_wire.batch import check_compression
 
+from ..errors import InvalidConfig, Timeout, Unavailable
+from ..security import Security
+from ..transport.base import MAX_MESSAGE_BYTES, ProduceTransport
+from ..transport.grpc import GrpcTransport
+from ..transport.retry import Backoff, RetryPolicy
 from .accumulator import Accumulator
-from .channel import MAX_MESSAGE_BYTES, Backoff, RetryPolicy
-from .errors import InvalidConfig, Timeout, Unavailable
+from .futures import RecordFuture, RecordFutures
 from .idempotence import Sequences
-from .record_future import RecordFuture, RecordFutures
-from .security import Security
 from .sender import Sender
-from .transport import GrpcTransport, ProduceTransport
 
 BufferFullPolicy = Literal["block", "raise"]
+
+
+class Send(Protocol):
+    """The signature and contract of :attr:`Producer.send`."""
+
+    def __call__(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        *,
+        partition: int | None = None,
+        headers: object = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFuture:
+        """Queue one record; returns at once with a future of its position.
+
+        Parameters:
+          topic: the topic; the first send to it looks up its partitions.
+          value: bytes, or str (sent as UTF-8), or None (a tombstone).
+          key: bytes, str or None; a key chooses the partition by its murmur2 hash.
+          partition: an explicit partition (wins over the key).
+          headers: a sequence of ``(name, bytes | str)`` pairs, or a mapping.
+          timestamp_ms: the record's timestamp (default: now).
+
+        Raises:
+          TopicNotFound: the topic does not exist (first send to it).
+          InvalidPartition: ``partition`` is not one of the topic's.
+          BufferFull: the buffer stayed full (``buffer_full`` policy).
+          BatchTooLarge: the record is larger than the whole buffer.
+          FailedPrecondition: the producer is closed.
+        """
+        ...
+
 
 # Ready batches of one topic are grouped into requests of about this size.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -67,6 +102,12 @@ class Producer:
     sent again under the next epoch. ``False``: no producer id; a retry after a lost answer
     may store a batch twice (needed only for a broker older than InitProducer).
     """
+
+    #: Queue one record; returns at once with a :class:`RecordFuture` (see :class:`Send` for the
+    #: parameters and errors). It is the accumulator's
+    #: :meth:`~logsvc_client.producer.accumulator.Accumulator.append` itself, bound per instance
+    #: in ``__init__``: ``send`` is the hot path, and a wrapper would cost a call per record.
+    send: Send
 
     def __init__(
         self,
@@ -131,8 +172,7 @@ class Producer:
             block_when_full=buffer_full == "block",
             buffer_timeout_ms=buffer_timeout_ms,
         )
-        # send is the hot path: bind the accumulator's method directly, saving a call per record.
-        self.send = self._acc.append  # type: ignore[method-assign]
+        self.send = self._acc.append  # the one definition of send (see the attribute's comment)
         self._sender = Sender(
             self._acc,
             self._transport,
@@ -147,27 +187,6 @@ class Producer:
         self.enable_idempotence = enable_idempotence
         self._closed = False
         self._sender.start()
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | str | None,
-        key: bytes | str | None = None,
-        *,
-        partition: int | None = None,
-        headers: object = None,
-        timestamp_ms: int | None = None,
-    ) -> RecordFuture:
-        """Queue one record; returns at once with a future of its position.
-
-        ``value`` and ``key`` are bytes, or str (sent as UTF-8), or None (a None value is a
-        tombstone). ``headers`` is a sequence of ``(name, bytes | str)`` pairs or a mapping;
-        ``timestamp_ms`` defaults to now. The first send to a topic looks up its partitions
-        (TopicNotFound raised here). Raises InvalidPartition, BufferFull, BatchTooLarge (a record
-        larger than the buffer) and FailedPrecondition after close.
-        """
-        # Replaced per instance by the accumulator's bound method (see __init__); kept for docs.
-        return self._acc.append(topic, value, key, partition=partition, headers=headers, timestamp_ms=timestamp_ms)
 
     def send_many(
         self,

@@ -23,15 +23,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
-from . import channel, group_offsets
-from .admin import offsets_request
-from .errors import LogsvcError, OffsetOutOfRange, UnknownMember
+from ..errors import LogsvcError, OffsetOutOfRange, UnknownMember
+from ..group import offsets as group_offsets
+from ..group.membership import Membership
+from ..records import Record, TopicPartition
+from ..transport.base import ConsumeTransport
 from .fetcher import Fetcher
-from .group import Membership
 from .offset_reset import OffsetReset
-from .records import Record, TopicPartition
 
 log = logging.getLogger("logsvc_client.consumer")
 
@@ -47,8 +46,7 @@ class Subscription:
         fetcher: Fetcher,
         wake: threading.Event,
         *,
-        stub: Any,
-        retry: channel.RetryPolicy,
+        transport: ConsumeTransport,
         auto_offset_reset: OffsetReset,
         enable_auto_commit: bool,
         auto_commit_interval_ms: int,
@@ -60,8 +58,7 @@ class Subscription:
         self.group_id = membership.group_id
         self._fetcher = fetcher
         self._wake = wake
-        self._stub = stub
-        self._retry = retry
+        self._transport = transport
         self._reset = auto_offset_reset
         self._auto_commit = enable_auto_commit
         self._auto_commit_s = auto_commit_interval_ms / 1000
@@ -137,7 +134,7 @@ class Subscription:
                 f"{', '.join(f'{tp.topic}/{tp.partition}' for tp in sorted(chosen))} refused; "
                 "the group's partitions are assigned again in the next poll"
             )
-        group_offsets.commit(self._stub, self._retry, self.group_id, chosen, member_id, generation)
+        group_offsets.commit(self._transport, self.group_id, chosen, member_id, generation)
         self._committed.update(chosen)
 
     def _positions(self) -> dict[TopicPartition, int]:
@@ -215,7 +212,7 @@ class Subscription:
         """Start ``tps`` at the committed offset, or by ``auto_offset_reset`` when there is none or
         it is outside the log; OffsetOutOfRange (after placing the others) under ``"none"``."""
         targets = sorted(tps)
-        committed = group_offsets.fetch(self._stub, self._retry, self.group_id, targets)
+        committed = self._transport.fetch_offsets(self.group_id, targets)
         bounds = self._bounds(targets)
         placed: dict[TopicPartition, int] = {}
         problems: list[OffsetOutOfRange] = []
@@ -255,14 +252,9 @@ class Subscription:
             by_topic.setdefault(tp.topic, []).append(tp.partition)
         out: dict[TopicPartition, tuple[int, int]] = {}
         for topic, partitions in by_topic.items():
-            lo = channel.call_with_retry(
-                self._stub.ListOffsets, offsets_request(topic, "earliest", None, partitions), self._retry
-            )
-            hi = channel.call_with_retry(
-                self._stub.ListOffsets, offsets_request(topic, "latest", None, partitions), self._retry
-            )
-            ends = {o.partition: o.offset for o in hi.offsets}
-            out.update({TopicPartition(topic, o.partition): (o.offset, ends[o.partition]) for o in lo.offsets})
+            starts = self._transport.list_offsets(topic, "earliest", None, partitions)
+            ends = self._transport.list_offsets(topic, "latest", None, partitions)
+            out.update({TopicPartition(topic, p): (offset, ends[p]) for p, offset in starts.items()})
         return out
 
     def _no_offset(self, tp: TopicPartition, committed: int | None, lo: int, hi: int) -> OffsetOutOfRange:

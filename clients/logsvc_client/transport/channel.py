@@ -10,18 +10,16 @@ a gRPC exception.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from .errors import LogsvcError, Timeout, Unavailable, from_rpc_error
-from .security import Security
-
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+from ..errors import LogsvcError, Timeout, Unavailable, from_rpc_error
+from ..security import Security
+from .base import MAX_MESSAGE_BYTES
+from .retry import RetryPolicy
 
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -69,27 +67,6 @@ def call(method: Method, request: Any, timeout_s: float | None = None) -> Any:
         return method(request, timeout=timeout_s)
     except grpc.RpcError as e:
         raise translate(e) from None
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with full jitter: attempt ``n`` waits U(0.5, 1) x min(cap, base x 2^n)."""
-
-    base_ms: float = 100
-    max_ms: float = 5_000
-
-    def delay_s(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        ceiling = min(self.max_ms, self.base_ms * (2 ** min(attempt, 30)))
-        return ceiling * (0.5 + 0.5 * rng()) / 1000
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry an operation that failed with a retriable error."""
-
-    retries: int = 5
-    backoff: Backoff = Backoff()
-    timeout_ms: float = 30_000  # per attempt, and the bound on the whole retry loop
 
 
 def call_with_retry(

@@ -35,22 +35,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
-from logsvc_wire._proto import logsvc_pb2 as pb
-from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
-
-from . import channel
-from .errors import FencedInstance, InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
-from .group_offsets import partitions_from_pb, partitions_to_pb
-from .records import TopicPartition
-from .security import Security
+from ..errors import FencedInstance, InternalError, LogsvcError, StaleGeneration, Unavailable, UnknownMember
+from ..records import TopicPartition
+from ..transport.base import GroupTransport
+from ..transport.retry import Backoff
 
 log = logging.getLogger("logsvc_client.group")
 
-# A separate connection for membership, so heartbeats never queue behind large Fetch responses.
-MEMBERSHIP_CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 REBALANCE_HEARTBEAT_DIVISOR = 4  # heartbeat this much more often while the group reconciles
 MIN_HEARTBEAT_S = 0.02
-ERROR_BACKOFF = channel.Backoff(base_ms=200, max_ms=5_000)
+ERROR_BACKOFF = Backoff(base_ms=200, max_ms=5_000)
 
 
 class Snapshot(NamedTuple):
@@ -67,11 +61,13 @@ class Membership:
     """One consumer's membership of ``group_id``; see the module docstring.
 
     ``on_change`` is called (from the heartbeat thread) whenever a new :class:`Snapshot` is ready.
+    The membership owns ``transport`` (closed with it); the consumer gives it a connection of its
+    own, so heartbeats never queue behind large fetch answers.
     """
 
     def __init__(
         self,
-        address: str,
+        transport: GroupTransport,
         group_id: str,
         topics: Sequence[str],
         *,
@@ -82,7 +78,6 @@ class Membership:
         client_id: str = "",
         max_poll_interval_ms: int = 300_000,
         request_timeout_ms: int = 30_000,
-        security: Security | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.group_id = group_id
@@ -96,8 +91,7 @@ class Membership:
         self._request_timeout_s = request_timeout_ms / 1000
         self._heartbeat_timeout_s = min(request_timeout_ms, max(1_000, session_timeout_ms // 2)) / 1000
         self._clock = clock
-        self._channel = channel.connect(address, MEMBERSHIP_CHANNEL_OPTIONS, security)
-        self._stub = pb_grpc.BrokerStub(self._channel)
+        self._transport = transport
         self._lock = threading.Lock()
         self._wakeup = threading.Event()  # wakes the heartbeat thread early
         self._stopping = threading.Event()
@@ -201,12 +195,11 @@ class Membership:
             with self._lock:
                 member_id, joined = self._member_id, self._joined
             if leave and joined:
-                request = pb.LeaveGroupRequest(group=self.group_id, member_id=member_id)
-                channel.call(self._stub.LeaveGroup, request, self._request_timeout_s)
+                self._transport.leave_group(self.group_id, member_id, timeout_s=self._request_timeout_s)
         except LogsvcError as e:
             log.warning("leaving group %s failed (its session will expire): %s", self.group_id, e)
         finally:
-            self._channel.close()
+            self._transport.close()
 
     # -- the heartbeat thread -----------------------------------------------------------------------
 
@@ -285,17 +278,17 @@ class Membership:
         with self._lock:
             topics = list(self._topics)
             self._rejoin = False
-        request = pb.JoinGroupRequest(
-            group=self.group_id,
-            member_id=member_id,
-            instance_id=self.instance_id or "",
-            topics=topics,
-            session_timeout_ms=self._session_timeout_ms,
-            assignor=self._assignor,
-            client_id=self._client_id,
-        )
         try:
-            response = channel.call(self._stub.JoinGroup, request, self._request_timeout_s)
+            response = self._transport.join_group(
+                self.group_id,
+                member_id,
+                topics,
+                instance_id=self.instance_id or "",
+                session_timeout_ms=self._session_timeout_ms,
+                assignor=self._assignor,
+                client_id=self._client_id,
+                timeout_s=self._request_timeout_s,
+            )
         except UnknownMember:
             if not member_id:
                 raise
@@ -306,7 +299,7 @@ class Membership:
         self._last_ok = self._clock()
         self._interval_s = max(MIN_HEARTBEAT_S, response.heartbeat_interval_ms / 1000)
         self._rebalancing = True
-        assignment = partitions_from_pb(response.assignment)
+        assignment = response.assignment
         with self._lock:
             if response.member_id != self._member_id:
                 self._epoch += 1
@@ -325,14 +318,13 @@ class Membership:
         with self._lock:
             member_id, generation, epoch = self._member_id, self._generation, self._epoch
             owned = self._held | self._assignment if self._held_epoch == epoch else self._assignment
-        request = pb.HeartbeatRequest(
-            group=self.group_id, member_id=member_id, generation=generation, owned=partitions_to_pb(owned)
+        response = self._transport.heartbeat(
+            self.group_id, member_id, generation, owned, timeout_s=self._heartbeat_timeout_s
         )
-        response = channel.call(self._stub.Heartbeat, request, self._heartbeat_timeout_s)
         self._last_ok = self._clock()
         self._interval_s = max(MIN_HEARTBEAT_S, response.heartbeat_interval_ms / 1000)
         self._rebalancing = response.rebalance_in_progress
-        assignment = partitions_from_pb(response.assignment)
+        assignment = response.assignment
         with self._lock:
             if self._epoch != epoch or self._member_id != member_id:
                 return  # lost or re-joined meanwhile: this answer is about a member that is gone
@@ -355,8 +347,7 @@ class Membership:
             self._max_poll_interval_s * 1000,
         )
         try:
-            request = pb.LeaveGroupRequest(group=self.group_id, member_id=member_id)
-            channel.call(self._stub.LeaveGroup, request, self._request_timeout_s)
+            self._transport.leave_group(self.group_id, member_id, timeout_s=self._request_timeout_s)
         except LogsvcError as e:
             log.warning("group %s: leaving failed (the session will expire): %s", self.group_id, e)
         self._lose(rejoin_as="", idle=True)

@@ -7,7 +7,7 @@ retried). It also keeps the topic's sticky partition, where records without key 
 
 :func:`take_ready` is the sender's side: it picks the ready batches of every topic — full, lingered
 ``linger_s``, covered by a flush, or forced out (a closing producer, a full buffer) — and groups
-them per topic into requests. The :class:`~logsvc_client.accumulator.Accumulator` owns the lock
+them per topic into requests. The :class:`~logsvc_client.producer.accumulator.Accumulator` owns the lock
 and calls both with it held.
 """
 
@@ -18,8 +18,8 @@ from collections import deque
 
 from logsvc_wire.partitioner import StickyPartitioner
 
-from .errors import InvalidPartition
-from .record_future import ProducerBatch
+from ..errors import InvalidPartition
+from .batches import ProducerBatch
 
 
 class TopicBatches:

@@ -1,35 +1,31 @@
 """Many records of one topic queued at once: the bulk path of ``Producer.send_many``.
 
 :func:`prepare_bulk` does for a sequence of records what
-:meth:`~logsvc_client.accumulator.Accumulator.append` does for one — check, convert to bytes,
+:meth:`~logsvc_client.producer.accumulator.Accumulator.append` does for one — check, convert to bytes,
 bound the encoded size, choose the partition, build the ``(timestamp_ms, key, value, headers)``
-tuple — a list at a time and without the accumulator's lock. The result, :class:`BulkRecords`,
-is plain lists. :func:`append_bulk` then hands them to the accumulator under its lock, taken once
-for the lot, or once per chunk that fits when it must wait for buffer space.
-:meth:`~logsvc_client.accumulator.Accumulator.append_many` runs the two.
+tuple — a list at a time and without the accumulator's lock, partitioned by the one rule,
+:func:`~logsvc_wire.partitioner.choose_partition`. The result, :class:`BulkRecords`, is plain
+lists, which :meth:`~logsvc_client.producer.accumulator.Accumulator.append_many` then appends
+under the accumulator's lock (taken once for the lot, or once per chunk that fits when it must
+wait for buffer space). This module knows nothing of the accumulator: the dependency goes one way.
 """
 
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from collections.abc import Sequence
-from itertools import accumulate
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
-from logsvc_wire.partitioner import murmur2_positive
+from logsvc_wire.batch import RECORD_OVERHEAD, header_bytes
+from logsvc_wire.partitioner import choose_partition
 
-from .errors import BatchTooLarge, InvalidRequest
-from .record_future import RawRecord, RecordFutures
-from .records import check_timestamp, to_bytes, to_headers
+from ..errors import InvalidRequest
+from ..records import check_timestamp, to_bytes, to_headers
+from .batches import RawRecord
 from .topic_batches import TopicBatches
 
-if TYPE_CHECKING:
-    from .accumulator import Accumulator
-
 _time_ns = time.time_ns
-_hash = murmur2_positive
+_choose_partition = choose_partition
 
 
 class BulkRecords(NamedTuple):
@@ -81,37 +77,9 @@ def prepare_bulk(
             parts = [partition] * n
         else:
             np = t.partitions
-            parts = [-1 if k is None else _hash(k) % np for k in keys]
+            # -1 for a keyless record: the sticky partition when it is appended
+            parts = [_choose_partition(None, k, np, -1) for k in keys]
     return BulkRecords(parts, records, sizes)
-
-
-def append_bulk(acc: Accumulator, t: TopicBatches, bulk: BulkRecords, futures: RecordFutures) -> None:
-    """Append ``bulk`` to its partitions' batches in ``acc``, in order, adding their futures to
-    ``futures``: all at once when the buffer has room for them, else the ones that fit, then wait
-    for space (or raise BufferFull) and go on."""
-    parts, records, sizes = bulk
-    n = len(sizes)
-    with acc.lock:
-        total = sum(sizes)
-        if acc.buffered + total <= acc.max_buffer_bytes:
-            acc.extend_locked(t, parts, records, sizes, total, futures)
-            return
-        # The buffer is short: append what fits, wait for space (or raise), go on.
-        largest = max(sizes)
-        if largest + BATCH_OVERHEAD > acc.max_buffer_bytes:
-            raise BatchTooLarge(
-                f"record of about {largest} bytes is larger than max_buffer_bytes={acc.max_buffer_bytes}"
-            )
-        ends = list(accumulate(sizes))  # ends[i]: bytes of records 0..i
-        done = 0  # records appended; their bytes: ends[done - 1]
-        while done < n:
-            before = ends[done - 1] if done else 0
-            fit = bisect_right(ends, before + acc.max_buffer_bytes - acc.buffered, done)
-            if fit == done:
-                acc.wait_for_space_locked(sizes[done])
-                continue
-            acc.extend_locked(t, parts[done:fit], records[done:fit], sizes[done:fit], ends[fit - 1] - before, futures)
-            done = fit
 
 
 def _all_to_bytes(items: Sequence[object], what: str) -> tuple[Sequence[bytes | None], list[int]]:

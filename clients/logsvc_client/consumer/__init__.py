@@ -1,0 +1,19 @@
+"""The consumer: fetches records of assigned or group-subscribed partitions ahead of ``poll``.
+
+How a record comes back, one module per arrow::
+
+    Consumer.poll                            consumer.py
+      ← Fetcher: positions, pipelined fetches  fetcher.py, in_flight_fetch.py (one fetch in flight)
+        ← the transport's fetch                logsvc_client.transport
+      ← RecordBuffer: decoded batches per partition   record_buffer.py
+        ← LaneBuffers: which partitions' records first   lane_buffers.py, lanes.py (the policy)
+    where a position starts or resets: offset_reset.py (auto_offset_reset)
+    group mode: Subscription applies the group's assignment inside poll   subscription.py
+                (membership and committed offsets: :mod:`logsvc_client.group`)
+"""
+
+from .consumer import Consumer
+from .fetcher import CorruptBatches
+from .lanes import LanePolicy, Priority
+
+__all__ = ["Consumer", "CorruptBatches", "LanePolicy", "Priority"]

@@ -1,0 +1,280 @@
+"""The transport over gRPC: the contract of :mod:`~logsvc_client.transport.base` on one channel.
+
+One :class:`GrpcTransport` per client object (producer, consumer, admin) holds its channel and
+the broker stub; every call goes through :mod:`~logsvc_client.transport.channel`, which turns a
+``grpc.RpcError`` into the project's exception once. Request and response messages (the
+generated ``pb`` types) stay in this module and in ``channel``: the contract speaks in the
+client's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+
+from ..errors import InternalError, InvalidRequest, LogsvcError
+from ..group.descriptions import CommittedOffset, committed_from_pb
+from ..records import TopicPartition
+from ..security import Security
+from . import channel
+from .base import FetchedPartition, GroupAnswer, ProduceCallback, Transport
+from .grpc_admin import GrpcAdminCalls, offsets_request
+from .retry import RetryPolicy
+
+
+def partitions_to_pb(tps: Iterable[TopicPartition]) -> list[pb.TopicPartitions]:
+    """``[TopicPartitions(topic, [p, ...]), ...]``, topics and partitions sorted."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in sorted(tps):
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return [pb.TopicPartitions(topic=t, partitions=ps) for t, ps in by_topic.items()]
+
+
+def partitions_from_pb(items: Iterable[Any]) -> frozenset[TopicPartition]:
+    return frozenset(TopicPartition(tp.topic, p) for tp in items for p in tp.partitions)
+
+
+# A separate connection (not the shared subchannel pool).
+OWN_CONNECTION_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
+
+
+class GrpcFetch:
+    """A Fetch call on its way: :class:`~logsvc_client.transport.base.PendingFetch` over a
+    ``grpc.Future``."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: grpc.Future) -> None:
+        self._future = future
+
+    def done(self) -> bool:
+        return bool(self._future.done())
+
+    def cancel(self) -> None:
+        self._future.cancel()
+
+    def wait(self, timeout_s: float | None) -> bool:
+        return channel.wait_done(self._future, timeout_s)
+
+    def add_done_callback(self, fn: Callable[[], object]) -> None:
+        self._future.add_done_callback(lambda _f: fn())
+
+    def result(self) -> list[FetchedPartition]:
+        response: pb.FetchResponse = channel.result_of(self._future)
+        return [
+            FetchedPartition(
+                pd.topic,
+                pd.partition,
+                pd.log_start_offset,
+                pd.next_offset,
+                [(sb.base_offset, sb.batch) for sb in pd.batches],
+            )
+            for pd in response.partitions
+        ]
+
+
+class GrpcTransport(GrpcAdminCalls):
+    """:class:`~logsvc_client.transport.base.Transport` over one gRPC channel to ``address``.
+
+    ``retry`` governs the calls that are safe to repeat (look-ups, commits); ``request_timeout_ms``
+    is the deadline of the others (produce, init_producer). The admin's calls are
+    :class:`~logsvc_client.transport.grpc_admin.GrpcAdminCalls`, on the same channel.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        request_timeout_ms: float,
+        retry: RetryPolicy,
+        security: Security | None = None,
+        own_connection: bool = False,
+    ) -> None:
+        """``own_connection``: a connection of its own rather than one shared with the process's
+        other channels to ``address`` (a group member's, so heartbeats never queue behind large
+        fetch answers)."""
+        self.address = address
+        options = OWN_CONNECTION_OPTIONS if own_connection else ()
+        self._channel = channel.connect(address, options, security=security)
+        self.stub = pb_grpc.BrokerStub(self._channel)
+        self._timeout_s = request_timeout_ms / 1000
+        self._retry = retry
+
+    # -- both sides -----------------------------------------------------------------------------
+
+    def partition_count(self, topic: str) -> int:
+        response = channel.call_with_retry(self.stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry)
+        return len(response.partitions)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    # -- producing ------------------------------------------------------------------------------
+
+    def produce(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        done: ProduceCallback,
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> None:
+        if sequences is None:
+            request = pb.ProduceRequest(
+                topic=topic, batches=[pb.PartitionBatch(partition=p, batch=b) for p, b in batches]
+            )
+        else:
+            request = pb.ProduceRequest(
+                topic=topic,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                batches=[
+                    pb.PartitionBatch(partition=p, batch=b, base_sequence=seq)
+                    for (p, b), seq in zip(batches, sequences, strict=True)
+                ],
+            )
+        expected = len(batches)
+
+        def on_response(response: pb.ProduceResponse | None, error: LogsvcError | None) -> None:
+            if error is not None or response is None:
+                done(None, error or InternalError("produce returned no response"))
+            elif len(response.appends) != expected:
+                done(None, InternalError(f"produce of {expected} batches was answered with {len(response.appends)}"))
+            else:
+                done([a.base_offset for a in response.appends], None)
+
+        channel.call_async(self.stub.Produce, request, self._timeout_s, on_response)
+
+    def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        request = pb.InitProducerRequest(producer_id=producer_id, producer_epoch=producer_epoch)
+        try:
+            response = channel.call(self.stub.InitProducer, request, self._timeout_s)
+        except InvalidRequest as e:
+            if getattr(e, "status", None) != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            raise InvalidRequest(
+                f"the broker at {self.address} does not support the idempotent producer (no InitProducer): "
+                "upgrade it, or use Producer(enable_idempotence=False)"
+            ) from None
+        return response.producer_id, response.producer_epoch
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    def start_fetch(
+        self,
+        positions: Sequence[tuple[TopicPartition, int]],
+        *,
+        max_records: int,
+        max_bytes: int,
+        max_wait_ms: int,
+        timeout_s: float,
+    ) -> GrpcFetch:
+        request = pb.FetchRequest(
+            partitions=[pb.FetchPartition(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in positions],
+            max_records=max_records,
+            max_bytes=max_bytes,
+            max_wait_ms=max_wait_ms,
+        )
+        return GrpcFetch(channel.start(self.stub.Fetch, request, timeout_s))
+
+    def list_offsets(
+        self,
+        topic: str,
+        spec: str,
+        timestamp_ms: int | None = None,
+        partitions: Iterable[int] | None = None,
+    ) -> dict[int, int]:
+        request = offsets_request(topic, spec, timestamp_ms, partitions)
+        response = channel.call_with_retry(self.stub.ListOffsets, request, self._retry)
+        return {o.partition: o.offset for o in response.offsets}
+
+    def commit_offsets(
+        self,
+        group: str,
+        offsets: Sequence[tuple[TopicPartition, int]],
+        *,
+        member_id: str = "",
+        generation: int = -1,
+    ) -> None:
+        commits = [pb.OffsetCommit(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in offsets]
+        request = pb.CommitOffsetsRequest(group=group, member_id=member_id, generation=generation, offsets=commits)
+        channel.call_with_retry(self.stub.CommitOffsets, request, self._retry)
+
+    def fetch_offsets(
+        self, group: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, CommittedOffset]:
+        request = pb.FetchOffsetsRequest(group=group, partitions=partitions_to_pb(partitions or ()))
+        if partitions is not None and not request.partitions:
+            return {}
+        response = channel.call_with_retry(self.stub.FetchOffsets, request, self._retry)
+        out: dict[TopicPartition, CommittedOffset] = {}
+        for msg in response.offsets:
+            committed = committed_from_pb(msg)
+            if committed is not None:
+                out[TopicPartition(committed.topic, committed.partition)] = committed
+        return out
+
+    # -- group membership -----------------------------------------------------------------------
+
+    def join_group(
+        self,
+        group: str,
+        member_id: str,
+        topics: Sequence[str],
+        *,
+        instance_id: str,
+        session_timeout_ms: int,
+        assignor: str,
+        client_id: str,
+        timeout_s: float,
+    ) -> GroupAnswer:
+        request = pb.JoinGroupRequest(
+            group=group,
+            member_id=member_id,
+            instance_id=instance_id,
+            topics=list(topics),
+            session_timeout_ms=session_timeout_ms,
+            assignor=assignor,
+            client_id=client_id,
+        )
+        response = channel.call(self.stub.JoinGroup, request, timeout_s)
+        return GroupAnswer(
+            response.member_id,
+            response.generation,
+            response.heartbeat_interval_ms,
+            False,
+            partitions_from_pb(response.assignment),
+        )
+
+    def heartbeat(
+        self, group: str, member_id: str, generation: int, owned: Iterable[TopicPartition], *, timeout_s: float
+    ) -> GroupAnswer:
+        request = pb.HeartbeatRequest(
+            group=group, member_id=member_id, generation=generation, owned=partitions_to_pb(owned)
+        )
+        response = channel.call(self.stub.Heartbeat, request, timeout_s)
+        return GroupAnswer(
+            member_id,
+            response.generation,
+            response.heartbeat_interval_ms,
+            response.rebalance_in_progress,
+            partitions_from_pb(response.assignment),
+        )
+
+    def leave_group(self, group: str, member_id: str, *, timeout_s: float) -> None:
+        request = pb.LeaveGroupRequest(group=group, member_id=member_id)
+        channel.call(self.stub.LeaveGroup, request, timeout_s)
+
+
+if TYPE_CHECKING:
+
+    def _honours_the_contract(transport: GrpcTransport) -> Transport:
+        """Never called: mypy checks here that GrpcTransport implements every method of the contract."""
+        return transport
