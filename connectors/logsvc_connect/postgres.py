@@ -2,8 +2,8 @@
 keys, its rows (below), and with ``exactly_once`` the next offsets upserted into the offsets table,
 then a single COMMIT.
 
-A batch is split per topic (:mod:`~logsvc_connect.postgres_groups`: tombstones applied, ids
-compacted, rows encoded), and each group's rows go into its table by
+A batch is split per topic (:mod:`~logsvc_connect.postgres_groups`: tombstones applied, rows
+encoded; the runtime has compacted duplicate ids already), and each group's rows go into its table by
 :class:`~logsvc_connect.postgres_loader.RowLoader`: a binary COPY straight into the table when
 they can (jsonb mode, when the table's last direct attempts met no existing ids), otherwise a COPY
 into the session's temporary staging table and one ``INSERT … SELECT … ON CONFLICT``.
@@ -78,8 +78,6 @@ class PostgresSink(Sink):
         self._tables: dict[str, str] = {}
         self._created: set[str] = set()
         self._key_indexed: set[str] = set()
-        # upsert needs one row per id in a statement; insert reports the extra ones, insert-ignore skips them
-        self._dedupe = config.insert_mode == "upsert" and config.key_mode != "offset"
         # an offset id can only conflict with the same record written again: nothing to report
         self.loader = RowLoader(
             self.layout, self.server, report_duplicates=config.insert_mode == "insert" and config.key_mode != "offset"
@@ -89,8 +87,8 @@ class PostgresSink(Sink):
         # the server refuses is decoded here and written again (_load), so bad JSON, a raw value
         # ("auto") and the errors' classes are what decoding first would give.
         self.decode_values = config.mode != "jsonb" or config.key_mode == "fields"
-        # offset ids are unique within a batch: the runtime need not compact them (group_records checks)
-        self.compact_ids = config.key_mode != "offset"
+        # ids (offset ids too: a record can come twice) are compacted by the runtime, so a batch
+        # holds one record per id: what upsert needs (one row per id in a statement)
         self._trust_json = not self.decode_values and config.value_format in ("json", "auto")
 
     # -- the contract ------------------------------------------------------------------------------
@@ -119,7 +117,7 @@ class PostgresSink(Sink):
 
     def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
         failed: dict[int, DataError] = {}
-        groups = group_records(records, self.identity, dedupe=self._dedupe, compact_ids=self.compact_ids)
+        groups = group_records(records)
         for group in groups:
             group.encode(records, self.encoder, failed, self._trust_json)
         conn = self._connection()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from itertools import repeat
 from operator import add, itemgetter
 from typing import Any
@@ -51,6 +51,16 @@ _new = tuple.__new__
 _topic_partition_of, _offset_of, _value_of = itemgetter(0, 1), itemgetter(2), itemgetter(5)
 _NO_DOC = (None,)
 LAG_REFRESH_S = 5.0
+
+
+def compacted(records: Sequence[SinkRecord], identity: Callable[[SinkRecord], Hashable]) -> list[int] | None:
+    """The indexes of the records to write when only the last record of each ``identity`` in the
+    batch is kept (a later write of the same id would replace it), in batch order; None when every
+    identity is distinct. The one place duplicate ids are compacted: adapters get distinct ids."""
+    last = dict(zip(map(identity, records), range(len(records)), strict=True))
+    if len(last) == len(records):
+        return None
+    return sorted(last.values())
 
 
 class StartFrom:
@@ -270,14 +280,10 @@ class SinkRuntime:
         return out, failed
 
     def _compact(self, records: list[SinkRecord]) -> list[SinkRecord]:
-        """Keep only the last record of each id in the batch (a later write would replace it)."""
         if not self.sink.compact_ids:
             return records
-        identity = self.sink.identity
-        last = {identity(r): i for i, r in enumerate(records)}
-        if len(last) == len(records):
-            return records
-        return [records[i] for i in sorted(last.values())]
+        kept = compacted(records, self.sink.identity)
+        return records if kept is None else [records[i] for i in kept]
 
     def _dead_letter(self, failed: list[tuple[SinkRecord, DataError]]) -> None:
         if failed:

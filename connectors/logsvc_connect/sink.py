@@ -91,7 +91,8 @@ class Sink(abc.ABC):
     #: the runtime decodes values into ``doc`` before ``write`` (False: ``doc`` is None and
     #: ``record.decoded`` decodes on access)
     decode_values: bool = True
-    #: records with equal :meth:`identity` in one batch are compacted (the last one wins)
+    #: records with equal :meth:`identity` in one batch are compacted by the runtime (the last one
+    #: wins), so ``write`` never gets two records of one id in a batch; an adapter does not compact
     compact_ids: bool = True
 
     @abc.abstractmethod
