@@ -10,7 +10,9 @@ A dead-lettered record keeps the source record's key, value and headers and gain
 ``dlq.connector``      the connector's name
 ``dlq.error.class``    the error's class (e.g. ``DataError``, ``NotNullViolation``)
 ``dlq.error.message``  the error message
-``dlq.attempts``       how many times the record was tried
+``dlq.attempts``       how many times the write that failed the record ran: 1, plus one per
+                       retry of its batch after the database failed (a record that fails to
+                       decode or in a filter was never written: 1)
 =====================  ===========================================================
 
 A stored batch of the source partition that does not decode at all (a
@@ -68,23 +70,35 @@ def corrupt_batch_headers(error: CorruptBatch, connector: str, attempts: int) ->
 
 
 class DeadLetters:
-    """Sends failed records to ``topic`` (created with one partition when missing)."""
+    """Sends failed records to ``topic`` (created with one partition when missing), partition 0.
 
-    def __init__(self, server: str, topic: str, connector: str) -> None:
+    ``admin`` is the owner's admin client, used to create the topic (None: one is opened for that
+    call); the records go through a producer of its own, opened on the first dead letter."""
+
+    def __init__(self, server: str, topic: str, connector: str, admin: Admin | None = None) -> None:
         self.topic = topic
         self.connector = connector
+        self.admin = admin
         self._server = server
         self._producer: Producer | None = None
 
     def _ensure(self) -> Producer:
         if self._producer is None:
-            with Admin(self._server) as admin, contextlib.suppress(TopicAlreadyExists):
-                admin.create_topic(self.topic, 1)
+            if self.admin is not None:
+                self._create_topic(self.admin)
+            else:
+                with Admin(self._server) as admin:
+                    self._create_topic(admin)
             self._producer = Producer(self._server, linger_ms=0)
         return self._producer
 
+    def _create_topic(self, admin: Admin) -> None:
+        with contextlib.suppress(TopicAlreadyExists):
+            admin.create_topic(self.topic, 1)
+
     def send(self, failed: Sequence[tuple[SinkRecord, DataError]], attempts: int = 1) -> None:
-        """Produce every failed record and wait until all are acknowledged."""
+        """Produce every failed record and wait until all are acknowledged. ``attempts``: how many
+        times the write that failed them ran (``dlq.attempts``)."""
         if not failed:
             return
         producer = self._ensure()
