@@ -36,6 +36,7 @@ from typing import Any
 
 from logsvc_client.errors import InvalidConfig
 from logsvc_client.lanes import LanePolicy, Priority, check_options
+from logsvc_connect.dead_letters.format import dlq_topic
 
 ENV_PREFIX = "LOGSVC_CONNECT_"
 KINDS = ("postgres", "mongo", "python")
@@ -107,7 +108,7 @@ class RuntimeConfig:
 
     @property
     def dead_letter_topic(self) -> str:
-        return self.dlq_topic or f"{self.name}.dlq"
+        return self.dlq_topic or dlq_topic(self.name)
 
 
 def _coerce(cls: type, key: str, value: Any, source: str) -> Any:

@@ -115,14 +115,21 @@ class Source(abc.ABC):
 
 
 class ServerSource(Source):
+    """A broker, over one channel: :attr:`admin` (for the command's other calls too) and raw
+    Fetch requests on the admin's channel."""
+
     def __init__(self, address: str) -> None:
         self.address = address
-        self._admin = Admin(address)
-        self._channel = channel.connect(address)
-        self._stub = pb_grpc.BrokerStub(self._channel)
+        self.admin = Admin(address)
+        # The client has no public raw-batch read: Fetch goes through the admin's own channel,
+        # so a command holds one channel (until the wire package gives the CLI a transport).
+        self._stub = pb_grpc.BrokerStub(self.admin._channel)
+
+    def __enter__(self) -> ServerSource:
+        return self
 
     def describe(self, topic: str) -> TopicView:
-        return topic_view(self._admin.describe_topic(topic))
+        return topic_view(self.admin.describe_topic(topic))
 
     def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
         request = pb.FetchRequest(
@@ -132,8 +139,7 @@ class ServerSource(Source):
         return pd.log_start_offset, pd.next_offset, [(b.base_offset, b.batch) for b in pd.batches]
 
     def close(self) -> None:
-        self._channel.close()
-        self._admin.close()
+        self.admin.close()
 
 
 class DataDirSource(Source):
