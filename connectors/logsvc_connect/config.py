@@ -37,9 +37,9 @@ from typing import Any
 from logsvc_client.errors import InvalidConfig
 from logsvc_client.lanes import LanePolicy, Priority, check_options
 from logsvc_connect.dead_letters.format import dlq_topic
+from logsvc_connect.registry import KINDS
 
 ENV_PREFIX = "LOGSVC_CONNECT_"
-KINDS = ("postgres", "mongo", "python")
 
 
 @dataclasses.dataclass(frozen=True)

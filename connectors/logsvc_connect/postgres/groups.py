@@ -5,7 +5,7 @@ the tombstones — their keys are collected for the ``DELETE`` that runs before 
 record a later tombstone deletes anyway is dropped. Duplicate ids are not compacted here: the
 runtime does it before the batch reaches the sink (one record per id).
 :meth:`TopicGroup.encode` then turns the group's live records into staging rows
-(:class:`~logsvc_connect.postgres_rows.RowEncoder`), a record that cannot be encoded failing
+(:class:`~logsvc_connect.postgres.rows.RowEncoder`), a record that cannot be encoded failing
 alone.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from .postgres_rows import Row, RowEncoder
-from .sink import DataError, SinkRecord
+from ..sink import DataError, SinkRecord
+from .rows import Row, RowEncoder
 
 #: fields of a SinkRecord tuple, for per-record work done by C iterators
 _TOPIC, _VALUE = itemgetter(0), itemgetter(5)

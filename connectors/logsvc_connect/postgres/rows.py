@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .postgres_config import PostgresConfig
-from .sink import DataError, SinkRecord
-from .values import decode_value
+from ..sink import DataError, SinkRecord
+from ..values import decode_value
+from .config import PostgresConfig
 
 #: 2000-01-01T00:00:00Z in Unix ms: PostgreSQL's binary timestamptz counts µs from there
 PG_EPOCH_MS = 946_684_800_000
