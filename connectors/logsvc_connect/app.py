@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from logsvc.server.security import load_metrics_token
 from logsvc_connect.config import load_runtime, read_file, split_sources
 from logsvc_connect.process import Connector, run, tune_gc
-from logsvc_connect.registry import configure_for
+from logsvc_connect.registry import KINDS, configure_for
 
 __all__ = ["Connector", "load", "run", "tune_gc"]
 
@@ -25,7 +25,7 @@ def load(kind: str, path: str, environ: Mapping[str, str] | None = None, handler
     not import or a function with the wrong signature fails at start-up."""
     configure = configure_for(kind)
     env = os.environ if environ is None else environ
-    runtime_values, adapter_values = split_sources(kind, read_file(path), env, path)
+    runtime_values, adapter_values = split_sources(kind, read_file(path), env, path, KINDS)
     runtime = load_runtime(runtime_values, path)
     if runtime.metrics_token_file:  # a bad token file fails here, before any connection is made
         load_metrics_token(runtime.metrics_token_file)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from logsvc_client.errors import InvalidConfig
+from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.sink import Sink
-
-if TYPE_CHECKING:  # config reads KINDS from here
-    from logsvc_connect.config import RuntimeConfig
 
 KINDS = {
     "postgres": "logsvc_connect.postgres",
@@ -36,7 +34,7 @@ class Adapter(NamedTuple):
 
 #: ``configure(values, runtime)``: the adapter's config table validated (InvalidConfig naming the
 #: key otherwise) into an :class:`Adapter`
-Configure = Callable[[dict[str, Any], "RuntimeConfig"], Adapter]
+Configure = Callable[[dict[str, Any], RuntimeConfig], Adapter]
 
 
 def configure_for(kind: str) -> Configure:

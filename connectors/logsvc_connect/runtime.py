@@ -14,7 +14,7 @@ at worst writes a batch again, which the adapters' idempotent writes absorb.
 
 A stored batch that does not decode (:class:`~logsvc_client.errors.CorruptBatch`: written by an
 older version, or damaged on disk) is dead-lettered whole, as its raw bytes with the offset range
-in its headers (:mod:`logsvc_connect.dead_letters`); then the records before it are written and
+in its headers (:mod:`logsvc_connect.dead_letters.format`); then the records before it are written and
 the offsets committed past it (for an exactly-once sink, stored with its rows), and the partition
 reads on after it.
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from logsvc_client import Admin, Producer
 from logsvc_client.errors import CorruptBatch, TopicAlreadyExists
-from logsvc_connect.sink import DataError, SinkRecord
+from logsvc_connect.errors import DataError
+from logsvc_connect.sink import SinkRecord
 
 from .format import DLQ_PARTITION, corrupt_batch_headers, record_headers
 

@@ -76,8 +76,6 @@ from logsvc_connect.registry import Adapter
 from logsvc_connect.sink import DataError, Sink, SinkRecord, WriteResult
 from logsvc_connect.values import decode_value
 
-__all__ = ["MAX_DOCUMENT_BYTES", "MongoConfig", "MongoSink"]
-
 # A value this long may encode to more than MAX_DOCUMENT_BYTES (BSON is at most ~14x msgpack):
 # only such records are encoded once more, to check their size before the write.
 _SIZE_CHECK_BYTES = MAX_DOCUMENT_BYTES // 16

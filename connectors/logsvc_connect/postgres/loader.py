@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..sink import DataError
+from ..errors import DataError
 from .errors import is_data_error, refused
 from .rows import Row
 from .schema import TableLayout

@@ -202,7 +202,7 @@ def _bytea(v: Any) -> str:
 
 
 def converter(sql_type: str) -> Converter:
-    """The converter for a canonical column type (see :data:`postgres_config.COLUMN_TYPES`)."""
+    """The converter for a canonical column type (see :data:`.config.COLUMN_TYPES`)."""
     base, _, size = sql_type.partition("(")
     if base == "varchar" and size:
         return _varchar(int(size.rstrip(")")))
@@ -238,7 +238,7 @@ def _key_text(v: Any) -> str:
 
 
 class RowEncoder:
-    """Builds the staging row of a record (see :class:`postgres_schema.TableLayout` for the
+    """Builds the staging row of a record (see :class:`.schema.TableLayout` for the
     columns), or raises DataError for that record."""
 
     def __init__(self, config: PostgresConfig) -> None:

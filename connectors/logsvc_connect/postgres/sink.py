@@ -60,8 +60,6 @@ from .loader import RowLoader
 from .rows import RowEncoder
 from .schema import TableLayout
 
-__all__ = ["PostgresConfig", "PostgresSink"]  # the config is re-exported: app.py loads both from here
-
 CONNECT_TIMEOUT_S = 10
 STAGING_BUFFERS = "64MB"
 
