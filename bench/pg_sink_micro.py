@@ -26,7 +26,7 @@ from psycopg import sql
 
 from logsvc_client.records import TopicPartition
 from logsvc_connect.postgres import PostgresSink
-from logsvc_connect.postgres_config import PostgresConfig
+from logsvc_connect.postgres.config import PostgresConfig
 from logsvc_connect.sink import SinkRecord
 from logsvc_connect.values import decode_value
 

@@ -26,7 +26,7 @@ from .group.descriptions import (
 from .records import ProducerRecord, RecordPosition, TopicPartition, to_bytes, to_headers
 from .security import Security
 from .topics import OffsetAndTimestamp, TopicDescription, TopicSummary
-from .transport.base import AdminTransport, OffsetSpec
+from .transport.base import AdminTransport, FetchedPartition, OffsetSpec
 from .transport.grpc import GrpcTransport, offsets_request
 from .transport.retry import Backoff, RetryPolicy
 
@@ -46,19 +46,33 @@ class Admin(AccessAdmin):
         retries: int = 5,
         retry_backoff_ms: int = 100,
         security: Security | None = None,
+        transport: AdminTransport | None = None,
     ) -> None:
         """``security``: TLS and token settings (None: from the environment, see
-        :mod:`logsvc_client.security`)."""
+        :mod:`logsvc_client.security`). ``transport`` replaces the gRPC connection to ``address``
+        with another implementation of the contract (:class:`~logsvc_client.transport.base.AdminTransport`)."""
         self.address = address
         self._timeout_s = request_timeout_ms / 1000
         self._retry = RetryPolicy(
             retries=retries, backoff=Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
         )
-        self._transport: AdminTransport = GrpcTransport(
+        self._transport: AdminTransport = transport or GrpcTransport(
             address, request_timeout_ms=request_timeout_ms, retry=self._retry, security=security
         )
 
     # -- topics ---------------------------------------------------------------------------------
+
+    def read_batches(self, topic: str, partition: int, offset: int, max_bytes: int = 3 << 20) -> FetchedPartition:
+        """The stored batches of one partition from the one holding ``offset`` on, up to about
+        ``max_bytes`` (at least one), as the broker holds them, not decoded: for tools that
+        inspect the log itself (``logsvc partitions dump|verify``). Applications read records
+        with a :class:`~logsvc_client.Consumer`.
+
+        Raises:
+            TopicNotFound, InvalidPartition: no such topic or partition.
+            OffsetOutOfRange: ``offset`` is outside the partition's stored range.
+        """
+        return self._transport.read_batches(topic, partition, offset, max_bytes)
 
     def create_topic(self, name: str, partitions: int, config: Mapping[str, str] | None = None) -> TopicDescription:
         """Create a topic; TopicAlreadyExists, InvalidTopicName, InvalidPartition, InvalidConfig."""

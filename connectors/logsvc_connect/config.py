@@ -31,14 +31,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from logsvc_client.consumer.lanes import LanePolicy, Priority, check_options
 from logsvc_client.errors import InvalidConfig
+from logsvc_connect.dead_letters.format import dlq_topic
 
 ENV_PREFIX = "LOGSVC_CONNECT_"
-KINDS = ("postgres", "mongo", "python")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ class RuntimeConfig:
 
     @property
     def dead_letter_topic(self) -> str:
-        return self.dlq_topic or f"{self.name}.dlq"
+        return self.dlq_topic or dlq_topic(self.name)
 
 
 def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
@@ -174,15 +174,16 @@ def read_file(path: str) -> dict[str, Any]:
 
 
 def split_sources(
-    kind: str, raw: Mapping[str, Any], environ: Mapping[str, str], path: str
+    kind: str, raw: Mapping[str, Any], environ: Mapping[str, str], path: str, kinds: Collection[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(runtime values, adapter values) from the file's contents and the environment."""
+    """(runtime values, adapter values) from the file's contents and the environment; ``kinds``
+    are every connector kind (the registry's), whose tables and variables are adapters'."""
     # A table named after a connector kind is the adapter's; any other table is a runtime key whose
     # value is a table (rename_fields = {old = "new"}), checked with the other runtime keys.
-    runtime = {k: v for k, v in raw.items() if not (isinstance(v, dict) and k in KINDS)}
+    runtime = {k: v for k, v in raw.items() if not (isinstance(v, dict) and k in kinds)}
     adapter: dict[str, Any] = {}
     for table, values in raw.items():
-        if isinstance(values, dict) and table in KINDS:
+        if isinstance(values, dict) and table in kinds:
             if table != kind:
                 raise InvalidConfig(f"{path}: unknown table [{table}] for a {kind} connector", key=table)
             adapter.update(values)
@@ -190,7 +191,7 @@ def split_sources(
     for name, value in environ.items():
         if name.startswith(kind_prefix):
             adapter[name[len(kind_prefix) :].lower()] = value
-        elif name.startswith(ENV_PREFIX) and not any(name.startswith(f"{ENV_PREFIX}{k.upper()}_") for k in KINDS):
+        elif name.startswith(ENV_PREFIX) and not any(name.startswith(f"{ENV_PREFIX}{k.upper()}_") for k in kinds):
             runtime[name[len(ENV_PREFIX) :].lower()] = value
     return runtime, adapter
 

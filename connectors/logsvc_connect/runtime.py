@@ -14,7 +14,7 @@ at worst writes a batch again, which the adapters' idempotent writes absorb.
 
 A stored batch that does not decode (:class:`~logsvc_client.errors.CorruptBatch`: written by an
 older version, or damaged on disk) is dead-lettered whole, as its raw bytes with the offset range
-in its headers (:mod:`logsvc_connect.dead_letters`); then the records before it are written and
+in its headers (:mod:`logsvc_connect.dead_letters.format`); then the records before it are written and
 the offsets committed past it (for an exactly-once sink, stored with its rows), and the partition
 reads on after it.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from itertools import repeat
 from operator import add, itemgetter
 from typing import Any
@@ -51,6 +51,16 @@ _new = tuple.__new__
 _topic_partition_of, _offset_of, _value_of = itemgetter(0, 1), itemgetter(2), itemgetter(5)
 _NO_DOC = (None,)
 LAG_REFRESH_S = 5.0
+
+
+def compacted(records: Sequence[SinkRecord], identity: Callable[[SinkRecord], Hashable]) -> list[int] | None:
+    """The indexes of the records to write when only the last record of each ``identity`` in the
+    batch is kept (a later write of the same id would replace it), in batch order; None when every
+    identity is distinct. The one place duplicate ids are compacted: adapters get distinct ids."""
+    last = dict(zip(map(identity, records), range(len(records)), strict=True))
+    if len(last) == len(records):
+        return None
+    return sorted(last.values())
 
 
 class StartFrom:
@@ -89,16 +99,18 @@ class SinkRuntime:
         self._backoff = Backoff(base_ms=config.retry_initial_ms, max_ms=config.retry_max_ms)
         self._stopping = threading.Event()
         self._stop_deadline: float | None = None
-        self._sleep = sleep or self._stopping.wait
+        self._sleep = sleep or self._wait
         self._pending: list[Record] = []
         self._pending_bytes = 0
         self._first_pending_at = 0.0
         self._skipped: dict[TopicPartition, int] = {}  # past dead-lettered corrupt batches: next offset
         self._started: set[TopicPartition] = set()
         self._consumer: Consumer | None = None
+        self._admin: Admin | None = None  # one channel for offsets and lag, opened by run()
         self._positions: dict[TopicPartition, int] = {}
         self._next_lag_refresh = 0.0
         self.batches_written = 0
+        self._attempts = 1  # how many times the last write ran (1 + its retries)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -114,6 +126,8 @@ class SinkRuntime:
         if self._stopping.is_set():
             return
         cfg = self.config
+        self._admin = Admin(cfg.server)
+        self.dead_letters.admin = self._admin
         consumer = Consumer(
             cfg.server,
             group_id=cfg.name,
@@ -137,8 +151,22 @@ class SinkRuntime:
             try:
                 consumer.close()
             finally:
-                self.sink.close()
-                self.dead_letters.close()
+                try:
+                    self.sink.close()
+                    self.dead_letters.close()
+                finally:
+                    admin, self._admin = self._admin, None
+                    self.dead_letters.admin = None
+                    if admin is not None:
+                        admin.close()
+
+    def _wait(self, seconds: float) -> None:
+        """The runtime's sleep: woken early by :meth:`stop`. Once stopping, a write still retries
+        until the shutdown deadline, so the wait between those retries is not cut short."""
+        if self._stop_deadline is None:
+            self._stopping.wait(seconds)
+        else:
+            time.sleep(max(0.0, min(seconds, self._stop_deadline - time.monotonic())))
 
     def _open_sink(self) -> None:
         attempt = 0
@@ -214,8 +242,9 @@ class SinkRuntime:
             return
         # Exactly-once: the sink's own offsets win, except where `logsvc groups reset-offsets`
         # has reset the group's offset since (a replay asked for by a person).
-        with Admin(self.config.server) as admin:
-            committed = admin.committed_offsets(self.config.name, list(stored))
+        admin = self._admin
+        assert admin is not None  # set while run() runs, and poll() calls this only then
+        committed = admin.committed_offsets(self.config.name, list(stored))
         for tp, offset in stored.items():
             reset = committed.get(tp)
             if reset is not None and reset.metadata == RESET_METADATA:
@@ -244,13 +273,13 @@ class SinkRuntime:
             failed.extend(filter_failed)
             self.metrics.records_skipped.inc(skipped)
         # Dead letters are acknowledged before any offset past them is stored anywhere.
-        self._dead_letter(failed)
+        self._dead_letter(failed, 1)  # never written: tried once, by decoding or the filter
         records = self._compact(records)
         if records or self.sink.stores_offsets:
             sink_failed = self._write(records, offsets)
             if sink_failed is None:
                 return  # stopped while the sink was down: nothing committed, the batch comes again
-            self._dead_letter(sink_failed)
+            self._dead_letter(sink_failed, self._attempts)
             if sink_failed and self.sink.stores_offsets and self._write([], offsets) is None:
                 return
         self._commit(offsets)
@@ -270,24 +299,21 @@ class SinkRuntime:
         return out, failed
 
     def _compact(self, records: list[SinkRecord]) -> list[SinkRecord]:
-        """Keep only the last record of each id in the batch (a later write would replace it)."""
         if not self.sink.compact_ids:
             return records
-        identity = self.sink.identity
-        last = {identity(r): i for i, r in enumerate(records)}
-        if len(last) == len(records):
-            return records
-        return [records[i] for i in sorted(last.values())]
+        kept = compacted(records, self.sink.identity)
+        return records if kept is None else [records[i] for i in kept]
 
-    def _dead_letter(self, failed: list[tuple[SinkRecord, DataError]]) -> None:
+    def _dead_letter(self, failed: list[tuple[SinkRecord, DataError]], attempts: int) -> None:
         if failed:
-            self.dead_letters.send(failed)
+            self.dead_letters.send(failed, attempts)
             self.metrics.records_dead_lettered.inc(len(failed))
 
     def _write(
         self, records: list[SinkRecord], offsets: dict[TopicPartition, int]
     ) -> list[tuple[SinkRecord, DataError]] | None:
-        """Write with retries; the records that failed on their data, or None when stopped first."""
+        """Write with retries; the records that failed on their data, or None when stopped first.
+        ``self._attempts`` is then how many times the write ran (what their dead letters say)."""
         attempt = 0
         while True:
             started = time.perf_counter()
@@ -303,9 +329,10 @@ class SinkRuntime:
                 attempt += 1
                 self.metrics.retries.inc()
                 log.warning("write failed (%s); retry %d in %.2f s", e, attempt, delay)
-                time.sleep(delay)
+                self._sleep(delay)
                 continue
             self.metrics.write_seconds.observe(time.perf_counter() - started)
+            self._attempts = attempt + 1
             break
         if records:
             self.metrics.records_written.inc(len(records) - len(result.failed))
@@ -329,12 +356,14 @@ class SinkRuntime:
         if now < self._next_lag_refresh or not self._positions:
             return
         self._next_lag_refresh = now + LAG_REFRESH_S
+        admin = self._admin
+        if admin is None:
+            return
         try:
-            with Admin(self.config.server) as admin:
-                for topic in {tp.topic for tp in self._positions}:
-                    ends = admin.list_offsets(topic, "latest")
-                    for tp, position in self._positions.items():
-                        if tp.topic == topic and tp.partition in ends:
-                            self.metrics.set_lag(topic, tp.partition, max(0, ends[tp.partition] - position))
+            for topic in {tp.topic for tp in self._positions}:
+                ends = admin.list_offsets(topic, "latest")
+                for tp, position in self._positions.items():
+                    if tp.topic == topic and tp.partition in ends:
+                        self.metrics.set_lag(topic, tp.partition, max(0, ends[tp.partition] - position))
         except LogsvcError as e:
             log.debug("lag refresh failed: %s", e)

@@ -8,7 +8,7 @@ writes a batch idempotently. The contract, as :class:`Sink` documents it:
   whatever the id mode) before it returns. Writing the same records twice leaves the same
   result (at-least-once delivery relies on it).
 * A failure of the database itself (connection lost, timeout, failover, server shutting down)
-  raises :class:`TransientSinkError`: the runtime retries the whole batch with backoff and never
+  raises :class:`~logsvc_connect.errors.TransientSinkError`: the runtime retries the whole batch with backoff and never
   dead-letters it.
 * A failure of one record's data (bad value, constraint violation, document too large, NUL in
   text) is returned in :attr:`WriteResult.failed` keyed by the record's index in ``records``;
@@ -25,8 +25,11 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from logsvc_client.errors import LogsvcError, Unavailable
 from logsvc_client.records import Headers, TopicPartition
+from logsvc_connect.errors import DataError, TransientSinkError
+from logsvc_connect.values import decode_value
+
+__all__ = ["DataError", "Sink", "SinkRecord", "TransientSinkError", "WriteResult"]
 
 
 class SinkRecord(NamedTuple):
@@ -55,25 +58,7 @@ class SinkRecord(NamedTuple):
         (None for a tombstone); decoded on access when the runtime did not decode it."""
         if self.doc is not None or self.value is None:
             return self.doc
-        from logsvc_connect.values import decode_value
-
         return decode_value(self.value, "auto")
-
-
-class TransientSinkError(Unavailable):
-    """The database failed, not the data: retry the batch later."""
-
-    code = "sink_transient"
-
-
-class DataError(LogsvcError):
-    """One record cannot be written as it is; it goes to the dead-letter topic."""
-
-    code = "sink_data_error"
-
-    def __init__(self, message: str, error_class: str | None = None, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.error_class = error_class or type(self).__name__
 
 
 @dataclass
@@ -91,7 +76,8 @@ class Sink(abc.ABC):
     #: the runtime decodes values into ``doc`` before ``write`` (False: ``doc`` is None and
     #: ``record.decoded`` decodes on access)
     decode_values: bool = True
-    #: records with equal :meth:`identity` in one batch are compacted (the last one wins)
+    #: records with equal :meth:`identity` in one batch are compacted by the runtime (the last one
+    #: wins), so ``write`` never gets two records of one id in a batch; an adapter does not compact
     compact_ids: bool = True
 
     @abc.abstractmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgpack
 
-from .sink import DataError
+from .errors import DataError
 
 VALUE_FORMATS = ("auto", "json", "msgpack", "raw")
 

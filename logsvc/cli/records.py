@@ -19,13 +19,13 @@ from typing import Any
 
 import click
 
-from logsvc.cli.dead_letters import DeadLetter, dead_letters_of, record_at
 from logsvc.cli.output import echo_fields, echo_json, echo_table, iso_ms, note, output_option
 from logsvc.cli.sources import ServerSource
 from logsvc.cli.state import get_state, server_option
 from logsvc_client import Admin, PartitionLag
 from logsvc_client.errors import CorruptBatch, GroupNotFound
 from logsvc_client.records import Record
+from logsvc_connect.dead_letters import DeadLetter, review
 
 
 @dataclass(frozen=True)
@@ -154,15 +154,15 @@ def status(topic: str, partition: int, offset: int, output: str) -> None:
     """Say, for each consumer group, whether the record is processed (the committed offset is past
     it) or pending (how many records stand before it, how long the first has waited), and
     whether a connector dead-lettered it (which counts as processed by that connector)."""
-    address = get_state().address()
-    with ServerSource(address) as source, Admin(address) as admin:
+    with ServerSource(get_state().address()) as source:
+        admin = source.admin
         part = source.describe(topic).partition(partition)
         corrupt: CorruptBatch | None = None
         try:
-            record = record_at(source, topic, part, offset)
+            record = review.record_at(source, topic, part, offset)
         except CorruptBatch as e:  # where groups stand with it still makes sense
             record, corrupt = Record(topic, partition, offset, -1, None, None, None), e
-        letters = dead_letters_of(source, admin, topic, partition, offset)
+        letters = review.dead_letters_of(source, admin, topic, partition, offset, note)
         statuses = group_statuses(admin, record, letters)
     if output == "json":
         echo_json(

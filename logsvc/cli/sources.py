@@ -15,12 +15,8 @@ from typing import Any, NamedTuple
 from logsvc_client import Admin
 from logsvc_client.consumer.record_buffer import stored_count
 from logsvc_client.errors import InvalidPartition, OffsetOutOfRange
-from logsvc_client.transport import channel
-from logsvc_wire._proto import logsvc_pb2 as pb
-from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 
 READ_MAX_BYTES = 4 * 1024 * 1024
-READ_TIMEOUT_S = 30.0
 
 
 class PartitionView(NamedTuple):
@@ -116,25 +112,25 @@ class Source(abc.ABC):
 
 
 class ServerSource(Source):
+    """A broker, over one channel: :attr:`admin`, for the raw reads (:meth:`Admin.read_batches`)
+    and the command's other calls."""
+
     def __init__(self, address: str) -> None:
         self.address = address
-        self._admin = Admin(address)
-        self._channel = channel.connect(address)
-        self._stub = pb_grpc.BrokerStub(self._channel)
+        self.admin = Admin(address)
+
+    def __enter__(self) -> ServerSource:
+        return self
 
     def describe(self, topic: str) -> TopicView:
-        return topic_view(self._admin.describe_topic(topic))
+        return topic_view(self.admin.describe_topic(topic))
 
     def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
-        request = pb.FetchRequest(
-            partitions=[pb.FetchPartition(topic=topic, partition=partition, offset=offset)], max_bytes=READ_MAX_BYTES
-        )
-        pd = channel.call(self._stub.Fetch, request, READ_TIMEOUT_S).partitions[0]
-        return pd.log_start_offset, pd.next_offset, [(b.base_offset, b.batch) for b in pd.batches]
+        got = self.admin.read_batches(topic, partition, offset, READ_MAX_BYTES)
+        return got.log_start_offset, got.next_offset, got.batches
 
     def close(self) -> None:
-        self._channel.close()
-        self._admin.close()
+        self.admin.close()
 
 
 class DataDirSource(Source):

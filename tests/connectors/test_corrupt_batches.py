@@ -18,7 +18,7 @@ from logsvc_client import Admin, Producer, Record
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.handler import HandlerConnector
 from logsvc_connect.postgres import PostgresSink
-from logsvc_connect.postgres_config import PostgresConfig
+from logsvc_connect.postgres.config import PostgresConfig
 from logsvc_connect.runtime import SinkRuntime
 from logsvc_connect.sink import SinkRecord
 from tests.client.conftest import RestartableBroker

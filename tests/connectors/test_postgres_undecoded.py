@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from logsvc_connect.postgres import PostgresSink
-from logsvc_connect.postgres_config import PostgresConfig
+from logsvc_connect.postgres.config import PostgresConfig
 from logsvc_connect.sink import SinkRecord
 from tests.connectors.e2e import PostgresTarget, opened_sinks
 from tests.fixtures.postgres import PostgresCluster

@@ -395,6 +395,15 @@ class AdminTransport(Protocol):
 
     def whoami(self) -> str: ...
 
+    def read_batches(self, topic: str, partition: int, offset: int, max_bytes: int) -> FetchedPartition:
+        """The stored batches from the one holding ``offset`` on, up to about ``max_bytes``, as the
+        broker holds them (not decoded); retried while the broker is unavailable.
+
+        Raises:
+            TopicNotFound, InvalidPartition, OffsetOutOfRange: as Fetch does.
+        """
+        ...
+
     def close(self) -> None:
         """See :meth:`ProduceTransport.close`."""
         ...

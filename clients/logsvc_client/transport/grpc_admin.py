@@ -21,6 +21,7 @@ from ..group.descriptions import summary_from_pb as group_summary_from_pb
 from ..records import ProducerRecord, RecordPosition, to_bytes, to_headers
 from ..topics import OffsetAndTimestamp, TopicDescription, TopicSummary, description_from_pb, summary_from_pb
 from . import channel
+from .base import FetchedPartition
 from .retry import RetryPolicy
 
 _SPECS = {
@@ -65,6 +66,15 @@ class GrpcAdminCalls:
     _retry: RetryPolicy
 
     # -- topics ---------------------------------------------------------------------------------
+
+    def read_batches(self, topic: str, partition: int, offset: int, max_bytes: int) -> FetchedPartition:
+        request = pb.FetchRequest(
+            partitions=[pb.FetchPartition(topic=topic, partition=partition, offset=offset)], max_bytes=max_bytes
+        )
+        pd = channel.call_with_retry(self.stub.Fetch, request, self._retry).partitions[0]
+        return FetchedPartition(
+            pd.topic, pd.partition, pd.log_start_offset, pd.next_offset, [(b.base_offset, b.batch) for b in pd.batches]
+        )
 
     def create_topic(self, name: str, partitions: int, config: Mapping[str, str]) -> TopicDescription:
         request = pb.CreateTopicRequest(name=name, partitions=partitions, config=dict(config))

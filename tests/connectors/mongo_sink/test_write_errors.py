@@ -1,4 +1,4 @@
-"""How pymongo's errors are read (``logsvc_connect.mongo_errors``): a ``BulkWriteError`` error by
+"""How pymongo's errors are read (``logsvc_connect.mongo.errors``): a ``BulkWriteError`` error by
 error (``record_failures``), and a failed command as a configuration error or a retry (``translate``).
 
 The wire-protocol server the suite runs on (nx-27017) never reports a write-concern error or a
@@ -14,7 +14,7 @@ import pytest
 from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 from logsvc_client.errors import InvalidConfig
-from logsvc_connect.mongo_errors import DUPLICATE_KEY, record_failures, translate
+from logsvc_connect.mongo.errors import DUPLICATE_KEY, record_failures, translate
 from logsvc_connect.sink import TransientSinkError
 
 

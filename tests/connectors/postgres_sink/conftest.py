@@ -13,7 +13,8 @@ import pytest
 from psycopg import sql
 
 from logsvc_connect.postgres import PostgresSink
-from logsvc_connect.postgres_config import PostgresConfig
+from logsvc_connect.postgres.config import PostgresConfig
+from logsvc_connect.runtime import compacted
 from logsvc_connect.sink import DataError, SinkRecord
 from logsvc_connect.values import decode_value
 from tests.connectors.e2e import opened_sinks
@@ -40,7 +41,11 @@ def record(
 
 
 def write(sink: PostgresSink, records: list[SinkRecord]) -> dict[int, DataError]:
-    return sink.write(records, {}).failed
+    """Write ``records`` as the runtime does: compacted first (the last record of each id), the
+    failures keyed by the index in ``records``."""
+    kept = compacted(records, sink.identity) or list(range(len(records)))
+    failed = sink.write([records[i] for i in kept], {}).failed
+    return {kept[i]: error for i, error in failed.items()}
 
 
 @pytest.fixture

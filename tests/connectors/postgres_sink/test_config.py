@@ -14,7 +14,7 @@ from psycopg import sql
 
 from logsvc_client.errors import InvalidConfig
 from logsvc_client.records import TopicPartition
-from logsvc_connect.postgres_config import PostgresConfig
+from logsvc_connect.postgres.config import PostgresConfig
 from tests.connectors.postgres_sink.conftest import TOPIC, MakeSink, query, record, write
 
 # -- configuration -----------------------------------------------------------------------------------

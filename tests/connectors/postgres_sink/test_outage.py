@@ -9,7 +9,7 @@ import pytest
 
 from logsvc_client.records import TopicPartition
 from logsvc_connect.postgres import PostgresSink
-from logsvc_connect.postgres_config import PostgresConfig
+from logsvc_connect.postgres.config import PostgresConfig
 from logsvc_connect.sink import TransientSinkError
 from tests.connectors.postgres_sink.conftest import TOPIC, MakeSink, query, record
 from tests.fixtures.postgres import PostgresCluster

@@ -2,23 +2,24 @@
 
 :func:`group_records` splits the records by topic (one table each) and, within a group, applies
 the tombstones — their keys are collected for the ``DELETE`` that runs before the rows go in, and a
-record a later tombstone deletes anyway is dropped — and keeps the last record of each id where
-ids can repeat. :meth:`TopicGroup.encode` then turns the group's live records into staging rows
-(:class:`~logsvc_connect.postgres_rows.RowEncoder`), a record that cannot be encoded failing
+record a later tombstone deletes anyway is dropped. Duplicate ids are not compacted here: the
+runtime does it before the batch reaches the sink (one record per id).
+:meth:`TopicGroup.encode` then turns the group's live records into staging rows
+(:class:`~logsvc_connect.postgres.rows.RowEncoder`), a record that cannot be encoded failing
 alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from .postgres_rows import Row, RowEncoder
-from .sink import DataError, SinkRecord
+from ..sink import DataError, SinkRecord
+from .rows import Row, RowEncoder
 
 #: fields of a SinkRecord tuple, for per-record work done by C iterators
-_TOPIC, _ORIGIN, _VALUE = itemgetter(0), itemgetter(1, 2), itemgetter(5)
+_TOPIC, _VALUE = itemgetter(0), itemgetter(5)
 
 
 @dataclass
@@ -57,12 +58,8 @@ class TopicGroup:
             self.indexes.append(i)
 
 
-def group_records(
-    records: Sequence[SinkRecord], identity: Callable[[SinkRecord], Hashable], *, dedupe: bool, compact_ids: bool
-) -> list[TopicGroup]:
-    """The records' groups, with tombstones applied and their ``live`` records chosen: with
-    ``dedupe``, the last record of each ``identity``; without ``compact_ids`` (offset ids, unique
-    unless a record came twice), the last record of each origin."""
+def group_records(records: Sequence[SinkRecord]) -> list[TopicGroup]:
+    """The records' groups, with tombstones applied and their ``live`` records chosen."""
     # the per-record checks run as C iterators over the record tuples (see _TOPIC and friends)
     by_topic: dict[str, list[int]] = {}
     topics = set(map(_TOPIC, records))
@@ -77,14 +74,6 @@ def group_records(
         live = indexes
         if None in map(_VALUE, map(records.__getitem__, indexes)):
             live = _apply_tombstones(records, indexes, group)
-        if dedupe:
-            last = {identity(records[i]): i for i in live}
-            if len(last) < len(live):
-                live = sorted(last.values())
-        elif not compact_ids:  # offset ids: unique, unless a record came twice (last wins)
-            origins = dict(zip(map(_ORIGIN, map(records.__getitem__, live)), live, strict=True))
-            if len(origins) < len(live):
-                live = sorted(origins.values())
         group.live = live
         groups.append(group)
     return groups

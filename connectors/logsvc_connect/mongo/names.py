@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from logsvc_connect.sink import DataError
+from logsvc_connect.errors import DataError
 
 DOLLAR = "\uff04"  # FULLWIDTH DOLLAR SIGN
 DOT = "\uff0e"  # FULLWIDTH FULL STOP

@@ -1,10 +1,11 @@
 """Handler connectors: a user's Python function as the sink, under the same runtime.
 
 ``logsvc connect python --handler package.module:function --config FILE`` — or, from Python,
-:class:`HandlerConnector` (in a background thread) / :func:`run_handler` (in this thread, until
-SIGTERM) — calls the handler with each batch, a list of :class:`~logsvc_connect.sink.SinkRecord`
-(topic, partition, offset, timestamp_ms, key, value, headers, and ``record.decoded``: the value as
-a dict when it is a JSON object or a msgpack map, decoded on access)::
+:class:`~logsvc_connect.handler.HandlerConnector` (in a background thread) /
+:func:`~logsvc_connect.handler.run_handler` (in this thread, until SIGTERM) — calls the handler
+with each batch, a list of :class:`~logsvc_connect.sink.SinkRecord` (topic, partition, offset,
+timestamp_ms, key, value, headers, and ``record.decoded``: the value as a dict when it is a JSON
+object or a msgpack map, decoded on access)::
 
     from logsvc_connect.config import RuntimeConfig
     from logsvc_connect.handler import HandlerConnector, RecordError
@@ -40,15 +41,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from logsvc_client.errors import InvalidConfig, LogsvcError
 from logsvc_client.records import TopicPartition
-from logsvc_connect.config import RuntimeConfig, check_keys, load_runtime
+from logsvc_connect.config import RuntimeConfig, check_keys
 from logsvc_connect.hooks import check_one_argument, import_hook
-from logsvc_connect.runtime import SinkRuntime, StartFrom
+from logsvc_connect.registry import Adapter
 from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
 
 log = logging.getLogger("logsvc.connect")
@@ -98,6 +98,17 @@ class HandlerConfig:
         if not isinstance(options, dict):
             raise InvalidConfig("[python] options must be a table", key="options")
         return cls(handler=str(values.get("handler", "")), options=dict(options))
+
+
+def configure(values: dict[str, Any], runtime: RuntimeConfig) -> Adapter:
+    """The ``[python]`` table (its ``handler`` key set by ``--handler``) as a :class:`HandlerConfig`
+    and a factory of its sink. The handler is imported and checked here, so a path that does not
+    import or a function with the wrong signature fails at start-up."""
+    config = HandlerConfig.from_mapping(values)
+    if not config.handler:
+        raise InvalidConfig("a python connector needs --handler package.module:function", key="handler")
+    target = load_handler(config.handler, config.options)
+    return Adapter(config, lambda: HandlerSink(target))
 
 
 def load_handler(path: str, options: Mapping[str, Any] | None = None) -> Any:
@@ -223,93 +234,3 @@ def _failures(errors: Sequence[Any], records: Sequence[SinkRecord], base: int) -
             raise HandlerContractError(f"the handler returned a RecordError for a record not in its batch: {r!r:.200}")
         out[at] = err
     return out
-
-
-class HandlerConnector:
-    """Run a handler from Python, in a background thread: ``start()``, then ``stop()`` — or use
-    it as a context manager.
-
-    ``handler`` is a function or object taking the batch, a class (instantiated with ``options``)
-    or a ``"module:attr"`` path. ``config`` is the runtime config (name = consumer group, server,
-    topics, batch sizes, filter and field transforms, ...); with ``metrics_port >= 0`` the
-    connector serves ``/metrics`` (the port is :attr:`metrics_port` once started).
-    """
-
-    def __init__(
-        self,
-        handler: Any,
-        config: RuntimeConfig,
-        start_from: StartFrom | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.handler = load_handler(handler, options) if isinstance(handler, str) else make_handler(handler, options)
-        self.runtime = SinkRuntime(config.validate(), HandlerSink(self.handler), start_from=start_from)
-        self.metrics_port: int | None = None
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-
-    def start(self) -> HandlerConnector:
-        cfg = self.runtime.config
-        if cfg.metrics_port >= 0:
-            metrics = self.runtime.metrics
-            self.metrics_port = metrics.serve_http(cfg.metrics_host, cfg.metrics_port, cfg.metrics_token_file)
-
-        def run() -> None:
-            try:
-                self.runtime.run()
-            except BaseException as e:  # surfaced by stop()
-                log.error("handler connector %s stopped: %s: %s", cfg.name, type(e).__name__, e)
-                self.error = e
-
-        self._thread = threading.Thread(target=run, name=f"logsvc-handler-{cfg.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Finish the batch in flight, commit, leave the group; re-raise what stopped the runtime.
-        Waits up to ``timeout`` seconds (default: the config's shutdown timeout and a margin)."""
-        self.runtime.stop()
-        if timeout is None:
-            timeout = self.runtime.config.shutdown_timeout_ms / 1000 + 10
-        try:
-            if self._thread is not None:
-                self._thread.join(timeout)
-                if self._thread.is_alive():
-                    raise TimeoutError(f"the handler connector did not stop within {timeout:.0f} s")
-        finally:
-            self.runtime.metrics.stop_http()
-        if self.error is not None:
-            raise self.error
-
-    def __enter__(self) -> HandlerConnector:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def run_handler(
-    handler: Any,
-    *,
-    name: str,
-    topics: Sequence[str],
-    options: Mapping[str, Any] | None = None,
-    start_from: StartFrom | None = None,
-    **runtime_keys: Any,
-) -> SinkRuntime:
-    """Run ``handler`` in this (main) thread until SIGTERM or Ctrl-C, as ``logsvc connect python``
-    does; returns the finished runtime.
-
-    ``handler`` and ``options`` are as for :class:`HandlerConnector`; ``runtime_keys`` are the
-    config file's runtime keys (server, batch_max_records, linger_ms, dlq_topic, filter,
-    metrics_port, ...), unknown ones an InvalidConfig."""
-    from logsvc_connect import app
-
-    config = load_runtime({"name": name, "topics": list(topics), **runtime_keys}, "run_handler")
-    target = load_handler(handler, options) if isinstance(handler, str) else make_handler(handler, options)
-    adapter = HandlerConfig(handler if isinstance(handler, str) else "", dict(options or {}))
-    return app.run(app.Connector("python", config, adapter, lambda: HandlerSink(target)), start_from)

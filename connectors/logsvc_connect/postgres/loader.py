@@ -22,10 +22,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .postgres_errors import is_data_error, refused
-from .postgres_rows import Row
-from .postgres_schema import TableLayout
-from .sink import DataError
+from ..errors import DataError
+from .errors import is_data_error, refused
+from .rows import Row
+from .schema import TableLayout
 
 log = logging.getLogger("logsvc.connect.postgres")
 

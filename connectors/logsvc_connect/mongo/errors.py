@@ -23,7 +23,7 @@ from bson.errors import BSONError
 from pymongo.errors import OperationFailure, PyMongoError
 
 from logsvc_client.errors import InvalidConfig, LogsvcError
-from logsvc_connect.sink import DataError, TransientSinkError
+from logsvc_connect.errors import DataError, TransientSinkError
 
 #: MongoDB's limit on one document (``maxBsonObjectSize``).
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024

@@ -43,8 +43,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from logsvc_client.errors import InvalidConfig
 
-from .config import check_keys
-from .values import VALUE_FORMATS
+from ..config import check_keys
+from ..values import VALUE_FORMATS
 
 MODES = ("jsonb", "columns")
 INSERT_MODES = ("upsert", "insert", "insert-ignore")

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from psycopg import sql
 
-from .postgres_config import PostgresConfig, safe_identifier
+from .config import PostgresConfig, safe_identifier
 
 STAGING = sql.Identifier("pg_temp", "logsvc_staging")
 #: the metadata columns that say which record a row came from

@@ -2,9 +2,9 @@
 keys, its rows (below), and with ``exactly_once`` the next offsets upserted into the offsets table,
 then a single COMMIT.
 
-A batch is split per topic (:mod:`~logsvc_connect.postgres_groups`: tombstones applied, ids
-compacted, rows encoded), and each group's rows go into its table by
-:class:`~logsvc_connect.postgres_loader.RowLoader`: a binary COPY straight into the table when
+A batch is split per topic (:mod:`~logsvc_connect.postgres.groups`: tombstones applied, rows
+encoded; the runtime has compacted duplicate ids already), and each group's rows go into its table by
+:class:`~logsvc_connect.postgres.loader.RowLoader`: a binary COPY straight into the table when
 they can (jsonb mode, when the table's last direct attempts met no existing ids), otherwise a COPY
 into the session's temporary staging table and one ``INSERT … SELECT … ON CONFLICT``.
 
@@ -15,8 +15,8 @@ own; when the server refuses any, the group is decoded in Python and written aga
 so bad JSON, a raw value under ``value_format = "auto"`` and the errors' classes come out as if
 decoded first.
 
-Configuration: :class:`~logsvc_connect.postgres_config.PostgresConfig`; tables and statements:
-:mod:`~logsvc_connect.postgres_schema`; records → rows: :mod:`~logsvc_connect.postgres_rows`.
+Configuration: :class:`~logsvc_connect.postgres.config.PostgresConfig`; tables and statements:
+:mod:`~logsvc_connect.postgres.schema`; records → rows: :mod:`~logsvc_connect.postgres.rows`.
 
 Errors are translated once, at this boundary:
 
@@ -50,18 +50,27 @@ from psycopg.types.string import BytesBinaryDumper
 from logsvc_client.errors import InvalidConfig, LogsvcError
 from logsvc_client.records import TopicPartition
 
-from .postgres_config import PostgresConfig
-from .postgres_errors import describe_server, is_data_error, translate
-from .postgres_groups import TopicGroup, group_records
-from .postgres_loader import RowLoader
-from .postgres_rows import RowEncoder
-from .postgres_schema import TableLayout
-from .sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
-
-__all__ = ["PostgresConfig", "PostgresSink"]  # the config is re-exported: app.py loads both from here
+from ..config import RuntimeConfig, check_one_target_per_topic
+from ..registry import Adapter
+from ..sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
+from .config import PostgresConfig
+from .errors import describe_server, is_data_error, translate
+from .groups import TopicGroup, group_records
+from .loader import RowLoader
+from .rows import RowEncoder
+from .schema import TableLayout
 
 CONNECT_TIMEOUT_S = 10
 STAGING_BUFFERS = "64MB"
+
+
+def configure(values: dict[str, Any], runtime: RuntimeConfig) -> Adapter:
+    """The ``[postgres]`` table as a :class:`PostgresConfig` and a factory of its sink. The
+    connector's name owns its exactly-once offsets; what the sink decodes itself (a value the
+    runtime left undecoded) follows the runtime's ``value_format``."""
+    config = PostgresConfig.from_mapping({"connector": runtime.name, "value_format": runtime.value_format, **values})
+    check_one_target_per_topic(runtime.topics, config.table_name, "table", "table")
+    return Adapter(config, lambda: PostgresSink(config))
 
 
 class PostgresSink(Sink):
@@ -78,8 +87,6 @@ class PostgresSink(Sink):
         self._tables: dict[str, str] = {}
         self._created: set[str] = set()
         self._key_indexed: set[str] = set()
-        # upsert needs one row per id in a statement; insert reports the extra ones, insert-ignore skips them
-        self._dedupe = config.insert_mode == "upsert" and config.key_mode != "offset"
         # an offset id can only conflict with the same record written again: nothing to report
         self.loader = RowLoader(
             self.layout, self.server, report_duplicates=config.insert_mode == "insert" and config.key_mode != "offset"
@@ -89,8 +96,8 @@ class PostgresSink(Sink):
         # the server refuses is decoded here and written again (_load), so bad JSON, a raw value
         # ("auto") and the errors' classes are what decoding first would give.
         self.decode_values = config.mode != "jsonb" or config.key_mode == "fields"
-        # offset ids are unique within a batch: the runtime need not compact them (group_records checks)
-        self.compact_ids = config.key_mode != "offset"
+        # ids (offset ids too: a record can come twice) are compacted by the runtime, so a batch
+        # holds one record per id: what upsert needs (one row per id in a statement)
         self._trust_json = not self.decode_values and config.value_format in ("json", "auto")
 
     # -- the contract ------------------------------------------------------------------------------
@@ -119,7 +126,7 @@ class PostgresSink(Sink):
 
     def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
         failed: dict[int, DataError] = {}
-        groups = group_records(records, self.identity, dedupe=self._dedupe, compact_ids=self.compact_ids)
+        groups = group_records(records)
         for group in groups:
             group.encode(records, self.encoder, failed, self._trust_json)
         conn = self._connection()
@@ -206,7 +213,7 @@ class PostgresSink(Sink):
 
     def _exists(self, conn: psycopg.Connection[Any], name: str) -> bool:
         """Whether table or index ``name`` exists in the configured schema (see
-        :meth:`~logsvc_connect.postgres_schema.TableLayout.relation_exists`)."""
+        :meth:`~logsvc_connect.postgres.schema.TableLayout.relation_exists`)."""
         row = conn.execute(self.layout.relation_exists(), (self.config.schema, name)).fetchone()
         return bool(row and row[0])
 

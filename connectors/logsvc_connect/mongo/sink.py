@@ -60,8 +60,9 @@ from pymongo.write_concern import WriteConcern
 
 from logsvc_client.errors import InvalidConfig
 from logsvc_client.records import TopicPartition
-from logsvc_connect.mongo_config import MongoConfig
-from logsvc_connect.mongo_errors import (
+from logsvc_connect.config import RuntimeConfig, check_one_target_per_topic
+from logsvc_connect.mongo.config import MongoConfig
+from logsvc_connect.mongo.errors import (
     ENCODE_ERRORS,
     MAX_DOCUMENT_BYTES,
     check_encodable,
@@ -70,11 +71,10 @@ from logsvc_connect.mongo_errors import (
     translate,
     unencodable,
 )
-from logsvc_connect.mongo_names import check_names, escape_names
+from logsvc_connect.mongo.names import check_names, escape_names
+from logsvc_connect.registry import Adapter
 from logsvc_connect.sink import DataError, Sink, SinkRecord, WriteResult
 from logsvc_connect.values import decode_value
-
-__all__ = ["MAX_DOCUMENT_BYTES", "MongoConfig", "MongoSink"]
 
 # A value this long may encode to more than MAX_DOCUMENT_BYTES (BSON is at most ~14x msgpack):
 # only such records are encoded once more, to check their size before the write.
@@ -108,6 +108,14 @@ class _Batch:
             self.put_ids = [self.put_ids[n] for n in keep]
             self.put_docs = [self.put_docs[n] for n in keep]
             self.put_index = [self.put_index[n] for n in keep]
+
+
+def configure(values: dict[str, Any], runtime: RuntimeConfig) -> Adapter:
+    """The ``[mongo]`` table as a :class:`MongoConfig` and a factory of its sink. What the sink
+    decodes itself (a value the runtime left undecoded) follows the runtime's ``value_format``."""
+    config = MongoConfig.from_mapping({"value_format": runtime.value_format, **values})
+    check_one_target_per_topic(runtime.topics, config.collection_name, "collection", "collection")
+    return Adapter(config, lambda: MongoSink(config))
 
 
 class MongoSink(Sink):

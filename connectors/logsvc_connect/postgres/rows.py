@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .postgres_config import PostgresConfig
-from .sink import DataError, SinkRecord
-from .values import decode_value
+from ..sink import DataError, SinkRecord
+from ..values import decode_value
+from .config import PostgresConfig
 
 #: 2000-01-01T00:00:00Z in Unix ms: PostgreSQL's binary timestamptz counts µs from there
 PG_EPOCH_MS = 946_684_800_000
@@ -202,7 +202,7 @@ def _bytea(v: Any) -> str:
 
 
 def converter(sql_type: str) -> Converter:
-    """The converter for a canonical column type (see :data:`postgres_config.COLUMN_TYPES`)."""
+    """The converter for a canonical column type (see :data:`.config.COLUMN_TYPES`)."""
     base, _, size = sql_type.partition("(")
     if base == "varchar" and size:
         return _varchar(int(size.rstrip(")")))
@@ -238,7 +238,7 @@ def _key_text(v: Any) -> str:
 
 
 class RowEncoder:
-    """Builds the staging row of a record (see :class:`postgres_schema.TableLayout` for the
+    """Builds the staging row of a record (see :class:`.schema.TableLayout` for the
     columns), or raises DataError for that record."""
 
     def __init__(self, config: PostgresConfig) -> None:

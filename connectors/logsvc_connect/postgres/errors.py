@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from logsvc_client.errors import InternalError, InvalidConfig, LogsvcError
 
-from .sink import DataError, TransientSinkError
+from ..errors import DataError, TransientSinkError
 
 #: SQLSTATEs psycopg files under OperationalError that are about one record, not the server
 DATA_STATES = frozenset({"54000", "54001", "P0001"})
