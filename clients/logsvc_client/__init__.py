@@ -34,7 +34,7 @@ The package, one sub-package per thing the client owns (each ``__init__`` lists 
 """
 
 from . import errors
-from .access import Acl, AclFilter, Quota, Quotas
+from .acls import Acl, AclFilter, Quota, Quotas
 from .admin import Admin
 from .consumer.consumer import Consumer
 from .errors import LogsvcError

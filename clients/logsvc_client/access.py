@@ -1,5 +1,6 @@
-"""Access control from the client: ACLs, quota overrides and "who am I", as value types and the
-:class:`AccessAdmin` methods :class:`~logsvc_client.Admin` inherits.
+"""Access control from the client: ACLs, quota overrides and "who am I" — the
+:class:`AccessAdmin` methods :class:`~logsvc_client.Admin` inherits, and the value types of
+:mod:`logsvc_client.acls`, re-exported here.
 
 The model is Kafka's (see the proto's ACCESS CONTROL section): a principal is ``User:NAME``
 (``User:*`` in an ACL = every principal); an ACL allows or denies one operation (read, write,
@@ -12,54 +13,9 @@ reading them describe on the cluster (PermissionDenied otherwise).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
 
-if TYPE_CHECKING:  # annotations only: the transport imports these value types
-    from .transport.base import AdminTransport
-
-
-class Acl(NamedTuple):
-    """One ACL. ``resource_type``: topic | group | cluster; ``resource_name``: a name, ``*`` (every
-    one, literal only) or a prefix, ``""`` for the cluster; ``pattern_type``: literal (``""`` is
-    taken as literal) | prefixed; ``permission``: allow | deny."""
-
-    principal: str
-    resource_type: str
-    resource_name: str
-    pattern_type: str
-    operation: str
-    permission: str = "allow"
-
-
-class AclFilter(NamedTuple):
-    """Selects ACLs; an empty field matches any value. ``pattern_type`` ``"match"`` (with a
-    ``resource_name``) selects every ACL that applies to that resource: its literal, ``*`` and the
-    prefixes of the name."""
-
-    principal: str = ""
-    resource_type: str = ""
-    resource_name: str = ""
-    pattern_type: str = ""  # "" (any) | literal | prefixed | match
-    operation: str = ""
-    permission: str = ""
-
-
-class Quota(NamedTuple):
-    """A principal's quota override in bytes per second: None = the broker's default applies
-    (when setting: keep what is stored), 0 = no limit."""
-
-    principal: str
-    produce_bytes_per_second: int | None = None
-    fetch_bytes_per_second: int | None = None
-
-
-class Quotas(NamedTuple):
-    """:meth:`AccessAdmin.describe_quotas`' answer: the stored overrides, sorted by principal, and
-    the broker's defaults (0 = no limit)."""
-
-    overrides: list[Quota]
-    default_produce_bytes_per_second: int
-    default_fetch_bytes_per_second: int
+from .acls import Acl, AclFilter, Quota, Quotas
+from .transport.base import AdminTransport
 
 
 class AccessAdmin:

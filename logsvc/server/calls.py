@@ -38,11 +38,12 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 
 from logsvc.acl import ANONYMOUS
+from logsvc.authorizer import Authorizer
 from logsvc.errors import METADATA_KEY, LogsvcError, PermissionDenied, Unauthenticated, trailing_metadata
 from logsvc.server import audit, authorization, malformed
 from logsvc.server.metrics import BrokerMetrics
@@ -50,9 +51,19 @@ from logsvc.server.principals import Principals
 from logsvc.server.quotas import FETCH, PRODUCE, Quotas, throttle_time_ms
 from logsvc.server.refusals import RefusalLog, refusing_handler
 from logsvc.server.security import OPEN_METHOD_PREFIXES
+from logsvc.settings import Settings
+from logsvc.storage.base import Store
 
-if TYPE_CHECKING:
-    from logsvc.server.service import BrokerService
+
+class Served(Protocol):
+    """What the door reads of the servicer on every call (:class:`~logsvc.server.service.BrokerService`)."""
+
+    store: Store
+    settings: Settings
+
+    @property
+    def authorizer(self) -> Authorizer: ...
+
 
 log = logging.getLogger("logsvc.server")
 
@@ -81,7 +92,7 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
     def __init__(
         self,
         service_name: str,
-        service: BrokerService,
+        service: Served,
         metrics: BrokerMetrics,
         executor: Executor,
         principals: Principals,

@@ -42,6 +42,16 @@ def long_poll(stub: pb_grpc.BrokerStub, partition: int, wait_ms: int = 20_000) -
     return stub.Fetch.future(request, timeout=60)
 
 
+def wait_for_waiting(broker: Broker, calls: int) -> None:
+    """Until the broker holds ``calls`` long polls waiting for data."""
+    polls = broker.service.long_polls
+    assert polls is not None
+    deadline = time.monotonic() + 10
+    while polls.waiting_calls < calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert polls.waiting_calls == calls
+
+
 def test_two_hundred_long_polls_leave_health_admin_and_produce_answering(small_pool_broker: Broker) -> None:
     # Given a broker with 8 worker threads and a topic of 4 empty partitions
     channels = [grpc.insecure_channel(small_pool_broker.address) for _ in range(4)]
@@ -57,15 +67,8 @@ def test_two_hundred_long_polls_leave_health_admin_and_produce_answering(small_p
             watch = health_pb2_grpc.HealthStub(channels[i % 4]).Watch(health_pb2.HealthCheckRequest(), timeout=60)
             watches.append(watch)
             assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        deadline = time.monotonic() + 10
-        while len(small_pool_broker.service.long_polls or ()) < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_waiting(small_pool_broker, WAITERS)
         assert not any(p.done() for p in polls)
-        assert small_pool_broker.service.long_polls is not None
-        wait = time.monotonic() + 10
-        while small_pool_broker.service.long_polls.waiting_calls < WAITERS and time.monotonic() < wait:
-            time.sleep(0.02)
-        assert small_pool_broker.service.long_polls.waiting_calls == WAITERS
 
         # Then health checks, admin calls and produce still answer at once
         health = health_pb2_grpc.HealthStub(channels[1])
@@ -102,10 +105,7 @@ def test_a_call_past_max_concurrent_rpcs_is_refused_at_once(data_dir: Path) -> N
             stub = pb_grpc.BrokerStub(channel)
             stub.CreateTopic(pb.CreateTopicRequest(name="orders", partitions=1), timeout=10)
             polls = [long_poll(stub, 0, wait_ms=5_000) for _ in range(20)]
-            deadline = time.monotonic() + 10
-            while len(broker.service.long_polls or ()) < 1 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.2)
+            wait_for_waiting(broker, 20)
 
             # When one more call comes
             with pytest.raises(grpc.RpcError) as refused:
@@ -125,7 +125,7 @@ def test_stopping_the_broker_answers_every_waiting_poll(small_pool_broker: Broke
         stub = pb_grpc.BrokerStub(channel)
         stub.CreateTopic(pb.CreateTopicRequest(name="orders", partitions=1), timeout=10)
         polls = [long_poll(stub, 0) for _ in range(50)]
-        time.sleep(0.3)
+        wait_for_waiting(small_pool_broker, 50)
 
         # When the broker stops
         start = time.monotonic()

@@ -29,7 +29,7 @@ from ..errors import LogsvcError
 from ..records import TopicPartition
 
 if TYPE_CHECKING:  # the value types of the admin's part (they do not import this module at run time)
-    from ..access import Acl, AclFilter, Quota, Quotas
+    from ..acls import Acl, AclFilter, Quota, Quotas
     from ..group.descriptions import CommittedOffset, GroupDescription, GroupSummary, ResetResult
     from ..records import ProducerRecord, RecordPosition
     from ..topics import OffsetAndTimestamp, TopicDescription, TopicSummary

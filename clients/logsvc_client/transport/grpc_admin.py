@@ -13,7 +13,7 @@ from typing import Any
 
 from logsvc_wire._proto import logsvc_pb2 as pb
 
-from ..access import Acl, AclFilter, Quota, Quotas
+from ..acls import Acl, AclFilter, Quota, Quotas
 from ..errors import InvalidRequest
 from ..group.descriptions import GroupDescription, GroupSummary, ResetResult, reset_from_pb
 from ..group.descriptions import description_from_pb as group_description_from_pb
