@@ -213,9 +213,20 @@ class Consumer:
     # -- assignment -----------------------------------------------------------------------------
 
     def subscribe(self, topics: Iterable[str] | str) -> None:
-        """Consume ``topics`` as a member of the consumer group ``group_id``: joins the group now
-        (TopicNotFound for a missing topic); partitions arrive in the following polls. Called again,
-        it changes the subscription. With ``priority``, the topics are the lanes, highest first."""
+        """Consume ``topics`` as a member of the consumer group ``group_id``: joins the group now;
+        partitions arrive in the following polls. Called again, it changes the subscription. With
+        ``priority``, the topics are the lanes, highest first.
+
+        Parameters:
+            topics: one topic name or several.
+
+        Raises:
+            InvalidConfig: the consumer has no ``group_id``.
+            FailedPrecondition: it reads partitions given to ``assign()``.
+            InvalidRequest: no topic names.
+            TopicNotFound: a topic does not exist.
+            GroupMaxSizeReached: the group already has the broker's most members.
+        """
         if self.group_id is None:
             raise InvalidConfig("subscribe() needs a consumer created with a group_id", key="group_id")
         if self._assigned_by_hand:
@@ -357,9 +368,20 @@ class Consumer:
 
     def poll(self, timeout_ms: float = 1_000, max_records: int | None = None) -> list[Record]:
         """Records from the assigned partitions, in offset order per partition, waiting up to
-        ``timeout_ms`` for the first; an empty list when none arrived. Returns at most
-        ``max_records`` (default ``max_poll_records``). In group mode, assignment changes, rebalance
-        callbacks and auto-commits happen here, on the caller's thread."""
+        ``timeout_ms`` for the first; an empty list when none arrived. In group mode, assignment
+        changes, rebalance callbacks and auto-commits happen here, on the caller's thread.
+
+        Parameters:
+            timeout_ms: how long to wait for the first record.
+            max_records: at most this many (default: the consumer's ``max_poll_records``).
+
+        Raises:
+            FailedPrecondition: the consumer is closed, or has no partitions (neither ``assign``
+                nor ``subscribe`` was called).
+            FencedInstance: another process joined with this consumer's ``instance_id``.
+            CorruptBatch: a stored batch is off the specification (with ``corrupt_batches="raise"``).
+            OffsetOutOfRange: the position left the log and ``auto_offset_reset`` is ``"none"``.
+        """
         if self._closed:
             raise FailedPrecondition("the consumer is closed")
         if self._subscription is not None:
