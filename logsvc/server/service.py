@@ -174,9 +174,11 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
             )
         else:
             appended = self.store.append(meta.name, batches)
-        stored = [data for (_, data), a in zip(batches, appended, strict=True) if not a.duplicate]
-        self.metrics.produce_records.labels(meta.name).inc(sum(codec.stored_span(data).record_count for data in stored))
-        self.metrics.produce_bytes.labels(meta.name).inc(sum(map(len, stored)))
+        stored = [
+            (len(data), a.record_count) for (_, data), a in zip(batches, appended, strict=True) if not a.duplicate
+        ]
+        self.metrics.produce_records.labels(meta.name).inc(sum(n for _, n in stored))
+        self.metrics.produce_bytes.labels(meta.name).inc(sum(size for size, _ in stored))
         return appended
 
     def InitProducer(self, request: pb.InitProducerRequest, call: Call) -> pb.InitProducerResponse:
@@ -261,14 +263,11 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
                 log_start_offset=got.log_start_offset,
                 next_offset=got.next_offset,
             )
-            n_records = 0
             n_bytes = 0
             for base, data in got.batches:
-                pd.batches.add(base_offset=base, batch=data)
-                # Counted as the store counts it: a stored batch that is corrupt (older data,
-                # damage) is still sent, for the consumer to report or skip.
-                n_records += codec.stored_span(data).record_count
+                pd.batches.add(base_offset=base, batch=data)  # a corrupt one too: the consumer reports or skips it
                 n_bytes += len(data)
+            n_records = got.record_count  # as the store counted them
             if n_records:
                 self.metrics.fetch_records.labels(fp.topic).inc(n_records)
                 self.metrics.fetch_bytes.labels(fp.topic).inc(n_bytes)

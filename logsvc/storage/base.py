@@ -60,12 +60,16 @@ class Appended(NamedTuple):
     base_offset: int
     log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
     duplicate: bool = False  # an idempotent producer's retry of a batch already stored there
+    record_count: int = 0  # records written (0 for a duplicate): callers need not parse the header again
 
 
 class FetchedBatches(NamedTuple):
     log_start_offset: int
     next_offset: int
     batches: list[tuple[int, bytes]]  # (base_offset, batch bytes), in offset order
+    #: records in ``batches`` from the offset asked on (as the stored headers count them, even a
+    #: corrupt batch's): callers need not parse the headers again
+    record_count: int = 0
 
 
 class OffsetForTime(NamedTuple):

@@ -258,7 +258,7 @@ class LmdbStore(Store):
                 records += count
                 if not cur.next():
                     break
-        return FetchedBatches(log_start, next_offset, out)
+        return FetchedBatches(log_start, next_offset, out, records)
 
     def wait_for_data(self, positions: Sequence[tuple[str, int, int]], timeout_s: float) -> bool:
         """As the contract says; also True at once for a position that a read would refuse

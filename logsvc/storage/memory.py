@@ -156,7 +156,7 @@ class MemoryStore(Store):
                 if now >= 0:
                     data = with_log_append_time(data, now)
                 part = parts[partition]
-                out.append(Appended(partition, part.next_offset, now))
+                out.append(Appended(partition, part.next_offset, now, False, header.record_count))
                 part.bases.append(part.next_offset)
                 part.batches.append(bytes(data))
                 part.next_offset += header.record_count
@@ -222,7 +222,7 @@ class MemoryStore(Store):
                 out.append((base, data))
                 size += len(data)
                 records += count
-            return FetchedBatches(part.log_start, part.next_offset, out)
+            return FetchedBatches(part.log_start, part.next_offset, out, records)
 
     def wait_for_data(self, positions: Sequence[tuple[str, int, int]], timeout_s: float) -> bool:
         return rules.wait_ready(self._cond, self._ready, positions, timeout_s, self._check_open)

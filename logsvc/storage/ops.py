@@ -232,7 +232,7 @@ class Append(Op):
             st.last_ts = max_ts
             st.next_offset = base + header.record_count
             st.bytes += len(data)
-            out.append(Appended(partition, base, now))
+            out.append(Appended(partition, base, now, False, header.record_count))
         ctx.producers.update(self._states)
         return out
 

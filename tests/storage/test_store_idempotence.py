@@ -29,7 +29,7 @@ def test_a_retried_batch_is_stored_once_and_answered_with_its_original_offsets(s
     # When the first request is sent again (its answer was lost)
     again = store.append("orders", [(0, make_batch(3)), (1, make_batch(2))], producer_id=pid, sequences=[0, 0])
     # Then it gets the same offsets, marked duplicate, and nothing more is stored
-    assert first == [Appended(0, 0, -1), Appended(1, 0, -1)]
+    assert first == [Appended(0, 0, -1, False, 3), Appended(1, 0, -1, False, 2)]
     assert again == [Appended(0, 0, -1, True), Appended(1, 0, -1, True)]
     assert offsets_of(store, "orders", 0) == list(range(7))
     assert offsets_of(store, "orders", 1) == [0, 1]
@@ -127,7 +127,7 @@ def test_deleting_a_topic_deletes_its_producer_state(store: Store) -> None:
     # Then the producer is unknown there (its sequences went with the topic)
     with pytest.raises(UnknownProducer):
         store.append("orders", [(0, make_batch(1))], producer_id=pid, sequences=[3])
-    assert store.append("orders", [(0, make_batch(1))], producer_id=pid, sequences=[0])[0] == Appended(0, 0, -1)
+    assert store.append("orders", [(0, make_batch(1))], producer_id=pid, sequences=[0])[0] == Appended(0, 0, -1, False, 1)
 
 
 def test_a_duplicate_on_a_log_append_time_topic_gets_the_original_append_time(store: Store, clock: FakeClock) -> None:
@@ -189,7 +189,7 @@ def test_two_requests_in_one_group_commit_see_each_other(tmp_path: Path) -> None
             thread.join(5)
         # Then both were in one commit: the first stored, the second answered as its duplicate
         assert store.stats.commits - commits == 2  # the gate's group, then the two together
-        assert outcomes == {1: [Appended(0, 0, -1)], 2: [Appended(0, 0, -1, True)]}
+        assert outcomes == {1: [Appended(0, 0, -1, False, 2)], 2: [Appended(0, 0, -1, True)]}
         assert store.partition_states("orders")[0].next_offset == 2
 
 

@@ -111,3 +111,20 @@ def test_wait_for_data_times_out_when_nothing_arrives(store: Store) -> None:
     # Then it returns False; at an offset with data it returns True at once
     assert store.wait_for_data([("orders", 0, 1)], 0.05) is False
     assert store.wait_for_data([("orders", 0, 1), ("orders", 0, 0)], 5) is True
+
+
+def test_appends_and_reads_say_how_many_records_they_carry(store: Store) -> None:
+    # Given batches of 3, 1 and 5 records (the second one sent twice by an idempotent producer)
+    store.create_topic("orders", 1, TopicConfig())
+    pid, epoch = store.init_producer()
+    first = store.append("orders", [(0, make_batch(3))], producer_id=pid, producer_epoch=epoch, sequences=[0])
+    second = store.append("orders", [(0, make_batch(1))], producer_id=pid, producer_epoch=epoch, sequences=[3])
+    again = store.append("orders", [(0, make_batch(1))], producer_id=pid, producer_epoch=epoch, sequences=[3])
+    store.append("orders", [(0, make_batch(5))])
+    # Then each append counts the records it wrote (a duplicate none)
+    assert [a.record_count for a in first + second + again] == [3, 1, 0]
+    assert again[0].duplicate
+    # And a read counts the records from the offset asked on, whole batches returned
+    got = store.read("orders", 0, 1, max_bytes=1 << 20)
+    assert [base for base, _ in got.batches] == [0, 3, 4]
+    assert got.record_count == 2 + 1 + 5
