@@ -127,7 +127,8 @@ def test_deleting_a_topic_deletes_its_producer_state(store: Store) -> None:
     # Then the producer is unknown there (its sequences went with the topic)
     with pytest.raises(UnknownProducer):
         store.append("orders", [(0, make_batch(1))], producer_id=pid, sequences=[3])
-    assert store.append("orders", [(0, make_batch(1))], producer_id=pid, sequences=[0])[0] == Appended(0, 0, -1, False, 1)
+    appended = store.append("orders", [(0, make_batch(1))], producer_id=pid, sequences=[0])
+    assert appended == [Appended(0, 0, -1, False, 1)]
 
 
 def test_a_duplicate_on_a_log_append_time_topic_gets_the_original_append_time(store: Store, clock: FakeClock) -> None:
