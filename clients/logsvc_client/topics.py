@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from .errors import InvalidPartition
+
 
 @dataclass(frozen=True)
 class TopicSummary:
@@ -40,6 +42,17 @@ class TopicDescription:
     @property
     def partition_count(self) -> int:
         return len(self.partitions)
+
+    def partition(self, partition: int) -> PartitionInfo:
+        """One partition's description; InvalidPartition when the topic has no such partition."""
+        if not 0 <= partition < len(self.partitions):
+            raise InvalidPartition(
+                f"partition {partition} does not exist in {self.name} (partitions 0 to {len(self.partitions) - 1})",
+                topic=self.name,
+                partition=partition,
+                partitions=len(self.partitions),
+            )
+        return self.partitions[partition]
 
 
 class OffsetAndTimestamp(NamedTuple):

@@ -8,6 +8,7 @@ specification (:mod:`logsvc.cli.batch_check`) and lists the bad ones.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -78,7 +79,7 @@ def describe(topic: str, partition: int | None, data_dir: str | None, output: st
     with _source(data_dir) as source:
         view = source.describe(topic)
     if partition is not None:
-        view = view._replace(partitions=[view.partition(partition)])
+        view = dataclasses.replace(view, partitions=[view.partition(partition)])
     if output == "json":
         echo_json(topic_json(view))
     else:

@@ -2,7 +2,7 @@
 
 ``partitions describe`` and ``partitions dump`` work on either. A data directory is opened
 read-only (``LmdbStore.open(dir, readonly=True)``), so it can be inspected while a broker has it
-open, or when no broker can start. Both sources give the same :class:`TopicView` and the same raw
+open, or when no broker can start. Both sources give the same :class:`TopicDescription` and the same raw
 ``(base_offset, batch bytes)`` pairs, so the commands print identically.
 """
 
@@ -10,38 +10,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from typing import Any, NamedTuple
 
-from logsvc_client import Admin
+from logsvc_client import Admin, PartitionInfo, TopicDescription
 from logsvc_client.consumer.record_buffer import stored_count
-from logsvc_client.errors import InvalidPartition, OffsetOutOfRange
+from logsvc_client.errors import OffsetOutOfRange
 
 READ_MAX_BYTES = 4 * 1024 * 1024
-
-
-class PartitionView(NamedTuple):
-    partition: int
-    log_start_offset: int
-    next_offset: int
-    record_count: int
-    bytes: int
-    first_timestamp_ms: int
-    last_timestamp_ms: int
-
-
-class TopicView(NamedTuple):
-    name: str
-    topic_id: int
-    config: dict[str, str]
-    created_ms: int
-    partitions: list[PartitionView]
-
-    def partition(self, partition: int) -> PartitionView:
-        if not 0 <= partition < len(self.partitions):
-            raise InvalidPartition(
-                f"partition {partition} does not exist in {self.name} (partitions 0 to {len(self.partitions) - 1})"
-            )
-        return self.partitions[partition]
 
 
 def out_of_range(topic: str, partition: int, offset: int, log_start: int, next_offset: int) -> OffsetOutOfRange:
@@ -54,35 +28,11 @@ def out_of_range(topic: str, partition: int, offset: int, log_start: int, next_o
     )
 
 
-def partition_view(p: Any) -> PartitionView:
-    """From the client's PartitionInfo or the store's PartitionState (same field names)."""
-    return PartitionView(
-        int(p.partition),
-        int(p.log_start_offset),
-        int(p.next_offset),
-        int(p.next_offset) - int(p.log_start_offset),
-        int(p.bytes),
-        int(p.first_timestamp_ms),
-        int(p.last_timestamp_ms),
-    )
-
-
-def topic_view(description: Any) -> TopicView:
-    """From the client's TopicDescription."""
-    return TopicView(
-        description.name,
-        int(description.topic_id),
-        dict(description.config),
-        int(description.created_ms),
-        [partition_view(p) for p in description.partitions],
-    )
-
-
 class Source(abc.ABC):
     """Topic descriptions and raw record batches, from a broker or from a data directory."""
 
     @abc.abstractmethod
-    def describe(self, topic: str) -> TopicView: ...
+    def describe(self, topic: str) -> TopicDescription: ...
 
     @abc.abstractmethod
     def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
@@ -122,8 +72,8 @@ class ServerSource(Source):
     def __enter__(self) -> ServerSource:
         return self
 
-    def describe(self, topic: str) -> TopicView:
-        return topic_view(self.admin.describe_topic(topic))
+    def describe(self, topic: str) -> TopicDescription:
+        return self.admin.describe_topic(topic)
 
     def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
         got = self.admin.read_batches(topic, partition, offset, READ_MAX_BYTES)
@@ -139,14 +89,25 @@ class DataDirSource(Source):
 
         self._store = LmdbStore.open(data_dir, readonly=True)
 
-    def describe(self, topic: str) -> TopicView:
+    def describe(self, topic: str) -> TopicDescription:
         meta = self._store.topic(topic)
-        return TopicView(
+        return TopicDescription(
             meta.name,
             meta.topic_id,
             meta.config.as_strings(),
             meta.created_ms,
-            [partition_view(st) for st in self._store.partition_states(topic)],
+            [
+                PartitionInfo(
+                    st.partition,
+                    st.log_start_offset,
+                    st.next_offset,
+                    st.record_count,
+                    st.bytes,
+                    st.first_timestamp_ms,
+                    st.last_timestamp_ms,
+                )
+                for st in self._store.partition_states(topic)
+            ],
         )
 
     def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:

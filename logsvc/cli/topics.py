@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso_ms, note, output_option
-from logsvc.cli.sources import TopicView, topic_view
 from logsvc.cli.state import get_state, server_option
-from logsvc_client import Admin
+from logsvc_client import Admin, TopicDescription
 
 PARTITION_HEADERS = ("PARTITION", "LOG START", "NEXT OFFSET", "RECORDS", "BYTES", "FIRST TIMESTAMP", "LAST TIMESTAMP")
 
 
-def topic_json(topic: TopicView) -> dict[str, Any]:
+def topic_json(topic: TopicDescription) -> dict[str, Any]:
     return {
         "name": topic.name,
         "topic_id": topic.topic_id,
         "created_ms": topic.created_ms,
         "config": dict(sorted(topic.config.items())),
-        "partitions": [p._asdict() for p in topic.partitions],
+        "partitions": [dataclasses.asdict(p) for p in topic.partitions],
     }
 
 
-def echo_partition_table(topic: TopicView) -> None:
+def echo_partition_table(topic: TopicDescription) -> None:
     echo_table(
         PARTITION_HEADERS,
         [
@@ -43,7 +43,7 @@ def echo_partition_table(topic: TopicView) -> None:
     )
 
 
-def echo_topic(topic: TopicView) -> None:
+def echo_topic(topic: TopicDescription) -> None:
     """The topic's fields, its config, then one row per partition."""
     echo_fields(
         [
@@ -105,7 +105,7 @@ def create(name: str, partitions: int, config_pairs: tuple[str, ...], output: st
     """
     config = parse_config(config_pairs)
     with Admin(get_state().address()) as admin:
-        created = topic_view(admin.create_topic(name, partitions, config or None))
+        created = admin.create_topic(name, partitions, config or None)
     if output == "json":
         echo_json(topic_json(created))
     else:
@@ -135,7 +135,7 @@ def list_(output: str) -> None:
 def describe(name: str, output: str) -> None:
     """Show a topic's config and its partitions' offsets, sizes and timestamps."""
     with Admin(get_state().address()) as admin:
-        topic = topic_view(admin.describe_topic(name))
+        topic = admin.describe_topic(name)
     if output == "json":
         echo_json(topic_json(topic))
     else:
@@ -173,9 +173,7 @@ def alter(
     if partitions is None and not config and not reset_keys:
         raise click.UsageError("give --partitions, --config or --reset-config")
     with Admin(get_state().address()) as admin:
-        altered = topic_view(
-            admin.alter_topic(name, partitions=partitions, config=config or None, reset_config=reset_keys)
-        )
+        altered = admin.alter_topic(name, partitions=partitions, config=config or None, reset_config=reset_keys)
     if output == "json":
         echo_json(topic_json(altered))
     else:
