@@ -18,6 +18,8 @@ The vocabulary, in one screen:
   ``Record``, and the offset-reset commit marker.
 * :mod:`~logsvc_wire.errors` — the one exception tree with its code registry, translated in both
   directions: an exception to a gRPC status and trailing metadata, and back to the same class.
+* :mod:`~logsvc_wire.metrics_http` — the other wire both the broker and the connectors speak:
+  ``/metrics`` over HTTP, optionally behind a bearer token.
 
 Import rule: the wire imports nothing from ``logsvc``, ``logsvc_client`` or ``logsvc_connect``
 (``tests/test_layout.py`` checks it).

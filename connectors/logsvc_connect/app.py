@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from logsvc.server.security import load_metrics_token
 from logsvc_connect.config import load_runtime, read_file, split_sources
 from logsvc_connect.process import Connector, run, tune_gc
 from logsvc_connect.registry import KINDS, configure_for
+from logsvc_wire.metrics_http import load_metrics_token
 
 __all__ = ["Connector", "load", "run", "tune_gc"]
 

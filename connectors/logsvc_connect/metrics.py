@@ -3,9 +3,9 @@
 Updated per batch, never per record: records written / skipped / dead-lettered, batch sizes,
 write latency, retries, and the consumer lag per partition.
 
-The HTTP server is the broker's (:mod:`logsvc.server.metrics_http`): with ``metrics_token_file``
+The HTTP server is the broker's (:mod:`logsvc_wire.metrics_http`): with ``metrics_token_file``
 a scrape without ``Authorization: Bearer TOKEN`` gets 401, the token file read as the broker reads
-its own (:func:`logsvc.server.security.load_metrics_token`: one token of 16+ characters).
+its own (:func:`logsvc_wire.metrics_http.load_metrics_token`: one token of 16+ characters).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from logsvc.server.metrics_http import MetricsHttpServer
-from logsvc.server.security import load_metrics_token
+from logsvc_wire.metrics_http import MetricsHttpServer, load_metrics_token
 
 BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -40,13 +40,14 @@ from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.principals import Principals
 from logsvc.server.quotas import Quotas
-from logsvc.server.security import load_metrics_token, server_credentials
+from logsvc.server.security import server_credentials
 from logsvc.server.service import BrokerService
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
 from logsvc.storage.lmdb_store import LmdbStore
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire.metrics_http import load_metrics_token
 
 log = logging.getLogger("logsvc.server")
 

@@ -8,7 +8,7 @@ and groups in the store (a deleted topic's counters are removed with it), ``meth
 broker's methods or ``unknown`` (a call to a made-up name), ``code`` a gRPC status code. Nothing
 an unauthenticated caller sends becomes a label.
 
-The HTTP server (:mod:`logsvc.server.metrics_http`, shared with the connectors) listens on
+The HTTP server (:mod:`logsvc_wire.metrics_http`, shared with the connectors) listens on
 ``metrics_host`` (127.0.0.1 by default, whatever ``listen`` says) and, with ``metrics_token_file``,
 answers 401 to a scrape without ``Authorization: Bearer TOKEN``.
 """
@@ -25,8 +25,8 @@ from prometheus_client.registry import Collector
 
 from logsvc.errors import LogsvcError
 from logsvc.server.lag import partition_lag
-from logsvc.server.metrics_http import MetricsHttpServer
 from logsvc.storage.base import Store
+from logsvc_wire.metrics_http import MetricsHttpServer
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -60,19 +60,3 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         )
     except (RuntimeError, ValueError) as e:
         raise InvalidConfig(f"tls_cert_file/tls_key_file: {e}", key="tls_cert_file") from None
-
-
-MIN_METRICS_TOKEN_CHARS = 16
-
-
-def load_metrics_token(path: str) -> bytes:
-    """The one token of ``metrics_token_file`` (surrounding whitespace ignored, at least
-    :data:`MIN_METRICS_TOKEN_CHARS` printable characters, no spaces)."""
-    token = _read(path, "metrics_token_file").decode("utf-8", errors="replace").strip()
-    if len(token) < MIN_METRICS_TOKEN_CHARS or not token.isprintable() or any(c.isspace() for c in token):
-        raise InvalidConfig(
-            f"metrics_token_file: {path} must hold one token of at least {MIN_METRICS_TOKEN_CHARS} "
-            "printable characters without spaces",
-            key="metrics_token_file",
-        )
-    return token.encode()

@@ -1,5 +1,5 @@
 """A connector's /metrics behind a bearer token (``metrics_token_file``), read and checked by the
-broker's own code (logsvc/server/metrics_http.py, security.load_metrics_token), over real HTTP."""
+broker's own code (logsvc_wire/metrics_http.py), over real HTTP."""
 
 from __future__ import annotations
 

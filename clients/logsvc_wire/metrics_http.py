@@ -1,10 +1,11 @@
-"""The ``/metrics`` HTTP server of the broker and of the sink connectors: one Prometheus registry
-on its own port, optionally behind a bearer token.
+"""The other wire: ``/metrics`` over HTTP, as the broker and the sink connectors both serve it —
+one Prometheus registry on its own port, optionally behind a bearer token. It lives here because
+both sides speak it and neither may import the other (the broker does not import connectors, the
+connectors not the broker).
 
-With a token (the ``metrics_token_file`` setting of either, read by
-:func:`logsvc.server.security.load_metrics_token`), a scrape without ``Authorization: Bearer
-TOKEN`` gets 401 and nothing is read from the registry. The comparison takes the same time however
-much of the header was right.
+With a token (the ``metrics_token_file`` setting of either, read by :func:`load_metrics_token`), a
+scrape without ``Authorization: Bearer TOKEN`` gets 401 and nothing is read from the registry. The
+comparison takes the same time however much of the header was right.
 """
 
 from __future__ import annotations
@@ -13,13 +14,36 @@ import hmac
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
+from .errors import InvalidConfig
+
 WsgiApp = Callable[..., Iterable[bytes]]
+MIN_METRICS_TOKEN_CHARS = 16
+
+
+def load_metrics_token(path: str) -> bytes:
+    """The one token of a ``metrics_token_file`` (surrounding whitespace ignored, at least
+    :data:`MIN_METRICS_TOKEN_CHARS` printable characters, no spaces); InvalidConfig otherwise."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise InvalidConfig(
+            f"metrics_token_file: cannot read {path}: {e.strerror or e}", key="metrics_token_file"
+        ) from None
+    token = raw.decode("utf-8", errors="replace").strip()
+    if len(token) < MIN_METRICS_TOKEN_CHARS or not token.isprintable() or any(c.isspace() for c in token):
+        raise InvalidConfig(
+            f"metrics_token_file: {path} must hold one token of at least {MIN_METRICS_TOKEN_CHARS} "
+            "printable characters without spaces",
+            key="metrics_token_file",
+        )
+    return token.encode()
 
 
 def bearer_only(app: WsgiApp, token: bytes, owner: str = "the broker's") -> WsgiApp:
