@@ -3,8 +3,9 @@
 
 The servicer keeps the current decision and quotas as attributes the gRPC layer reads on every
 call: ``authorizer`` (replaced, never mutated, after each successful CreateAcls / DeleteAcls),
-``quota_overrides`` (principal -> override, replaced after AlterQuotas), and ``on_access_change``
-(callables run after each change). These handlers do not check the caller's permission
+``quotas`` (the throttle, :class:`~logsvc.server.quotas.Quotas`, whose overrides are replaced
+after AlterQuotas; ``quota_overrides`` reads them), and ``on_access_change`` (callables run after
+each change). These handlers do not check the caller's permission
 themselves: enforcement (ALTER / DESCRIBE on the cluster, see
 :mod:`logsvc.server.authorization`) happens once, in front of every handler.
 """
@@ -19,6 +20,7 @@ from logsvc.acl import Acl, AclFilter, QuotaOverride, check_principal, matches, 
 from logsvc.authorizer import Authorizer
 from logsvc.errors import InvalidRequest
 from logsvc.server.calls import Call
+from logsvc.server.quotas import Quotas
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
 from logsvc_wire._proto import logsvc_pb2 as pb
@@ -68,7 +70,7 @@ class AccessRpcs:
     store: Store
     settings: Settings
     authorizer: Authorizer
-    quota_overrides: Mapping[str, QuotaOverride]
+    quotas: Quotas
     on_access_change: list[Callable[[], None]]
 
     def init_access(self) -> None:
@@ -79,7 +81,13 @@ class AccessRpcs:
         # two concurrent changes cannot leave the older view in place.
         self._access_lock = threading.Lock()
         self.authorizer = build_authorizer(self.store.acls(), self.settings)
-        self.quota_overrides = {q.principal: q for q in self.store.quota_overrides()}
+        self.quotas = Quotas.from_settings(self.settings)
+        self.quotas.set_overrides(self.store.quota_overrides())
+
+    @property
+    def quota_overrides(self) -> Mapping[str, QuotaOverride]:
+        """The quota overrides in force, by principal (as stored)."""
+        return self.quotas.overrides
 
     def _acls_changed(self) -> None:
         with self._access_lock:
@@ -88,7 +96,7 @@ class AccessRpcs:
 
     def _quotas_changed(self) -> None:
         with self._access_lock:
-            self.quota_overrides = {q.principal: q for q in self.store.quota_overrides()}
+            self.quotas.set_overrides(self.store.quota_overrides())
         self._changed()
 
     def _changed(self) -> None:

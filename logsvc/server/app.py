@@ -39,7 +39,6 @@ from logsvc.server.calls import BrokerCalls
 from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.principals import Principals
-from logsvc.server.quotas import Quotas
 from logsvc.server.security import server_credentials
 from logsvc.server.service import BrokerService
 from logsvc.settings import Settings
@@ -228,12 +227,9 @@ async def _start(
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """On the loop: build the aio server (Broker, health, reflection), bind and start it."""
     service.long_polls = LongPolls(service.store, io.loop, on_count=metrics.fetches_waiting.set)
-    quotas = Quotas.from_settings(settings)
-    quotas.set_overrides(service.quota_overrides.values())
-    service.on_access_change.append(lambda: quotas.set_overrides(service.quota_overrides.values()))
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[BrokerCalls(SERVICE_NAME, service, metrics, executor, principals, quotas)],
+        interceptors=[BrokerCalls(SERVICE_NAME, service, metrics, executor, principals)],
         options=[
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),

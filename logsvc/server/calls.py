@@ -64,6 +64,9 @@ class Served(Protocol):
     @property
     def authorizer(self) -> Authorizer: ...
 
+    @property
+    def quotas(self) -> Quotas: ...
+
 
 log = logging.getLogger("logsvc.server")
 
@@ -96,13 +99,11 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
         metrics: BrokerMetrics,
         executor: Executor,
         principals: Principals,
-        quotas: Quotas,
         refusals: RefusalLog | None = None,
     ) -> None:
         self._prefix = f"/{service_name}/"
         self._service_name = service_name
         self._service = service
-        self._quotas = quotas
         self._metrics = metrics
         self._executor = executor
         self._principals = principals
@@ -201,7 +202,7 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
 
     def _throttle(self, name: str, principal: str, request: Any, response: Any) -> float:
         """Seconds to hold ``response`` back for the principal's produce or fetch quota."""
-        quotas = self._quotas
+        quotas = self._service.quotas
         if name in PRODUCE_METHODS and quotas.limit(principal, PRODUCE):
             return quotas.produce_delay_s(principal, request.ByteSize())
         if name == "Fetch" and quotas.limit(principal, FETCH):

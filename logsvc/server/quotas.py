@@ -135,6 +135,11 @@ class Quotas:
         table = {o.principal: o for o in overrides}
         self._overrides = MappingProxyType(table)  # one reference assignment: readers see old or new
 
+    @property
+    def overrides(self) -> Mapping[str, QuotaOverride]:
+        """The per-principal overrides in force, by principal (read-only)."""
+        return self._overrides
+
     def limit(self, principal: str, kind: Kind) -> int:
         """The bytes per second ``principal`` may ``kind``; 0 = no limit."""
         override = self._overrides.get(principal)
