@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -43,6 +43,21 @@ def broker(data_dir: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop(grace_s=1)
+
+
+@pytest.fixture
+def start_broker(data_dir: Path) -> Iterator[Callable[..., Broker]]:
+    """Start a broker in this process with extra settings (stopped at the end)."""
+    started: list[Broker] = []
+
+    def start(**settings: object) -> Broker:
+        broker = create_server(broker_settings(data_dir, **settings))
+        started.append(broker)
+        return broker
+
+    yield start
+    for broker in started:
+        broker.stop(grace_s=0.5)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -24,20 +24,6 @@ from tests.conftest import broker_settings, cli_env
 
 TOKEN = "a-token-long-enough-2"
 METRICS_TOKEN = "scrape-token-0123456789"
-
-
-@pytest.fixture
-def start_broker(data_dir: Path) -> Iterator[Callable[..., Broker]]:
-    started: list[Broker] = []
-
-    def start(**settings: object) -> Broker:
-        broker = create_server(broker_settings(data_dir, **settings))
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.stop(grace_s=0.5)
 
 
 def refused(call: Callable[[], object]) -> grpc.RpcError:

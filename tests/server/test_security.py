@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -38,21 +38,6 @@ def tokens_file(tmp_path: Path) -> Path:
     path.write_text(f"# billing team\nbilling {TOKEN}\n\n# the connectors\nconnectors {OTHER_TOKEN}\n")
     path.chmod(0o600)
     return path
-
-
-@pytest.fixture
-def start_broker(data_dir: Path) -> Iterator[Callable[..., Broker]]:
-    """Start a broker in this process with extra settings (stopped at the end)."""
-    started: list[Broker] = []
-
-    def start(**settings: object) -> Broker:
-        broker = create_server(broker_settings(data_dir, **settings))
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.stop(grace_s=0.5)
 
 
 def quick_admin(address: str, security: Security) -> Admin:
