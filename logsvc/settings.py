@@ -3,7 +3,8 @@
 Precedence, lowest first: the defaults below < a TOML file (``logsvc serve --config FILE``) <
 ``LOGSVC_<KEY>`` environment variables < command-line flags. Unknown keys are an error naming the
 key, in the file and in the environment alike (``LOGSVC_SERVER`` and the ``LOGSVC_CONNECT_*`` /
-``LOGSVC_TEST_*`` families belong to the CLI, connectors and tests and are left alone).
+``LOGSVC_TEST_*`` families belong to the CLI, connectors and tests, ``LOGSVC_PURE_PYTHON`` to the
+wire, and are left alone).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from logsvc.errors import InvalidConfig
+from logsvc_wire.native import ENV_PURE_PYTHON
 
 ENV_PREFIX = "LOGSVC_"
 #: Room in a request for what is not a batch: field tags, lengths, the topic name, sequences.
 MESSAGE_HEADROOM_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024 + MESSAGE_HEADROOM_BYTES
-# LOGSVC_* variables that are not broker settings (the CLI's, and the client's: logsvc_client.security).
+# LOGSVC_* variables that are not broker settings (the CLI's, the client's: logsvc_client.security, and
+# the wire's: logsvc_wire.native).
 _FOREIGN_ENV = (
+    ENV_PURE_PYTHON,
     "LOGSVC_SERVER",
     "LOGSVC_CONFIG",
     "LOGSVC_OUTPUT",

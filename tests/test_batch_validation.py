@@ -1,6 +1,6 @@
 """The broker's check of a produced batch (proto/logsvc/v1/logsvc.proto, RECORD BATCH ENCODING):
 every case issue 8 lists, with both implementations of the per-record walk (the C extension
-_batchcheck and the pure-Python fallback), which must give the same verdict and the same message
+_codec and the pure-Python fallback), which must give the same verdict and the same message
 for every input; and the reader's side, decode_records, which refuses the same records."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from logsvc.topic_config import TopicConfig
 from logsvc_client.errors import CorruptBatch, InvalidBatch, InvalidConfig, InvalidRequest
 from logsvc_client.records import check_timestamp
 from logsvc_wire import batch as codec
-from logsvc_wire import record_check
+from logsvc_wire import record_check, record_codec
 from tests.batch_mutations import T0, Case, by_hand, cases, corpus, is_bomb, of_records, packb
 
 CASES = cases()
@@ -26,8 +26,14 @@ FUZZ_LIMIT = 1 << 20  # max_uncompressed_batch_bytes of the fuzz: a bomb costs 1
 
 def _c_check() -> record_check.Check:
     if record_check.check_c is None:
-        pytest.fail("the C extension logsvc_wire._batchcheck was not built (pip install -e . builds it)")
+        pytest.fail("the C extension logsvc_wire._codec was not built (pip install -e . builds it)")
     return record_check.check_c
+
+
+def _c_decode() -> record_codec.Decode:
+    from logsvc_wire import _codec
+
+    return _codec.decode
 
 
 @pytest.fixture(params=["c", "python"])
@@ -35,9 +41,10 @@ def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     """Run the test with the C walker, then again with the pure-Python fallback."""
     if request.param == "python":
         monkeypatch.setattr(codec, "check", record_check.check_py)
-        monkeypatch.setattr(codec, "check_c", None)
+        monkeypatch.setattr(codec, "_decode", record_codec.decode_py)
     else:
         monkeypatch.setattr(codec, "check", _c_check())
+        monkeypatch.setattr(codec, "_decode", _c_decode())
     yield request.param
 
 
@@ -151,15 +158,15 @@ def test_decoding_gives_the_same_verdict_with_either_implementation_and_never_an
         if is_bomb(data):
             continue
         for impl in ("c", "python"):
-            original = codec.check_c
-            codec.check_c = None if impl == "python" else _c_check()
+            original = codec._decode
+            codec._decode = record_codec.decode_py if impl == "python" else _c_decode()
             try:
                 rows = codec.decode_records("t", 0, 10, data)
                 outcomes[impl].append([tuple(r) for r in rows])
             except CorruptBatch as e:  # the one error a reader may see
                 outcomes[impl].append(e.message)
             finally:
-                codec.check_c = original
+                codec._decode = original
     # Then both implementations decode or refuse alike
     assert outcomes["c"] == outcomes["python"]
 

@@ -9,11 +9,15 @@ The vocabulary, in one screen:
 * :mod:`~logsvc_wire.batch` — the record-batch codec: the 28-byte header, the msgpack payload,
   :func:`~logsvc_wire.batch.encode_batch`, :func:`~logsvc_wire.batch.validate`,
   :func:`~logsvc_wire.batch.decode_records`.
-* :mod:`~logsvc_wire.record_check` — the per-record check of a payload (the C extension
-  ``_batchcheck`` when built, the same verdicts in Python otherwise).
+* :mod:`~logsvc_wire.record_check` — the per-record check of a payload.
+* :mod:`~logsvc_wire.record_codec` — the per-record loops of the producer (encoding as records
+  are queued) and the consumer (decoding into ``Record`` tuples).
+* :mod:`~logsvc_wire.native` — whether those loops, the check and the key hash run in the C
+  extension ``_codec`` (built by ``pip install``) or in their pure-Python fallback, which gives
+  the same results (``LOGSVC_PURE_PYTHON=1`` forces the fallback).
 * :mod:`~logsvc_wire.compression` — gzip and zstd payloads, inflated under a bound.
 * :mod:`~logsvc_wire.partitioner` — Kafka's partition rule (explicit partition, else murmur2 of the
-  key, else sticky), one function for the producer and the broker (C extension ``_murmur2``).
+  key, else sticky), one function for the producer and the broker.
 * :mod:`~logsvc_wire.types` — the value types both sides hand around: ``TopicPartition``,
   ``Record``, and the offset-reset commit marker.
 * :mod:`~logsvc_wire.errors` — the one exception tree with its code registry, translated in both

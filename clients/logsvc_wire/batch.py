@@ -22,7 +22,8 @@ import msgpack
 
 from .compression import COMPRESSIONS, check_compression, compress, inflate_bounded, inflate_prefix
 from .errors import CorruptBatch, InvalidBatch
-from .record_check import MAX_RECORDS_PER_BATCH, MIN_RECORD_BYTES, check, check_c, rows_on_spec, walk
+from .record_check import MAX_RECORDS_PER_BATCH, MIN_RECORD_BYTES, check
+from .record_codec import decode as _decode
 from .types import Record
 
 MAGIC = 1
@@ -35,7 +36,6 @@ HEADER_SIZE = HEADER.size  # 28
 _TS_OFFSET = 8  # first_timestamp_ms starts here; max_timestamp_ms follows
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-_new_record = tuple.__new__
 
 # A record as the producer hands it to the codec: [timestamp_ms, key, value, headers].
 RawRecord = Sequence[Any]
@@ -85,20 +85,28 @@ def encode_batch(records: Sequence[RawRecord], max_timestamp_ms: int | None = No
     ``headers`` is None or a sequence of ``(name: str, value: bytes)`` pairs. Pass
     ``max_timestamp_ms`` when the caller already knows it (saves a pass over the records).
     ``compression`` (none, gzip, zstd) compresses the payload whole; the CRC covers what is stored.
+    The producer encodes its records as it queues them instead (:mod:`~logsvc_wire.record_codec`)
+    and hands the payload to :func:`batch_of`; the bytes are the same.
     """
     if not records:
         raise InvalidBatch("a record batch needs at least one record")
-    payload = _packb(records)
+    if max_timestamp_ms is None:
+        max_timestamp_ms = max(r[0] for r in records)
+    return batch_of(_packb(records), len(records), records[0][0], max_timestamp_ms, compression)
+
+
+def batch_of(
+    payload: bytes, record_count: int, first_timestamp_ms: int, max_timestamp_ms: int, compression: str
+) -> bytes:
+    """The batch of a msgpack ``payload`` of ``record_count`` records: the header (with the CRC of
+    what is stored) and the payload, compressed whole unless ``compression`` is ``none``."""
     attributes = 0
     if compression != "none":
         code = check_compression(compression)
         payload = compress(payload, code)
         attributes = code << ATTR_COMPRESSION_SHIFT
-    first = records[0][0]
-    if max_timestamp_ms is None:
-        max_timestamp_ms = max(r[0] for r in records)
-    header = HEADER.pack(MAGIC, attributes, 0, len(records), first, max_timestamp_ms, zlib.crc32(payload))
-    return header + payload
+    crc = zlib.crc32(payload)
+    return HEADER.pack(MAGIC, attributes, 0, record_count, first_timestamp_ms, max_timestamp_ms, crc) + payload
 
 
 def read_header(data: bytes | memoryview) -> BatchHeader:
@@ -214,24 +222,6 @@ def _unpack(data: bytes | memoryview, header: BatchHeader | None = None) -> tupl
     return _rows(_plain(data, header))
 
 
-def _checked_rows(payload: bytes | memoryview, count: int) -> tuple[tuple[Any, ...], ...]:
-    """The records of a stored payload, every one of the specified types (so the application never
-    gets a str key or a float timestamp from data stored before the broker checked records). The
-    header's timestamps are not compared: LogAppendTime rewrites them."""
-    if check_c is not None:
-        why = check_c(payload, count, 0, 0, False)
-        if why is not None:
-            raise InvalidBatch(why)
-        return _rows(payload)
-    try:  # without the C walker: decode, check the rows' types, and walk the bytes only to say why
-        rows: tuple[tuple[Any, ...], ...] | None = _rows(payload)
-    except InvalidBatch:
-        rows = None
-    if rows is None or len(rows) != count or not rows_on_spec(rows):
-        raise InvalidBatch(walk(payload, count, 0, 0, False) or "payload is not the specified records")
-    return rows
-
-
 def unpack_payload(data: bytes | memoryview) -> list[tuple[Any, ...]]:
     """Decode the payload into ``(timestamp_ms, key, value, headers)`` tuples."""
     return list(_unpack(data))
@@ -295,22 +285,12 @@ def decode_records(
     if check_crc and zlib.crc32(memoryview(data)[HEADER_SIZE:]) != header.crc32:
         raise corrupt(topic, partition, base_offset, count, "it fails its CRC32 check")
     try:
-        rows = _checked_rows(_plain(data, header), count)
+        plain = _plain(data, header)
     except InvalidBatch as e:
         raise corrupt(topic, partition, base_offset, count, e.message) from None
-    first = base_offset
-    skip = start_offset - base_offset
-    if skip > 0:
-        rows = rows[skip:]
-        first += skip
-    # The hot loop of every consumer: one tuple per record, built in place (no star-unpacking).
-    try:
-        if header.attributes & ATTR_LOG_APPEND_TIME:
-            ts = header.max_timestamp_ms
-            return [
-                _new_record(Record, (topic, partition, first + i, ts, k, v, h)) for i, (_, k, v, h) in enumerate(rows)
-            ]
-        return [_new_record(Record, (topic, partition, first + i, t, k, v, h)) for i, (t, k, v, h) in enumerate(rows)]
-    except (TypeError, ValueError):
-        why = "a record is not a [timestamp, key, value, headers] array"
-        raise corrupt(topic, partition, base_offset, count, why) from None
+    append_ts = header.max_timestamp_ms if header.attributes & ATTR_LOG_APPEND_TIME else -1
+    # The hot loop of every consumer: checked and built into Record tuples in one C pass.
+    records = _decode(plain, count, Record, topic, partition, base_offset, start_offset - base_offset, append_ts)
+    if isinstance(records, str):
+        raise corrupt(topic, partition, base_offset, count, records)
+    return records

@@ -5,7 +5,7 @@ Keyed records: ``(murmur2(key) & 0x7fffffff) % partitions`` with Kafka's seed ``
 partitioning: one partition is chosen at random and kept until the batch being filled for it is
 sent, then another is chosen — fewer, fuller batches than round-robin.
 
-The hash comes from the small C extension :mod:`logsvc_wire._murmur2`, which keeps the GIL: the
+The hash comes from the codec's C extension :mod:`logsvc_wire._codec`, which keeps the GIL: the
 ``murmurhash2`` package (the fallback when the extension was not built) releases it on every
 call, and in a producer whose sender thread is runnable each release costs a GIL handoff — tens
 of microseconds instead of a tenth of one.
@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from murmurhash2 import murmurhash2 as _murmurhash2
 
+from .native import extension
+
 KAFKA_SEED = 0x9747B28C
 
 
@@ -25,13 +27,9 @@ def _positive_fallback(key: bytes) -> int:
     return int(_murmurhash2(key, KAFKA_SEED)) & 0x7FFFFFFF
 
 
-try:
-    from ._murmur2 import murmur2_positive as _positive
-except ImportError:  # built without a C compiler: same hash, slower beside other threads
-    _positive = _positive_fallback
-
-#: ``murmur2(key) & 0x7fffffff``: the non-negative hash Kafka's partitioner takes modulo n
-murmur2_positive: Callable[[bytes], int] = _positive
+#: ``murmur2(key) & 0x7fffffff``: the non-negative hash Kafka's partitioner takes modulo n (the C
+#: extension's when it runs, see :mod:`~logsvc_wire.native`; the same hash, slower beside other threads)
+murmur2_positive: Callable[[bytes], int] = _positive_fallback if extension is None else extension.murmur2_positive
 
 
 def murmur2(key: bytes) -> int:

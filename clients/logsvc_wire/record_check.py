@@ -7,7 +7,7 @@ first and max timestamps are what the records hold. It returns None, or a messag
 record index and the field ("record 3: key is msgpack str (0xa5); keys must be bin or nil ...").
 
 The broker runs it on every produced batch, so it is the C extension
-:mod:`logsvc_wire._batchcheck` (one pass over the bytes, no Python object per record) when that
+:mod:`logsvc_wire._codec` (one pass over the bytes, no Python object per record) when that
 was built. Without a compiler, :func:`check_py` gives the same verdict and the same message:
 msgpack's own decoder and a type check over the rows accept a good payload quickly, and
 :func:`walk` (the C walker, line for line in Python) finds what is wrong with a bad one.
@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
+
+from .native import extension
 
 #: 9999-12-31T23:59:59.999Z in ms since the Unix epoch: the greatest timestamp a record may have.
 MAX_TIMESTAMP_MS = 253_402_300_799_999
@@ -76,7 +78,7 @@ class _Refused(Exception):
 
 
 class _Walker:
-    """The C walker of _batchcheck.c, written again in Python: same order, same messages."""
+    """The C walker of _codec.c, written again in Python: same order, same messages."""
 
     def __init__(self, data: bytes) -> None:
         self.d = data
@@ -334,12 +336,8 @@ def check_py(
     )
 
 
-try:
-    from ._batchcheck import check as _check_c
-except ImportError:  # built without a C compiler: same verdicts, slower
-    check_c: Check | None = None
-else:
-    check_c = _check_c
+#: the C extension's check, None when the pure-Python code runs (see :mod:`~logsvc_wire.native`)
+check_c: Check | None = None if extension is None else extension.check
 
 #: check(payload, record_count, first_timestamp_ms, max_timestamp_ms, timestamps) -> None | message
 check: Check = check_c if check_c is not None else check_py

@@ -13,13 +13,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import msgpack
 import pytest
 
 from logsvc_client import Admin, Consumer, Producer, Record
 from logsvc_client.errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest
 from logsvc_client.producer.accumulator import Accumulator
+from logsvc_client.producer.batches import ProducerBatch
 from logsvc_client.producer.futures import RecordFuture
 from logsvc_client.records import RecordPosition
+from logsvc_wire import record_codec
 from logsvc_wire.partitioner import partition_for_key
 from tests.client.fakes import FakeTransport
 
@@ -65,20 +68,30 @@ def accumulator(**kwargs: object) -> Accumulator:
     )
 
 
-def placement(futures: Sequence[RecordFuture]) -> list[tuple[int, int, int]]:
-    """Where each future points: (partition, batch seq, index in the batch)."""
-    return [(f._batch.partition, f._batch.seq, f._index) for f in futures]
-
-
-def batches(acc: Accumulator) -> list[tuple[int, int, list[object]]]:
-    """Every batch of every partition (sealed, then open), as (seq, partition, records)."""
+def partition_batches(acc: Accumulator) -> list[ProducerBatch]:
+    """Every batch of every partition: by partition, sealed ones (oldest first) then the open one."""
     (t,) = acc.states
-    return [
-        (b.seq, b.partition, list(b.records or ()))
-        for p in range(t.partitions)
-        for b in [*t.sealed[p], t.open[p]]
-        if b is not None
-    ]
+    return [b for p in range(t.partitions) for b in [*t.sealed[p], t.open[p]] if b is not None]
+
+
+def placement(acc: Accumulator, futures: Sequence[RecordFuture]) -> list[tuple[int, int, int]]:
+    """Where each future points: (partition, the batch's place among its partition's batches,
+    the record's index in it)."""
+    where = {}
+    for b in partition_batches(acc):
+        where[id(b)] = (b.partition, sum(1 for o in where.values() if o[0] == b.partition))
+    return [(*where[id(f._batch)], f._index) for f in futures]
+
+
+def batches(acc: Accumulator) -> list[tuple[int, list[tuple[Any, ...]], int]]:
+    """Every batch (as :func:`partition_batches`) as (partition, the records decoded from its
+    buffer, its size bound)."""
+    out = []
+    for b in partition_batches(acc):
+        assert b.buffer is not None
+        payload, _, _ = record_codec.payload(b.buffer, b.count)
+        out.append((b.partition, msgpack.unpackb(payload, use_list=False), b.nbytes))
+    return out
 
 
 KEY_MIXES: dict[str, list[bytes | str | None] | None] = {
@@ -112,7 +125,7 @@ def test_append_many_fills_the_same_batches_as_one_append_per_record(
     futures = many.append_many("orders", values, keys, partition=partition, headers={"h": b"1"}, timestamp_ms=T0)
     # Then every future points at the same place, the batches hold the same records, and the
     # buffer counts the same bytes
-    assert placement(futures) == placement(expected)
+    assert placement(many, futures) == placement(one_by_one, expected)
     assert batches(many) == batches(one_by_one)
     assert many.buffered == one_by_one.buffered
     assert len(many.incomplete) == len(one_by_one.incomplete) > 4
@@ -133,7 +146,7 @@ def test_a_full_buffer_stops_append_many_at_the_record_where_append_would_stop()
     # Then both queued the same records, and the error carries the futures of those queued
     queued = raised.value.details["futures"]
     assert 0 < len(queued) == len(expected) < 100
-    assert placement(queued) == placement(expected)
+    assert placement(many, queued) == placement(one_by_one, expected)
     assert many.buffered == one_by_one.buffered <= 8192
 
 

@@ -52,7 +52,7 @@ def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if request.param == "python":
         monkeypatch.setattr(codec, "check", record_check.check_py)
     elif record_check.check_c is None:
-        pytest.fail("the C extension logsvc_wire._batchcheck was not built (pip install -e . builds it)")
+        pytest.fail("the C extension logsvc_wire._codec was not built (pip install -e . builds it)")
     return str(request.param)
 
 

@@ -1,17 +1,18 @@
 """The producer's record accumulator: per-partition batches, the bounded buffer, and draining.
 
 :meth:`Accumulator.append` is the hot path of ``Producer.send``: it converts and partitions one
-record, then appends a ``(timestamp_ms, key, value, headers)`` tuple to the open batch of its
-partition under one short lock. Batch and buffer sizes are tracked arithmetically from an upper
-bound of each record's msgpack size (:data:`~logsvc_wire.batch.RECORD_OVERHEAD` and friends),
-so nothing is encoded until the batch is sent.
+record, then, under one short lock, encodes it into the open batch of its partition
+(:func:`~logsvc_wire.record_codec.append_record`: msgpack, C when built), so no object is kept
+per record and nothing is left to encode when the batch is sent. Batch and buffer sizes are
+tracked arithmetically from an upper bound of each record's msgpack size
+(:data:`~logsvc_wire.batch.RECORD_OVERHEAD` and friends).
 
 :meth:`Accumulator.append_many` (``Producer.send_many``) does the same for a sequence of records:
-conversion, sizes, partitions and record tuples are computed a list at a time, outside the lock,
-then the lock is taken once to append them all (once per chunk when it must wait for buffer
-space), with the same batch rolling as ``append`` (:meth:`Accumulator._roll`). The list-at-a-time
-half is :mod:`~logsvc_client.producer.bulk`; the locked half is :meth:`Accumulator._append_bulk`.
-Both halves and ``append`` partition with :func:`~logsvc_wire.partitioner.choose_partition`.
+:mod:`~logsvc_client.producer.bulk` converts, partitions and encodes them in one pass outside
+the lock (one chunk per partition), then the lock is taken once to append the chunks' slices to
+the batches (once per part of the call that fits when it must wait for buffer space), with the
+same batch rolling as ``append`` (:meth:`Accumulator._roll`), using the records' exact sizes.
+Both partition by the rule of :func:`~logsvc_wire.partitioner.choose_partition`.
 
 The sender thread calls :meth:`drain_locked` to take the batches that are ready (full, lingered
 ``linger_ms``, covered by a flush, or needed to free a full buffer). A partition with a batch in
@@ -30,20 +31,21 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import accumulate
 
 from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
 from logsvc_wire.partitioner import StickyPartitioner, choose_partition
+from logsvc_wire.record_codec import NO_HEADERS, append_record, pack_headers
 
 from ..errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
 from ..records import check_timestamp, to_bytes, to_headers
-from .batches import ProducerBatch, RawRecord
-from .bulk import BulkRecords, prepare_bulk
+from .batches import ProducerBatch
+from .bulk import BulkRecords, Segment, prepare_bulk
 from .futures import RecordFuture, RecordFutures
 from .topic_batches import TopicBatches, take_ready
 
 _time_ns = time.time_ns
 _choose_partition = choose_partition
+_append_record = append_record
 
 
 def _key_bytes(key: object) -> bytes:
@@ -119,10 +121,12 @@ class Accumulator:
         if partition is not None:
             t.check_partition(partition)
         partition = _choose_partition(partition, key, t.partitions, t.sticky)
+        packed = NO_HEADERS
         if headers is not None:
             headers = to_headers(headers)
             if headers is not None:
                 size += header_bytes(headers)
+                packed = pack_headers(headers)
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
         else:
@@ -137,9 +141,9 @@ class Accumulator:
             b = t.open[partition]
             if b is None or b.nbytes + size > self._batch_limit:
                 b = self._roll(t, partition, b)
-            records = b.records
-            future = RecordFuture(b, len(records))  # type: ignore[arg-type]
-            records.append((timestamp_ms, key, value, headers))  # type: ignore[union-attr]
+            future = RecordFuture(b, b.count)
+            _append_record(b.buffer, timestamp_ms, key, value, packed)  # type: ignore[arg-type]
+            b.count += 1
             b.nbytes += size
             self.buffered = buffered
         finally:
@@ -164,7 +168,8 @@ class Accumulator:
             if t is None:
                 t = self._add_topic(topic)
             bulk = prepare_bulk(t, values, keys, partition, headers, timestamp_ms)
-            if bulk.sizes:
+            futures.of_call(bulk.slots, bulk.ranks)
+            if bulk.count:
                 self._append_bulk(t, bulk, futures)
         except LogsvcError as e:
             e.details["futures"] = futures  # the records queued before the error (a prefix)
@@ -173,46 +178,40 @@ class Accumulator:
 
     def _append_bulk(self, t: TopicBatches, bulk: BulkRecords, futures: RecordFutures) -> None:
         """Append ``bulk`` (made by :func:`~logsvc_client.producer.bulk.prepare_bulk`) to its
-        partitions' batches, in order, adding their futures to ``futures``: all at once when the
-        buffer has room for them, else the ones that fit, then wait for space (or raise
-        BufferFull) and go on."""
-        parts, records, sizes = bulk
-        n = len(sizes)
+        partitions' batches, adding their slices to ``futures``: all at once when the buffer has
+        room for them, else the records that fit (a prefix of the call), then wait for space (or
+        raise BufferFull) and go on."""
         with self.lock:
-            total = sum(sizes)
+            total = bulk.total_bytes()
             if self.buffered + total <= self.max_buffer_bytes:
-                self.extend_locked(t, parts, records, sizes, total, futures)
+                self.extend_locked(t, bulk, bulk.segments(), futures)
+                self.buffered += total
+                futures.queued = bulk.count
                 return
             # The buffer is short: append what fits, wait for space (or raise), go on.
-            largest = max(sizes)
+            ends = bulk.record_ends()  # ends[i]: bytes of records 0..i
+            largest = max(e - (ends[i - 1] if i else 0) for i, e in enumerate(ends))
             if largest + BATCH_OVERHEAD > self.max_buffer_bytes:
                 raise BatchTooLarge(
                     f"record of about {largest} bytes is larger than max_buffer_bytes={self.max_buffer_bytes}"
                 )
-            ends = list(accumulate(sizes))  # ends[i]: bytes of records 0..i
-            done = 0  # records appended; their bytes: ends[done - 1]
+            n, done = bulk.count, 0  # records appended; their bytes: ends[done - 1]
             while done < n:
                 before = ends[done - 1] if done else 0
                 fit = bisect_right(ends, before + self.max_buffer_bytes - self.buffered, done)
                 if fit == done:
-                    self.wait_for_space_locked(sizes[done])
+                    self.wait_for_space_locked(ends[done] - before)
                     continue
-                self.extend_locked(
-                    t, parts[done:fit], records[done:fit], sizes[done:fit], ends[fit - 1] - before, futures
-                )
-                done = fit
+                self.extend_locked(t, bulk, bulk.segments(done, fit), futures)
+                self.buffered += ends[fit - 1] - before
+                done = futures.queued = fit
 
     def extend_locked(
-        self,
-        t: TopicBatches,
-        parts: list[int],
-        records: list[RawRecord],
-        sizes: list[int],
-        total: int,
-        futures: RecordFutures,
+        self, t: TopicBatches, bulk: BulkRecords, segments: list[Segment], futures: RecordFutures
     ) -> None:
-        """Lock held: append each record to its partition's open batch (-1: the sticky one),
-        rolling batches as :meth:`append` does, and count their ``total`` bytes as buffered.
+        """Lock held: append the ``segments`` of ``bulk`` to their partitions' open batches (the
+        sticky slot: the sticky partition), rolling batches as :meth:`append` does, slice by
+        slice, and tell ``futures`` where each slice went.
 
         All or nothing: closing takes the lock, so once checked here ``_roll`` cannot refuse.
         """
@@ -220,20 +219,29 @@ class Accumulator:
             raise FailedPrecondition("the producer is closed")
         opened = t.open
         limit = self._batch_limit
-        add_batch = futures.batches.append
-        add_index = futures.indexes.append
-        for p, record, size in zip(parts, records, sizes, strict=True):
-            if p < 0:
-                p = t.sticky
-            b = opened[p]
-            if b is None or b.nbytes + size > limit:
-                b = self._roll(t, p, b)
-            batch_records = b.records
-            add_batch(b)
-            add_index(len(batch_records))  # type: ignore[arg-type]
-            batch_records.append(record)  # type: ignore[union-attr]
-            b.nbytes += size
-        self.buffered += total
+        sticky_slot = bulk.partitions
+        for s, r, end in segments:
+            chunk, ends, bounds = bulk.chunks[s], bulk.ends[s], bulk.bounds[s]
+            assert chunk is not None and ends is not None and bounds is not None
+            data = memoryview(chunk)
+            at = ends[r - 1] if r else 0  # where record r starts in the chunk
+            bound = bounds[r - 1] if r else 0  # size bounds of the slot's records before r
+            while r < end:
+                p = t.sticky if s == sticky_slot else s
+                b = opened[p]
+                # records r..k-1 fit the batch (bisect on the bounds, as append checks each)
+                if b is None or (k := bisect_right(bounds, bound + limit - b.nbytes, r, end)) == r:
+                    # none fits: a new batch, where record r goes even when larger than a batch;
+                    # after it, a sticky record is placed again (rolling moved the sticky
+                    # partition), others go on filling the new batch, both as append does
+                    b = self._roll(t, p, b)
+                    k = r + 1 if s == sticky_slot else max(r + 1, bisect_right(bounds, bound + limit, r, end))
+                stop = ends[k - 1]
+                futures.add(s, r, b, b.count)
+                b.buffer += data[at:stop]  # type: ignore[operator]  # never None while the batch is open
+                b.count += k - r
+                b.nbytes += bounds[k - 1] - bound
+                r, at, bound = k, stop, bounds[k - 1]
 
     # -- slow paths of append -------------------------------------------------------------------
 

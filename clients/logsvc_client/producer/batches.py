@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import LogsvcError
 
@@ -24,9 +24,6 @@ log = logging.getLogger("logsvc_client.producer")
 # waiters, callback registration and completion; never on the send path.
 _COMPLETION_LOCK = threading.Lock()
 
-# A record as the codec takes it: (timestamp_ms, key, value, headers).
-RawRecord = tuple[int, bytes | None, bytes | None, Any]
-
 
 class ProducerBatch:
     """One partition's records on their way to the broker, and their shared completion."""
@@ -37,6 +34,8 @@ class ProducerBatch:
         "attempts",
         "base_offset",
         "base_sequence",
+        "buffer",
+        "count",
         "created",
         "done",
         "encoded",
@@ -45,7 +44,6 @@ class ProducerBatch:
         "partition",
         "producer_epoch",
         "producer_id",
-        "records",
         "retry_at",
         "seq",
         "topic",
@@ -56,8 +54,11 @@ class ProducerBatch:
         self.partition = partition
         self.created = created  # monotonic seconds, for linger
         self.seq = seq  # creation order, for flush
-        self.records: list[RawRecord] | None = []  # dropped once encoded
-        self.nbytes = 0  # estimated encoded size of the records (buffer accounting)
+        # the records, msgpack-encoded one after another as they are queued (logsvc_wire.record_codec);
+        # dropped once the batch is encoded
+        self.buffer: bytearray | None = bytearray()
+        self.count = 0  # records in the batch
+        self.nbytes = 0  # upper bound of the batch's encoded size (batch limit, buffer accounting)
         self.encoded: bytes | None = None  # kept for retries, dropped on completion
         self.attempts = 0
         self.retry_at = 0.0
@@ -89,7 +90,7 @@ class ProducerBatch:
 
     def _finish(self) -> None:
         self.encoded = None
-        self.records = None
+        self.buffer = None
         with _COMPLETION_LOCK:
             if self.done:
                 return

@@ -2,11 +2,13 @@
 
 A :class:`RecordFuture` is two slots (its :class:`~logsvc_client.producer.batches.ProducerBatch`
 and its index in it), so ``send`` pays for one small object per record and no lock, event or
-``concurrent.futures.Future``; :class:`RecordFutures` is the futures of one ``send_many``.
+``concurrent.futures.Future``; :class:`RecordFutures` is the futures of one ``send_many``, with
+no object per record at all until one is asked for.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from typing import overload
 
@@ -80,19 +82,45 @@ class RecordFuture:
 class RecordFutures(Sequence[RecordFuture]):
     """The futures of a :meth:`Producer.send_many` call, in order, made when asked for.
 
-    It keeps each record's batch and index in two flat lists instead of one RecordFuture object
-    per record: those objects would be garbage-collector-tracked allocations, and a thousand of
-    them per call made full collections run during a long produce.
+    No object per record: the records were appended to batches a slice at a time, and each slice
+    is one entry here — its slot's first rank, its batch and the batch index of that first
+    record (:meth:`add`) — so the i-th future is found from the call's slot and rank arrays
+    (:class:`~logsvc_client.producer.bulk.BulkRecords`) with one bisection. ``len`` is the number
+    of records queued so far (a prefix of the call when an error stopped it).
     """
 
-    __slots__ = ("batches", "indexes")
+    __slots__ = ("_ranks", "_segments", "_slots", "_starts", "queued")
 
     def __init__(self) -> None:
-        self.batches: list[ProducerBatch] = []
-        self.indexes: list[int] = []
+        self._slots: Sequence[int] = ()
+        self._ranks: Sequence[int] = ()
+        self._starts: dict[int, list[int]] = {}  # slot -> first rank of each of its slices
+        self._segments: dict[int, list[tuple[ProducerBatch, int]]] = {}  # slot -> (batch, its first index)
+        self.queued = 0
+
+    def of_call(self, slots: Sequence[int], ranks: Sequence[int]) -> None:
+        """The call's slot and rank of each record (``slots[i]``, ``ranks[i]``)."""
+        self._slots, self._ranks = slots, ranks
+
+    def add(self, slot: int, first_rank: int, batch: ProducerBatch, first_index: int) -> None:
+        """Records of ``slot`` from rank ``first_rank`` on went to ``batch`` from ``first_index``
+        on (until the slot's next slice)."""
+        starts = self._starts.get(slot)
+        if starts is None:
+            self._starts[slot] = [first_rank]
+            self._segments[slot] = [(batch, first_index)]
+            return
+        starts.append(first_rank)
+        self._segments[slot].append((batch, first_index))
 
     def __len__(self) -> int:
-        return len(self.indexes)
+        return self.queued
+
+    def _future(self, i: int) -> RecordFuture:
+        s, r = self._slots[i], self._ranks[i]
+        k = bisect_right(self._starts[s], r) - 1
+        batch, first_index = self._segments[s][k]
+        return RecordFuture(batch, first_index + r - self._starts[s][k])
 
     @overload
     def __getitem__(self, i: int) -> RecordFuture: ...
@@ -102,11 +130,15 @@ class RecordFutures(Sequence[RecordFuture]):
 
     def __getitem__(self, i: int | slice) -> RecordFuture | list[RecordFuture]:
         if isinstance(i, slice):
-            return list(map(RecordFuture, self.batches[i], self.indexes[i]))
-        return RecordFuture(self.batches[i], self.indexes[i])
+            return [self._future(j) for j in range(*i.indices(self.queued))]
+        if i < 0:
+            i += self.queued
+        if not 0 <= i < self.queued:
+            raise IndexError("RecordFutures index out of range")
+        return self._future(i)
 
     def __iter__(self) -> Iterator[RecordFuture]:
-        return map(RecordFuture, self.batches, self.indexes)
+        return map(self._future, range(self.queued))
 
     def __add__(self, other: Sequence[RecordFuture]) -> list[RecordFuture]:
         return [*self, *other]

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from logsvc_wire.batch import read_header
-
 from .batches import ProducerBatch
 
 SEQUENCE_MODULUS = 1 << 31
@@ -84,7 +82,7 @@ class Sequences:
             assert part.identity is not None
             b.producer_id, b.producer_epoch = part.identity
             b.base_sequence = part.next
-            part.next = (part.next + _record_count(b)) % SEQUENCE_MODULUS
+            part.next = (part.next + b.count) % SEQUENCE_MODULUS
 
     def reset(self, topic: str, partition: int) -> None:
         """The partition's batches failed for good: it starts at 0 under the next epoch."""
@@ -92,13 +90,6 @@ class Sequences:
         if part is not None:
             part.identity = None
         self.bump_needed = True
-
-
-def _record_count(b: ProducerBatch) -> int:
-    if b.records is not None:
-        return len(b.records)
-    assert b.encoded is not None  # sequenced again after it was encoded (UnknownProducer)
-    return read_header(b.encoded).record_count
 
 
 def request_groups(batches: list[ProducerBatch]) -> list[list[ProducerBatch]]:

@@ -22,9 +22,9 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from operator import itemgetter
 
 from logsvc_wire import batch as codec
+from logsvc_wire import record_codec
 
 from ..errors import LogsvcError, TopicNotFound, UnknownProducer
 from ..transport.base import ProduceTransport
@@ -36,7 +36,7 @@ from .topic_batches import TopicBatches
 
 log = logging.getLogger("logsvc_client.producer")
 
-_timestamp = itemgetter(0)
+_payload = record_codec.payload
 
 
 class Sender(threading.Thread):
@@ -185,10 +185,10 @@ class Sender(threading.Thread):
 
     def _encoded(self, b: ProducerBatch) -> bytes:
         if b.encoded is None:
-            records = b.records
-            assert records is not None
-            b.encoded = codec.encode_batch(records, max(map(_timestamp, records)), self._compression)
-            b.records = None
+            assert b.buffer is not None
+            payload, first_ts, max_ts = _payload(b.buffer, b.count)
+            b.encoded = codec.batch_of(payload, b.count, first_ts, max_ts, self._compression)
+            b.buffer = None
         return b.encoded
 
     def _on_response(

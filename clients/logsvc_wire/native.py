@@ -1,0 +1,29 @@
+"""The codec's C extension, :mod:`logsvc_wire._codec`, or None: where the wire's hot loops come from.
+
+``pip install`` builds the extension when a C compiler is there; without one (or with the
+environment variable ``LOGSVC_PURE_PYTHON=1``, to test the fallback or compare the two) every
+module of the wire runs its pure-Python code instead, which gives the same bytes, decodings and
+messages, slower. The choice is made once, when the wire is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+#: set to 1 (or true) to run the pure-Python codec even when the C extension was built
+ENV_PURE_PYTHON = "LOGSVC_PURE_PYTHON"
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get(ENV_PURE_PYTHON, "").strip().lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from . import _codec
+    except ImportError:  # built without a C compiler
+        return None
+    return _codec
+
+
+#: the C extension, or None when the pure-Python code runs
+extension: ModuleType | None = _load()
