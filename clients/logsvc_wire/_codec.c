@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <stddef.h>
 
 /* 9999-12-31T23:59:59.999Z in ms since the Unix epoch: the greatest timestamp a record may have. */
 #define MAX_TIMESTAMP_MS 253402300799999LL
@@ -558,6 +560,10 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(rec, 4, key);
         PyTuple_SET_ITEM(rec, 5, value);
         PyTuple_SET_ITEM(rec, 6, headers);
+        /* Without headers a record holds only str, int, bytes and None, so it can be part of no
+         * reference cycle: untracked now, the garbage collector never scans it (it would untrack
+         * such a tuple itself, at its first collection, after scanning it once). */
+        if (headers == Py_None) PyObject_GC_UnTrack(rec);
         PyList_SET_ITEM(out, i - skip, rec);
     }
     Py_XDECREF(ts_obj);
@@ -899,6 +905,223 @@ static PyObject *payload(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     return result;
 }
 
+/* ---- the producer's send() ------------------------------------------------------------ */
+
+/*
+ * FastAppend(accumulator, future_type): a callable standing for accumulator.append (Producer.send)
+ * that queues the common record — send(topic, value[, key]) with bytes or None, no partition,
+ * headers or timestamp, for a topic already known, fitting the open batch of its partition and
+ * the buffer — in one C call, doing exactly what Accumulator.append does for it under the
+ * accumulator's lock. Every other call, or a record that needs a new batch, buffer space or a
+ * conversion, goes to accumulator.append itself (the same arguments), so there is one definition
+ * of the rules and this is only its fast lane. It touches the accumulator only through the
+ * attributes Accumulator.append uses: _topics, lock, buffered, max_buffer_bytes, _batch_limit;
+ * the topic's partitions, sticky and open; the batch's buffer, count and nbytes; and makes the
+ * future as future_type(batch, index) would (its two slots, _batch and _index).
+ */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *acc;
+    PyObject *fallback;    /* acc.append */
+    PyObject *future_type;
+    PyObject *acquire;     /* acc.lock.acquire */
+    PyObject *release;     /* acc.lock.release */
+    PyObject *topics;      /* acc._topics (a dict, kept for the accumulator's life) */
+} FastAppend;
+
+static PyObject *s_partitions, *s_sticky, *s_open, *s_buffered, *s_max_buffer_bytes, *s_batch_limit,
+    *s_nbytes, *s_count, *s_buffer, *s_batch, *s_index;
+
+/* The int attribute name of o as a C long; -1 with an error set when it is not one. */
+static long long int_attr(PyObject *o, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL) return -1;
+    long long r = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int set_int_attr(PyObject *o, PyObject *name, long long value) {
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL) return -1;
+    int r = PyObject_SetAttr(o, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* 1: queued (*future set); 0: not the fast lane's record (nothing changed); -1: error. */
+static int fast_append(FastAppend *self, PyObject *topic, PyObject *value, PyObject *key, PyObject **future) {
+    const char *k, *v;
+    Py_ssize_t kn, vn;
+    if (!bytes_or_none(value, &v, &vn) || !bytes_or_none(key, &k, &kn)) return 0;
+    PyObject *t = PyDict_GetItemWithError(self->topics, topic); /* borrowed */
+    if (t == NULL) return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(t);
+    int result = -1;
+    PyObject *open = NULL, *b = NULL, *buffer = NULL, *locked = NULL;
+    long long partitions = int_attr(t, s_partitions);
+    if (partitions < 1) { result = PyErr_Occurred() ? -1 : 0; goto done; }
+    long long partition;
+    if (k != NULL) {
+        partition = (long long)((kafka_murmur2((const unsigned char *)k, kn) & 0x7fffffffU) % (uint64_t)partitions);
+    } else {
+        partition = int_attr(t, s_sticky);
+        if (partition < 0) { result = PyErr_Occurred() ? -1 : 0; goto done; }
+    }
+    long long size = vn + kn + 21; /* RECORD_OVERHEAD, as Accumulator.append counts a record */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    unsigned long long ts = (unsigned long long)now.tv_sec * 1000ULL + (unsigned long long)now.tv_nsec / 1000000ULL;
+    open = PyObject_GetAttr(t, s_open);
+    if (open == NULL) goto done;
+    if (!PyList_CheckExact(open) || partition >= PyList_GET_SIZE(open)) { result = 0; goto done; }
+    locked = PyObject_CallNoArgs(self->acquire);
+    if (locked == NULL) goto done;
+    /* under the lock from here: any way out releases it */
+    long long buffered = int_attr(self->acc, s_buffered);
+    if (buffered < 0 && PyErr_Occurred()) goto unlock;
+    long long max_buffer = int_attr(self->acc, s_max_buffer_bytes);
+    if (max_buffer < 0 && PyErr_Occurred()) goto unlock;
+    if (buffered + size > max_buffer) { result = 0; goto unlock; } /* append waits for space */
+    b = PyList_GET_ITEM(open, partition);
+    Py_INCREF(b);
+    if (b == Py_None) { result = 0; goto unlock; } /* append opens a batch */
+    long long nbytes = int_attr(b, s_nbytes);
+    if (nbytes < 0 && PyErr_Occurred()) goto unlock;
+    long long limit = int_attr(self->acc, s_batch_limit);
+    if (limit < 0 && PyErr_Occurred()) goto unlock;
+    if (nbytes + size > limit) { result = 0; goto unlock; } /* append rolls the batch */
+    long long count = int_attr(b, s_count);
+    if (count < 0) { result = PyErr_Occurred() ? -1 : 0; goto unlock; }
+    buffer = PyObject_GetAttr(b, s_buffer);
+    if (buffer == NULL) goto unlock;
+    if (!PyByteArray_CheckExact(buffer)) { result = 0; goto unlock; }
+    Py_ssize_t len = PyByteArray_GET_SIZE(buffer);
+    if (PyByteArray_Resize(buffer, len + RECORD_FRAME + kn + vn + 1) < 0) goto unlock;
+    Py_ssize_t end = len;
+    put_record((uint8_t *)PyByteArray_AS_STRING(buffer), &end, ts, k, kn, v, vn, "\xc0", 1);
+    if (PyByteArray_Resize(buffer, end) < 0) goto unlock;
+    if (set_int_attr(b, s_count, count + 1) < 0 || set_int_attr(b, s_nbytes, nbytes + size) < 0 ||
+        set_int_attr(self->acc, s_buffered, buffered + size) < 0) {
+        goto unlock; /* not expected: int slots of our own classes */
+    }
+    /* the future: future_type(b, count), its two slots set as its __init__ sets them */
+    PyTypeObject *ft = (PyTypeObject *)self->future_type;
+    PyObject *f = ft->tp_alloc(ft, 0);
+    if (f == NULL) goto unlock;
+    PyObject *index = PyLong_FromLongLong(count);
+    if (index == NULL || PyObject_SetAttr(f, s_batch, b) < 0 || PyObject_SetAttr(f, s_index, index) < 0) {
+        Py_XDECREF(index);
+        Py_DECREF(f);
+        goto unlock;
+    }
+    Py_DECREF(index);
+    *future = f;
+    result = 1;
+unlock:;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *released = PyObject_CallNoArgs(self->release);
+    if (released == NULL) {
+        Py_XDECREF(exc_type); Py_XDECREF(exc_value); Py_XDECREF(exc_tb);
+        Py_CLEAR(*future);
+        result = -1;
+    } else {
+        Py_DECREF(released);
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+done:
+    Py_XDECREF(locked);
+    Py_XDECREF(buffer);
+    Py_XDECREF(b);
+    Py_XDECREF(open);
+    Py_DECREF(t);
+    return result;
+}
+
+static PyObject *fast_append_call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    FastAppend *self = (FastAppend *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL && (nargs == 2 || nargs == 3)) {
+        PyObject *future = NULL;
+        int r = fast_append(self, args[0], args[1], nargs == 3 ? args[2] : Py_None, &future);
+        if (r < 0) return NULL;
+        if (r > 0) return future;
+    }
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *fast_append_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *acc, *future_type;
+    if (!PyArg_ParseTuple(args, "OO!:FastAppend", &acc, &PyType_Type, &future_type)) return NULL;
+    FastAppend *self = (FastAppend *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->vectorcall = fast_append_call;
+    Py_INCREF(acc);
+    self->acc = acc;
+    Py_INCREF(future_type);
+    self->future_type = future_type;
+    PyObject *lock = PyObject_GetAttrString(acc, "lock");
+    self->fallback = PyObject_GetAttrString(acc, "append");
+    self->topics = PyObject_GetAttrString(acc, "_topics");
+    if (lock == NULL || self->fallback == NULL || self->topics == NULL) goto fail;
+    if (!PyDict_CheckExact(self->topics)) {
+        PyErr_SetString(PyExc_TypeError, "FastAppend: accumulator._topics must be a dict");
+        goto fail;
+    }
+    self->acquire = PyObject_GetAttrString(lock, "acquire");
+    self->release = PyObject_GetAttrString(lock, "release");
+    Py_DECREF(lock);
+    lock = NULL;
+    if (self->acquire == NULL || self->release == NULL) goto fail;
+    return (PyObject *)self;
+fail:
+    Py_XDECREF(lock);
+    Py_DECREF(self);
+    return NULL;
+}
+
+static int fast_append_traverse(FastAppend *self, visitproc visit, void *arg) {
+    Py_VISIT(self->acc);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->future_type);
+    Py_VISIT(self->acquire);
+    Py_VISIT(self->release);
+    Py_VISIT(self->topics);
+    return 0;
+}
+
+static int fast_append_clear(FastAppend *self) {
+    Py_CLEAR(self->acc);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->future_type);
+    Py_CLEAR(self->acquire);
+    Py_CLEAR(self->release);
+    Py_CLEAR(self->topics);
+    return 0;
+}
+
+static void fast_append_dealloc(FastAppend *self) {
+    PyObject_GC_UnTrack(self);
+    fast_append_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject FastAppendType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logsvc_wire._codec.FastAppend",
+    .tp_basicsize = sizeof(FastAppend),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "FastAppend(accumulator, future_type): accumulator.append with the common record in C.",
+    .tp_new = fast_append_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FastAppend, vectorcall),
+    .tp_traverse = (traverseproc)fast_append_traverse,
+    .tp_clear = (inquiry)fast_append_clear,
+    .tp_dealloc = (destructor)fast_append_dealloc,
+};
+
 static PyMethodDef methods[] = {
     {"check", (PyCFunction)(void (*)(void))check, METH_FASTCALL,
      "check(payload, record_count, first_timestamp_ms, max_timestamp_ms, timestamps) -> None, or what is wrong."},
@@ -919,4 +1142,24 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_codec", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__codec(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__codec(void) {
+    struct { PyObject **slot; const char *name; } names[] = {
+        {&s_partitions, "partitions"}, {&s_sticky, "sticky"}, {&s_open, "open"}, {&s_buffered, "buffered"},
+        {&s_max_buffer_bytes, "max_buffer_bytes"}, {&s_batch_limit, "_batch_limit"}, {&s_nbytes, "nbytes"},
+        {&s_count, "count"}, {&s_buffer, "buffer"}, {&s_batch, "_batch"}, {&s_index, "_index"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].name);
+        if (*names[i].slot == NULL) return NULL;
+    }
+    if (PyType_Ready(&FastAppendType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&FastAppendType);
+    if (PyModule_AddObject(m, "FastAppend", (PyObject *)&FastAppendType) < 0) {
+        Py_DECREF(&FastAppendType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

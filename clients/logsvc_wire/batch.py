@@ -14,12 +14,12 @@ its batches with upper bounds of the encoded size: :data:`RECORD_OVERHEAD` and
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import msgpack
 
+from .checksum import crc32
 from .compression import COMPRESSIONS, check_compression, compress, inflate_bounded, inflate_prefix
 from .errors import CorruptBatch, InvalidBatch
 from .record_check import MAX_RECORDS_PER_BATCH, MIN_RECORD_BYTES, check
@@ -105,7 +105,7 @@ def batch_of(
         code = check_compression(compression)
         payload = compress(payload, code)
         attributes = code << ATTR_COMPRESSION_SHIFT
-    crc = zlib.crc32(payload)
+    crc = crc32(payload)
     return HEADER.pack(MAGIC, attributes, 0, record_count, first_timestamp_ms, max_timestamp_ms, crc) + payload
 
 
@@ -160,7 +160,7 @@ def validate(
     if count > MAX_RECORDS_PER_BATCH:
         raise InvalidBatch(f"record_count {count} is more than {MAX_RECORDS_PER_BATCH} records per batch")
     payload = memoryview(data)[HEADER_SIZE:]
-    crc = zlib.crc32(payload)
+    crc = crc32(payload)
     if crc != header.crc32:
         raise InvalidBatch(f"record batch CRC32 mismatch: header says {header.crc32:#010x}, payload has {crc:#010x}")
     if header.first_timestamp_ms < 0 or header.max_timestamp_ms < 0:
@@ -282,7 +282,7 @@ def decode_records(
     except InvalidBatch as e:
         raise corrupt(topic, partition, base_offset, 1, e.message) from None
     count = header.record_count
-    if check_crc and zlib.crc32(memoryview(data)[HEADER_SIZE:]) != header.crc32:
+    if check_crc and crc32(memoryview(data)[HEADER_SIZE:]) != header.crc32:
         raise corrupt(topic, partition, base_offset, count, "it fails its CRC32 check")
     try:
         plain = _plain(data, header)

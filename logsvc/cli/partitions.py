@@ -9,7 +9,6 @@ specification (:mod:`logsvc.cli.batch_check`) and lists the bad ones.
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,6 +33,7 @@ from logsvc_client import Admin
 from logsvc_client.errors import CorruptBatch, InvalidBatch
 from logsvc_client.records import Record
 from logsvc_wire.batch import HEADER_SIZE, BatchHeader, decode_records, read_header
+from logsvc_wire.checksum import crc32
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -184,7 +184,7 @@ def dump(
                 else:
                     echo_line(f"batch at offset {base}: {len(data)} bytes, unreadable header: {e.message}")
                 continue
-            crc = zlib.crc32(memoryview(data)[HEADER_SIZE:])
+            crc = crc32(memoryview(data)[HEADER_SIZE:])
             if crc != header.crc32:
                 corrupt.append(base)
             records: list[Record] | None

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 
 from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
 from logsvc_wire.partitioner import StickyPartitioner, choose_partition
-from logsvc_wire.record_codec import NO_HEADERS, append_record, pack_headers
+from logsvc_wire.record_codec import NO_HEADERS, FastAppend, append_record, pack_headers
 
 from ..errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
 from ..records import check_timestamp, to_bytes, to_headers
@@ -149,6 +149,15 @@ class Accumulator:
         finally:
             lock.release()
         return future
+
+    def send_function(self) -> Callable[..., RecordFuture]:
+        """``Producer.send``: :meth:`append`, or, with the codec's C extension, a callable that
+        queues the common record (bytes or None, no partition, headers or timestamp, fitting its
+        open batch and the buffer) in one C call doing what :meth:`append` does, and hands every
+        other call to :meth:`append` (see ``FastAppend`` in ``logsvc_wire/_codec.c``)."""
+        if FastAppend is None:
+            return self.append
+        return FastAppend(self, RecordFuture)
 
     def append_many(
         self,

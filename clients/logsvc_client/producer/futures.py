@@ -23,6 +23,8 @@ class RecordFuture:
     __slots__ = ("_batch", "_index")
 
     def __init__(self, batch: ProducerBatch, index: int) -> None:
+        # Nothing else: the codec's FastAppend (Producer.send's C lane) makes futures by setting
+        # these two slots on a new instance, as this does.
         self._batch = batch
         self._index = index
 

@@ -105,8 +105,9 @@ class Producer:
 
     #: Queue one record; returns at once with a :class:`RecordFuture` (see :class:`Send` for the
     #: parameters and errors). It is the accumulator's
-    #: :meth:`~logsvc_client.producer.accumulator.Accumulator.append` itself, bound per instance
-    #: in ``__init__``: ``send`` is the hot path, and a wrapper would cost a call per record.
+    #: :meth:`~logsvc_client.producer.accumulator.Accumulator.send_function` (its ``append``, with
+    #: the common record queued in C when the codec's extension runs), set per instance in
+    #: ``__init__``: ``send`` is the hot path, and a wrapper would cost a call per record.
     send: Send
 
     def __init__(
@@ -172,7 +173,7 @@ class Producer:
             block_when_full=buffer_full == "block",
             buffer_timeout_ms=buffer_timeout_ms,
         )
-        self.send = self._acc.append  # the one definition of send (see the attribute's comment)
+        self.send = self._acc.send_function()  # the one definition of send (see the attribute's comment)
         self._sender = Sender(
             self._acc,
             self._transport,
