@@ -102,6 +102,7 @@ class GrpcTransport(GrpcAdminCalls):
         options = OWN_CONNECTION_OPTIONS if own_connection else ()
         self._channel = channel.connect(address, options, security=security)
         self.stub = pb_grpc.BrokerStub(self._channel)
+        self._call_thread = channel.CallThreadKeeper(self._channel)
         self._timeout_s = request_timeout_ms / 1000
         self._retry = retry
 
@@ -112,6 +113,7 @@ class GrpcTransport(GrpcAdminCalls):
         return len(response.partitions)
 
     def close(self) -> None:
+        self._call_thread.close()
         self._channel.close()
 
     # -- producing ------------------------------------------------------------------------------
@@ -150,6 +152,7 @@ class GrpcTransport(GrpcAdminCalls):
             else:
                 done([a.base_offset for a in response.appends], None)
 
+        self._call_thread.ensure()
         channel.call_async(self.stub.Produce, request, self._timeout_s, on_response)
 
     def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
@@ -182,6 +185,7 @@ class GrpcTransport(GrpcAdminCalls):
             max_bytes=max_bytes,
             max_wait_ms=max_wait_ms,
         )
+        self._call_thread.ensure()
         return GrpcFetch(channel.start(self.stub.Fetch, request, timeout_s))
 
     def list_offsets(
