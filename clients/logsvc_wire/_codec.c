@@ -973,12 +973,12 @@ static int fast_append(FastAppend *self, PyObject *topic, PyObject *value, PyObj
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     unsigned long long ts = (unsigned long long)now.tv_sec * 1000ULL + (unsigned long long)now.tv_nsec / 1000000ULL;
-    open = PyObject_GetAttr(t, s_open);
-    if (open == NULL) goto done;
-    if (!PyList_CheckExact(open) || partition >= PyList_GET_SIZE(open)) { result = 0; goto done; }
     locked = PyObject_CallNoArgs(self->acquire);
     if (locked == NULL) goto done;
     /* under the lock from here: any way out releases it */
+    open = PyObject_GetAttr(t, s_open); /* under the lock, as append reads it (abort replaces it) */
+    if (open == NULL) goto unlock;
+    if (!PyList_CheckExact(open) || partition >= PyList_GET_SIZE(open)) { result = 0; goto unlock; }
     long long buffered = int_attr(self->acc, s_buffered);
     if (buffered < 0 && PyErr_Occurred()) goto unlock;
     long long max_buffer = int_attr(self->acc, s_max_buffer_bytes);
