@@ -22,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -919,6 +920,64 @@ static PyObject *payload(PyObject *self, PyObject *const *args, Py_ssize_t nargs
  * the topic's partitions, sticky and open; the batch's buffer, count and nbytes; and makes the
  * future as future_type(batch, index) would (its two slots, _batch and _index).
  */
+/* Where the named attributes of a __slots__ class live in its instances, so the fast lane reads
+ * and writes them as the slot descriptors would, without a lookup per access. */
+#define SLOT(o, offset) (*(PyObject **)((char *)(o) + (offset)))
+#define MAX_SLOTS 4
+typedef struct {
+    PyTypeObject *type; /* a strong reference once resolved; NULL before */
+    Py_ssize_t offset[MAX_SLOTS];
+} slots;
+
+/* 1 when every name is a writable object slot of type (offsets filled), 0 when one is not. */
+static int resolve_slots(slots *c, PyTypeObject *type, PyObject *const *names, int n) {
+    if (c->type == type) return 1;
+    for (int i = 0; i < n; i++) {
+        PyObject *d = _PyType_Lookup(type, names[i]); /* borrowed */
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) return 0;
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return 0;
+        c->offset[i] = m->offset;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(c->type, type);
+    return 1;
+}
+
+/* The int in slot offset of o; -1 when unset or not a non-negative int (no error set). */
+static long long slot_int(PyObject *o, Py_ssize_t offset) {
+    PyObject *v = SLOT(o, offset);
+    if (v == NULL || !PyLong_CheckExact(v)) return -1;
+    long long r = PyLong_AsLongLong(v);
+    if (r == -1 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
+    return r;
+}
+
+/* Set slot offset of o to value (a new reference, stolen). */
+static void set_slot(PyObject *o, Py_ssize_t offset, PyObject *value) {
+    PyObject *old = SLOT(o, offset);
+    SLOT(o, offset) = value;
+    Py_XDECREF(old);
+}
+
+/*
+ * FastAppend(accumulator, future_type): a callable standing for accumulator.append (Producer.send)
+ * that queues the common record — send(topic, value[, key]) with bytes or None, no partition,
+ * headers or timestamp, for a topic already known, fitting the open batch of its partition and
+ * the buffer — in one C call, doing exactly what Accumulator.append does for it under the
+ * accumulator's lock. Every other call, or a record that needs a new batch, buffer space or a
+ * conversion, goes to accumulator.append itself (the same arguments), so there is one definition
+ * of the rules and this is only its fast lane. It touches the accumulator only through what
+ * Accumulator.append uses: _topics, lock, buffered, max_buffer_bytes and _batch_limit (both read
+ * once: they are set in __init__ only); the topic's partitions, sticky and open slots; the
+ * batch's buffer, count and nbytes slots; and it makes the future as future_type(batch, index)
+ * would (its two slots, _batch and _index). Slots are read and written as their descriptors do,
+ * at offsets looked up once per class.
+ */
+enum { T_PARTITIONS, T_STICKY, T_OPEN };
+enum { B_BUFFER, B_COUNT, B_NBYTES };
+enum { F_BATCH, F_INDEX };
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -928,27 +987,13 @@ typedef struct {
     PyObject *acquire;     /* acc.lock.acquire */
     PyObject *release;     /* acc.lock.release */
     PyObject *topics;      /* acc._topics (a dict, kept for the accumulator's life) */
+    long long max_buffer;  /* acc.max_buffer_bytes */
+    long long limit;       /* acc._batch_limit */
+    slots topic_slots, batch_slots, future_slots;
 } FastAppend;
 
-static PyObject *s_partitions, *s_sticky, *s_open, *s_buffered, *s_max_buffer_bytes, *s_batch_limit,
-    *s_nbytes, *s_count, *s_buffer, *s_batch, *s_index;
-
-/* The int attribute name of o as a C long; -1 with an error set when it is not one. */
-static long long int_attr(PyObject *o, PyObject *name) {
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (v == NULL) return -1;
-    long long r = PyLong_AsLongLong(v);
-    Py_DECREF(v);
-    return r;
-}
-
-static int set_int_attr(PyObject *o, PyObject *name, long long value) {
-    PyObject *v = PyLong_FromLongLong(value);
-    if (v == NULL) return -1;
-    int r = PyObject_SetAttr(o, name, v);
-    Py_DECREF(v);
-    return r;
-}
+static PyObject *s_partitions, *s_sticky, *s_open, *s_buffered, *s_nbytes, *s_count, *s_buffer, *s_batch,
+    *s_index;
 
 /* 1: queued (*future set); 0: not the fast lane's record (nothing changed); -1: error. */
 static int fast_append(FastAppend *self, PyObject *topic, PyObject *value, PyObject *key, PyObject **future) {
@@ -957,66 +1002,80 @@ static int fast_append(FastAppend *self, PyObject *topic, PyObject *value, PyObj
     if (!bytes_or_none(value, &v, &vn) || !bytes_or_none(key, &k, &kn)) return 0;
     PyObject *t = PyDict_GetItemWithError(self->topics, topic); /* borrowed */
     if (t == NULL) return PyErr_Occurred() ? -1 : 0;
-    Py_INCREF(t);
-    int result = -1;
-    PyObject *open = NULL, *b = NULL, *buffer = NULL, *locked = NULL;
-    long long partitions = int_attr(t, s_partitions);
-    if (partitions < 1) { result = PyErr_Occurred() ? -1 : 0; goto done; }
+    PyObject *const topic_names[] = {s_partitions, s_sticky, s_open};
+    if (!resolve_slots(&self->topic_slots, Py_TYPE(t), topic_names, 3)) return 0;
+    Py_ssize_t *to = self->topic_slots.offset;
+    long long partitions = slot_int(t, to[T_PARTITIONS]);
+    if (partitions < 1) return 0;
     long long partition;
     if (k != NULL) {
         partition = (long long)((kafka_murmur2((const unsigned char *)k, kn) & 0x7fffffffU) % (uint64_t)partitions);
     } else {
-        partition = int_attr(t, s_sticky);
-        if (partition < 0) { result = PyErr_Occurred() ? -1 : 0; goto done; }
+        partition = slot_int(t, to[T_STICKY]);
+        if (partition < 0) return 0;
     }
     long long size = vn + kn + 21; /* RECORD_OVERHEAD, as Accumulator.append counts a record */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     unsigned long long ts = (unsigned long long)now.tv_sec * 1000ULL + (unsigned long long)now.tv_nsec / 1000000ULL;
-    locked = PyObject_CallNoArgs(self->acquire);
-    if (locked == NULL) goto done;
-    /* under the lock from here: any way out releases it */
-    open = PyObject_GetAttr(t, s_open); /* under the lock, as append reads it (abort replaces it) */
-    if (open == NULL) goto unlock;
-    if (!PyList_CheckExact(open) || partition >= PyList_GET_SIZE(open)) { result = 0; goto unlock; }
-    long long buffered = int_attr(self->acc, s_buffered);
-    if (buffered < 0 && PyErr_Occurred()) goto unlock;
-    long long max_buffer = int_attr(self->acc, s_max_buffer_bytes);
-    if (max_buffer < 0 && PyErr_Occurred()) goto unlock;
-    if (buffered + size > max_buffer) { result = 0; goto unlock; } /* append waits for space */
-    b = PyList_GET_ITEM(open, partition);
+
+    Py_INCREF(t);
+    int result = 0;
+    PyObject *held = NULL; /* the batch, held while it is written */
+    PyObject *locked = PyObject_CallNoArgs(self->acquire);
+    if (locked == NULL) { Py_DECREF(t); return -1; }
+    Py_DECREF(locked);
+    /* under the lock from here until the release below: nothing here calls Python code */
+    PyObject *open = SLOT(t, to[T_OPEN]); /* read under the lock, as append does (abort replaces it) */
+    if (open == NULL || !PyList_CheckExact(open) || partition >= PyList_GET_SIZE(open)) goto unlock;
+    PyObject *bufferedobj = PyObject_GetAttr(self->acc, s_buffered);
+    if (bufferedobj == NULL) { result = -1; goto unlock; }
+    long long buffered = PyLong_AsLongLong(bufferedobj);
+    Py_DECREF(bufferedobj);
+    if (buffered == -1 && PyErr_Occurred()) { result = -1; goto unlock; }
+    if (buffered + size > self->max_buffer) goto unlock; /* append waits for space */
+    PyObject *b = PyList_GET_ITEM(open, partition);      /* borrowed: the list keeps it */
+    if (b == Py_None) goto unlock;                       /* append opens a batch */
     Py_INCREF(b);
-    if (b == Py_None) { result = 0; goto unlock; } /* append opens a batch */
-    long long nbytes = int_attr(b, s_nbytes);
-    if (nbytes < 0 && PyErr_Occurred()) goto unlock;
-    long long limit = int_attr(self->acc, s_batch_limit);
-    if (limit < 0 && PyErr_Occurred()) goto unlock;
-    if (nbytes + size > limit) { result = 0; goto unlock; } /* append rolls the batch */
-    long long count = int_attr(b, s_count);
-    if (count < 0) { result = PyErr_Occurred() ? -1 : 0; goto unlock; }
-    buffer = PyObject_GetAttr(b, s_buffer);
-    if (buffer == NULL) goto unlock;
-    if (!PyByteArray_CheckExact(buffer)) { result = 0; goto unlock; }
-    Py_ssize_t len = PyByteArray_GET_SIZE(buffer);
-    if (PyByteArray_Resize(buffer, len + RECORD_FRAME + kn + vn + 1) < 0) goto unlock;
-    Py_ssize_t end = len;
-    put_record((uint8_t *)PyByteArray_AS_STRING(buffer), &end, ts, k, kn, v, vn, "\xc0", 1);
-    if (PyByteArray_Resize(buffer, end) < 0) goto unlock;
-    if (set_int_attr(b, s_count, count + 1) < 0 || set_int_attr(b, s_nbytes, nbytes + size) < 0 ||
-        set_int_attr(self->acc, s_buffered, buffered + size) < 0) {
-        goto unlock; /* not expected: int slots of our own classes */
-    }
-    /* the future: future_type(b, count), its two slots set as its __init__ sets them */
+    held = b; /* the allocations below may run the garbage collector */
+    PyObject *const batch_names[] = {s_buffer, s_count, s_nbytes};
+    if (!resolve_slots(&self->batch_slots, Py_TYPE(b), batch_names, 3)) goto unlock;
+    Py_ssize_t *bo = self->batch_slots.offset;
+    long long nbytes = slot_int(b, bo[B_NBYTES]);
+    long long count = slot_int(b, bo[B_COUNT]);
+    PyObject *buffer = SLOT(b, bo[B_BUFFER]);
+    if (nbytes < 0 || count < 0 || buffer == NULL || !PyByteArray_CheckExact(buffer)) goto unlock;
+    if (nbytes + size > self->limit) goto unlock; /* append rolls the batch */
     PyTypeObject *ft = (PyTypeObject *)self->future_type;
-    PyObject *f = ft->tp_alloc(ft, 0);
-    if (f == NULL) goto unlock;
+    PyObject *const future_names[] = {s_batch, s_index};
+    if (!resolve_slots(&self->future_slots, ft, future_names, 2)) goto unlock;
+    /* everything checked: the appends below only fail when memory runs out */
     PyObject *index = PyLong_FromLongLong(count);
-    if (index == NULL || PyObject_SetAttr(f, s_batch, b) < 0 || PyObject_SetAttr(f, s_index, index) < 0) {
-        Py_XDECREF(index);
-        Py_DECREF(f);
+    PyObject *new_count = PyLong_FromLongLong(count + 1);
+    PyObject *new_nbytes = PyLong_FromLongLong(nbytes + size);
+    PyObject *new_buffered = PyLong_FromLongLong(buffered + size);
+    PyObject *f = ft->tp_alloc(ft, 0);
+    Py_ssize_t len = PyByteArray_GET_SIZE(buffer);
+    if (!index || !new_count || !new_nbytes || !new_buffered || !f ||
+        PyByteArray_Resize(buffer, len + RECORD_FRAME + kn + vn + 1) < 0) {
+        Py_XDECREF(index); Py_XDECREF(new_count); Py_XDECREF(new_nbytes); Py_XDECREF(new_buffered); Py_XDECREF(f);
+        result = -1;
         goto unlock;
     }
-    Py_DECREF(index);
+    Py_ssize_t end = len;
+    put_record((uint8_t *)PyByteArray_AS_STRING(buffer), &end, ts, k, kn, v, vn, "\xc0", 1);
+    PyByteArray_Resize(buffer, end); /* shrinking: never fails */
+    set_slot(b, bo[B_COUNT], new_count);
+    set_slot(b, bo[B_NBYTES], new_nbytes);
+    if (PyObject_SetAttr(self->acc, s_buffered, new_buffered) < 0) { /* not expected: an instance attribute */
+        Py_DECREF(new_buffered); Py_DECREF(index); Py_DECREF(f);
+        result = -1;
+        goto unlock;
+    }
+    Py_DECREF(new_buffered);
+    Py_INCREF(b);
+    set_slot(f, self->future_slots.offset[F_BATCH], b);
+    set_slot(f, self->future_slots.offset[F_INDEX], index);
     *future = f;
     result = 1;
 unlock:;
@@ -1031,11 +1090,7 @@ unlock:;
         Py_DECREF(released);
         PyErr_Restore(exc_type, exc_value, exc_tb);
     }
-done:
-    Py_XDECREF(locked);
-    Py_XDECREF(buffer);
-    Py_XDECREF(b);
-    Py_XDECREF(open);
+    Py_XDECREF(held);
     Py_DECREF(t);
     return result;
 }
@@ -1075,6 +1130,13 @@ static PyObject *fast_append_new(PyTypeObject *type, PyObject *args, PyObject *k
     Py_DECREF(lock);
     lock = NULL;
     if (self->acquire == NULL || self->release == NULL) goto fail;
+    PyObject *max_buffer = PyObject_GetAttrString(acc, "max_buffer_bytes");
+    PyObject *limit = PyObject_GetAttrString(acc, "_batch_limit");
+    self->max_buffer = max_buffer ? PyLong_AsLongLong(max_buffer) : -1;
+    self->limit = limit ? PyLong_AsLongLong(limit) : -1;
+    Py_XDECREF(max_buffer);
+    Py_XDECREF(limit);
+    if (PyErr_Occurred()) goto fail;
     return (PyObject *)self;
 fail:
     Py_XDECREF(lock);
@@ -1089,6 +1151,9 @@ static int fast_append_traverse(FastAppend *self, visitproc visit, void *arg) {
     Py_VISIT(self->acquire);
     Py_VISIT(self->release);
     Py_VISIT(self->topics);
+    Py_VISIT(self->topic_slots.type);
+    Py_VISIT(self->batch_slots.type);
+    Py_VISIT(self->future_slots.type);
     return 0;
 }
 
@@ -1099,6 +1164,9 @@ static int fast_append_clear(FastAppend *self) {
     Py_CLEAR(self->acquire);
     Py_CLEAR(self->release);
     Py_CLEAR(self->topics);
+    Py_CLEAR(self->topic_slots.type);
+    Py_CLEAR(self->batch_slots.type);
+    Py_CLEAR(self->future_slots.type);
     return 0;
 }
 
@@ -1145,8 +1213,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_codec", NULL, -1, m
 PyMODINIT_FUNC PyInit__codec(void) {
     struct { PyObject **slot; const char *name; } names[] = {
         {&s_partitions, "partitions"}, {&s_sticky, "sticky"}, {&s_open, "open"}, {&s_buffered, "buffered"},
-        {&s_max_buffer_bytes, "max_buffer_bytes"}, {&s_batch_limit, "_batch_limit"}, {&s_nbytes, "nbytes"},
-        {&s_count, "count"}, {&s_buffer, "buffer"}, {&s_batch, "_batch"}, {&s_index, "_index"},
+        {&s_nbytes, "nbytes"}, {&s_count, "count"}, {&s_buffer, "buffer"}, {&s_batch, "_batch"},
+        {&s_index, "_index"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
