@@ -76,7 +76,9 @@ def calls(rng: random.Random, n: int) -> list[tuple[tuple[Any, ...], dict[str, A
     return out
 
 
-@pytest.mark.skipif(not record_codec.NATIVE, reason="the C extension is not built")
+@pytest.mark.skipif(
+    not record_codec.NATIVE, reason="the C extension is not in use (not built, or LOGSVC_PURE_PYTHON=1)"
+)
 def test_the_c_lane_fills_the_same_batches_as_append_record_for_record() -> None:
     # Given two accumulators with small batches (so batches roll and the sticky partition moves),
     # one sent to through append, the other through the C lane
@@ -96,7 +98,9 @@ def test_the_c_lane_fills_the_same_batches_as_append_record_for_record() -> None
     assert all(type(f) is RecordFuture for f in got)
 
 
-@pytest.mark.skipif(not record_codec.NATIVE, reason="the C extension is not built")
+@pytest.mark.skipif(
+    not record_codec.NATIVE, reason="the C extension is not in use (not built, or LOGSVC_PURE_PYTHON=1)"
+)
 def test_the_c_lane_hands_a_full_buffer_and_bad_calls_to_append_and_its_errors() -> None:
     acc = accumulator(max_batch_bytes=2048, max_buffer_bytes=4096, block_when_full=False)
     send = acc.send_function()
