@@ -79,6 +79,10 @@ class Sink(abc.ABC):
     #: records with equal :meth:`identity` in one batch are compacted by the runtime (the last one
     #: wins), so ``write`` never gets two records of one id in a batch; an adapter does not compact
     compact_ids: bool = True
+    #: the runtime may call ``write`` on a thread of its own while it polls and prepares the next
+    #: batch (never two writes at once, and never while it calls ``stored_offsets``, ``open`` or
+    #: ``close``); False: every call comes from the thread that runs the runtime
+    write_in_background: bool = False
 
     @abc.abstractmethod
     def open(self) -> None:

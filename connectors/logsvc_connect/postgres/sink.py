@@ -77,6 +77,9 @@ class PostgresSink(Sink):
     """Writes batches to PostgreSQL, idempotently (see the module doc)."""
 
     kind = "postgres"
+    #: the runtime overlaps a write with polling the next batch: the server parses, indexes and
+    #: syncs one batch while this process decodes and encodes the next
+    write_in_background = True
 
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config
