@@ -354,6 +354,8 @@ class SinkRuntime:
         # Dead letters are acknowledged before any offset past them is stored anywhere.
         self._dead_letter(failed, 1)  # never written: tried once, by decoding or the filter
         records = self._compact(records)
+        if records and self._writer is not None:
+            self.sink.prepare(records)  # while the write in flight runs
         return Batch(records, offsets, bool(records or self.sink.stores_offsets))
 
     def _finish(self, batch: Batch, sink_failed: Failed | None) -> bool:

@@ -99,6 +99,13 @@ class Sink(abc.ABC):
         the batch completes per partition (what the runtime will commit after this returns);
         an exactly-once sink stores them in the same transaction as the rows."""
 
+    def prepare(self, records: list[SinkRecord]) -> None:
+        """With :attr:`write_in_background`: called on the runtime's thread with the batch that
+        the next ``write`` gets (the same list), while the previous write may still run. Work
+        that needs no database (encoding) done here overlaps that write; ``write`` must still
+        accept any records (a retry, or a list it was not prepared with). A no-op by default."""
+        return
+
     @property
     def stores_offsets(self) -> bool:
         """True for exactly-once sinks that keep their offsets with the rows. They store offsets

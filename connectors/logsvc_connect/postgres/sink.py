@@ -108,6 +108,10 @@ class PostgresSink(Sink):
         # ids (offset ids too: a record can come twice) are compacted by the runtime, so a batch
         # holds one record per id: what upsert needs (one row per id in a statement)
         self._trust_json = not self.decode_values and config.value_format in ("json", "auto")
+        # prepare() encodes the next batch while a write runs: an encoder of its own (the write
+        # may re-encode with trust_json off), and what it made for which records
+        self._ahead = RowEncoder(config)
+        self._prepared: tuple[Sequence[SinkRecord], list[TopicGroup], dict[int, DataError]] | None = None
         if config.key_mode == "offset":  # what identity() returns, with no Python call per record
             self.identity = _ORIGIN  # type: ignore[method-assign,assignment]
 
@@ -135,11 +139,22 @@ class PostgresSink(Sink):
         except DataError:
             return (record.topic, record.partition, record.offset)
 
-    def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
+    def prepare(self, records: list[SinkRecord]) -> None:
         failed: dict[int, DataError] = {}
         groups = group_records(records)
         for group in groups:
-            group.encode(records, self.encoder, failed, self._trust_json)
+            group.encode(records, self._ahead, failed, self._trust_json)
+        self._prepared = (records, groups, failed)
+
+    def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared[0] is records:
+            groups, failed = prepared[1], dict(prepared[2])
+        else:
+            failed = {}
+            groups = group_records(records)
+            for group in groups:
+                group.encode(records, self.encoder, failed, self._trust_json)
         conn = self._connection()
         try:
             self._create_tables(conn, groups)
