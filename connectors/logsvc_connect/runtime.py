@@ -14,7 +14,8 @@ at worst writes a batch again, which the adapters' idempotent writes absorb.
 
 Overlapped writes (sinks with :attr:`~logsvc_connect.sink.Sink.write_in_background`): a full
 batch is handed to a writer thread of the runtime's own, and the loop polls, decodes and compacts
-the next batch while the database works on it. One write at a time, in batch order: the next
+the next batch, and has the sink :meth:`~logsvc_connect.sink.Sink.prepare` it, while the database
+works on the current one. One write at a time, in batch order: the next
 batch's write starts only after the previous one returned (so an exactly-once sink never stores
 offsets past a batch that is not written), and a batch's offsets are committed only after its
 write returned. A batch completed by the linger time, a rebalance, a corrupt batch and the end of
