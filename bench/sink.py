@@ -9,8 +9,12 @@ keyed by order id with ``--upsert-keys`` distinct ids (each id comes back every 
 orders, so consecutive batches hold no repeats and an upsert run updates real rows). Then each run
 is one connector — ``logsvc connect postgres|mongo`` as a subprocess, exactly what a user runs,
 default batching (``batch_max_records = 10000``), a consumer group of its own starting at the
-earliest offset:
+earliest offset — preceded, for PostgreSQL, by the raw COPY limit:
 
+0. ``pg_raw_copy``: the rows the ``pg_append`` run stores (every record of the topic, jsonb, as
+   the connector encodes them), built before the clock starts, COPYed (binary, ``write_row``) in
+   batches of 10,000 rows, one transaction each, into a fresh table created by the connector's own
+   DDL (same columns, same primary key), on the same server;
 1. ``pg_append``: jsonb, ``key_mode = "offset"``, ``insert_mode = "insert"``, ``exactly_once``
    (the offsets in the same transaction as the rows);
 2. ``pg_upsert``: jsonb, ``key_mode = "key"``, ``insert_mode = "upsert"``: the first
@@ -24,16 +28,21 @@ The clock of a connector run starts when the broker shows the group's member hol
 partitions (polled every 10 ms) — interpreter start-up and joining the group are a constant cost,
 printed apart as "start-up" — and stops when the group's committed offsets reach the end of the
 topic, which the runtime commits only after the database write is durable. Each run ends by
-checking the table/collection holds what it should (and SIGTERM). Last line::
+checking the table/collection holds what it should (and SIGTERM). The CPU the connector process
+spent while the clock ran (user + system, from ``/proc``) is printed per record for each run.
+``--only pg|pg_append|mongo`` runs only those parts (``pg_append``: the raw COPY and the append
+run). Last line (also on stderr; a run not made reads 0)::
 
-    pg_append_rps=N pg_upsert_rps=N mongo_rps=N mongo_raw_insert_many_rps=N mongo_server=nx-27017|mongodb
+    pg_raw_copy_rps=N pg_append_rps=N pg_upsert_rps=N mongo_rps=N mongo_raw_insert_many_rps=N
+    pg_append_share_of_copy=NN% pg_append_cpu_us_per_record=N.N mongo_server=nx-27017|mongodb|skipped
     pg_server=own-pg15-fsync|given broker=logsvc:own|logsvc:given durability=fsync
 
 (``mongo_server`` says which MongoDB the mongo figures come from: nx-27017, started here, is a far
 slower server than MongoDB, so its figures are only comparable with each other.)
 
-Targets on the 2-core reference machine: pg append >= 150,000 rows/s, upsert >= 60,000 rows/s,
-mongo >= 80% of the raw insert_many rate measured in the same run.
+Targets on the 2-core reference machine: pg append >= 150,000 rows/s and >= 85% of the raw COPY
+measured in the same run, upsert >= 60,000 rows/s, mongo >= 80% of the raw insert_many rate
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: the servers to start
 
@@ -57,14 +66,20 @@ import psycopg
 import pymongo
 from bson import DatetimeMS
 from own_broker import broker
+from psycopg import sql
+from psycopg.types.string import BytesBinaryDumper
 from pymongo.write_concern import WriteConcern
 
 from logsvc_client import Admin, Consumer, Producer, Record
 from logsvc_client.errors import GroupNotFound
+from logsvc_connect.postgres.config import PostgresConfig
+from logsvc_connect.postgres.rows import JSONB_V1, PG_EPOCH_MS
+from logsvc_connect.postgres.schema import TableLayout
 from logsvc_connect.values import decode_value
 
 TOPIC = "orders"
 RAW_BATCH_RECORDS = 10_000
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AMD", "INTC", "ORCL", "IBM", "NFLX")
 
 
@@ -131,10 +146,22 @@ def toml(value: Any) -> str:
     return json.dumps(value)
 
 
-def run_connector(
-    kind: str, name: str, server: str, adapter: Mapping[str, Any], total: int, directory: Path
-) -> tuple[float, float]:
-    """Run one connector over the whole topic: (records/s while it held the partitions, start-up s)."""
+class Run(NamedTuple):
+    """One connector run over the whole topic."""
+
+    records_per_s: float  # while it held the partitions
+    startup_s: float  # from spawning the process to holding the partitions
+    cpu_us_per_record: float  # the connector process's user + system CPU while the clock ran
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
+
+
+def run_connector(kind: str, name: str, server: str, adapter: Mapping[str, Any], total: int, directory: Path) -> Run:
+    """Run one connector over the whole topic."""
     config = directory / f"{name}.toml"
     runtime = {"name": name, "server": server, "topics": [TOPIC], "value_format": "json"}
     lines = [f"{k} = {toml(v)}" for k, v in runtime.items()] + [f"[{kind}]"]
@@ -146,12 +173,14 @@ def run_connector(
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         try:
             joined = wait(lambda: _holds_partitions(admin, name), process, directory / f"{name}.log", 60)
+            cpu_at_join = cpu_s(process.pid)
             wait(lambda: _committed(admin, name) >= total, process, directory / f"{name}.log", 3600)
             finished = time.perf_counter()
+            cpu = cpu_s(process.pid) - cpu_at_join
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
-    return total / (finished - joined), joined - spawned
+    return Run(total / (finished - joined), joined - spawned, cpu * 1e6 / total)
 
 
 def wait(done: Any, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> float:
@@ -194,23 +223,55 @@ def produce(server: str, total: int, partitions: int, keys: int) -> float:
     return size / total
 
 
-def postgres_runs(server: str, dsn: str, total: int, keys: int, directory: Path) -> dict[str, float]:
-    results = {}
-    runs = {
-        "pg_append": ({"key_mode": "offset", "insert_mode": "insert", "exactly_once": True}, total),
-        "pg_upsert": ({"key_mode": "key", "insert_mode": "upsert"}, min(keys, total)),
-    }
+APPEND = {"key_mode": "offset", "insert_mode": "insert", "exactly_once": True}
+
+
+def postgres_runs(server: str, dsn: str, total: int, keys: int, directory: Path, only_append: bool) -> dict[str, float]:
+    results = {"pg_raw_copy": raw_copy(server, dsn, total)}
+    print(f"pg_raw_copy: {total:,} rows: {results['pg_raw_copy']:,.0f} rows/s")
+    runs = {"pg_append": (APPEND, total)}
+    if not only_append:
+        runs["pg_upsert"] = ({"key_mode": "key", "insert_mode": "upsert"}, min(keys, total))
     for name, (options, rows) in runs.items():
         table = f"bench_{name}"
         adapter = {"dsn": dsn, "table": table, **options}
-        rps, startup = run_connector("postgres", name, server, adapter, total, directory)
+        run = run_connector("postgres", name, server, adapter, total, directory)
         with psycopg.connect(dsn, autocommit=True) as conn:
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             conn.execute(f"DROP TABLE {table}")
         assert count is not None and count[0] == rows, f"{name}: {count} rows, expected {rows}"
-        results[name] = rps
-        print(f"{name}: {total:,} records -> {rows:,} rows: {rps:,.0f} records/s (start-up {startup:.2f} s)")
+        results[name] = run.records_per_s
+        results[f"{name}_cpu_us"] = run.cpu_us_per_record
+        share = f", {run.records_per_s / results['pg_raw_copy']:.0%} of the raw COPY" if name == "pg_append" else ""
+        cpu = f"connector CPU {run.cpu_us_per_record:.1f} µs/record"
+        print(f"{name}: {total:,} records -> {rows:,} rows: {run.records_per_s:,.0f} records/s"
+              f" (start-up {run.startup_s:.2f} s, {cpu}){share}")  # fmt: skip
     return results
+
+
+def raw_copy(server: str, dsn: str, total: int) -> float:
+    """Rows/s of a binary COPY of the rows the ``pg_append`` run stores, built before the clock,
+    in batches of RAW_BATCH_RECORDS, one transaction each, into a fresh table of the same shape."""
+    layout = TableLayout(PostgresConfig.from_mapping({"dsn": dsn, "connector": "bench_raw", **APPEND}))
+    table = "bench_pg_raw_copy"
+    rows = [(r.topic, r.partition, r.offset, r.key, JSONB_V1 + r.value, None,
+             (r.timestamp_ms - PG_EPOCH_MS) * 1000, None) for r in topic_records(server, total) if r.value]  # fmt: skip
+    statement = layout.copy(table)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.adapters.register_dumper(None, BytesBinaryDumper)  # as the connector does
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(layout.target(table)))
+        conn.execute(layout.create_table(table))
+        started = time.perf_counter()
+        for start in range(0, len(rows), RAW_BATCH_RECORDS):
+            with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.set_types(layout.copy_types)
+                for row in rows[start : start + RAW_BATCH_RECORDS]:
+                    copy.write_row(row)
+        rps = len(rows) / (time.perf_counter() - started)
+        count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(layout.target(table))).fetchone()
+        conn.execute(sql.SQL("DROP TABLE {}").format(layout.target(table)))
+    assert count is not None and count[0] == total, f"pg_raw_copy: {count} rows, expected {total}"
+    return rps
 
 
 def mongo_runs(server: str, uri: str, total: int, directory: Path) -> dict[str, float]:
@@ -229,26 +290,32 @@ def mongo_runs(server: str, uri: str, total: int, directory: Path) -> dict[str, 
         print(f"mongo_raw_insert_many: {total:,} documents: {raw_rps:,.0f} docs/s")
 
         database = f"bench_sink_{stamp}"
-        rps, startup = run_connector("mongo", "mongo", server, {"uri": uri, "database": database}, total, directory)
+        run = run_connector("mongo", "mongo", server, {"uri": uri, "database": database}, total, directory)
         count = client[database]["orders"].count_documents({})
         client.drop_database(database)
         assert count == total, f"mongo: {count} documents, expected {total}"
-        print(f"mongo: {total:,} records -> {count:,} documents: {rps:,.0f} records/s (start-up {startup:.2f} s)"
-              f", {rps / raw_rps:.0%} of insert_many")  # fmt: skip
-        return {"mongo": rps, "mongo_raw_insert_many": raw_rps}
+        print(f"mongo: {total:,} records -> {count:,} documents: {run.records_per_s:,.0f} records/s"
+              f" (start-up {run.startup_s:.2f} s, connector CPU {run.cpu_us_per_record:.1f} µs/record)"
+              f", {run.records_per_s / raw_rps:.0%} of insert_many")  # fmt: skip
+        return {"mongo": run.records_per_s, "mongo_raw_insert_many": raw_rps}
     finally:
         client.close()
 
 
-def stored_documents(server: str, total: int) -> list[dict[str, Any]]:
-    """Every record of the topic as the Mongo sink stores it in its default mode."""
+def topic_records(server: str, total: int) -> list[Record]:
+    """The ``total`` records of the topic."""
     records: list[Record] = []
     with Consumer(server) as consumer:
         consumer.assign_topic(TOPIC)
         while len(records) < total:
             records.extend(consumer.poll(timeout_ms=1000))
+    return records
+
+
+def stored_documents(server: str, total: int) -> list[dict[str, Any]]:
+    """Every record of the topic as the Mongo sink stores it in its default mode."""
     documents = []
-    for r in records:
+    for r in topic_records(server, total):
         doc = decode_value(r.value, "json")
         assert isinstance(doc, dict) and r.key is not None
         meta = {"topic": r.topic, "partition": r.partition, "offset": r.offset,
@@ -266,23 +333,37 @@ def main() -> None:
     parser.add_argument("--pg-dsn", help="a PostgreSQL to use instead of starting a cluster")
     parser.add_argument("--mongo-uri", help="a MongoDB to use instead of starting nx-27017")
     parser.add_argument("--skip", action="append", default=[], choices=["postgres", "mongo"])
+    parser.add_argument("--only", choices=["pg", "pg_append", "mongo"],
+                        help="run only these parts (pg_append: the raw COPY and the append run)")  # fmt: skip
     args = parser.parse_args()
-    results = {"pg_append": 0.0, "pg_upsert": 0.0, "mongo": 0.0, "mongo_raw_insert_many": 0.0}
+    skip = set(args.skip)
+    if args.only:
+        skip |= {"mongo"} if args.only.startswith("pg") else {"postgres"}
+    results = {"pg_raw_copy": 0.0, "pg_append": 0.0, "pg_append_cpu_us": 0.0, "pg_upsert": 0.0, "mongo": 0.0,
+               "mongo_raw_insert_many": 0.0}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="logsvc-bench-sink-") as tmp, broker(args.server) as server:
         size = produce(server, args.records, args.partitions, args.upsert_keys)
         print(f"produced {args.records:,} orders of ~{size:.0f} bytes to {args.partitions} partitions")
-        if "postgres" not in args.skip:
+        if "postgres" not in skip:
             with postgres(args.pg_dsn) as dsn:
-                results.update(postgres_runs(server, dsn, args.records, args.upsert_keys, Path(tmp)))
-        if "mongo" not in args.skip:
+                only_append = args.only == "pg_append"
+                results.update(postgres_runs(server, dsn, args.records, args.upsert_keys, Path(tmp), only_append))
+        if "mongo" not in skip:
             with mongo(args.mongo_uri) as uri:
                 results.update(mongo_runs(server, uri, args.records, Path(tmp)))
-    mongo_server = "skipped" if "mongo" in args.skip else "mongodb" if args.mongo_uri else "nx-27017"
-    print(
-        " ".join(f"{name}_rps={rps:.0f}" for name, rps in results.items())
+    share = results["pg_append"] / results["pg_raw_copy"] if results["pg_raw_copy"] else 0.0
+    mongo_server = "skipped" if "mongo" in skip else "mongodb" if args.mongo_uri else "nx-27017"
+    last = (
+        " ".join(
+            f"{name}_rps={results[name]:.0f}"
+            for name in ("pg_raw_copy", "pg_append", "pg_upsert", "mongo", "mongo_raw_insert_many")
+        )
+        + f" pg_append_share_of_copy={share:.0%} pg_append_cpu_us_per_record={results['pg_append_cpu_us']:.1f}"
         + f" mongo_server={mongo_server} pg_server={'given' if args.pg_dsn else 'own-pg15-fsync'}"
         + f" broker={'logsvc:given' if args.server else 'logsvc:own'} durability=fsync"
     )
+    print(last, flush=True)
+    print(last, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,15 @@ long the first record of a batch waits. An offset is committed only after the wr
 (and the dead-lettering of its failed records) is durable, so a crash anywhere loses nothing and
 at worst writes a batch again, which the adapters' idempotent writes absorb.
 
+Overlapped writes (sinks with :attr:`~logsvc_connect.sink.Sink.write_in_background`): a full
+batch is handed to a writer thread of the runtime's own, and the loop polls, decodes and compacts
+the next batch, and has the sink :meth:`~logsvc_connect.sink.Sink.prepare` it, while the database
+works on the current one. One write at a time, in batch order: the next
+batch's write starts only after the previous one returned (so an exactly-once sink never stores
+offsets past a batch that is not written), and a batch's offsets are committed only after its
+write returned. A batch completed by the linger time, a rebalance, a corrupt batch and the end of
+the run first wait for the write in flight, so everything else reads as without the writer.
+
 A stored batch that does not decode (:class:`~logsvc_client.errors.CorruptBatch`: written by an
 older version, or damaged on disk) is dead-lettered whole, as its raw bytes with the offset range
 in its headers (:mod:`logsvc_connect.dead_letters.format`); then the records before it are written and
@@ -28,6 +37,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import repeat
 from operator import add, itemgetter
 from typing import Any
@@ -51,6 +62,11 @@ _new = tuple.__new__
 _topic_partition_of, _offset_of, _value_of = itemgetter(0, 1), itemgetter(2), itemgetter(5)
 _NO_DOC = (None,)
 LAG_REFRESH_S = 5.0
+#: how long a poll waits at most while a write runs in the background, so that its batch is
+#: committed soon after it is durable even when no records come
+IN_FLIGHT_POLL_S = 0.01
+
+Failed = list[tuple[SinkRecord, DataError]]
 
 
 def compacted(records: Sequence[SinkRecord], identity: Callable[[SinkRecord], Hashable]) -> list[int] | None:
@@ -61,6 +77,17 @@ def compacted(records: Sequence[SinkRecord], identity: Callable[[SinkRecord], Ha
     if len(last) == len(records):
         return None
     return sorted(last.values())
+
+
+@dataclass(slots=True)
+class Batch:
+    """A batch ready for the sink: its records decoded, filtered and compacted, the decoding and
+    filter failures dead-lettered, and the offsets its commit stores."""
+
+    records: list[SinkRecord]
+    offsets: dict[TopicPartition, int]
+    #: whether the sink is called (records to write, or offsets an exactly-once sink stores)
+    writes: bool
 
 
 class StartFrom:
@@ -111,6 +138,9 @@ class SinkRuntime:
         self._next_lag_refresh = 0.0
         self.batches_written = 0
         self._attempts = 1  # how many times the last write ran (1 + its retries)
+        self._writer: ThreadPoolExecutor | None = None  # overlapped writes, one at a time
+        self._in_flight: tuple[Batch, Future[Failed | None]] | None = None
+        self._abandoned = False  # a batch was left unwritten (stopping): no later batch is written
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -142,11 +172,16 @@ class SinkRuntime:
             max_lane_wait_ms=cfg.max_lane_wait_ms,
         )
         self._consumer = consumer
+        if self.sink.write_in_background:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"logsvc-write-{cfg.name}")
         try:
             consumer.subscribe(list(cfg.topics))
             self._loop(consumer)
             self._flush()
         finally:
+            if self._writer is not None:  # a write still running (an error above) ends first
+                self._writer.shutdown(wait=True)
+                self._writer, self._in_flight = None, None
             self._consumer = None
             try:
                 consumer.close()
@@ -185,6 +220,11 @@ class SinkRuntime:
         while not self._stopping.is_set():
             room = cfg.batch_max_records - len(self._pending)
             wait_s = linger_s - (time.monotonic() - self._first_pending_at) if self._pending else linger_s or 0.5
+            if self._in_flight is not None:
+                if self._in_flight[1].done():
+                    self._finish_in_flight()
+                else:
+                    wait_s = min(wait_s, IN_FLIGHT_POLL_S)
             try:
                 records = consumer.poll(timeout_ms=max(1, int(wait_s * 1000)), max_records=room)
             except CorruptBatch as e:
@@ -195,12 +235,11 @@ class SinkRuntime:
                     self._first_pending_at = time.monotonic()
                 self._pending.extend(records)
                 self._pending_bytes += sum(map(len, filter(None, map(_value_of, records))))
-            if self._pending and (
-                len(self._pending) >= cfg.batch_max_records
-                or self._pending_bytes >= cfg.batch_max_bytes
-                or time.monotonic() - self._first_pending_at >= linger_s
-            ):
-                self._flush()
+            if self._pending:
+                if len(self._pending) >= cfg.batch_max_records or self._pending_bytes >= cfg.batch_max_bytes:
+                    self._flush(overlap=self._writer is not None)
+                elif time.monotonic() - self._first_pending_at >= linger_s:
+                    self._flush()
             self._refresh_lag()
 
     def _skip_corrupt_batch(self, consumer: Consumer, error: CorruptBatch) -> None:
@@ -222,6 +261,7 @@ class SinkRuntime:
         consumer = self._consumer
         if consumer is None:
             return
+        self._finish_in_flight()  # the sink is not shared with a write, and its offsets are stored
         fresh = [tp for tp in partitions if tp not in self._started]
         self._started.update(fresh)
         spec = self.start_from.spec
@@ -258,10 +298,50 @@ class SinkRuntime:
 
     # -- one batch --------------------------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _flush(self, overlap: bool = False) -> None:
+        """Write and commit the pending records. ``overlap``: hand the write to the writer thread
+        and return (its commit comes once it returned); else the write in flight ends first and
+        this batch is written and committed before returning."""
+        if self._abandoned or (not overlap and not self._finish_in_flight()):
+            return
+        batch = self._prepare()
+        if batch is None:
+            return
+        if not batch.writes:
+            if self._finish_in_flight():
+                self._finish(batch, [])
+            return
+        if not overlap or self._writer is None:
+            self._finish(batch, self._write(batch.records, batch.offsets))
+            return
+        previous = self._in_flight
+        if previous is not None:
+            self._in_flight = None
+            failed = previous[1].result()
+            if failed is None or failed:
+                # not written (stopping), or records to dead-letter and offsets to store again
+                # before any later write: finished here, in order
+                if not self._finish(previous[0], failed):
+                    return  # stopping with a batch unwritten: nothing after it is written either
+                previous = None
+        self._in_flight = (batch, self._writer.submit(self._write, batch.records, batch.offsets))
+        if previous is not None:
+            self._finish(previous[0], [])  # durable: commit it while the next write runs
+
+    def _finish_in_flight(self) -> bool:
+        """Wait for the write in flight, then dead-letter its failures and commit it; False when
+        a batch was left unwritten (stopping)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            self._finish(in_flight[0], in_flight[1].result())
+        return not self._abandoned
+
+    def _prepare(self) -> Batch | None:
+        """Take the pending records as a batch: decoded, filtered, the failures dead-lettered,
+        compacted (None when nothing is pending)."""
         batch, past_corrupt = self._pending, self._skipped
         if not batch and not past_corrupt:
-            return
+            return None
         self._pending, self._pending_bytes, self._skipped = [], 0, {}
         last = dict(zip(map(_topic_partition_of, batch), map(_offset_of, batch), strict=True))  # last one wins
         offsets = {TopicPartition(*tp): offset + 1 for tp, offset in last.items()}
@@ -275,15 +355,25 @@ class SinkRuntime:
         # Dead letters are acknowledged before any offset past them is stored anywhere.
         self._dead_letter(failed, 1)  # never written: tried once, by decoding or the filter
         records = self._compact(records)
-        if records or self.sink.stores_offsets:
-            sink_failed = self._write(records, offsets)
-            if sink_failed is None:
-                return  # stopped while the sink was down: nothing committed, the batch comes again
-            self._dead_letter(sink_failed, self._attempts)
-            if sink_failed and self.sink.stores_offsets and self._write([], offsets) is None:
-                return
-        self._commit(offsets)
+        if records and self._writer is not None:
+            self.sink.prepare(records)  # while the write in flight runs
+        return Batch(records, offsets, bool(records or self.sink.stores_offsets))
+
+    def _finish(self, batch: Batch, sink_failed: Failed | None) -> bool:
+        """After ``batch``'s write returned ``sink_failed``: dead-letter those records (an
+        exactly-once sink then stores the full offsets) and commit. False when the write did not
+        happen (stopped while the sink was down): nothing committed, the batch comes again."""
+        if batch.writes:
+            if sink_failed is not None:
+                self._dead_letter(sink_failed, self._attempts)
+            if sink_failed is None or (
+                sink_failed and self.sink.stores_offsets and self._write([], batch.offsets) is None
+            ):
+                self._abandoned = True  # no later batch is written: an exactly-once sink would skip this one
+                return False
+        self._commit(batch.offsets)
         self.batches_written += 1
+        return True
 
     def _decode(self, batch: list[Record]) -> tuple[list[SinkRecord], list[tuple[SinkRecord, DataError]]]:
         if not (self.sink.decode_values or self.transforms.changes_fields):
@@ -304,14 +394,12 @@ class SinkRuntime:
         kept = compacted(records, self.sink.identity)
         return records if kept is None else [records[i] for i in kept]
 
-    def _dead_letter(self, failed: list[tuple[SinkRecord, DataError]], attempts: int) -> None:
+    def _dead_letter(self, failed: Failed, attempts: int) -> None:
         if failed:
             self.dead_letters.send(failed, attempts)
             self.metrics.records_dead_lettered.inc(len(failed))
 
-    def _write(
-        self, records: list[SinkRecord], offsets: dict[TopicPartition, int]
-    ) -> list[tuple[SinkRecord, DataError]] | None:
+    def _write(self, records: list[SinkRecord], offsets: dict[TopicPartition, int]) -> Failed | None:
         """Write with retries; the records that failed on their data, or None when stopped first.
         ``self._attempts`` is then how many times the write ran (what their dead letters say)."""
         attempt = 0

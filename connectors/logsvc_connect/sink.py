@@ -79,6 +79,10 @@ class Sink(abc.ABC):
     #: records with equal :meth:`identity` in one batch are compacted by the runtime (the last one
     #: wins), so ``write`` never gets two records of one id in a batch; an adapter does not compact
     compact_ids: bool = True
+    #: the runtime may call ``write`` on a thread of its own while it polls and prepares the next
+    #: batch (never two writes at once, and never while it calls ``stored_offsets``, ``open`` or
+    #: ``close``); False: every call comes from the thread that runs the runtime
+    write_in_background: bool = False
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -94,6 +98,13 @@ class Sink(abc.ABC):
         """Write ``records`` durably (see the module docstring). ``offsets`` are the next offsets
         the batch completes per partition (what the runtime will commit after this returns);
         an exactly-once sink stores them in the same transaction as the rows."""
+
+    def prepare(self, records: list[SinkRecord]) -> None:
+        """With :attr:`write_in_background`: called on the runtime's thread with the batch that
+        the next ``write`` gets (the same list), while the previous write may still run. Work
+        that needs no database (encoding) done here overlaps that write; ``write`` must still
+        accept any records (a retry, or a list it was not prepared with). A no-op by default."""
+        return
 
     @property
     def stores_offsets(self) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from logsvc_client.records import TopicPartition
 from logsvc_connect.postgres import PostgresSink
 from logsvc_connect.postgres.config import PostgresConfig
 from logsvc_connect.sink import SinkRecord
@@ -106,3 +107,45 @@ def test_an_undecoded_upsert_through_staging_keeps_the_good_rows_of_a_refused_ba
     assert target.query("SELECT key, value FROM orders ORDER BY 1") == [
         (b"a", {"v": 1}), (b"b", {"v": 0}), (b"c", {"v": 1})
     ]  # fmt: skip
+
+
+def test_a_refused_row_in_a_one_transaction_batch_leaves_only_the_good_rows_and_their_offsets(
+    make_sink: MakeSink, target: PostgresTarget
+) -> None:
+    # Given an exactly-once append sink whose first batch went straight into the table
+    sink = make_sink(value_format="json", exactly_once=True, connector="billing")
+    orders = TopicPartition("orders", 0)
+    assert sink.write([undecoded(0, GOOD)], {orders: 1}).failed == {}
+
+    # When the next batch has a value the server refuses and one whose row is there already
+    batch = [undecoded(0, GOOD), undecoded(1, b'{"id": 2, oops'), undecoded(2, b'{"id": 3}')]
+    failed = sink.write(batch, {orders: 3}).failed
+
+    # Then the bad one fails alone, the row already there stays once, the good one is stored, and
+    # the offsets stop before the failed record (the runtime stores them on once it is dead-lettered)
+    assert {i: e.error_class for i, e in failed.items()} == {1: "InvalidJson"}
+    assert target.query('SELECT "offset" FROM orders ORDER BY 1') == [(0,), (2,)]
+    assert sink.stored_offsets([orders]) == {orders: 1}
+
+
+def test_a_batch_prepared_ahead_is_written_as_if_it_was_not_and_a_stale_one_is_ignored(
+    make_sink: MakeSink, target: PostgresTarget
+) -> None:
+    # Given a sink that prepared a batch, and batches with bad records
+    sink = make_sink(value_format="json")
+    first = [undecoded(0, GOOD), undecoded(1, b'{"id": 2, oops')]
+    second = [undecoded(2, b'{"id": 3}'), undecoded(3, b'{"text": "NUL \\u0000"}')]
+    third = [undecoded(4, b"{}")]
+    sink.prepare(first)
+
+    # When it writes that batch, then prepares the second but writes the third before it
+    failed_first = sink.write(first, {}).failed
+    sink.prepare(second)
+    failed_third = sink.write(third, {}).failed
+    failed_second = sink.write(second, {}).failed
+
+    # Then each batch's good records are stored and its bad ones fail, as without preparing
+    assert {i: e.error_class for i, e in failed_first.items()} == {1: "InvalidJson"}
+    assert failed_third == {}
+    assert {i: e.error_class for i, e in failed_second.items()} == {1: "NulInText"}
+    assert target.query('SELECT "offset" FROM orders ORDER BY 1') == [(0,), (2,), (4,)]

@@ -42,6 +42,10 @@ class TopicGroup:
         leave JSON to PostgreSQL to check."""
         self.trusted = encoder.trust_json = trust
         self.rows, self.indexes = [], []
+        rows = encoder.rows(records if len(self.live) == len(records) else [records[i] for i in self.live])
+        if rows is not None:
+            self.rows, self.indexes = rows, self.live
+            return
         encode = encoder.row
         try:
             self.rows = [encode(records[i]) for i in self.live]

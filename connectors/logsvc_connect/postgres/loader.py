@@ -59,6 +59,21 @@ class RowLoader:
             return
         self.can_isolate = True
 
+    def can_copy_direct(self, table: str) -> bool:
+        """Whether rows go straight into ``table`` now (jsonb mode, and the table's last direct
+        attempts met no existing ids)."""
+        return self.layout.direct and not self._skip_direct.get(table, 0)
+
+    def copy_direct(self, cur: psycopg.Cursor[Any], table: str, rows: list[Row]) -> None:
+        """COPY ``rows`` straight into ``table`` with no savepoint of its own: a row refused fails
+        the caller's transaction, which then calls :meth:`refused_direct` and writes again."""
+        self._copy(cur, self.layout.copy(table), rows)
+
+    def refused_direct(self, table: str) -> None:
+        """A :meth:`copy_direct` into ``table`` was refused: the batch written again and the next
+        :data:`DIRECT_BACKOFF_BATCHES` go through staging, as after a refused direct :meth:`load`."""
+        self._skip_direct[table] = DIRECT_BACKOFF_BATCHES + 1
+
     def load(self, cur: psycopg.Cursor[Any], table: str, rows: list[Row], indexes: list[int],
              failed: dict[int, DataError], strict: bool = False) -> None:  # fmt: skip
         """COPY ``rows`` (of the records ``indexes``) straight into the table when they can be

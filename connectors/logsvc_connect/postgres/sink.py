@@ -6,7 +6,10 @@ A batch is split per topic (:mod:`~logsvc_connect.postgres.groups`: tombstones a
 encoded; the runtime has compacted duplicate ids already), and each group's rows go into its table by
 :class:`~logsvc_connect.postgres.loader.RowLoader`: a binary COPY straight into the table when
 they can (jsonb mode, when the table's last direct attempts met no existing ids), otherwise a COPY
-into the session's temporary staging table and one ``INSERT … SELECT … ON CONFLICT``.
+into the session's temporary staging table and one ``INSERT … SELECT … ON CONFLICT``. The common
+batch — trusted JSON (below), no tombstones, every table taking a direct COPY — goes in as
+``BEGIN``, the COPYs, the offsets, ``COMMIT`` with no savepoint; when the server refuses a row that
+transaction is rolled back whole and the batch written again the usual way.
 
 In jsonb mode with offset or key ids nothing needs the value decoded: the sink asks the runtime
 not to decode (``decode_values``), stores a JSON object's own bytes and leaves checking them to
@@ -40,6 +43,7 @@ the new record; the same record written again (a redelivery) is not, so writes s
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -61,6 +65,8 @@ from .rows import RowEncoder
 from .schema import TableLayout
 
 CONNECT_TIMEOUT_S = 10
+#: (topic, partition, offset) of a SinkRecord tuple, by a C getter
+_ORIGIN = itemgetter(0, 1, 2)
 STAGING_BUFFERS = "64MB"
 
 
@@ -77,6 +83,9 @@ class PostgresSink(Sink):
     """Writes batches to PostgreSQL, idempotently (see the module doc)."""
 
     kind = "postgres"
+    #: the runtime overlaps a write with polling the next batch: the server parses, indexes and
+    #: syncs one batch while this process decodes and encodes the next
+    write_in_background = True
 
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config
@@ -99,6 +108,12 @@ class PostgresSink(Sink):
         # ids (offset ids too: a record can come twice) are compacted by the runtime, so a batch
         # holds one record per id: what upsert needs (one row per id in a statement)
         self._trust_json = not self.decode_values and config.value_format in ("json", "auto")
+        # prepare() encodes the next batch while a write runs: an encoder of its own (the write
+        # may re-encode with trust_json off), and what it made for which records
+        self._ahead = RowEncoder(config)
+        self._prepared: tuple[Sequence[SinkRecord], list[TopicGroup], dict[int, DataError]] | None = None
+        if config.key_mode == "offset":  # what identity() returns, with no Python call per record
+            self.identity = _ORIGIN  # type: ignore[method-assign,assignment]
 
     # -- the contract ------------------------------------------------------------------------------
 
@@ -124,14 +139,27 @@ class PostgresSink(Sink):
         except DataError:
             return (record.topic, record.partition, record.offset)
 
-    def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
+    def prepare(self, records: list[SinkRecord]) -> None:
         failed: dict[int, DataError] = {}
         groups = group_records(records)
         for group in groups:
-            group.encode(records, self.encoder, failed, self._trust_json)
+            group.encode(records, self._ahead, failed, self._trust_json)
+        self._prepared = (records, groups, failed)
+
+    def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared[0] is records:
+            groups, failed = prepared[1], dict(prepared[2])
+        else:
+            failed = {}
+            groups = group_records(records)
+            for group in groups:
+                group.encode(records, self.encoder, failed, self._trust_json)
         conn = self._connection()
         try:
             self._create_tables(conn, groups)
+            if self._write_direct(conn, records, groups, failed, offsets):
+                return WriteResult(failed)
             self.loader.staging_dirty = False
             with conn.transaction(), conn.cursor() as cur:
                 for group in groups:
@@ -139,16 +167,46 @@ class PostgresSink(Sink):
                         cur.execute(self.layout.delete_keys(self._table(group.topic)), (group.delete_keys,))
                     if group.rows:
                         self._load(cur, self._table(group.topic), records, group, failed)
-                if self.config.exactly_once and offsets:
-                    tps = list(_offsets_before_failures(records, failed, offsets).items())
-                    cur.execute(
-                        self.layout.store_offsets(),
-                        (self.config.connector, [tp.topic for tp, _ in tps], [tp.partition for tp, _ in tps],
-                         [o for _, o in tps]),
-                    )  # fmt: skip
+                self._store_offsets(cur, records, failed, offsets)
         except psycopg.Error as e:
             raise self._translate(e) from e
         return WriteResult(failed)
+
+    def _write_direct(self, conn: psycopg.Connection[Any], records: Sequence[SinkRecord], groups: list[TopicGroup],
+                      failed: dict[int, DataError], offsets: Mapping[TopicPartition, int]) -> bool:  # fmt: skip
+        """The common case in one transaction with no savepoint: every group's rows COPYed straight
+        into its table (trusted JSON, no tombstones, direct COPY allowed), then the offsets. True
+        when written; False when it does not apply, or when the server refused a row — then the
+        transaction was rolled back, nothing is written, and the caller writes the batch the usual
+        way, which finds the refused records (a savepoint per step costs round trips, and a
+        subtransaction, on every batch)."""
+        tables = [self._table(group.topic) for group in groups]
+        for group, table in zip(groups, tables, strict=True):
+            if not (group.trusted and group.rows and not group.delete_keys and self.loader.can_copy_direct(table)):
+                return False
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                for group, table in zip(groups, tables, strict=True):
+                    self.loader.copy_direct(cur, table, group.rows)
+                self._store_offsets(cur, records, failed, offsets)
+        except psycopg.Error as e:
+            if not is_data_error(e):
+                raise
+            for table in tables:
+                self.loader.refused_direct(table)
+            return False
+        return True
+
+    def _store_offsets(self, cur: psycopg.Cursor[Any], records: Sequence[SinkRecord], failed: dict[int, DataError],
+                       offsets: Mapping[TopicPartition, int]) -> None:  # fmt: skip
+        """Exactly-once: upsert the batch's next offsets (never past a failed record)."""
+        if self.config.exactly_once and offsets:
+            tps = list(_offsets_before_failures(records, failed, offsets).items())
+            cur.execute(
+                self.layout.store_offsets(),
+                (self.config.connector, [tp.topic for tp, _ in tps], [tp.partition for tp, _ in tps],
+                 [o for _, o in tps]),
+            )  # fmt: skip
 
     @property
     def stores_offsets(self) -> bool:
