@@ -113,6 +113,7 @@ class Op:
 
     appends = False  # refused with StorageFull when the disk or the map is full
     nbytes = 0  # batch bytes, to bound a group
+    nbatches = 0  # record batches, for the writer's stats
 
     def __init__(self) -> None:
         self._done = threading.Lock()
@@ -168,6 +169,7 @@ class Append(Op):
         self.producer = producer
         self.sequences = sequences
         self.nbytes = sum(len(data) for _, data, _ in items)
+        self.nbatches = len(items)
         self._states: dict[bytes, ProducerState] = {}
 
     def check(self, ctx: TxnContext) -> tuple[TopicMeta, _Decisions]:

@@ -56,11 +56,13 @@ DISK_FULL_MARGIN_BYTES = 1024 * 1024
 
 
 class WriterStats:
-    """Counters for tests and metrics: ``commits`` transactions for ``ops`` completed ops."""
+    """Counters for tests and metrics: ``commits`` transactions for ``ops`` completed ops, which
+    carried ``batches`` record batches (appended or found duplicate)."""
 
     def __init__(self) -> None:
         self.commits = 0
         self.ops = 0
+        self.batches = 0
         self.map_grows = 0
 
 
@@ -227,6 +229,7 @@ class Writer:
             ctx.publish()
             self.stats.commits += 1
             self.stats.ops += len(pending)
+            self.stats.batches += sum(op.nbatches for op in pending)
             if self._disk_full and any(op.appends and op.error is None for op in pending):
                 self._disk_full = False
                 log.warning("storage has room again: appends are accepted")
