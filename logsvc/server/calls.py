@@ -15,11 +15,11 @@
    INVALID_ARGUMENT, :mod:`logsvc.server.malformed`); the ACLs are checked against what the method
    needs (:mod:`logsvc.server.authorization`; a refusal is PERMISSION_DENIED and an audit line);
    then the servicer method runs — a plain method on the bounded worker pool (``workers``
-   threads), a coroutine (the long-polling Fetch) on the loop itself, so a waiting call holds no
-   thread; ListTopics / ListGroups answers lose what the caller may not describe; a produce or
-   fetch over its principal's quota is held back on the loop (:mod:`logsvc.server.quotas`,
-   ``throttle_time_ms`` says how long); a change of state is written to the audit log
-   (:mod:`logsvc.server.audit`);
+   threads), a coroutine (Produce, waiting for the storage writer's commit, and the long-polling
+   Fetch) on the loop itself, so a waiting call holds no thread; ListTopics / ListGroups answers
+   lose what the caller may not describe; a produce or fetch over its principal's quota is held
+   back on the loop (:mod:`logsvc.server.quotas`, ``throttle_time_ms`` says how long); a change of
+   state is written to the audit log (:mod:`logsvc.server.audit`);
 5. errors leave here, once: a :class:`~logsvc.errors.LogsvcError` becomes its status code, its
    message and its trailing metadata (:func:`~logsvc_wire.errors.trailing_metadata`: the
    ``logsvc-error`` code and the ``logsvc-error-details`` JSON); anything else is INTERNAL with no traceback

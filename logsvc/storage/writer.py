@@ -106,13 +106,18 @@ class Writer:
 
     def submit(self, op: Op) -> Any:
         """Queue ``op`` and block until it is durable; its result, or its error raised."""
+        self.enqueue(op)
+        return op.wait()
+
+    def enqueue(self, op: Op) -> None:
+        """Queue ``op`` without waiting: its ``on_complete`` is called on this thread once it is
+        done (StorageFailed or Unavailable raised here when nothing can be queued any more)."""
         with self._lock:
             if self.failure is not None:
                 raise _copy(self.failure)
             if self._closed:
                 raise rules.closed()
             self._queue.put(op)
-        return op.wait()
 
     def close(self) -> None:
         """Write everything already queued, then stop the thread."""
