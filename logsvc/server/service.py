@@ -35,8 +35,9 @@ from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_wire.partitioner import choose_partition
 from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 
-#: A Produce request this large or smaller is checked on the event loop (a few records: checking
-#: them costs less than the hop to a worker thread and back); a larger one on the worker pool
+#: A Produce request of one batch this large or smaller is checked on the event loop (a few
+#: records: checking them costs less than the hop to a worker thread and back); any other on the
+#: worker pool
 INLINE_PRODUCE_BYTES = 16 * 1024
 
 #: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
@@ -196,7 +197,7 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
 
     async def Produce(self, request: pb.ProduceRequest, call: Call) -> pb.ProduceResponse:
         """On the event loop: the batches are checked and queued to the storage writer (on the loop
-        itself for a request of at most :data:`INLINE_PRODUCE_BYTES` to a known topic, else on the
+        itself for one batch of at most :data:`INLINE_PRODUCE_BYTES` to a known topic, else on the
         worker pool), and the call waits for the commit without holding a thread."""
         loop = asyncio.get_running_loop()
         committed = loop.create_future()
@@ -205,13 +206,23 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
             with contextlib.suppress(RuntimeError):  # the loop closed: the call is long gone
                 loop.call_soon_threadsafe(_resolve, committed)
 
-        if request.ByteSize() <= INLINE_PRODUCE_BYTES and self._partition_count(request.topic) is not None:
-            name, batches, pending = self._start_produce(request, on_done)
-        else:  # large batches to check, or a topic to create: off the loop
-            name, batches, pending = await loop.run_in_executor(self.executor, self._start_produce, request, on_done)
+        # One small batch to a known topic (a single record, say) is checked here; anything else on
+        # the pool. Never request.ByteSize(): protobuf serializes the whole request to tell it.
+        batches: list[tuple[int, bytes]] | None = None
+        inline = False
+        if len(request.batches) == 1:
+            first = request.batches[0]
+            batches = [(first.partition, first.batch)]  # the one copy of its bytes protobuf makes
+            inline = len(batches[0][1]) <= INLINE_PRODUCE_BYTES and self._partition_count(request.topic) is not None
+        if inline:
+            name, sent, pending = self._start_produce(request, on_done, batches)
+        else:  # large batches to check, several of them, or a topic to create: off the loop
+            name, sent, pending = await loop.run_in_executor(
+                self.executor, self._start_produce, request, on_done, batches
+            )
         await committed
         appended = pending.result()
-        self._count(name, batches, appended)
+        self._count(name, sent, appended)
         return pb.ProduceResponse(
             appends=[
                 pb.PartitionAppend(
@@ -222,13 +233,18 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
         )
 
     def _start_produce(
-        self, request: pb.ProduceRequest, on_done: Callable[[], None]
+        self,
+        request: pb.ProduceRequest,
+        on_done: Callable[[], None],
+        batches: list[tuple[int, bytes]] | None = None,
     ) -> tuple[str, list[tuple[int, bytes]], PendingAppend]:
-        """Check a Produce request's batches and queue them; ``on_done`` once they are committed."""
+        """Check a Produce request's batches (``batches``: its ``(partition, batch)`` pairs when
+        already read out of it) and queue them; ``on_done`` once they are committed."""
         meta = self._topic_for_produce(request.topic)
         if not request.batches:
             raise InvalidRequest(f"produce to {meta.name} carries no batches")
-        batches = [(b.partition, b.batch) for b in request.batches]
+        if batches is None:
+            batches = [(b.partition, b.batch) for b in request.batches]
         pending = self.store.start_append(
             meta.name,
             batches,
