@@ -14,8 +14,9 @@ from this one process:
    (:mod:`raw_lmdb`: the same ``--batch-records``-record batches, encoded with
    ``logsvc_wire.batch.encode_batch``, put fsync'd straight into LMDB beside the broker's data
    directory, as many batches per commit as the validating broker's writer committed on average
-   while the idempotent producer ran — its own group commit — and, on stderr only, one per
-   commit); then the same produce again to another topic with one ``send`` per record (stderr only);
+   while the idempotent producer ran — its own group commit; one with ``--server`` — and, on
+   stderr only, one per commit); then the same produce again to another topic with one ``send``
+   per record (stderr only);
 2. consumes them all with a Consumer (records delivered to the application as Record tuples);
 3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat);
 4. consumes them all again with one group consumer (``subscribe``, auto-commit on), from joining
