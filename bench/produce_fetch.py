@@ -40,9 +40,10 @@ both left out with ``--server``; ``raw_lmdb_rps`` the raw-LMDB limit over ``min(
 --window-records)`` records and ``produce_share_of_raw`` ``produce_rps`` as a share of it).
 
 The long run (``--records`` above ``--window-records``, 5 M by default; ``make bench-long`` runs
-50 M): one idempotent produce and one consume, each timed per window, keys made a million at a
-time (never all held at once), then the broker stopped (SIGTERM) and started again on the same
-data directory, timed from its start to its first answered ListTopics. Last line:
+50 M): one idempotent produce and one consume, each timed per window (with the broker's CPU per
+million records of that window, on stderr), keys made a million at a time (never all held at
+once), then the broker stopped (SIGTERM) and started again on the same data directory, timed from
+its start to its first answered ListTopics. Last line:
 ``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
 produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
 window_records=N records=N restart_s=X idempotent=on durability=fsync|os compression=none
@@ -223,6 +224,7 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
         for w in range(0, args.records, window):
             n = min(window, args.records - w)
             seconds = 0.0
+            window_cpu = cpu_seconds(own.pid) if own else 0.0
             for b in range(w, w + n, block):
                 keys = key_block(b, min(block, w + n - b))  # made outside the clock, dropped after
                 started = time.perf_counter()
@@ -234,7 +236,11 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
                 seconds += time.perf_counter() - started
             total_s += seconds
             produce_rates.append(n / seconds)
-            print(f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s", file=sys.stderr)
+            print(
+                f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
+                + (f", broker CPU {(cpu_seconds(own.pid) - window_cpu) * 1e6 / n:.3f} s per million" if own else ""),
+                file=sys.stderr,
+            )
     broker_s = cpu_seconds(own.pid) - broker_cpu if own else None
     after = own.writer_counts() if own else (0, 0)
     commits, batches = after[0] - counts[0], after[1] - counts[1]
@@ -245,13 +251,19 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
         seen = 0
         mark, started = 0, time.perf_counter()
         fetch_started = started
+        window_cpu = cpu_seconds(own.pid) if own else 0.0
         while seen < args.records:
             seen += len(consumer.poll(timeout_ms=5000))
             if seen - mark >= window or seen >= args.records:
                 now = time.perf_counter()
                 fetch_rates.append((seen - mark) / (now - started))
-                print(f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s", file=sys.stderr)
-                mark, started = seen, now
+                cpu_now = cpu_seconds(own.pid) if own else 0.0
+                print(
+                    f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s"
+                    + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / (seen - mark):.3f} s per million" if own else ""),
+                    file=sys.stderr,
+                )
+                mark, started, window_cpu = seen, now, cpu_now
         fetch_s = time.perf_counter() - fetch_started
     restart = f"restart_s={own.restart_seconds():.3f} " if own else ""
     raw_rps = raw_limit(args, key_block(0, min(args.records, window)), values, batches / commits if commits else 1.0)
