@@ -35,9 +35,9 @@ from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_wire.partitioner import choose_partition
 from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 
-#: A Produce request of one batch this large or smaller is checked on the event loop (a few
-#: records: checking them costs less than the hop to a worker thread and back); any other on the
-#: worker pool
+#: A Produce request of one uncompressed batch this large or smaller is checked on the event loop
+#: (a few records: checking them costs less than the hop to a worker thread and back); any other
+#: on the worker pool (a small compressed batch may inflate to the topic's limit)
 INLINE_PRODUCE_BYTES = 16 * 1024
 
 #: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
@@ -197,8 +197,8 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
 
     async def Produce(self, request: pb.ProduceRequest, call: Call) -> pb.ProduceResponse:
         """On the event loop: the batches are checked and queued to the storage writer (on the loop
-        itself for one batch of at most :data:`INLINE_PRODUCE_BYTES` to a known topic, else on the
-        worker pool), and the call waits for the commit without holding a thread."""
+        itself for one uncompressed batch of at most :data:`INLINE_PRODUCE_BYTES` to a known topic,
+        else on the worker pool), and the call waits for the commit without holding a thread."""
         loop = asyncio.get_running_loop()
         committed = loop.create_future()
 
@@ -206,14 +206,19 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
             with contextlib.suppress(RuntimeError):  # the loop closed: the call is long gone
                 loop.call_soon_threadsafe(_resolve, committed)
 
-        # One small batch to a known topic (a single record, say) is checked here; anything else on
+        # One small uncompressed batch to a known topic (a single record) is checked here; else on
         # the pool. Never request.ByteSize(): protobuf serializes the whole request to tell it.
         batches: list[tuple[int, bytes]] | None = None
         inline = False
         if len(request.batches) == 1:
             first = request.batches[0]
             batches = [(first.partition, first.batch)]  # the one copy of its bytes protobuf makes
-            inline = len(batches[0][1]) <= INLINE_PRODUCE_BYTES and self._partition_count(request.topic) is not None
+            data = batches[0][1]
+            inline = (
+                len(data) <= INLINE_PRODUCE_BYTES
+                and data[1:2] == b"\x00"  # attributes: not compressed (no inflating on the loop)
+                and self._partition_count(request.topic) is not None
+            )
         if inline:
             name, sent, pending = self._start_produce(request, on_done, batches)
         else:  # large batches to check, several of them, or a topic to create: off the loop
