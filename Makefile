@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest proto proto-check bench bench-sink bench-handler bench-clients stress clean
+.PHONY: run test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ proto-check: proto
 
 bench: $(STAMP)
 	$(BIN)/python bench/produce_fetch.py
+
+# 50 M records: produce and fetch rates per 5 M records, the broker's restart time (takes minutes)
+bench-long: $(STAMP)
+	$(BIN)/python bench/produce_fetch.py --records 50000000
+
+# one acknowledged single-record produce against its floors (fsync'd LMDB commit, an empty RPC)
+bench-latency: $(STAMP)
+	$(BIN)/python bench/single_latency.py
 
 bench-sink: $(STAMP)
 	$(BIN)/python bench/sink.py

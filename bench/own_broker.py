@@ -2,19 +2,25 @@
 ``logsvc serve`` on a temporary data directory and a free port (metrics off), SIGTERMed at the end.
 
 The benchmarks are run as scripts (``python bench/x.py``), so this module is imported as a sibling:
-``from own_broker import broker``.
+``from own_broker import broker``. :func:`cpu_seconds` reads a broker's CPU time from /proc, and
+:func:`restart_seconds` stops a broker and times a new one on the same data directory.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -36,25 +42,81 @@ def own_broker(*extra: str) -> Iterator[str]:
 
 @contextmanager
 def own_broker_process(*extra: str) -> Iterator[tuple[str, int]]:
-    """As :func:`own_broker`, yielding ``(address, pid)`` (to read the broker's RSS and threads)."""
+    """As :func:`own_broker`, yielding ``(address, pid)`` (to read the broker's CPU, RSS and threads)."""
     with tempfile.TemporaryDirectory(prefix="logsvc-bench-") as tmp:
-        cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", tmp, "--listen", "127.0.0.1:0"]
-        proc = subprocess.Popen(
-            [*cmd, "--metrics-port", "-1", *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-        )
-        assert proc.stderr is not None
-        address = None
-        for raw in proc.stderr:
-            m = re.search(rb"listening on (\S+:\d+)", raw)
-            if m:
-                address = m.group(1).decode()
-                break
-        if address is None:
-            proc.wait()
-            raise SystemExit("benchmark broker did not start")
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        proc, address, _ = start(tmp, *extra)
         try:
             yield address, proc.pid
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            stop(proc)
+
+
+class BrokerOnDir:
+    """A broker on a data directory that outlives it, so it can be stopped and started again."""
+
+    def __init__(self, data_dir: str, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.proc, self.address, self.metrics_url = start(data_dir, *extra, metrics=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def restart_seconds(self) -> float:
+        """Stop the broker (SIGTERM, wait for it to exit), start a new one on the same data
+        directory and port, and time from its start to the first ListTopics it answers."""
+        from logsvc_client import Admin  # the benchmark's own import path (clients/ is installed)
+
+        stop(self.proc)
+        started = time.perf_counter()
+        self.proc, self.address, self.metrics_url = start(self.data_dir, *self.extra, listen=self.address, metrics=True)
+        with Admin(self.address) as admin:
+            admin.list_topics()
+        return time.perf_counter() - started
+
+    def writer_counts(self) -> tuple[int, int]:
+        """``(commits, batches)`` the broker's storage writer has done so far (from /metrics)."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
+            text = response.read().decode()
+        counts = dict(re.findall(r"^logsvc_storage_(commits|write_batches)_total (\S+)$", text, re.MULTILINE))
+        return int(float(counts["commits"])), int(float(counts["write_batches"]))
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+def start(
+    data_dir: str, *extra: str, listen: str = "127.0.0.1:0", metrics: bool = False
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """``logsvc serve`` on ``data_dir``; the process, its address once it listens, and its /metrics
+    URL (on a free port with ``metrics``, else metrics are off and the URL is empty)."""
+    cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", data_dir, "--listen", listen]
+    port = "0" if metrics else "-1"
+    proc = subprocess.Popen([*cmd, "--metrics-port", port, *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    address = None
+    for raw in proc.stderr:
+        m = re.search(rb"listening on (\S+:\d+)", raw)
+        if m:
+            address = m.group(1).decode()
+            break
+    if address is None:
+        proc.wait()
+        raise SystemExit("benchmark broker did not start")
+    url = re.search(rb"metrics (http://\S+/metrics)", raw)
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return proc, address, url.group(1).decode() if url else ""
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2 :].split()  # after "pid (comm) ": field 3 is state
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)

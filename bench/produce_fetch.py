@@ -1,15 +1,22 @@
 """Produce/fetch benchmark: the client library used as an application would, against a real broker.
 
-Starts its own broker (``logsvc serve`` on a temporary data directory, fsync durability) unless
-given ``--server HOST:PORT``; then, from this one process:
+Starts its own brokers (``logsvc serve`` on temporary data directories, fsync durability, /metrics
+on a free port to read their storage writer's counters) unless given ``--server HOST:PORT``; then,
+from this one process:
 
 1. produces ``--records`` keyed records with ``--value-bytes``-byte values, handed to the Producer
    in batches of ``--batch-records`` (``send_many``, as an application holding its records in
    batches would), and waits for every acknowledgement — with the idempotent producer (the
    default) and, in the same run, with ``enable_idempotence=False`` to another topic, and without
    idempotence to a second broker that skips the per-record check, ``--rounds`` times each,
-   rotating which goes first (medians reported); then the same again to another topic with one
-   ``send`` per record (printed on stderr only);
+   rotating which goes first (medians reported); the broker's CPU time (/proc/PID/stat utime +
+   stime, all its threads) is read before and after each; then the raw-LMDB limit
+   (:mod:`raw_lmdb`: the same ``--batch-records``-record batches, encoded with
+   ``logsvc_wire.batch.encode_batch``, put fsync'd straight into LMDB beside the broker's data
+   directory, as many batches per commit as the validating broker's writer committed on average
+   while the idempotent producer ran — its own group commit; one with ``--server`` — and, on
+   stderr only, one per commit); then the same produce again to another topic with one ``send``
+   per record (stderr only);
 2. consumes them all with a Consumer (records delivered to the application as Record tuples);
 3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat);
 4. consumes them all again with one group consumer (``subscribe``, auto-commit on), from joining
@@ -20,12 +27,28 @@ given ``--server HOST:PORT``; then, from this one process:
 
 Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N
 produce_rps_idempotence_off=N produce_rps_plain=N idempotent=on durability=fsync|os compression=none|gzip|zstd
-server=logsvc:own|logsvc:given``
+server=logsvc:own|logsvc:given broker_cpu_s_per_m=X broker_cpu_s_per_m_plain=Y raw_lmdb_rps=N
+produce_share_of_raw=NN%``
 (``produce_rps`` and every figure but the next two measured with the idempotent producer against a
 broker checking every record; ``produce_rps_idempotence_off`` the same broker without
 idempotence; ``produce_rps_plain`` neither: a second broker it starts with
 ``validate_records=false``, left out with ``--server``; produce figures are medians over the
-rounds; ``durability`` is the broker's when the benchmark starts it, ``unknown`` with ``--server``).
+rounds; ``durability`` is the broker's when the benchmark starts it, ``unknown`` with ``--server``;
+``broker_cpu_s_per_m`` the validating broker's CPU seconds per million records produced by the
+idempotent producer, ``broker_cpu_s_per_m_plain`` the other broker's, medians over the rounds,
+both left out with ``--server``; ``raw_lmdb_rps`` the raw-LMDB limit over ``min(--records,
+--window-records)`` records and ``produce_share_of_raw`` ``produce_rps`` as a share of it).
+
+The long run (``--records`` above ``--window-records``, 5 M by default; ``make bench-long`` runs
+50 M): one idempotent produce and one consume, each timed per window (with the broker's CPU per
+million records of that window, on stderr), keys made a million at a time (never all held at
+once), then the broker stopped (SIGTERM) and started again on the same data directory, timed from
+its start to its first answered ListTopics. Last line:
+``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
+produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
+window_records=N records=N restart_s=X idempotent=on durability=fsync|os compression=none
+server=logsvc:own|logsvc:given broker_cpu_s_per_m=X raw_lmdb_rps=N produce_share_of_raw=NN%``
+(``restart_s`` and ``broker_cpu_s_per_m`` left out with ``--server``).
 """
 
 from __future__ import annotations
@@ -35,35 +58,45 @@ import contextlib
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 
-from own_broker import broker, own_broker
+from own_broker import BrokerOnDir, cpu_seconds
+from raw_lmdb import raw_lmdb_rps
 
 from logsvc_client import Admin, Consumer, Producer, TopicPartition
+from logsvc_wire.batch import encode_batch
 
 RECORD_OVERHEAD_BYTES = 20  # msgpack framing + timestamp per record, for sizing batches
+KEY_BLOCK_RECORDS = 1_000_000  # the long run makes its keys this many at a time
+RAW_DISTINCT_BATCHES = 16  # the raw-LMDB writer cycles this many distinct batches
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
+def run(brokers: Brokers, args: argparse.Namespace) -> str:
+    address, plain = brokers.address, brokers.plain
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     with Admin(address) as admin:
         admin.create_topic(topic, args.partitions)
-    keys = [b"key-%d" % i for i in range(args.records)]
+    keys = key_block(0, args.records)
     step = args.batch_records
-    # distinct random values within a batch (a compressor sees no repeated value), reused batch after batch
-    values = [os.urandom(args.value_bytes // 2 + 1).hex().encode()[: args.value_bytes] for _ in range(step)]
+    values = bench_values(args)
     batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
 
     # 1. produce: the application's batches of records in each mode, then one send() per record
-    def produce(at: str, to: str, idempotent: bool, label: str) -> float:
+    def produce(at: str, to: str, idempotent: bool, label: str) -> tuple[float, float | None, tuple[int, int]]:
+        """(seconds, broker CPU seconds or None, broker writer (commits, batches) done meanwhile)"""
         if to != topic:  # the first one was created above
             with Admin(at) as admin:
                 admin.create_topic(to, args.partitions)
+        own = brokers.own(at)
+        counts = own.writer_counts() if own else (0, 0)
+        broker_cpu = cpu_seconds(own.pid) if own else 0.0
         with Producer(
             at,
             linger_ms=args.linger_ms,
@@ -78,23 +111,34 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
                 send_many(to, values if len(chunk) == step else values[: len(chunk)], chunk)
             producer.flush()
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        broker_s = cpu_seconds(own.pid) - broker_cpu if own else None
+        after = own.writer_counts() if own else (0, 0)
+        done = (after[0] - counts[0], after[1] - counts[1])
         print(
-            f"produced {args.records:,} records in {seconds:.2f} s, client CPU {cpu:.2f} s "
-            f"(send_many of {step:,}, {label})",
+            f"produced {args.records:,} records in {seconds:.2f} s, client CPU {cpu:.2f} s"
+            + (f", broker CPU {broker_s:.2f} s in {done[0]:,} commits of {done[1]:,} batches" if own else "")
+            + f" (send_many of {step:,}, {label})",
             file=sys.stderr,
         )
-        return seconds
+        return seconds, broker_s, done
 
     # (name, broker address, idempotent, label); "plain" is another broker with validate_records=false
     modes = [("on", address, True, "idempotence on"), ("off", address, False, "idempotence off")]
     if plain is not None:
         modes.append(("plain", plain, False, "idempotence off, validate_records=false"))
     times: dict[str, list[float]] = {name: [] for name, *_ in modes}
+    broker_cpu: dict[str, list[float]] = {name: [] for name, *_ in modes}
+    commits = batches = 0  # of the validating broker's writer, while the idempotent producer ran
     for r in range(args.rounds):  # rotate the order, so no mode always runs first
         k = (r + (1 if args.off_first else 0)) % len(modes)
         for name, at, idempotent, label in modes[k:] + modes[:k]:
             to = topic if (name, r) == ("on", 0) else f"{topic}-{name}-{r}"
-            times[name].append(produce(at, to, idempotent, label))
+            seconds, cpu_s, (c, b) = produce(at, to, idempotent, label)
+            times[name].append(seconds)
+            if cpu_s is not None:
+                broker_cpu[name].append(cpu_s)
+            if name == "on":
+                commits, batches = commits + c, batches + b
     median = {name: statistics.median(t) for name, t in times.items()}
     produce_s, off_median_s = median["on"], median["off"]
     print(
@@ -109,6 +153,18 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
             f"(validated and idempotent {(median['plain'] / produce_s - 1) * 100:+.1f} %)",
             file=sys.stderr,
         )
+    cpu_per_m = {name: statistics.median(c) * 1e6 / args.records for name, c in broker_cpu.items() if c}
+    if cpu_per_m:
+        print(
+            "broker CPU s per million produced records (median over rounds; range): "
+            + ", ".join(
+                f"{name} {cpu_per_m[name]:.3f} ({min(c) * 1e6 / args.records:.3f}-{max(c) * 1e6 / args.records:.3f})"
+                for name, c in broker_cpu.items()
+                if c
+            ),
+            file=sys.stderr,
+        )
+    raw_rps = raw_limit(args, keys, values, batches / commits if commits else 1.0)
     send_rps = produce_per_record(address, f"{topic}-send", args.partitions, values, keys, args.linger_ms, batch_bytes)
     print(f"per-record send(): {send_rps:.0f} records/s", file=sys.stderr)
 
@@ -124,13 +180,7 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
     print(f"consumed {seen:,} records in {fetch_s:.2f} s", file=sys.stderr)
 
     # 3. one record at a time
-    latencies: list[float] = []
-    with Producer(address, linger_ms=0) as producer:
-        for i in range(args.single):
-            t0 = time.perf_counter()
-            producer.send(topic, values[i % len(values)], keys[i]).result(timeout=10)
-            latencies.append((time.perf_counter() - t0) * 1000)
-    latencies.sort()
+    latencies = single_latencies_ms(address, topic, values, keys, args.single)
 
     # 4. one group consumer, auto-commit on
     group_seen, group_s = group_consume(address, topic, args.records)
@@ -139,15 +189,148 @@ def run(address: str, plain: str | None, args: argparse.Namespace) -> str:
     # 5. rebalance after a member leaves
     rounds = [rebalance_ms(address, topic, args.partitions) for _ in range(args.rebalances)]
     print(f"rebalance after a leave: {', '.join(f'{ms:.0f}' for ms in rounds)} ms", file=sys.stderr)
+    produce_rps = args.records / produce_s
     return (
-        f"produce_rps={args.records / produce_s:.0f} fetch_rps={seen / fetch_s:.0f} "
+        f"produce_rps={produce_rps:.0f} fetch_rps={seen / fetch_s:.0f} "
         f"single_p50_ms={percentile(latencies, 0.50):.3f} single_p99_ms={percentile(latencies, 0.99):.3f} "
         f"group_consume_rps={group_seen / group_s:.0f} rebalance_ms={max(rounds):.0f} "
         f"produce_rps_idempotence_off={args.records / off_median_s:.0f} "
         + (f"produce_rps_plain={args.records / median['plain']:.0f} " if "plain" in median else "")
         + f"idempotent=on durability={args.durability_label} compression={args.compression} "
-        + f"server={'logsvc:given' if args.server else 'logsvc:own'}"
+        + f"server={'logsvc:given' if args.server else 'logsvc:own'} "
+        + cpu_fields(cpu_per_m)
+        + f"raw_lmdb_rps={raw_rps:.0f} produce_share_of_raw={produce_rps / raw_rps * 100:.0f}%"
     )
+
+
+def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
+    """The long run: one idempotent produce and one consume of ``--records``, timed per window of
+    ``--window-records``, keys made one window slice at a time; then the broker's restart time."""
+    address = brokers.address
+    own = brokers.own(address)
+    topic = f"bench-long-{uuid.uuid4().hex[:8]}"
+    with Admin(address) as admin:
+        admin.create_topic(topic, args.partitions)
+    step, window = args.batch_records, args.window_records
+    values = bench_values(args)
+    batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
+    block = max(step, min(window, KEY_BLOCK_RECORDS) // step * step)
+    produce_rates: list[float] = []
+    counts = own.writer_counts() if own else (0, 0)
+    broker_cpu = cpu_seconds(own.pid) if own else 0.0
+    total_s = 0.0
+    with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes) as producer:
+        send_many = producer.send_many
+        for w in range(0, args.records, window):
+            n = min(window, args.records - w)
+            seconds = 0.0
+            window_cpu = cpu_seconds(own.pid) if own else 0.0
+            for b in range(w, w + n, block):
+                keys = key_block(b, min(block, w + n - b))  # made outside the clock, dropped after
+                started = time.perf_counter()
+                for i in range(0, len(keys), step):
+                    chunk = keys[i : i + step]
+                    send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
+                if b + block >= w + n:
+                    producer.flush()  # the window ends when its last record is acknowledged
+                seconds += time.perf_counter() - started
+            total_s += seconds
+            produce_rates.append(n / seconds)
+            print(
+                f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
+                + (f", broker CPU {(cpu_seconds(own.pid) - window_cpu) * 1e6 / n:.3f} s per million" if own else ""),
+                file=sys.stderr,
+            )
+    broker_s = cpu_seconds(own.pid) - broker_cpu if own else None
+    after = own.writer_counts() if own else (0, 0)
+    commits, batches = after[0] - counts[0], after[1] - counts[1]
+    fetch_rates: list[float] = []
+    with Consumer(address) as consumer:
+        consumer.assign_topic(topic)
+        consumer.seek_to_beginning()
+        seen = 0
+        mark, started = 0, time.perf_counter()
+        fetch_started = started
+        window_cpu = cpu_seconds(own.pid) if own else 0.0
+        while seen < args.records:
+            seen += len(consumer.poll(timeout_ms=5000))
+            if seen - mark >= window or seen >= args.records:
+                now = time.perf_counter()
+                fetch_rates.append((seen - mark) / (now - started))
+                cpu_now = cpu_seconds(own.pid) if own else 0.0
+                print(
+                    f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s"
+                    + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / (seen - mark):.3f} s per million" if own else ""),
+                    file=sys.stderr,
+                )
+                mark, started, window_cpu = seen, now, cpu_now
+        fetch_s = time.perf_counter() - fetch_started
+    restart = f"restart_s={own.restart_seconds():.3f} " if own else ""
+    raw_rps = raw_limit(args, key_block(0, min(args.records, window)), values, batches / commits if commits else 1.0)
+    produce_rps = args.records / total_s
+    cpu = {"on": broker_s * 1e6 / args.records} if broker_s is not None else {}
+    return (
+        f"produce_rps={produce_rps:.0f} fetch_rps={seen / fetch_s:.0f} "
+        f"produce_rps_first_window={produce_rates[0]:.0f} produce_rps_last_window={produce_rates[-1]:.0f} "
+        f"produce_end_vs_start={(produce_rates[-1] / produce_rates[0] - 1) * 100:+.1f}% "
+        f"fetch_rps_first_window={fetch_rates[0]:.0f} fetch_rps_last_window={fetch_rates[-1]:.0f} "
+        f"fetch_end_vs_start={(fetch_rates[-1] / fetch_rates[0] - 1) * 100:+.1f}% "
+        f"window_records={window} records={args.records} {restart}"
+        f"idempotent=on durability={args.durability_label} compression=none "
+        f"server={'logsvc:given' if args.server else 'logsvc:own'} "
+        + cpu_fields(cpu)
+        + f"raw_lmdb_rps={raw_rps:.0f} produce_share_of_raw={produce_rps / raw_rps * 100:.0f}%"
+    )
+
+
+def cpu_fields(cpu_per_m: dict[str, float]) -> str:
+    fields = ""
+    if "on" in cpu_per_m:
+        fields += f"broker_cpu_s_per_m={cpu_per_m['on']:.3f} "
+    if "plain" in cpu_per_m:
+        fields += f"broker_cpu_s_per_m_plain={cpu_per_m['plain']:.3f} "
+    return fields
+
+
+def key_block(start: int, n: int) -> list[bytes]:
+    """The keys of records ``start`` to ``start + n``: unique over the whole run."""
+    return [b"key-%d" % i for i in range(start, start + n)]
+
+
+def bench_values(args: argparse.Namespace) -> list[bytes]:
+    """Distinct random values within a batch (a compressor sees no repeated value), reused batch after batch."""
+    return [os.urandom(args.value_bytes // 2 + 1).hex().encode()[: args.value_bytes] for _ in range(args.batch_records)]
+
+
+def raw_limit(args: argparse.Namespace, keys: list[bytes], values: list[bytes], group: float) -> float:
+    """The raw-LMDB limit of this run (see :mod:`raw_lmdb`), at the broker's mean batches per commit."""
+    step = args.batch_records
+    now = time.time_ns() // 1_000_000
+    batches = []
+    for i in range(0, min(len(keys), RAW_DISTINCT_BATCHES * step), step):
+        records = [[now, k, v, None] for k, v in zip(keys[i : i + step], values, strict=False)]
+        batches.append((len(records), encode_batch(records, now, args.compression)))
+    records = min(args.records, args.window_records)
+    grouped = raw_lmdb_rps(batches, step, records, round(group), args.partitions)
+    single = raw_lmdb_rps(batches, step, records, 1, args.partitions)
+    print(
+        f"raw LMDB, fsync'd, {records:,} records in batches of {step:,}: {grouped:.0f} records/s at "
+        f"{round(group)} batch(es) per commit (the broker's mean, {group:.2f}), {single:.0f} at one per commit",
+        file=sys.stderr,
+    )
+    return grouped
+
+
+def single_latencies_ms(address: str, topic: str, values: list[bytes], keys: list[bytes], n: int) -> list[float]:
+    """Send one record, wait for its acknowledgement, repeat ``n`` times; sorted latencies in ms."""
+    latencies: list[float] = []
+    with Producer(address, linger_ms=0) as producer:
+        for i in range(n):
+            t0 = time.perf_counter()
+            producer.send(topic, values[i % len(values)], keys[i % len(keys)]).result(timeout=10)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    latencies.sort()
+    return latencies
 
 
 def produce_per_record(
@@ -210,10 +393,29 @@ def rebalance_ms(address: str, topic: str, partitions: int, timeout_s: float = 3
         return (time.perf_counter() - started) * 1000
 
 
+class Brokers:
+    """The validating broker (``address``) and the one with ``validate_records=false`` (``plain``,
+    None with ``--server``); the benchmark's own ones by address, to read their CPU and writer."""
+
+    def __init__(self, address: str, plain: str | None, own: list[BrokerOnDir]) -> None:
+        self.address = address
+        self.plain = plain
+        self._own = {b.address: b for b in own}
+
+    def own(self, address: str) -> BrokerOnDir | None:
+        return self._own.get(address)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", help="benchmark an already running broker at HOST:PORT")
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument(
+        "--window-records",
+        type=int,
+        default=5_000_000,
+        help="more --records than this: the long run, rates per window of this many records",
+    )
     parser.add_argument("--value-bytes", type=int, default=100)
     parser.add_argument("--batch-records", type=int, default=1_000)
     parser.add_argument("--partitions", type=int, default=4)
@@ -232,16 +434,36 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.durability_label = "unknown" if args.server else args.durability
+    long_run = args.records > args.window_records
+    if long_run:
+        args.compression = "none"
     with contextlib.ExitStack() as stack:
-        address = stack.enter_context(broker(args.server, "--durability", args.durability))
-        plain = None
-        if not args.server:  # a second broker, without the per-record check, for produce_rps_plain
-            os.environ["LOGSVC_VALIDATE_RECORDS"] = "false"
-            try:
-                plain = stack.enter_context(own_broker("--durability", args.durability))
-            finally:
-                del os.environ["LOGSVC_VALIDATE_RECORDS"]
-        print(run(address, plain, args))
+        own: list[BrokerOnDir] = []
+        if args.server:
+            address, plain = args.server, None
+        else:
+            checking = BrokerOnDir(stack.enter_context(data_dir()), "--durability", args.durability)
+            stack.callback(checking.close)
+            own.append(checking)
+            address, plain = checking.address, None
+            if not long_run:  # a second broker, without the per-record check, for produce_rps_plain
+                os.environ["LOGSVC_VALIDATE_RECORDS"] = "false"
+                try:
+                    unchecked = BrokerOnDir(stack.enter_context(data_dir()), "--durability", args.durability)
+                finally:
+                    del os.environ["LOGSVC_VALIDATE_RECORDS"]
+                stack.callback(unchecked.close)
+                own.append(unchecked)
+                plain = unchecked.address
+        brokers = Brokers(address, plain, own)
+        print(run_long(brokers, args) if long_run else run(brokers, args))
+
+
+@contextlib.contextmanager
+def data_dir() -> Iterator[str]:
+    """A temporary data directory, in the same place as the raw-LMDB environment (:mod:`raw_lmdb`)."""
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-") as tmp:
+        yield tmp
 
 
 if __name__ == "__main__":

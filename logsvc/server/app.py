@@ -13,10 +13,11 @@ shuts down the same way and raises the failure, so ``logsvc serve`` exits with s
 reopens the environment from what is on disk; the broker does not try to reopen it in place.
 
 The server is ``grpc.aio`` on an event loop of its own thread (:class:`EventLoop`): short calls run
-on a pool of ``workers`` threads, while long-polling fetches and health watches wait on the loop
-without a thread each, so how many clients may wait at once does not depend on the thread count
-(``max_concurrent_rpcs`` bounds it; ``max_streams_per_connection`` bounds one connection). Every
-call passes through :mod:`logsvc.server.calls`.
+on a pool of ``workers`` threads, while produces waiting for their commit, long-polling fetches
+and health watches wait on the loop without a thread each, so how many clients may wait at once
+does not depend on the thread count (``max_concurrent_rpcs`` bounds it;
+``max_streams_per_connection`` bounds one connection). Every call passes through
+:mod:`logsvc.server.calls`.
 """
 
 from __future__ import annotations

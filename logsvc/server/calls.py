@@ -15,11 +15,11 @@
    INVALID_ARGUMENT, :mod:`logsvc.server.malformed`); the ACLs are checked against what the method
    needs (:mod:`logsvc.server.authorization`; a refusal is PERMISSION_DENIED and an audit line);
    then the servicer method runs — a plain method on the bounded worker pool (``workers``
-   threads), a coroutine (the long-polling Fetch) on the loop itself, so a waiting call holds no
-   thread; ListTopics / ListGroups answers lose what the caller may not describe; a produce or
-   fetch over its principal's quota is held back on the loop (:mod:`logsvc.server.quotas`,
-   ``throttle_time_ms`` says how long); a change of state is written to the audit log
-   (:mod:`logsvc.server.audit`);
+   threads), a coroutine (Produce, waiting for the storage writer's commit, and the long-polling
+   Fetch) on the loop itself, so a waiting call holds no thread; ListTopics / ListGroups answers
+   lose what the caller may not describe; a produce or fetch over its principal's quota is held
+   back on the loop (:mod:`logsvc.server.quotas`, ``throttle_time_ms`` says how long); a change of
+   state is written to the audit log (:mod:`logsvc.server.audit`);
 5. errors leave here, once: a :class:`~logsvc.errors.LogsvcError` becomes its status code, its
    message and its trailing metadata (:func:`~logsvc_wire.errors.trailing_metadata`: the
    ``logsvc-error`` code and the ``logsvc-error-details`` JSON); anything else is INTERNAL with no traceback
@@ -109,6 +109,9 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
         self._principals = principals
         self.refusals = refusals if refusals is not None else RefusalLog()
         self._unknown = metrics.request_seconds.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name)
+        # method -> (the servicer's handler, its dispatching handler) for calls whose principal is
+        # only known in the call (no tokens): built once per method, not once per call
+        self._handlers: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -129,7 +132,12 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
                 return self._refused(e, method)
         if not method.startswith(self._prefix) or handler.unary_unary is None:
             return handler  # reflection
-        return self._dispatching(method[len(self._prefix) :], handler, principal)
+        if principal is not None:
+            return self._dispatching(method[len(self._prefix) :], handler, principal)
+        cached = self._handlers.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = self._handlers[method] = (handler, self._dispatching(method[len(self._prefix) :], handler, None))
+        return cached[1]
 
     def _refused(self, error: Unauthenticated, method: str) -> grpc.RpcMethodHandler:
         def count(context: grpc.aio.ServicerContext) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from logsvc.errors import LogsvcError
@@ -35,7 +35,7 @@ class _StoreCollector(Collector):
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         next_offsets = GaugeMetricFamily(
             "logsvc_partition_next_offset",
             "Next offset (high watermark) of each partition",
@@ -63,6 +63,20 @@ class _StoreCollector(Collector):
         storage = GaugeMetricFamily("logsvc_storage_bytes", "Size of the LMDB data file")
         storage.add_metric([], size)
         yield storage
+        stats = getattr(self._store, "stats", None)  # the LMDB store's writer (WriterStats)
+        if stats is not None:
+            for name, doc, value in (
+                (
+                    "logsvc_storage_commits",
+                    "Write transactions committed (each one fsync in fsync durability)",
+                    stats.commits,
+                ),
+                ("logsvc_storage_write_ops", "Write requests completed by those commits", stats.ops),
+                ("logsvc_storage_write_batches", "Record batches carried by those requests", stats.batches),
+            ):
+                counter = CounterMetricFamily(name, doc)
+                counter.add_metric([], value)
+                yield counter
 
 
 class BrokerMetrics:

@@ -3,13 +3,14 @@
 Each method is a thin adapter over :class:`logsvc.storage.base.Store`; validation lives in the
 store and in :mod:`logsvc.topic_config`. Methods raise :class:`~logsvc.errors.LogsvcError`; the
 one interceptor (:mod:`logsvc.server.calls`) turns it into a status, runs plain methods on the
-worker pool and the coroutine ``Fetch`` on the event loop. Record batches pass through as bytes: the broker reads
-their headers (for counts and metrics) and never decodes records on Produce or Fetch.
+worker pool and the coroutines ``Produce`` and ``Fetch`` on the event loop. Record batches pass
+through as bytes: the broker reads their headers (for counts and metrics) and never decodes records on Produce or Fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -26,7 +27,7 @@ from logsvc.server.limits import check_config
 from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.settings import Settings
-from logsvc.storage.base import Appended, Store, TopicMeta
+from logsvc.storage.base import Appended, PendingAppend, Store, TopicMeta
 from logsvc.topic_config import TopicConfig, check_partition, check_partition_count, check_topic_name
 from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
@@ -34,8 +35,18 @@ from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_wire.partitioner import choose_partition
 from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 
+#: A Produce request of one uncompressed batch this large or smaller is checked on the event loop
+#: (a few records: checking them costs less than the hop to a worker thread and back); any other
+#: on the worker pool (a small compressed batch may inflate to the topic's limit)
+INLINE_PRODUCE_BYTES = 16 * 1024
+
 #: Fetch size when a request asks for 0: fits gRPC's default 4 MiB message limit of any client
 DEFAULT_FETCH_BYTES = 3 * 1024 * 1024
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a cancelled call's future stays cancelled
+        future.set_result(None)
 
 
 def now_ms() -> int:
@@ -161,25 +172,20 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
         self.coordinator.topics_changed(self.mono_ms())
         return meta
 
-    def _append(
-        self, meta: TopicMeta, batches: Sequence[tuple[int, bytes]], request: pb.ProduceRequest | None = None
-    ) -> list[Appended]:
-        if request is not None:  # Produce: idempotent when it carries a producer id
-            appended = self.store.append(
-                meta.name,
-                batches,
-                producer_id=request.producer_id,
-                producer_epoch=request.producer_epoch,
-                sequences=[b.base_sequence for b in request.batches],
-            )
-        else:
-            appended = self.store.append(meta.name, batches)
-        stored = [
-            (len(data), a.record_count) for (_, data), a in zip(batches, appended, strict=True) if not a.duplicate
-        ]
-        self.metrics.produce_records.labels(meta.name).inc(sum(n for _, n in stored))
-        self.metrics.produce_bytes.labels(meta.name).inc(sum(size for size, _ in stored))
+    def _append(self, meta: TopicMeta, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+        appended = self.store.append(meta.name, batches)
+        self._count(meta.name, batches, appended)
         return appended
+
+    def _count(self, topic: str, batches: Sequence[tuple[int, bytes]], appended: Sequence[Appended]) -> None:
+        """Count what was stored (duplicates are not) in the produce metrics."""
+        records = size = 0
+        for (_, data), a in zip(batches, appended, strict=True):
+            if not a.duplicate:
+                records += a.record_count
+                size += len(data)
+        self.metrics.produce_records.labels(topic).inc(records)
+        self.metrics.produce_bytes.labels(topic).inc(size)
 
     def InitProducer(self, request: pb.InitProducerRequest, call: Call) -> pb.InitProducerResponse:
         producer_id, epoch = self.store.init_producer(request.producer_id, request.producer_epoch)
@@ -189,11 +195,39 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
             producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
         )
 
-    def Produce(self, request: pb.ProduceRequest, call: Call) -> pb.ProduceResponse:
-        meta = self._topic_for_produce(request.topic)
-        if not request.batches:
-            raise InvalidRequest(f"produce to {meta.name} carries no batches")
-        appended = self._append(meta, [(b.partition, b.batch) for b in request.batches], request)
+    async def Produce(self, request: pb.ProduceRequest, call: Call) -> pb.ProduceResponse:
+        """On the event loop: the batches are checked and queued to the storage writer (on the loop
+        itself for one uncompressed batch of at most :data:`INLINE_PRODUCE_BYTES` to a known topic,
+        else on the worker pool), and the call waits for the commit without holding a thread."""
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+
+        def on_done() -> None:  # on the storage writer's thread
+            with contextlib.suppress(RuntimeError):  # the loop closed: the call is long gone
+                loop.call_soon_threadsafe(_resolve, committed)
+
+        # One small uncompressed batch to a known topic (a single record) is checked here; else on
+        # the pool. Never request.ByteSize(): protobuf serializes the whole request to tell it.
+        batches: list[tuple[int, bytes]] | None = None
+        inline = False
+        if len(request.batches) == 1:
+            first = request.batches[0]
+            batches = [(first.partition, first.batch)]  # the one copy of its bytes protobuf makes
+            data = batches[0][1]
+            inline = (
+                len(data) <= INLINE_PRODUCE_BYTES
+                and data[1:2] == b"\x00"  # attributes: not compressed (no inflating on the loop)
+                and self._partition_count(request.topic) is not None
+            )
+        if inline:
+            name, sent, pending = self._start_produce(request, on_done, batches)
+        else:  # large batches to check, several of them, or a topic to create: off the loop
+            name, sent, pending = await loop.run_in_executor(
+                self.executor, self._start_produce, request, on_done, batches
+            )
+        await committed
+        appended = pending.result()
+        self._count(name, sent, appended)
         return pb.ProduceResponse(
             appends=[
                 pb.PartitionAppend(
@@ -202,6 +236,29 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
                 for a in appended
             ]
         )
+
+    def _start_produce(
+        self,
+        request: pb.ProduceRequest,
+        on_done: Callable[[], None],
+        batches: list[tuple[int, bytes]] | None = None,
+    ) -> tuple[str, list[tuple[int, bytes]], PendingAppend]:
+        """Check a Produce request's batches (``batches``: its ``(partition, batch)`` pairs when
+        already read out of it) and queue them; ``on_done`` once they are committed."""
+        meta = self._topic_for_produce(request.topic)
+        if not request.batches:
+            raise InvalidRequest(f"produce to {meta.name} carries no batches")
+        if batches is None:
+            batches = [(b.partition, b.batch) for b in request.batches]
+        pending = self.store.start_append(
+            meta.name,
+            batches,
+            on_done,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+            sequences=[b.base_sequence for b in request.batches],
+        )
+        return meta.name, batches, pending
 
     def ProduceRecords(self, request: pb.ProduceRecordsRequest, call: Call) -> pb.ProduceRecordsResponse:
         meta = self._topic_for_produce(request.topic)

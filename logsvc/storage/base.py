@@ -26,6 +26,7 @@ Rules every implementation follows:
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
@@ -83,6 +84,22 @@ class CommittedOffset(NamedTuple):
     offset: int
     metadata: str
     commit_time_ms: int
+
+
+class PendingAppend:
+    """An append :meth:`Store.start_append` has queued: :meth:`result` is its answer once the
+    ``on_done`` given there has been called (before that it blocks until the append is done)."""
+
+    def __init__(self, result: Callable[[], list[Appended]]) -> None:
+        self._result = result
+
+    def result(self) -> list[Appended]:
+        """What :meth:`Store.append` would have returned, or raises what it would have raised."""
+        return self._result()
+
+
+def _raise(error: Exception) -> list[Appended]:
+    raise error
 
 
 class Store(abc.ABC):
@@ -144,6 +161,33 @@ class Store(abc.ABC):
         :class:`Appended` with ``duplicate=True``; OutOfOrderSequence, ProducerFenced or
         UnknownProducer refuse the whole call. InvalidRequest for fields out of range.
         """
+
+    def start_append(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        on_done: Callable[[], None],
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> PendingAppend:
+        """:meth:`append` without waiting for it, for a caller that must not block (the broker's
+        event loop): what can be checked on the caller's thread may raise here; then the append is
+        queued and ``on_done`` is called once it is durable or has failed — on another thread
+        (keep it short and never let it raise), or before this returns — after which
+        :meth:`PendingAppend.result` answers at once. This default appends here, then calls
+        ``on_done``."""
+        try:
+            appended = self.append(
+                topic, batches, producer_id=producer_id, producer_epoch=producer_epoch, sequences=sequences
+            )
+        except Exception as e:
+            pending = PendingAppend(functools.partial(_raise, e))
+        else:
+            pending = PendingAppend(lambda: appended)
+        on_done()
+        return pending
 
     @abc.abstractmethod
     def init_producer(self, producer_id: int = 0, producer_epoch: int = 0) -> tuple[int, int]:

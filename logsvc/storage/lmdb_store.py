@@ -31,6 +31,7 @@ from logsvc.storage.base import (
     FetchedBatches,
     OffsetForTime,
     PartitionState,
+    PendingAppend,
     Store,
     TopicMeta,
 )
@@ -211,15 +212,51 @@ class LmdbStore(Store):
         producer_epoch: int = 0,
         sequences: Sequence[int] | None = None,
     ) -> list[Appended]:
+        op = self._append_op(topic, batches, producer_id, producer_epoch, sequences)
+        if op is None:
+            return []
+        appended: list[Appended] = self._submit(op)
+        return appended
+
+    def start_append(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        on_done: Callable[[], None],
+        *,
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        sequences: Sequence[int] | None = None,
+    ) -> PendingAppend:
+        """Checks every batch here (raising InvalidBatch and the like), queues the write to the
+        writer thread, which calls ``on_done`` after the commit (the fsync) or the failure."""
+        op = self._append_op(topic, batches, producer_id, producer_epoch, sequences)
+        if op is None:
+            on_done()
+            return PendingAppend(list)
+        op.on_complete = on_done
+        self._check_writable()
+        assert self._writer is not None
+        self._writer.enqueue(op)
+        return PendingAppend(op.wait)
+
+    def _append_op(
+        self,
+        topic: str,
+        batches: Sequence[tuple[int, bytes]],
+        producer_id: int,
+        producer_epoch: int,
+        sequences: Sequence[int] | None,
+    ) -> Append | None:
+        """The checked Append op of :meth:`append` (None when there are no batches)."""
         self._check_writable()
         producer, seqs = producers.request_fields(producer_id, producer_epoch, sequences, len(batches))
         meta = self._catalog.topic(topic)
         # Validation (CRC and all) runs here, on the caller's thread, in parallel with others.
         items = [(p, data, rules.check_batch(meta, p, data, self.validate_records)) for p, data in batches]
         if not items:
-            return []
-        appended: list[Appended] = self._submit(Append(topic, items, producer, seqs))
-        return appended
+            return None
+        return Append(topic, items, producer, seqs)
 
     def init_producer(self, producer_id: int = 0, producer_epoch: int = 0) -> tuple[int, int]:
         self._check_writable()

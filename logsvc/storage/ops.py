@@ -9,6 +9,7 @@ commit succeeds.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from logsvc.storage.producers import BatchEntry, Produced, ProducerState
 from logsvc.storage.state import NEXT_PRODUCER_ID, NEXT_TOPIC_ID, Catalog, Dbs, PartState, encode_topic, pack_state
 from logsvc.topic_config import TopicConfig
 from logsvc_wire.batch import BatchHeader, with_log_append_time
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     Cursor = lmdb.Cursor[memoryview]
@@ -113,6 +116,7 @@ class Op:
 
     appends = False  # refused with StorageFull when the disk or the map is full
     nbytes = 0  # batch bytes, to bound a group
+    nbatches = 0  # record batches, for the writer's stats
 
     def __init__(self) -> None:
         self._done = threading.Lock()
@@ -120,6 +124,7 @@ class Op:
         self.result: Any = None
         self.error: BaseException | None = None
         self.completed = False
+        self.on_complete: Callable[[], None] | None = None  # called on the writer thread once done
 
     def check(self, ctx: TxnContext) -> Any:
         """Raise the caller's error without writing anything; return what :meth:`write` needs."""
@@ -132,6 +137,11 @@ class Op:
         if not self.completed:
             self.completed = True
             self._done.release()
+            if self.on_complete is not None:
+                try:
+                    self.on_complete()
+                except Exception:  # a listener's bug must not stop the writer answering the others
+                    log.exception("an append's completion callback failed")
 
     def wait(self) -> Any:
         self._done.acquire()
@@ -168,6 +178,7 @@ class Append(Op):
         self.producer = producer
         self.sequences = sequences
         self.nbytes = sum(len(data) for _, data, _ in items)
+        self.nbatches = len(items)
         self._states: dict[bytes, ProducerState] = {}
 
     def check(self, ctx: TxnContext) -> tuple[TopicMeta, _Decisions]:

@@ -56,11 +56,13 @@ DISK_FULL_MARGIN_BYTES = 1024 * 1024
 
 
 class WriterStats:
-    """Counters for tests and metrics: ``commits`` transactions for ``ops`` completed ops."""
+    """Counters for tests and metrics: ``commits`` transactions for ``ops`` completed ops, which
+    carried ``batches`` record batches (appended or found duplicate)."""
 
     def __init__(self) -> None:
         self.commits = 0
         self.ops = 0
+        self.batches = 0
         self.map_grows = 0
 
 
@@ -104,13 +106,18 @@ class Writer:
 
     def submit(self, op: Op) -> Any:
         """Queue ``op`` and block until it is durable; its result, or its error raised."""
+        self.enqueue(op)
+        return op.wait()
+
+    def enqueue(self, op: Op) -> None:
+        """Queue ``op`` without waiting: its ``on_complete`` is called on this thread once it is
+        done (StorageFailed or Unavailable raised here when nothing can be queued any more)."""
         with self._lock:
             if self.failure is not None:
                 raise _copy(self.failure)
             if self._closed:
                 raise rules.closed()
             self._queue.put(op)
-        return op.wait()
 
     def close(self) -> None:
         """Write everything already queued, then stop the thread."""
@@ -227,6 +234,7 @@ class Writer:
             ctx.publish()
             self.stats.commits += 1
             self.stats.ops += len(pending)
+            self.stats.batches += sum(op.nbatches for op in pending)
             if self._disk_full and any(op.appends and op.error is None for op in pending):
                 self._disk_full = False
                 log.warning("storage has room again: appends are accepted")

@@ -302,6 +302,8 @@ def test_metrics_show_produced_records_latency_and_partition_offsets(broker: Bro
     assert 'logsvc_partition_next_offset{partition="0",topic="t"} 7.0' in body
     assert 'logsvc_request_seconds_count{code="OK",method="Produce"} 1.0' in body
     assert "logsvc_storage_bytes" in body
+    assert "logsvc_storage_write_batches_total 1.0" in body  # the produced batch (create_topic wrote none)
+    assert "logsvc_storage_commits_total" in body
 
 
 def test_produce_to_an_unknown_topic_creates_it_when_auto_create_is_on(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from logsvc.storage.base import Store
 from logsvc.topic_config import TopicConfig
-from logsvc_client.errors import BatchTooLarge, InvalidBatch, InvalidPartition, TopicNotFound
+from logsvc_client.errors import BatchTooLarge, InvalidBatch, InvalidPartition, OutOfOrderSequence, TopicNotFound
 from tests.storage.batches import make_batch, offsets_of, with_bad_crc, with_wrong_count
 
 
@@ -83,3 +85,35 @@ def test_unknown_topics_and_partitions_are_named_in_the_error(store: Store) -> N
         store.append("orders", [(5, make_batch())])
     with pytest.raises(InvalidPartition, match="partition 2"):
         store.read("orders", 2, 0, 100)
+
+
+def test_an_append_started_without_waiting_calls_back_once_durable_and_answers_as_append_does(store: Store) -> None:
+    # Given a topic with two partitions, and one append already made
+    store.create_topic("orders", 2, TopicConfig())
+    store.append("orders", [(0, make_batch(2))])
+    done = threading.Event()
+    # When an append is started without waiting, and another one whose topic does not exist
+    pending = store.start_append("orders", [(0, make_batch(3)), (1, make_batch(1))], done.set)
+    # Then on_done is called, and the result is where each batch went, as append would say
+    assert done.wait(10)
+    assert [(a.partition, a.base_offset, a.record_count) for a in pending.result()] == [(0, 2, 3), (1, 0, 1)]
+    assert offsets_of(store, "orders", 0) == list(range(5))
+    with pytest.raises(TopicNotFound):
+        store.start_append("missing", [(0, make_batch(1))], lambda: None).result()
+
+
+def test_a_started_append_that_fails_in_the_writer_raises_from_its_result(store: Store) -> None:
+    # Given an idempotent producer that has written sequence 0..1 to a partition
+    store.create_topic("orders", 1, TopicConfig())
+    producer_id, epoch = store.init_producer()
+    store.append("orders", [(0, make_batch(2))], producer_id=producer_id, producer_epoch=epoch, sequences=[0])
+    done = threading.Event()
+    # When it starts an append that skips sequences
+    pending = store.start_append(
+        "orders", [(0, make_batch(1))], done.set, producer_id=producer_id, producer_epoch=epoch, sequences=[5]
+    )
+    # Then on_done is still called, and the result raises the refusal; nothing was written
+    assert done.wait(10)
+    with pytest.raises(OutOfOrderSequence):
+        pending.result()
+    assert store.partition_states("orders")[0].next_offset == 2

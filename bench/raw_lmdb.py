@@ -1,0 +1,61 @@
+"""The storage limit a produce benchmark is held against: the same record batches written fsync'd
+straight into LMDB with py-lmdb, no broker, no gRPC, no validation.
+
+Each batch is one ``put`` keyed as the broker keys batches (``(topic_id, partition, base_offset)``
+big-endian, :func:`logsvc.storage.keys.position_key`), in a fresh environment opened with the
+broker's own flags (``sync=True``: every commit is an fsync), in a temporary directory beside the
+broker's (the same filesystem). Transactions hold ``group_batches`` batches each. The honest
+limit for a broker that group-commits is the raw rate at the broker's own mean group size,
+measured in the same run: one commit per batch would be slower than the broker's grouping makes
+the disk (a share of over 100 % would be possible), one commit for everything faster than any
+acknowledged produce can be (no fsync before each ack).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+
+import lmdb
+
+from logsvc.storage.environment import MAX_READERS
+from logsvc.storage.keys import position_key
+
+TOPIC_ID = 1
+MAP_SIZE_BYTES = 1 << 40  # sparse, as the broker's
+
+
+def raw_lmdb_rps(
+    batches: Sequence[tuple[int, bytes]],
+    records_per_batch: int,
+    total_records: int,
+    group_batches: int = 1,
+    partitions: int = 4,
+) -> float:
+    """Records/s of writing ``total_records`` records as ``batches`` (``(record_count, bytes)``,
+    cycled), round-robin over ``partitions``, ``group_batches`` per fsync'd commit."""
+    n_batches = max(1, total_records // records_per_batch)
+    group = max(1, group_batches)
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-raw-") as tmp:
+        env = lmdb.open(tmp, map_size=MAP_SIZE_BYTES, max_dbs=8, sync=True, max_readers=MAX_READERS)
+        try:
+            db = env.open_db(b"batches")
+            next_offset = [0] * partitions
+            written = 0
+            started = time.perf_counter()
+            i = 0
+            while i < n_batches:
+                with env.begin(write=True, db=db) as txn:
+                    put = txn.put
+                    for j in range(i, min(i + group, n_batches)):
+                        count, data = batches[j % len(batches)]
+                        p = j % partitions
+                        put(position_key(TOPIC_ID, p, next_offset[p]), data)
+                        next_offset[p] += count
+                        written += count
+                i += group
+            seconds = time.perf_counter() - started
+        finally:
+            env.close()
+    return written / seconds
