@@ -311,11 +311,6 @@ def greatest_timestamp(rows: Sequence[Any]) -> int | None:
     return greatest
 
 
-def rows_on_spec(rows: Sequence[Any]) -> bool:
-    """Whether records msgpack decoded (``use_list=False, raw=False``) have the specified types."""
-    return greatest_timestamp(rows) is not None
-
-
 def check_py(
     payload: Any, record_count: int, first_timestamp_ms: int, max_timestamp_ms: int, timestamps: bool
 ) -> str | None:

@@ -1,10 +1,11 @@
 """Producer: batches records per partition on the client and sends them on a background thread.
 
 How a record flows: :meth:`Producer.send` (or :meth:`Producer.send_many`, many at once) →
-:class:`~logsvc_client.producer.accumulator.Accumulator` (partitioned, appended to its partition's open
-batch) → :class:`~logsvc_client.producer.sender.Sender` (when the batch is full, has lingered
-``linger_ms``, or is flushed: encoded with :func:`~logsvc_wire.batch.encode_batch` and sent with
-the topic's other ready batches in one Produce request) → the broker's answer completes the
+:class:`~logsvc_client.producer.accumulator.Accumulator` (partitioned, and encoded into its
+partition's open batch by :mod:`~logsvc_wire.record_codec`, in C when built) →
+:class:`~logsvc_client.producer.sender.Sender` (when the batch is full, has lingered
+``linger_ms``, or is flushed: framed by :func:`~logsvc_wire.batch.batch_of` and sent with the
+topic's other ready batches in one Produce request) → the broker's answer completes the
 batch, and so every :class:`~logsvc_client.producer.futures.RecordFuture` pointing into it.
 
 Partitioning matches Apache Kafka: an explicit partition wins, a key goes to
