@@ -32,14 +32,14 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD, header_bytes
+from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD
 from logsvc_wire.partitioner import StickyPartitioner, choose_partition
-from logsvc_wire.record_codec import NO_HEADERS, FastAppend, append_record, pack_headers
+from logsvc_wire.record_codec import NO_HEADERS, FastAppend, append_record
 
 from ..errors import BatchTooLarge, BufferFull, FailedPrecondition, LogsvcError, TopicNotFound
-from ..records import check_timestamp, to_bytes, to_headers
+from ..records import check_timestamp, to_bytes
 from .batches import ProducerBatch
-from .bulk import BulkRecords, Segment, prepare_bulk
+from .bulk import BulkRecords, Segment, prepare_bulk, record_headers
 from .futures import RecordFuture, RecordFutures
 from .topic_batches import TopicBatches, take_ready
 
@@ -109,11 +109,9 @@ class Accumulator:
         t = self._topics.get(topic)
         if t is None:
             t = self._add_topic(topic)
-        if value.__class__ is bytes:
-            size = len(value) + RECORD_OVERHEAD
-        else:
+        if value.__class__ is not bytes:
             value = to_bytes(value)
-            size = RECORD_OVERHEAD if value is None else len(value) + RECORD_OVERHEAD
+        size = 0 if value is None else len(value)
         if key is not None:
             if key.__class__ is not bytes:
                 key = _key_bytes(key)
@@ -121,12 +119,8 @@ class Accumulator:
         if partition is not None:
             t.check_partition(partition)
         partition = _choose_partition(partition, key, t.partitions, t.sticky)
-        packed = NO_HEADERS
-        if headers is not None:
-            headers = to_headers(headers)
-            if headers is not None:
-                size += header_bytes(headers)
-                packed = pack_headers(headers)
+        packed, overhead = (NO_HEADERS, RECORD_OVERHEAD) if headers is None else record_headers(headers)
+        size += overhead
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
         else:

@@ -105,6 +105,17 @@ class BulkRecords:
         return list(accumulate(map(size, range(self.count))))
 
 
+def record_headers(headers: object) -> tuple[bytes, int]:
+    """The headers of a record as the codec takes them (packed msgpack) and the record's size
+    bound beside its key and value: :data:`~logsvc_wire.batch.RECORD_OVERHEAD` plus the headers'
+    bound. The one rule ``send`` and ``send_many`` count a record by."""
+    if headers is not None:
+        pairs = to_headers(headers)
+        if pairs is not None:
+            return pack_headers(pairs), RECORD_OVERHEAD + header_bytes(pairs)
+    return NO_HEADERS, RECORD_OVERHEAD
+
+
 def prepare_bulk(
     t: TopicBatches,
     values: Sequence[bytes | str | None],
@@ -125,11 +136,7 @@ def prepare_bulk(
         timestamp_ms = _time_ns() // 1_000_000
     else:
         check_timestamp(timestamp_ms)
-    packed, overhead = NO_HEADERS, RECORD_OVERHEAD
-    if headers is not None:
-        pairs = to_headers(headers)
-        if pairs is not None:
-            packed, overhead = pack_headers(pairs), RECORD_OVERHEAD + header_bytes(pairs)
+    packed, overhead = record_headers(headers)
     fixed = -1 if partition is None else partition
     encoded = encode_bulk(keys, values, timestamp_ms, packed, overhead, t.partitions, fixed)
     if encoded is None:  # some key or value is not bytes: convert them (or refuse), then encode
