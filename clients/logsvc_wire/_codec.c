@@ -908,18 +908,6 @@ static PyObject *payload(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 
 /* ---- the producer's send() ------------------------------------------------------------ */
 
-/*
- * FastAppend(accumulator, future_type): a callable standing for accumulator.append (Producer.send)
- * that queues the common record — send(topic, value[, key]) with bytes or None, no partition,
- * headers or timestamp, for a topic already known, fitting the open batch of its partition and
- * the buffer — in one C call, doing exactly what Accumulator.append does for it under the
- * accumulator's lock. Every other call, or a record that needs a new batch, buffer space or a
- * conversion, goes to accumulator.append itself (the same arguments), so there is one definition
- * of the rules and this is only its fast lane. It touches the accumulator only through the
- * attributes Accumulator.append uses: _topics, lock, buffered, max_buffer_bytes, _batch_limit;
- * the topic's partitions, sticky and open; the batch's buffer, count and nbytes; and makes the
- * future as future_type(batch, index) would (its two slots, _batch and _index).
- */
 /* Where the named attributes of a __slots__ class live in its instances, so the fast lane reads
  * and writes them as the slot descriptors would, without a lookup per access. */
 #define SLOT(o, offset) (*(PyObject **)((char *)(o) + (offset)))
@@ -961,13 +949,14 @@ static void set_slot(PyObject *o, Py_ssize_t offset, PyObject *value) {
 }
 
 /*
- * FastAppend(accumulator, future_type): a callable standing for accumulator.append (Producer.send)
+ * FastAppend(accumulator, future_type, overhead): a callable standing for accumulator.append (Producer.send)
  * that queues the common record — send(topic, value[, key]) with bytes or None, no partition,
  * headers or timestamp, for a topic already known, fitting the open batch of its partition and
  * the buffer — in one C call, doing exactly what Accumulator.append does for it under the
  * accumulator's lock. Every other call, or a record that needs a new batch, buffer space or a
  * conversion, goes to accumulator.append itself (the same arguments), so there is one definition
- * of the rules and this is only its fast lane. It touches the accumulator only through what
+ * of the rules and this is only its fast lane; overhead is the size bound Accumulator.append counts
+ * for a record beside its key and value (RECORD_OVERHEAD). It touches the accumulator only through what
  * Accumulator.append uses: _topics, lock, buffered, max_buffer_bytes and _batch_limit (both read
  * once: they are set in __init__ only); the topic's partitions, sticky and open slots; the
  * batch's buffer, count and nbytes slots; and it makes the future as future_type(batch, index)
@@ -989,6 +978,7 @@ typedef struct {
     PyObject *topics;      /* acc._topics (a dict, kept for the accumulator's life) */
     long long max_buffer;  /* acc.max_buffer_bytes */
     long long limit;       /* acc._batch_limit */
+    long long overhead;    /* a record's size bound beside its key and value (RECORD_OVERHEAD) */
     slots topic_slots, batch_slots, future_slots;
 } FastAppend;
 
@@ -1014,7 +1004,7 @@ static int fast_append(FastAppend *self, PyObject *topic, PyObject *value, PyObj
         partition = slot_int(t, to[T_STICKY]);
         if (partition < 0) return 0;
     }
-    long long size = vn + kn + 21; /* RECORD_OVERHEAD, as Accumulator.append counts a record */
+    long long size = vn + kn + self->overhead; /* as Accumulator.append counts a record */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     unsigned long long ts = (unsigned long long)now.tv_sec * 1000ULL + (unsigned long long)now.tv_nsec / 1000000ULL;
@@ -1109,10 +1099,12 @@ static PyObject *fast_append_call(PyObject *callable, PyObject *const *args, siz
 
 static PyObject *fast_append_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     PyObject *acc, *future_type;
-    if (!PyArg_ParseTuple(args, "OO!:FastAppend", &acc, &PyType_Type, &future_type)) return NULL;
+    long long overhead;
+    if (!PyArg_ParseTuple(args, "OO!L:FastAppend", &acc, &PyType_Type, &future_type, &overhead)) return NULL;
     FastAppend *self = (FastAppend *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->vectorcall = fast_append_call;
+    self->overhead = overhead;
     Py_INCREF(acc);
     self->acc = acc;
     Py_INCREF(future_type);
@@ -1181,7 +1173,7 @@ static PyTypeObject FastAppendType = {
     .tp_name = "logsvc_wire._codec.FastAppend",
     .tp_basicsize = sizeof(FastAppend),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "FastAppend(accumulator, future_type): accumulator.append with the common record in C.",
+    .tp_doc = "FastAppend(accumulator, future_type, overhead): accumulator.append with the common record in C.",
     .tp_new = fast_append_new,
     .tp_call = PyVectorcall_Call,
     .tp_vectorcall_offset = offsetof(FastAppend, vectorcall),

@@ -190,6 +190,7 @@ append_record: AppendRecord = append_record_py if extension is None else extensi
 encode_bulk: EncodeBulk = encode_bulk_py if extension is None else extension.encode_bulk
 payload: Payload = payload_py if extension is None else extension.payload
 decode: Decode = decode_py if extension is None else extension.decode
-#: ``FastAppend(accumulator, future_type)``: the producer's ``send`` with its common record queued
-#: in one C call (see _codec.c); None without the extension, where ``accumulator.append`` is ``send``
-FastAppend: Callable[[Any, type], Callable[..., Any]] | None = None if extension is None else extension.FastAppend
+#: ``FastAppend(accumulator, future_type, overhead)``: the producer's ``send`` with its common record
+#: queued in one C call (see _codec.c), counted ``overhead`` bytes beside its key and value; None
+#: without the extension, where ``accumulator.append`` is ``send``
+FastAppend: Callable[[Any, type, int], Callable[..., Any]] | None = None if extension is None else extension.FastAppend

@@ -151,7 +151,7 @@ class Accumulator:
         other call to :meth:`append` (see ``FastAppend`` in ``logsvc_wire/_codec.c``)."""
         if FastAppend is None:
             return self.append
-        return FastAppend(self, RecordFuture)
+        return FastAppend(self, RecordFuture, RECORD_OVERHEAD)
 
     def append_many(
         self,
