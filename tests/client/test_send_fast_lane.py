@@ -15,6 +15,7 @@ from logsvc_client.errors import BufferFull, InvalidPartition, TopicNotFound
 from logsvc_client.producer.accumulator import Accumulator
 from logsvc_client.producer.futures import RecordFuture
 from logsvc_wire import record_codec
+from tests.client.accumulator_views import partition_batches, place, records
 
 T0 = 1_700_000_000_000
 
@@ -38,23 +39,12 @@ def accumulator(**kwargs: Any) -> Accumulator:
 
 def state(acc: Accumulator) -> list[tuple[Any, ...]]:
     """Every batch: (topic, partition, place among the partition's batches, records, size bound)."""
-    out = []
-    for t in acc.states:
-        for p in range(t.partitions):
-            for i, b in enumerate([*t.sealed[p], t.open[p]]):
-                if b is None:
-                    continue
-                assert b.buffer is not None
-                payload, _, _ = record_codec.payload(b.buffer, b.count)
-                rows = [(k, v, h) for _, k, v, h in msgpack.unpackb(payload, use_list=False)]  # not the clock
-                out.append((t.name, p, i, rows, b.nbytes))
-    return out
-
-
-def where(acc: Accumulator, f: RecordFuture) -> tuple[str, int, int, int]:
-    t = next(t for t in acc.states if t.name == f.topic)
-    batches = [b for b in [*t.sealed[f.partition], t.open[f.partition]] if b is not None]
-    return f.topic, f.partition, batches.index(f._batch), f._index
+    return [
+        (t.name, p, i, [(k, v, h) for _, k, v, h in records(b)], b.nbytes)  # not the clock
+        for t in acc.states
+        for p, bs in enumerate(partition_batches(acc, t.name))
+        for i, b in enumerate(bs)
+    ]
 
 
 def calls(rng: random.Random, n: int) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
@@ -92,7 +82,7 @@ def test_the_c_lane_fills_the_same_batches_as_append_record_for_record() -> None
         got.append(send(*args, **kwargs))
     # Then every future points at the same place, the batches hold the same records, and the
     # buffer counts the same bytes
-    assert [where(fast, f) for f in got] == [where(slow, f) for f in expected]
+    assert [place(fast, f) for f in got] == [place(slow, f) for f in expected]
     assert state(fast) == state(slow)
     assert fast.buffered == slow.buffered
     assert all(type(f) is RecordFuture for f in got)

@@ -13,17 +13,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import msgpack
 import pytest
 
 from logsvc_client import Admin, Consumer, Producer, Record
 from logsvc_client.errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest
 from logsvc_client.producer.accumulator import Accumulator
-from logsvc_client.producer.batches import ProducerBatch
 from logsvc_client.producer.futures import RecordFuture
 from logsvc_client.records import RecordPosition
-from logsvc_wire import record_codec
 from logsvc_wire.partitioner import partition_for_key
+from tests.client.accumulator_views import partition_batches, place, records
 from tests.client.fakes import FakeTransport
 
 NEVER_MS = 600_000
@@ -68,30 +66,14 @@ def accumulator(**kwargs: object) -> Accumulator:
     )
 
 
-def partition_batches(acc: Accumulator) -> list[ProducerBatch]:
-    """Every batch of every partition: by partition, sealed ones (oldest first) then the open one."""
-    (t,) = acc.states
-    return [b for p in range(t.partitions) for b in [*t.sealed[p], t.open[p]] if b is not None]
+def placement(acc: Accumulator, futures: Sequence[RecordFuture]) -> list[tuple[str, int, int, int]]:
+    """Where each future points (see :func:`~tests.client.accumulator_views.place`)."""
+    return [place(acc, f) for f in futures]
 
 
-def placement(acc: Accumulator, futures: Sequence[RecordFuture]) -> list[tuple[int, int, int]]:
-    """Where each future points: (partition, the batch's place among its partition's batches,
-    the record's index in it)."""
-    where = {}
-    for b in partition_batches(acc):
-        where[id(b)] = (b.partition, sum(1 for o in where.values() if o[0] == b.partition))
-    return [(*where[id(f._batch)], f._index) for f in futures]
-
-
-def batches(acc: Accumulator) -> list[tuple[int, list[tuple[Any, ...]], int]]:
-    """Every batch (as :func:`partition_batches`) as (partition, the records decoded from its
-    buffer, its size bound)."""
-    out = []
-    for b in partition_batches(acc):
-        assert b.buffer is not None
-        payload, _, _ = record_codec.payload(b.buffer, b.count)
-        out.append((b.partition, msgpack.unpackb(payload, use_list=False), b.nbytes))
-    return out
+def batches(acc: Accumulator) -> list[tuple[int, tuple[tuple[Any, ...], ...], int]]:
+    """Every batch of "orders" by partition: (partition, its records, its size bound)."""
+    return [(b.partition, records(b), b.nbytes) for bs in partition_batches(acc, "orders") for b in bs]
 
 
 KEY_MIXES: dict[str, list[bytes | str | None] | None] = {
