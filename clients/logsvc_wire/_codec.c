@@ -66,6 +66,24 @@ static uint32_t be32(const uint8_t *p) {
 }
 static uint64_t be64(const uint8_t *p) { return ((uint64_t)be32(p) << 32) | be32(p + 4); }
 
+/* The width of a msgpack bin header (0xc4, 0xc5, 0xc6: 2, 3, 5 bytes) by its first byte; 0: not a bin. */
+static int bin_width(uint8_t b) { return b == 0xc4 ? 2 : b == 0xc5 ? 3 : b == 0xc6 ? 5 : 0; }
+
+/* The width of a msgpack str header (fixstr: 1; 0xd9, 0xda, 0xdb: 2, 3, 5) by its first byte; 0: not a str. */
+static int str_width(uint8_t b) {
+    return (b >= 0xa0 && b <= 0xbf) ? 1 : b == 0xd9 ? 2 : b == 0xda ? 3 : b == 0xdb ? 5 : 0;
+}
+
+/* The length the bin or str header of that width at p says. */
+static Py_ssize_t sized_length(const uint8_t *p, int width) {
+    switch (width) {
+        case 1: return p[0] & 0x1f;
+        case 2: return p[1];
+        case 3: return be16(p + 1);
+        default: return be32(p + 1);
+    }
+}
+
 /* Array header at w->p: 1 and its length in *n, 0 when not an array, -1 when cut off. */
 static int array_header(walk *w, uint32_t *n) {
     uint8_t b = *w->p;
@@ -84,19 +102,19 @@ static int cut_off(walk *w, Py_ssize_t i) {
 /* bin or nil at w->p (which is < end): the key or value (j < 0) or the value of header j. */
 static int bin_or_nil(walk *w, Py_ssize_t i, long j, const char *field, const char *plural) {
     uint8_t b = *w->p;
-    Py_ssize_t left = w->end - w->p, size, hdr;
+    Py_ssize_t left = w->end - w->p;
     if (b == 0xc0) { w->p += 1; return 0; }
-    if (b == 0xc4) { if (left < 2) return cut_off(w, i); size = w->p[1]; hdr = 2; }
-    else if (b == 0xc5) { if (left < 3) return cut_off(w, i); size = be16(w->p + 1); hdr = 3; }
-    else if (b == 0xc6) { if (left < 5) return cut_off(w, i); size = be32(w->p + 1); hdr = 5; }
-    else {
-        int is_str = (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb);
+    int hdr = bin_width(b);
+    if (hdr == 0) {
+        int is_str = str_width(b) != 0;
         char header[32] = "";
         if (j >= 0) snprintf(header, sizeof header, "header %ld ", j);
         snprintf(w->msg, MSG_SIZE, "record %zd: %s%s is msgpack %s (0x%02x); %s must be bin or nil%s", i, header,
                  field, type_name(b), b, plural, is_str ? " (send text as bin: encode it to bytes)" : "");
         return -1;
     }
+    if (left < hdr) return cut_off(w, i);
+    Py_ssize_t size = sized_length(w->p, hdr);
     if (left - hdr < size) return cut_off(w, i);
     w->p += hdr + size;
     return 0;
@@ -146,16 +164,15 @@ static int header(walk *w, Py_ssize_t i, uint32_t j) {
     }
     if (w->p >= w->end) return cut_off(w, i);
     b = *w->p;
-    Py_ssize_t left = w->end - w->p, size, hdr;
-    if (b >= 0xa0 && b <= 0xbf) { size = b & 0x1f; hdr = 1; }
-    else if (b == 0xd9) { if (left < 2) return cut_off(w, i); size = w->p[1]; hdr = 2; }
-    else if (b == 0xda) { if (left < 3) return cut_off(w, i); size = be16(w->p + 1); hdr = 3; }
-    else if (b == 0xdb) { if (left < 5) return cut_off(w, i); size = be32(w->p + 1); hdr = 5; }
-    else {
+    Py_ssize_t left = w->end - w->p;
+    int hdr = str_width(b);
+    if (hdr == 0) {
         snprintf(w->msg, MSG_SIZE, "record %zd: header %u name is msgpack %s (0x%02x); header names must be str",
                  i, j, type_name(b), b);
         return -1;
     }
+    if (left < hdr) return cut_off(w, i);
+    Py_ssize_t size = sized_length(w->p, hdr);
     if (left - hdr < size) return cut_off(w, i);
     if (!valid_utf8(w->p + hdr, size)) {
         snprintf(w->msg, MSG_SIZE, "record %zd: header %u name is not valid UTF-8", i, j);
@@ -410,13 +427,9 @@ static uint32_t read_array(const uint8_t **pp) {
 /* bin or nil as bytes or None (a new reference; NULL on memory error). */
 static PyObject *read_bin(const uint8_t **pp) {
     const uint8_t *p = *pp;
-    Py_ssize_t size, hdr;
-    switch (*p) {
-        case 0xc0: *pp = p + 1; Py_RETURN_NONE;
-        case 0xc4: size = p[1]; hdr = 2; break;
-        case 0xc5: size = be16(p + 1); hdr = 3; break;
-        default: size = be32(p + 1); hdr = 5; break; /* 0xc6 */
-    }
+    if (*p == 0xc0) { *pp = p + 1; Py_RETURN_NONE; }
+    int hdr = bin_width(*p);
+    Py_ssize_t size = sized_length(p, hdr);
     *pp = p + hdr + size;
     return PyBytes_FromStringAndSize((const char *)p + hdr, size);
 }
@@ -429,12 +442,8 @@ static PyObject *read_headers(const uint8_t **pp) {
     for (uint32_t j = 0; j < n; j++) {
         const uint8_t *p = *pp;
         read_array(&p); /* the pair's [name, value] (check_payload() accepts any array form of 2) */
-        Py_ssize_t size, hdr;
-        uint8_t b = *p;
-        if (b >= 0xa0 && b <= 0xbf) { size = b & 0x1f; hdr = 1; }
-        else if (b == 0xd9) { size = p[1]; hdr = 2; }
-        else if (b == 0xda) { size = be16(p + 1); hdr = 3; }
-        else { size = be32(p + 1); hdr = 5; }
+        int hdr = str_width(*p);
+        Py_ssize_t size = sized_length(p, hdr);
         PyObject *name = PyUnicode_DecodeUTF8((const char *)p + hdr, size, NULL);
         if (name == NULL) { Py_DECREF(headers); return NULL; }
         p += hdr + size;
@@ -457,12 +466,8 @@ static void skip_record(const uint8_t **pp) {
     PyObject *dummy;
     for (int k = 0; k < 2; k++) { /* key and value */
         const uint8_t *p = *pp;
-        switch (*p) {
-            case 0xc0: *pp = p + 1; break;
-            case 0xc4: *pp = p + 2 + p[1]; break;
-            case 0xc5: *pp = p + 3 + be16(p + 1); break;
-            default: *pp = p + 5 + be32(p + 1); break;
-        }
+        int hdr = bin_width(*p); /* 0: nil */
+        *pp = hdr ? p + hdr + sized_length(p, hdr) : p + 1;
     }
     if (**pp == 0xc0) { *pp += 1; return; }
     dummy = read_headers(pp); /* rare (a fetch starting inside a batch with headers); exact */
