@@ -20,6 +20,8 @@ from logsvc import settings as settings_mod
 from logsvc.server.app import Broker, create_server
 from logsvc_client.security import ENV_CA, ENV_CERT, ENV_KEY, ENV_TLS, ENV_TOKEN
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from tests.fixtures.clusters import cluster  # noqa: F401  (logsvc and Kafka, one test)
+from tests.fixtures.kafka import kafka_cluster  # noqa: F401  (Tansu, or LOGSVC_TEST_KAFKA_BOOTSTRAP)
 
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
 

@@ -1,0 +1,12 @@
+"""The client on an Apache Kafka cluster (``kafka://host:port,...``), through librdkafka.
+
+logsvc hashes keys as Kafka does, and its records, offsets, groups and commits mean what Kafka's
+mean, so the same :class:`~logsvc_client.Producer`, :class:`~logsvc_client.Consumer` and
+:class:`~logsvc_client.Admin` (and so the CLI and the connectors) run on a Kafka cluster when
+given a ``kafka://`` address. They are built on ``confluent-kafka`` (librdkafka), the well-kept
+client, not on a Kafka protocol of our own; install with ``pip install 'logsvc[kafka]'``.
+
+- address.py: parsing ``kafka://h1:9092,h2:9092[?property=value...]``.
+- settings.py: librdkafka settings from the address, TLS and SASL, made in one place.
+- errors.py: librdkafka's errors as the project's exceptions.
+"""
