@@ -6,7 +6,7 @@ COPY proto proto
 COPY logsvc logsvc
 COPY clients clients
 COPY connectors connectors
-RUN pip install --no-cache-dir '.[connectors]'
+RUN pip install --no-cache-dir '.[connectors,kafka]'
 EXPOSE 50051 9095
 VOLUME /data
 # gRPC health check of the broker (the connectors override it in docker-compose.yml).

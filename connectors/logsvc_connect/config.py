@@ -48,6 +48,7 @@ class RuntimeConfig:
     name: str = ""
     """Connector name: its consumer group id and the default dead-letter topic ``<name>.dlq``."""
     server: str = "127.0.0.1:50051"
+    """The logsvc broker (``host:port``) or a Kafka cluster (``kafka://host:port,...``)."""
     topics: tuple[str, ...] = ()
     value_format: str = "auto"
     """auto | json | msgpack | raw: how record values are decoded for the adapter."""
@@ -68,6 +69,9 @@ class RuntimeConfig:
     instance_id: str = ""
     """Static membership id: a restart within the session timeout keeps the partitions."""
     session_timeout_ms: int = 10_000
+    max_poll_interval_ms: int = 300_000
+    """A member whose loop does not poll for this long gives its partitions up (Kafka's
+    ``max.poll.interval.ms``; on Kafka also the rebalance timeout: how long a join may wait)."""
     shutdown_timeout_ms: int = 30_000
     """On SIGTERM, how long the batch in flight may take to finish before the process exits."""
     filter: str = ""
@@ -95,7 +99,14 @@ class RuntimeConfig:
             raise InvalidConfig(
                 f"value_format={self.value_format!r} must be auto, json, msgpack or raw", key="value_format"
             )
-        for key in ("batch_max_records", "batch_max_bytes", "retry_initial_ms", "retry_max_ms", "session_timeout_ms"):
+        for key in (
+            "batch_max_records",
+            "batch_max_bytes",
+            "retry_initial_ms",
+            "retry_max_ms",
+            "session_timeout_ms",
+            "max_poll_interval_ms",
+        ):
             if getattr(self, key) <= 0:
                 raise InvalidConfig(f"{key}={getattr(self, key)} must be positive", key=key)
         if self.linger_ms < 0 or self.shutdown_timeout_ms < 0:

@@ -163,6 +163,7 @@ class SinkRuntime:
             group_id=cfg.name,
             instance_id=cfg.instance_id or None,
             session_timeout_ms=cfg.session_timeout_ms,
+            max_poll_interval_ms=cfg.max_poll_interval_ms,
             enable_auto_commit=False,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,

@@ -31,6 +31,7 @@ from logsvc.cli.serve import serve
 from logsvc.cli.state import DEFAULT_SERVER, CliState
 from logsvc.cli.topics import topics
 from logsvc_client.errors import LogsvcError, StorageFailed, Unavailable, from_rpc_error
+from logsvc_client.kafka.address import is_kafka
 
 EXAMPLES = """\
 A Kafka-style partitioned commit log: run the broker, manage topics, produce and consume
@@ -78,12 +79,12 @@ class LogsvcGroup(click.Group):
 )
 @click.option(
     "--server",
-    metavar="HOST:PORT",
+    metavar="HOST:PORT|kafka://HOST:PORT,...",
     envvar="LOGSVC_SERVER",
     default=DEFAULT_SERVER,
     show_default=True,
     show_envvar=True,
-    help="Address of the logsvc broker.",
+    help="The logsvc broker, or a Kafka cluster (kafka://HOST:PORT,...: topics, produce, consume, groups).",
 )
 @click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors (for bug reports).")
 @click.version_option(__version__, "-V", "--version", prog_name="logsvc")
@@ -155,7 +156,8 @@ def _report(exc: BaseException, state: CliState) -> int:
         _error(exc.message)
         return 1 if state.remote_used else EXIT_STORAGE_FAILED
     if isinstance(exc, Unavailable) and state.remote_used:
-        _error(f"cannot reach logsvc at {state.server} ({_unreachable_detail(exc)})")
+        what = "Kafka" if is_kafka(state.server) else "logsvc"
+        _error(f"cannot reach {what} at {state.server} ({_unreachable_detail(exc)})")
         return 1
     if isinstance(exc, LogsvcError):
         _error(exc.message)

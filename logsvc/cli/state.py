@@ -12,6 +12,10 @@ from typing import Any, TypeVar
 
 import click
 
+from logsvc_client.errors import InvalidConfig
+from logsvc_client.kafka.address import is_kafka
+from logsvc_client.kafka.address import parse as parse_kafka
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -25,7 +29,15 @@ class CliState:
     remote_used: bool = False  # a command talked to the broker: Unavailable means unreachable
 
     def address(self) -> str:
-        """The broker address, noting that this command talks to a broker."""
+        """The broker address (``HOST:PORT``, or a Kafka cluster's ``kafka://HOST:PORT,...``),
+        noting that this command talks to a broker."""
+        if is_kafka(self.server):
+            try:
+                parse_kafka(self.server)
+            except InvalidConfig as e:
+                raise click.BadParameter(e.message, param_hint="'--server' / LOGSVC_SERVER") from None
+            self.remote_used = True
+            return self.server
         host, sep, port = self.server.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise click.BadParameter(f"{self.server!r} is not HOST:PORT", param_hint="'--server' / LOGSVC_SERVER")
@@ -48,10 +60,13 @@ def server_option(fn: F) -> F:
     """``--server HOST:PORT`` on a command (overrides the one given before the command)."""
     return click.option(
         "--server",
-        metavar="HOST:PORT",
+        metavar="HOST:PORT|kafka://HOST:PORT,...",
         default=None,
         expose_value=False,
         is_eager=True,
         callback=_set_server,
-        help="Address of the logsvc broker [default: $LOGSVC_SERVER or 127.0.0.1:50051].",
+        help=(
+            "The logsvc broker, or a Kafka cluster as kafka://HOST:PORT,... "
+            "[default: $LOGSVC_SERVER or 127.0.0.1:50051]."
+        ),
     )(fn)
