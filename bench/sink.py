@@ -160,10 +160,18 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
 
 
-def run_connector(kind: str, name: str, server: str, adapter: Mapping[str, Any], total: int, directory: Path) -> Run:
-    """Run one connector over the whole topic."""
+def run_connector(
+    kind: str,
+    name: str,
+    server: str,
+    adapter: Mapping[str, Any],
+    total: int,
+    directory: Path,
+    runtime_extra: Mapping[str, Any] | None = None,
+) -> Run:
+    """Run one connector over the whole topic (``runtime_extra``: more runtime settings)."""
     config = directory / f"{name}.toml"
-    runtime = {"name": name, "server": server, "topics": [TOPIC], "value_format": "json"}
+    runtime = {"name": name, "server": server, "topics": [TOPIC], "value_format": "json", **(runtime_extra or {})}
     lines = [f"{k} = {toml(v)}" for k, v in runtime.items()] + [f"[{kind}]"]
     config.write_text("\n".join(lines + [f"{k} = {toml(v)}" for k, v in adapter.items()]) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSVC_CONNECT_")}
