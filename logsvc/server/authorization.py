@@ -64,14 +64,28 @@ def _create_topic(name: str) -> AnyOf:
     return AnyOf((_topic(CREATE, name), _cluster(CREATE)))
 
 
+def _would_create(name: str, store: Store, settings: Settings) -> bool:
+    """Whether a produce to (or an auto-creating describe of) ``name`` would create the topic."""
+    if not settings.auto_create_topics or not TOPIC_NAME.fullmatch(name):  # else the handler refuses it
+        return False
+    try:
+        store.topic(name)
+    except TopicNotFound:
+        return True
+    return False
+
+
 def _produce(request: Any, store: Store, settings: Settings) -> list[Requirement]:
     out: list[Requirement] = [_topic(WRITE, request.topic)]
-    if settings.auto_create_topics and TOPIC_NAME.fullmatch(request.topic):  # else the handler refuses it
-        try:
-            store.topic(request.topic)
-        except TopicNotFound:
-            out.append(_create_topic(request.topic))  # the broker would create it
+    if _would_create(request.topic, store, settings):
+        out.append(_create_topic(request.topic))  # the broker would create it
     return out
+
+
+def _describe_topic(request: Any, store: Store, settings: Settings) -> list[Requirement]:
+    if request.allow_auto_create and _would_create(request.name, store, settings):
+        return [_topic(WRITE, request.name), _create_topic(request.name)]  # what the produce would need
+    return [_topic(DESCRIBE, request.name)]
 
 
 def _fixed(*requirements: Requirement) -> Rule:
@@ -87,7 +101,7 @@ REQUIREMENTS: dict[str, Rule] = {
     "CreateTopic": lambda r, store, settings: [_create_topic(r.name)],
     "DeleteTopic": _on_topic(DELETE),
     "ListTopics": _fixed(),  # answers are trimmed by visible()
-    "DescribeTopic": _on_topic(DESCRIBE),
+    "DescribeTopic": _describe_topic,
     "AlterTopic": _on_topic(ALTER),
     # records
     "Produce": _produce,

@@ -152,7 +152,9 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
         )
 
     def DescribeTopic(self, request: pb.DescribeTopicRequest, call: Call) -> pb.TopicDescription:
-        return describe(self.store, self.store.topic(check_topic_name(request.name)))
+        name = check_topic_name(request.name)
+        meta = self._topic_for_produce(name) if request.allow_auto_create else self.store.topic(name)
+        return describe(self.store, meta)
 
     def WhoAmI(self, request: pb.WhoAmIRequest, call: Call) -> pb.WhoAmIResponse:
         return pb.WhoAmIResponse(principal=call.principal)

@@ -130,3 +130,20 @@ def test_list_answers_leave_out_what_the_principal_may_not_describe() -> None:
     assert visible("ListTopics", topics, "User:root", Authorizer(super_users={"User:root"})) is topics
     other = pb.DescribeTopicRequest(name="priv")
     assert visible("DescribeTopic", other, "User:alice", authorizer) is other
+
+
+def test_an_auto_creating_describe_needs_what_the_produce_that_creates_the_topic_needs() -> None:
+    store = MemoryStore()
+    store.create_topic("there", 1, TopicConfig())
+    auto = Settings(auto_create_topics=True)
+    creating = pb.DescribeTopicRequest(name="missing", allow_auto_create=True)
+    # Only when it would create the topic: write on it and create (topic or cluster)
+    assert needs("DescribeTopic", creating, store, auto) == [topic("write", "missing"), create("missing")]
+    # An existing topic, auto-creation off, or no allow_auto_create: describe, as always
+    assert needs("DescribeTopic", pb.DescribeTopicRequest(name="there", allow_auto_create=True), store, auto) == [
+        topic("describe", "there")
+    ]
+    assert needs("DescribeTopic", creating, store, Settings()) == [topic("describe", "missing")]
+    assert needs("DescribeTopic", pb.DescribeTopicRequest(name="missing"), store, auto) == [
+        topic("describe", "missing")
+    ]

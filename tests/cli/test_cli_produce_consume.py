@@ -8,10 +8,11 @@ import select
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from tests.cli.conftest import Cli
-from tests.conftest import cli_env
+from tests.conftest import BrokerProcess, cli_env
 
 
 def read_line(stream: IO[bytes], timeout_s: float = 10) -> bytes:
@@ -211,3 +212,17 @@ def test_consume_piped_into_a_reader_that_stops_exits_quietly(cli: Cli) -> None:
         # Then the consumer ends without an error or a traceback
         assert proc.wait(10) == 0
         assert proc.stderr.read() == b""
+
+
+def test_produce_to_a_missing_topic_creates_it_on_a_broker_that_auto_creates_topics(tmp_path: Path) -> None:
+    # Given a broker started with --auto-create-topics (default_partitions 1)
+    broker = BrokerProcess(tmp_path / "data", "--auto-create-topics", base_env=cli_env()).start()
+    try:
+        cli = Cli(broker.address, tmp_path)
+        # When the CLI produces to a topic nobody created
+        cli.ok("produce", "autotopic", input=b"one\ntwo\n")
+        # Then the topic exists and holds both lines
+        out = cli.ok("consume", "autotopic", "--from", "earliest", "--max-records", "2", "--timeout-ms", "5000")
+        assert out.stdout == b"one\ntwo\n"
+    finally:
+        broker.kill()

@@ -48,7 +48,7 @@ class FakeTransport:
 
     # -- the contract ---------------------------------------------------------------------------
 
-    def partition_count(self, topic: str) -> int:
+    def partition_count(self, topic: str, *, auto_create: bool = False) -> int:
         if topic not in self.topics:
             raise TopicNotFound(f"topic {topic!r} does not exist")
         return self.topics[topic]

@@ -61,6 +61,7 @@ class Accumulator:
         self,
         load_partition_count: Callable[[str], int],
         *,
+        first_partition_count: Callable[[str], int] | None = None,
         linger_ms: float = 5,
         max_batch_bytes: int = 1_048_576,
         max_buffer_bytes: int = 64 * 1024 * 1024,
@@ -70,6 +71,8 @@ class Accumulator:
         rng: random.Random | None = None,
     ) -> None:
         self._load_partition_count = load_partition_count
+        # the first look-up of a topic may create it (a broker's auto_create_topics); refreshes never
+        self._first_partition_count = first_partition_count or load_partition_count
         self.linger_s = linger_ms / 1000
         self.max_batch_bytes = max_batch_bytes
         self._batch_limit = max_batch_bytes - BATCH_OVERHEAD
@@ -255,7 +258,7 @@ class Accumulator:
     def _add_topic(self, topic: str) -> TopicBatches:
         if self.closed:
             raise FailedPrecondition("the producer is closed")
-        n = self._load_partition_count(topic)  # TopicNotFound; outside the lock (a network call)
+        n = self._first_partition_count(topic)  # TopicNotFound; outside the lock (a network call)
         with self.lock:
             return self._resize_locked(topic, n)
 

@@ -20,6 +20,7 @@ the first write.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Literal, Protocol
@@ -168,6 +169,7 @@ class Producer:
         )
         self._acc = Accumulator(
             self._transport.partition_count,
+            first_partition_count=functools.partial(self._transport.partition_count, auto_create=True),
             linger_ms=linger_ms,
             max_batch_bytes=max_batch_bytes,
             max_buffer_bytes=max_buffer_bytes,

@@ -108,11 +108,14 @@ class PendingFetch(Protocol):
 class ProduceTransport(Protocol):
     """What the producer needs: partition counts, the producer id, and sending batches."""
 
-    def partition_count(self, topic: str) -> int:
+    def partition_count(self, topic: str, *, auto_create: bool = False) -> int:
         """The topic's partition count (blocking; retried while the broker is unavailable).
 
+        ``auto_create``: a missing topic is created when the broker creates topics on first
+        produce (its ``auto_create_topics``), as the produce itself would create it.
+
         Raises:
-          TopicNotFound: the topic does not exist.
+          TopicNotFound: the topic does not exist (and is not created).
         """
         ...
 

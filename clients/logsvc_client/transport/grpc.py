@@ -108,8 +108,9 @@ class GrpcTransport(GrpcAdminCalls):
 
     # -- both sides -----------------------------------------------------------------------------
 
-    def partition_count(self, topic: str) -> int:
-        response = channel.call_with_retry(self.stub.DescribeTopic, pb.DescribeTopicRequest(name=topic), self._retry)
+    def partition_count(self, topic: str, *, auto_create: bool = False) -> int:
+        request = pb.DescribeTopicRequest(name=topic, allow_auto_create=auto_create)
+        response = channel.call_with_retry(self.stub.DescribeTopic, request, self._retry)
         return len(response.partitions)
 
     def close(self) -> None:

@@ -72,10 +72,12 @@ class TopicSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., partitions: _Optional[int] = ...) -> None: ...
 
 class DescribeTopicRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "allow_auto_create")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_AUTO_CREATE_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    allow_auto_create: bool
+    def __init__(self, name: _Optional[str] = ..., allow_auto_create: _Optional[bool] = ...) -> None: ...
 
 class PartitionInfo(_message.Message):
     __slots__ = ("partition", "log_start_offset", "next_offset", "record_count", "bytes", "first_timestamp_ms", "last_timestamp_ms")

@@ -189,7 +189,11 @@ class BrokerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DescribeTopic(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """NOT_FOUND for a topic that does not exist, unless allow_auto_create is set and the broker runs
+        with auto_create_topics on: then the topic is created (default_partitions partitions, default
+        config) and described, as a Produce to it would create it (Kafka's Metadata
+        allow_auto_topic_creation). A producer sets it before its first send to a topic.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
