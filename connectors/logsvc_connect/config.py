@@ -186,9 +186,11 @@ def read_file(path: str) -> dict[str, Any]:
 
 def split_sources(
     kind: str, raw: Mapping[str, Any], environ: Mapping[str, str], path: str, kinds: Collection[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(runtime values, adapter values) from the file's contents and the environment; ``kinds``
-    are every connector kind (the registry's), whose tables and variables are adapters'."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """(runtime values, adapter values, where each environment key came from) from the file's
+    contents and the environment; ``kinds`` are every connector kind (the registry's), whose
+    tables and variables are adapters'. The third maps a key set by the environment to its
+    variable's name, so an error about it names the variable rather than the file."""
     # A table named after a connector kind is the adapter's; any other table is a runtime key whose
     # value is a table (rename_fields = {old = "new"}), checked with the other runtime keys.
     runtime = {k: v for k, v in raw.items() if not (isinstance(v, dict) and k in kinds)}
@@ -199,12 +201,15 @@ def split_sources(
                 raise InvalidConfig(f"{path}: unknown table [{table}] for a {kind} connector", key=table)
             adapter.update(values)
     kind_prefix = f"{ENV_PREFIX}{kind.upper()}_"
+    from_env: dict[str, str] = {}
     for name, value in environ.items():
         if name.startswith(kind_prefix):
             adapter[name[len(kind_prefix) :].lower()] = value
+            from_env[name[len(kind_prefix) :].lower()] = name
         elif name.startswith(ENV_PREFIX) and not any(name.startswith(f"{ENV_PREFIX}{k.upper()}_") for k in kinds):
             runtime[name[len(ENV_PREFIX) :].lower()] = value
-    return runtime, adapter
+            from_env[name[len(ENV_PREFIX) :].lower()] = name
+    return runtime, adapter, from_env
 
 
 def load_runtime(values: Mapping[str, Any], source: str) -> RuntimeConfig:

@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from logsvc.cli.serve import LOG_FORMAT
+from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import StartSpec, StartType
 
 CONFIG_HELP = "TOML file: runtime keys at the top, adapter keys in a [postgres] / [mongo] / [python] table."
@@ -57,7 +59,9 @@ def _run(
 
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     import_path(paths)
-    connector = app.load(kind, config_file, handler=handler)
+    flag, fallback = _server_sources()
+    connector = app.load(kind, config_file, handler=handler, server=flag, fallback_server=fallback)
+    logging.getLogger("logsvc.connect").info("connector %s on %s", connector.runtime.name, connector.runtime.server)
     start_from = None
     if start is not None:
         start_from = StartFrom(
@@ -67,6 +71,17 @@ def _run(
         )
     app.tune_gc()  # this process only runs the connector
     app.run(connector, start_from)
+
+
+def _server_sources() -> tuple[str | None, str | None]:
+    """(the ``--server`` flag, when one was given before or after ``connect``; ``LOGSVC_SERVER``).
+
+    A flag wins over the config file and ``LOGSVC_CONNECT_SERVER``; ``LOGSVC_SERVER`` (the CLI's
+    own default) only stands in for a config that names no server."""
+    state = get_state()
+    root = click.get_current_context().find_root()
+    given = state.server_explicit or root.get_parameter_source("server") == ParameterSource.COMMANDLINE
+    return (state.server if given else None), (os.environ.get("LOGSVC_SERVER") or None)
 
 
 def path_option(fn: F) -> F:
@@ -85,6 +100,7 @@ def _command(kind: str, doc: str) -> click.Command:
     @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
     @click.option("--from", "start", type=StartType(), default=None, help=FROM_HELP)
     @path_option
+    @server_option
     @click.option(
         "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), default="INFO"
     )
@@ -109,6 +125,7 @@ def connect() -> None:
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--from", "start", type=StartType(), default=None, help=FROM_HELP)
 @path_option
+@server_option
 @click.option(
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), default="INFO"
 )
