@@ -44,7 +44,7 @@ from operator import add, itemgetter
 from typing import Any
 
 from logsvc_client import Admin, Consumer, Record, TopicPartition
-from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError
+from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError, TopicNotFound
 from logsvc_client.transport.retry import Backoff
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
@@ -62,6 +62,9 @@ _new = tuple.__new__
 _topic_partition_of, _offset_of, _value_of = itemgetter(0, 1), itemgetter(2), itemgetter(5)
 _NO_DOC = (None,)
 LAG_REFRESH_S = 5.0
+#: how often a connector started before its topics exist looks again, and repeats its warning
+MISSING_TOPIC_POLL_S = 2.0
+MISSING_TOPIC_REPEAT_S = 60.0
 #: how long a poll waits at most while a write runs in the background, so that its batch is
 #: committed soon after it is durable even when no records come
 IN_FLIGHT_POLL_S = 0.01
@@ -158,6 +161,13 @@ class SinkRuntime:
         cfg = self.config
         self._admin = Admin(cfg.server)
         self.dead_letters.admin = self._admin
+        if not self._wait_for_topics(self._admin):  # stopped while waiting
+            try:
+                self.sink.close()
+                self.dead_letters.close()
+            finally:
+                self._close_admin()
+            return
         consumer = Consumer(
             cfg.server,
             group_id=cfg.name,
@@ -191,10 +201,37 @@ class SinkRuntime:
                     self.sink.close()
                     self.dead_letters.close()
                 finally:
-                    admin, self._admin = self._admin, None
-                    self.dead_letters.admin = None
-                    if admin is not None:
-                        admin.close()
+                    self._close_admin()
+
+    def _wait_for_topics(self, admin: Admin) -> bool:
+        """Wait until every topic of the config exists (False: stopped first). A connector started
+        before its topics were created (under docker compose, say) waits for them, saying so
+        once per topic and then every minute, as a Kafka consumer does, instead of exiting."""
+        said: dict[str, float] = {}
+        attempt = 0
+        while not self._stopping.is_set():
+            missing = []
+            for topic in self.config.topics:
+                try:
+                    admin.describe_topic(topic)
+                except TopicNotFound:
+                    missing.append(topic)
+            if not missing:
+                return True
+            now = time.monotonic()
+            for topic in missing:
+                if now - said.get(topic, -MISSING_TOPIC_REPEAT_S) >= MISSING_TOPIC_REPEAT_S:
+                    log.warning("topic %r does not exist yet: waiting for it to be created", topic)
+                    said[topic] = now
+            self._wait(min(self._backoff.delay_s(attempt), MISSING_TOPIC_POLL_S))
+            attempt += 1
+        return False
+
+    def _close_admin(self) -> None:
+        admin, self._admin = self._admin, None
+        self.dead_letters.admin = None
+        if admin is not None:
+            admin.close()
 
     def _wait(self, seconds: float) -> None:
         """The runtime's sleep: woken early by :meth:`stop`. Once stopping, a write still retries

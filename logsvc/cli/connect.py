@@ -61,7 +61,6 @@ def _run(
     import_path(paths)
     flag, fallback = _server_sources()
     connector = app.load(kind, config_file, handler=handler, server=flag, fallback_server=fallback)
-    logging.getLogger("logsvc.connect").info("connector %s on %s", connector.runtime.name, connector.runtime.server)
     start_from = None
     if start is not None:
         start_from = StartFrom(

@@ -72,11 +72,11 @@ def test_logsvc_server_flag_before_or_after_connect_is_the_address_the_connector
     assert proc.stderr is not None
     try:
         for line in proc.stderr:
-            if b"connector orders-pg on" in line:
+            if b"connector orders-pg consuming" in line:
                 break
     finally:
         proc.kill()
         proc.wait(10)
         proc.stderr.close()
     # Then it goes to the flag's address, not the file's
-    assert line.rstrip().endswith(b"connector orders-pg on 127.0.0.1:9"), line
+    assert line.rstrip().endswith(b"connector orders-pg consuming orders from 127.0.0.1:9"), line
