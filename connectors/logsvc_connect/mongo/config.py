@@ -56,6 +56,10 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
 REQUIRED = ("uri", "database")
 
 
+#: MongoDB's limit on a namespace, "database.collection" (4.4 and later)
+MAX_NAMESPACE_BYTES = 255
+
+
 @dataclass(frozen=True)
 class MongoConfig:
     """Where and how the MongoDB sink writes (the module doc of :mod:`logsvc_connect.mongo` explains each).
@@ -82,6 +86,26 @@ class MongoConfig:
     def collection_name(self, topic: str) -> str:
         """The collection a topic's records go to."""
         return self.collection.format(topic=topic)
+
+    def collection_problem(self, name: str) -> str | None:
+        """Why MongoDB would refuse ``name`` as a collection of the database, or None: empty, a
+        ``$`` or NUL, a leading or trailing ``.`` or two in a row, the reserved ``system.``
+        prefix, or a namespace (``database.collection``) over MongoDB's 255 bytes. A server may
+        refuse more (nx-27017 takes only letters, digits and ``_``): that is found at the first
+        write and stops the connector with the server's reason."""
+        if not name:
+            return "it is empty"
+        for bad in ("$", "\0"):
+            if bad in name:
+                return f"it contains {bad!r}"
+        if name.startswith(".") or name.endswith(".") or ".." in name:
+            return "it starts or ends with '.' or has '..'"
+        if name.startswith("system."):
+            return "the system. prefix is reserved"
+        size = len(f"{self.database}.{name}".encode())
+        if size > MAX_NAMESPACE_BYTES:
+            return f"{self.database}.{name} is {size} bytes, over MongoDB's {MAX_NAMESPACE_BYTES}"
+        return None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MongoConfig:

@@ -6,9 +6,10 @@
   write-concern error makes the whole batch transient; any other error is that record's DataError.
 * A document the driver cannot encode (integer over 64 bits, NUL in a name, non-string key, over
   16 MiB) is found by encoding each document alone (:func:`check_encodable`).
-* A command refused because the connector's user lacks a privilege (Unauthorized) is a
-  configuration error that stops the connector, as missing privileges do in PostgreSQL
-  (:func:`translate`); retrying would only fill the log.
+* A command refused because the connector's user lacks a privilege (Unauthorized), or because
+  the server refuses the collection's name (InvalidNamespace: a name too long for the server,
+  characters it does not take), is a configuration error that stops the connector, as missing
+  privileges do in PostgreSQL (:func:`translate`); retrying would only fill the log.
 * Everything else pymongo raises (connection lost, server selection timeout, not primary,
   execution timeout, authentication failing at connect) is transient (:func:`transient`).
 """
@@ -31,6 +32,9 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 ENCODE_ERRORS = (BSONError, OverflowError, ValueError, TypeError)
 
 DUPLICATE_KEY = 11000
+#: InvalidNamespace: the server refuses the collection's name (reserved, too long, bad characters)
+NAMESPACE_CODES = frozenset({73})
+NAMESPACE_MESSAGES = ("Invalid identifier", "Invalid collection name", "Invalid namespace")
 #: Command codes that say the connector's user may not do what it must (Unauthorized).
 PRIVILEGE_CODES = frozenset({13})
 # Codes about the server, not the record: HostUnreachable, HostNotFound, LockTimeout,
@@ -106,14 +110,33 @@ def _is_id_duplicate(error: Mapping[str, Any]) -> bool:
     return " _id_ " in message or message.endswith("._id")
 
 
+def refuses_name(e: PyMongoError) -> bool:
+    """Whether the server refused a command because of the collection's name: MongoDB's
+    InvalidNamespace (code 73: a reserved or too long name), or a server that sends no code but
+    says so (nx-27017: "Invalid identifier ...")."""
+    if not isinstance(e, OperationFailure):
+        return False
+    if e.code in NAMESPACE_CODES:
+        return True
+    return e.code is None and any(m in str(e) for m in NAMESPACE_MESSAGES)
+
+
 def transient(e: PyMongoError | Exception) -> TransientSinkError:
     """``e`` as the contract's "retry later" error, with a readable message."""
     text = str(e).split(", Timeout:")[0]  # server selection errors append a long topology dump
     return TransientSinkError(f"MongoDB unavailable: {type(e).__name__}: {text[:300]}", error_class=type(e).__name__)
 
 
-def translate(e: PyMongoError) -> LogsvcError:
-    """A failed command or write: InvalidConfig when the user lacks a privilege, else transient."""
+def translate(e: PyMongoError, collection: str | None = None) -> LogsvcError:
+    """A failed command or write (on ``collection``, when it is about one): InvalidConfig when the
+    user lacks a privilege or the server refuses the collection's name, else transient."""
+    if collection is not None and refuses_name(e):
+        message = str(e).split(", full error:")[0]
+        return InvalidConfig(
+            f"MongoDB refuses the collection name {collection!r}: {message[:300]}; "
+            "change the collection template (the collection key)",
+            key="collection",
+        )
     if isinstance(e, OperationFailure) and e.code in PRIVILEGE_CODES:
         message = str(e).split(", full error:")[0]
         return InvalidConfig(

@@ -115,6 +115,15 @@ def configure(values: dict[str, Any], runtime: RuntimeConfig) -> Adapter:
     decodes itself (a value the runtime left undecoded) follows the runtime's ``value_format``."""
     config = MongoConfig.from_mapping({"value_format": runtime.value_format, **values})
     check_one_target_per_topic(runtime.topics, config.collection_name, "collection", "collection")
+    for topic in runtime.topics:
+        name = config.collection_name(topic)
+        problem = config.collection_problem(name)
+        if problem is not None:
+            raise InvalidConfig(
+                f"topic {topic!r} maps to collection {name!r}, which MongoDB refuses: {problem}; "
+                "change the collection template (the collection key)",
+                key="collection",
+            )
     return Adapter(config, lambda: MongoSink(config))
 
 
@@ -310,7 +319,7 @@ class MongoSink(Sink):
             if keep:
                 self._send(collection, kind, _take(ids, keep), _take(docs, keep), _take(index, keep), failed)
         except PyMongoError as e:
-            raise translate(e) from None
+            raise translate(e, collection.name) from None
 
     # -- collections -------------------------------------------------------------------------------
 
@@ -321,8 +330,9 @@ class MongoSink(Sink):
             assert self._db is not None
             name = self.config.collection_name(topic)
             try:
-                if name.startswith("system.") or name.endswith("."):
-                    raise InvalidName("reserved or ending with '.'")
+                problem = self.config.collection_problem(name)
+                if problem is not None:
+                    raise InvalidName(problem)
                 collection = self._db[name]
             except InvalidName as e:
                 raise DataError(f"topic {topic!r} maps to collection {name!r}, which MongoDB refuses: {e}") from None
@@ -335,9 +345,9 @@ class MongoSink(Sink):
             collection.create_index("_logsvc.key", name="logsvc_key")
         except OperationFailure as e:
             if e.code not in _INDEX_EXISTS_CODES:
-                raise translate(e) from None
+                raise translate(e, collection.name) from None
         except PyMongoError as e:
-            raise translate(e) from None
+            raise translate(e, collection.name) from None
         self._indexed.add(collection.name)
 
 

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from logsvc_client.errors import InvalidConfig
-from logsvc_connect.mongo import MongoConfig
+from logsvc_connect.config import RuntimeConfig
+from logsvc_connect.mongo import MongoConfig, configure
+from tests.connectors.mongo_sink.conftest import MakeSink, record
+from tests.fixtures.mongo import MongoServer
 
 
 @pytest.mark.parametrize(
@@ -42,3 +45,35 @@ def test_configuration_from_the_environment_may_use_strings() -> None:
     # Then they are typed
     assert config.socket_timeout_ms == 1500
     assert dict(config.write_concern) == {"w": "majority", "j": True, "wtimeout_ms": 200}
+
+
+@pytest.mark.parametrize(
+    ("template", "topic", "reason"),
+    [
+        ("{topic}", "$orders", "topic '\\$orders' maps to collection .*contains '\\$'"),
+        ("{topic}", "o" * 260, "topic 'o+' maps to collection .* bytes, over MongoDB's 255"),
+        ("system.{topic}", "orders", "collection template 'system.{topic}' gives an invalid collection name"),
+        ("{topic}.", "orders", "collection template '{topic}.' gives an invalid collection name"),
+    ],
+)
+def test_a_collection_name_mongodb_refuses_stops_the_connector_at_start(template: str, topic: str, reason: str) -> None:
+    # Given a template that makes a name MongoDB refuses for one of the connector's topics
+    runtime = RuntimeConfig(name="c", topics=("fine", topic))
+    # When the connector is configured; Then it is a configuration error naming the name and why
+    with pytest.raises(InvalidConfig, match=reason):
+        configure({"uri": "mongodb://127.0.0.1/", "database": "d", "collection": template}, runtime)
+
+
+def test_a_collection_name_the_server_refuses_is_a_configuration_error_not_an_outage(
+    mongo: MongoServer, make_sink: MakeSink
+) -> None:
+    # Given a name the server refuses though the connector's own check allows it (nx-27017 takes
+    # only letters, digits and _ in a name)
+    if mongo.external:
+        pytest.skip("a real MongoDB takes every name the connector's own check lets through")
+    name = "orders-eu"
+    sink = make_sink(collection=name)
+    # When a batch is written; Then the sink stops with InvalidConfig naming the collection, not
+    # a TransientSinkError the runtime would retry forever
+    with pytest.raises(InvalidConfig, match=rf"MongoDB refuses the collection name '{name}'"):
+        sink.write([record(0, {"a": 1})], {})
