@@ -27,12 +27,13 @@ def load(
     handler: str | None = None,
     *,
     server: str | None = None,
-    fallback_server: str | None = None,
+    cli_server: str | None = None,
 ) -> Connector:
-    """Read and validate a connector config. Precedence, lowest first: ``fallback_server`` (the
-    CLI's ``LOGSVC_SERVER``) for the server only, the file, the ``LOGSVC_CONNECT_*`` environment,
-    then the command line: ``server`` (the CLI's ``--server`` flag) and ``handler`` (the
-    ``--handler`` flag of a python connector). A handler is imported here, so a path that does not
+    """Read and validate a connector config. Precedence, lowest first: the file, ``cli_server``
+    (the CLI's ``LOGSVC_SERVER``, for the server only: as every other command, a connector goes
+    where the CLI's environment says), the ``LOGSVC_CONNECT_*`` environment, then the command
+    line: ``server`` (the CLI's ``--server`` flag) and ``handler`` (the ``--handler`` flag of a
+    python connector). A handler is imported here, so a path that does not
     import or a function with the wrong signature fails at start-up. An error about a key set by
     the environment names its variable, one about a key of the file names the file."""
     configure = configure_for(kind)
@@ -41,8 +42,8 @@ def load(
     if server:
         runtime_values["server"] = server
         from_env.pop("server", None)
-    elif fallback_server and "server" not in runtime_values:
-        runtime_values["server"] = fallback_server
+    elif cli_server and "server" not in from_env:
+        runtime_values["server"] = cli_server
     if handler:  # the --handler flag overrides the [python] table's handler key
         adapter_values["handler"] = handler
     try:

@@ -59,8 +59,8 @@ def _run(
 
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     import_path(paths)
-    flag, fallback = _server_sources()
-    connector = app.load(kind, config_file, handler=handler, server=flag, fallback_server=fallback)
+    flag, env = _server_sources()
+    connector = app.load(kind, config_file, handler=handler, server=flag, cli_server=env)
     start_from = None
     if start is not None:
         start_from = StartFrom(
@@ -75,8 +75,9 @@ def _run(
 def _server_sources() -> tuple[str | None, str | None]:
     """(the ``--server`` flag, when one was given before or after ``connect``; ``LOGSVC_SERVER``).
 
-    A flag wins over the config file and ``LOGSVC_CONNECT_SERVER``; ``LOGSVC_SERVER`` (the CLI's
-    own default) only stands in for a config that names no server."""
+    A flag wins over everything; ``LOGSVC_SERVER`` over the config file's ``server`` (but not over
+    ``LOGSVC_CONNECT_SERVER``, the connector's own variable): the TOML's server is used when
+    neither is given."""
     state = get_state()
     root = click.get_current_context().find_root()
     given = state.server_explicit or root.get_parameter_source("server") == ParameterSource.COMMANDLINE

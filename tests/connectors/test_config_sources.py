@@ -1,5 +1,6 @@
-"""Where a connector's settings come from, and which wins: the CLI's LOGSVC_SERVER < the config
-file < LOGSVC_CONNECT_* < the command line (--server, --handler); an error names its source."""
+"""Where a connector's settings come from, and which wins: the config file < the CLI's
+LOGSVC_SERVER < LOGSVC_CONNECT_* < the command line (--server, --handler); an error names its
+source."""
 
 from __future__ import annotations
 
@@ -35,9 +36,14 @@ def test_the_server_flag_wins_over_the_file_and_the_environment(config: Path) ->
     assert app.load("postgres", str(config), {}, server="kafka://b1:9092").runtime.server == "kafka://b1:9092"
 
 
-def test_logsvc_server_stands_in_only_for_a_config_without_a_server(config: Path, no_server: Path) -> None:
-    assert app.load("postgres", str(config), {}, fallback_server="cli:4").runtime.server == "file:1"
-    assert app.load("postgres", str(no_server), {}, fallback_server="cli:4").runtime.server == "cli:4"
+def test_logsvc_server_wins_over_the_file_as_for_every_command(config: Path, no_server: Path) -> None:
+    assert app.load("postgres", str(config), {}, cli_server="cli:4").runtime.server == "cli:4"
+    assert app.load("postgres", str(no_server), {}, cli_server="cli:4").runtime.server == "cli:4"
+    # the connector's own variable is more specific than the CLI's
+    env = {"LOGSVC_CONNECT_SERVER": "env:2"}
+    assert app.load("postgres", str(config), env, cli_server="cli:4").runtime.server == "env:2"
+    # neither given: the file's, else the default
+    assert app.load("postgres", str(config), {}).runtime.server == "file:1"
     assert app.load("postgres", str(no_server), {}).runtime.server == "127.0.0.1:50051"
 
 
