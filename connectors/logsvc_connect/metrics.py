@@ -29,7 +29,13 @@ class ConnectorMetrics:
         def counter(name: str, doc: str) -> Any:
             return Counter(name, doc, names, registry=self.registry).labels(**labels)
 
-        self.records_written = counter("logsvc_connect_records_written", "Records written to the sink")
+        self.records_written = counter(
+            "logsvc_connect_records_written",
+            "Records written to the sink (with those a later record of their batch replaced: same id)",
+        )
+        self.rows_written = counter(
+            "logsvc_connect_rows_written", "Rows or documents the sink wrote (after compacting same ids)"
+        )
         self.records_skipped = counter("logsvc_connect_records_skipped", "Records a filter skipped")
         self.records_dead_lettered = counter(
             "logsvc_connect_records_dead_lettered", "Records sent to the dead-letter topic"

@@ -48,6 +48,7 @@ from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError, 
 from logsvc_client.transport.retry import Backoff
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
+from logsvc_connect.dead_letters.log import DeadLetterLog
 from logsvc_connect.metrics import ConnectorMetrics
 from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError
 from logsvc_connect.transforms import Transforms
@@ -91,6 +92,9 @@ class Batch:
     offsets: dict[TopicPartition, int]
     #: whether the sink is called (records to write, or offsets an exactly-once sink stores)
     writes: bool
+    #: records compaction left out because a later record of the batch has the same id (written
+    #: by that one's write)
+    replaced: int = 0
 
 
 class StartFrom:
@@ -116,6 +120,7 @@ class SinkRuntime:
         self.sink = sink
         self.start_from = start_from or StartFrom(None)
         self.metrics = metrics or ConnectorMetrics(config.name, sink.kind)
+        self._dead_letter_log = DeadLetterLog()
         self.dead_letters = DeadLetters(config.server, config.dead_letter_topic, config.name)
         self.transforms = Transforms(
             config.filter,
@@ -194,6 +199,7 @@ class SinkRuntime:
                 self._writer.shutdown(wait=True)
                 self._writer, self._in_flight = None, None
             self._consumer = None
+            self._dead_letter_log.flush(self.config.dead_letter_topic)
             try:
                 consumer.close()
             finally:
@@ -392,10 +398,11 @@ class SinkRuntime:
             self.metrics.records_skipped.inc(skipped)
         # Dead letters are acknowledged before any offset past them is stored anywhere.
         self._dead_letter(failed, 1)  # never written: tried once, by decoding or the filter
+        before = len(records)
         records = self._compact(records)
         if records and self._writer is not None:
             self.sink.prepare(records)  # while the write in flight runs
-        return Batch(records, offsets, bool(records or self.sink.stores_offsets))
+        return Batch(records, offsets, bool(records or self.sink.stores_offsets), before - len(records))
 
     def _finish(self, batch: Batch, sink_failed: Failed | None) -> bool:
         """After ``batch``'s write returned ``sink_failed``: dead-letter those records (an
@@ -404,6 +411,7 @@ class SinkRuntime:
         if batch.writes:
             if sink_failed is not None:
                 self._dead_letter(sink_failed, self._attempts)
+                self.metrics.records_written.inc(len(batch.records) + batch.replaced - len(sink_failed))
             if sink_failed is None or (
                 sink_failed and self.sink.stores_offsets and self._write([], batch.offsets) is None
             ):
@@ -436,6 +444,7 @@ class SinkRuntime:
         if failed:
             self.dead_letters.send(failed, attempts)
             self.metrics.records_dead_lettered.inc(len(failed))
+            self._dead_letter_log.report(failed, self.config.dead_letter_topic)
 
     def _write(self, records: list[SinkRecord], offsets: dict[TopicPartition, int]) -> Failed | None:
         """Write with retries; the records that failed on their data, or None when stopped first.
@@ -461,7 +470,7 @@ class SinkRuntime:
             self._attempts = attempt + 1
             break
         if records:
-            self.metrics.records_written.inc(len(records) - len(result.failed))
+            self.metrics.rows_written.inc(len(records) - len(result.failed))
             self.metrics.batch_records.observe(len(records))
         return [(records[index], error) for index, error in sorted(result.failed.items())]
 
