@@ -60,8 +60,8 @@ class RuntimeConfig:
     """How long a batch may wait to fill when the connector is caught up (low lag)."""
     retry_initial_ms: int = 200
     retry_max_ms: int = 30_000
-    metrics_port: int = -1
-    """HTTP /metrics port; -1 = off, 0 = any free port (logged)."""
+    metrics_port: int = 0
+    """HTTP /metrics port; 0 (the default) = any free port, printed at start; -1 = off."""
     metrics_host: str = "127.0.0.1"
     metrics_token_file: str = ""
     """A file holding one bearer token (at least 16 characters; the broker's format): when set,
