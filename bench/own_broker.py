@@ -93,7 +93,12 @@ def start(
     URL (on a free port with ``metrics``, else metrics are off and the URL is empty)."""
     cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", data_dir, "--listen", listen]
     port = "0" if metrics else "-1"
-    proc = subprocess.Popen([*cmd, "--metrics-port", port, *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    # A group's first assignment comes at once: the figures are of consuming and rebalancing, not of
+    # the 3 s an empty group waits by default for more members (initial_rebalance_delay_ms)
+    env = {"LOGSVC_INITIAL_REBALANCE_DELAY_MS": "0", **os.environ}
+    proc = subprocess.Popen(
+        [*cmd, "--metrics-port", port, *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+    )
     assert proc.stderr is not None
     address = None
     for raw in proc.stderr:

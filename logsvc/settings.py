@@ -80,6 +80,10 @@ class Settings:
     its last member left or died) is older than this is forgotten, committed offsets included
     (Kafka's offsets.retention.minutes; 7 days). Checked every retention_check_interval_ms."""
     max_members_per_group: int = 1_000
+    initial_rebalance_delay_ms: int = 3_000
+    """How long an empty consumer group waits for more members before its first assignment (each
+    member joining meanwhile extends it, up to the rebalance timeout), so members started together
+    share the backlog (Kafka's group.initial.rebalance.delay.ms); 0: assign at once."""
     """Most members a consumer group may have; a join beyond it fails with RESOURCE_EXHAUSTED
     (GroupMaxSizeReached)."""
     fetch_max_bytes: int = 32 * 1024 * 1024
@@ -173,6 +177,11 @@ class Settings:
         ):
             if getattr(self, key) <= 0:
                 raise InvalidConfig(f"{key}={getattr(self, key)} must be positive", key=key)
+        if self.initial_rebalance_delay_ms < 0:
+            raise InvalidConfig(
+                f"initial_rebalance_delay_ms={self.initial_rebalance_delay_ms} must not be negative",
+                key="initial_rebalance_delay_ms",
+            )
         for key in (
             "max_map_size_bytes",
             "fetch_max_wait_ms",

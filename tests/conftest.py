@@ -27,7 +27,13 @@ LISTENING = re.compile(rb"listening on (\S+):(\d+)")
 
 
 def broker_settings(data_dir: Path, **overrides: object) -> settings_mod.Settings:
-    values: dict[str, object] = {"data_dir": str(data_dir), "listen": "127.0.0.1:0", "metrics_port": 0}
+    # Groups form at once (the default waits 3 s for more members; tests of that wait set it)
+    values: dict[str, object] = {
+        "data_dir": str(data_dir),
+        "listen": "127.0.0.1:0",
+        "metrics_port": 0,
+        "initial_rebalance_delay_ms": 0,
+    }
     values.update(overrides)
     return settings_mod.load(environ={}, overrides=values)
 
@@ -165,7 +171,9 @@ class BrokerProcess(ChildProcess):
             "--data-dir", str(self.data_dir), "--listen", listen, "--metrics-port", "0", *self.extra,
         ]  # fmt: skip
         self._listening = threading.Event()
-        self.spawn(cmd, {**(os.environ if self.base_env is None else self.base_env), **(self.env or {})})
+        # Groups form at once (the default waits 3 s for more members), unless the test says otherwise
+        base = {"LOGSVC_INITIAL_REBALANCE_DELAY_MS": "0", **(os.environ if self.base_env is None else self.base_env)}
+        self.spawn(cmd, {**base, **(self.env or {})})
         if not self._listening.wait(timeout_s):
             self.kill()
             raise RuntimeError("broker did not start: " + self.stderr_text())

@@ -107,11 +107,13 @@ class Coordinator:
         id_factory: Callable[[], str] = new_member_id,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
         max_members_per_group: int | None = None,
+        initial_rebalance_delay_ms: int = 0,
     ) -> None:
         self._partitions_of = partitions_of
         self._id_factory = id_factory
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._max_members = max_members_per_group
+        self._initial_delay_ms = initial_rebalance_delay_ms
         self._lock = threading.Lock()  # guards self._slots only; never held while taking a group's lock
         self._slots: dict[str, _Slot] = {}
 
@@ -129,7 +131,11 @@ class Coordinator:
             with self._lock:
                 slot = self._slots.get(group_id)
                 if slot is None and create_at_ms is not None:
-                    group = Group(group_id, heartbeat_interval_ms=self._heartbeat_interval_ms)
+                    group = Group(
+                        group_id,
+                        heartbeat_interval_ms=self._heartbeat_interval_ms,
+                        initial_delay_ms=self._initial_delay_ms,
+                    )
                     group.empty_since_ms = create_at_ms
                     slot = self._slots[group_id] = _Slot(group)
             if slot is None:

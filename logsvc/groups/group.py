@@ -13,6 +13,11 @@ The protocol is cooperative and server-side, like Kafka's KIP-848:
   to B only after A has released it.
 * A member heartbeats with the generation it last saw and the partitions it still owns; the reply
   carries the current generation, its assignment and whether the group is still reconciling.
+* An empty group that gets a member waits ``initial_delay_ms`` before handing out anything
+  (Kafka's ``group.initial.rebalance.delay.ms``), each member joining meanwhile extending the wait
+  by that much again, up to the longest rebalance timeout among them: members started together
+  then share the backlog, instead of the first taking every partition and draining it alone.
+  Meanwhile the answers say the group is reconciling, so members heartbeat sooner.
 * A static member (``instance_id``) that joins again while its predecessor is still in the group
   replaces it; the predecessor's member id is **fenced**: whatever it sends from then on is refused
   with FencedInstance, so a second process configured with the same instance id stops instead of
@@ -78,6 +83,11 @@ class Group:
     partitions_by_topic: dict[str, int] = field(default_factory=dict)
     heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     fenced: dict[str, str] = field(default_factory=dict)  # replaced member id -> its instance id
+    #: How long an empty group waits for more members before its first assignment (see the module
+    #: docstring); 0: at once.
+    initial_delay_ms: int = 0
+    #: While the group forms (an initial delay runs): (when it started, until when it waits).
+    forming: tuple[int, int] | None = None
     #: When the group last became empty (its creation, its last member's leave or last heartbeat
     #: before its session expired); None while it has members. See :meth:`idle_expired`.
     empty_since_ms: int | None = None
@@ -175,6 +185,7 @@ class Group:
             self._reassign(bump=static.topics != subscription)
         else:
             member = replace(joining, member_id=id_factory())
+            self._start_forming(member, now_ms)
             self.members[member.member_id] = member
             self._reassign(bump=True)
         member.acked_generation = self.generation
@@ -336,8 +347,32 @@ class Group:
                 held_by_others |= other.owned
         return self.target[member.member_id] - held_by_others
 
+    def _start_forming(self, newcomer: Member, now_ms: int) -> None:
+        """A new member joins: an empty group starts its initial delay, a forming one extends it
+        (by the delay again, up to the longest rebalance timeout of its members since it began)."""
+        if self.initial_delay_ms <= 0:
+            return
+        if not self.members:
+            self.forming = (now_ms, now_ms + self.initial_delay_ms)
+        elif self.forming is not None:
+            began, _ = self.forming
+            longest = max(m.rebalance_timeout_ms for m in (*self.members.values(), newcomer))
+            self.forming = (began, min(now_ms + self.initial_delay_ms, began + longest))
+
+    def _forming(self, now_ms: int) -> bool:
+        """Whether the initial delay still runs (ended: forgotten)."""
+        if self.forming is not None and now_ms >= self.forming[1]:
+            self.forming = None
+        return self.forming is not None
+
     def _hand_over(self, member: Member, now_ms: int) -> frozenset[TopicPartition]:
-        """The member's assignment now; from here on the member holds it."""
+        """The member's assignment now (nothing while the group forms); from here on the member
+        holds it."""
+        if self._forming(now_ms):
+            if self._unsettled is not None:
+                self._unsettled.add(member.member_id)
+            self._alive_until_ms = min(self._alive_until_ms, member.alive_until_ms())
+            return frozenset()
         assignment = self._assignable(member)
         member.owned |= assignment
         member.told(self.target[member.member_id], now_ms)

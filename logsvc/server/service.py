@@ -85,7 +85,11 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
     ) -> None:
         self.store = store
         self.mono_ms = mono_ms
-        self.coordinator = Coordinator(self._partition_count, max_members_per_group=settings.max_members_per_group)
+        self.coordinator = Coordinator(
+            self._partition_count,
+            max_members_per_group=settings.max_members_per_group,
+            initial_rebalance_delay_ms=settings.initial_rebalance_delay_ms,
+        )
         self.settings = settings
         self.metrics = metrics
         self.clock_ms = clock_ms
