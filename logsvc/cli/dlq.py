@@ -104,7 +104,17 @@ def list_(
         echo_json([letter_json(d, found.replays_of(d)) for d in letters])
     elif letters:
         echo_table(
-            ("DLQ OFFSET", "SOURCE TOPIC", "PARTITION", "OFFSET", "ERROR", "MESSAGE", "ATTEMPTS", "TIME", "REPLAYED"),
+            (
+                "DLQ OFFSET",
+                "SOURCE TOPIC",
+                "PARTITION",
+                "OFFSET",
+                "ERROR",
+                "MESSAGE",
+                "ATTEMPTS",
+                "DEAD-LETTERED AT",
+                "REPLAYED",
+            ),
             [
                 (
                     d.offset,
@@ -194,7 +204,7 @@ def show(connector: str, offset: int, dlq_topic: str | None, output: str) -> Non
     echo_fields(
         [
             ("dlq record", f"{d.record.topic}/{d.record.partition}@{d.offset}"),
-            ("time", iso_ms(d.record.timestamp_ms)),
+            ("dead-lettered at", iso_ms(d.record.timestamp_ms)),
             ("connector", d.connector or "-"),
             ("source", f"{d.source_topic}/{d.source_partition}@{d.source_offsets}" if d.has_source else "-"),
             ("source time", iso_ms(d.source_timestamp_ms)),

@@ -63,6 +63,7 @@ def dead_letter_json(d: DeadLetter) -> dict[str, Any]:
         "dlq_offset": d.offset,
         "error": {"class": d.error_class, "message": d.error_message},
         "attempts": d.attempts,
+        # when it was dead-lettered (the dead letter's own timestamp)
         "time": iso_ms(d.record.timestamp_ms),
     }
 

@@ -4,7 +4,9 @@
 A sink connector sends a record that fails on its data to its dead-letter topic —
 ``<connector>.dlq`` (:func:`dlq_topic`) unless its config names another ``dlq_topic`` — always to
 partition :data:`DLQ_PARTITION` (0), created with one partition when missing. A dead-lettered
-record keeps the source record's key, value and headers (less any ``dlq.*`` ones) and gains headers:
+record keeps the source record's key, value and headers (less any ``dlq.*`` ones); its own
+timestamp is when it was dead-lettered (the source record's is in ``dlq.timestamp``); it gains
+headers:
 
 =====================  ===========================================================
 ``dlq.topic``          source topic

@@ -73,7 +73,8 @@ class DeadLetters:
                 record.key,
                 partition=DLQ_PARTITION,
                 headers=dead_letter_headers(record, error, self.connector, attempts),
-                timestamp_ms=record.timestamp_ms,
+                # the dead letter's own time is when it was dead-lettered; dlq.timestamp keeps the
+                # source record's
             )
             for record, error in failed
         ]
