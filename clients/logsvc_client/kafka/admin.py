@@ -90,6 +90,9 @@ class KafkaAdminTransport(KafkaGroupCalls):
     def __init__(self, address: str, *, request_timeout_ms: int = 30_000, security: Security | None = None) -> None:
         self.address = address
         self._config = client_config(address, security)
+        # A metadata look-up of a missing topic must not create it (librdkafka's default for the
+        # producer-like handles the admin and produce_records use).
+        self._config["allow.auto.create.topics"] = False
         self._timeout_s = request_timeout_ms / 1000
         try:
             self._admin = AdminClient(dict(self._config))

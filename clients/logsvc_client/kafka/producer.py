@@ -17,7 +17,8 @@ The options map onto librdkafka's settings:
 ``compression``           ``compression.type`` (none, gzip, zstd)
 ``enable_idempotence``    ``enable.idempotence`` (and so ``acks=all``)
 ``request_timeout_ms``    ``request.timeout.ms``; with ``retries``: ``delivery.timeout.ms`` =
-                          ``request_timeout_ms * (retries + 1)``, the time a record may take
+                          ``request_timeout_ms * (retries + 1) + linger_ms``, the time a
+                          record may take
 ``retries``               ``retries``
 ``retry_backoff_ms``      ``retry.backoff.ms``
 ``max_in_flight``         ``max.in.flight`` (at most 5 with idempotence, as Kafka requires)
@@ -44,7 +45,16 @@ from confluent_kafka import Producer as RdProducer
 
 from logsvc_wire.partitioner import partition_for_key
 
-from ..errors import BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest, LogsvcError, Timeout, Unavailable
+from ..errors import (
+    BatchTooLarge,
+    BufferFull,
+    FailedPrecondition,
+    InvalidPartition,
+    InvalidRequest,
+    LogsvcError,
+    Timeout,
+    Unavailable,
+)
 from ..producer.bulk import _all_to_bytes
 from ..producer.futures import RecordFuture
 from ..producer.producer import BufferFullPolicy, Producer, check_options
@@ -88,7 +98,7 @@ def producer_config(
             "queue.buffering.max.messages": 2_147_483_647,
             "compression.type": compression,
             "request.timeout.ms": int(request_timeout_ms),
-            "delivery.timeout.ms": int(min(request_timeout_ms * (retries + 1), 2_147_483_647)),
+            "delivery.timeout.ms": int(min(request_timeout_ms * (retries + 1) + linger_ms, 2_147_483_647)),
             "retries": retries,
             "retry.backoff.ms": backoff,
             "retry.backoff.max.ms": max(backoff, 1_000),
@@ -160,6 +170,7 @@ class KafkaProducer(Producer):
         self.address = address
         self.enable_idempotence = enable_idempotence
         self._block = buffer_full == "block"
+        self._max_buffer_bytes = max_buffer_bytes
         self._buffer_timeout_s = buffer_timeout_ms / 1000
         self._metadata_max_age_s = metadata_max_age_ms / 1000
         self._timeout_s = request_timeout_ms / 1000
@@ -197,7 +208,17 @@ class KafkaProducer(Producer):
         pairs = to_headers(headers) if headers is not None else None
         if timestamp_ms is not None:
             check_timestamp(timestamp_ms)
+        self._check_size(data, key_data)
         return self._produce(topic, count, data, key_data, partition, pairs, timestamp_ms)
+
+    def _check_size(self, value: bytes | None, key: bytes | None) -> None:
+        """BatchTooLarge for a record the whole buffer cannot hold (librdkafka would refuse it
+        as "queue full" for ever)."""
+        size = len(value or b"") + len(key or b"")
+        if size > self._max_buffer_bytes:
+            raise BatchTooLarge(
+                f"record of about {size} bytes is larger than max_buffer_bytes={self._max_buffer_bytes}"
+            )
 
     def send_many(
         self,
@@ -226,6 +247,8 @@ class KafkaProducer(Producer):
             pairs = to_headers(headers) if headers is not None else None
             datas = _all_to_bytes(values, "value")
             key_datas = [None] * n if keys is None else _all_to_bytes(keys, "key")
+            for data, key_data in zip(datas, key_datas, strict=True):
+                self._check_size(data, key_data)
             for data, key_data in zip(datas, key_datas, strict=True):
                 futures.append(self._produce(topic, count, data, key_data, partition, pairs, timestamp_ms))
         except LogsvcError as e:
@@ -265,7 +288,9 @@ class KafkaProducer(Producer):
                 return future
             except BufferError:
                 if not self._block:
-                    raise BufferFull("the producer's buffer (max_buffer_bytes) is full") from None
+                    raise BufferFull(
+                        f"the producer's buffer (max_buffer_bytes={self._max_buffer_bytes}) is full"
+                    ) from None
                 now = time.monotonic()
                 deadline = deadline or now + self._buffer_timeout_s
                 if now >= deadline or self._closed:
