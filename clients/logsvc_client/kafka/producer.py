@@ -49,6 +49,7 @@ from ..errors import (
     BatchTooLarge,
     BufferFull,
     FailedPrecondition,
+    InvalidConfig,
     InvalidPartition,
     InvalidRequest,
     LogsvcError,
@@ -149,6 +150,16 @@ class KafkaProducer(Producer):
             enable_idempotence=enable_idempotence,
             buffer_full=buffer_full,
         )
+        if enable_idempotence and max_in_flight > 5:
+            raise InvalidConfig(
+                f"producer option max_in_flight={max_in_flight} must be at most 5 with enable_idempotence on Kafka",
+                key="max_in_flight",
+            )
+        if linger_ms > 900_000:
+            raise InvalidConfig(
+                f"producer option linger_ms={linger_ms} must be at most 900000 on Kafka (librdkafka's limit)",
+                key="linger_ms",
+            )
         config = producer_config(
             address,
             security,
