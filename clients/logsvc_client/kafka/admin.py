@@ -14,10 +14,10 @@ key. A description shows the Kafka names of the settings that are not the broker
 
 What a Kafka cluster does not tell a client, and so a description leaves out: a partition's
 size in bytes (``bytes`` is -1), its first and last record timestamps (-1), the topic's numeric
-id and creation time (0). ``record_count`` is next offset - log start (a compacted topic holds
-fewer). ACLs and quotas are Kafka's own (``kafka-acls``, ``kafka-configs``): their admin calls
-are refused with FailedPrecondition saying so. ``whoami`` is the SASL user name, or
-``User:ANONYMOUS`` without SASL.
+id (0: Kafka's ids are UUIDs) and creation time (-1). ``record_count`` is next offset - log
+start (a compacted topic holds fewer). ACLs and quotas are Kafka's own (``kafka-acls``,
+``kafka-configs``): their admin calls are refused with FailedPrecondition saying so. ``whoami``
+is the SASL user name, or ``User:ANONYMOUS`` without SASL.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class KafkaAdminTransport(KafkaGroupCalls):
             )
             for p in range(count)
         ]
-        return TopicDescription(name, 0, self._topic_config(name), 0, partitions)
+        return TopicDescription(name, 0, self._topic_config(name), -1, partitions)
 
     # -- offsets --------------------------------------------------------------------------------
 
