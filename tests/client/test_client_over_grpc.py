@@ -4,6 +4,7 @@ tests taking ``cluster`` also against a Kafka cluster (Tansu, or LOGSVC_TEST_KAF
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -308,6 +309,32 @@ def test_a_full_buffer_raises_buffer_full_in_raise_mode(cluster: Cluster) -> Non
         assert 50 < len(sent) <= 64 * 1024 // 1_004  # the overhead counted per record differs
         producer.flush(timeout=10)
         assert [f.result().offset for f in sent] == list(range(len(sent)))
+
+
+def test_a_full_buffer_blocks_send_until_space_frees_in_block_mode(cluster: Cluster) -> None:
+    # Given a 4 KiB buffer that blocks when full, and records that linger 20 ms
+    t = cluster.create_topic(1)
+    options = {"linger_ms": 20, "max_batch_bytes": 1024, "max_buffer_bytes": 4096, "buffer_timeout_ms": 10_000}
+    with Producer(cluster.address, **options) as producer:  # type: ignore[arg-type]
+        # When about 26 KiB is sent
+        futures = [producer.send(t, b"%03d" % i + b"x" * 500) for i in range(50)]
+        # Then send waited for space instead of raising, and every record was stored in order
+        assert [f.result(timeout=10).offset for f in futures] == list(range(50))
+
+
+def test_a_full_buffer_sends_what_lingers_instead_of_waiting_for_linger_ms(cluster: Cluster) -> None:
+    # Given records that would linger for ever in a 4 KiB buffer that blocks for at most 5 s
+    t = cluster.create_topic(1)
+    with Producer(cluster.address, linger_ms=NEVER_MS, max_buffer_bytes=4096, buffer_timeout_ms=5_000) as producer:
+        # When more than the buffer holds is sent
+        started = time.monotonic()
+        futures = [producer.send(t, b"%03d" % i + b"x" * 500) for i in range(20)]
+        # Then the full buffer sent the lingering records (send did not wait out buffer_timeout_ms)
+        assert time.monotonic() - started < 4
+        assert sum(f.done() for f in futures) >= 10
+        # And once the rest is flushed every record is stored in order
+        producer.flush(timeout=10)
+        assert [f.result().offset for f in futures] == list(range(20))
 
 
 def test_a_producer_retries_while_the_broker_restarts(restartable_broker: RestartableBroker) -> None:

@@ -218,3 +218,15 @@ def test_a_members_commit_through_the_admin_is_refused_naming_the_consumers_comm
     member = GroupMetadata(kafka_cluster.name("g"), "member-1", 3)
     with Admin(kafka_cluster.address) as admin, pytest.raises(FailedPrecondition, match=r"Consumer\.commit"):
         admin.commit_offsets(member.group_id, {TopicPartition("t", 0): 1}, member)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_records_are_stored_and_read_back_on_kafka(kafka_cluster: KafkaCluster, compression: str) -> None:
+    topic = kafka_cluster.name()
+    with Admin(kafka_cluster.address) as admin:
+        admin.create_topic(topic, 1)
+        with Producer(kafka_cluster.address, compression=compression) as producer:
+            futures = producer.send_many(topic, [b'{"qty": %d}' % i for i in range(500)])
+            producer.flush(timeout=10)
+        assert [f.result().offset for f in futures] == list(range(500))
+        assert [r.value for r in stored_records(admin, topic)] == [b'{"qty": %d}' % i for i in range(500)]

@@ -300,16 +300,19 @@ class KafkaProducer(Producer):
             except BufferError:
                 if not self._block:
                     raise BufferFull(
-                        f"the producer's buffer (max_buffer_bytes={self._max_buffer_bytes}) is full"
+                        f"producer buffer is full ({len(self._rd)} records of max_buffer_bytes="
+                        f"{self._max_buffer_bytes} bytes unsent)"
                     ) from None
                 now = time.monotonic()
                 deadline = deadline or now + self._buffer_timeout_s
                 if now >= deadline or self._closed:
                     raise BufferFull(
-                        f"the producer's buffer stayed full for buffer_timeout_ms={self._buffer_timeout_s * 1000:g}"
+                        f"producer buffer stayed full for buffer_timeout_ms={self._buffer_timeout_s * 1000:g} "
+                        f"({len(self._rd)} records of max_buffer_bytes={self._max_buffer_bytes} bytes unsent)"
                     ) from None
-                with self._cond:  # delivery reports free space and notify
-                    self._cond.wait(min(0.05, deadline - now))
+                # As the gRPC producer does, a full buffer sends what lingers: librdkafka's flush
+                # sends at once, and its delivery reports free space.
+                self._rd.flush(min(0.05, deadline - now))
             except KafkaException as e:
                 raise translate(e, f"send to {topic}") from None
 
@@ -337,7 +340,8 @@ class KafkaProducer(Producer):
         """Send everything buffered now, and wait until all of it is acknowledged or failed.
 
         Raises :class:`~logsvc_client.errors.Timeout` when ``timeout`` seconds pass first. Failed
-        records are reported through their futures, not here.
+        records are reported through their futures, not here. (librdkafka serves delivery reports
+        on the flushing thread too: done callbacks may run here.)
         """
         left = self._rd.flush(-1 if timeout is None else timeout)
         if left:
@@ -358,7 +362,9 @@ class KafkaProducer(Producer):
             self._rd.flush(1)  # serve the purged records' reports: their futures fail
             self._stopping.set()
             self._poller.join(timeout=5)
-            self._rd.close()
+            close = getattr(self._rd, "close", None)  # confluent-kafka >= 2.11 has it
+            if close is not None:
+                close()
 
     def __enter__(self) -> KafkaProducer:
         return self
