@@ -5,13 +5,16 @@ broker is needed; what behaves the same on both transports is in the tests takin
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from logsvc.server.app import Broker
 from logsvc_client import Admin, Producer, ProducerRecord, TopicPartition
 from logsvc_client.errors import (
     FailedPrecondition,
+    GroupNotEmpty,
     InvalidConfig,
     InvalidPartition,
     LogsvcError,
@@ -230,3 +233,44 @@ def test_compressed_records_are_stored_and_read_back_on_kafka(kafka_cluster: Kaf
             producer.flush(timeout=10)
         assert [f.result().offset for f in futures] == list(range(500))
         assert [r.value for r in stored_records(admin, topic)] == [b'{"qty": %d}' % i for i in range(500)]
+
+
+def test_a_group_with_a_live_member_is_described_with_its_assignment_and_not_reset_or_deleted(
+    kafka_cluster: KafkaCluster,
+) -> None:
+    # Given a librdkafka consumer in a group, owning both partitions of a topic
+    topic, group = kafka_cluster.name(), kafka_cluster.name("g")
+    with Admin(kafka_cluster.address) as admin:
+        admin.create_topic(topic, 2)
+        member = Consumer(
+            {
+                "bootstrap.servers": kafka_cluster.bootstrap,
+                "group.id": group,
+                "client.id": "live-member",
+                "session.timeout.ms": 6_000,
+                "max.poll.interval.ms": 6_000,  # a long one makes Tansu's join hang (slow_join)
+            }
+        )
+        try:
+            member.subscribe([topic])
+            deadline = time.monotonic() + 20
+            while not member.assignment() and time.monotonic() < deadline:
+                member.poll(0.2)
+            assert member.assignment(), "the consumer never joined the group"
+            # When the admin describes the group, then tries to change it
+            described = admin.describe_group(group)
+            # Then the member owns both partitions, and reset, commit and delete are refused
+            assert described.state == "Stable"
+            if "group_members" not in kafka_cluster.quirks:  # Tansu lists no members
+                (info,) = described.members
+                assert info.client_id == "live-member"
+                assert info.assignment == (TopicPartition(topic, 0), TopicPartition(topic, 1))
+                assert [p.owner for p in described.partitions] == [info.member_id] * 2
+            with pytest.raises(GroupNotEmpty, match=group):
+                admin.reset_offsets(group, topic, spec="earliest")
+            with pytest.raises(GroupNotEmpty, match=group):
+                admin.commit_offsets(group, {TopicPartition(topic, 0): 0})
+            with pytest.raises(GroupNotEmpty, match=group):
+                admin.delete_group(group)
+        finally:
+            member.close()

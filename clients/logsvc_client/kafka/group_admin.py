@@ -45,6 +45,12 @@ _STATES = {
     ConsumerGroupState.PREPARING_REBALANCING: "Reconciling",
     ConsumerGroupState.COMPLETING_REBALANCING: "Reconciling",
 }
+#: states of a group with live members
+_LIVE = (
+    ConsumerGroupState.STABLE,
+    ConsumerGroupState.PREPARING_REBALANCING,
+    ConsumerGroupState.COMPLETING_REBALANCING,
+)
 
 
 class KafkaGroupCalls:
@@ -83,10 +89,15 @@ class KafkaGroupCalls:
         }
 
     def _require_empty(self, group: str, what: str) -> Any:
+        """The group's description; GroupNotEmpty while it has live members (by its members, or
+        by its state: a Stable or rebalancing group has members even where a cluster does not
+        list them)."""
         described = self._describe(group)
-        if described.members:
+        if described.members or described.state in _LIVE:
             raise GroupNotEmpty(
-                f"{what}: group {group} has {len(described.members)} live members; stop them first", group=group
+                f"{what}: group {group} has live members ({_STATES.get(described.state, described.state)}, "
+                f"{len(described.members)} listed); stop them first",
+                group=group,
             )
         return described
 
@@ -137,8 +148,10 @@ class KafkaGroupCalls:
         return GroupDescription(group, state, 0, d.partition_assignor or "", tuple(members), tuple(partitions))
 
     def _require_known(self, group: str, described: Any) -> None:
-        """GroupNotFound unless the cluster lists ``group`` (a group without members or
-        committed offsets: Kafka describes an unknown one as Dead, others as Empty)."""
+        """GroupNotFound unless the cluster knows ``group``, which has no members or committed
+        offsets (Kafka describes an unknown group as Dead; a live one is listed or has a live state)."""
+        if described.state in _LIVE:
+            return
         if described.state != ConsumerGroupState.DEAD:
             listed = self._wait(self._admin.list_consumer_groups(request_timeout=self._timeout_s), "list groups")
             if any(g.group_id == group for g in listed.valid):
