@@ -16,6 +16,9 @@ Idempotent by default (Kafka's ``enable.idempotence``): the producer gets a prod
 broker and numbers each partition's records (:mod:`~logsvc_client.producer.idempotence`), so a batch sent
 again after a lost answer or a broker restart is stored once and its futures get the offsets of
 the first write.
+
+``Producer("kafka://b1:9092,...")`` is a :class:`~logsvc_client.kafka.producer.KafkaProducer`
+instead (chosen in :meth:`Producer.__new__`): the same API over librdkafka, on a Kafka cluster.
 """
 
 from __future__ import annotations
