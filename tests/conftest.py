@@ -18,6 +18,7 @@ import pytest
 
 from logsvc import settings as settings_mod
 from logsvc.server.app import Broker, create_server
+from logsvc_client.kafka.settings import ENV_SASL_MECHANISM, ENV_SASL_PASSWORD, ENV_SASL_USERNAME
 from logsvc_client.security import ENV_CA, ENV_CERT, ENV_KEY, ENV_TLS, ENV_TOKEN
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from tests.fixtures.clusters import cluster  # noqa: F401  (logsvc and Kafka, one test)
@@ -91,9 +92,18 @@ def pytest_configure(config: pytest.Config) -> None:
     terminal's SIGINT."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    # The client library reads TLS and token settings from the environment: a developer's own
+    # The client library reads TLS, token and SASL settings from the environment: a developer's own
     # must not change how every client of the suite connects.
-    for name in (ENV_TLS, ENV_CA, ENV_CERT, ENV_KEY, ENV_TOKEN):
+    for name in (
+        ENV_TLS,
+        ENV_CA,
+        ENV_CERT,
+        ENV_KEY,
+        ENV_TOKEN,
+        ENV_SASL_MECHANISM,
+        ENV_SASL_USERNAME,
+        ENV_SASL_PASSWORD,
+    ):
         os.environ.pop(name, None)
 
 

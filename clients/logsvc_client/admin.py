@@ -23,6 +23,7 @@ from .group.descriptions import (
     ResetResult,
     ResetSpec,
 )
+from .kafka.address import is_kafka
 from .records import ProducerRecord, RecordPosition, TopicPartition, to_bytes, to_headers
 from .security import Security
 from .topics import OffsetAndTimestamp, TopicDescription, TopicSummary
@@ -50,12 +51,17 @@ class Admin(AccessAdmin):
     ) -> None:
         """``security``: TLS and token settings (None: from the environment, see
         :mod:`logsvc_client.security`). ``transport`` replaces the gRPC connection to ``address``
-        with another implementation of the contract (:class:`~logsvc_client.transport.base.AdminTransport`)."""
+        with another implementation of the contract (:class:`~logsvc_client.transport.base.AdminTransport`).
+        A ``kafka://`` address is a Kafka cluster (:mod:`logsvc_client.kafka.admin`)."""
         self.address = address
         self._timeout_s = request_timeout_ms / 1000
         self._retry = RetryPolicy(
             retries=retries, backoff=Backoff(base_ms=retry_backoff_ms), timeout_ms=request_timeout_ms
         )
+        if transport is None and is_kafka(address):
+            from .kafka.admin import KafkaAdminTransport  # confluent-kafka only when used
+
+            transport = KafkaAdminTransport(address, request_timeout_ms=request_timeout_ms, security=security)
         self._transport: AdminTransport = transport or GrpcTransport(
             address, request_timeout_ms=request_timeout_ms, retry=self._retry, security=security
         )

@@ -34,7 +34,7 @@ def echo_partition_table(topic: TopicDescription) -> None:
                 p.log_start_offset,
                 p.next_offset,
                 p.record_count,
-                p.bytes,
+                p.bytes if p.bytes >= 0 else "-",  # -1: not known (a Kafka cluster does not say)
                 iso_ms(p.first_timestamp_ms),
                 iso_ms(p.last_timestamp_ms),
             )
@@ -52,7 +52,7 @@ def echo_topic(topic: TopicDescription) -> None:
             ("created", iso_ms(topic.created_ms)),
             ("partitions", len(topic.partitions)),
             ("records", sum(p.record_count for p in topic.partitions)),
-            ("bytes", sum(p.bytes for p in topic.partitions)),
+            ("bytes", sum(p.bytes for p in topic.partitions) if all(p.bytes >= 0 for p in topic.partitions) else "-"),
             ("config", ", ".join(f"{k}={v}" for k, v in sorted(topic.config.items())) or "-"),
         ]
     )

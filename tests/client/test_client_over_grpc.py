@@ -1,8 +1,10 @@
-"""The client library against a real broker (gRPC over TCP on port 0, LMDB in a temp dir)."""
+"""The client library against a real broker (gRPC over TCP on port 0, LMDB in a temp dir); the
+tests taking ``cluster`` also against a Kafka cluster (Tansu, or LOGSVC_TEST_KAFKA_BOOTSTRAP)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -20,6 +22,8 @@ from logsvc_client.errors import (
 )
 from logsvc_wire.partitioner import partition_for_key
 from tests.client.conftest import RestartableBroker
+from tests.client.stored import stored_records
+from tests.fixtures.clusters import Cluster
 
 NEVER_MS = 600_000
 T0 = 1_700_000_000_000
@@ -37,68 +41,99 @@ def consume_all(consumer: Consumer, expected: int, timeout_ms: int = 5_000) -> l
 # -- admin ------------------------------------------------------------------------------------
 
 
-def test_admin_creates_describes_lists_and_deletes_topics(admin: Admin) -> None:
-    # Given a topic created with a config
-    created = admin.create_topic("orders", 3, {"retention_ms": "60000"})
-    # Then its description is a plain value with three empty partitions
-    assert created.name == "orders" and created.partition_count == 3
-    assert created.config["retention_ms"] == "60000"
-    assert [(p.partition, p.next_offset, p.first_timestamp_ms) for p in created.partitions] == [
-        (0, 0, -1),
-        (1, 0, -1),
-        (2, 0, -1),
-    ]
-    assert admin.describe_topic("orders") == created
-    assert [(t.name, t.partitions) for t in admin.list_topics()] == [("orders", 3)]
-    # When it is created again, or deleted twice, the errors are the project's own
-    with pytest.raises(TopicAlreadyExists):
-        admin.create_topic("orders", 1)
-    admin.delete_topic("orders")
-    with pytest.raises(TopicNotFound, match="orders"):
-        admin.delete_topic("orders")
-    with pytest.raises(TopicNotFound):
-        admin.describe_topic("orders")
+def test_admin_creates_describes_and_lists_topics(cluster: Cluster) -> None:
+    name = cluster.name("orders")
+    with Admin(cluster.address) as admin:
+        # Given a topic created with a config (logsvc's name for it; Kafka's is retention.ms)
+        created = admin.create_topic(name, 3, {"retention_ms": "60000"})
+        # Then its description is a plain value with three empty partitions
+        assert created.name == name and created.partition_count == 3
+        if "topic_config" not in cluster.quirks:
+            assert created.config["retention_ms" if cluster.kind == "logsvc" else "retention.ms"] == "60000"
+        assert [(p.partition, p.next_offset, p.first_timestamp_ms) for p in created.partitions] == [
+            (0, 0, -1),
+            (1, 0, -1),
+            (2, 0, -1),
+        ]
+        assert admin.describe_topic(name) == created
+        assert (name, 3) in [(t.name, t.partitions) for t in admin.list_topics()]
+        # When it is created again, or a missing one described, the errors are the project's own
+        with pytest.raises(TopicAlreadyExists, match=name):
+            admin.create_topic(name, 1)
+        with pytest.raises(TopicNotFound, match="missing"):
+            admin.describe_topic(cluster.name("missing"))
 
 
-def test_admin_produce_records_lets_the_broker_partition_and_reports_positions(admin: Admin) -> None:
+def test_admin_deletes_topics(cluster: Cluster) -> None:
+    cluster.skip_if("delete_topic", "the topic would stay")
+    name = cluster.create_topic(1)
+    with Admin(cluster.address) as admin:
+        admin.delete_topic(name)
+        with pytest.raises(TopicNotFound, match=name):
+            admin.delete_topic(name)
+        with pytest.raises(TopicNotFound):
+            admin.describe_topic(name)
+
+
+def test_admin_produce_records_lets_the_broker_partition_and_reports_positions(cluster: Cluster) -> None:
     # Given a 4-partition topic
-    admin.create_topic("events", 4)
-    # When records go through the convenience path
-    positions = admin.produce_records(
-        "events",
-        [
-            ProducerRecord(b"a", key=b"user-1"),
-            ProducerRecord("b", key="user-1", headers={"h": "1"}),
-            ProducerRecord(b"c", partition=3, timestamp_ms=T0),
-            b"plain",
-        ],
-    )
-    # Then keyed records follow Kafka's partitioner, the explicit one wins, offsets are dense
-    p = partition_for_key(b"user-1", 4)
-    assert positions[0].partition == positions[1].partition == p
-    assert positions[1].offset == positions[0].offset + 1
-    assert positions[2].partition == 3
-    assert admin.list_offsets("events", "latest")[p] >= 2
-    assert admin.produce_records("events", []) == []
+    topic = cluster.create_topic(4, "events")
+    with Admin(cluster.address) as admin:
+        # When records go through the convenience path
+        positions = admin.produce_records(
+            topic,
+            [
+                ProducerRecord(b"a", key=b"user-1"),
+                ProducerRecord("b", key="user-1", headers={"h": "1"}),
+                ProducerRecord(b"c", partition=3, timestamp_ms=T0),
+                b"plain",
+            ],
+        )
+        # Then keyed records follow Kafka's partitioner, the explicit one wins, offsets are dense
+        p = partition_for_key(b"user-1", 4)
+        assert positions[0].partition == positions[1].partition == p
+        assert positions[1].offset == positions[0].offset + 1
+        assert positions[2].partition == 3
+        stored = stored_records(admin, topic, p)
+        assert [(r.offset, r.key, r.value, r.headers) for r in stored[:2]] == [
+            (positions[0].offset, b"user-1", b"a", None),
+            (positions[1].offset, b"user-1", b"b", (("h", b"1"),)),
+        ]
+        assert stored_records(admin, topic, 3)[0].timestamp_ms == T0
+        assert admin.produce_records(topic, []) == []
+        with pytest.raises(InvalidPartition, match="partition 4"):
+            admin.produce_records(topic, [ProducerRecord(b"x", partition=4)])
 
 
-def test_list_offsets_trim_and_offsets_for_time(admin: Admin) -> None:
-    # Given 10 records with timestamps T0, T0+10, ... on one partition
-    admin.create_topic("t", 1)
-    admin.produce_records("t", [ProducerRecord(b"v%d" % i, timestamp_ms=T0 + 10 * i) for i in range(10)])
-    # Then earliest/latest/time lookups answer as Kafka's would
-    assert admin.list_offsets("t", "earliest") == {0: 0}
-    assert admin.list_offsets("t", "latest") == {0: 10}
-    assert admin.list_offsets("t", "timestamp", timestamp_ms=T0 + 25) == {0: 3}
-    assert admin.offsets_for_time("t", T0 + 30)[0] == (3, T0 + 30)
-    assert admin.offsets_for_time("t", T0 + 1_000)[0] == (10, None)
-    # When the partition is trimmed before offset 4
-    assert admin.trim("t", 0, 4) == 4
-    assert admin.list_offsets("t", "earliest", partitions=[0]) == {0: 4}
-    with pytest.raises(InvalidRequest):
-        admin.list_offsets("t", "middle")  # type: ignore[arg-type]
-    with pytest.raises(InvalidRequest):
-        admin.list_offsets("t", "timestamp")
+def test_list_offsets_trim_and_offsets_for_time(cluster: Cluster) -> None:
+    cluster.skip_if("latest_offsets", "the next offsets and time lookups are checked")
+    cluster.skip_if("delete_records", "trim is DeleteRecords")
+    t = cluster.create_topic(1)
+    with Admin(cluster.address) as admin:
+        # Given 10 records with timestamps T0, T0+10, ... on one partition
+        admin.produce_records(t, [ProducerRecord(b"v%d" % i, timestamp_ms=T0 + 10 * i) for i in range(10)])
+        # Then earliest/latest/time lookups answer as Kafka's would
+        assert admin.list_offsets(t, "earliest") == {0: 0}
+        assert admin.list_offsets(t, "latest") == {0: 10}
+        assert admin.list_offsets(t, "timestamp", timestamp_ms=T0 + 25) == {0: 3}
+        assert admin.offsets_for_time(t, T0 + 30)[0] == (3, T0 + 30)
+        assert admin.offsets_for_time(t, T0 + 1_000)[0] == (10, None)
+        # When the partition is trimmed before offset 4
+        assert admin.trim(t, 0, 4) == 4
+        assert admin.list_offsets(t, "earliest", partitions=[0]) == {0: 4}
+
+
+def test_bad_offset_lookups_are_refused_naming_what_is_wrong(cluster: Cluster) -> None:
+    t = cluster.create_topic(1)
+    with Admin(cluster.address) as admin:
+        with pytest.raises(InvalidRequest, match="middle"):
+            admin.list_offsets(t, "middle")  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequest, match="timestamp_ms"):
+            admin.list_offsets(t, "timestamp")
+        with pytest.raises(InvalidPartition, match="partition 1"):
+            admin.list_offsets(t, "earliest", partitions=[1])
+        with pytest.raises(TopicNotFound, match="missing"):
+            admin.list_offsets(cluster.name("missing"), "earliest")
 
 
 # -- producer and consumer --------------------------------------------------------------------
@@ -144,17 +179,16 @@ def test_tombstones_headers_and_timestamps_survive_the_round_trip(admin: Admin, 
     assert (empty.key, empty.value) == (None, b"")
 
 
-def test_many_batches_of_one_partition_go_in_one_request_and_keep_their_order(admin: Admin, address: str) -> None:
+def test_many_batches_of_one_partition_go_in_one_request_and_keep_their_order(cluster: Cluster) -> None:
     # Given 1 KiB batches and records that fill one batch each, held until flush
-    admin.create_topic("t", 1)
-    with Producer(address, linger_ms=NEVER_MS, max_batch_bytes=1024) as producer:
-        futures = [producer.send("t", b"%03d" % i + b"x" * 600) for i in range(20)]
+    t = cluster.create_topic(1)
+    with Producer(cluster.address, linger_ms=NEVER_MS, max_batch_bytes=1024) as producer:
+        futures = [producer.send(t, b"%03d" % i + b"x" * 600) for i in range(20)]
         producer.flush(timeout=10)
     # Then the broker stored them all, in order
     assert [f.result().offset for f in futures] == list(range(20))
-    with Consumer(address) as consumer:
-        consumer.assign_topic("t")
-        assert [r.value[:3] for r in consume_all(consumer, 20) if r.value] == [b"%03d" % i for i in range(20)]
+    with Admin(cluster.address) as admin:
+        assert [r.value[:3] for r in stored_records(admin, t) if r.value] == [b"%03d" % i for i in range(20)]
 
 
 def test_seek_to_time_beginning_end_and_an_offset(admin: Admin, address: str) -> None:
@@ -253,28 +287,54 @@ def test_iterating_a_consumer_yields_records_as_they_arrive(admin: Admin, addres
         assert [next(it).value, next(it).value] == [b"a", b"b"]
 
 
-def test_a_producer_to_a_missing_topic_or_partition_fails_at_send(admin: Admin, address: str) -> None:
-    admin.create_topic("t", 2)
-    with Producer(address) as producer:
-        with pytest.raises(TopicNotFound):
-            producer.send("missing", b"v")
-        with pytest.raises(InvalidPartition):
-            producer.send("t", b"v", partition=2)
+def test_a_producer_to_a_missing_topic_or_partition_fails_at_send(cluster: Cluster) -> None:
+    t = cluster.create_topic(2)
+    with Producer(cluster.address) as producer:
+        with pytest.raises(TopicNotFound, match="missing"):
+            producer.send(cluster.name("missing"), b"v")
+        with pytest.raises(InvalidPartition, match="partition 2"):
+            producer.send(t, b"v", partition=2)
 
 
-def test_a_full_buffer_raises_buffer_full_in_raise_mode(admin: Admin, address: str) -> None:
+def test_a_full_buffer_raises_buffer_full_in_raise_mode(cluster: Cluster) -> None:
     # Given records that linger in a 64 KiB buffer that raises when full
-    admin.create_topic("t", 1)
-    with Producer(address, linger_ms=NEVER_MS, max_buffer_bytes=64 * 1024, buffer_full="raise") as producer:
+    t = cluster.create_topic(1)
+    with Producer(cluster.address, linger_ms=NEVER_MS, max_buffer_bytes=64 * 1024, buffer_full="raise") as producer:
         sent = []
         # When more than 64 KiB is sent
         with pytest.raises(BufferFull):
             for i in range(1_000):
-                sent.append(producer.send("t", b"%04d" % i + b"x" * 1_000))
+                sent.append(producer.send(t, b"%04d" % i + b"x" * 1_000))
         # Then what fitted is delivered once flushed
-        assert 50 < len(sent) < 64
+        assert 50 < len(sent) <= 64 * 1024 // 1_004  # the overhead counted per record differs
         producer.flush(timeout=10)
         assert [f.result().offset for f in sent] == list(range(len(sent)))
+
+
+def test_a_full_buffer_blocks_send_until_space_frees_in_block_mode(cluster: Cluster) -> None:
+    # Given a 4 KiB buffer that blocks when full, and records that linger 20 ms
+    t = cluster.create_topic(1)
+    options = {"linger_ms": 20, "max_batch_bytes": 1024, "max_buffer_bytes": 4096, "buffer_timeout_ms": 10_000}
+    with Producer(cluster.address, **options) as producer:  # type: ignore[arg-type]
+        # When about 26 KiB is sent
+        futures = [producer.send(t, b"%03d" % i + b"x" * 500) for i in range(50)]
+        # Then send waited for space instead of raising, and every record was stored in order
+        assert [f.result(timeout=10).offset for f in futures] == list(range(50))
+
+
+def test_a_full_buffer_sends_what_lingers_instead_of_waiting_for_linger_ms(cluster: Cluster) -> None:
+    # Given records that would linger for ever in a 4 KiB buffer that blocks for at most 5 s
+    t = cluster.create_topic(1)
+    with Producer(cluster.address, linger_ms=NEVER_MS, max_buffer_bytes=4096, buffer_timeout_ms=5_000) as producer:
+        # When more than the buffer holds is sent
+        started = time.monotonic()
+        futures = [producer.send(t, b"%03d" % i + b"x" * 500) for i in range(20)]
+        # Then the full buffer sent the lingering records (send did not wait out buffer_timeout_ms)
+        assert time.monotonic() - started < 4
+        assert sum(f.done() for f in futures) >= 10
+        # And once the rest is flushed every record is stored in order
+        producer.flush(timeout=10)
+        assert [f.result().offset for f in futures] == list(range(20))
 
 
 def test_a_producer_retries_while_the_broker_restarts(restartable_broker: RestartableBroker) -> None:

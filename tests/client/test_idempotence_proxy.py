@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from logsvc.server.app import Broker
 from logsvc_client import Admin, Consumer, Producer, Record
-from logsvc_client.producer.futures import RecordFutures
+from logsvc_client.producer.futures import RecordFuture
 from tests.conftest import BrokerProcess
 from tests.fixtures.proxy import FlakyProxy, flaky_proxy
 
@@ -33,7 +33,7 @@ class Run:
     """What :func:`produce_through` did: every future, and the proxy's reset count after each chunk."""
 
     def __init__(self) -> None:
-        self.futures: list[RecordFutures] = []
+        self.futures: list[Sequence[RecordFuture]] = []
         self.resets_after_chunk: list[int] = []
 
     def resets_in_each_quarter(self) -> list[int]:
@@ -89,7 +89,7 @@ def read_back(address: str, topic: str, at_least: int) -> list[Record]:
     return records
 
 
-def check_exactly_once(futures: list[RecordFutures], records: list[Record], total: int) -> None:
+def check_exactly_once(futures: list[Sequence[RecordFuture]], records: list[Record], total: int) -> None:
     """Every future resolved to where its record is; every value stored exactly once."""
     by_value = {r.value: r for r in records}
     counts = Counter(r.value for r in records)

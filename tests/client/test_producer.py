@@ -1,4 +1,6 @@
-"""Producer batching, partitioning, retries and buffer limits, over an in-memory transport."""
+"""Producer batching, partitioning, retries and buffer limits, over an in-memory transport; what
+the producer does the same on every transport (partitioning, the checks of ``send``, close)
+also on a real logsvc broker and a Kafka cluster (the ``cluster`` fixture)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from logsvc_client import Producer
+from logsvc_client import Admin, Producer
 from logsvc_client.errors import (
     BatchTooLarge,
     BufferFull,
@@ -24,6 +26,8 @@ from logsvc_client.records import RecordPosition
 from logsvc_wire import batch as codec
 from logsvc_wire.partitioner import partition_for_key
 from tests.client.fakes import FakeTransport
+from tests.client.stored import stored_records
+from tests.fixtures.clusters import Cluster
 
 NEVER_MS = 600_000  # a linger that never passes within a test: only flush/close/size send
 
@@ -40,43 +44,62 @@ def producer(transport: FakeTransport) -> Iterator[Producer]:
     p.close(timeout=5)
 
 
+@pytest.fixture
+def orders(cluster: Cluster) -> str:
+    """A fresh 4-partition topic on the test's cluster."""
+    return cluster.create_topic(4, "orders")
+
+
+@pytest.fixture
+def real_producer(cluster: Cluster) -> Iterator[Producer]:
+    """A producer on the test's cluster (logsvc or Kafka), records held until flushed."""
+    p = Producer(cluster.address, linger_ms=NEVER_MS, retry_backoff_ms=1)
+    yield p
+    p.close(timeout=5)
+
+
 def test_keyed_records_land_on_kafkas_partition_with_dense_offsets_in_send_order(
-    producer: Producer, transport: FakeTransport
+    real_producer: Producer, cluster: Cluster, orders: str
 ) -> None:
     # Given keyed records sent to a 4-partition topic
     keys = [b"key-%d" % i for i in range(200)]
-    futures = [producer.send("orders", b"v%d" % i, key) for i, key in enumerate(keys)]
+    futures = [real_producer.send(orders, b"v%d" % i, key) for i, key in enumerate(keys)]
     # When they are flushed
-    producer.flush(timeout=5)
+    real_producer.flush(timeout=10)
     # Then each record is on Kafka's murmur2 partition for its key, offsets dense in send order
     expected_next = dict.fromkeys(range(4), 0)
     for key, future in zip(keys, futures, strict=True):
         p = partition_for_key(key, 4)
+        assert future.partition == p
         assert future.result(timeout=1) == RecordPosition(p, expected_next[p])
         expected_next[p] += 1
-    stored = transport.records("orders", partition_for_key(keys[0], 4))
+    with Admin(cluster.address) as admin:
+        stored = stored_records(admin, orders, partition_for_key(keys[0], 4))
     assert stored[0].key == keys[0] and stored[0].value == b"v0"
 
 
-def test_an_explicit_partition_wins_over_the_key(producer: Producer) -> None:
+def test_an_explicit_partition_wins_over_the_key(real_producer: Producer, orders: str) -> None:
     # Given a key that hashes elsewhere, sent with an explicit partition
     key = next(k for k in (b"k%d" % i for i in range(100)) if partition_for_key(k, 4) != 2)
     # When it is sent to partition 2
-    future = producer.send("orders", b"v", key, partition=2)
-    producer.flush(timeout=5)
+    future = real_producer.send(orders, b"v", key, partition=2)
+    real_producer.flush(timeout=10)
     # Then it is stored on partition 2
+    assert future.partition == 2
     assert future.result().partition == 2
 
 
 @pytest.mark.parametrize("partition", [-1, 4, "1", 1.0])
-def test_a_partition_outside_the_topic_is_refused_at_send(producer: Producer, partition: object) -> None:
-    with pytest.raises(InvalidPartition, match="partition"):
-        producer.send("orders", b"v", partition=partition)  # type: ignore[arg-type]
+def test_a_partition_outside_the_topic_is_refused_at_send(
+    real_producer: Producer, orders: str, partition: object
+) -> None:
+    with pytest.raises(InvalidPartition, match=f"partition {partition!r} does not exist in {orders}"):
+        real_producer.send(orders, b"v", partition=partition)  # type: ignore[arg-type]
 
 
-def test_an_unknown_topic_raises_topic_not_found_at_send(producer: Producer) -> None:
-    with pytest.raises(TopicNotFound):
-        producer.send("nope", b"v")
+def test_an_unknown_topic_raises_topic_not_found_at_send(real_producer: Producer) -> None:
+    with pytest.raises(TopicNotFound, match="nope"):
+        real_producer.send("nope", b"v")
 
 
 def test_records_without_a_key_stick_to_one_partition_per_batch(producer: Producer) -> None:
@@ -117,9 +140,11 @@ def test_str_values_and_keys_are_sent_as_utf8_and_a_none_value_is_a_tombstone(
         ({"value": b"v", "timestamp_ms": -1}, InvalidRequest),
     ],
 )
-def test_a_malformed_record_is_refused_at_send(producer: Producer, kwargs: dict[str, object], error: type) -> None:
+def test_a_malformed_record_is_refused_at_send(
+    real_producer: Producer, orders: str, kwargs: dict[str, object], error: type
+) -> None:
     with pytest.raises(error):
-        producer.send("orders", **kwargs)  # type: ignore[arg-type]
+        real_producer.send(orders, **kwargs)  # type: ignore[arg-type]
 
 
 def test_batches_are_cut_at_max_batch_bytes(transport: FakeTransport) -> None:
@@ -285,18 +310,23 @@ def test_flush_raises_timeout_when_the_broker_does_not_answer(transport: FakeTra
     assert isinstance(future.exception(timeout=1), Unavailable)
 
 
-def test_send_after_close_is_refused(transport: FakeTransport) -> None:
-    producer = Producer("fake", transport=transport)
-    producer.close()
+def test_send_after_close_is_refused(real_producer: Producer, orders: str) -> None:
+    real_producer.send(orders, b"v")
+    real_producer.close()
     with pytest.raises(FailedPrecondition, match="closed"):
-        producer.send("orders", b"v")
+        real_producer.send(orders, b"v")
 
 
-def test_close_sends_what_is_buffered(transport: FakeTransport) -> None:
-    producer = Producer("fake", linger_ms=NEVER_MS, transport=transport)
-    futures = [producer.send("orders", b"v", b"k%d" % i) for i in range(20)]
-    producer.close(timeout=5)
+def test_close_sends_what_is_buffered(real_producer: Producer, orders: str) -> None:
+    futures = [real_producer.send(orders, b"v", b"k%d" % i) for i in range(20)]
+    real_producer.close(timeout=10)
     assert all(f.done() and f.exception() is None for f in futures)
+
+
+def test_close_closes_the_transport(transport: FakeTransport) -> None:
+    producer = Producer("fake", linger_ms=NEVER_MS, transport=transport)
+    producer.send("orders", b"v")
+    producer.close(timeout=5)
     assert transport.closed
 
 
@@ -335,8 +365,8 @@ def test_encoded_batches_follow_the_wire_format(producer: Producer, transport: F
     "kwargs",
     [{"linger_ms": -1}, {"buffer_full": "drop"}, {"max_in_flight": 0}, {"max_batch_bytes": 10}],
 )
-def test_bad_options_are_refused(transport: FakeTransport, kwargs: dict[str, object]) -> None:
+def test_bad_options_are_refused(cluster: Cluster, kwargs: dict[str, object]) -> None:
     from logsvc_client.errors import InvalidConfig
 
-    with pytest.raises(InvalidConfig):
-        Producer("fake", transport=transport, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InvalidConfig, match=next(iter(kwargs))):
+        Producer(cluster.address, **kwargs)  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 """Producer.send_many: a batch of records handed over in one call, exactly as one send() each.
 
 The equivalence with ``send`` is checked on the accumulator itself (seeded sticky partitioner,
-fixed clock, no sender thread), then through the Producer over the in-memory transport, and once
-over real gRPC.
+fixed clock, no sender thread), then through the Producer over the in-memory transport; the
+checks of a call and what is stored also on a real logsvc broker and a Kafka cluster (``cluster``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from logsvc_client import Admin, Consumer, Producer, Record
+from logsvc_client import Admin, Producer, Record
 from logsvc_client.errors import BatchTooLarge, BufferFull, FailedPrecondition, InvalidPartition, InvalidRequest
 from logsvc_client.producer.accumulator import Accumulator
 from logsvc_client.producer.futures import RecordFuture
@@ -23,6 +23,8 @@ from logsvc_client.records import RecordPosition
 from logsvc_wire.partitioner import partition_for_key
 from tests.client.accumulator_views import partition_batches, place, records
 from tests.client.fakes import FakeTransport
+from tests.client.stored import stored_topic
+from tests.fixtures.clusters import Cluster
 
 NEVER_MS = 600_000
 T0 = 1_700_000_000_000
@@ -53,6 +55,20 @@ def make_producer(transport: FakeTransport) -> Iterator[Callable[..., Producer]]
 @pytest.fixture
 def producer(make_producer: Callable[..., Producer]) -> Producer:
     return make_producer(linger_ms=NEVER_MS)
+
+
+@pytest.fixture
+def orders(cluster: Cluster) -> str:
+    """A fresh 4-partition topic on the test's cluster."""
+    return cluster.create_topic(4, "orders")
+
+
+@pytest.fixture
+def real_producer(cluster: Cluster) -> Iterator[Producer]:
+    """A producer on the test's cluster (logsvc or Kafka), records held until flushed."""
+    p = Producer(cluster.address, linger_ms=NEVER_MS, max_batch_bytes=1024, max_buffer_bytes=4096)
+    yield p
+    p.close(timeout=5)
 
 
 def accumulator(**kwargs: object) -> Accumulator:
@@ -202,13 +218,11 @@ def test_an_explicit_partition_applies_to_every_record(producer: Producer) -> No
 
 
 def test_keys_of_another_length_than_the_values_are_refused_naming_both_lengths(
-    producer: Producer, transport: FakeTransport
+    real_producer: Producer, orders: str
 ) -> None:
     with pytest.raises(InvalidRequest, match="3 values but 2 keys") as raised:
-        producer.send_many("orders", [b"a", b"b", b"c"], [b"k1", b"k2"])
+        real_producer.send_many(orders, [b"a", b"b", b"c"], [b"k1", b"k2"])
     assert raised.value.details["futures"] == []
-    producer.flush(timeout=5)
-    assert transport.calls == []
 
 
 @pytest.mark.parametrize(
@@ -221,33 +235,31 @@ def test_keys_of_another_length_than_the_values_are_refused_naming_both_lengths(
         ([b"ok"], {"headers": [("n", None)]}, InvalidRequest),
         ([b"ok"], {"timestamp_ms": -1}, InvalidRequest),
         ([b"ok"], {"partition": 4}, InvalidPartition),
+        ([b"x" * 100] * 5 + [b"x" * 5000], {}, BatchTooLarge),
     ],
 )
 def test_a_malformed_call_is_refused_before_anything_is_queued(
-    producer: Producer, transport: FakeTransport, values: object, kwargs: dict[str, object], error: type
+    real_producer: Producer, orders: str, values: object, kwargs: dict[str, object], error: type
 ) -> None:
-    # When one value, key or option of the call is malformed
+    # When one value, key or option of the call is malformed (or one record outgrows the buffer)
     with pytest.raises(error) as raised:
-        producer.send_many("orders", values, **kwargs)  # type: ignore[arg-type]
+        real_producer.send_many(orders, values, **kwargs)  # type: ignore[arg-type]
     # Then nothing of the call was queued
     assert raised.value.details["futures"] == []
+
+
+def test_a_refused_call_sends_nothing(producer: Producer, transport: FakeTransport) -> None:
+    with pytest.raises(InvalidRequest):
+        producer.send_many("orders", [b"ok", 12, b"ok"])  # type: ignore[list-item]
     producer.flush(timeout=5)
     assert transport.calls == []
 
 
-def test_an_empty_call_queues_nothing(producer: Producer, transport: FakeTransport) -> None:
-    assert producer.send_many("orders", []) == []
-    producer.flush(timeout=5)
-    assert transport.calls == []
-
-
-def test_a_record_larger_than_the_buffer_fails_the_call_before_anything_is_queued(
-    make_producer: Callable[..., Producer],
-) -> None:
-    producer = make_producer(max_batch_bytes=1024, max_buffer_bytes=4096)
-    with pytest.raises(BatchTooLarge) as raised:
-        producer.send_many("single", [b"x" * 100] * 50 + [b"x" * 5000])
-    assert raised.value.details["futures"] == []
+def test_an_empty_call_queues_nothing(real_producer: Producer, cluster: Cluster, orders: str) -> None:
+    assert real_producer.send_many(orders, []) == []
+    real_producer.flush(timeout=5)
+    with Admin(cluster.address) as admin:
+        assert stored_topic(admin, orders) == []
 
 
 def test_a_call_larger_than_the_buffer_completes_in_block_mode(
@@ -308,11 +320,11 @@ def test_a_blocked_call_raises_buffer_full_after_buffer_timeout_ms_keeping_what_
     assert [f.result().offset for f in queued] == list(range(len(queued)))
 
 
-def test_send_many_after_close_is_refused(transport: FakeTransport) -> None:
-    producer = Producer("fake", transport=transport)
-    producer.close()
+def test_send_many_after_close_is_refused(real_producer: Producer, orders: str) -> None:
+    real_producer.send_many(orders, [b"v"])
+    real_producer.close()
     with pytest.raises(FailedPrecondition, match="closed"):
-        producer.send_many("orders", [b"v"])
+        real_producer.send_many(orders, [b"v"])
 
 
 def test_calls_from_several_threads_lose_nothing_and_keep_each_calls_order(
@@ -341,30 +353,26 @@ def test_calls_from_several_threads_lose_nothing_and_keep_each_calls_order(
         assert mine == [b"%d-%d" % (n, i) for i in range(500)] + [b"%d-end" % n]
 
 
-# -- over real gRPC -------------------------------------------------------------------------------
+# -- on a real cluster ----------------------------------------------------------------------------
 
 
-def test_send_many_over_grpc_stores_every_record_where_its_future_says(admin: Admin, address: str) -> None:
+def test_send_many_stores_every_record_where_its_future_says(cluster: Cluster) -> None:
     # Given 3,000 records, some without a key, handed over 1,000 at a time to 3 partitions
-    admin.create_topic("orders", 3)
+    topic = cluster.create_topic(3, "orders")
     keys = [None if i % 10 == 0 else b"key-%d" % (i % 97) for i in range(3_000)]
     values = [b"value-%d" % i for i in range(3_000)]
-    with Producer(address, linger_ms=2) as producer:
-        futures = []
+    with Producer(cluster.address, linger_ms=2) as producer:
+        futures: list[RecordFuture] = []
         for start in range(0, 3_000, 1_000):
             futures += producer.send_many(
-                "orders", values[start : start + 1_000], keys[start : start + 1_000], headers={"batch": b"%d" % start}
+                topic, values[start : start + 1_000], keys[start : start + 1_000], headers={"batch": b"%d" % start}
             )
         producer.flush(timeout=10)
     positions = [f.result(timeout=1) for f in futures]
-    # When a consumer reads the whole topic
-    with Consumer(address) as consumer:
-        consumer.assign_topic("orders")
-        records: list[Record] = []
-        while len(records) < 3_000:
-            got = consumer.poll(timeout_ms=5_000)
-            assert got, f"no records after {len(records)}"
-            records += got
+    # When the whole topic is read back
+    with Admin(cluster.address) as admin:
+        records: list[Record] = stored_topic(admin, topic)
+    assert len(records) == 3_000
     # Then each record is where its future said, keyed ones on their key's partition
     found = {(r.partition, r.offset): r for r in records}
     for i, pos in enumerate(positions):

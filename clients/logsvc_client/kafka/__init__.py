@@ -9,4 +9,12 @@ client, not on a Kafka protocol of our own; install with ``pip install 'logsvc[k
 - address.py: parsing ``kafka://h1:9092,h2:9092[?property=value...]``.
 - settings.py: librdkafka settings from the address, TLS and SASL, made in one place.
 - errors.py: librdkafka's errors as the project's exceptions.
+- producer.py: :class:`~logsvc_client.kafka.producer.KafkaProducer`, what ``Producer("kafka://...")``
+  is; futures.py: its per-record future, completed by librdkafka's delivery reports.
+- admin.py: :class:`~logsvc_client.kafka.admin.KafkaAdminTransport`, the admin's transport on Kafka
+  (topics, offsets, records); group_admin.py: its consumer-group calls; log_reader.py: a
+  partition's records read back as logsvc batches for the log tools.
+
+Nothing here is imported until a ``kafka://`` address is used: confluent-kafka is an optional
+dependency.
 """

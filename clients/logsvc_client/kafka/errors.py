@@ -9,12 +9,14 @@ logsvc handles a Kafka cluster's errors unchanged. The librdkafka error name is 
 
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
 from .. import errors
 
+T = TypeVar("T")
 _E = KafkaError
 # librdkafka error code -> project exception class (anything else: LogsvcError, or Unavailable
 # when librdkafka calls it retriable).
@@ -30,6 +32,8 @@ _CLASSES: dict[int, type[errors.LogsvcError]] = {
     _E.POLICY_VIOLATION: errors.InvalidConfig,
     _E._INVALID_ARG: errors.InvalidConfig,
     _E.INVALID_REQUEST: errors.InvalidRequest,
+    _E._UNSUPPORTED_FEATURE: errors.FailedPrecondition,  # the cluster lacks the call
+    _E.UNSUPPORTED_VERSION: errors.FailedPrecondition,
     _E.OFFSET_OUT_OF_RANGE: errors.OffsetOutOfRange,
     _E.MSG_SIZE_TOO_LARGE: errors.BatchTooLarge,
     _E.RECORD_LIST_TOO_LARGE: errors.BatchTooLarge,
@@ -82,3 +86,13 @@ def translate(error: KafkaError | KafkaException | BaseException, what: str, **d
     if cls is None:
         cls = errors.Unavailable if kafka_error.retriable() else errors.LogsvcError
     return cls(f"{what}: {kafka_error.str()} ({kafka_error.name()})", kafka_error=kafka_error.name(), **details)
+
+
+def wait(future: Future[T], what: str, timeout_s: float) -> T:
+    """The result of an AdminClient future, with librdkafka's error as the project's."""
+    try:
+        return future.result(timeout_s)
+    except KafkaException as e:
+        raise translate(e, what) from None
+    except TimeoutError:
+        raise translate(KafkaError(KafkaError._TIMED_OUT), what) from None

@@ -16,6 +16,9 @@ Idempotent by default (Kafka's ``enable.idempotence``): the producer gets a prod
 broker and numbers each partition's records (:mod:`~logsvc_client.producer.idempotence`), so a batch sent
 again after a lost answer or a broker restart is stored once and its futures get the offsets of
 the first write.
+
+``Producer("kafka://b1:9092,...")`` is a :class:`~logsvc_client.kafka.producer.KafkaProducer`
+instead (chosen in :meth:`Producer.__new__`): the same API over librdkafka, on a Kafka cluster.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ from typing import Literal, Protocol
 from logsvc_wire.batch import check_compression
 
 from ..errors import InvalidConfig, Timeout, Unavailable
+from ..kafka.address import is_kafka
 from ..security import Security
 from ..transport.base import MAX_MESSAGE_BYTES, ProduceTransport
 from ..transport.grpc import GrpcTransport
 from ..transport.retry import Backoff, RetryPolicy
 from .accumulator import Accumulator
-from .futures import RecordFuture, RecordFutures
+from .futures import RecordFuture
 from .idempotence import Sequences
 from .sender import Sender
 
@@ -82,6 +86,46 @@ def _check(name: str, value: float, minimum: float) -> None:
         raise InvalidConfig(f"producer option {name}={value!r} must be a number >= {minimum}", key=name)
 
 
+def check_options(
+    *,
+    linger_ms: float,
+    max_batch_bytes: int,
+    max_buffer_bytes: int,
+    buffer_timeout_ms: float,
+    retries: int,
+    retry_backoff_ms: float,
+    request_timeout_ms: float,
+    max_in_flight: int,
+    metadata_max_age_ms: float,
+    compression: str,
+    enable_idempotence: bool,
+    buffer_full: str,
+) -> None:
+    """InvalidConfig naming the first producer option out of range (the same rules on every
+    transport)."""
+    _check("linger_ms", linger_ms, 0)
+    _check("max_batch_bytes", max_batch_bytes, 1024)
+    _check("max_buffer_bytes", max_buffer_bytes, 1024)
+    _check("buffer_timeout_ms", buffer_timeout_ms, 0)
+    _check("retries", retries, 0)
+    _check("retry_backoff_ms", retry_backoff_ms, 0)
+    _check("request_timeout_ms", request_timeout_ms, 1)
+    _check("max_in_flight", max_in_flight, 1)
+    _check("metadata_max_age_ms", metadata_max_age_ms, 1)
+    check_compression(compression)
+    if max_batch_bytes > MAX_MESSAGE_BYTES // 2:
+        raise InvalidConfig(
+            f"max_batch_bytes={max_batch_bytes} is above {MAX_MESSAGE_BYTES // 2}", key="max_batch_bytes"
+        )
+    if not isinstance(enable_idempotence, bool):
+        raise InvalidConfig(
+            f"producer option enable_idempotence={enable_idempotence!r} must be True or False",
+            key="enable_idempotence",
+        )
+    if buffer_full not in ("block", "raise"):
+        raise InvalidConfig(f"buffer_full={buffer_full!r} must be 'block' or 'raise'", key="buffer_full")
+
+
 class Producer:
     """Sends records to topics in client-side batches; see the module docstring.
 
@@ -112,6 +156,15 @@ class Producer:
     #: ``__init__``: ``send`` is the hot path, and a wrapper would cost a call per record.
     send: Send
 
+    def __new__(cls, address: str, *args: object, **kwargs: object) -> Producer:
+        """A :class:`~logsvc_client.kafka.producer.KafkaProducer` for a ``kafka://`` address (no
+        ``transport`` given), else a Producer over gRPC (or the transport given)."""
+        if cls is Producer and kwargs.get("transport") is None and is_kafka(address):
+            from ..kafka.producer import KafkaProducer  # confluent-kafka only when used
+
+            return object.__new__(KafkaProducer)
+        return object.__new__(cls)
+
     def __init__(
         self,
         address: str,
@@ -138,27 +191,20 @@ class Producer:
         ``security``: TLS and token settings (None: from the environment, see
         :mod:`logsvc_client.security`). ``transport`` replaces the gRPC connection to ``address``
         (tests use an in-memory one)."""
-        _check("linger_ms", linger_ms, 0)
-        _check("max_batch_bytes", max_batch_bytes, 1024)
-        _check("max_buffer_bytes", max_buffer_bytes, 1024)
-        _check("buffer_timeout_ms", buffer_timeout_ms, 0)
-        _check("retries", retries, 0)
-        _check("retry_backoff_ms", retry_backoff_ms, 0)
-        _check("request_timeout_ms", request_timeout_ms, 1)
-        _check("max_in_flight", max_in_flight, 1)
-        _check("metadata_max_age_ms", metadata_max_age_ms, 1)
-        check_compression(compression)
-        if max_batch_bytes > MAX_MESSAGE_BYTES // 2:
-            raise InvalidConfig(
-                f"max_batch_bytes={max_batch_bytes} is above {MAX_MESSAGE_BYTES // 2}", key="max_batch_bytes"
-            )
-        if not isinstance(enable_idempotence, bool):
-            raise InvalidConfig(
-                f"producer option enable_idempotence={enable_idempotence!r} must be True or False",
-                key="enable_idempotence",
-            )
-        if buffer_full not in ("block", "raise"):
-            raise InvalidConfig(f"buffer_full={buffer_full!r} must be 'block' or 'raise'", key="buffer_full")
+        check_options(
+            linger_ms=linger_ms,
+            max_batch_bytes=max_batch_bytes,
+            max_buffer_bytes=max_buffer_bytes,
+            buffer_timeout_ms=buffer_timeout_ms,
+            retries=retries,
+            retry_backoff_ms=retry_backoff_ms,
+            request_timeout_ms=request_timeout_ms,
+            max_in_flight=max_in_flight,
+            metadata_max_age_ms=metadata_max_age_ms,
+            compression=compression,
+            enable_idempotence=enable_idempotence,
+            buffer_full=buffer_full,
+        )
         self.address = address
         backoff = Backoff(base_ms=retry_backoff_ms, max_ms=max(retry_backoff_ms, 5_000))
         self._transport = transport or GrpcTransport(
@@ -201,7 +247,7 @@ class Producer:
         partition: int | None = None,
         headers: object = None,
         timestamp_ms: int | None = None,
-    ) -> RecordFutures:
+    ) -> Sequence[RecordFuture]:
         """Queue a batch the application already holds: like ``send(topic, values[i], keys[i],
         ...)`` for each i in order, with the per-record work done in bulk; returns the futures.
 

@@ -35,17 +35,22 @@ def offsets_request(
     topic: str, spec: str, timestamp_ms: int | None = None, partitions: Iterable[int] | None = None
 ) -> pb.ListOffsetsRequest:
     """A ListOffsets request; InvalidRequest for an unknown spec or a missing timestamp."""
-    code = _SPECS.get(spec)
-    if code is None:
+    check_offset_spec(spec, timestamp_ms)
+    return pb.ListOffsetsRequest(
+        topic=topic, spec=_SPECS[spec], timestamp_ms=timestamp_ms or 0, partitions=list(partitions or ())
+    )
+
+
+def check_offset_spec(spec: str, timestamp_ms: int | None) -> None:
+    """InvalidRequest for an unknown offset spec, or a timestamp missing or given where not used
+    (the rule of every transport's list_offsets)."""
+    if spec not in _SPECS:
         raise InvalidRequest(f"offset spec {spec!r} is not one of {', '.join(_SPECS)}")
     if spec == "timestamp":
         if timestamp_ms is None or timestamp_ms < 0:
             raise InvalidRequest(f"offset spec 'timestamp' needs timestamp_ms >= 0, got {timestamp_ms!r}")
     elif timestamp_ms is not None:
         raise InvalidRequest(f"timestamp_ms is only used with spec 'timestamp', not {spec!r}")
-    return pb.ListOffsetsRequest(
-        topic=topic, spec=code, timestamp_ms=timestamp_ms or 0, partitions=list(partitions or ())
-    )
 
 
 _RESET_SPECS = {
