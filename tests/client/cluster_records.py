@@ -29,7 +29,11 @@ def produce(cluster: Cluster, topic: str, rows: Iterable[Row]) -> None:
 
     failed: list[str] = []
     producer = RdProducer(
-        {"bootstrap.servers": cluster.address.removeprefix("kafka://"), "linger.ms": 5, "enable.idempotence": False}
+        {
+            "bootstrap.servers": cluster.address.removeprefix("kafka://"),
+            "linger.ms": 5,
+            "partitioner": "murmur2_random",  # Kafka's (and logsvc's) key -> partition
+        }
     )
 
     def delivered(error: object, _message: object) -> None:
