@@ -8,6 +8,7 @@ the Kafka producer work); switching is then this one function.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from logsvc_client import Producer
 from tests.fixtures.clusters import Cluster
@@ -16,10 +17,11 @@ from tests.fixtures.clusters import Cluster
 Row = tuple[bytes | None, bytes | None, int | None, int | None, Sequence[tuple[str, bytes]] | None]
 
 
-def produce(cluster: Cluster, topic: str, rows: Iterable[Row]) -> None:
-    """Write ``rows`` to ``topic`` and wait until the cluster acknowledged every one."""
+def produce(cluster: Cluster, topic: str, rows: Iterable[Row], **logsvc_options: Any) -> None:
+    """Write ``rows`` to ``topic`` and wait until the cluster acknowledged every one
+    (``logsvc_options`` go to the logsvc Producer: batch sizes, linger)."""
     if cluster.kind == "logsvc":
-        with Producer(cluster.address, linger_ms=1) as producer:
+        with Producer(cluster.address, **{"linger_ms": 1, **logsvc_options}) as producer:
             for value, key, partition, timestamp_ms, headers in rows:
                 producer.send(topic, value, key, partition=partition, timestamp_ms=timestamp_ms, headers=headers)
             producer.flush(timeout=30)

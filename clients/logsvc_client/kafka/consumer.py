@@ -18,7 +18,8 @@ consumer (``confluent_kafka.Consumer``):
   ``auto_commit_interval_ms`` (checked in poll), on revoke and on close.
 - **Positions** are kept here, per partition, as poll returns records; seeks go to librdkafka's
   fetcher (which drops what it had prefetched of the partition).
-- **Lanes** buffer records per lane and pause librdkafka's fetching of a full lane
+- **Lanes** buffer records per lane and pause librdkafka's fetching of a lane that holds two
+  polls' worth (``2 * max_poll_records``, at least 1,000) until it has less
   (:mod:`logsvc_client.kafka.lanes`).
 
 Options map onto librdkafka's: ``assignor="sticky"`` is ``cooperative-sticky`` (incremental
@@ -173,6 +174,9 @@ class KafkaConsumer(Consumer):
         self._lane_weights = None if lane_weights is None else list(lane_weights)
         self._max_lane_wait_ms = max_lane_wait_ms
         self._max_poll_records = max_poll_records
+        # a lane's partitions are paused once it buffers this many records: room for two polls
+        # (and at least 1,000), so a lane being taken from is not paused and resumed every poll
+        self._lane_cap = max(2 * max_poll_records, 1_000)
         self._timeout_s = request_timeout_ms / 1000
         self._lanes: KafkaLanes | None = None
         self._subscribed = False
@@ -208,7 +212,7 @@ class KafkaConsumer(Consumer):
             if self._lanes is not None:  # buffered records are fetched again from the positions
                 self._lanes = None
                 self._reassign(sorted(self._owned))
-            self._lanes = KafkaLanes(policy, self._max_poll_records)
+            self._lanes = KafkaLanes(policy, self._lane_cap)
         elif policy is None and self._lanes is not None:
             self._lanes = None
             self._reassign(sorted(self._owned))
@@ -235,7 +239,7 @@ class KafkaConsumer(Consumer):
         for tp in tps:
             self._starts[tp] = self._positions.get(tp, self._starts.get(tp, default))
         self._assigned, self._owned = tps, keep
-        self._lanes = None if policy is None else KafkaLanes(policy, self._max_poll_records)
+        self._lanes = None if policy is None else KafkaLanes(policy, self._lane_cap)
         self._unchecked_topics = set(topics)
         self._changed = True
         if tps:
@@ -546,7 +550,7 @@ class KafkaConsumer(Consumer):
             return records
         lanes.add(self._consume(limit * len(lanes.buffers), 0))
         now = time.monotonic()
-        records = lanes.take(limit, int(now * 1000), self._owned, self._high_watermark, self._positions)
+        records = lanes.take(limit, int(now * 1000), self._owned, self._cached_watermarks, self._positions)
         pause, resume = lanes.pauses(self._owned)
         try:
             if pause:
@@ -581,12 +585,13 @@ class KafkaConsumer(Consumer):
             records = [r for r in records if (r.topic, r.partition) in owned]
         return records
 
-    def _high_watermark(self, tp: TopicPartition) -> int | None:
+    def _cached_watermarks(self, tp: TopicPartition) -> tuple[int, int] | None:
+        """librdkafka's log start and end of ``tp`` from its last Fetch answer (None: none yet)."""
         try:
-            high = self._rd.get_watermark_offsets(_rd(tp), cached=True)[1]
+            low, high = self._rd.get_watermark_offsets(_rd(tp), cached=True)
         except KafkaException:
             return None
-        return int(high) if high >= 0 else None
+        return (max(0, int(low)), int(high)) if high >= 0 else None
 
     def _consumer_error(self, message: Any) -> None:
         """Act on an error librdkafka handed out in place of a record: raise it, keep it for the

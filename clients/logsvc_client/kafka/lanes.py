@@ -4,12 +4,13 @@ lane paused while its buffer is full.
 
 librdkafka fetches every assigned partition into one queue, so a poll cannot ask for one lane's
 records the way a logsvc Fetch can. Instead :class:`KafkaLanes` takes whatever the queue holds
-into one buffer per lane, lets the policy plan the poll from each lane's backlog (buffered
+into one buffer per lane and lets the policy plan the poll from each lane's backlog: buffered
 records plus, per partition, the high watermark of librdkafka's last Fetch minus the next offset
-to be fetched), and :meth:`KafkaLanes.pauses` names the partitions to pause — those of lanes
-holding ``cap`` (``max_poll_records``) records or more — and to resume, so a lane that is not
-being taken from stops being fetched while the others go on, and a low lane's backlog stays on
-the cluster instead of in memory. Pure: the consumer passes the clock, the watermarks and the
+to be fetched (nothing is planned before every partition had a Fetch answer).
+:meth:`KafkaLanes.pauses` names the partitions to pause — those of lanes holding ``cap`` records
+or more (the consumer's choice: two polls' worth) — and to resume, so a lane that is not being
+taken from stops being fetched while the others go on, and a low lane's backlog stays on the
+cluster instead of in memory. Pure: the consumer passes the clock, the watermarks and the
 assignment, and calls librdkafka's ``pause``/``resume`` itself.
 """
 
@@ -60,20 +61,24 @@ class KafkaLanes:
         limit: int,
         now_ms: int,
         assigned: Iterable[TopicPartition],
-        high_watermark: Callable[[TopicPartition], int | None],
+        watermarks: Callable[[TopicPartition], tuple[int, int] | None],
         positions: dict[tuple[str, int], int],
     ) -> list[Record]:
         """The records the policy plans for a poll of ``limit``, in lane order; ``positions`` moves
-        past them. ``high_watermark`` is librdkafka's cached one of a partition (None: unknown)."""
+        past them. ``watermarks`` are librdkafka's cached log start and end of a partition (None
+        until its first Fetch answer): until every partition has them no lane's backlog is known,
+        and nothing is taken (a lane that has not answered yet is not passed over)."""
         ready = {lane: len(buffer) for lane, buffer in self.buffers.items()}
         backlog = dict(ready)
         for tp in assigned:
             if tp.topic not in backlog:
                 continue
-            end = high_watermark(tp)
-            at = self.fetched.get(tp, positions.get(tp))
-            if end is not None and at is not None and end > at:
-                backlog[tp.topic] += end - at
+            marks = watermarks(tp)
+            if marks is None:
+                return []
+            at = self.fetched.get(tp, positions.get(tp, marks[0]))
+            if marks[1] > at:
+                backlog[tp.topic] += marks[1] - at
         plan = self.policy.plan(backlog, now_ms, limit, ready)
         out: list[Record] = []
         for lane, n in plan.items():
