@@ -223,3 +223,30 @@ def test_lanes_pause_the_partitions_of_a_lane_that_is_not_being_taken_from(kafka
         # And the bulk lane is resumed and read in full once the critical one is drained
         rest = read_until(consumer, 9_000 - len(first), timeout_s=30)
         assert sum(r.topic == bulk for r in rest) == 6_000 and not lanes.paused
+
+
+def test_a_member_that_stops_polling_loses_its_partitions_and_the_next_poll_joins_again(
+    kafka: Cluster, consumers: Callable[..., Consumer]
+) -> None:
+    # Given two members sharing 4 partitions (max_poll_interval_ms is short on Tansu anyway)
+    topic, group = kafka.create_topic(4), kafka.name("g")
+    options = {"session_timeout_ms": 6_000, "max_poll_interval_ms": 6_000, **group_options(kafka)}
+    lost: list[list[TopicPartition]] = []
+    slow = consumers(kafka.address, group, on_revoke=lambda ps: lost.append(list(ps)), **options)
+    busy = consumers(kafka.address, group, **options)
+    slow.subscribe(topic)
+    busy.subscribe(topic)
+    wait_until(lambda: len(slow.assignment()) == 2 and len(busy.assignment()) == 2, 20, "a split", poll_all(slow, busy))
+    held = slow.assignment()
+    lost.clear()
+
+    # When the slow one does not poll for longer than max_poll_interval_ms
+    # Then the other member owns all 4 partitions
+    wait_until(lambda: len(busy.assignment()) == 4, 20, "the busy member to own everything", poll_all(busy))
+
+    # And when the slow one polls again it drops what it had (on_revoke), joins again, and the
+    # two share again
+    wait_until(
+        lambda: len(slow.assignment()) == 2 and len(busy.assignment()) == 2, 20, "a new split", poll_all(slow, busy)
+    )
+    assert lost[0] == held

@@ -616,6 +616,8 @@ class KafkaConsumer(Consumer):
             )
         elif code in _NOT_FOUND:
             raise translate(error, "poll", topic=message.topic())
+        elif code == KafkaError._MAX_POLL_EXCEEDED:  # librdkafka left the group: the next poll joins again
+            log.warning("group %s: %s; joining again", self.group_id, error.str())
         else:
             log.warning("consumer of %s: %s (%s)", self.address, error.str(), error.name())
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError
-
 from ..records import Headers, Record
 
 _make = Record._make
@@ -27,17 +25,17 @@ def headers_of(headers: list[tuple[str, bytes | None]]) -> Headers:
     return pairs  # type: ignore[return-value]
 
 
-def to_records(messages: Sequence[Any]) -> tuple[list[Record], list[KafkaError]]:
-    """The records of ``messages`` in the order given, and the errors some messages carry instead."""
+def to_records(messages: Sequence[Any]) -> tuple[list[Record], list[Any]]:
+    """The records of ``messages`` in the order given, and the messages that carry an error
+    instead of a record (their ``error()``, ``topic()`` and ``partition()`` say which)."""
     records: list[Record] = []
-    errors: list[KafkaError] = []
+    failed: list[Any] = []
     append = records.append
     for m in messages:
-        error = m.error()
-        if error is not None:
-            errors.append(error)
+        if m.error() is not None:
+            failed.append(m)
             continue
         h = m.headers()
         headers = headers_of(h) if h else None
         append(_make((m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value(), headers)))
-    return records, errors
+    return records, failed
