@@ -209,16 +209,19 @@ def test_lanes_pause_the_partitions_of_a_lane_that_is_not_being_taken_from(kafka
     produce(kafka, bulk, numbered(6_000))
     with Consumer(kafka.address, priority="strict", max_poll_records=100, max_lane_wait_ms=60_000) as consumer:
         consumer.assign([TopicPartition(critical, 0), TopicPartition(bulk, 0), TopicPartition(bulk, 1)])
-        # When it takes 100 records at a time, slowly
-        first = read_until(consumer, 1)
-        for _ in range(5):
-            time.sleep(0.1)
-            first += consumer.poll(timeout_ms=500)
-        # Then only the critical lane came, and the bulk lane's partitions were paused once it
-        # held its share (so librdkafka stops fetching them), with at most a fetch more buffered
-        assert {r.topic for r in first} == {critical}
         lanes = consumer._lanes  # type: ignore[attr-defined]
-        assert lanes.paused == {TopicPartition(bulk, 0), TopicPartition(bulk, 1)}
+        bulk_partitions = {TopicPartition(bulk, 0), TopicPartition(bulk, 1)}
+        first: list[Record] = []
+
+        # When it takes 100 records at a time, slowly
+        def step() -> None:
+            time.sleep(0.05)
+            first.extend(consumer.poll(timeout_ms=500))
+
+        # Then the bulk lane's partitions are paused once it holds its share (so librdkafka stops
+        # fetching them) while only the critical lane comes, with at most a fetch more buffered
+        wait_until(lambda: lanes.paused == bulk_partitions, 10, "the bulk lane to be paused", step)
+        assert first and {r.topic for r in first} == {critical}
         assert len(lanes.buffers[bulk]) < 6_000
         # And the bulk lane is resumed and read in full once the critical one is drained
         rest = read_until(consumer, 9_000 - len(first), timeout_s=30)

@@ -70,6 +70,8 @@ _RESETS = {"earliest": "earliest", "latest": "latest", "none": "error"}
 # librdkafka needs a group.id even for a consumer that only assigns; this one never joins a group
 _NO_GROUP = "logsvc-assign-only"
 _OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
+# how long a poll with lanes waits for a lane's planned records still being fetched
+_LANE_FILL_S = 0.1
 _NOT_FOUND = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION)
 
 
@@ -540,7 +542,8 @@ class KafkaConsumer(Consumer):
 
     def _take(self, limit: int, deadline: float) -> list[Record]:
         """One round of poll: without lanes the records librdkafka has (waiting until the deadline
-        for the first), with lanes what the lanes' plan gives (waiting a slice for more)."""
+        for the first); with lanes what the lanes' plan gives, waiting up to ``_LANE_FILL_S`` (and
+        the deadline) for a lane whose part is not buffered yet before returning fewer records."""
         lanes = self._lanes
         if lanes is None:
             records = self._consume(limit, deadline - time.monotonic())
@@ -548,9 +551,22 @@ class KafkaConsumer(Consumer):
             for r in records:
                 positions[(r.topic, r.partition)] = r.offset + 1
             return records
-        lanes.add(self._consume(limit * len(lanes.buffers), 0))
-        now = time.monotonic()
-        records = lanes.take(limit, int(now * 1000), self._owned, self._cached_watermarks, self._positions)
+        patience = min(deadline, time.monotonic() + _LANE_FILL_S)
+        while True:
+            lanes.add(self._consume(limit * len(lanes.buffers), 0))
+            now = time.monotonic()
+            whole = now < patience
+            taken = lanes.take(limit, int(now * 1000), self._owned, self._cached_watermarks, self._positions, whole)
+            self._pause_full_lanes(lanes)
+            if taken:
+                return taken
+            if now >= deadline:
+                return []
+            lanes.add(self._consume(1, min(deadline - now, 0.02 if taken is None else 0.05)))
+            if taken is not None:
+                return []
+
+    def _pause_full_lanes(self, lanes: KafkaLanes) -> None:
         pause, resume = lanes.pauses(self._owned)
         try:
             if pause:
@@ -559,9 +575,6 @@ class KafkaConsumer(Consumer):
                 self._rd.resume([_rd(tp) for tp in resume])
         except KafkaException as e:
             log.debug("pause/resume of lane partitions: %s", e)
-        if not records and now < deadline:
-            lanes.add(self._consume(1, min(deadline - now, 0.05)))
-        return records
 
     def _consume(self, limit: int, timeout_s: float) -> list[Record]:
         """Up to ``limit`` records from librdkafka's queue: what it holds now, else the first to

@@ -63,11 +63,14 @@ class KafkaLanes:
         assigned: Iterable[TopicPartition],
         watermarks: Callable[[TopicPartition], tuple[int, int] | None],
         positions: dict[tuple[str, int], int],
-    ) -> list[Record]:
+        whole: bool = False,
+    ) -> list[Record] | None:
         """The records the policy plans for a poll of ``limit``, in lane order; ``positions`` moves
         past them. ``watermarks`` are librdkafka's cached log start and end of a partition (None
         until its first Fetch answer): until every partition has them no lane's backlog is known,
-        and nothing is taken (a lane that has not answered yet is not passed over)."""
+        and nothing is taken (a lane that has not answered yet is not passed over). With
+        ``whole``, None (and nothing taken) when a lane's part of the plan is not buffered yet:
+        the caller may wait a little for it."""
         ready = {lane: len(buffer) for lane, buffer in self.buffers.items()}
         backlog = dict(ready)
         for tp in assigned:
@@ -80,6 +83,8 @@ class KafkaLanes:
             if marks[1] > at:
                 backlog[tp.topic] += marks[1] - at
         plan = self.policy.plan(backlog, now_ms, limit, ready)
+        if whole and any(n > ready[lane] for lane, n in plan.items()):
+            return None
         out: list[Record] = []
         for lane, n in plan.items():
             buffer = self.buffers[lane]
