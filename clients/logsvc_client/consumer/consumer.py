@@ -48,6 +48,10 @@ the ``logsvc_client.consumer`` logger (naming topic, partition and offset range;
 offset (so a group's next commit passes it too).
 
 The fetch loop lives in :class:`~logsvc_client.consumer.fetcher.Fetcher`, shared by both modes.
+
+Given a Kafka cluster's address (``kafka://b1:9092,b2:9092``), ``Consumer(...)`` returns a
+:class:`~logsvc_client.kafka.consumer.KafkaConsumer` instead: the same API and behaviour on
+librdkafka and Kafka's group protocol (see that module for how the options map).
 """
 
 from __future__ import annotations

@@ -9,4 +9,7 @@ client, not on a Kafka protocol of our own; install with ``pip install 'logsvc[k
 - address.py: parsing ``kafka://h1:9092,h2:9092[?property=value...]``.
 - settings.py: librdkafka settings from the address, TLS and SASL, made in one place.
 - errors.py: librdkafka's errors as the project's exceptions.
+- consumer.py: :class:`~logsvc_client.kafka.consumer.KafkaConsumer`, what
+  ``Consumer("kafka://...")`` returns; records.py turns librdkafka's messages into Records,
+  lanes.py buffers priority lanes and names the partitions to pause.
 """
