@@ -58,9 +58,13 @@ def test_bad_options_on_a_kafka_address_are_refused_naming_the_value(
     assert raised.value.details["key"] == key
 
 
-def test_a_bad_kafka_address_is_refused_naming_it() -> None:
+def test_a_bad_kafka_address_or_librdkafka_property_is_refused_naming_it() -> None:
     with pytest.raises(InvalidConfig, match="b1:x"):
         Consumer("kafka://b1:x", "g")
+    with pytest.raises(InvalidConfig, match="abc"):
+        Consumer(UNUSED_KAFKA + "?fetch.wait.max.ms=abc", "g")
+    with pytest.raises(InvalidConfig, match=r"no\.such\.property"):
+        Consumer(UNUSED_KAFKA + "?no.such.property=1", "g")
 
 
 def test_two_members_share_the_partitions_and_read_every_record_once(

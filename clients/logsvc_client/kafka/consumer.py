@@ -57,6 +57,7 @@ from ..errors import FailedPrecondition, FencedInstance, InvalidConfig, InvalidR
 from ..group.descriptions import GroupMetadata
 from ..records import Record, TopicPartition
 from ..security import Security
+from .address import parse
 from .errors import translate
 from .lanes import KafkaLanes
 from .records import to_records
@@ -160,10 +161,13 @@ class KafkaConsumer(Consumer):
         )
         if instance_id:
             config["group.instance.id"] = instance_id
+        config.update(parse(address).properties)  # the address's own librdkafka properties win
         try:
             self._rd = RdConsumer(config)
         except KafkaException as e:
             raise translate(e, f"consumer of {address}") from None
+        except (ValueError, TypeError) as e:  # a property librdkafka does not know or cannot take
+            raise InvalidConfig(f"consumer of {address}: {e}", key="server") from None
         self._instance_id = instance_id or None
         self._cooperative = ASSIGNORS[assignor].startswith("cooperative")
         self._reset: OffsetReset = auto_offset_reset
