@@ -46,41 +46,33 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, KafkaError, KafkaException
 from confluent_kafka import Consumer as RdConsumer
-from confluent_kafka import TopicPartition as RdTopicPartition
 
 from ..consumer.consumer import Consumer, check_consumer_options
 from ..consumer.fetcher import CorruptBatches
 from ..consumer.lanes import Priority
 from ..consumer.offset_reset import OffsetReset, check_offset_reset
 from ..consumer.subscription import RebalanceCallback
-from ..errors import FailedPrecondition, FencedInstance, InvalidConfig, InvalidRequest, LogsvcError, OffsetOutOfRange
+from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest, LogsvcError, OffsetOutOfRange
 from ..group.descriptions import GroupMetadata
 from ..records import Record, TopicPartition
 from ..security import Security
-from .address import parse
+from .consumer_config import ASSIGNORS, consumer_config
+from .consumer_errors import judge
 from .errors import translate
 from .lanes import KafkaLanes
+from .rebalance import GroupRebalance, rd_partition
 from .records import to_records
-from .settings import client_config
 
 log = logging.getLogger("logsvc_client.consumer")
 
-#: the consumer's assignor -> librdkafka's partition.assignment.strategy
-ASSIGNORS = {"sticky": "cooperative-sticky", "range": "range"}
-_RESETS = {"earliest": "earliest", "latest": "latest", "none": "error"}
-# librdkafka needs a group.id even for a consumer that only assigns; this one never joins a group
-_NO_GROUP = "logsvc-assign-only"
-_OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
 # how long a poll with lanes waits for a lane's planned records still being fetched
 _LANE_FILL_S = 0.1
-_NOT_FOUND = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION)
 
 
-def _rd(tp: tuple[str, int], offset: int = OFFSET_INVALID) -> RdTopicPartition:
-    return RdTopicPartition(tp[0], tp[1], offset)
+_rd = rd_partition
 
 
-class KafkaConsumer(Consumer):
+class KafkaConsumer(GroupRebalance, Consumer):
     """A :class:`~logsvc_client.Consumer` on a Kafka cluster; see the module docstring."""
 
     def __init__(
@@ -134,34 +126,24 @@ class KafkaConsumer(Consumer):
             corrupt_batches=corrupt_batches,
         )
         check_offset_reset(auto_offset_reset)
-        if assignor not in ASSIGNORS:
-            raise InvalidConfig(f"assignor={assignor!r} must be 'sticky' or 'range'", key="assignor")
         self.address = address
         self.group_id = group_id
-        config = client_config(address, security, client_id=client_id)
-        config.update(
-            {
-                "group.id": group_id or _NO_GROUP,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": False,
-                "auto.offset.reset": _RESETS[auto_offset_reset],
-                "session.timeout.ms": session_timeout_ms,
-                "heartbeat.interval.ms": max(1, min(3_000, session_timeout_ms // 3)),
-                "max.poll.interval.ms": max(max_poll_interval_ms, session_timeout_ms),
-                "partition.assignment.strategy": ASSIGNORS[assignor],
-                "fetch.max.bytes": max(1_000, fetch_max_bytes),
-                "message.max.bytes": max(1_000, min(1_000_000, fetch_max_bytes)),
-                "queued.max.messages.kbytes": max(1_024, fetch_max_bytes // 1_024),
-                "fetch.wait.max.ms": fetch_max_wait_ms,
-                "check.crcs": check_crcs,
-                "socket.timeout.ms": min(max(request_timeout_ms, 10), 300_000),
-                "retry.backoff.ms": min(max(retry_backoff_ms, 1), 300_000),
-            }
+        config = consumer_config(
+            address,
+            security,
+            group_id=group_id,
+            instance_id=instance_id,
+            client_id=client_id,
+            assignor=assignor,
+            auto_offset_reset=auto_offset_reset,
+            session_timeout_ms=session_timeout_ms,
+            max_poll_interval_ms=max_poll_interval_ms,
+            fetch_max_bytes=fetch_max_bytes,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            check_crcs=check_crcs,
+            request_timeout_ms=request_timeout_ms,
+            retry_backoff_ms=retry_backoff_ms,
         )
-        if instance_id:
-            config["group.instance.id"] = instance_id
-        config.update(parse(address).properties)  # the address's own librdkafka properties win
         try:
             self._rd = RdConsumer(config)
         except KafkaException as e:
@@ -193,7 +175,7 @@ class KafkaConsumer(Consumer):
         self._committed: dict[TopicPartition, int] = {}  # last known committed, per owned partition
         self._assigning: set[TopicPartition] = set()  # in on_assign: seeks set the starting offset
         self._unchecked_topics: set[str] = set()  # assigned by hand, not yet known to exist
-        self._out_of_range: dict[TopicPartition, OffsetOutOfRange] = {}
+        self._out_of_range: dict[TopicPartition, LogsvcError] = {}
         self._fatal: LogsvcError | None = None
         self._changed = False  # the assignment changed: drop consumed records of partitions not owned
         self._closing = False
@@ -437,69 +419,6 @@ class KafkaConsumer(Consumer):
             except LogsvcError as e:
                 log.warning("group %s: commit of %d partition(s) failed: %s", self.group_id, len(changed), e)
 
-    # -- rebalance callbacks (librdkafka calls them inside consume, so inside poll) ------------
-
-    def _assigned_by_group(self, rd: RdConsumer, partitions: list[RdTopicPartition]) -> None:
-        tps = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
-        try:
-            if tps and not self._closing:
-                self._changed = True
-                self._owned.update(tps)
-                self._position(tps)
-                self._assigning = set(tps)
-                if self._on_assign is not None:
-                    self._on_assign(tps)
-        finally:
-            self._assigning = set()
-            at = [_rd(tp, self._starts.get(tp, OFFSET_INVALID)) for tp in tps]
-            (rd.incremental_assign if self._cooperative else rd.assign)(at)
-
-    def _position(self, tps: list[TopicPartition]) -> None:
-        """Start ``tps`` at the group's committed offsets, else by ``auto_offset_reset`` (librdkafka
-        moves a committed offset outside the log by it too; under "none" it reports an error)."""
-        what = f"committed offsets of group {self.group_id}"
-        committed = self._call(what, self._rd.committed, [_rd(tp) for tp in tps], timeout=self._timeout_s)
-        default = {"earliest": OFFSET_BEGINNING, "latest": OFFSET_END}.get(self._reset, OFFSET_INVALID)
-        for tp, found in zip(tps, committed, strict=True):
-            if found.error is not None:
-                raise translate(found.error, what)
-            if found.offset >= 0:
-                self._committed[tp] = self._starts[tp] = self._positions[tp] = found.offset
-            else:
-                self._starts[tp] = default
-
-    def _revoked_by_group(self, rd: RdConsumer, partitions: list[RdTopicPartition]) -> None:
-        tps = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
-        try:
-            if tps and not self._closing:
-                self._changed = True
-                if self._on_revoke is not None:
-                    self._on_revoke(tps)
-                if self._auto_commit:
-                    positions = self._owned_positions()
-                    self._commit_quietly({tp: positions[tp] for tp in tps if tp in positions})
-        finally:
-            self._forget(tps)
-            if self._cooperative:
-                rd.incremental_unassign(partitions)
-            else:
-                rd.unassign()
-
-    def _lost_by_group(self, rd: RdConsumer, partitions: list[RdTopicPartition]) -> None:
-        tps = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
-        self._changed = True
-        self._forget(tps)
-        try:
-            if tps and not self._closing:
-                log.warning("group %s: membership lost; dropping %d partition(s)", self.group_id, len(tps))
-                if self._on_revoke is not None:
-                    self._on_revoke(tps)
-        finally:
-            if self._cooperative:
-                rd.incremental_unassign(partitions)
-            else:
-                rd.unassign()
-
     def _forget(self, tps: Iterable[TopicPartition]) -> None:
         gone = set(tps)
         if not gone:
@@ -611,32 +530,14 @@ class KafkaConsumer(Consumer):
         return (max(0, int(low)), int(high)) if high >= 0 else None
 
     def _consumer_error(self, message: Any) -> None:
-        """Act on an error librdkafka handed out in place of a record: raise it, keep it for the
-        following polls (out of range, fenced), or log it (librdkafka retries by itself)."""
-        error: KafkaError = message.error()
-        code = error.code()
-        if code == KafkaError.FENCED_INSTANCE_ID or (error.fatal() and "fenced" in error.str().lower()):
-            self._fatal = FencedInstance(
-                f"another consumer joined group {self.group_id} with this consumer's instance id "
-                f"{self._instance_id!r}: this one is fenced and stops ({error.str()})",
-                kafka_error=error.name(),
-            )
-        elif error.fatal():
-            self._fatal = translate(error, f"consumer of group {self.group_id}")
-        elif code in _OUT_OF_RANGE and message.topic() is not None:
-            tp = TopicPartition(message.topic(), message.partition())
-            self._out_of_range[tp] = OffsetOutOfRange(
-                f"the offset of {tp.topic}/{tp.partition} is outside the log and auto_offset_reset is 'none': "
-                f"seek to an offset to go on ({error.str()})",
-                topic=tp.topic,
-                partition=tp.partition,
-            )
-        elif code in _NOT_FOUND:
-            raise translate(error, "poll", topic=message.topic())
-        elif code == KafkaError._MAX_POLL_EXCEEDED:  # librdkafka left the group: the next poll joins again
-            log.warning("group %s: %s; joining again", self.group_id, error.str())
-        else:
-            log.warning("consumer of %s: %s (%s)", self.address, error.str(), error.name())
+        """Act on an error librdkafka handed out in place of a record (see :func:`judge`)."""
+        action, error = judge(message, self.group_id, self._instance_id)
+        if action == "stop":
+            self._fatal = error
+        elif action == "until_seek" and error is not None:
+            self._out_of_range[TopicPartition(message.topic(), message.partition())] = error
+        elif action == "raise" and error is not None:
+            raise error
 
     def _raise_stored(self) -> None:
         if self._fatal is not None:
