@@ -10,6 +10,8 @@ client, not on a Kafka protocol of our own; install with ``pip install 'logsvc[k
 - settings.py: librdkafka settings from the address, TLS and SASL, made in one place.
 - errors.py: librdkafka's errors as the project's exceptions.
 - consumer.py: :class:`~logsvc_client.kafka.consumer.KafkaConsumer`, what
-  ``Consumer("kafka://...")`` returns; records.py turns librdkafka's messages into Records,
-  lanes.py buffers priority lanes and names the partitions to pause.
+  ``Consumer("kafka://...")`` returns, with consumer_config.py (its librdkafka settings),
+  rebalance.py (the group's rebalance callbacks), consumer_errors.py (errors handed out instead
+  of records), records.py (librdkafka's messages as Records) and lanes.py (priority lanes: the
+  buffers, and the partitions to pause).
 """
