@@ -6,6 +6,8 @@ the ``cluster`` fixture in the other consumer test modules."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +34,17 @@ def read_until(consumer: Consumer, count: int, timeout_s: float = 20) -> list[Re
     records: list[Record] = []
     wait_until(lambda: len(records) >= count, timeout_s, f"{count} records", lambda: records.extend(consumer.poll(100)))
     return records
+
+
+def test_confluent_kafka_is_imported_only_for_a_kafka_address() -> None:
+    # Given a fresh interpreter that imports the client and makes a consumer of a logsvc broker
+    script = (
+        "import sys; from logsvc_client import Consumer; Consumer('127.0.0.1:9').close(); "
+        "print('confluent_kafka' in sys.modules)"
+    )
+    # Then librdkafka was never loaded (it is an optional extra)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def test_a_kafka_address_gives_a_kafka_consumer_with_the_consumer_api() -> None:
