@@ -61,6 +61,8 @@ class GroupRebalance:
     _call: Callable[..., Any]
 
     def _assigned_by_group(self, rd: RdConsumer, partitions: list[RdTopicPartition]) -> None:
+        """librdkafka's on_assign: position the new partitions, call ``on_assign`` (its seeks set
+        where they start), then hand them to the fetcher at those offsets (even when it raised)."""
         tps = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
         try:
             if tps and not self._closing:
@@ -90,6 +92,8 @@ class GroupRebalance:
                 self._starts[tp] = default
 
     def _revoked_by_group(self, rd: RdConsumer, partitions: list[RdTopicPartition]) -> None:
+        """librdkafka's on_revoke: ``on_revoke``, the commit of their positions (with auto-commit),
+        then forget and release them. While closing only the last two (close did the rest)."""
         tps = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
         try:
             if tps and not self._closing:
@@ -104,6 +108,7 @@ class GroupRebalance:
             self._release(rd, partitions)
 
     def _lost_by_group(self, rd: RdConsumer, partitions: list[RdTopicPartition]) -> None:
+        """librdkafka's on_lost: forget them without a commit, then ``on_revoke``, then release."""
         tps = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
         self._changed = True
         self._forget(tps)
@@ -116,6 +121,7 @@ class GroupRebalance:
             self._release(rd, partitions)
 
     def _release(self, rd: RdConsumer, partitions: list[RdTopicPartition]) -> None:
+        """Take ``partitions`` from librdkafka's fetcher (eager: the whole assignment goes)."""
         if self._cooperative:
             rd.incremental_unassign(partitions)
         else:
