@@ -10,6 +10,7 @@ from typing import Any
 from logsvc_client import Admin, Consumer, Producer, TopicPartition
 from logsvc_client.errors import GroupNotFound
 from logsvc_client.group.descriptions import GroupDescription
+from tests.fixtures.clusters import Cluster
 
 
 def wait_until(
@@ -54,3 +55,12 @@ def produce(address: str, topic: str, count: int, start: int = 0) -> None:
 
 def tps(topic: str, partitions: Sequence[int]) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in partitions]
+
+
+def group_options(cluster: Cluster) -> dict[str, int]:
+    """Group consumer options for ``cluster``: on Tansu (``slow_join``) a JoinGroup is answered
+    after about half of the rebalance timeout (``max_poll_interval_ms``), so short timeouts keep
+    a join near 1 s; none elsewhere."""
+    if "slow_join" in cluster.quirks:
+        return {"session_timeout_ms": 1_500, "max_poll_interval_ms": 1_500}
+    return {}

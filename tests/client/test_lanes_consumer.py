@@ -1,5 +1,6 @@
-"""Priority lanes in a real consumer against a real broker: three topics with a backlog each,
-read by a group consumer with strict or weighted lanes; the bad settings refused at start-up."""
+"""Priority lanes in a real consumer against a real broker and a Kafka cluster: three topics with a
+backlog each, read by a group consumer with strict or weighted lanes; the bad settings refused at
+start-up."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typing import Any
 
 import pytest
 
-from logsvc_client import Admin, Consumer, Producer, Record, TopicPartition
+from logsvc_client import Admin, Consumer, Record, TopicPartition
 from logsvc_client.errors import GroupNotFound, InvalidConfig, TopicNotFound
+from tests.client.cluster_records import produce
+from tests.client.group_helpers import group_options
+from tests.fixtures.clusters import Cluster
 
 LANES = ["orders.critical", "orders.normal", "orders.bulk"]
 BACKLOG = 3_000  # records per lane
@@ -20,15 +24,23 @@ UNUSED_ADDRESS = "127.0.0.1:9"  # options are checked before anything is sent
 
 @pytest.fixture
 def backlog(address: str, admin: Admin) -> list[str]:
-    """Three topics of two partitions, each holding BACKLOG records in batches of ~100."""
-    for topic in LANES:
-        admin.create_topic(topic, 2)
-    with Producer(address, linger_ms=5, max_batch_bytes=4_096) as producer:
-        for topic in LANES:
-            for i in range(BACKLOG):
-                producer.send(topic, b"%s-%d" % (topic.encode(), i), key=b"k%d" % i)
-        producer.flush()
-    return LANES
+    """Three topics of two partitions on a logsvc broker, each holding BACKLOG records."""
+    return lane_topics(Cluster("logsvc", address))
+
+
+@pytest.fixture
+def lanes(cluster: Cluster) -> list[str]:
+    """Three topics of two partitions (named after LANES), each holding BACKLOG records in
+    batches of ~100 on logsvc."""
+    return lane_topics(cluster)
+
+
+def lane_topics(cluster: Cluster) -> list[str]:
+    topics = [cluster.create_topic(2, prefix=lane) for lane in LANES]
+    for topic in topics:
+        rows = [(b"%s-%d" % (topic.encode(), i), b"k%d" % i, None, None, None) for i in range(BACKLOG)]
+        produce(cluster, topic, rows, linger_ms=5, max_batch_bytes=4_096)
+    return topics
 
 
 def read(consumer: Consumer, count: int, timeout_s: float = 20, pause_s: float = 0.0) -> list[list[Record]]:
@@ -65,47 +77,62 @@ def assert_in_offset_order(records: list[Record]) -> None:
 
 
 def test_strict_lanes_drain_the_critical_topic_first_then_normal_then_bulk(
-    address: str, backlog: list[str], consumers: Callable[..., Consumer]
+    cluster: Cluster, lanes: list[str], consumers: Callable[..., Consumer]
 ) -> None:
     # Given a backlog in three topics and a group consumer with strict lanes, small polls and
     # a wait bound far longer than the test
-    consumer = consumers(address, "sink", priority="strict", max_poll_records=100, max_lane_wait_ms=60_000)
-    consumer.subscribe(backlog)
+    consumer = consumers(
+        cluster.address,
+        cluster.name("sink"),
+        priority="strict",
+        max_poll_records=100,
+        max_lane_wait_ms=60_000,
+        **group_options(cluster),
+    )
+    consumer.subscribe(lanes)
 
     # When it reads everything
     records = [r for poll in read(consumer, 3 * BACKLOG) for r in poll]
 
     # Then the critical lane came fully first, then the normal one, then the bulk one
-    assert runs(records) == [(topic, BACKLOG) for topic in LANES]
+    assert runs(records) == [(topic, BACKLOG) for topic in lanes]
     # And every partition in offset order, nothing twice
     assert len(records) == 3 * BACKLOG
     assert_in_offset_order(records)
 
 
 def test_strict_lanes_serve_the_lowest_lane_within_max_lane_wait_ms_while_a_higher_one_has_a_backlog(
-    address: str, backlog: list[str], consumers: Callable[..., Consumer]
+    cluster: Cluster, lanes: list[str], consumers: Callable[..., Consumer]
 ) -> None:
     # Given strict lanes with a 200 ms bound, read by a consumer that takes 10 ms per poll of 50
     # records, so the critical backlog alone takes 600 ms or more
     wait_ms = 200
-    consumer = consumers(address, "sink", priority="strict", max_poll_records=50, max_lane_wait_ms=wait_ms)
-    consumer.subscribe(backlog)
+    critical, _, bulk = lanes
+    consumer = consumers(
+        cluster.address,
+        cluster.name("sink"),
+        priority="strict",
+        max_poll_records=50,
+        max_lane_wait_ms=wait_ms,
+        **group_options(cluster),
+    )
+    consumer.subscribe(lanes)
     first = consumer.poll(timeout_ms=5_000)
     started = time.monotonic()  # the first poll that returned records planned no later than this
-    assert {r.topic for r in first} == {"orders.critical"}
+    assert {r.topic for r in first} == {critical}
 
     # When it reads until the critical lane is drained, noting when each poll returned
     polls: list[tuple[float, list[Record]]] = [(0.0, first)]
-    critical = len(first)
-    while critical < BACKLOG:
+    read_critical = len(first)
+    while read_critical < BACKLOG:
         time.sleep(0.01)
         records = consumer.poll(timeout_ms=1_000)
         assert records, "a poll came back empty while every lane had a backlog"
         polls.append(((time.monotonic() - started) * 1000, records))
-        critical += sum(r.topic == "orders.critical" for r in records)
+        read_critical += sum(r.topic == critical for r in records)
 
     # Then the bulk lane got records every max_lane_wait_ms or so meanwhile, not before it waited
-    bulk_at = [at for at, records in polls if any(r.topic == "orders.bulk" for r in records)]
+    bulk_at = [at for at, records in polls if any(r.topic == bulk for r in records)]
     assert bulk_at, "the bulk lane got nothing while the critical lane was drained"
     assert bulk_at[0] >= wait_ms - 15, f"the bulk lane was served after {bulk_at[0]:.0f} ms"
     slack_ms = 250  # one poll, and a busy machine
@@ -113,16 +140,23 @@ def test_strict_lanes_serve_the_lowest_lane_within_max_lane_wait_ms_while_a_high
     assert max(gaps) <= wait_ms + slack_ms, f"the bulk lane waited {max(gaps):.0f} ms (bound {wait_ms} ms)"
     # And the critical lane still had most of every poll
     counts = Counter(r.topic for _, records in polls for r in records)
-    assert counts["orders.critical"] >= 0.8 * sum(counts.values()), counts
+    assert counts[critical] >= 0.8 * sum(counts.values()), counts
     assert_in_offset_order([r for _, records in polls for r in records])
 
 
 def test_weighted_lanes_share_each_poll_by_their_weights(
-    address: str, backlog: list[str], consumers: Callable[..., Consumer]
+    cluster: Cluster, lanes: list[str], consumers: Callable[..., Consumer]
 ) -> None:
     # Given a backlog in three topics and a group consumer with weighted lanes 3:2:1
-    consumer = consumers(address, "sink", priority="weighted", lane_weights=[3, 2, 1], max_poll_records=60)
-    consumer.subscribe(backlog)
+    consumer = consumers(
+        cluster.address,
+        cluster.name("sink"),
+        priority="weighted",
+        lane_weights=[3, 2, 1],
+        max_poll_records=60,
+        **group_options(cluster),
+    )
+    consumer.subscribe(lanes)
 
     # When it reads the first 2,400 records (before any lane runs out)
     polls = read(consumer, 2_400)
@@ -130,35 +164,37 @@ def test_weighted_lanes_share_each_poll_by_their_weights(
     # Then they came about 3:2:1 from the critical, normal and bulk lanes
     counts = Counter(r.topic for poll in polls for r in poll)
     total = sum(counts.values())
-    for topic, weight in zip(LANES, (3, 2, 1), strict=True):
+    for topic, weight in zip(lanes, (3, 2, 1), strict=True):
         assert abs(counts[topic] / total - weight / 6) < 0.05, counts
     # And most polls were 30:20:10 exactly (a poll may come up short while a lane's next fetch is
     # still on its way, more often on a busy machine)
-    exact = sum(Counter(r.topic for r in poll) == dict(zip(LANES, (30, 20, 10), strict=True)) for poll in polls)
+    exact = sum(Counter(r.topic for r in poll) == dict(zip(lanes, (30, 20, 10), strict=True)) for poll in polls)
     assert exact >= 0.75 * len(polls), "\n".join(str(dict(Counter(r.topic for r in poll))) for poll in polls)
     assert_in_offset_order([r for poll in polls for r in poll])
 
 
 def test_assigned_partitions_are_lanes_in_the_order_they_are_listed(
-    address: str, backlog: list[str], consumers: Callable[..., Consumer]
+    cluster: Cluster, lanes: list[str], consumers: Callable[..., Consumer]
 ) -> None:
     # Given a consumer without a group, assigned the bulk topic's partitions first
-    consumer = consumers(address, priority="strict", max_poll_records=200, max_lane_wait_ms=60_000)
-    consumer.assign([TopicPartition(t, p) for t in ("orders.bulk", "orders.critical") for p in (0, 1)])
+    critical, _, bulk = lanes
+    consumer = consumers(cluster.address, priority="strict", max_poll_records=200, max_lane_wait_ms=60_000)
+    consumer.assign([TopicPartition(t, p) for t in (bulk, critical) for p in (0, 1)])
 
     # When it reads both topics
     records = [r for poll in read(consumer, 2 * BACKLOG) for r in poll]
 
     # Then the bulk topic, listed first, is the higher lane
-    assert runs(records) == [("orders.bulk", BACKLOG), ("orders.critical", BACKLOG)]
+    assert runs(records) == [(bulk, BACKLOG), (critical, BACKLOG)]
 
 
 def test_subscribing_lanes_with_an_unknown_topic_fails_naming_it(
-    address: str, admin: Admin, backlog: list[str], consumers: Callable[..., Consumer]
+    cluster: Cluster, lanes: list[str], consumers: Callable[..., Consumer]
 ) -> None:
-    consumer = consumers(address, "sink", priority="strict")
-    with pytest.raises(TopicNotFound, match=r"orders\.urgent"):
-        consumer.subscribe(["orders.urgent", *backlog])
+    urgent = cluster.name("orders.urgent")
+    consumer = consumers(cluster.address, cluster.name("sink"), priority="strict", **group_options(cluster))
+    with pytest.raises(TopicNotFound, match=urgent):
+        consumer.subscribe([urgent, *lanes])
 
 
 @pytest.mark.parametrize("weights", [[3, 0, 1], [3, -2, 1], [3, "2", 1]])

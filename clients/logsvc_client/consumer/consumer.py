@@ -48,6 +48,10 @@ the ``logsvc_client.consumer`` logger (naming topic, partition and offset range;
 offset (so a group's next commit passes it too).
 
 The fetch loop lives in :class:`~logsvc_client.consumer.fetcher.Fetcher`, shared by both modes.
+
+Given a Kafka cluster's address (``kafka://b1:9092,b2:9092``), ``Consumer(...)`` returns a
+:class:`~logsvc_client.kafka.consumer.KafkaConsumer` instead: the same API and behaviour on
+librdkafka and Kafka's group protocol (see that module for how the options map).
 """
 
 from __future__ import annotations
@@ -55,11 +59,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest
 from ..group import offsets as group_offsets
 from ..group.descriptions import GroupMetadata
 from ..group.membership import Membership
+from ..kafka.address import is_kafka
 from ..records import Record, TopicPartition
 from ..security import Security
 from ..transport.base import MAX_MESSAGE_BYTES, ConsumeTransport, GroupTransport
@@ -69,6 +75,59 @@ from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
 from .lanes import LanePolicy, Priority, check_options
 from .offset_reset import OffsetReset
 from .subscription import RebalanceCallback, Subscription
+
+# The smallest value of each numeric consumer option.
+_MINIMUMS = {
+    "max_poll_records": 1,
+    "fetch_max_bytes": 1,
+    "fetch_max_wait_ms": 0,
+    "request_timeout_ms": 1,
+    "retries": 0,
+    "retry_backoff_ms": 0,
+    "session_timeout_ms": 1,
+    "auto_commit_interval_ms": 1,
+    "max_poll_interval_ms": 1,
+}
+
+
+def check_consumer_options(
+    group_id: str | None,
+    *,
+    instance_id: str | None,
+    on_assign: RebalanceCallback | None,
+    on_revoke: RebalanceCallback | None,
+    numbers: Mapping[str, int],
+    priority: str,
+    lane_weights: Sequence[float] | None,
+    max_lane_wait_ms: int,
+    corrupt_batches: str,
+) -> None:
+    """The checks every consumer's options go through, on any transport (InvalidConfig naming
+    the key and the wrong value): the numeric options (``numbers``) ints at or above their
+    minimum, ``fetch_max_bytes`` within a message, the lane options, a non-empty ``group_id``,
+    and no group-only option without one."""
+    check_corrupt_batches(corrupt_batches)
+    for name, value in numbers.items():
+        minimum = _MINIMUMS[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise InvalidConfig(f"consumer option {name}={value!r} must be an int >= {minimum}", key=name)
+    if numbers["fetch_max_bytes"] > MAX_MESSAGE_BYTES:
+        raise InvalidConfig(
+            f"fetch_max_bytes={numbers['fetch_max_bytes']} is above the transport's {MAX_MESSAGE_BYTES}",
+            key="fetch_max_bytes",
+        )
+    check_options(priority, lane_weights, max_lane_wait_ms)
+    if group_id is not None and (not isinstance(group_id, str) or not group_id):
+        raise InvalidConfig(f"consumer option group_id={group_id!r} must be a non-empty str", key="group_id")
+    if group_id is None:
+        group_only: tuple[tuple[str, object], ...] = (
+            ("instance_id", instance_id),
+            ("on_assign", on_assign),
+            ("on_revoke", on_revoke),
+        )
+        for option, given in group_only:
+            if given is not None:
+                raise InvalidConfig(f"consumer option {option} needs a group_id", key=option)
 
 
 class Consumer:
@@ -96,6 +155,16 @@ class Consumer:
     "strict" or "weighted" (with ``lane_weights``, positive, one per topic, highest lane first);
     ``max_lane_wait_ms`` bounds how long a lane with a backlog goes without records.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Consumer:
+        """A :class:`~logsvc_client.kafka.consumer.KafkaConsumer` for a ``kafka://`` address
+        (confluent-kafka is imported only then), else a consumer of a logsvc broker."""
+        address = args[0] if args else kwargs.get("address")
+        if cls is Consumer and is_kafka(address):
+            from ..kafka.consumer import KafkaConsumer
+
+            return object.__new__(KafkaConsumer)
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -126,37 +195,27 @@ class Consumer:
         security: Security | None = None,
         corrupt_batches: CorruptBatches = "raise",
     ) -> None:
-        check_corrupt_batches(corrupt_batches)
-        for name, value, minimum in (
-            ("max_poll_records", max_poll_records, 1),
-            ("fetch_max_bytes", fetch_max_bytes, 1),
-            ("fetch_max_wait_ms", fetch_max_wait_ms, 0),
-            ("request_timeout_ms", request_timeout_ms, 1),
-            ("retries", retries, 0),
-            ("retry_backoff_ms", retry_backoff_ms, 0),
-            ("session_timeout_ms", session_timeout_ms, 1),
-            ("auto_commit_interval_ms", auto_commit_interval_ms, 1),
-            ("max_poll_interval_ms", max_poll_interval_ms, 1),
-        ):
-            if not isinstance(value, int) or value < minimum:
-                raise InvalidConfig(f"consumer option {name}={value!r} must be an int >= {minimum}", key=name)
-        if fetch_max_bytes > MAX_MESSAGE_BYTES:
-            raise InvalidConfig(
-                f"fetch_max_bytes={fetch_max_bytes} is above the transport's {MAX_MESSAGE_BYTES}",
-                key="fetch_max_bytes",
-            )
-        check_options(priority, lane_weights, max_lane_wait_ms)
-        if group_id is not None and (not isinstance(group_id, str) or not group_id):
-            raise InvalidConfig(f"consumer option group_id={group_id!r} must be a non-empty str", key="group_id")
-        if group_id is None:
-            group_only: tuple[tuple[str, object], ...] = (
-                ("instance_id", instance_id),
-                ("on_assign", on_assign),
-                ("on_revoke", on_revoke),
-            )
-            for option, given in group_only:
-                if given is not None:
-                    raise InvalidConfig(f"consumer option {option} needs a group_id", key=option)
+        check_consumer_options(
+            group_id,
+            instance_id=instance_id,
+            on_assign=on_assign,
+            on_revoke=on_revoke,
+            numbers={
+                "max_poll_records": max_poll_records,
+                "fetch_max_bytes": fetch_max_bytes,
+                "fetch_max_wait_ms": fetch_max_wait_ms,
+                "request_timeout_ms": request_timeout_ms,
+                "retries": retries,
+                "retry_backoff_ms": retry_backoff_ms,
+                "session_timeout_ms": session_timeout_ms,
+                "auto_commit_interval_ms": auto_commit_interval_ms,
+                "max_poll_interval_ms": max_poll_interval_ms,
+            },
+            priority=priority,
+            lane_weights=lane_weights,
+            max_lane_wait_ms=max_lane_wait_ms,
+            corrupt_batches=corrupt_batches,
+        )
         self.address = address
         self.group_id = group_id
         self._wake = threading.Event()  # set when the assignment changes: poll stops waiting

@@ -14,6 +14,11 @@ client, not on a Kafka protocol of our own; install with ``pip install 'logsvc[k
 - admin.py: :class:`~logsvc_client.kafka.admin.KafkaAdminTransport`, the admin's transport on Kafka
   (topics, offsets, records); group_admin.py: its consumer-group calls; log_reader.py: a
   partition's records read back as logsvc batches for the log tools.
+- consumer.py: :class:`~logsvc_client.kafka.consumer.KafkaConsumer`, what
+  ``Consumer("kafka://...")`` returns, with consumer_config.py (its librdkafka settings),
+  rebalance.py (the group's rebalance callbacks), consumer_errors.py (errors handed out instead
+  of records), records.py (librdkafka's messages as Records) and lanes.py (priority lanes: the
+  buffers, and the partitions to pause).
 
 Nothing here is imported until a ``kafka://`` address is used: confluent-kafka is an optional
 dependency.

@@ -1,0 +1,55 @@
+"""What a Kafka consumer does with an error librdkafka hands out in place of a record.
+
+:func:`judge` names the action and the project exception: ``"stop"`` (fatal — fenced by a newer
+member with the same instance id, or any other fatal error: every later poll raises it),
+``"until_seek"`` (the partition's offset is outside the log under ``auto_offset_reset="none"``:
+every poll raises it until the partition is seeked), ``"raise"`` (a topic or partition that does
+not exist: this poll raises it) or ``"log"`` (librdkafka retries by itself, or joins the group
+again after ``max_poll_interval_ms``: logged as a WARNING on ``logsvc_client.consumer``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from confluent_kafka import KafkaError
+
+from ..errors import FencedInstance, LogsvcError, OffsetOutOfRange
+from .errors import translate
+
+log = logging.getLogger("logsvc_client.consumer")
+
+Action = Literal["stop", "until_seek", "raise", "log"]
+
+_OUT_OF_RANGE = (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE)
+_NOT_FOUND = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION)
+
+
+def judge(message: Any, group_id: str | None, instance_id: str | None) -> tuple[Action, LogsvcError | None]:
+    """The action for librdkafka's error ``message`` and its exception (None for "log")."""
+    error: KafkaError = message.error()
+    code = error.code()
+    if code == KafkaError.FENCED_INSTANCE_ID or (error.fatal() and "fenced" in error.str().lower()):
+        return "stop", FencedInstance(
+            f"another consumer joined group {group_id} with this consumer's instance id "
+            f"{instance_id!r}: this one is fenced and stops ({error.str()})",
+            kafka_error=error.name(),
+        )
+    if error.fatal():
+        return "stop", translate(error, f"consumer of group {group_id}")
+    if code in _OUT_OF_RANGE and message.topic() is not None:
+        topic, partition = message.topic(), message.partition()
+        return "until_seek", OffsetOutOfRange(
+            f"the offset of {topic}/{partition} is outside the log and auto_offset_reset is 'none': "
+            f"seek to an offset to go on ({error.str()})",
+            topic=topic,
+            partition=partition,
+        )
+    if code in _NOT_FOUND:
+        return "raise", translate(error, "poll", topic=message.topic())
+    if code == KafkaError._MAX_POLL_EXCEEDED:  # librdkafka left the group: the next poll joins again
+        log.warning("group %s: %s; joining again", group_id, error.str())
+    else:
+        log.warning("consumer: %s (%s)", error.str(), error.name())
+    return "log", None
