@@ -25,10 +25,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import click
 
+from logsvc.cli.client_overrides import CONSUMER, overrides, x_option
 from logsvc.cli.escapes import unescape
 from logsvc.cli.output import FORMATS, Progress, dumps, note, record_json
 from logsvc.cli.read_range import PartitionEnds, bounds, resolve_topics, seek
@@ -116,11 +118,18 @@ def skip_warnings(offsets: PrintedOffsets) -> Iterator[None]:
 
 
 def open_consumer(
-    address: str, group: str | None, start: StartSpec, offsets: PrintedOffsets, skip_corrupt: bool = False
+    address: str,
+    group: str | None,
+    start: StartSpec,
+    offsets: PrintedOffsets,
+    skip_corrupt: bool = False,
+    settings: Mapping[str, Any] | None = None,
 ) -> Consumer:
+    """The consumer: ``settings`` (from ``-X``) on top of what the command needs."""
     corrupt_batches: CorruptBatches = "skip" if skip_corrupt else "raise"
     if group is None:
-        return Consumer(address, corrupt_batches=corrupt_batches)
+        return Consumer(address, corrupt_batches=corrupt_batches, **(settings or {}))
+    chosen: dict[str, Any] = {"client_id": "logsvc-cli", **(settings or {})}
     consumer = Consumer(
         address,
         group,
@@ -128,7 +137,7 @@ def open_consumer(
         enable_auto_commit=False,
         auto_offset_reset="latest" if start.kind == "latest" else "earliest",
         on_revoke=offsets.on_revoke,
-        client_id="logsvc-cli",
+        **chosen,
     )
     offsets.consumer = consumer
     return consumer
@@ -272,6 +281,7 @@ def choose(
     is_flag=True,
     help="Skip a stored batch that does not decode (a warning line on stderr each) instead of stopping with an error.",
 )
+@x_option(CONSUMER, "consumer")
 @server_option
 @click.option(
     "--output",
@@ -296,6 +306,7 @@ def consume(
     kcat_null: bool,
     quiet: bool,
     skip_corrupt: bool,
+    x_pairs: tuple[str, ...],
     output: str | None,
 ) -> None:
     """Print the records of each TOPIC, one value per line.
@@ -340,7 +351,7 @@ def consume(
             raise click.UsageError("--partition cannot be used with --group (the group assigns the partitions)")
         if start.kind not in ("earliest", "latest", "stored"):
             raise click.UsageError(
-                "--from with --group takes earliest, latest or stored (where to start without a commit)"
+                "--from/-o with --group takes earliest, latest or stored (where to start without a commit)"
             )
     as_json = output == "json"
     if as_json and format_string is not None:
@@ -348,6 +359,7 @@ def consume(
     if format_string is not None and key_separator is not None:
         raise click.UsageError("--key-separator cannot be used with --format (put %k in the format)")
     null = b"NULL" if kcat_null else NULL
+    settings = overrides(x_pairs, CONSUMER)
     try:
         fmt = None if format_string is None else compile_format(format_string, null)
         separator = None if key_separator is None else unescape(key_separator)
@@ -369,7 +381,7 @@ def consume(
         with (
             skip_warnings(offsets),
             Admin(address) as admin,
-            open_consumer(address, group, start, offsets, skip_corrupt) as consumer,
+            open_consumer(address, group, start, offsets, skip_corrupt, settings) as consumer,
         ):
             chosen = resolve_topics(admin, names, pattern)
             found = bounds(admin, chosen, partition)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import click
 
+from logsvc.cli.client_overrides import PRODUCER, overrides, x_option
 from logsvc.cli.escapes import unescape
 from logsvc.cli.json_records import parse_json_record
 from logsvc.cli.output import Progress, echo_json, note, output_option
@@ -108,6 +109,7 @@ def delimiter(text: str, option: str) -> bytes:
     help="Compress each batch's payload (stored compressed; consumers inflate it).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr at the end.")
+@x_option(PRODUCER, "producer")
 @server_option
 @output_option(as_table="a summary on stderr at the end", as_json='one {"partition": P, "offset": O} line per record')
 def produce(
@@ -123,6 +125,7 @@ def produce(
     null_value: bool,
     compression: str,
     quiet: bool,
+    x_pairs: tuple[str, ...],
     output: str,
 ) -> None:
     """Send each line of stdin (or each FILE) to TOPIC as one record.
@@ -172,7 +175,8 @@ def produce(
                 echo_json({"partition": position.partition, "offset": position.offset})
         progress.update(f"{acked} records produced to {topic}")
 
-    producer = Producer(get_state().address(), linger_ms=5, compression=compression)
+    settings = {"linger_ms": 5, "compression": compression, **overrides(x_pairs, PRODUCER)}
+    producer = Producer(get_state().address(), **settings)
     try:
         number = 0
         for reader in readers(files, delim, split_files):

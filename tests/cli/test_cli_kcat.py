@@ -292,3 +292,17 @@ def test_debug_is_accepted_after_the_subcommand(cli: Cli) -> None:
     # Then they run as with --debug before them
     assert listed.stdout.startswith(b"TOPIC")
     assert line == "error: topic 'no-such-topic-debug' does not exist"
+
+
+def test_x_properties_map_to_client_settings_and_unknown_ones_are_refused(cli: Cli) -> None:
+    # Given records produced gzip-compressed through -X
+    topic = cli.new_topic()
+    cli.ok("produce", topic, "-X", "compression.codec=gzip", "-X", "linger.ms=0", input=b"a\nb\n")
+
+    # When consumed with consumer properties through -X
+    out = cli.ok("consume", topic, "-e", "-q", "-X", "fetch.max.bytes=1024", "-X", "check.crcs=false").stdout
+
+    # Then they arrive, and a property without an equivalent or a bad value is one error line
+    assert out == b"a\nb\n"
+    assert "'acks' has no logsvc equivalent here" in cli.fails("produce", topic, "-X", "acks=0", code=2)
+    assert "'maybe' is not true or false" in cli.fails("consume", topic, "-X", "check.crcs=maybe", code=2)
