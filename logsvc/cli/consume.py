@@ -351,7 +351,7 @@ def consume(
             raise click.UsageError("--partition cannot be used with --group (the group assigns the partitions)")
         if start.kind not in ("earliest", "latest", "stored"):
             raise click.UsageError(
-                "--from/-o with --group takes earliest, latest or stored (where to start without a commit)"
+                "--from/-o with --group takes earliest or latest (where to start without a commit), or stored"
             )
     as_json = output == "json"
     if as_json and format_string is not None:
