@@ -47,13 +47,15 @@ def resolve_topics(admin: Admin, names: Sequence[str], pattern: bool) -> list[st
 
 def bounds(admin: Admin, topics: Iterable[str], partition: int | None) -> Bounds:
     """Each partition's (log start, next offset) now: every partition of ``topics``, or only
-    ``partition`` of each; TopicNotFound, InvalidPartition."""
+    ``partition`` of each (through :meth:`Admin.list_offsets`, as ``logsvc offsets``);
+    TopicNotFound, InvalidPartition."""
     found: Bounds = {}
     for topic in topics:
-        desc = admin.describe_topic(topic)
-        parts = desc.partitions if partition is None else [desc.partition(partition)]
-        for p in parts:
-            found[TopicPartition(topic, p.partition)] = (p.log_start_offset, p.next_offset)
+        only = None if partition is None else [partition]
+        earliest = admin.list_offsets(topic, "earliest", partitions=only)
+        latest = admin.list_offsets(topic, "latest", partitions=only)
+        for p, start in sorted(earliest.items()):
+            found[TopicPartition(topic, p)] = (start, latest[p])
     return found
 
 
