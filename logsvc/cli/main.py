@@ -85,6 +85,7 @@ class LogsvcGroup(click.Group):
     cls=LogsvcGroup, help=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
 @click.option(
+    "-b",
     "--server",
     metavar="HOST:PORT|kafka://HOST:PORT,...",
     envvar="LOGSVC_SERVER",

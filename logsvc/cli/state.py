@@ -58,8 +58,9 @@ def _set_server(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def server_option(fn: F) -> F:
-    """``--server HOST:PORT`` on a command (overrides the one given before the command)."""
+    """``-b/--server HOST:PORT`` on a command (overrides the one given before the command)."""
     return click.option(
+        "-b",
         "--server",
         metavar="HOST:PORT|kafka://HOST:PORT,...",
         default=None,
@@ -67,7 +68,7 @@ def server_option(fn: F) -> F:
         is_eager=True,
         callback=_set_server,
         help=(
-            "The logsvc broker, or a Kafka cluster as kafka://HOST:PORT,... "
+            "The logsvc broker, or a Kafka cluster as kafka://HOST:PORT,... (-b as in kcat) "
             "[default: $LOGSVC_SERVER or 127.0.0.1:50051]."
         ),
     )(fn)

@@ -285,12 +285,15 @@ def test_kafka_topic_config_names_are_accepted_and_unknown_ones_refused(cli: Cli
 
 
 def test_debug_is_accepted_after_the_subcommand(cli: Cli) -> None:
+    # Given a topic
+    topic = cli.new_topic()
+
     # When --debug follows a command and a subcommand
     listed = cli.ok("topics", "list", "--debug")
     line = cli.fails("consume", "no-such-topic-debug", "-e", "--debug")
 
     # Then they run as with --debug before them
-    assert listed.stdout.startswith(b"TOPIC")
+    assert listed.stdout.startswith(b"TOPIC") and topic in listed.stdout.decode()
     assert line == "error: topic 'no-such-topic-debug' does not exist"
 
 
@@ -306,3 +309,15 @@ def test_x_properties_map_to_client_settings_and_unknown_ones_are_refused(cli: C
     assert out == b"a\nb\n"
     assert "'acks' has no logsvc equivalent here" in cli.fails("produce", topic, "-X", "acks=0", code=2)
     assert "'maybe' is not true or false" in cli.fails("consume", topic, "-X", "check.crcs=maybe", code=2)
+
+
+def test_b_names_the_broker_as_in_kcat(cli: Cli) -> None:
+    # Given a topic
+    topic = cli.new_topic()
+
+    # When the broker is given with kcat's -b, after the command and before it
+    after = cli.ok("topics", "list", "-b", cli.address, server=False)
+    before = cli.ok("-b", cli.address, "topics", "list", server=False)
+
+    # Then both reach it
+    assert topic in after.stdout.decode() and before.stdout == after.stdout
