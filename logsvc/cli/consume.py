@@ -31,7 +31,7 @@ from typing import Any
 import click
 
 from logsvc.cli.client_overrides import CONSUMER, overrides, x_option
-from logsvc.cli.escapes import unescape
+from logsvc.cli.escapes import option_bytes
 from logsvc.cli.output import FORMATS, Progress, dumps, note, record_json
 from logsvc.cli.read_range import PartitionEnds, bounds, resolve_topics, seek
 from logsvc.cli.record_format import compile_format
@@ -149,6 +149,7 @@ def write_records(
     key_separator: bytes | None,
     fmt: Callable[[Record], bytes] | None = None,
     null: bytes = NULL,
+    delimiter: bytes = b"\n",
 ) -> None:
     """Write a polled batch to stdout and flush once (so a pipe sees it at once)."""
     if as_json:
@@ -162,7 +163,7 @@ def write_records(
         for r in records:
             if key_separator is not None:
                 out.write((null if r.key is None else r.key) + key_separator)
-            out.write((null if r.value is None else r.value) + b"\n")
+            out.write((null if r.value is None else r.value) + delimiter)
     out.flush()
 
 
@@ -269,6 +270,15 @@ def choose(
     help="Print KEY SEP VALUE instead of the value alone (escapes as in --format; kcat's -K).",
 )
 @click.option(
+    "-D",
+    "--delimiter",
+    "delimiter_text",
+    metavar="DELIM",
+    default="\\n",
+    show_default=True,
+    help="End each record with DELIM instead of a newline (kcat's -D; escapes as in --format: -D '\\0').",
+)
+@click.option(
     "-Z",
     "--null-as-NULL",
     "kcat_null",
@@ -303,6 +313,7 @@ def consume(
     timeout_ms: int | None,
     format_string: str | None,
     key_separator: str | None,
+    delimiter_text: str,
     kcat_null: bool,
     quiet: bool,
     skip_corrupt: bool,
@@ -362,17 +373,16 @@ def consume(
     settings = overrides(x_pairs, CONSUMER)
     try:
         fmt = None if format_string is None else compile_format(format_string, null)
-        separator = None if key_separator is None else unescape(key_separator)
     except ValueError as e:
-        raise click.BadParameter(
-            str(e), param_hint="'--format'" if key_separator is None else "'--key-separator'"
-        ) from None
+        raise click.BadParameter(str(e), param_hint="'--format'") from None
+    separator = None if key_separator is None else option_bytes(key_separator, "--key-separator")
+    delimiter = option_bytes(delimiter_text, "--delimiter")
     address = get_state().address()
     progress = Progress(enabled=False) if quiet else Progress()
     offsets = PrintedOffsets()
 
     def write(records: Sequence[Record]) -> None:
-        write_records(records, as_json, separator, fmt, null)
+        write_records(records, as_json, separator, fmt, null, delimiter)
         if group is not None:
             offsets.printed(records)
 

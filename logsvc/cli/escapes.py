@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import click
+
 _SIMPLE = {"n": b"\n", "r": b"\r", "t": b"\t", "0": b"\0", "\\": b"\\"}
 
 
@@ -34,3 +36,11 @@ def unescape(text: str) -> bytes:
             shown = text[i : i + 4] if code == "x" else text[i : i + 2]
             raise ValueError(f"{shown!r} is not an escape: use \\n \\r \\t \\0 \\\\ or \\xHH")
     return bytes(out)
+
+
+def option_bytes(text: str, option: str) -> bytes:
+    """An option's value with its escapes decoded (``-D '\\0'``); a usage error naming ``option``."""
+    try:
+        return unescape(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=f"'{option}'") from None

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import click
 
 from logsvc.cli.client_overrides import PRODUCER, overrides, x_option
-from logsvc.cli.escapes import unescape
+from logsvc.cli.escapes import option_bytes
 from logsvc.cli.json_records import parse_json_record
 from logsvc.cli.output import Progress, echo_json, note, output_option
 from logsvc.cli.record_reader import RecordReader
@@ -39,13 +39,6 @@ def parse_headers(pairs: tuple[str, ...]) -> list[tuple[str, bytes]] | None:
             raise click.BadParameter(f"{pair!r} is not name=value", param_hint="'--header'")
         headers.append((name, os.fsencode(value)))
     return headers or None
-
-
-def delimiter(text: str, option: str) -> bytes:
-    try:
-        return unescape(text)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint=f"'{option}'") from None
 
 
 @click.command()
@@ -146,12 +139,12 @@ def produce(
       logsvc produce images photo1.jpg photo2.jpg      # one record per file
       logsvc consume orders -e -o json | logsvc produce orders-copy --jsonl
     """
-    delim = delimiter(delimiter_text, "--delimiter")
+    delim = option_bytes(delimiter_text, "--delimiter")
     if whole_file:
         delim = b""
     separator = None
     if key_separator is not None:
-        separator = delimiter(key_separator, "--key-separator")
+        separator = option_bytes(key_separator, "--key-separator")
         if not separator:
             raise click.BadParameter("must not be empty", param_hint="'--key-separator'")
     if jsonl and separator is not None:

@@ -147,11 +147,13 @@ def test_nul_separated_binary_values_round_trip_byte_for_byte(cli: Cli) -> None:
     values = [b"line1\nline2\r\n", bytes(range(1, 256)), b"", b"\xff\xfe"]
     cli.ok("produce", topic, "-D", "\\0", input=b"\0".join(values) + b"\0")
 
-    # When they are consumed with a NUL after each value
+    # When they are consumed with a NUL after each value (a format, and kcat's -D)
     out = cli.ok("consume", topic, "-e", "-q", "-f", "%s\\0").stdout
+    delimited = cli.ok("consume", topic, "-e", "-q", "-D", "\\0").stdout
 
     # Then exactly those values come back, none split
     assert out.split(b"\0")[:-1] == values
+    assert delimited == out == b"\0".join(values) + b"\0"
 
 
 def test_multi_byte_delimiters_and_key_delimiters(cli: Cli) -> None:
