@@ -2,13 +2,17 @@
 
 Topic config travels as string pairs (gRPC map, CLI ``--config key=value``) and is stored
 parsed. Unknown keys and bad values raise :class:`InvalidConfig` naming the key.
+
+Kafka's dotted names are accepted wherever a key is (:data:`KAFKA_NAMES`, the one alias table):
+``retention.ms=86400000`` is stored and shown as ``retention_ms``. A Kafka name logsvc has no
+equivalent for (``segment.ms``, ``cleanup.policy``, ...) is refused naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from logsvc_wire.batch import MAX_UNCOMPRESSED_BATCH_BYTES
@@ -18,6 +22,43 @@ TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 PARTITIONERS = ("murmur2",)
 UNCOMPRESSED_FACTOR = 4  # max_uncompressed_batch_bytes = 0 means this many times max_batch_bytes
+
+
+#: Kafka topic config name -> logsvc's. The only place the mapping is written down.
+KAFKA_NAMES = {
+    "retention.ms": "retention_ms",
+    "retention.bytes": "retention_bytes",
+    "message.timestamp.type": "timestamp_type",
+    "max.message.bytes": "max_batch_bytes",
+}
+
+
+def canonical_key(key: str) -> str:
+    """logsvc's name for a topic config key: a Kafka dotted name (:data:`KAFKA_NAMES`) mapped, any
+    other key as it is (whether it is known is :meth:`TopicConfig.parse`'s to say)."""
+    return KAFKA_NAMES.get(key, key)
+
+
+def canonical_config(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with Kafka names mapped to logsvc's; InvalidConfig when a key is given under both
+    names (``retention.ms`` and ``retention_ms``)."""
+    config: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for key, value in raw.items():
+        name = canonical_key(key)
+        if name in config:
+            raise InvalidConfig(f"topic config {key!r} and {given[name]!r} are the same key ({name})", key=key)
+        config[name] = value
+        given[name] = key
+    return config
+
+
+def _unknown_key(key: str, known: Iterable[str]) -> InvalidConfig:
+    kafka = f" (a Kafka name logsvc has no equivalent for; Kafka names it takes: {', '.join(KAFKA_NAMES)})"
+    return InvalidConfig(
+        f"unknown topic config key {key!r}{kafka if '.' in key else ''}; known keys: {', '.join(sorted(known))}",
+        key=key,
+    )
 
 
 def check_topic_name(name: str) -> str:
@@ -51,14 +92,13 @@ class TopicConfig:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> TopicConfig:
-        """Build from string (or typed) values; unknown keys and bad values are InvalidConfig."""
+        """Build from string (or typed) values, keys by logsvc's or Kafka's name; unknown keys and
+        bad values are InvalidConfig."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
-        for key, value in raw.items():
+        for key, value in canonical_config(raw).items():
             if key not in fields:
-                raise InvalidConfig(
-                    f"unknown topic config key {key!r}; known keys: {', '.join(sorted(fields))}", key=key
-                )
+                raise _unknown_key(key, fields)
             if fields[key].type in ("int", int):
                 try:
                     values[key] = int(value)
@@ -101,11 +141,12 @@ class TopicConfig:
 
     @classmethod
     def default(cls, key: str) -> str:
-        """The default value of ``key`` as a string; InvalidConfig naming an unknown key."""
+        """The default value of ``key`` (logsvc's or Kafka's name) as a string; InvalidConfig naming
+        an unknown key."""
         defaults = cls().as_strings()
-        if key not in defaults:
-            raise InvalidConfig(f"unknown topic config key {key!r}; known keys: {', '.join(sorted(defaults))}", key=key)
-        return defaults[key]
+        if canonical_key(key) not in defaults:
+            raise _unknown_key(key, defaults)
+        return defaults[canonical_key(key)]
 
     def as_strings(self) -> dict[str, str]:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}

@@ -22,13 +22,14 @@ from logsvc.cli.connect import connect
 from logsvc.cli.consume import consume
 from logsvc.cli.dlq import dlq
 from logsvc.cli.groups import groups
+from logsvc.cli.offsets import offsets
 from logsvc.cli.output import printable
 from logsvc.cli.partitions import partitions
 from logsvc.cli.produce import produce
 from logsvc.cli.quotas import quotas
 from logsvc.cli.records import records
 from logsvc.cli.serve import serve
-from logsvc.cli.state import DEFAULT_SERVER, CliState
+from logsvc.cli.state import DEBUG_HELP, DEFAULT_SERVER, CliState, add_debug_option
 from logsvc.cli.topics import topics
 from logsvc_client.errors import LogsvcError, StorageFailed, Unavailable, from_rpc_error
 from logsvc_client.kafka.address import is_kafka
@@ -40,12 +41,14 @@ records, and inspect partitions.
 \b
 Examples:
   logsvc serve --data-dir ./data                      # run a broker on 127.0.0.1:50051
-  logsvc topics create orders --partitions 3 --config retention_ms=86400000
+  logsvc topics create orders --partitions 3 --config retention.ms=86400000
   logsvc topics list
   printf 'k1:hello\\nk2:world\\n' | logsvc produce orders --key-separator :
   logsvc consume orders --from earliest --max-records 10
   logsvc consume orders --from @-15m -o json | jq .value
   logsvc consume orders --group audit                 # as a group member, committing what it printed
+  logsvc consume orders -e -o -100 -f '%p:%o %k=%s\\n'  # kcat habits: the last 100, a format, exit at end
+  logsvc offsets orders --at -1h                      # each partition's offset an hour ago
   logsvc groups describe audit                        # committed offsets, lag, owners
   logsvc partitions dump orders --partition 0 --data-dir ./data
   LOGSVC_SERVER=broker:50051 logsvc topics describe orders
@@ -66,6 +69,10 @@ class OutputClosed(Exception):
 
 
 class LogsvcGroup(click.Group):
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        add_debug_option(cmd)  # `logsvc topics list --debug` as well as `logsvc --debug topics list`
+        super().add_command(cmd, name)
+
     def invoke(self, ctx: click.Context) -> object:
         # Click would swallow EPIPE itself and exit 1; the reader leaving is a normal end for us.
         try:
@@ -78,6 +85,7 @@ class LogsvcGroup(click.Group):
     cls=LogsvcGroup, help=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
 @click.option(
+    "-b",
     "--server",
     metavar="HOST:PORT|kafka://HOST:PORT,...",
     envvar="LOGSVC_SERVER",
@@ -86,20 +94,21 @@ class LogsvcGroup(click.Group):
     show_envvar=True,
     help="The logsvc broker, or a Kafka cluster (kafka://HOST:PORT,...: topics, produce, consume, groups).",
 )
-@click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors (for bug reports).")
+@click.option("--debug", is_flag=True, help=DEBUG_HELP + " Also accepted after the command.")
 @click.version_option(__version__, "-V", "--version", prog_name="logsvc")
 @click.pass_context
 def cli(ctx: click.Context, server: str, debug: bool) -> None:
     state = ctx.ensure_object(CliState)
     if not state.server_explicit:
         state.server = server
-    state.debug = debug
+    state.debug = state.debug or debug
 
 
 cli.add_command(serve)
 cli.add_command(topics)
 cli.add_command(produce)
 cli.add_command(consume)
+cli.add_command(offsets)
 cli.add_command(partitions)
 cli.add_command(groups)
 cli.add_command(connect)

@@ -29,20 +29,26 @@ FORMATS = ("table", "json")
 
 
 def output_option(
-    fn: F | None = None, *, as_table: str = "text and aligned columns for people", as_json: str = "JSON for programs"
+    fn: F | None = None,
+    *,
+    as_table: str = "text and aligned columns for people",
+    as_json: str = "JSON for programs",
+    short: bool = True,
+    extra_help: str = "",
 ) -> Any:
     """The ``-o/--output table|json`` option every data-printing command takes (``@output_option``
-    or ``@output_option(as_table=..., as_json=...)`` saying what each format prints)."""
+    or ``@output_option(as_table=..., as_json=...)`` saying what each format prints). Without
+    ``short``, ``--output`` alone (the command gives ``-o`` a wider meaning itself)."""
 
     def decorate(f: F) -> F:
         return click.option(
-            "-o",
+            *(("-o",) if short else ()),
             "--output",
             type=click.Choice(FORMATS),
             default="table",
             show_default=True,
             envvar="LOGSVC_OUTPUT",
-            help=f"table: {as_table}; json: {as_json}.",
+            help=f"table: {as_table}; json: {as_json}.{extra_help}",
         )(f)
 
     return decorate(fn) if fn is not None else decorate

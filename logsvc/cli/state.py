@@ -1,7 +1,8 @@
 """What every command shares: the broker address (``--server`` / ``LOGSVC_SERVER``) and flags.
 
 ``--server`` is accepted both before the command (``logsvc --server H:P topics list``) and after
-it (``logsvc topics list --server H:P``); the later one wins.
+it (``logsvc topics list --server H:P``); the later one wins. ``--debug`` too, on every command
+(:func:`add_debug_option`, applied by the ``logsvc`` group to each command it is given).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def _set_server(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def server_option(fn: F) -> F:
-    """``--server HOST:PORT`` on a command (overrides the one given before the command)."""
+    """``-b/--server HOST:PORT`` on a command (overrides the one given before the command)."""
     return click.option(
+        "-b",
         "--server",
         metavar="HOST:PORT|kafka://HOST:PORT,...",
         default=None,
@@ -66,7 +68,30 @@ def server_option(fn: F) -> F:
         is_eager=True,
         callback=_set_server,
         help=(
-            "The logsvc broker, or a Kafka cluster as kafka://HOST:PORT,... "
+            "The logsvc broker, or a Kafka cluster as kafka://HOST:PORT,... (-b as in kcat) "
             "[default: $LOGSVC_SERVER or 127.0.0.1:50051]."
         ),
     )(fn)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(CliState).debug = True
+
+
+DEBUG_HELP = "Show a traceback for unexpected errors (for bug reports)."
+
+
+def add_debug_option(command: click.Command) -> None:
+    """Give ``command`` (and, for a group, every command under it) a ``--debug`` flag that works
+    like the one before the command, so ``logsvc topics list --debug`` is ``logsvc --debug topics
+    list``."""
+    if not any(isinstance(p, click.Option) and "--debug" in p.opts for p in command.params):
+        command.params.append(
+            click.Option(
+                ["--debug"], is_flag=True, expose_value=False, is_eager=True, callback=_set_debug, help=DEBUG_HELP
+            )
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_debug_option(sub)

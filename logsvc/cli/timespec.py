@@ -9,6 +9,14 @@ Accepted forms::
     @2026-01-02           midnight UTC of that day
     @1767323045000        milliseconds since the Unix epoch
     @-15m                 a duration before now: ms, s, m, h, d, w, combinable (@-1h30m)
+
+``consume`` also takes kcat's ``-o`` forms (:func:`parse_position`)::
+
+    beginning / end       earliest / latest
+    -100                  the last 100 records of each partition (kcat -o -100)
+    stored                the group's committed offset (needs --group)
+    s@1767323045000       a time, as @TIME (any @TIME form after s@)
+    e@1767323045000       not a start: stop each partition at its first record at or after it
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any, Literal
 
 import click
 
-Kind = Literal["earliest", "latest", "offset", "time"]
+Kind = Literal["earliest", "latest", "offset", "time", "last", "stored"]
 
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
@@ -30,7 +38,8 @@ _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 
 @dataclasses.dataclass(frozen=True)
 class StartSpec:
-    """A parsed ``--from``: ``value`` is the offset for "offset", epoch ms for "time"."""
+    """A parsed ``--from``: ``value`` is the offset for "offset", epoch ms for "time", a record
+    count for "last" (the last N of each partition); "stored" is a group's committed offset."""
 
     kind: Kind
     value: int = 0
@@ -40,7 +49,16 @@ class StartSpec:
             return f"offset {self.value}"
         if self.kind == "time":
             return f"time {self.value} ms"
+        if self.kind == "last":
+            return f"the last {self.value} records"
         return self.kind
+
+
+@dataclasses.dataclass(frozen=True)
+class StopSpec:
+    """kcat's ``-o e@TIME``: a partition ends before its first record at or after ``timestamp_ms``."""
+
+    timestamp_ms: int
 
 
 def parse_duration_ms(text: str) -> int:
@@ -89,15 +107,61 @@ def parse_start(text: str, now_ms: Callable[[], int] | None = None) -> StartSpec
     raise ValueError(f"{text!r} is not earliest, latest, an offset, @TIME or @-DURATION")
 
 
+KCAT_FORMS = "beginning, end, stored, OFFSET, -N, s@TIME or e@TIME"
+
+
+def parse_position(text: str, now_ms: Callable[[], int] | None = None) -> StartSpec | StopSpec:
+    """A ``--from`` value or one of kcat's ``-o`` offset forms (``-100``, ``stored``, ``s@TIME``,
+    ``e@TIME``); ValueError naming the forms expected."""
+    clock = now_ms or (lambda: time.time_ns() // 1_000_000)
+    value = text.strip()
+    if value.startswith("-") and value[1:].isdigit():
+        return StartSpec("last", int(value[1:]))
+    if value.lower() == "stored":
+        return StartSpec("stored")
+    if value[:2].lower() in ("s@", "e@"):
+        try:
+            moment = parse_time_ms(value[2:], clock)
+        except ValueError as e:
+            raise ValueError(f"{text!r}: {e}") from None
+        return StartSpec("time", moment) if value[0].lower() == "s" else StopSpec(moment)
+    try:
+        return parse_start(value, clock)
+    except ValueError:
+        if value.startswith("@"):
+            raise  # its message names what is wrong with the time
+        raise ValueError(
+            f"{text!r} is not earliest, latest, an offset, -N, @TIME, @-DURATION, stored, s@TIME or e@TIME"
+        ) from None
+
+
 class StartType(click.ParamType):
-    """``--from`` as a click parameter: bad values are usage errors (exit 2)."""
+    """``--from`` as a click parameter: bad values are usage errors (exit 2). With ``kcat``, also
+    kcat's ``-o`` forms (:func:`parse_position`), which may give a :class:`StopSpec`."""
 
-    name = "earliest|latest|OFFSET|@TIME|@-DURATION"
+    def __init__(self, kcat: bool = False) -> None:
+        self.kcat = kcat
+        self.name = "earliest|latest|OFFSET|-N|@TIME|@-DURATION" if kcat else "earliest|latest|OFFSET|@TIME|@-DURATION"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> StartSpec:
-        if isinstance(value, StartSpec):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, StartSpec | StopSpec):
             return value
         try:
-            return parse_start(str(value))
+            return parse_position(str(value)) if self.kcat else parse_start(str(value))
         except ValueError as e:
             self.fail(str(e), param, ctx)
+
+
+class KcatOffsetOrOutput(click.ParamType):
+    """``consume -o``: ``json``/``table`` (the output format, as before) or one of kcat's offset
+    forms (:func:`parse_position`): the two sets of values do not overlap."""
+
+    name = "json|table|" + KCAT_FORMS.replace(", ", "|").replace(" or ", "|")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, StartSpec | StopSpec) or value in ("json", "table"):
+            return value
+        try:
+            return parse_position(str(value))
+        except ValueError as e:
+            self.fail(f"{e} (-o takes json, table, or a kcat offset: {KCAT_FORMS})", param, ctx)

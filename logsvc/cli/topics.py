@@ -10,8 +10,14 @@ import click
 
 from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso_ms, note, output_option
 from logsvc.cli.state import get_state, server_option
+from logsvc.topic_config import KAFKA_NAMES
 from logsvc_client import Admin, TopicDescription
 
+KAFKA_NAMES_HELP = (
+    "Kafka's names work too: "
+    + ", ".join(f"{kafka} ({ours})" for kafka, ours in KAFKA_NAMES.items())
+    + "; one logsvc has no equivalent for (segment.ms, cleanup.policy, ...) is refused."
+)
 PARTITION_HEADERS = ("PARTITION", "LOG START", "NEXT OFFSET", "RECORDS", "BYTES", "FIRST TIMESTAMP", "LAST TIMESTAMP")
 
 
@@ -79,7 +85,7 @@ def topics() -> None:
       logsvc topics create orders --partitions 3 --config retention_ms=604800000
       logsvc topics list -o json
       logsvc topics describe orders
-      logsvc topics alter orders --partitions 6 --config retention_ms=86400000
+      logsvc topics alter orders --partitions 6 --config retention.ms=86400000   # Kafka's name
       logsvc topics delete orders
     """
 
@@ -94,7 +100,7 @@ def topics() -> None:
     metavar="KEY=VALUE",
     multiple=True,
     help="Topic config, repeatable: retention_ms, retention_bytes, timestamp_type (CreateTime|LogAppendTime), "
-    "max_batch_bytes, partitioner, max_uncompressed_batch_bytes.",
+    f"max_batch_bytes, partitioner, max_uncompressed_batch_bytes. {KAFKA_NAMES_HELP}",
 )
 @server_option
 @output_option
@@ -152,7 +158,12 @@ def describe(name: str, output: str) -> None:
     help="Grow the topic to this many partitions (never fewer than it has).",
 )
 @click.option(
-    "-c", "--config", "config_pairs", metavar="KEY=VALUE", multiple=True, help="Set a topic config key, repeatable."
+    "-c",
+    "--config",
+    "config_pairs",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help=f"Set a topic config key, repeatable. {KAFKA_NAMES_HELP}",
 )
 @click.option(
     "--reset-config", "reset_keys", metavar="KEY", multiple=True, help="Set a key back to its default, repeatable."

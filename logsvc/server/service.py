@@ -28,7 +28,14 @@ from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.settings import Settings
 from logsvc.storage.base import Appended, PendingAppend, Store, TopicMeta
-from logsvc.topic_config import TopicConfig, check_partition, check_partition_count, check_topic_name
+from logsvc.topic_config import (
+    TopicConfig,
+    canonical_config,
+    canonical_key,
+    check_partition,
+    check_partition_count,
+    check_topic_name,
+)
 from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
@@ -131,13 +138,14 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
         meta = self.store.topic(name)
         config = None
         if request.set_config or request.reset_config:
-            both = sorted(set(request.set_config) & set(request.reset_config))
+            set_config = canonical_config(check_config(request.set_config))
+            both = sorted(set(set_config) & {canonical_key(k) for k in request.reset_config})
             if both:
                 raise InvalidConfig(f"topic config {both[0]!r} is both set and reset", key=both[0])
             values = meta.config.as_strings()
             for key in request.reset_config:
-                values[key] = TopicConfig.default(key)
-            config = self._check_batch_fits(TopicConfig.parse({**values, **check_config(request.set_config)}))
+                values[canonical_key(key)] = TopicConfig.default(key)
+            config = self._check_batch_fits(TopicConfig.parse({**values, **set_config}))
         partitions = request.partitions or None
         altered = self.store.alter_topic(name, partitions=partitions, config=config)
         if altered.partitions != meta.partitions:
