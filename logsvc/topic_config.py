@@ -17,20 +17,12 @@ from typing import Any
 
 from logsvc_wire.batch import MAX_UNCOMPRESSED_BATCH_BYTES
 from logsvc_wire.errors import InvalidConfig, InvalidPartition, InvalidTopicName
+from logsvc_wire.kafka_names import KAFKA_NAMES
 
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 PARTITIONERS = ("murmur2",)
 UNCOMPRESSED_FACTOR = 4  # max_uncompressed_batch_bytes = 0 means this many times max_batch_bytes
-
-
-#: Kafka topic config name -> logsvc's. The only place the mapping is written down.
-KAFKA_NAMES = {
-    "retention.ms": "retention_ms",
-    "retention.bytes": "retention_bytes",
-    "message.timestamp.type": "timestamp_type",
-    "max.message.bytes": "max_batch_bytes",
-}
 
 
 def canonical_key(key: str) -> str:

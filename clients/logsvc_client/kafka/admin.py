@@ -40,6 +40,8 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from logsvc_wire.kafka_names import LOGSVC_NAMES_TO_KAFKA
+
 from ..acls import Acl, AclFilter, Quota, Quotas
 from ..errors import FailedPrecondition, InvalidConfig, InvalidPartition, LogsvcError, TopicNotFound
 from ..records import ProducerRecord, RecordPosition
@@ -53,13 +55,8 @@ from .log_reader import read_partition
 from .producer import topic_partition_count
 from .settings import client_config
 
-#: logsvc topic config names -> Kafka's (the value means the same).
-CONFIG_NAMES = {
-    "retention_ms": "retention.ms",
-    "retention_bytes": "retention.bytes",
-    "timestamp_type": "message.timestamp.type",
-    "max_batch_bytes": "max.message.bytes",
-}
+#: logsvc topic config names -> Kafka's (the value means the same): the wire's one table.
+CONFIG_NAMES = LOGSVC_NAMES_TO_KAFKA
 
 
 def kafka_topic_config(config: Mapping[str, str]) -> dict[str, str]:
