@@ -3,8 +3,10 @@
 
 Kafka's group states are shown as logsvc's: ``Stable``, ``Empty`` (Kafka's Empty and Dead) and
 ``Reconciling`` (a rebalance in progress). What Kafka's DescribeGroups does not tell: the
-generation (0), a member's last heartbeat (0), and a partition's lag in time (``lag_ms`` 0);
-``lag`` is the next offset minus the committed one (or minus the log start when nothing is).
+generation (0) and a member's last heartbeat (0). ``lag`` is the next offset minus the committed
+one (or minus the log start when nothing is); ``lag_ms``, the lag in time, is read from Kafka as
+logsvc's broker works it out: now minus the timestamp of the first record not consumed yet (0 when
+caught up).
 
 Offset resets keep logsvc's rules (:meth:`KafkaGroupCalls.reset_offsets`): refused with
 GroupNotEmpty while the group has members (also as a dry run), targets clamped to each
@@ -34,6 +36,7 @@ from ..group.descriptions import (
 )
 from ..records import TopicPartition
 from .errors import translate, wait
+from .log_reader import first_timestamps
 
 if TYPE_CHECKING:
     from ..topics import OffsetAndTimestamp
@@ -58,6 +61,7 @@ class KafkaGroupCalls:
 
     _admin: AdminClient
     _timeout_s: float
+    _config: dict[str, Any]  # the librdkafka settings a reading consumer starts from
 
     if TYPE_CHECKING:  # provided by KafkaAdminTransport
 
@@ -130,7 +134,7 @@ class KafkaGroupCalls:
             owners.update((tp, m.member_id) for tp in assigned)
             members.append(MemberInfo(m.member_id, m.group_instance_id or None, m.client_id, assigned, 0))
         topics = sorted({tp.topic for tp in committed} | {tp.topic for tp in owners})
-        partitions = []
+        rows: list[tuple[TopicPartition, int | None, int, int, int]] = []
         for topic in topics:
             wanted = sorted(
                 {tp.partition for tp in committed if tp.topic == topic}
@@ -143,7 +147,22 @@ class KafkaGroupCalls:
                 c = committed.get(tp)
                 start, end = starts[p][0], ends[p][0]
                 lag = max(0, end - (c.offset if c else start))
-                partitions.append(PartitionLag(topic, p, c.offset if c else None, start, end, lag, 0, owners.get(tp)))
+                rows.append((tp, c.offset if c else None, start, end, lag))
+        # lag in time: now - the timestamp of the first record not consumed yet (read from Kafka)
+        first = first_timestamps(
+            self._config,
+            [(tp.topic, tp.partition, c if c is not None else s) for tp, c, s, _, lag in rows if lag > 0],
+            self._timeout_s,
+        )
+        now_ms = int(time.time() * 1000)
+        partitions = [
+            PartitionLag(
+                tp.topic, tp.partition, c, start, end, lag,
+                max(0, now_ms - first[(tp.topic, tp.partition)]) if (tp.topic, tp.partition) in first else 0,
+                owners.get(tp),
+            )
+            for tp, c, start, end, lag in rows
+        ]  # fmt: skip
         state = _STATES.get(d.state, "Empty")
         return GroupDescription(group, state, 0, d.partition_assignor or "", tuple(members), tuple(partitions))
 

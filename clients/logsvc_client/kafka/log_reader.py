@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
@@ -99,6 +100,39 @@ def read_partition(
         raise translate(e, what) from None
     finally:
         consumer.close()
+
+
+def first_timestamps(
+    config: dict[str, Any], positions: Sequence[tuple[str, int, int]], timeout_s: float
+) -> dict[tuple[str, int], int]:
+    """The timestamp of the record at each ``(topic, partition, offset)`` (or the first one after
+    it), read with one assigned consumer; a partition with no record there is left out (also when
+    the cluster does not answer within ``timeout_s``). What a group's lag in time is made of."""
+    if not positions:
+        return {}
+    consumer = Consumer(reader_config(config))
+    found: dict[tuple[str, int], int] = {}
+    done: set[tuple[str, int]] = set()
+    try:
+        consumer.assign([RdTopicPartition(t, p, o) for t, p, o in positions])
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(positions) and time.monotonic() < deadline:
+            for m in consumer.consume(500, min(0.2, max(0.0, deadline - time.monotonic()))):
+                key = (m.topic() or "", m.partition() or 0)
+                if key in done:
+                    continue
+                error = m.error()
+                if error is None:
+                    found[key] = m.timestamp()[1]
+                    done.add(key)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    done.add(key)
+                    consumer.pause([RdTopicPartition(*key)])
+    except KafkaException:
+        pass  # what was found is the answer: a lag in time left unknown is shown as 0
+    finally:
+        consumer.close()
+    return found
 
 
 def _out_of_range(consumer: Consumer, topic: str, partition: int, offset: int, what: str) -> OffsetOutOfRange:
