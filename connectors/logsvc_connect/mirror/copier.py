@@ -1,0 +1,293 @@
+"""The copy itself: logsvc partitions read in order, produced to the same Kafka partitions.
+
+:class:`Mirror` reads the source with the logsvc :class:`~logsvc_client.Consumer` in assign mode
+and writes with ``confluent_kafka.Producer`` (idempotent, no delivery timeout, an explicit partition per
+record, key, value, headers and timestamp kept). Each delivery report gives the Kafka offset of a
+record, and moves that partition's :class:`~.offset_map.PartitionMap`; every
+``checkpoint_interval_ms`` the maps are written to the checkpoint, so a checkpoint never claims a
+record Kafka has not acknowledged.
+
+Restart after any crash (kill -9 included) loses and repeats nothing: the mirror is the only writer
+of its Kafka partitions, so whatever Kafka holds past a partition's checkpointed Kafka offset was
+copied after that checkpoint, in order, from the checkpointed source offset on (a gap in the
+source always writes a checkpoint before its first record is sent). The copy resumes that many
+records further on (:meth:`~.offset_map.PartitionMap.resumed`).
+
+It tails the source until :meth:`Mirror.stop` (SIGTERM/SIGINT in the CLI): then the records in
+flight are delivered, the checkpoint written and the groups translated once more.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from logsvc_client import Admin, Consumer
+from logsvc_client.errors import InvalidConfig, LogsvcError, Timeout
+from logsvc_client.kafka.address import is_kafka
+from logsvc_client.kafka.errors import translate
+from logsvc_client.records import Record, TopicPartition
+
+from . import checkpoint, topics
+from .groups import GroupTranslator
+from .offset_map import PartitionMap
+from .target import KafkaTarget
+
+log = logging.getLogger("logsvc_connect.mirror")
+
+Key = tuple[str, int]  # (topic, partition); equal to, and hashed like, a TopicPartition
+
+
+@dataclass(frozen=True)
+class MirrorOptions:
+    """What ``logsvc mirror`` was asked to do."""
+
+    source: str
+    target: str
+    topics: Sequence[str]
+    state_dir: Path
+    groups: Sequence[str] = ()
+    checkpoint_interval_ms: int = 1_000
+    group_interval_ms: int = 5_000
+    progress_interval_ms: int = 10_000
+    flush_timeout_ms: int = 60_000
+
+    def check(self) -> None:
+        """InvalidConfig for a source that is not a logsvc broker, a target that is not Kafka,
+        no topics, or an interval below 1 ms."""
+        if is_kafka(self.source):
+            raise InvalidConfig(f"--from {self.source!r} must be a logsvc broker (host:port)", key="from")
+        if not is_kafka(self.target):
+            raise InvalidConfig(f"--to {self.target!r} must be a Kafka cluster (kafka://host:port,...)", key="to")
+        if not self.topics:
+            raise InvalidConfig("name the topics to mirror (--topics a,b)", key="topics")
+        for name in ("checkpoint_interval_ms", "group_interval_ms", "progress_interval_ms", "flush_timeout_ms"):
+            if getattr(self, name) < 1:
+                raise InvalidConfig(f"{name} must be at least 1", key=name)
+
+
+def log_resume(tp: Key, before: PartitionMap, after: PartitionMap) -> None:
+    if after.kafka_next != before.kafka_next:
+        log.info(
+            "%s[%d]: Kafka holds %d records copied after the last checkpoint; not copied again",
+            tp[0],
+            tp[1],
+            after.kafka_next - before.kafka_next,
+        )
+
+
+class Mirror:
+    """Copies ``options.topics`` from logsvc to Kafka until stopped (see the module docstring)."""
+
+    def __init__(self, options: MirrorOptions) -> None:
+        options.check()
+        self.options = options
+        self._stop = threading.Event()
+        self._maps: dict[Key, PartitionMap] = {}  # acknowledged by Kafka
+        self._pending: dict[Key, collections.deque[int]] = {}  # source offsets in flight, in order
+        self._next: dict[Key, int | None] = {}  # the source offset expected next (None: a first record)
+        self._failure: LogsvcError | None = None
+        self._checkpoint: checkpoint.Checkpoint | None = None
+        self.copied = 0
+
+    def stop(self) -> None:
+        """Finish the records in flight, checkpoint and return from :meth:`run` (signal-safe)."""
+        self._stop.set()
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def _recover(self, source: Admin, target: KafkaTarget) -> checkpoint.Checkpoint:
+        opts = self.options
+        saved = checkpoint.load(opts.state_dir)
+        if saved is None:
+            saved = checkpoint.Checkpoint(opts.source, target.bootstrap_servers)
+        checkpoint.check_target(saved, target.bootstrap_servers, opts.state_dir)
+        saved.source = opts.source
+        described = topics.describe(source, opts.topics)
+        topics.prepare(target, described)
+        maps: dict[TopicPartition, PartitionMap] = {}
+        for topic, description in described.items():
+            for info in description.partitions:
+                tp = TopicPartition(topic, info.partition)
+                maps[tp] = saved.partitions.get(tp) or PartitionMap(info.log_start_offset, 0)
+        ends = target.high_watermarks({tp: pmap.kafka_next for tp, pmap in maps.items()})
+        for tp, pmap in maps.items():
+            if tp not in saved.partitions:  # Kafka's records before ours are not the mirror's
+                self._maps[tp] = PartitionMap(pmap.source_next, ends[tp])
+                continue
+            try:
+                self._maps[tp] = pmap.resumed(ends[tp])
+            except ValueError as e:
+                raise LogsvcError(
+                    f"Kafka topic {tp.topic!r} partition {tp.partition} lost records the checkpoint in "
+                    f"{opts.state_dir} says were copied ({e}): mirror it afresh with a new --state-dir",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                ) from None
+            log_resume(tp, pmap, self._maps[tp])
+        for key, pmap in self._maps.items():
+            self._pending[key] = collections.deque()
+            self._next[key] = pmap.source_next if pmap.syncs else None
+        saved.partitions = {TopicPartition(*tp): pmap for tp, pmap in self._maps.items()}
+        return saved
+
+    def _save(self) -> None:
+        assert self._checkpoint is not None
+        self._checkpoint.partitions = {TopicPartition(*tp): pmap for tp, pmap in self._maps.items()}
+        checkpoint.save(self.options.state_dir, self._checkpoint)
+
+    # -- the copy -------------------------------------------------------------------------------
+
+    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
+        tp: Key = (msg.topic(), msg.partition())  # type: ignore[assignment]  # set on a delivered message
+        source_offset = self._pending[tp].popleft()
+        if error is not None:
+            if self._failure is None:
+                what = f"copy {tp[0]}[{tp[1]}] offset {source_offset} to Kafka"
+                self._failure = translate(error, what, topic=tp[0], partition=tp[1])
+            return
+        self._maps[tp] = self._maps[tp].acknowledged(source_offset, msg.offset())  # type: ignore[arg-type]
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _flush(self, producer: Producer) -> None:
+        """Wait until Kafka acknowledged every record sent (Timeout when it does not)."""
+        left = producer.flush(self.options.flush_timeout_ms / 1000)
+        self._raise_failure()
+        if left:
+            raise Timeout(f"Kafka did not acknowledge {left} records within {self.options.flush_timeout_ms} ms")
+
+    def _gap(self, producer: Producer, tp: Key, offset: int) -> None:
+        """The next source record is ``offset``, not the one expected: once everything before it
+        is acknowledged, the checkpoint gets a sync for it before it is sent."""
+        expected = self._next[tp]
+        if expected is not None and offset < expected:
+            raise LogsvcError(
+                f"logsvc topic {tp[0]!r} partition {tp[1]} went back from offset {expected} to {offset}: "
+                "it is not the log this mirror copied",
+                topic=tp[0],
+                partition=tp[1],
+            )
+        self._flush(producer)
+        if expected is not None:
+            log.info("%s[%d]: source offsets %d to %d are gone (trimmed); skipped", tp[0], tp[1], expected, offset - 1)
+        self._maps[tp] = self._maps[tp].start_segment(offset)
+        self._save()
+
+    def _copy(self, producer: Producer, records: list[Record]) -> None:
+        produce = producer.produce
+        expected = self._next
+        pending = self._pending
+        for r in records:
+            tp = (r.topic, r.partition)
+            if r.offset != expected[tp]:
+                self._gap(producer, tp, r.offset)
+            headers: Any = list(r.headers) if r.headers else None
+            while True:
+                try:
+                    produce(r.topic, r.value, r.key, partition=r.partition, timestamp=r.timestamp_ms, headers=headers)
+                    break
+                except BufferError:  # librdkafka's queue is full: serve delivery reports, retry
+                    producer.poll(0.05)
+                    self._raise_failure()
+            pending[tp].append(r.offset)
+            expected[tp] = r.offset + 1
+        self.copied += len(records)
+
+    def run(self) -> None:
+        """Copy until stopped (see the module docstring).
+
+        Raises:
+          LogsvcError: a topic is missing on logsvc, a Kafka topic has fewer partitions, Kafka
+            refused records, the checkpoint cannot be written... (the message says which).
+        """
+        opts = self.options
+        target = KafkaTarget(opts.target)
+        with Admin(opts.source) as source:
+            self._checkpoint = self._recover(source, target)
+            self._save()
+            producer = Producer(
+                target.client_config(
+                    **{
+                        "enable.idempotence": True,
+                        # never give up on a record (a timed-out one would leave a gap behind the
+                        # records after it); every other delivery error stops the mirror
+                        "message.timeout.ms": 0,
+                        "linger.ms": 20,
+                        "batch.num.messages": 10_000,
+                        "queue.buffering.max.messages": 500_000,
+                        "on_delivery": self._on_delivery,
+                    }
+                )
+            )
+            translator = None
+            if opts.groups:
+                translator = GroupTranslator(opts.groups, source, target, self._checkpoint.groups, self._save)
+            consumer = Consumer(opts.source, fetch_max_wait_ms=200, auto_offset_reset="earliest")
+            try:
+                consumer.assign([TopicPartition(*tp) for tp in sorted(self._maps)])
+                for tp, pmap in self._maps.items():
+                    consumer.seek(TopicPartition(*tp), pmap.source_next)
+                log.info(
+                    "mirroring %s from %s to %s (%d partitions)",
+                    ", ".join(opts.topics),
+                    opts.source,
+                    opts.target,
+                    len(self._maps),
+                )
+                self._loop(source, consumer, producer, translator)
+                self._flush(producer)
+                self._save()
+                if translator is not None:
+                    translator.run_once(self._maps)
+                log.info("stopped after copying %d records; checkpoint written", self.copied)
+            finally:
+                consumer.close()
+
+    def _caught_up(self, source: Admin, producer: Producer) -> bool:
+        """True when every record logsvc holds now is copied and acknowledged."""
+        for topic in self.options.topics:
+            for partition, end in source.list_offsets(topic, "latest").items():
+                expected = self._next[(topic, partition)]
+                if end > (self._maps[(topic, partition)].source_next if expected is None else expected):
+                    return False
+        self._flush(producer)
+        return True
+
+    def _loop(self, source: Admin, consumer: Consumer, producer: Producer, translator: GroupTranslator | None) -> None:
+        opts = self.options
+        now = time.monotonic()
+        saved_at = groups_at = progress_at = now
+        progress_count = 0
+        behind = True
+        while not self._stop.is_set():
+            records = consumer.poll(timeout_ms=200)
+            if records:
+                self._copy(producer, records)
+                behind = True
+            elif behind and self._caught_up(source, producer):
+                behind = False
+                log.info("caught up with logsvc: %d records copied since start", self.copied)
+            producer.poll(0)
+            self._raise_failure()
+            now = time.monotonic()
+            if now - saved_at >= opts.checkpoint_interval_ms / 1000:
+                saved_at = now
+                self._save()
+            if translator is not None and now - groups_at >= opts.group_interval_ms / 1000:
+                groups_at = now
+                translator.run_once(self._maps)
+            if now - progress_at >= opts.progress_interval_ms / 1000:
+                rate = (self.copied - progress_count) / (now - progress_at)
+                log.info("copied %d records (%.0f records/s)", self.copied, rate)
+                progress_at, progress_count = now, self.copied
