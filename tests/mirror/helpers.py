@@ -136,6 +136,9 @@ def status(state_dir: Path, source: str, target: str) -> list[dict[str, object]]
 def wait_caught_up(state_dir: Path, source: str, target: str, timeout_s: float = 60) -> list[dict[str, object]]:
     """Until ``mirror status`` shows no partition behind; its rows."""
     deadline = time.monotonic() + timeout_s
+    while not (state_dir / "checkpoint.json").exists():  # the mirror is starting
+        assert time.monotonic() < deadline, "the mirror wrote no checkpoint"
+        time.sleep(0.05)
     while True:
         rows = status(state_dir, source, target)
         if all(row["behind"] == 0 for row in rows):

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
 from logsvc_client import Admin
 from tests.conftest import BrokerProcess
 from tests.fixtures.kafka import KafkaCluster
@@ -26,6 +28,11 @@ def mirror_args(source: BrokerProcess, kafka: KafkaCluster, state_dir: Path, *to
         "--from", source.address, "--to", kafka.address, "--topics", ",".join(topics),
         "--state-dir", str(state_dir), "--checkpoint-interval-ms", "200",
     ]  # fmt: skip
+
+
+def kafka_partitions(kafka: KafkaCluster, topic: str) -> int:
+    """The topic's partition count, from the metadata of all topics (naming one creates it on Tansu)."""
+    return len(AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics[topic].partitions)
 
 
 def wait_until_checkpointed(state_dir: Path, records: int, mirror: MirrorProcess, timeout_s: float = 30) -> None:
@@ -59,7 +66,10 @@ def test_records_are_copied_to_the_same_partition_in_order_and_new_ones_follow(
     produce(source.address, topic, 3, 500, start=3_000)
     mirror.wait_for("caught up", after=seen)
 
-    # Then Kafka holds every record on its partition, in order, with key, value, headers, timestamp
+    # Then the Kafka topic has the same partition count (the retention it got cannot be read back
+    # from Tansu: DescribeConfigs answers nothing)
+    assert kafka_partitions(kafka_cluster, topic) == 3
+    # And Kafka holds every record on its partition, in order, with key, value, headers, timestamp
     want = read_source(source.address, topic)
     got = read_kafka(kafka_cluster.bootstrap, topic, 3)
     for p in range(3):

@@ -72,9 +72,14 @@ class KafkaTarget:
     # -- topics ---------------------------------------------------------------------------------
 
     def partition_count(self, topic: str) -> int | None:
-        """The topic's partition count on Kafka; None when it does not exist."""
+        """The topic's partition count on Kafka; None when it does not exist.
+
+        Asks for the metadata of every topic: a Metadata request naming the topic creates it on a
+        broker with ``auto.create.topics.enable`` (and on Tansu always), with the broker's default
+        partition count instead of the source's.
+        """
         try:
-            metadata = self._admin.list_topics(topic, timeout=self._timeout_s)
+            metadata = self._admin.list_topics(timeout=self._timeout_s)
         except KafkaException as e:
             raise translate(e, f"read the metadata of Kafka topic {topic!r}") from None
         found = metadata.topics.get(topic)

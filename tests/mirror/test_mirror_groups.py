@@ -1,0 +1,108 @@
+"""``logsvc mirror --groups``: a group that committed on logsvc resumes on Kafka at the same
+record, also where the source was trimmed (so its offsets differ from Kafka's). Against Tansu."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError
+from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka.admin import AdminClient
+
+from logsvc_client import Admin, TopicPartition
+from tests.conftest import BrokerProcess
+from tests.fixtures.kafka import KafkaCluster
+from tests.mirror.helpers import MirrorProcess, Row, produce, read_source, wait_caught_up
+
+
+def kafka_committed(kafka: KafkaCluster, group: str, topic: str, partitions: int) -> dict[int, int]:
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    request = ConsumerGroupTopicPartitions(group, [KafkaPartition(topic, p) for p in range(partitions)])
+    listed = admin.list_consumer_group_offsets([request])[group].result(30).topic_partitions
+    return {p.partition: p.offset for p in listed if p.offset >= 0}
+
+
+def wait_kafka_committed(
+    kafka: KafkaCluster, group: str, topic: str, want: dict[int, int], mirror: MirrorProcess, timeout_s: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (got := kafka_committed(kafka, group, topic, len(want))) != want:
+        assert time.monotonic() < deadline, f"{group} on Kafka: {got}, not {want}\n{mirror.stderr_text()}"
+        time.sleep(0.2)
+
+
+def consume_as_group(kafka: KafkaCluster, group: str, topic: str, partitions: int) -> dict[int, list[Row]]:
+    """What a Kafka consumer of ``group`` reads from its committed offsets to the end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "latest",  # a partition without a committed offset reads nothing
+            # Tansu answers a new group's JoinGroup only near the end of the rebalance timeout
+            "max.poll.interval.ms": 6000,
+            "session.timeout.ms": 6000,
+        }
+    )
+    out: dict[int, list[Row]] = {p: [] for p in range(partitions)}
+    at_end: set[int] = set()
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 60
+        while len(at_end) < partitions:
+            assert time.monotonic() < deadline, f"group {group} did not read {topic} to its end"
+            for msg in consumer.consume(1000, timeout=0.5):
+                error = msg.error()
+                if error is not None:
+                    assert error.code() == KafkaError._PARTITION_EOF, error
+                    at_end.add(msg.partition())
+                    continue
+                _, ts = msg.timestamp()
+                headers = tuple(msg.headers() or ())
+                out[msg.partition()].append((msg.partition(), msg.offset(), ts, msg.key(), msg.value(), headers))
+    finally:
+        consumer.close()
+    return out
+
+
+def test_groups_resume_on_kafka_at_the_record_they_would_read_next_on_logsvc(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a topic whose partition 0 was trimmed before offset 300 (Kafka offsets will differ)
+    topic = kafka_cluster.name("ledger")
+    audit, behind = kafka_cluster.name("audit"), kafka_cluster.name("behind")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 2)
+        produce(source.address, topic, 2, 2_000)
+        admin.trim(topic, 0, 300)
+        # And a group that committed within the copied records, and one still before the trim
+        admin.commit_offsets(audit, {TopicPartition(topic, 0): 500, TopicPartition(topic, 1): 250})
+        admin.commit_offsets(behind, {TopicPartition(topic, 0): 100})
+
+        # When the mirror copies the topic with both groups
+        mirror = MirrorProcess().start(
+            "--from", source.address, "--to", kafka_cluster.address, "--topics", topic,
+            "--groups", f"{audit},{behind}", "--state-dir", str(tmp_path / "state"), "--group-interval-ms", "200",
+        )  # fmt: skip
+        mirrors.append(mirror)
+        wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
+
+        # Then each group's offsets are the Kafka offsets of the same records
+        wait_kafka_committed(kafka_cluster, audit, topic, {0: 200, 1: 250}, mirror)
+        wait_kafka_committed(kafka_cluster, behind, topic, {0: 0}, mirror)
+
+        # And when the group moves on on logsvc, the mirror follows it
+        admin.commit_offsets(audit, {TopicPartition(topic, 0): 800, TopicPartition(topic, 1): 900})
+        wait_kafka_committed(kafka_cluster, audit, topic, {0: 500, 1: 900}, mirror)
+    assert mirror.terminate() == 0
+
+    # And a Kafka consumer of the group reads from exactly the next record: none skipped or repeated
+    want = read_source(source.address, topic)
+    got = consume_as_group(kafka_cluster, audit, topic, 2)
+    assert [r[2:] for r in got[0]] == [r[2:] for r in want[0] if r[1] >= 800]
+    assert [r[2:] for r in got[1]] == [r[2:] for r in want[1] if r[1] >= 900]
+    # And the group still before the trim starts at the first record logsvc still has
+    got_behind = consume_as_group(kafka_cluster, behind, topic, 1)
+    assert got_behind[0][0][2:] == want[0][0][2:] and want[0][0][1] == 300
