@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from logsvc_client import Admin
@@ -84,6 +85,34 @@ def test_records_are_copied_to_the_same_partition_in_order_and_new_ones_follow(
     assert mirror.terminate() == 0, mirror.stderr_text()
     assert "checkpoint written" in mirror.stderr_text()
     assert "Traceback" not in mirror.stderr_text()
+
+
+def test_a_kafka_partition_someone_else_wrote_to_stops_the_mirror(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a topic mirrored to the end and the mirror stopped
+    topic = kafka_cluster.name("shared")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 1)
+    produce(source.address, topic, 1, 20)
+    args = mirror_args(source, kafka_cluster, tmp_path / "state", topic)
+    first = MirrorProcess().start(*args)
+    mirrors.append(first)
+    wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
+    assert first.terminate() == 0
+    # And a record another producer wrote to the Kafka partition since, and one more on logsvc
+    other = Producer({"bootstrap.servers": kafka_cluster.bootstrap})
+    other.produce(topic, b"not from logsvc", partition=0)
+    assert other.flush(30) == 0
+    produce(source.address, topic, 1, 1, start=20)
+
+    # When the mirror restarts, Then it refuses to take that record for a copy of logsvc's
+    again = MirrorProcess().start(*args)
+    mirrors.append(again)
+    assert again.proc is not None and again.proc.wait(60) == 1
+    again.kill()
+    errors = [line for line in again.stderr_text().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "ends with a record that is not the copy of logsvc's record at offset 20" in errors[0]
 
 
 def test_a_mirror_killed_three_times_copies_every_record_exactly_once(

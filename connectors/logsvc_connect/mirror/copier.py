@@ -7,11 +7,10 @@ record, and moves that partition's :class:`~.offset_map.PartitionMap`; every
 ``checkpoint_interval_ms`` the maps are written to the checkpoint, so a checkpoint never claims a
 record Kafka has not acknowledged.
 
-Restart after any crash (kill -9 included) loses and repeats nothing: the mirror is the only writer
-of its Kafka partitions, so whatever Kafka holds past a partition's checkpointed Kafka offset was
-copied after that checkpoint, in order, from the checkpointed source offset on (a gap in the
-source always writes a checkpoint before its first record is sent). The copy resumes that many
-records further on (:meth:`~.offset_map.PartitionMap.resumed`).
+Restart after any crash (kill -9 included) loses and repeats nothing (:mod:`.resume`): whatever
+Kafka holds past a partition's checkpointed Kafka offset was copied after that checkpoint, in
+order, from the checkpointed source offset on (a gap in the source always writes a checkpoint
+before its first record is sent), so the copy resumes that many records further on.
 
 It tails the source until :meth:`Mirror.stop` (SIGTERM/SIGINT in the CLI): then the records in
 flight are delivered, the checkpoint written and the groups translated once more.
@@ -36,7 +35,7 @@ from logsvc_client.kafka.address import is_kafka
 from logsvc_client.kafka.errors import translate
 from logsvc_client.records import Record, TopicPartition
 
-from . import checkpoint, topics
+from . import checkpoint, resume
 from .groups import GroupTranslator
 from .offset_map import PartitionMap
 from .target import KafkaTarget
@@ -74,16 +73,6 @@ class MirrorOptions:
                 raise InvalidConfig(f"{name} must be at least 1", key=name)
 
 
-def log_resume(tp: Key, before: PartitionMap, after: PartitionMap) -> None:
-    if after.kafka_next != before.kafka_next:
-        log.info(
-            "%s[%d]: Kafka holds %d records copied after the last checkpoint; not copied again",
-            tp[0],
-            tp[1],
-            after.kafka_next - before.kafka_next,
-        )
-
-
 class Mirror:
     """Copies ``options.topics`` from logsvc to Kafka until stopped (see the module docstring)."""
 
@@ -105,38 +94,11 @@ class Mirror:
     # -- start ----------------------------------------------------------------------------------
 
     def _recover(self, source: Admin, target: KafkaTarget) -> checkpoint.Checkpoint:
-        opts = self.options
-        saved = checkpoint.load(opts.state_dir)
-        if saved is None:
-            saved = checkpoint.Checkpoint(opts.source, target.bootstrap_servers)
-        checkpoint.check_target(saved, target.bootstrap_servers, opts.state_dir)
-        saved.source = opts.source
-        described = topics.describe(source, opts.topics)
-        topics.prepare(target, described)
-        maps: dict[TopicPartition, PartitionMap] = {}
-        for topic, description in described.items():
-            for info in description.partitions:
-                tp = TopicPartition(topic, info.partition)
-                maps[tp] = saved.partitions.get(tp) or PartitionMap(info.log_start_offset, 0)
-        ends = target.high_watermarks({tp: pmap.kafka_next for tp, pmap in maps.items()})
-        for tp, pmap in maps.items():
-            if tp not in saved.partitions:  # Kafka's records before ours are not the mirror's
-                self._maps[tp] = PartitionMap(pmap.source_next, ends[tp])
-                continue
-            try:
-                self._maps[tp] = pmap.resumed(ends[tp])
-            except ValueError as e:
-                raise LogsvcError(
-                    f"Kafka topic {tp.topic!r} partition {tp.partition} lost records the checkpoint in "
-                    f"{opts.state_dir} says were copied ({e}): mirror it afresh with a new --state-dir",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                ) from None
-            log_resume(tp, pmap, self._maps[tp])
-        for key, pmap in self._maps.items():
-            self._pending[key] = collections.deque()
-            self._next[key] = pmap.source_next if pmap.syncs else None
-        saved.partitions = {TopicPartition(*tp): pmap for tp, pmap in self._maps.items()}
+        saved = resume.recover(self.options.source, self.options.state_dir, self.options.topics, source, target)
+        for tp, pmap in saved.partitions.items():
+            self._maps[tp] = pmap
+            self._pending[tp] = collections.deque()
+            self._next[tp] = pmap.source_next if pmap.syncs else None
         return saved
 
     def _save(self) -> None:

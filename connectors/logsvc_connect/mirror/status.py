@@ -49,14 +49,14 @@ def status(source: str, target_address: str, state_dir: Path, topics: Sequence[s
     missing = sorted(set(topics) - {tp.topic for tp in maps})
     if missing:
         raise LogsvcError(f"topic {', '.join(missing)} is not mirrored with the state in {state_dir}")
-    ends = target.high_watermarks({tp: pmap.kafka_next for tp, pmap in maps.items()})
+    ends = target.ends({tp: pmap.kafka_next for tp, pmap in maps.items()})
     with Admin(source) as admin:
         described = {topic: admin.describe_topic(topic) for topic in sorted({tp.topic for tp in maps})}
     rows = []
     for tp, pmap in sorted(maps.items()):
         info = described[tp.topic].partition(tp.partition)
         try:
-            now = pmap.resumed(ends[tp])
+            now = pmap.resumed(ends[tp].high_watermark)
         except ValueError as e:
             raise LogsvcError(f"Kafka topic {tp.topic!r} partition {tp.partition}: {e}") from None
         behind = max(0, info.next_offset - max(now.source_next, info.log_start_offset))

@@ -15,9 +15,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
     Consumer,
     ConsumerGroupState,
     ConsumerGroupTopicPartitions,
@@ -48,6 +49,19 @@ _ACTIVE_STATES = {
     ConsumerGroupState.PREPARING_REBALANCING,
     ConsumerGroupState.COMPLETING_REBALANCING,
 }
+
+
+#: what the mirror compares of a record on both sides: (timestamp ms, key, value); the timestamp
+#: is None when the Kafka topic sets its own (LogAppendTime)
+RecordFields = tuple[int | None, bytes | None, bytes | None]
+
+
+class PartitionEnd(NamedTuple):
+    """Where a Kafka partition ends."""
+
+    high_watermark: int
+    #: the last record read on the way (None when the read started at the end)
+    last: RecordFields | None
 
 
 def kafka_topic_config(config: Mapping[str, str]) -> dict[str, str]:
@@ -103,9 +117,9 @@ class KafkaTarget:
 
     # -- the end of partitions ------------------------------------------------------------------
 
-    def high_watermarks(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """Each partition's high watermark, read by fetching from its offset in ``starts`` to its
-        end (an offset at or before the end; see the module docstring)."""
+    def ends(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, PartitionEnd]:
+        """Each partition's high watermark and last record, read by fetching from its offset in
+        ``starts`` (at or before the end) to its end; see the module docstring."""
         if not starts:
             return {}
         consumer = Consumer(
@@ -119,7 +133,8 @@ class KafkaTarget:
                 }
             )
         )
-        found: dict[TopicPartition, int] = {}
+        found: dict[TopicPartition, PartitionEnd] = {}
+        last: dict[tuple[str, int], RecordFields] = {}
         try:
             consumer.assign([KafkaPartition(tp.topic, tp.partition, offset) for tp, offset in starts.items()])
             deadline = time.monotonic() + self._timeout_s
@@ -130,12 +145,15 @@ class KafkaTarget:
                 for msg in consumer.consume(10_000, timeout=0.5):
                     error = msg.error()
                     if error is None:
+                        kind, timestamp = msg.timestamp()
+                        fields = (timestamp if kind == TIMESTAMP_CREATE_TIME else None, msg.key(), msg.value())
+                        last[(msg.topic(), msg.partition())] = fields  # type: ignore[index]
                         continue
                     if error.code() != KafkaError._PARTITION_EOF:
                         raise translate(error, f"read Kafka topic {msg.topic()!r} partition {msg.partition()}")
                     tp = TopicPartition(str(msg.topic()), int(msg.partition() or 0))
                     _, high = consumer.get_watermark_offsets(KafkaPartition(tp.topic, tp.partition), cached=True)
-                    found[tp] = max(high, int(msg.offset() or 0))
+                    found[tp] = PartitionEnd(max(high, int(msg.offset() or 0)), last.get(tp))
         except KafkaException as e:
             raise translate(e, "read the end of Kafka partitions") from None
         finally:
