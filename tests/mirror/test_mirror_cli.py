@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,10 @@ def test_status_shows_each_partition_as_a_table(
     )
     mirrors.append(proc)
     wait_caught_up(state, source.address, kafka_cluster.address)
-    assert proc.terminate() == 0
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGINT)  # Ctrl-C stops it as SIGTERM does: exit 0
+    assert proc.proc.wait(30) == 0
+    proc.kill()
     # And 4 more records produced since
     produce(source.address, topic, 2, 4, start=10)
 

@@ -106,3 +106,82 @@ def test_groups_resume_on_kafka_at_the_record_they_would_read_next_on_logsvc(
     # And the group still before the trim starts at the first record logsvc still has
     got_behind = consume_as_group(kafka_cluster, behind, topic, 1)
     assert got_behind[0][0][2:] == want[0][0][2:] and want[0][0][1] == 300
+
+
+def test_records_trimmed_while_the_mirror_was_down_are_skipped_and_groups_map_across_the_gap(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given 100 records mirrored, the mirror stopped, 100 more produced and the first 150 trimmed
+    topic = kafka_cluster.name("gappy")
+    group = kafka_cluster.name("reader")
+    state = tmp_path / "state"
+    args = ["--from", source.address, "--to", kafka_cluster.address, "--topics", topic, "--state-dir", str(state)]
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 1)
+        produce(source.address, topic, 1, 100)
+        first = MirrorProcess().start(*args)
+        mirrors.append(first)
+        wait_caught_up(state, source.address, kafka_cluster.address)
+        assert first.terminate() == 0
+        produce(source.address, topic, 1, 100, start=100)
+        admin.trim(topic, 0, 150)
+        # And a group that committed in the middle of the trimmed records
+        admin.commit_offsets(group, {TopicPartition(topic, 0): 120})
+
+    # When the mirror runs again with the group
+    again = MirrorProcess().start(*args, "--groups", group, "--group-interval-ms", "200")
+    mirrors.append(again)
+    rows = wait_caught_up(state, source.address, kafka_cluster.address)
+
+    # Then Kafka holds source 0..99 then 150..199, and the mirror said what it skipped
+    assert [(r["copied_to"], r["kafka_next"], r["behind"]) for r in rows] == [(200, 150, 0)]
+    again.wait_for("source offsets 100 to 149 are gone")
+    # And the group resumes on Kafka at the first record after the gap (Kafka offset 100)
+    wait_kafka_committed(kafka_cluster, group, topic, {0: 100}, again)
+    assert again.terminate() == 0
+    want = read_source(source.address, topic)[0]
+    got = consume_as_group(kafka_cluster, group, topic, 1)[0]
+    assert [r[2:] for r in got] == [r[2:] for r in want] and want[0][1] == 150
+
+
+def test_a_kafka_group_with_members_is_not_translated_until_they_leave(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a topic with a group committed on logsvc, and a member of that group live on Kafka
+    topic = kafka_cluster.name("busy")
+    group = kafka_cluster.name("live")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 1)
+        produce(source.address, topic, 1, 50)
+        admin.commit_offsets(group, {TopicPartition(topic, 0): 30})
+    state = tmp_path / "state"
+    args = ["--from", source.address, "--to", kafka_cluster.address, "--topics", topic, "--state-dir", str(state)]
+    first = MirrorProcess().start(*args)  # the topic must exist on Kafka before a member joins
+    mirrors.append(first)
+    wait_caught_up(state, source.address, kafka_cluster.address)
+    assert first.terminate() == 0
+    member = Consumer(
+        {
+            "bootstrap.servers": kafka_cluster.bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "max.poll.interval.ms": 6000,
+            "session.timeout.ms": 6000,
+        }
+    )
+    member.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not member.assignment():
+        assert time.monotonic() < deadline, "the Kafka member never got its partition"
+        member.poll(0.2)
+
+    # When the mirror runs with the group
+    mirror = MirrorProcess().start(*args, "--groups", group, "--group-interval-ms", "200")
+    mirrors.append(mirror)
+    # Then it waits while the member is there, leaving the Kafka offsets alone
+    mirror.wait_for(f"Kafka group {group} has members")
+    assert kafka_committed(kafka_cluster, group, topic, 1) == {}
+    # And once the member left, the translated offset is committed
+    member.close()
+    wait_kafka_committed(kafka_cluster, group, topic, {0: 30}, mirror)
+    assert mirror.terminate() == 0
