@@ -74,6 +74,13 @@ def _required(source: str | None, target: str | None) -> tuple[str, str]:
 @click.option("--checkpoint-interval-ms", type=click.IntRange(min=1), default=1_000, show_default=True)
 @click.option("--group-interval-ms", type=click.IntRange(min=1), default=5_000, show_default=True)
 @click.option(
+    "--max-records-per-second",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Copy at most this many records per second (0: as fast as Kafka takes them).",
+)
+@click.option(
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), default="INFO"
 )
 @click.pass_context
@@ -86,6 +93,7 @@ def mirror(
     groups: str | None,
     checkpoint_interval_ms: int,
     group_interval_ms: int,
+    max_records_per_second: int,
     log_level: str,
 ) -> None:
     """Copy topics from logsvc onto a Kafka cluster, live: each record to the same partition, in
@@ -113,6 +121,7 @@ def mirror(
         state_dir=state_dir,
         checkpoint_interval_ms=checkpoint_interval_ms,
         group_interval_ms=group_interval_ms,
+        max_records_per_second=max_records_per_second,
     )
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     engine = copier.Mirror(options)

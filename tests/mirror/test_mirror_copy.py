@@ -125,17 +125,16 @@ def test_a_mirror_killed_three_times_copies_every_record_exactly_once(
     with Admin(source.address) as admin:
         admin.create_topic(topic, 4)
     produce(source.address, topic, 4, 100_000)
-    # (a checkpoint every 20 ms: the copy runs at some 100,000 records/s, and each kill must fall
-    # between two checkpoints of an unfinished copy)
-    args = [*mirror_args(source, kafka_cluster, tmp_path / "state", topic), "--checkpoint-interval-ms", "20"]
+    # (throttled to 25,000 records/s, so that each kill falls inside the copy, at a known point)
+    args = [*mirror_args(source, kafka_cluster, tmp_path / "state", topic), "--max-records-per-second", "25000"]
 
     # When the mirror is killed with SIGKILL three times while it copies, and then runs to the end
     copied = []
-    for threshold, delay_s in ((10_000, 0.03), (40_000, 0.045), (70_000, 0.02)):
+    for threshold in (15_000, 45_000, 75_000):
         mirror = MirrorProcess().start(*args)
         mirrors.append(mirror)
         wait_until_checkpointed(tmp_path / "state", threshold, mirror)
-        time.sleep(delay_s)  # about a checkpoint interval on: Kafka holds records past the checkpoint
+        time.sleep(0.1)  # half a checkpoint interval on: Kafka holds records past the checkpoint
         mirror.kill()
         copied.append(sum(len(rows) for rows in read_kafka(kafka_cluster.bootstrap, topic, 4).values()))
     assert copied == sorted(copied) and copied[-1] < 100_000, f"not killed while copying: {copied}"

@@ -97,3 +97,14 @@ def test_the_json_form_round_trips_and_rejects_disorder() -> None:
     assert PartitionMap.from_json(pmap.to_json()) == pmap
     with pytest.raises(ValueError):
         PartitionMap.from_json({"source_next": 5, "kafka_next": 5, "syncs": [[4, 2], [1, 0]]})
+
+
+def test_a_run_of_acknowledgements_counts_as_each_one_did() -> None:
+    # Given the same partition acknowledged record by record, and as two runs
+    one_by_one = copied(PartitionMap(0, 0), range(10))
+    start = PartitionMap(0, 0).start_segment(0)
+    as_runs = start.acknowledged(0, 0, 6).acknowledged(6, 6, 4)
+    # Then both maps are the same
+    assert as_runs == one_by_one
+    # And a run that does not follow on starts a sync at its first record
+    assert as_runs.acknowledged(12, 10, 3).syncs == (Sync(0, 0), Sync(12, 10))

@@ -58,10 +58,12 @@ class MirrorOptions:
     group_interval_ms: int = 5_000
     progress_interval_ms: int = 10_000
     flush_timeout_ms: int = 60_000
+    #: at most this many records copied per second (0: as fast as Kafka takes them)
+    max_records_per_second: int = 0
 
     def check(self) -> None:
         """InvalidConfig for a source that is not a logsvc broker, a target that is not Kafka,
-        no topics, or an interval below 1 ms."""
+        no topics, an interval below 1 ms or a negative rate limit."""
         if is_kafka(self.source):
             raise InvalidConfig(f"--from {self.source!r} must be a logsvc broker (host:port)", key="from")
         if not is_kafka(self.target):
@@ -71,6 +73,8 @@ class MirrorOptions:
         for name in ("checkpoint_interval_ms", "group_interval_ms", "progress_interval_ms", "flush_timeout_ms"):
             if getattr(self, name) < 1:
                 raise InvalidConfig(f"{name} must be at least 1", key=name)
+        if self.max_records_per_second < 0:
+            raise InvalidConfig("max_records_per_second must be 0 (no limit) or more", key="max_records_per_second")
 
 
 class Mirror:
@@ -80,7 +84,10 @@ class Mirror:
         options.check()
         self.options = options
         self._stop = threading.Event()
-        self._maps: dict[Key, PartitionMap] = {}  # acknowledged by Kafka
+        self._maps: dict[Key, PartitionMap] = {}  # acknowledged by Kafka (but for self._runs)
+        # the latest run of consecutive acknowledgements per partition, not yet in self._maps:
+        # [first source offset, first Kafka offset, count] (a PartitionMap per record costs)
+        self._runs: dict[Key, list[int]] = {}
         self._pending: dict[Key, collections.deque[int]] = {}  # source offsets in flight, in order
         self._next: dict[Key, int | None] = {}  # the source offset expected next (None: a first record)
         self._failure: LogsvcError | None = None
@@ -101,9 +108,16 @@ class Mirror:
             self._next[tp] = pmap.source_next if pmap.syncs else None
         return saved
 
+    def _acknowledged(self) -> dict[Key, PartitionMap]:
+        """Every partition's map as of the last delivery report."""
+        for tp, (source_offset, kafka_offset, count) in self._runs.items():
+            self._maps[tp] = self._maps[tp].acknowledged(source_offset, kafka_offset, count)
+        self._runs.clear()
+        return self._maps
+
     def _save(self) -> None:
         assert self._checkpoint is not None
-        self._checkpoint.partitions = {TopicPartition(*tp): pmap for tp, pmap in self._maps.items()}
+        self._checkpoint.partitions = {TopicPartition(*tp): pmap for tp, pmap in self._acknowledged().items()}
         checkpoint.save(self.options.state_dir, self._checkpoint)
 
     # -- the copy -------------------------------------------------------------------------------
@@ -116,7 +130,14 @@ class Mirror:
                 what = f"copy {tp[0]}[{tp[1]}] offset {source_offset} to Kafka"
                 self._failure = translate(error, what, topic=tp[0], partition=tp[1])
             return
-        self._maps[tp] = self._maps[tp].acknowledged(source_offset, msg.offset())  # type: ignore[arg-type]
+        kafka_offset: int = msg.offset()  # type: ignore[assignment]  # set on a delivered message
+        run = self._runs.get(tp)
+        if run is not None and source_offset == run[0] + run[2] and kafka_offset == run[1] + run[2]:
+            run[2] += 1
+            return
+        if run is not None:
+            self._maps[tp] = self._maps[tp].acknowledged(*run)
+        self._runs[tp] = [source_offset, kafka_offset, 1]
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -129,9 +150,22 @@ class Mirror:
         if left:
             raise Timeout(f"Kafka did not acknowledge {left} records within {self.options.flush_timeout_ms} ms")
 
+    def _drain(self, producer: Producer, tp: Key) -> None:
+        """Wait until Kafka acknowledged every record of ``tp`` sent (Timeout when it does not)."""
+        deadline = time.monotonic() + self.options.flush_timeout_ms / 1000
+        while self._pending[tp]:
+            producer.poll(0.01)
+            self._raise_failure()
+            if time.monotonic() > deadline:
+                raise Timeout(
+                    f"Kafka did not acknowledge {len(self._pending[tp])} records of {tp[0]}[{tp[1]}] "
+                    f"within {self.options.flush_timeout_ms} ms"
+                )
+
     def _gap(self, producer: Producer, tp: Key, offset: int) -> None:
-        """The next source record is ``offset``, not the one expected: once everything before it
-        is acknowledged, the checkpoint gets a sync for it before it is sent."""
+        """The next source record of ``tp`` is ``offset``, not the one expected: once the
+        partition's records before it are acknowledged, the checkpoint gets a sync for it before
+        it is sent."""
         expected = self._next[tp]
         if expected is not None and offset < expected:
             raise LogsvcError(
@@ -140,10 +174,10 @@ class Mirror:
                 topic=tp[0],
                 partition=tp[1],
             )
-        self._flush(producer)
+        self._drain(producer, tp)
         if expected is not None:
             log.info("%s[%d]: source offsets %d to %d are gone (trimmed); skipped", tp[0], tp[1], expected, offset - 1)
-        self._maps[tp] = self._maps[tp].start_segment(offset)
+        self._maps[tp] = self._acknowledged()[tp].start_segment(offset)
         self._save()
 
     def _copy(self, producer: Producer, records: list[Record]) -> None:
@@ -211,7 +245,7 @@ class Mirror:
                 self._flush(producer)
                 self._save()
                 if translator is not None:
-                    translator.run_once(self._maps)
+                    translator.run_once(self._acknowledged())
                 log.info("stopped after copying %d records; checkpoint written", self.copied)
             finally:
                 consumer.close()
@@ -226,17 +260,28 @@ class Mirror:
         self._flush(producer)
         return True
 
+    def _throttle(self, producer: Producer, until: float) -> None:
+        """Serve delivery reports until ``until`` (monotonic), or until stopped."""
+        while not self._stop.is_set() and (left := until - time.monotonic()) > 0:
+            producer.poll(min(left, 0.05))
+            self._raise_failure()
+
     def _loop(self, source: Admin, consumer: Consumer, producer: Producer, translator: GroupTranslator | None) -> None:
         opts = self.options
         now = time.monotonic()
         saved_at = groups_at = progress_at = now
         progress_count = 0
         behind = True
+        limit = opts.max_records_per_second
+        chunk = max(1, limit // 20) if limit else None  # a throttled copy reads in 50 ms steps
+        started = now
         while not self._stop.is_set():
-            records = consumer.poll(timeout_ms=200)
+            records = consumer.poll(timeout_ms=200, max_records=chunk)
             if records:
                 self._copy(producer, records)
                 behind = True
+                if limit:
+                    self._throttle(producer, started + self.copied / limit)
             elif behind and self._caught_up(source, producer):
                 behind = False
                 log.info("caught up with logsvc: %d records copied since start", self.copied)
@@ -248,7 +293,7 @@ class Mirror:
                 self._save()
             if translator is not None and now - groups_at >= opts.group_interval_ms / 1000:
                 groups_at = now
-                translator.run_once(self._maps)
+                translator.run_once(self._acknowledged())
             if now - progress_at >= opts.progress_interval_ms / 1000:
                 rate = (self.copied - progress_count) / (now - progress_at)
                 log.info("copied %d records (%.0f records/s)", self.copied, rate)

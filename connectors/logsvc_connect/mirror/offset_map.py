@@ -52,16 +52,17 @@ class PartitionMap:
             syncs = syncs[:-1]
         return PartitionMap(source_offset, self.kafka_next, (*syncs, Sync(source_offset, self.kafka_next)))
 
-    def acknowledged(self, source_offset: int, kafka_offset: int) -> PartitionMap:
-        """Kafka stored source record ``source_offset`` at ``kafka_offset``. The expected case
-        (the next of both) only moves the positions; anything else starts a segment of its own, so
-        the mapping stays true whatever happened."""
+    def acknowledged(self, source_offset: int, kafka_offset: int, count: int = 1) -> PartitionMap:
+        """Kafka stored ``count`` consecutive source records from ``source_offset`` at consecutive
+        offsets from ``kafka_offset``. The expected case (the next of both) only moves the
+        positions; anything else starts a segment of its own, so the mapping stays true whatever
+        happened."""
         if self.syncs and source_offset == self.source_next and kafka_offset == self.kafka_next:
-            return replace(self, source_next=source_offset + 1, kafka_next=kafka_offset + 1)
+            return PartitionMap(source_offset + count, kafka_offset + count, self.syncs)
         syncs = self.syncs
         if syncs and syncs[-1].kafka >= kafka_offset:
             syncs = tuple(s for s in syncs if s.kafka < kafka_offset)
-        return PartitionMap(source_offset + 1, kafka_offset + 1, (*syncs, Sync(source_offset, kafka_offset)))
+        return PartitionMap(source_offset + count, kafka_offset + count, (*syncs, Sync(source_offset, kafka_offset)))
 
     def resumed(self, kafka_high_watermark: int) -> PartitionMap:
         """The map after a restart, when Kafka holds ``kafka_high_watermark - kafka_next`` records
