@@ -35,12 +35,12 @@ def _names(value: str | None, what: str) -> list[str]:
 def _engine() -> Any:
     try:
         from logsvc_connect import mirror  # noqa: F401  (confluent_kafka comes with it)
-        from logsvc_connect.mirror import copier, status
+        from logsvc_connect.mirror import copier, options, status
     except ImportError as e:
         if "confluent_kafka" in str(e):
             raise click.ClickException(KAFKA_EXTRA) from None
         raise
-    return copier, status
+    return copier, options, status
 
 
 def _common(fn: Any) -> Any:
@@ -112,8 +112,8 @@ def mirror(
     if ctx.invoked_subcommand is not None:
         return
     source, target = _required(source, target)
-    copier, _ = _engine()
-    options = copier.MirrorOptions(
+    copier, options_module, _ = _engine()
+    options = options_module.MirrorOptions(
         source=source,
         target=target,
         topics=_names(topics, "topic"),
@@ -150,7 +150,7 @@ def status_command(source: str | None, target: str | None, state_dir: Path, topi
     """Per partition: logsvc's next offset, how far the copy got (a source offset), Kafka's next
     offset and the records not copied yet."""
     source, target = _required(source, target)
-    _, status = _engine()
+    _, _, status = _engine()
     rows = status.status(source, target, state_dir, _names(topics, "topic"))
     if output == "json":
         echo_json([dataclasses.asdict(row) for row in rows])

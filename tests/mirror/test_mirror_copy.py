@@ -191,3 +191,30 @@ def test_tombstones_are_copied_as_tombstones(
     )
     records = [{"value": b"v", "key": b"gone"}, {"value": None, "key": b"gone"}, {"value": b"after", "key": b"k"}]
     copy_and_compare(source, kafka_cluster, mirrors, tmp_path / "state", records)
+
+
+def test_the_mirror_waits_out_a_logsvc_restart_and_copies_on(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a mirror that caught up with a topic
+    topic = kafka_cluster.name("restarted")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 2)
+    produce(source.address, topic, 2, 1_000)
+    mirror = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
+    mirrors.append(mirror)
+    wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
+
+    # When the logsvc broker goes away, comes back on the same port and gets more records
+    seen = len(mirror.stderr_lines)
+    source.kill()
+    mirror.wait_for("is unavailable", after=seen)
+    source.start(listen=f"127.0.0.1:{source.port}")
+    produce(source.address, topic, 2, 1_000, start=1_000)
+
+    # Then the mirror said it was back, and copies everything exactly once
+    mirror.wait_for("is back", after=seen)
+    wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
+    want, got = read_source(source.address, topic), read_kafka(kafka_cluster.bootstrap, topic, 2)
+    assert all(len(got[p]) == 1_000 and same_records(want[p], got[p]) for p in range(2))
+    assert mirror.terminate() == 0

@@ -10,7 +10,9 @@ duplicate; listed groups' committed offsets follow, translated to Kafka offsets.
 :mod:`.checkpoint`          the state directory's checkpoint, written atomically
 :mod:`.target`              the Kafka side: topics, the end of partitions, group offsets
 :mod:`.topics`              the mirrored topics on logsvc, created or checked on Kafka
-:mod:`.copier`              :class:`~.copier.Mirror`: read, produce, acknowledge, checkpoint, resume
+:mod:`.options`             :class:`~.options.MirrorOptions`: what the mirror is asked to do
+:mod:`.resume`              where a (re)start resumes: the checkpoint and what Kafka holds past it
+:mod:`.copier`              :class:`~.copier.Mirror`: read, produce, acknowledge, checkpoint, tail
 :mod:`.groups`              committed offsets of logsvc groups, translated and committed on Kafka
 :mod:`.status`              ``logsvc mirror status``: per partition, how far the copy has got
 ==========================  ========================================================================

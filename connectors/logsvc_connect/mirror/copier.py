@@ -22,59 +22,26 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from logsvc_client import Admin, Consumer
-from logsvc_client.errors import InvalidConfig, LogsvcError, Timeout
-from logsvc_client.kafka.address import is_kafka
+from logsvc_client.errors import LogsvcError, Timeout, Unavailable
 from logsvc_client.kafka.errors import translate
 from logsvc_client.records import Record, TopicPartition
 
 from . import checkpoint, resume
 from .groups import GroupTranslator
 from .offset_map import PartitionMap
+from .options import MirrorOptions
 from .target import KafkaTarget
 
 log = logging.getLogger("logsvc_connect.mirror")
+T = TypeVar("T")
 
 Key = tuple[str, int]  # (topic, partition); equal to, and hashed like, a TopicPartition
-
-
-@dataclass(frozen=True)
-class MirrorOptions:
-    """What ``logsvc mirror`` was asked to do."""
-
-    source: str
-    target: str
-    topics: Sequence[str]
-    state_dir: Path
-    groups: Sequence[str] = ()
-    checkpoint_interval_ms: int = 1_000
-    group_interval_ms: int = 5_000
-    progress_interval_ms: int = 10_000
-    flush_timeout_ms: int = 60_000
-    #: at most this many records copied per second (0: as fast as Kafka takes them)
-    max_records_per_second: int = 0
-
-    def check(self) -> None:
-        """InvalidConfig for a source that is not a logsvc broker, a target that is not Kafka,
-        no topics, an interval below 1 ms or a negative rate limit."""
-        if is_kafka(self.source):
-            raise InvalidConfig(f"--from {self.source!r} must be a logsvc broker (host:port)", key="from")
-        if not is_kafka(self.target):
-            raise InvalidConfig(f"--to {self.target!r} must be a Kafka cluster (kafka://host:port,...)", key="to")
-        if not self.topics:
-            raise InvalidConfig("name the topics to mirror (--topics a,b)", key="topics")
-        for name in ("checkpoint_interval_ms", "group_interval_ms", "progress_interval_ms", "flush_timeout_ms"):
-            if getattr(self, name) < 1:
-                raise InvalidConfig(f"{name} must be at least 1", key=name)
-        if self.max_records_per_second < 0:
-            raise InvalidConfig("max_records_per_second must be 0 (no limit) or more", key="max_records_per_second")
 
 
 class Mirror:
@@ -92,6 +59,7 @@ class Mirror:
         self._next: dict[Key, int | None] = {}  # the source offset expected next (None: a first record)
         self._failure: LogsvcError | None = None
         self._checkpoint: checkpoint.Checkpoint | None = None
+        self._unreachable = False  # logsvc did not answer the last read
         self.copied = 0
 
     def stop(self) -> None:
@@ -229,7 +197,11 @@ class Mirror:
             translator = None
             if opts.groups:
                 translator = GroupTranslator(opts.groups, source, target, self._checkpoint.groups, self._save)
-            consumer = Consumer(opts.source, fetch_max_wait_ms=200, auto_offset_reset="earliest")
+            # (a shorter request timeout than a consumer's default: a logsvc restart is reported
+            # within seconds, and the copy waits it out)
+            consumer = Consumer(
+                opts.source, fetch_max_wait_ms=200, auto_offset_reset="earliest", request_timeout_ms=10_000
+            )
             try:
                 consumer.assign([TopicPartition(*tp) for tp in sorted(self._maps)])
                 for tp, pmap in self._maps.items():
@@ -250,10 +222,31 @@ class Mirror:
             finally:
                 consumer.close()
 
+    def _from_source(self, producer: Producer, call: Callable[[], T]) -> T | None:
+        """``call()`` (a read of logsvc); None, after a second of waiting, while logsvc is
+        unavailable (one WARNING when it goes, one INFO when it is back)."""
+        try:
+            result = call()
+        except Unavailable as e:
+            if not self._unreachable:
+                self._unreachable = True
+                log.warning("logsvc at %s is unavailable (%s); retrying", self.options.source, e.message)
+            self._throttle(producer, time.monotonic() + 1)
+            return None
+        if self._unreachable:
+            self._unreachable = False
+            log.info("logsvc at %s is back", self.options.source)
+        return result
+
     def _caught_up(self, source: Admin, producer: Producer) -> bool:
         """True when every record logsvc holds now is copied and acknowledged."""
         for topic in self.options.topics:
-            for partition, end in source.list_offsets(topic, "latest").items():
+            ends = self._from_source(producer, lambda: source.list_offsets(topic, "latest"))  # noqa: B023
+            if ends is None:
+                return False
+            for partition, end in ends.items():
+                if (topic, partition) not in self._next:
+                    continue  # a partition added since the start: copied after a restart
                 expected = self._next[(topic, partition)]
                 if end > (self._maps[(topic, partition)].source_next if expected is None else expected):
                     return False
@@ -276,13 +269,13 @@ class Mirror:
         chunk = max(1, limit // 20) if limit else None  # a throttled copy reads in 50 ms steps
         started = now
         while not self._stop.is_set():
-            records = consumer.poll(timeout_ms=200, max_records=chunk)
+            records = self._from_source(producer, lambda: consumer.poll(timeout_ms=200, max_records=chunk))
             if records:
                 self._copy(producer, records)
                 behind = True
                 if limit:
                     self._throttle(producer, started + self.copied / limit)
-            elif behind and self._caught_up(source, producer):
+            elif behind and records is not None and self._caught_up(source, producer):
                 behind = False
                 log.info("caught up with logsvc: %d records copied since start", self.copied)
             producer.poll(0)
@@ -295,6 +288,7 @@ class Mirror:
                 groups_at = now
                 translator.run_once(self._acknowledged())
             if now - progress_at >= opts.progress_interval_ms / 1000:
-                rate = (self.copied - progress_count) / (now - progress_at)
-                log.info("copied %d records (%.0f records/s)", self.copied, rate)
+                if self.copied > progress_count:  # quiet while there is nothing to copy
+                    rate = (self.copied - progress_count) / (now - progress_at)
+                    log.info("copied %d records (%.0f records/s)", self.copied, rate)
                 progress_at, progress_count = now, self.copied
