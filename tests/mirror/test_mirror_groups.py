@@ -185,3 +185,34 @@ def test_a_kafka_group_with_members_is_not_translated_until_they_leave(
     member.close()
     wait_kafka_committed(kafka_cluster, group, topic, {0: 30}, mirror)
     assert mirror.terminate() == 0
+
+
+def test_a_kafka_offset_the_mirror_did_not_commit_is_left_alone(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a group committed on logsvc, and the same group already committed on Kafka by others
+    topic = kafka_cluster.name("owned")
+    group = kafka_cluster.name("moved")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 1)
+        produce(source.address, topic, 1, 50)
+        admin.commit_offsets(group, {TopicPartition(topic, 0): 30})
+    state = tmp_path / "state"
+    args = ["--from", source.address, "--to", kafka_cluster.address, "--topics", topic, "--state-dir", str(state)]
+    first = MirrorProcess().start(*args)  # the topic must exist on Kafka before anyone commits there
+    mirrors.append(first)
+    wait_caught_up(state, source.address, kafka_cluster.address)
+    assert first.terminate() == 0
+    kafka_admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
+    request = ConsumerGroupTopicPartitions(group, [KafkaPartition(topic, 0, 45)])
+    kafka_admin.alter_consumer_group_offsets([request])[group].result(30)
+
+    # When the mirror runs with the group
+    mirror = MirrorProcess().start(*args, "--groups", group, "--group-interval-ms", "200")
+    mirrors.append(mirror)
+
+    # Then it says it leaves the Kafka offset alone, and does
+    mirror.wait_for(f"Kafka group {group} committed {topic}[0] at 45 itself")
+    assert kafka_committed(kafka_cluster, group, topic, 1) == {0: 45}
+    assert mirror.terminate() == 0
+    assert kafka_committed(kafka_cluster, group, topic, 1) == {0: 45}

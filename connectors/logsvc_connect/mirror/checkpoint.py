@@ -35,8 +35,8 @@ class Checkpoint:
     #: the Kafka cluster's bootstrap servers copied to
     target: str
     partitions: dict[TopicPartition, PartitionMap] = field(default_factory=dict)
-    #: group -> partition -> the Kafka offsets the mirror last committed for it (the newest last;
-    #: the one before it too, as a commit may have been cut short after its checkpoint)
+    #: group -> partition -> the Kafka offset the mirror last committed for it; while a commit is
+    #: on its way, the one before it and the new one (a crash may leave either on Kafka)
     groups: dict[str, dict[TopicPartition, tuple[int, ...]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

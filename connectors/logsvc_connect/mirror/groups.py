@@ -53,8 +53,10 @@ def _name(tp: TopicPartition) -> str:
 class GroupTranslator:
     """Translates ``groups`` from the ``source`` admin to ``target`` (see the module docstring).
 
-    ``written`` is the checkpoint's record of the mirror's own Kafka commits (updated in place);
-    ``save`` writes the checkpoint, and is called before each commit.
+    ``written`` is the checkpoint's record of the mirror's own Kafka commits (updated in place):
+    per partition the offset the mirror last committed, and while a commit is on its way the one
+    before it too (a crash may leave either on Kafka). ``save`` writes the checkpoint, and is
+    called before each commit.
     """
 
     def __init__(
@@ -95,30 +97,37 @@ class GroupTranslator:
         ready, waiting = translate({tp: c.offset for tp, c in committed.items()}, maps)
         for tp in waiting:
             self._once(("waiting", group, _name(tp)), "group %s: %s waits until its offset is copied", group, _name(tp))
+        if not ready:
+            return
         written = self._written.setdefault(group, {})
-        changed = {tp: k for tp, k in ready.items() if written.get(tp, (None,))[-1] != k}
-        if not changed:
-            return
-        if self._target.group_is_active(group):
-            self._once(("active", group), "Kafka group %s has members: its offsets wait until it is empty", group)
-            return
-        self._said.discard(("active", group))
-        current = self._target.committed(group, changed)
-        for tp in list(changed):
-            if tp in current and current[tp] not in written.get(tp, ()):
+        current = self._target.committed(group, ready)
+        todo: dict[TopicPartition, int] = {}
+        for tp, k in ready.items():
+            now = current.get(tp)
+            if now == k:
+                continue
+            if now is not None and now not in written.get(tp, ()):
                 self._once(
                     ("foreign", group, _name(tp)),
                     "Kafka group %s committed %s at %d itself: the mirror leaves it alone",
                     group,
                     _name(tp),
-                    current[tp],
+                    now,
                 )
-                del changed[tp]
-        if not changed:
+                continue
+            todo[tp] = k
+        if not todo:
             return
-        for tp, k in changed.items():
-            written[tp] = (*written.get(tp, ())[-1:], k)
+        if self._target.group_is_active(group):
+            self._once(("active", group), "Kafka group %s has members: its offsets wait until it is empty", group)
+            return
+        self._said.discard(("active", group))
+        for tp, k in todo.items():  # Kafka's value (ours) and the one on its way, both the mirror's
+            now = current.get(tp)
+            written[tp] = (k,) if now is None else (now, k)
         self._save()
-        self._target.commit(group, changed)
-        shown = ", ".join(f"{_name(tp)}={k}" for tp, k in sorted(changed.items()))
+        self._target.commit(group, todo)
+        for tp, k in todo.items():
+            written[tp] = (k,)
+        shown = ", ".join(f"{_name(tp)}={k}" for tp, k in sorted(todo.items()))
         log.info("group %s: committed on Kafka %s", group, shown)
