@@ -172,13 +172,14 @@ def copy_and_compare(
     assert same_records(read_source(source.address, topic)[0], read_kafka(kafka.bootstrap, topic, 1)[0])
 
 
-def test_records_without_key_or_headers_and_empty_values_are_copied_as_they_are(
+def test_records_without_key_or_headers_empty_or_large_values_are_copied_as_they_are(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:
     records = [
         {"value": b"no key", "headers": [("h", b""), ("h", b"twice")]},
         {"value": b"", "key": b""},
         {"value": b"bare", "key": b"k"},
+        {"value": b"x" * (3 << 20), "key": b"large"},  # above librdkafka's default message.max.bytes
     ]
     copy_and_compare(source, kafka_cluster, mirrors, tmp_path / "state", records)
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from logsvc_client import Admin, Consumer
 from logsvc_client.errors import LogsvcError, Timeout, Unavailable
@@ -164,6 +164,9 @@ class Mirror:
                 except BufferError:  # librdkafka's queue is full: serve delivery reports, retry
                     producer.poll(0.05)
                     self._raise_failure()
+                except KafkaException as e:  # refused before sending (too large, ...)
+                    what = f"copy {r.topic}[{r.partition}] offset {r.offset} to Kafka"
+                    raise translate(e, what, topic=r.topic, partition=r.partition) from None
             pending[tp].append(r.offset)
             expected[tp] = r.offset + 1
         self.copied += len(records)
@@ -190,6 +193,9 @@ class Mirror:
                         "linger.ms": 20,
                         "batch.num.messages": 10_000,
                         "queue.buffering.max.messages": 500_000,
+                        # a logsvc record may be as large as its topic's max_batch_bytes (8 MiB by
+                        # default), which the created Kafka topic allows (max.message.bytes)
+                        "message.max.bytes": 10 * 1024 * 1024,
                         "on_delivery": self._on_delivery,
                     }
                 )
