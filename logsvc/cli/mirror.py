@@ -18,6 +18,7 @@ import click
 
 from logsvc.cli.output import echo_json, echo_table, output_option
 from logsvc.cli.serve import LOG_FORMAT
+from logsvc.cli.state import get_state
 
 DEFAULT_STATE_DIR = ".logsvc-mirror"
 KAFKA_EXTRA = "logsvc mirror needs confluent-kafka: pip install 'logsvc[kafka]'"
@@ -34,8 +35,7 @@ def _names(value: str | None, what: str) -> list[str]:
 
 def _engine() -> Any:
     try:
-        from logsvc_connect import mirror  # noqa: F401  (confluent_kafka comes with it)
-        from logsvc_connect.mirror import copier, options, status
+        from logsvc_connect.mirror import copier, options, status  # confluent_kafka comes with them
     except ImportError as e:
         if "confluent_kafka" in str(e):
             raise click.ClickException(KAFKA_EXTRA) from None
@@ -46,7 +46,12 @@ def _engine() -> Any:
 def _common(fn: Any) -> Any:
     for option in reversed(
         [
-            click.option("--from", "source", metavar="HOST:PORT", help="The logsvc broker to copy from."),
+            click.option(
+                "--from",
+                "source",
+                metavar="HOST:PORT",
+                help="The logsvc broker to copy from [default: --server / $LOGSVC_SERVER / 127.0.0.1:50051].",
+            ),
             click.option("--to", "target", metavar="kafka://HOST:PORT,...", help="The Kafka cluster to copy to."),
             click.option(
                 "--state-dir",
@@ -62,17 +67,30 @@ def _common(fn: Any) -> Any:
 
 
 def _required(source: str | None, target: str | None) -> tuple[str, str]:
-    if not source or not target:
-        raise click.UsageError("--from HOST:PORT and --to kafka://HOST:PORT are both needed")
-    return source, target
+    """The addresses: ``--from`` (default: the logsvc CLI's ``--server``) and ``--to``."""
+    if not target:
+        raise click.UsageError("--to kafka://HOST:PORT is needed: the Kafka cluster to copy to")
+    return source or get_state().server, target
 
 
 @click.group(invoke_without_command=True)
 @_common
 @click.option("--topics", metavar="T1,T2", help="The logsvc topics to copy (comma-separated).")
 @click.option("--groups", metavar="G1,G2", help="Consumer groups whose committed offsets follow (comma-separated).")
-@click.option("--checkpoint-interval-ms", type=click.IntRange(min=1), default=1_000, show_default=True)
-@click.option("--group-interval-ms", type=click.IntRange(min=1), default=5_000, show_default=True)
+@click.option(
+    "--checkpoint-interval-ms",
+    type=click.IntRange(min=1),
+    default=1_000,
+    show_default=True,
+    help="How often the checkpoint is written (a restart reads less of Kafka's tail when it is often).",
+)
+@click.option(
+    "--group-interval-ms",
+    type=click.IntRange(min=1),
+    default=5_000,
+    show_default=True,
+    help="How often the --groups are translated again.",
+)
 @click.option(
     "--max-records-per-second",
     type=click.IntRange(min=0),

@@ -50,7 +50,7 @@ def test_a_kafka_topic_with_fewer_partitions_is_refused(
 
 def test_wrong_addresses_and_missing_topics_are_one_error_line(source: BrokerProcess, tmp_path: Path) -> None:
     state = str(tmp_path)
-    assert "--to kafka://HOST:PORT are both needed" in one_error_line(mirror("--from", source.address), code=2)
+    assert "--to kafka://HOST:PORT is needed" in one_error_line(mirror("--from", source.address), code=2)
     assert "must be a Kafka cluster" in one_error_line(
         mirror("--from", source.address, "--to", source.address, "--topics", "t", "--state-dir", state)
     )
