@@ -219,3 +219,30 @@ def test_the_mirror_waits_out_a_logsvc_restart_and_copies_on(
     want, got = read_source(source.address, topic), read_kafka(kafka_cluster.bootstrap, topic, 2)
     assert all(len(got[p]) == 1_000 and same_records(want[p], got[p]) for p in range(2))
     assert mirror.terminate() == 0
+
+
+def test_a_topic_left_out_of_one_run_resumes_where_it_stopped_when_named_again(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given two topics mirrored to the end
+    one, two = kafka_cluster.name("one"), kafka_cluster.name("two")
+    with Admin(source.address) as admin:
+        admin.create_topic(one, 1)
+        admin.create_topic(two, 1)
+    produce(source.address, one, 1, 100)
+    produce(source.address, two, 1, 100)
+    state = tmp_path / "state"
+    for names in ((one, two), (one,)):  # When a second run names only the first one
+        run = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, *names))
+        mirrors.append(run)
+        wait_caught_up(state, source.address, kafka_cluster.address)
+        assert run.terminate() == 0
+    # And a third names both again, after more records in the second
+    produce(source.address, two, 1, 50, start=100)
+    run = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, one, two))
+    mirrors.append(run)
+    wait_caught_up(state, source.address, kafka_cluster.address)
+    assert run.terminate() == 0
+
+    # Then the second topic holds each record once
+    assert same_records(read_source(source.address, two)[0], read_kafka(kafka_cluster.bootstrap, two, 1)[0])

@@ -69,8 +69,8 @@ class Mirror:
     # -- start ----------------------------------------------------------------------------------
 
     def _recover(self, source: Admin, target: KafkaTarget) -> checkpoint.Checkpoint:
-        saved = resume.recover(self.options.source, self.options.state_dir, self.options.topics, source, target)
-        for tp, pmap in saved.partitions.items():
+        saved, maps = resume.recover(self.options.source, self.options.state_dir, self.options.topics, source, target)
+        for tp, pmap in maps.items():
             self._maps[tp] = pmap
             self._pending[tp] = collections.deque()
             self._next[tp] = pmap.source_next if pmap.syncs else None
@@ -85,7 +85,7 @@ class Mirror:
 
     def _save(self) -> None:
         assert self._checkpoint is not None
-        self._checkpoint.partitions = {TopicPartition(*tp): pmap for tp, pmap in self._acknowledged().items()}
+        self._checkpoint.partitions.update((TopicPartition(*tp), pmap) for tp, pmap in self._acknowledged().items())
         checkpoint.save(self.options.state_dir, self._checkpoint)
 
     # -- the copy -------------------------------------------------------------------------------

@@ -33,9 +33,11 @@ log = logging.getLogger("logsvc_connect.mirror")
 
 def recover(
     source_address: str, state_dir: Path, names: Sequence[str], source: Admin, target: KafkaTarget
-) -> checkpoint.Checkpoint:
-    """The checkpoint to resume from, with every partition of ``names`` in it, Kafka's topics
-    made ready (:func:`.topics.prepare`) and each map moved past what Kafka holds.
+) -> tuple[checkpoint.Checkpoint, dict[TopicPartition, PartitionMap]]:
+    """The checkpoint to resume from and the maps of every partition of ``names``, moved past what
+    Kafka holds, with Kafka's topics made ready (:func:`.topics.prepare`). The checkpoint keeps
+    the partitions of topics not mirrored this time as they were (mirrored again later, they
+    resume where they stopped).
 
     Raises:
       LogsvcError: the state is for another cluster, a Kafka partition holds fewer records than
@@ -82,8 +84,8 @@ def recover(
                 extra,
             )
     check_tails(source_address, to_check)
-    saved.partitions = resumed
-    return saved
+    saved.partitions.update(resumed)
+    return saved, resumed
 
 
 def _foreign(tp: TopicPartition, what: str) -> FailedPrecondition:
