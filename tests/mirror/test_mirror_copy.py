@@ -246,3 +246,31 @@ def test_a_topic_left_out_of_one_run_resumes_where_it_stopped_when_named_again(
 
     # Then the second topic holds each record once
     assert same_records(read_source(source.address, two)[0], read_kafka(kafka_cluster.bootstrap, two, 1)[0])
+
+
+def test_a_kafka_partition_shorter_than_the_checkpoint_stops_the_mirror(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a mirrored topic whose checkpoint claims more than Kafka holds (as after Kafka lost
+    # records, e.g. a Tansu with memory storage restarted)
+    topic = kafka_cluster.name("lost")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 1)
+    produce(source.address, topic, 1, 20)
+    state = tmp_path / "state"
+    first = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, topic))
+    mirrors.append(first)
+    wait_caught_up(state, source.address, kafka_cluster.address)
+    assert first.terminate() == 0
+    saved = json.loads((state / "checkpoint.json").read_text())
+    saved["partitions"][0]["kafka_next"] += 1000
+    (state / "checkpoint.json").write_text(json.dumps(saved))
+
+    # When the mirror restarts, Then it stops with one error line saying what is wrong
+    again = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, topic))
+    mirrors.append(again)
+    assert again.proc is not None and again.proc.wait(60) == 1
+    again.kill()
+    errors = [line for line in again.stderr_text().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "lost records the checkpoint" in errors[0], again.stderr_text()
+    assert "Kafka ends at offset 20, before the checkpoint's 1020" in errors[0]

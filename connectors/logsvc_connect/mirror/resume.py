@@ -53,7 +53,7 @@ def recover(
         for info in description.partitions:
             tp = TopicPartition(topic, info.partition)
             maps[tp] = saved.partitions.get(tp) or PartitionMap(info.log_start_offset, 0)
-    ends = target.ends({tp: pmap.kafka_next for tp, pmap in maps.items()})
+    ends = target.ends({tp: pmap.kafka_next if tp in saved.partitions else None for tp, pmap in maps.items()})
     resumed: dict[TopicPartition, PartitionMap] = {}
     to_check: dict[TopicPartition, tuple[int, RecordFields]] = {}
     source_ends = {TopicPartition(t, p.partition): p.next_offset for t, d in described.items() for p in d.partitions}

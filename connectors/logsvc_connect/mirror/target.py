@@ -117,9 +117,11 @@ class KafkaTarget:
 
     # -- the end of partitions ------------------------------------------------------------------
 
-    def ends(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, PartitionEnd]:
+    def ends(self, starts: Mapping[TopicPartition, int | None]) -> dict[TopicPartition, PartitionEnd]:
         """Each partition's high watermark and last record, read by fetching from its offset in
-        ``starts`` (at or before the end) to its end; see the module docstring."""
+        ``starts`` to its end (see the module docstring). For an offset past the end the answer is
+        the high watermark of the Fetch answers (and no record); None starts one record before
+        what ListOffsets calls the end (Kafka: one record read; Tansu, which answers 1: all)."""
         if not starts:
             return {}
         consumer = Consumer(
@@ -136,7 +138,13 @@ class KafkaTarget:
         found: dict[TopicPartition, PartitionEnd] = {}
         last: dict[tuple[str, int], RecordFields] = {}
         try:
-            consumer.assign([KafkaPartition(tp.topic, tp.partition, offset) for tp, offset in starts.items()])
+            assigned = []
+            for tp, offset in starts.items():
+                if offset is None:
+                    _, high = consumer.get_watermark_offsets(KafkaPartition(tp.topic, tp.partition), self._timeout_s)
+                    offset = max(0, high - 1)
+                assigned.append(KafkaPartition(tp.topic, tp.partition, offset))
+            consumer.assign(assigned)
             deadline = time.monotonic() + self._timeout_s
             while len(found) < len(starts):
                 if time.monotonic() > deadline:
@@ -149,11 +157,23 @@ class KafkaTarget:
                         fields = (timestamp if kind == TIMESTAMP_CREATE_TIME else None, msg.key(), msg.value())
                         last[(msg.topic(), msg.partition())] = fields  # type: ignore[index]
                         continue
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise translate(error, f"read Kafka topic {msg.topic()!r} partition {msg.partition()}")
                     tp = TopicPartition(str(msg.topic()), int(msg.partition() or 0))
+                    if error.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+                        # the start is outside the log (Kafka says so; Tansu does not): its end
+                        # from ListOffsets, which Kafka answers right
+                        kp = KafkaPartition(tp.topic, tp.partition)
+                        found[tp] = PartitionEnd(consumer.get_watermark_offsets(kp, self._timeout_s)[1], None)
+                        continue
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise translate(error, f"read Kafka topic {tp.topic!r} partition {tp.partition}")
                     _, high = consumer.get_watermark_offsets(KafkaPartition(tp.topic, tp.partition), cached=True)
                     found[tp] = PartitionEnd(max(high, int(msg.offset() or 0)), last.get(tp))
+                for kp in assigned:  # a start past the end: Tansu answers no error, so no EOF either
+                    tp = TopicPartition(kp.topic, kp.partition)
+                    if tp not in found and not last.get((kp.topic, kp.partition)):
+                        _, high = consumer.get_watermark_offsets(kp, cached=True)
+                        if 0 <= high < kp.offset:
+                            found[tp] = PartitionEnd(high, None)
         except KafkaException as e:
             raise translate(e, "read the end of Kafka partitions") from None
         finally:
