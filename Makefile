@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients stress clean
+.PHONY: run test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients bench-mirror stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-handler: $(STAMP)
 
 bench-clients: $(STAMP)
 	$(BIN)/python bench/many_clients.py
+
+# logsvc mirror copying 1 M records from its own broker onto its own Tansu (mirror_rps=N)
+bench-mirror: $(STAMP)
+	$(BIN)/python bench/mirror.py
 
 stress: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
