@@ -33,6 +33,7 @@ from logsvc_client.kafka.address import parse
 from logsvc_client.kafka.errors import translate
 from logsvc_client.kafka.settings import client_config
 from logsvc_client.records import TopicPartition
+from logsvc_wire.types import RESET_METADATA
 
 #: logsvc topic config key -> Kafka topic config key, for the configs that mean the same thing.
 #: timestamp_type is left out on purpose: the copy keeps each record's own timestamp, which a
@@ -203,9 +204,16 @@ class KafkaTarget:
         return {TopicPartition(p.topic, p.partition): p.offset for p in listed if p.offset >= 0 and p.error is None}
 
     def commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit ``{partition: next offset}`` for the (memberless) group on Kafka."""
+        """Commit ``{partition: next offset}`` for the (memberless) group on Kafka, marked as
+        ``logsvc groups reset-offsets`` marks its offsets (:data:`~logsvc_wire.types.RESET_METADATA`):
+        a consumer that keeps offsets of its own — an exactly-once Postgres connector, whose table
+        holds logsvc's offsets — takes the translated offset over its own when it starts on Kafka."""
         request = ConsumerGroupTopicPartitions(
-            group, [KafkaPartition(tp.topic, tp.partition, offset) for tp, offset in sorted(offsets.items())]
+            group,
+            [
+                KafkaPartition(tp.topic, tp.partition, offset, metadata=RESET_METADATA)
+                for tp, offset in sorted(offsets.items())
+            ],
         )
         try:
             answer = self._admin.alter_consumer_group_offsets([request], request_timeout=self._timeout_s)[group]
