@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients stress clean
+.PHONY: run demo test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients bench-mirror bench-kafka stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,15 @@ bench-handler: $(STAMP)
 
 bench-clients: $(STAMP)
 	$(BIN)/python bench/many_clients.py
+
+# logsvc mirror copying 1 M records from its own broker onto its own Tansu (mirror_rps=N)
+bench-mirror: $(STAMP)
+	$(BIN)/python bench/mirror.py
+
+# the Kafka transport's produce/fetch, the Postgres connector on Kafka beside logsvc, and the mirror
+# (starts Tansu, a logsvc broker and PostgreSQL; --bootstrap HOST:PORT for a real Kafka)
+bench-kafka: $(STAMP)
+	$(BIN)/python bench/kafka.py $(ARGS)
 
 stress: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

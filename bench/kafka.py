@@ -11,7 +11,9 @@ logsvc broker (``logsvc serve``, fsync durability; else ``--server``) and a Post
 2. ``kafka_fetch``: a fresh ``Consumer("kafka://...")`` assigned every partition reads them all;
 3. ``pg_on_kafka`` and ``pg_on_logsvc``: ``bench/sink.py``'s Postgres append run (jsonb,
    ``exactly_once``, one ``logsvc connect postgres`` process) over the same ``--sink-records``
-   orders, once with ``server = "kafka://..."`` and once on the logsvc broker;
+   orders, once with ``server = "kafka://..."`` and once on the logsvc broker, each timed from
+   the group's first commit to its last (Tansu lists no group members, so "holds its partitions",
+   bench/sink.py's start, cannot be seen there);
 4. ``mirror``: ``logsvc mirror`` copying ``--mirror-records`` records of a logsvc topic onto
    Kafka (``bench/mirror.py``).
 
@@ -28,16 +30,16 @@ against a Kafka-protocol broker on this machine, not what a Kafka cluster would 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures: the servers to start
 
+import mirror
 import psycopg
 import sink
 from own_broker import broker
@@ -47,21 +49,6 @@ from logsvc_client import Admin, Consumer, Producer
 #: Kafka group settings of the connector on Kafka (Tansu answers a new group's join only near the
 #: end of a long rebalance timeout; see tests/fixtures/kafka.py)
 KAFKA_RUNTIME = {"max_poll_interval_ms": 6_000, "session_timeout_ms": 6_000}
-
-
-@contextlib.contextmanager
-def kafka(bootstrap: str | None) -> Iterator[str]:
-    """The ``kafka://`` address of ``bootstrap`` when given, else of a Tansu broker started here."""
-    if bootstrap:
-        yield f"kafka://{bootstrap}"
-        return
-    from tests.fixtures.kafka import TansuBroker
-
-    tansu = TansuBroker().start()
-    try:
-        yield f"kafka://{tansu.bootstrap}"
-    finally:
-        tansu.stop()
 
 
 def produce_fetch(address: str, args: argparse.Namespace) -> tuple[float, float]:
@@ -102,7 +89,9 @@ def pg_append(server: str, dsn: str, args: argparse.Namespace, directory: Path, 
     table = "bench_pg_append"
     adapter = {"dsn": dsn, "table": table, **sink.APPEND}
     name = f"pg-append-{os.getpid()}-{int(time.time())}"
-    run = sink.run_connector("postgres", name, server, adapter, args.sink_records, directory, runtime)
+    run = sink.run_connector(
+        "postgres", name, server, adapter, args.sink_records, directory, runtime, from_first_commit=True
+    )
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         conn.execute(f"DROP TABLE {table}")
@@ -110,6 +99,15 @@ def pg_append(server: str, dsn: str, args: argparse.Namespace, directory: Path, 
     if row is None or row[0] != args.sink_records:
         raise SystemExit(f"{table}: {row} rows, expected {args.sink_records}")
     return run.records_per_s
+
+
+def mirror_rps(source: str, target: str, args: argparse.Namespace) -> float:
+    """bench/mirror.py's run: ``--mirror-records`` records of a new logsvc topic copied onto Kafka."""
+    topic = f"bench-mirror-{uuid.uuid4().hex[:8]}"
+    with Admin(source) as admin:
+        admin.create_topic(topic, args.partitions)
+    mirror.produce(source, topic, args.mirror_records, args.partitions, args.value_bytes)
+    return args.mirror_records / mirror.time_mirror(source, target, topic)
 
 
 def main() -> None:
@@ -127,7 +125,7 @@ def main() -> None:
     results = {"kafka_produce": 0.0, "kafka_fetch": 0.0, "pg_on_kafka": 0.0, "pg_on_logsvc": 0.0, "mirror": 0.0}
     with (
         tempfile.TemporaryDirectory(prefix="logsvc-bench-kafka-") as tmp,
-        kafka(args.bootstrap) as kafka_address,
+        mirror.kafka(f"kafka://{args.bootstrap}" if args.bootstrap else None) as kafka_address,
         broker(args.server) as logsvc_address,
     ):
         results["kafka_produce"], results["kafka_fetch"] = produce_fetch(kafka_address, args)
@@ -136,6 +134,8 @@ def main() -> None:
             print(f"pg_on_kafka: {results['pg_on_kafka']:,.0f} records/s", file=sys.stderr)
             results["pg_on_logsvc"] = pg_append(logsvc_address, dsn, args, Path(tmp), {})
             print(f"pg_on_logsvc: {results['pg_on_logsvc']:,.0f} records/s", file=sys.stderr)
+        results["mirror"] = mirror_rps(logsvc_address, kafka_address, args)
+        print(f"mirror: {results['mirror']:,.0f} records/s", file=sys.stderr)
     share = results["pg_on_kafka"] / results["pg_on_logsvc"] if results["pg_on_logsvc"] else 0.0
     last = " ".join(f"{name}_rps={value:.0f}" for name, value in results.items())
     last += f" pg_kafka_share={share:.0%} kafka={'given' if args.bootstrap else 'tansu'}"

@@ -15,5 +15,7 @@
 :mod:`.metrics`                Prometheus metrics and ``/metrics``
 :mod:`.registry`               ``kind -> adapter package``: :mod:`.postgres`, :mod:`.mongo`, :mod:`.handler`
 :mod:`.app` / :mod:`.process`  ``logsvc connect``: load a config, run until SIGTERM
+:mod:`.mirror`                 ``logsvc mirror``: topics and their groups' offsets moved live onto a
+                               Kafka cluster (a copy, not a sink: it has a runtime of its own)
 =============================  ====================================================================
 """

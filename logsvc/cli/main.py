@@ -22,6 +22,7 @@ from logsvc.cli.connect import connect
 from logsvc.cli.consume import consume
 from logsvc.cli.dlq import dlq
 from logsvc.cli.groups import groups
+from logsvc.cli.mirror import mirror
 from logsvc.cli.offsets import offsets
 from logsvc.cli.output import printable
 from logsvc.cli.partitions import partitions
@@ -54,6 +55,7 @@ Examples:
   LOGSVC_SERVER=broker:50051 logsvc topics describe orders
   logsvc acls add --allow-principal User:alice --operation read --topic orders
   logsvc quotas set User:alice --produce-bytes-per-second 1048576
+  logsvc mirror --from 127.0.0.1:50051 --to kafka://k1:9092 --topics orders --groups audit
 
 A broker with TLS or tokens: LOGSVC_TLS_CA=ca.pem (or LOGSVC_TLS=1 for the system's CAs),
 LOGSVC_TLS_CLIENT_CERT / LOGSVC_TLS_CLIENT_KEY for mutual TLS, LOGSVC_TOKEN=TOKEN.
@@ -112,6 +114,7 @@ cli.add_command(offsets)
 cli.add_command(partitions)
 cli.add_command(groups)
 cli.add_command(connect)
+cli.add_command(mirror)
 cli.add_command(dlq)
 cli.add_command(records)
 cli.add_command(acls)

@@ -161,7 +161,10 @@ def test_a_refused_record_on_kafka_is_dead_lettered_to_name_dlq_and_replayed_onc
     # When an order of quantity 0 arrives between two good ones
     key, value = order(1)
     bad = json.loads(value) | {"quantity": 0}
-    produce(address, topic, [order(2), (key, json.dumps(bad).encode()), order(3)])
+    produce(address, topic, [order(2)])
+    with Producer(address) as producer:
+        refused = producer.send(topic, json.dumps(bad).encode(), key).result(30)
+    produce(address, topic, [order(3)])
 
     # Then it lands in <name>.dlq on the same Kafka cluster, naming the violated constraint
     (letter,) = read(address, f"{name}.dlq", 1, 60)
@@ -171,6 +174,13 @@ def test_a_refused_record_on_kafka_is_dead_lettered_to_name_dlq_and_replayed_onc
     listed = logsvc(address, "dlq", "list", name, "--output", "json")
     assert listed.returncode == 0, listed.stderr
     assert [d["source"]["topic"] for d in json.loads(listed.stdout)] == [topic]
+
+    # ... and `logsvc records status` says the connector processed it by dead-lettering it
+    status = logsvc(
+        address, "records", "status", topic, "-p", str(refused.partition), "--offset", str(refused.offset), "-o", "json"
+    )
+    assert status.returncode == 0, status.stderr
+    assert [(d["connector"], d["dlq_offset"]) for d in json.loads(status.stdout)["dead_letters"]] == [(name, 0)]
 
     # When the table is repaired and the dead letter replayed
     pg_target.query(sql.SQL("ALTER TABLE {} DROP CONSTRAINT positive_quantity").format(pg_target.target))

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..records import Headers, Record
 
-_make = Record._make
+_new = tuple.__new__  # Record(...) without the NamedTuple's Python-level __new__
 
 
 def headers_of(headers: list[tuple[str, bytes | None]]) -> Headers:
@@ -36,6 +36,18 @@ def to_records(messages: Sequence[Any]) -> tuple[list[Record], list[Any]]:
             failed.append(m)
             continue
         h = m.headers()
-        headers = headers_of(h) if h else None
-        append(_make((m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value(), headers)))
+        append(
+            _new(
+                Record,
+                (
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    m.timestamp()[1],
+                    m.key(),
+                    m.value(),
+                    headers_of(h) if h else None,
+                ),
+            )
+        )
     return records, failed

@@ -1,0 +1,31 @@
+"""Fixtures of the mirror tests: a logsvc broker subprocess (the source), the session's Kafka
+cluster (Tansu, :mod:`tests.fixtures.kafka`) and a mirror subprocess stopped at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BrokerProcess, cli_env
+from tests.mirror.helpers import MirrorProcess
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """``logsvc serve`` as a subprocess: the mirror's source."""
+    proc = BrokerProcess(tmp_path / "data", base_env=cli_env()).start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+@pytest.fixture
+def mirrors() -> Iterator[list[MirrorProcess]]:
+    """Mirror processes a test starts (killed at the end if still running)."""
+    started: list[MirrorProcess] = []
+    yield started
+    for proc in started:
+        proc.kill()
