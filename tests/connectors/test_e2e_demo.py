@@ -3,6 +3,7 @@ script, run end to end on a small count against a broker subprocess, PostgreSQL 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import shutil
@@ -96,3 +97,25 @@ def test_make_demo_starts_its_own_broker_postgresql_and_mongodb_and_leaves_nothi
     # ... and kept the connectors' logs where it said
     assert f"the connectors' logs are in {tmp_path / 'logs'} (kept)" in demo.stdout
     assert "market-orders-pg" in (tmp_path / "logs" / "postgres.log").read_text()
+
+
+def test_compose_stands_for_the_published_ports_and_credentials_the_readme_names() -> None:
+    # Given the demo's --compose, and the README and compose file it stands for
+    spec = importlib.util.spec_from_file_location("market_orders", EXAMPLES / "market_orders.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parse_args(["--compose"])
+    readme = " ".join((REPO / "README.md").read_text().split())
+    compose = (REPO / "docker-compose.yml").read_text()
+
+    # Then it points at compose's published broker, PostgreSQL and MongoDB, as the README says
+    assert (args.server, args.mongo_uri, args.mongo_database) == (
+        "127.0.0.1:50051",
+        "mongodb://127.0.0.1:27017",
+        "logsvc",
+    )
+    assert f'--pg-dsn "{args.pg_dsn}"' in readme
+    assert '"50051:50051"' in compose and '"5432:5432"' in compose and '"27017:27017"' in compose
+    assert "POSTGRES_PASSWORD: logsvc" in compose and "password=logsvc" in args.pg_dsn
+    assert args.pg_connector == "market-orders-pg" and args.mongo_connector == "market-orders-mongo"
