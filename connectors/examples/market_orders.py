@@ -23,7 +23,7 @@ With docker compose, whose connectors already run (configured by ``postgres.toml
 ``mongo.toml`` next to this file), ``--compose`` points the demo at compose's published ports::
 
     docker compose up -d --build --wait
-    python connectors/examples/market_orders.py --compose
+    .venv/bin/python connectors/examples/market_orders.py --compose
 
 Against a broker and databases of your own, ``--start-connectors`` runs the connectors itself:
 ``logsvc connect postgres|mongo`` subprocesses with the example configs, pointed at ``--server``,
@@ -58,8 +58,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from logsvc_client import Admin, Producer
-from logsvc_client.errors import GroupNotFound, LogsvcError, TopicAlreadyExists
+try:
+    from logsvc_client import Admin, Producer
+    from logsvc_client.errors import GroupNotFound, LogsvcError, TopicAlreadyExists
+except ImportError as e:  # the system's Python, not the one logsvc is installed in
+    sys.exit(f"error: {e.name or e}: run the demo with the Python logsvc is installed in: `make demo`, or "
+             f".venv/bin/python {' '.join(sys.argv)} (make creates .venv)")  # fmt: skip
 
 EXAMPLES = Path(__file__).resolve().parent
 REPO = EXAMPLES.parents[1]
