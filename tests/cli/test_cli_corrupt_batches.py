@@ -262,7 +262,8 @@ def test_dlq_list_shows_a_dead_lettered_corrupt_batch_by_its_range_and_replay_re
     table = cli.ok("dlq", "list", "sink").stdout.decode().splitlines()
     assert f"{planted.base}-{planted.last}" in table[1].split()
     shown = cli.ok("dlq", "show", "sink", "--offset", "0").stdout.decode()
-    assert ["source:", f"bad/0@{planted.base}-{planted.last}"] in [line.split() for line in shown.splitlines()]
+    fields = {k: v.strip() for k, _, v in (line.partition(":") for line in shown.splitlines())}
+    assert fields["source"] == f"bad/0@{planted.base}-{planted.last}"
 
     # When it is replayed, Then that is refused with one error line, and nothing was produced
     line = cli.fails("dlq", "replay", "sink", "--offset", "0")
