@@ -1,7 +1,9 @@
 """The README runs top to bottom: its marked blocks, in order, in one bash session.
 
 A block is run when the line before its fence is ``<!-- readme: run -->`` (prose blocks, the
-configuration samples and the loops that never end are not). Shell blocks are run as they are;
+configuration samples and the loops that never end are not); a shell block of the quickstart or the
+connector sections that is not run says why, ``<!-- readme: skip (REASON) -->``, so a new command
+block there cannot be left out by accident. Shell blocks are run as they are;
 Python blocks through ``python - <<'EOF'``. The session is what a reader's terminal would be:
 ``set -euo pipefail``, a temporary working directory (the broker's ``./data`` is there too), the
 venv's ``bin`` first on the PATH, no LOGSVC_* variables of the developer's. The broker is a real
@@ -34,6 +36,7 @@ from tests.fixtures.postgres import PostgresCluster, postgres  # noqa: F401
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKER = "<!-- readme: run -->"
+SKIP_MARKER = re.compile(r"^<!-- readme: skip \(.+\) -->$")  # with the reason in brackets
 FENCE = re.compile(r"^```(\w+)\s*$")
 #: what the README names, replaced by the harness's own
 README_SERVER = "127.0.0.1:50051"
@@ -73,6 +76,24 @@ def marked_blocks(markdown: str) -> list[Block]:
     return blocks
 
 
+def unmarked_shell_blocks(markdown: str, sections: tuple[str, ...]) -> list[int]:
+    """Lines of the shell blocks in ``sections`` with neither :data:`MARKER` nor a skip marker
+    before them: a command block added there must say whether the README test runs it."""
+    lines = markdown.splitlines()
+    section, inside, found = "", False, []
+    for i, line in enumerate(lines):
+        if line.startswith("## ") and not inside:
+            section = line.strip()
+        if line.startswith("```"):
+            opening = not inside
+            inside = not inside
+            if opening and line.strip() in ("```sh", "```bash") and section in sections:
+                before = lines[i - 1].strip() if i else ""
+                if before != MARKER and not SKIP_MARKER.match(before):
+                    found.append(i + 1)
+    return found
+
+
 def session_script(blocks: list[Block], replacements: dict[str, str]) -> str:
     """One bash script of every block, with the README's addresses replaced."""
     parts = ["set -euo pipefail"]
@@ -98,6 +119,9 @@ def test_the_marked_blocks_cover_the_quickstart_the_client_and_the_connectors() 
     assert {b.section for b in blocks} >= set(RUN_SECTIONS)
     for name in (README_SERVER, README_PG_DSN, README_MONGO_URI):
         assert name in text, f"{name!r} is in no run block: the harness would not replace it"
+    # ... every shell block there says whether it runs
+    assert unmarked_shell_blocks(README.read_text(), RUN_SECTIONS) == []
+    assert unmarked_shell_blocks("## A\n```sh\nls\n```\n", ("## A",)) == [2]
     # ... and the parser refuses a marker that lost its block
     with pytest.raises(AssertionError, match="not followed by a fenced block"):
         marked_blocks(f"## x\n{MARKER}\ntext\n")
