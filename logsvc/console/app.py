@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -152,5 +154,15 @@ def serve(config: ConsoleConfig, ready: Callable[[str, int], None] = lambda host
     sock = bind(config.listen_host, config.listen_port)
     host, port = sock.getsockname()[:2]
     ready(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # SIGTERM is the way to stop it (docker, systemd): after uvicorn's graceful stop, exit 0
+            # like `logsvc serve` rather than have uvicorn raise the signal again and die of it
+            captured = getattr(self, "_captured_signals", None)
+            if sig == signal.SIGTERM and isinstance(captured, list) and sig in captured:
+                captured.remove(sig)
+
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     server.run(sockets=[sock])

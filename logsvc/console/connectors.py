@@ -51,14 +51,13 @@ def connectors_in(groups: list[GroupDescription]) -> list[ConnectorSeen]:
 
 def parse_counters(text: str) -> dict[str, tuple[float, float]]:
     """``{connector: (records written, records dead-lettered)}`` from a Prometheus text page."""
+    slots = {f"{WRITTEN}_total": 0, f"{DEAD_LETTERED}_total": 1}
     out: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(text):
-        if family.name not in (WRITTEN, DEAD_LETTERED):
-            continue
-        slot = 0 if family.name == WRITTEN else 1
         for sample in family.samples:
+            slot = slots.get(sample.name)
             name = sample.labels.get("connector")
-            if name and sample.name.endswith("_total"):
+            if slot is not None and name:
                 out.setdefault(name, [0.0, 0.0])[slot] += sample.value
     return {name: (v[0], v[1]) for name, v in out.items()}
 

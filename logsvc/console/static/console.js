@@ -28,7 +28,14 @@
     var every = parseInt(el.getAttribute("data-refresh-ms") || "2000", 10);
     function draw(body) {
       var cols = body.columns;
+      // what the chart shows, for a test (or a curious reader) to check without reading pixels
       el.setAttribute("data-points", String(cols[0].length));
+      var first = cols.length > 1 ? cols[1] : [];
+      var seen = first.filter(function (v) { return v !== null; });
+      if (seen.length) el.setAttribute("data-max", String(Math.max.apply(null, seen)));
+      for (var i = first.length - 1; i >= 0; i--) {
+        if (first[i] !== null) { el.setAttribute("data-last", String(first[i])); break; }
+      }
       if (chart === null) {
         chart = new uPlot(options(el, body.labels), cols, el);
       } else {
