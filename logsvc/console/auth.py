@@ -79,6 +79,14 @@ class Sessions:
         session = self.get(session_id)
         return (session, False) if session is not None else (self.new(), True)
 
+    def renew(self, session: Session) -> Session:
+        """A new session (id and CSRF token) in place of ``session``, with its principal: on
+        signing in, so a session id planted in a browser before is worth nothing after."""
+        self.end(session)
+        fresh = self.new()
+        fresh.principal = session.principal
+        return fresh
+
     def end(self, session: Session) -> None:
         self._by_id.pop(session.id, None)
 

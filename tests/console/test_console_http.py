@@ -11,9 +11,10 @@ import pytest
 
 from logsvc.console.auth import COOKIE, NO_TOKENS, READ_ONLY, Guard, Sessions, same_origin
 from logsvc.server.app import Broker
-from logsvc_client import Admin, TopicPartition
+from logsvc_client import Admin, Consumer, TopicPartition
 from logsvc_client.errors import InvalidConfig, PermissionDenied, Unauthenticated
-from tests.console.conftest import CONSOLE_TOKEN, ConsoleProcess, http
+from logsvc_connect.metrics import ConnectorMetrics
+from tests.console.conftest import CONSOLE_TOKEN, ConsoleProcess, http, wait_for
 
 GROUP = "http-group"
 TOPIC = "http-topic"
@@ -55,11 +56,18 @@ def session_of(url: str) -> tuple[str, str]:
 
 def signed_in(url: str) -> tuple[str, str]:
     cookie, csrf = session_of(url)
-    status, _, _ = http(
+    status, _, headers = http(
         f"{url}/sign-in", {"csrf_token": csrf, "token": CONSOLE_TOKEN}, {"Cookie": cookie, "Origin": url}
     )
     assert status == 303
-    return cookie, csrf
+    # signing in gives a new session: the old id and its CSRF token are worth nothing now
+    fresh = headers["set-cookie"].split(";")[0]
+    assert fresh != cookie
+    assert dry_run(url, cookie, csrf, Origin=url)[0] == 403
+    _, body, _ = http(f"{url}/", headers={"Cookie": fresh})
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', body)
+    assert match and match.group(1) != csrf
+    return fresh, match.group(1)
 
 
 def dry_run(url: str, cookie: str, csrf: str, **headers: str) -> tuple[int, str]:
@@ -123,6 +131,54 @@ def test_read_only_hides_the_actions_and_refuses_them(read_only_console: Console
     cookie, csrf = session_of(read_only_console.url)
     status, body = dry_run(read_only_console.url, cookie, csrf, Origin=read_only_console.url)
     assert status == 403 and "read-only" in body
+
+
+@pytest.fixture(scope="module")
+def connector_metrics() -> Iterator[ConnectorMetrics]:
+    """A connector's metrics page, as a running connector serves it."""
+    metrics = ConnectorMetrics("orders-sink", "postgres")
+    metrics.serve_http("127.0.0.1", 0)
+    yield metrics
+    metrics.stop_http()
+
+
+def test_the_overview_shows_a_running_connector_with_its_rates_from_its_metrics(
+    console_broker: Broker, connector_metrics: ConnectorMetrics
+) -> None:
+    # Given a console told a connector's metrics URL and one that answers nothing
+    dead_url = "http://127.0.0.1:1/metrics"
+    proc = ConsoleProcess().start(
+        console_broker.address,
+        "--connector-metrics", f"http://127.0.0.1:{connector_metrics.port}/metrics", "--connector-metrics", dead_url,
+    )  # fmt: skip
+    try:
+        with Admin(console_broker.address) as admin:
+            admin.create_topic("orders-in", 1)
+        # And a member of group orders-sink whose client id says it is a postgres connector
+        with Consumer(
+            console_broker.address, group_id="orders-sink", client_id="logsvc-connect/postgres/orders-sink"
+        ) as member:
+            member.subscribe(["orders-in"])
+            wait_for(lambda: member.poll(timeout_ms=100) or member.assignment(), what="the member joined")
+
+            # When the connector writes records
+            def shown() -> str | None:
+                connector_metrics.records_written.inc(100)
+                member.poll(timeout_ms=50)
+                _, body, _ = http(f"{proc.url}/live/overview")
+                connectors = body[body.find('id="connectors"') :]
+                row = re.search(r'<tr><td><a href="/groups/orders-sink">orders-sink</a>.*?</tr>', connectors, re.S)
+                return (
+                    body
+                    if row and "postgres" in row.group(0) and re.search(r"[1-9][0-9.]*k?/s", row.group(0))
+                    else None
+                )
+
+            # Then the overview lists it as a connector with a write rate, and names the dead URL
+            body = wait_for(shown, what="the connector's write rate")
+            assert dead_url in body
+    finally:
+        assert proc.terminate() == 0
 
 
 # -- the guard on its own ------------------------------------------------------------------------

@@ -7,10 +7,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..auth import COOKIE
 from ..pages import checked_form, console_of, form_text, render
 
 
-def _back(request: Request, form_next: str) -> str:
+def _back(form_next: str) -> str:
     """Where to go after signing in or out: a path of this console, never another site."""
     return form_next if form_next.startswith("/") and not form_next.startswith("//") else "/"
 
@@ -24,14 +25,17 @@ async def sign_in(request: Request) -> Response:
     session, form, _ = await checked_form(request, sign_in=True)
     assert session is not None
     console.guard.sign_in(session, form_text(form, "token"))
-    return RedirectResponse(_back(request, form_text(form, "next")), status_code=303)
+    fresh = console.sessions.renew(session)
+    response = RedirectResponse(_back(form_text(form, "next")), status_code=303)
+    response.set_cookie(COOKIE, fresh.id, httponly=True, samesite="strict", path="/")
+    return response
 
 
 async def sign_out(request: Request) -> Response:
     session, form, _ = await checked_form(request, sign_in=True)
     if session is not None:
         session.principal = None
-    return RedirectResponse(_back(request, form_text(form, "next")), status_code=303)
+    return RedirectResponse(_back(form_text(form, "next")), status_code=303)
 
 
 routes = [
