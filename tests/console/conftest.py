@@ -102,6 +102,7 @@ def driver() -> Iterator[Any]:
         f"--user-data-dir={profile}", "--window-size=1280,900",
     ):  # fmt: skip
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for the CSP check
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     browser.set_page_load_timeout(30)
     try:

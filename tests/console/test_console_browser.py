@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,24 @@ def test_an_action_without_the_token_is_refused(
     assert "Unauthenticated" in message.text and "console token" in message.text
     assert committed(address, group, topic) == {0: 4}
     shot(browser, tmp_path, "refused")
+
+
+def test_no_page_breaks_the_content_security_policy_or_logs_an_error(
+    browser: Any, console: ConsoleProcess, console_broker: Broker
+) -> None:
+    # Given a topic with a record and a group (every page then has something to show)
+    address = console_broker.address
+    topic, group = new_topic(address), new_name("g")
+    produce(address, topic, [b'{"a": 1}'])
+    with Admin(address) as admin:
+        admin.commit_offsets(group, {TopicPartition(topic, 0): 0})
+    browser.get_log("browser")  # what earlier tests left
+    # When each page is opened and lets its scripts run (polling, charts)
+    for path in ("/", f"/topics/{topic}", f"/topics/{topic}/messages", f"/groups/{group}", "/dead-letters"):
+        browser.get(console.url + path)
+        wait_for(lambda: browser.execute_script("return window.htmx !== undefined && window.uPlot !== undefined"),
+                 what=f"htmx and uPlot loaded on {path}")  # fmt: skip
+    time.sleep(1)
+    # Then the browser logged no CSP violation and no script error
+    problems = [e["message"] for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert not problems
