@@ -71,8 +71,8 @@ def console(
         raise click.ClickException(
             f"the console needs its extra: pip install 'logsvc[console]' ({e.name} is missing)"
         ) from None
-    host, port = parse_listen(listen)
     try:
+        host, port = parse_listen(listen)
         config = ConsoleConfig(
             server=get_state().address(),
             listen_host=host,
