@@ -35,8 +35,8 @@ class Overview:
 
 @dataclass(frozen=True)
 class Page:
-    """Records of one partition from ``start``; ``next_offset`` is where the next page starts
-    (the partition's end when nothing is left), ``scanned_to`` how far a key filter looked."""
+    """Records of one partition from ``start``; ``next_offset`` is where the next page starts:
+    after the last record read (with a key filter, how far it looked), or the partition's end."""
 
     topic: str
     partition: int

@@ -63,12 +63,8 @@ class ConsoleConfig:
                 )
 
     @property
-    def actions_enabled(self) -> bool:
-        """Whether state-changing actions can be carried out at all (a token file, not read-only)."""
-        return bool(self.auth_tokens_file) and not self.read_only
-
-    @property
     def actions_shown(self) -> bool:
+        """Whether pages show the forms of state-changing actions (``--read-only`` hides them)."""
         return not self.read_only
 
 

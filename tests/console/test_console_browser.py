@@ -23,6 +23,7 @@ from logsvc_connect.sink import DataError, SinkRecord
 from tests.console.conftest import CONSOLE_TOKEN, ConsoleProcess, wait_for
 
 _names = itertools.count()
+TIMESTAMP_MS = 1_767_323_045_000  # 2026-01-02T03:04:05Z
 
 
 def new_name(prefix: str) -> str:
@@ -90,6 +91,16 @@ def test_the_overview_lists_the_topics(
     assert first in rows and second in rows
     assert rows[first].find_elements(By.TAG_NAME, "td")[1].text == "2"
     shot(browser, tmp_path, "overview")
+    # And in a dark system theme the page turns dark
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    )
+    try:
+        background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(20, 23, 29)"
+        shot(browser, tmp_path, "overview-dark")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
 def test_the_message_browser_pages_to_a_record_and_shows_its_json(
@@ -114,17 +125,28 @@ def test_the_message_browser_pages_to_a_record_and_shows_its_json(
     shot(browser, tmp_path, "record")
 
 
-def test_the_message_browser_filters_by_key_and_starts_at_the_latest(
+def test_the_message_browser_filters_by_key_and_starts_at_a_time_or_the_latest(
     browser: Any, console: ConsoleProcess, console_broker: Broker
 ) -> None:
+    # Given 10 records a second apart from 2026-01-02T03:04:05Z, and one more with key k1
     topic = new_topic(console_broker.address)
-    produce(console_broker.address, topic, [b"x%d" % i for i in range(10)], key=b"other")
-    produce(console_broker.address, topic, [b"mine"], key=b"k1")
+    with Producer(console_broker.address, linger_ms=0) as producer:
+        for i in range(10):
+            producer.send(topic, b"x%d" % i, b"other", partition=0, timestamp_ms=TIMESTAMP_MS + i * 1000)
+        producer.send(topic, b"mine", b"k1", partition=0, timestamp_ms=TIMESTAMP_MS + 10_000).result()
+
+    def shown() -> list[str]:
+        return [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "article.record")]
+
+    # Then a key filter shows only k1's record
     browser.get(f"{console.url}/topics/{topic}/messages?partition=0&key=k1")
-    assert [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "article.record")] == ["record-10"]
+    assert shown() == ["record-10"]
+    # And the latest 3 are the last three
     browser.get(f"{console.url}/topics/{topic}/messages?partition=0&start=latest&n=3")
-    ids = [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "article.record")]
-    assert ids == ["record-8", "record-9", "record-10"]
+    assert shown() == ["record-8", "record-9", "record-10"]
+    # And a start time finds the first record at or after it
+    browser.get(f"{console.url}/topics/{topic}/messages?partition=0&start=time&time=2026-01-02T03:04:12Z&n=2")
+    assert shown() == ["record-7", "record-8"]
 
 
 def test_a_script_value_renders_as_text_and_runs_nothing(
@@ -230,6 +252,7 @@ def test_a_reset_is_refused_while_the_group_has_live_members(
         consumer.subscribe([topic])
         wait_for(lambda: consumer.poll(timeout_ms=200) or consumer.assignment(), what="the member joined")
         browser.get(f"{console.url}/groups/{group}")
+        assert "refuses a reset" in browser.find_element(By.ID, "members-active").text
         browser.find_element(By.ID, "dry-run").click()
         message = wait_for(lambda: browser.find_element(By.ID, "error-message"), what="the refusal")
         assert "GroupNotEmpty" in message.text

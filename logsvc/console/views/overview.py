@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from ..pages import blocking, console_of, render
-from ..sampler import dead_series, group_series, topic_series, written_series
+from ..sampler import dead_series, topic_series, written_series
 
 
 async def _context(request: Request) -> dict[str, Any]:
@@ -34,7 +34,6 @@ async def _context(request: Request) -> dict[str, Any]:
             "state": d.state if d else s.state,
             "members": len(d.members) if d else s.members,
             "lag": sum(p.lag for p in d.partitions) if d else None,
-            "lag_series": history.latest(group_series(s.group)),
         }
         for s, d in overview.groups
     ]
