@@ -11,6 +11,7 @@ import click
 
 from logsvc.cli.output import note
 from logsvc.cli.state import get_state, server_option
+from logsvc.console.config import DEFAULT_LISTEN, DEFAULT_SAMPLE_INTERVAL_MS, ConsoleConfig, parse_listen
 from logsvc_client.errors import InvalidConfig
 
 
@@ -18,7 +19,7 @@ from logsvc_client.errors import InvalidConfig
 @click.option(
     "--listen",
     metavar="HOST:PORT",
-    default="127.0.0.1:8080",
+    default=DEFAULT_LISTEN,
     envvar="LOGSVC_CONSOLE_LISTEN",
     show_default=True,
     show_envvar=True,
@@ -38,7 +39,7 @@ from logsvc_client.errors import InvalidConfig
 @click.option(
     "--sample-interval-ms",
     type=click.IntRange(min=50),
-    default=5000,
+    default=DEFAULT_SAMPLE_INTERVAL_MS,
     show_default=True,
     help="How often lag and produce rates are sampled for the charts (kept in memory for an hour).",
 )
@@ -65,8 +66,7 @@ def console(
       logsvc console --read-only --connector-metrics http://127.0.0.1:9101/metrics
     """
     try:
-        from logsvc.console.app import serve
-        from logsvc.console.config import ConsoleConfig, parse_listen
+        from logsvc.console.app import serve  # Starlette, uvicorn, Jinja2: the console extra
     except ImportError as e:
         raise click.ClickException(
             f"the console needs its extra: pip install 'logsvc[console]' ({e.name} is missing)"

@@ -1,5 +1,8 @@
 """The console's settings: defaults in one place, validated once, passed explicitly.
 
+This module needs none of the console extra's packages, so ``logsvc console --help`` shows the
+defaults even where the extra is not installed.
+
 ``logsvc console`` builds a :class:`ConsoleConfig` from its flags (which click reads from the
 ``LOGSVC_CONSOLE_*`` environment when not given); the app never reads the environment itself.
 How the console reaches the broker (TLS, token) is the client library's business: it reads
@@ -13,7 +16,9 @@ from urllib.parse import urlsplit
 
 from logsvc_client.errors import InvalidConfig
 
-DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_HOST = "127.0.0.1"  # this machine only, unless told otherwise
+DEFAULT_PORT = 8080
+DEFAULT_LISTEN = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_SAMPLE_INTERVAL_MS = 5_000
 #: how far back the lag and rate charts reach; the issue asks for at least an hour
 DEFAULT_HISTORY_MS = 3_600_000
@@ -29,8 +34,8 @@ DEFAULT_REFRESH_MS = 2_000
 @dataclasses.dataclass(frozen=True)
 class ConsoleConfig:
     server: str
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
+    listen_host: str = DEFAULT_HOST
+    listen_port: int = DEFAULT_PORT
     auth_tokens_file: str = ""  # empty: every state-changing action is refused
     read_only: bool = False  # actions are hidden and refused
     sample_interval_ms: int = DEFAULT_SAMPLE_INTERVAL_MS
