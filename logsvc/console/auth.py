@@ -25,7 +25,7 @@ import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from logsvc.server.principals import AUTHORIZATION, Principals
@@ -50,6 +50,8 @@ class Session:
     id: str
     csrf_token: str
     principal: str | None = None  # User:NAME once signed in with a console token
+    #: resets whose dry run this session was shown, (group, topic, spec, value): only those execute
+    planned_resets: set[tuple[str, str, str, str]] = field(default_factory=set)
 
 
 class Sessions:
@@ -85,6 +87,7 @@ class Sessions:
         self.end(session)
         fresh = self.new()
         fresh.principal = session.principal
+        fresh.planned_resets = session.planned_resets
         return fresh
 
     def end(self, session: Session) -> None:

@@ -96,6 +96,20 @@ def test_a_post_without_the_sessions_csrf_token_is_refused(console: ConsoleProce
     assert dry_run(console.url, cookie, "", Origin=console.url)[0] == 403
 
 
+def test_a_reset_executes_only_after_its_dry_run_was_shown(console: ConsoleProcess, group: str) -> None:
+    # Given a signed-in session that asks to execute a reset it never dry-ran
+    cookie, csrf = signed_in(console.url)
+    form = {"csrf_token": csrf, "topic": TOPIC, "spec": "latest", "confirm": "yes"}
+    headers = {"Cookie": cookie, "Origin": console.url}
+    status, body, _ = http(f"{console.url}/groups/{GROUP}/reset", form, headers)
+    # Then it is refused; after the dry run of the same reset it executes
+    assert status == 409 and "dry run first" in body
+    dry = {k: v for k, v in form.items() if k != "confirm"}
+    assert http(f"{console.url}/groups/{GROUP}/reset", dry, headers)[0] == 200
+    status, body, _ = http(f"{console.url}/groups/{GROUP}/reset", form, headers)
+    assert status == 200 and "reset-done" in body
+
+
 def test_a_wrong_token_does_not_sign_in(console: ConsoleProcess) -> None:
     cookie, csrf = session_of(console.url)
     status, body, _ = http(

@@ -1,8 +1,9 @@
 """A group: members and their assignment; per partition the committed offset, lag in records and
 in seconds (polled from ``/live/groups/NAME``); a lag-over-time chart from the sampled history
 (``/api/groups/NAME/lag``); and resetting its offsets the CLI's way: the first POST is a dry run
-that shows the plan, a second click on "Reset" executes it; the broker refuses either while the
-group has live members (GroupNotEmpty)."""
+that shows the plan, a second click on "Reset" executes it — only a reset whose dry run this
+browser session was shown executes; the broker refuses either while the group has live members
+(GroupNotEmpty)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.routing import Route
 
 from logsvc.cli.timespec import parse_duration_ms, parse_time_ms
 from logsvc_client.admin import ResetSpec
-from logsvc_client.errors import InvalidRequest
+from logsvc_client.errors import FailedPrecondition, InvalidRequest
 
 from ..pages import blocking, checked_form, console_of, form_text, render
 from ..sampler import chart_data, group_ms_series, group_series
@@ -67,7 +68,8 @@ def reset_value(spec: str, text: str, now_ms: int) -> int | None:
 
 async def reset(request: Request) -> HTMLResponse:
     console = console_of(request)
-    _, form, principal = await checked_form(request)
+    session, form, principal = await checked_form(request)
+    assert session is not None
     name = request.path_params["group"]
     topic = form_text(form, "topic")
     spec = form_text(form, "spec")
@@ -78,7 +80,17 @@ async def reset(request: Request) -> HTMLResponse:
     if not topic:
         raise InvalidRequest("choose the topic whose offsets to reset")
     value = reset_value(spec, value_text, console.clock())
+    plan = (name, topic, spec, value_text)
+    if execute and plan not in session.planned_resets:
+        raise FailedPrecondition(
+            f"no dry run of this reset of {name} on {topic} was shown in this session: run the dry run first, "
+            "then confirm its plan"
+        )
     result = await blocking(console.view.reset, name, topic, cast(ResetSpec, spec), value, execute)
+    if execute:
+        session.planned_resets.discard(plan)
+    else:
+        session.planned_resets.add(plan)
     return render(
         request,
         "reset.html",
