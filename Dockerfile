@@ -1,4 +1,5 @@
-# The logsvc image: the broker (`logsvc serve`) and the sink connectors (`logsvc connect ...`).
+# The logsvc image: the broker (`logsvc serve`), the sink connectors (`logsvc connect ...`) and the
+# web console (`logsvc console`).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -6,8 +7,8 @@ COPY proto proto
 COPY logsvc logsvc
 COPY clients clients
 COPY connectors connectors
-RUN pip install --no-cache-dir '.[connectors,kafka]'
-EXPOSE 50051 9095
+RUN pip install --no-cache-dir '.[connectors,kafka,console]'
+EXPOSE 50051 9095 8080
 VOLUME /data
 # gRPC health check of the broker (the connectors override it in docker-compose.yml).
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 \

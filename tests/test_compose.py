@@ -33,7 +33,7 @@ from tests.fixtures.postgres import PostgresCluster, postgres  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
-LISTENING = re.compile(rb"listening on (\S+:\d+)")
+LISTENING = re.compile(rb"listening on (?:http://)?(\S+:\d+)")
 METRICS = re.compile(rb"metrics on http://\S+:(\d+)/metrics")
 CONNECTORS = {"connect-postgres": 9101, "connect-mongo": 9102}
 
@@ -66,8 +66,8 @@ def test_docker_compose_accepts_the_file_with_and_without_the_kafka_profile(prof
     # When Docker Compose reads the file (with the profile: its Kafka services too)
     services = compose_config(*profiles)["services"]
 
-    # Then it is valid, and the profile adds Kafka and its two connectors to the same five services and one one-shot
-    base = {"broker", "topics", "postgres", "mongo", "connect-postgres", "connect-mongo"}
+    # Then it is valid, and the profile adds Kafka and its two connectors to the same six services and one one-shot
+    base = {"broker", "topics", "postgres", "mongo", "connect-postgres", "connect-mongo", "console"}
     assert set(services) == base | ({"kafka", "connect-postgres-kafka", "connect-mongo-kafka"} if profiles else set())
 
 
@@ -87,7 +87,7 @@ def test_up_wait_has_a_health_check_to_wait_for_on_every_long_running_service() 
         else:
             # ... and every other service a check of its own: a connector's is its /metrics, not the image's
             assert check.get("test"), f"{name} has no health check"
-            if service["image"] == "logsvc:latest":
+            if name.startswith("connect-"):
                 assert "/metrics" in " ".join(check["test"])
         # ... and the image that compose builds for the broker is never pulled for the others
         if service.get("image") == "logsvc:latest" and name != "broker":
@@ -251,10 +251,27 @@ def test_every_default_service_runs_outside_docker_as_compose_would_run_it(
             assert time.monotonic() < deadline, f"pg {count}, mongo {collection.count_documents({})}"
             time.sleep(0.5)
 
-    # ... each connector passes its compose health check, and stops cleanly on SIGTERM (docker stop)
+    # ... and each connector passes its compose health check
     for name, port in CONNECTORS.items():
         connector = connectors[name]
         assert connector.metrics_port, connector.stderr_text()
         health = run_health_check(services[name]["healthcheck"]["test"], {str(port): str(connector.metrics_port)})
         assert health.returncode == 0, health.stderr
-        assert connector.terminate(40) == 0, connector.stderr_text()
+        names[f"{name}:{port}"] = f"127.0.0.1:{connector.metrics_port}"
+
+    # When the console starts, on a free port, reading the connectors' metrics
+    console = Service()
+    console_service = services["console"]
+    console.spawn(
+        logsvc(replaced(console_service["command"], {**names, "0.0.0.0:8080": "127.0.0.1:0"})),
+        {**env_base, **replaced(console_service["environment"], names)},
+    )
+    started.append(console)
+    assert console.listening.wait(30), console.stderr_text()
+
+    # Then it passes its health check; and every service stops cleanly on SIGTERM (docker stop)
+    console_port = console.address.rsplit(":", 1)[1]
+    health = run_health_check(console_service["healthcheck"]["test"], {"8080": console_port})
+    assert health.returncode == 0, health.stderr
+    for service in (console, *connectors.values()):
+        assert service.terminate(40) == 0, service.stderr_text()

@@ -1,4 +1,5 @@
-"""The house as its imports draw it: cli → broker / connectors → client → wire, no arrow back up.
+"""The house as its imports draw it: cli (and the console) → broker / connectors → client → wire,
+no arrow back up.
 
 Every module of the four packages is parsed with :mod:`ast` (nothing is imported), each ``import``
 and ``from ... import`` (relative ones resolved, those inside functions included) is placed in a
@@ -34,7 +35,9 @@ def layer_of(module: str) -> str | None:
     """The layer a dotted module name belongs to (None: not ours — stdlib or a dependency)."""
     top, _, _ = module.partition(".")
     if top == "logsvc":
-        return "cli" if module == "logsvc.cli" or module.startswith("logsvc.cli.") else "broker"
+        # the console is a tool on the client's side, like the CLI: the top layer
+        tools = ("logsvc.cli", "logsvc.console")
+        return "cli" if module in tools or module.startswith(tuple(f"{t}." for t in tools)) else "broker"
     return {"logsvc_wire": "wire", "logsvc_client": "client", "logsvc_connect": "connectors"}.get(top)
 
 

@@ -69,6 +69,9 @@ MISSING_TOPIC_REPEAT_S = 60.0
 #: how long a poll waits at most while a write runs in the background, so that its batch is
 #: committed soon after it is durable even when no records come
 IN_FLIGHT_POLL_S = 0.01
+#: a connector's group members say what they are in their client id, ``logsvc-connect/<kind>/<name>``,
+#: so a group's description shows which groups are connectors (``logsvc console`` reads it)
+CLIENT_ID_PREFIX = "logsvc-connect/"
 
 Failed = list[tuple[SinkRecord, DataError]]
 
@@ -176,6 +179,7 @@ class SinkRuntime:
         consumer = Consumer(
             cfg.server,
             group_id=cfg.name,
+            client_id=f"{CLIENT_ID_PREFIX}{self.sink.kind}/{cfg.name}",
             instance_id=cfg.instance_id or None,
             session_timeout_ms=cfg.session_timeout_ms,
             max_poll_interval_ms=cfg.max_poll_interval_ms,

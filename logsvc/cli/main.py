@@ -19,6 +19,7 @@ import grpc
 from logsvc import __version__
 from logsvc.cli.acls import acls, whoami
 from logsvc.cli.connect import connect
+from logsvc.cli.console import console
 from logsvc.cli.consume import consume
 from logsvc.cli.dlq import dlq
 from logsvc.cli.groups import groups
@@ -120,6 +121,7 @@ cli.add_command(records)
 cli.add_command(acls)
 cli.add_command(quotas)
 cli.add_command(whoami)
+cli.add_command(console)
 
 
 # -- error reporting ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from logsvc.server.app import Broker
 from logsvc_client import Admin, Producer, TopicPartition
-from logsvc_client.errors import InvalidConfig, TopicNotFound
+from logsvc_client.errors import InvalidConfig
 from logsvc_connect.config import RuntimeConfig, load_runtime
 from logsvc_connect.runtime import SinkRuntime
 from logsvc_connect.sink import Sink, SinkRecord, WriteResult
@@ -132,14 +132,23 @@ def test_a_connector_with_strict_lanes_writes_the_critical_backlog_first_then_no
     assert max(map(len, sink.batches)) <= 100
 
 
-def test_a_connector_whose_lanes_name_an_unknown_topic_fails_at_start_up_naming_it(
-    broker: Broker, lanes: tuple[str, ...]
+def test_a_connector_whose_lanes_name_a_missing_topic_waits_for_it_naming_it(
+    broker: Broker, lanes: tuple[str, ...], caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Given a lane topic nobody created yet: the connector waits for it (as for any topic), saying so
     runtime = SinkRuntime(config(broker, topics=(*lanes, "orders.unknown"), priority="strict"), RecordingSink())
-    started = time.monotonic()
-    with pytest.raises(TopicNotFound, match=r"orders\.unknown"):
-        runtime.run()
-    assert time.monotonic() - started < 10
+    thread = threading.Thread(target=runtime.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "orders.unknown" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "topic 'orders.unknown' does not exist yet" in caplog.text
+        assert thread.is_alive()
+    finally:
+        runtime.stop()
+        thread.join(10)
+    assert not thread.is_alive()
 
 
 # -- the config keys ------------------------------------------------------------------------------
