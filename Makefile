@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    start the broker on the embedded LMDB store (./data, 127.0.0.1:50051)
 #   make test   create .venv, install, lint, type-check, check the generated code and run every test
+#   make demo   the market-orders demo end to end: its own broker, PostgreSQL and nx-27017, both connectors
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients bench-mirror bench-kafka stress clean
+.PHONY: run demo test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients bench-mirror bench-kafka stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +17,12 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/logsvc serve $(ARGS)
+
+# connectors/examples/market_orders.py starts what ARGS does not name (--server, --pg-dsn,
+# --mongo-uri), runs the example connectors, produces 100,000 orders (ARGS="--orders N") and
+# follows them into both databases; it prints where the connectors' logs are and keeps them.
+demo: $(STAMP)
+	$(BIN)/python connectors/examples/market_orders.py --own-servers $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check logsvc clients connectors tests bench proto

@@ -13,6 +13,7 @@ from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import parse_duration_ms, parse_time_ms
 from logsvc_client import Admin
+from logsvc_client.errors import GroupNotFound
 from logsvc_client.group.descriptions import GroupDescription, ResetResult, ResetSpec
 
 RESET_OPTIONS = ("--to-earliest", "--to-latest", "--to-offset", "--to-datetime", "--shift-by", "--by-duration")
@@ -191,15 +192,47 @@ def list_(output: str) -> None:
         note("no groups")
 
 
+def caught_up(desc: GroupDescription) -> bool:
+    """The group has partitions (it committed on them, or a member reads their topic) and no lag on any."""
+    return bool(desc.partitions) and all(p.lag == 0 for p in desc.partitions)
+
+
+def wait_caught_up(admin: Admin, group: str, timeout_s: float) -> GroupDescription:
+    """Describe ``group`` every half second until :func:`caught_up` (a group not there yet is
+    waited for too); ClickException after ``timeout_s`` naming what is left."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            desc: GroupDescription | None = admin.describe_group(group)
+        except GroupNotFound:
+            desc = None
+        if desc is not None and caught_up(desc):
+            return desc
+        if time.monotonic() >= deadline:
+            left = "the group does not exist" if desc is None else f"lag {sum(p.lag for p in desc.partitions):,}"
+            raise click.ClickException(f"group {group} has not caught up after {timeout_s:g} s ({left})")
+        time.sleep(0.5)
+
+
 @groups.command()
 @click.argument("group")
+@click.option(
+    "--wait-caught-up",
+    "wait_s",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    default=None,
+    help="First wait up to SECONDS until the group has caught up: it exists and its lag is 0 on every "
+    "partition of its topics (a connector done with the backlog); exit 1 if it has not by then. For "
+    "scripts and demos.",
+)
 @server_option
 @output_option
-def describe(group: str, output: str) -> None:
+def describe(group: str, wait_s: float | None, output: str) -> None:
     """Show a group's state, members, and per partition: the committed offset, the next offset,
     the lag in records and in seconds (age of the first unconsumed record), and the owner."""
     with Admin(get_state().address()) as admin:
-        desc = admin.describe_group(group)
+        desc = admin.describe_group(group) if wait_s is None else wait_caught_up(admin, group, wait_s)
     if output == "json":
         echo_json(group_json(desc))
     else:

@@ -12,6 +12,7 @@ from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso
 from logsvc.cli.state import get_state, server_option
 from logsvc.topic_config import KAFKA_NAMES
 from logsvc_client import Admin, TopicDescription
+from logsvc_client.errors import TopicAlreadyExists
 
 KAFKA_NAMES_HELP = (
     "Kafka's names work too: "
@@ -83,6 +84,7 @@ def topics() -> None:
     \b
     Examples:
       logsvc topics create orders --partitions 3 --config retention_ms=604800000
+      logsvc topics create orders --partitions 3 --if-not-exists   # scripts, compose
       logsvc topics list -o json
       logsvc topics describe orders
       logsvc topics alter orders --partitions 6 --config retention.ms=86400000   # Kafka's name
@@ -102,20 +104,35 @@ def topics() -> None:
     help="Topic config, repeatable: retention_ms, retention_bytes, timestamp_type (CreateTime|LogAppendTime), "
     f"max_batch_bytes, partitioner, max_uncompressed_batch_bytes. {KAFKA_NAMES_HELP}",
 )
+@click.option(
+    "--if-not-exists",
+    is_flag=True,
+    help="Succeed when the topic already exists (as kafka-topics --if-not-exists), leaving it as it is: "
+    "its partitions and config are not changed (a note on stderr says when its partition count differs).",
+)
 @server_option
 @output_option
-def create(name: str, partitions: int, config_pairs: tuple[str, ...], output: str) -> None:
+def create(name: str, partitions: int, config_pairs: tuple[str, ...], if_not_exists: bool, output: str) -> None:
     """Create topic NAME with --partitions partitions.
 
     NAME is 1 to 249 of the characters A-Z a-z 0-9 . _ -
     """
     config = parse_config(config_pairs)
     with Admin(get_state().address()) as admin:
-        created = admin.create_topic(name, partitions, config or None)
+        try:
+            topic = admin.create_topic(name, partitions, config or None)
+            verb = "created"
+        except TopicAlreadyExists:
+            if not if_not_exists:
+                raise
+            topic = admin.describe_topic(name)
+            verb = "kept existing"
+            if len(topic.partitions) != partitions:
+                note(f"note: topic {name} already exists with {len(topic.partitions)} partition(s), not {partitions}")
     if output == "json":
-        echo_json(topic_json(created))
+        echo_json(topic_json(topic))
     else:
-        echo_line(f"created topic {created.name} with {len(created.partitions)} partition(s)")
+        echo_line(f"{verb} topic {topic.name} with {len(topic.partitions)} partition(s)")
 
 
 @topics.command("list")

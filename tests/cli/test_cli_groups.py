@@ -223,3 +223,28 @@ def test_topic_partition_lists_parse(text: str, expected: tuple[str, list[int] |
 def test_malformed_topic_partition_lists_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
         parse_topic_partitions(text)
+
+
+def test_describe_wait_caught_up_waits_for_the_group_to_exist_and_reach_lag_0_or_fails_after_its_timeout(
+    cli: Cli,
+) -> None:
+    # Given 10 records and a group that consumed 3 of them
+    topic, group = topic_with_records(cli, partitions=1), new_group()
+    consume_json(cli, topic, "--group", group, "-n", "3")
+
+    # When describe waits for it to catch up, while nothing consumes
+    behind = cli.fails("groups", "describe", group, "--wait-caught-up", "1")
+    missing = cli.fails("groups", "describe", new_group(), "--wait-caught-up", "0.5")
+
+    # Then it fails after the timeout, saying what is left
+    assert behind == f"error: group {group} has not caught up after 1 s (lag 7)"
+    assert "does not exist" in missing
+
+    # When a member reads the rest while describe waits
+    waiting = cli.popen("groups", "describe", group, "--wait-caught-up", "20", "-o", "json")
+    consume_json(cli, topic, "--group", group, "-e")
+    out, _ = waiting.communicate(timeout=30)
+
+    # Then describe returns once the lag is 0, with that description
+    assert waiting.returncode == 0
+    assert [p["lag"] for p in json.loads(out)["partitions"]] == [0]

@@ -153,3 +153,22 @@ def test_the_main_help_shows_examples_and_every_command() -> None:
     assert "Examples:" in text
     for command in ("serve", "topics", "produce", "consume", "partitions"):
         assert f"  {command}" in text
+
+
+def test_create_with_if_not_exists_succeeds_on_an_existing_topic_and_leaves_it_as_it_is(cli: Cli) -> None:
+    # Given a topic with 2 partitions
+    name = cli.new_topic(2)
+
+    # When it is created again with --if-not-exists (and another partition count), then without
+    again = cli.ok("topics", "create", name, "--partitions", "4", "--if-not-exists")
+    as_json = json.loads(cli.ok("topics", "create", name, "--partitions", "2", "--if-not-exists", "-o", "json").stdout)
+    refused = cli.fails("topics", "create", name, "--partitions", "2")
+
+    # Then the first two succeed, saying so, and the topic keeps its 2 partitions; without the flag it is an error
+    assert again.stdout.decode().strip() == f"kept existing topic {name} with 2 partition(s)"
+    assert "already exists with 2 partition(s), not 4" in again.stderr.decode()
+    assert as_json["name"] == name and len(as_json["partitions"]) == 2
+    assert "already exists" in refused
+    # ... and a new topic is created as usual
+    created = cli.ok("topics", "create", f"{name}-new", "--partitions", "1", "--if-not-exists")
+    assert created.stdout.decode().strip() == f"created topic {name}-new with 1 partition(s)"
