@@ -22,6 +22,7 @@ from tests.connectors.e2e import (
     dead_letters,
     order,
     produce,
+    read_topic,
     wait_until,
 )
 from tests.fixtures.mongo import MongoServer
@@ -104,15 +105,18 @@ def test_poison_records_go_to_the_dead_letter_topic_with_their_headers_and_the_p
     # ... and the two poison records are in orders-<kind>.dlq, as they were, with the reason
     letters = wait_until("two dead letters", lambda: dead_letters(address, name), lambda d: len(d) == 2)
     assert [(d.key, d.value) for d in letters] == poison
+    sources = {r.offset: r for r in read_topic(address, "orders") if r.partition == 0}
     for letter, offset, error_class in zip(letters, (500, 501), ("InvalidJson", refused_class), strict=True):
         headers = dict(letter.headers or ())
         assert headers.pop("dlq.error.message")
+        # the dead letter's own time is when it was dead-lettered, not before its source's
+        assert letter.timestamp_ms >= sources[offset].timestamp_ms
         assert headers == {
             "trace-id": b"t-42",
             "dlq.topic": b"orders",
             "dlq.partition": b"0",
             "dlq.offset": str(offset).encode(),
-            "dlq.timestamp": str(letter.timestamp_ms).encode(),
+            "dlq.timestamp": str(sources[offset].timestamp_ms).encode(),
             "dlq.connector": name.encode(),
             "dlq.error.class": error_class.encode(),
             "dlq.attempts": b"1",
