@@ -42,6 +42,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, KafkaError, KafkaException
@@ -62,6 +63,8 @@ from .errors import translate
 from .lanes import KafkaLanes
 from .rebalance import GroupRebalance, rd_partition
 from .records import to_records
+
+_topic_partition_of, _offset_of = itemgetter(0, 1), itemgetter(2)
 
 log = logging.getLogger("logsvc_client.consumer")
 
@@ -470,9 +473,12 @@ class KafkaConsumer(GroupRebalance, Consumer):
         lanes = self._lanes
         if lanes is None:
             records = self._consume(limit, deadline - time.monotonic())
+            # each partition's position is past its last record (records come in offset order):
+            # the last offset per partition found at C speed, +1 once per partition
+            last = dict(zip(map(_topic_partition_of, records), map(_offset_of, records), strict=True))
             positions = self._positions
-            for r in records:
-                positions[(r.topic, r.partition)] = r.offset + 1
+            for tp, offset in last.items():
+                positions[tp] = offset + 1
             return records
         patience = min(deadline, time.monotonic() + _LANE_FILL_S)
         while True:
