@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from logsvc.errors import InvalidConfig, LogsvcError, StorageFailed
 from logsvc.server import malformed
@@ -226,11 +226,22 @@ async def _start(
     credentials: grpc.ServerCredentials | None,
     io: EventLoop,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """On the loop: build the aio server (Broker, health, reflection), bind and start it."""
+    """On the loop: build the aio server, its one handler the door (:mod:`logsvc.server.calls`)
+    serving Broker, health and reflection; bind and start it."""
     service.long_polls = LongPolls(service.store, io.loop, on_count=metrics.fetches_waiting.set)
+    door = BrokerCalls(SERVICE_NAME, service, metrics, executor, principals)
+    door.register(pb_grpc.add_BrokerServicer_to_server, service)
+    health_servicer = health.aio.HealthServicer()
+    door.register(health_pb2_grpc.add_HealthServicer_to_server, health_servicer)
+    door.register(
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.aio.ReflectionServicer(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        ),
+    )
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[BrokerCalls(SERVICE_NAME, service, metrics, executor, principals)],
+        handlers=[door],
         options=[
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -238,13 +249,6 @@ async def _start(
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-    )
-    pb_grpc.add_BrokerServicer_to_server(service, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
     )
     try:
         if credentials is None:

@@ -1,6 +1,11 @@
 """The one door every call to the broker passes through, on the server's event loop.
 
-:class:`BrokerCalls` is the gRPC server's only interceptor. For each call it decides, in order:
+:class:`BrokerCalls` is the gRPC server's only handler: the Broker, health and reflection services
+are registered with it (:meth:`BrokerCalls.register`), not with the server, and the server asks it
+for each call's handler. It is a plain generic handler rather than an interceptor because grpc.aio
+runs interceptors as a chain of coroutines on every call (about 0.1 ms of a single produce's
+latency on the reference machine); a generic handler's ``service`` is one plain call. For each
+call it decides, in order:
 
 1. a method the broker does not have: UNIMPLEMENTED, counted under ``method="unknown"`` (the
    made-up name is never a label), its request never read;
@@ -88,9 +93,19 @@ Handler = Callable[[Any, Call], Any]
 PRODUCE_METHODS = ("Produce", "ProduceRecords")
 
 
-class BrokerCalls(grpc.aio.ServerInterceptor):
+class _Details:
+    """``grpc.HandlerCallDetails`` for asking a registered generic handler about a method."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata: tuple[tuple[str, str | bytes], ...] = ()
+
+
+class BrokerCalls(grpc.GenericRpcHandler):
     """Authentication, lenient parsing, thread-or-loop dispatch, error translation and timing for
-    every call (see the module docstring)."""
+    every call (see the module docstring). Services are added with :meth:`register` (it takes the
+    place of the server in generated ``add_XServicer_to_server`` functions), then the door is the
+    one generic handler added to the server."""
 
     def __init__(
         self,
@@ -109,17 +124,43 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
         self._principals = principals
         self.refusals = refusals if refusals is not None else RefusalLog()
         self._unknown = metrics.request_seconds.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name)
-        # method -> (the servicer's handler, its dispatching handler) for calls whose principal is
-        # only known in the call (no tokens): built once per method, not once per call
-        self._handlers: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        # full method name -> the registered service's handler
+        self._registered: dict[str, grpc.RpcMethodHandler] = {}
+        self._generic: list[grpc.GenericRpcHandler] = []
+        # full method name -> its dispatching handler for calls whose principal is only known in
+        # the call (no tokens): built once per method, not once per call
+        self._dispatchers: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
+    # -- what the generated add_XServicer_to_server functions call on "the server" ---------------
+
+    def register(self, add_to_server: Callable[[Any, Any], None], servicer: Any) -> None:
+        """Serve ``servicer`` through the door: ``add_to_server`` is the generated
+        ``add_XServicer_to_server`` function."""
+        add_to_server(servicer, self)
+
+    def add_registered_method_handlers(self, service_name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        for name, handler in handlers.items():
+            self._registered[f"/{service_name}/{name}"] = handler
+
+    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
+        self._generic.extend(handlers)
+
+    def _handler(self, method: str) -> grpc.RpcMethodHandler | None:
+        handler = self._registered.get(method)
+        if handler is None and self._generic:  # code generated before registered methods
+            details = _Details(method)
+            for generic in self._generic:
+                handler = generic.service(details)  # type: ignore[arg-type]
+                if handler is not None:
+                    self._registered[method] = handler
+                    break
+        return handler
+
+    # -- the door -------------------------------------------------------------------------------
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         method = details.method
+        handler = self._registered.get(method) or self._handler(method)
         if handler is None:
             return self._unimplemented(method)
         if method.startswith(OPEN_METHOD_PREFIXES):
@@ -134,10 +175,10 @@ class BrokerCalls(grpc.aio.ServerInterceptor):
             return handler  # reflection
         if principal is not None:
             return self._dispatching(method[len(self._prefix) :], handler, principal)
-        cached = self._handlers.get(method)
-        if cached is None or cached[0] is not handler:
-            cached = self._handlers[method] = (handler, self._dispatching(method[len(self._prefix) :], handler, None))
-        return cached[1]
+        dispatcher = self._dispatchers.get(method)
+        if dispatcher is None:
+            dispatcher = self._dispatchers[method] = self._dispatching(method[len(self._prefix) :], handler, None)
+        return dispatcher
 
     def _refused(self, error: Unauthenticated, method: str) -> grpc.RpcMethodHandler:
         def count(context: grpc.aio.ServicerContext) -> None:
