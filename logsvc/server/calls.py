@@ -150,7 +150,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
         if handler is None and self._generic:  # code generated before registered methods
             details = _Details(method)
             for generic in self._generic:
-                handler = generic.service(details)  # type: ignore[arg-type]
+                handler = generic.service(details)
                 if handler is not None:
                     self._registered[method] = handler
                     break
