@@ -132,11 +132,11 @@ class Settings:
     ACLs works as before). Once any ACL exists this has no effect: what no ACL allows is refused.
     false: refuse from the start (only super_users may act until ACLs are added)."""
     quota_produce_bytes_per_second: int = 0
-    """Default produce quota of every principal (request bytes per second); 0 = no limit. Over it,
+    """Default produce quota of every principal (bytes of produced batches per second); 0 = no limit. Over it,
     responses are held back (throttled), never refused. ``logsvc quotas set`` overrides it per
     principal."""
     quota_fetch_bytes_per_second: int = 0
-    """Default fetch quota of every principal (response bytes per second); 0 = no limit."""
+    """Default fetch quota of every principal (bytes of fetched batches per second); 0 = no limit."""
     log_level: str = "INFO"
     validate_records: bool = True
     """Check every record of every produced batch against the specification before acknowledging

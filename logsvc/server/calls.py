@@ -58,6 +58,7 @@ from logsvc.server.refusals import RefusalLog, refusing_handler
 from logsvc.server.security import OPEN_METHOD_PREFIXES
 from logsvc.settings import Settings
 from logsvc.storage.base import Store
+from logsvc_wire._proto import logsvc_pb2 as pb
 
 
 class Served(Protocol):
@@ -253,9 +254,9 @@ class BrokerCalls(grpc.GenericRpcHandler):
         """Seconds to hold ``response`` back for the principal's produce or fetch quota."""
         quotas = self._service.quotas
         if name in PRODUCE_METHODS and quotas.limit(principal, PRODUCE):
-            return quotas.produce_delay_s(principal, request.ByteSize())
+            return quotas.produce_delay_s(principal, produced_bytes(request))
         if name == "Fetch" and quotas.limit(principal, FETCH):
-            return quotas.fetch_delay_s(principal, response.ByteSize())
+            return quotas.fetch_delay_s(principal, fetched_bytes(response))
         return 0.0
 
     def _unimplemented(self, method: str) -> grpc.RpcMethodHandler:
@@ -268,3 +269,19 @@ class BrokerCalls(grpc.GenericRpcHandler):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
 
         return grpc.stream_unary_rpc_method_handler(refuse)
+
+
+def produced_bytes(request: pb.ProduceRequest | pb.ProduceRecordsRequest) -> int:
+    """What a produce counts against its principal's quota: the bytes of its batches (ProduceRecords:
+    of its records' keys, values and headers). Never ``ByteSize()``, which serializes the whole
+    message on the loop to tell (3.7 ms for 2.4 MB)."""
+    if isinstance(request, pb.ProduceRequest):
+        return sum(len(b.batch) for b in request.batches)
+    return sum(
+        len(r.key) + len(r.value) + sum(len(h.name.encode()) + len(h.value) for h in r.headers) for r in request.records
+    )
+
+
+def fetched_bytes(response: pb.FetchResponse) -> int:
+    """What a fetch counts against its principal's quota: the bytes of the batches it returns."""
+    return sum(len(b.batch) for p in response.partitions for b in p.batches)

@@ -1,5 +1,6 @@
 """Kafka-style quotas: how long to hold a principal's response back so that the bytes it produces
-(request bytes) and fetches (response bytes) stay within its bytes-per-second quota.
+and fetches stay within its bytes-per-second quota. The door counts a Produce's batch bytes and a
+Fetch's returned batch bytes (:func:`logsvc.server.calls.produced_bytes`, ``fetched_bytes``).
 
 Pure and clock-injected: :class:`Quotas` decides, the server sleeps (``await asyncio.sleep(delay)``)
 before it answers and reports the delay as ``throttle_time_ms``. Nothing is ever refused.

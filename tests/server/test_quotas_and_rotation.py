@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from logsvc.server.app import create_server
+from logsvc.server.calls import fetched_bytes, produced_bytes
 from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
@@ -40,7 +41,7 @@ def test_a_producer_over_its_quota_is_slowed_to_its_rate_and_an_override_lifts_i
             stub = pb_grpc.BrokerStub(channel)
             stub.CreateTopic(pb.CreateTopicRequest(name="orders", partitions=1), timeout=10)
             request = produce_request(b"x" * PAYLOAD)
-            size = request.ByteSize()
+            size = sum(len(b.batch) for b in request.batches)  # what a produce counts
 
             # When a producer sends 2 MB as fast as it can (4 s of its quota)
             start = time.monotonic()
@@ -66,6 +67,29 @@ def test_a_producer_over_its_quota_is_slowed_to_its_rate_and_an_override_lifts_i
         broker.stop(grace_s=1)
 
 
+def test_quotas_count_the_bytes_of_record_batches_not_of_the_protobuf_around_them() -> None:
+    # A Produce counts its batches, ProduceRecords its keys, values and headers, a Fetch the batches it returns
+    produce = pb.ProduceRequest(
+        topic="orders", batches=[pb.PartitionBatch(partition=p, batch=b"x" * 100) for p in range(3)]
+    )
+    assert produced_bytes(produce) == 300
+    records = pb.ProduceRecordsRequest(
+        topic="orders",
+        records=[
+            pb.Record(key=b"k1", value=b"v" * 10, headers=[pb.Header(name="trace", value=b"abc")]),
+            pb.Record(value=b"w" * 5),
+        ],
+    )
+    assert produced_bytes(records) == 2 + 10 + 5 + 3 + 5
+    fetch = pb.FetchResponse(
+        partitions=[
+            pb.PartitionData(topic="orders", partition=0, batches=[pb.StoredBatch(base_offset=0, batch=b"y" * 40)]),
+            pb.PartitionData(topic="orders", partition=1, batches=[pb.StoredBatch(base_offset=9, batch=b"z" * 2)] * 2),
+        ]
+    )
+    assert fetched_bytes(fetch) == 44
+
+
 def test_a_fetch_over_its_quota_is_delayed_not_refused(tmp_path: Path) -> None:
     # Given 1 MB in a topic and a fetch quota of 500 KB/s
     broker = create_server(broker_settings(tmp_path / "data", quota_fetch_bytes_per_second=QUOTA))
@@ -86,7 +110,7 @@ def test_a_fetch_over_its_quota_is_delayed_not_refused(tmp_path: Path) -> None:
                     timeout=30,
                 )
                 offset = got.partitions[0].batches[-1].base_offset + 1
-                fetched += got.ByteSize()
+                fetched += sum(len(b.batch) for p in got.partitions for b in p.batches)
                 throttled = max(throttled, got.throttle_time_ms)
             elapsed = time.monotonic() - start
 
