@@ -205,8 +205,8 @@ class Principals:
     def authenticate(self, metadata: Metadata | None, auth_context: AuthContext | None = None) -> str:
         """The principal of a call, from its invocation metadata (``(key, value)`` pairs as
         ``context.invocation_metadata()`` or ``HandlerCallDetails.invocation_metadata`` give them)
-        and its ``context.auth_context()`` (only used without a tokens file, so an interceptor that
-        has no context yet may pass None when :attr:`requires_token`).
+        and its ``context.auth_context()`` (only used without a tokens file, so the door, which
+        has no context yet when it picks a handler, may pass None when :attr:`requires_token`).
 
         Raises :class:`Unauthenticated` when tokens are required and the call carries none, a
         malformed ``authorization`` value or a token the file does not hold."""

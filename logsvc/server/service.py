@@ -2,7 +2,7 @@
 
 Each method is a thin adapter over :class:`logsvc.storage.base.Store`; validation lives in the
 store and in :mod:`logsvc.topic_config`. Methods raise :class:`~logsvc.errors.LogsvcError`; the
-one interceptor (:mod:`logsvc.server.calls`) turns it into a status, runs plain methods on the
+door (:mod:`logsvc.server.calls`, the server's one handler) turns it into a status, runs plain methods on the
 worker pool and the coroutines ``Produce`` and ``Fetch`` on the event loop. Record batches pass
 through as bytes: the broker reads their headers (for counts and metrics) and never decodes records on Produce or Fetch.
 """
