@@ -43,7 +43,12 @@ class LongPolls:
         return len(self._waiting)
 
     def data_changed(self) -> None:
-        """From any thread: the store changed; check the waiters soon (one sweep per burst)."""
+        """From any thread: the store changed; check the waiters soon (one sweep per burst). With no
+        Fetch waiting this is one attribute read: no sweep is scheduled and the loop is not woken
+        (a Fetch registering meanwhile looks at the store again after it counts itself, so it
+        cannot miss this change)."""
+        if not self.waiting_calls:
+            return
         with self._sweep_lock:
             if self._sweep_scheduled or self._loop.is_closed():
                 return
@@ -63,6 +68,10 @@ class LongPolls:
             self._waiting.setdefault(position, set()).add(woken)
         self._count(+1)
         try:
+            # A commit between the first look and the count saw no one waiting and woke no one:
+            # look again now that data_changed sees this call.
+            if any(self._store.has_data(*p) for p in positions):
+                return True
             await asyncio.wait_for(woken, timeout_s)
             return True
         except TimeoutError:

@@ -172,3 +172,30 @@ def test_a_cancelled_waiter_leaves_nothing_behind() -> None:
         return len(polls)
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_commit_between_a_waiters_first_look_and_its_registration_still_wakes_it() -> None:
+    # A commit with no Fetch waiting schedules nothing on the loop; a Fetch that looked just before
+    # that commit and registers just after it must not sleep through it.
+    async def scenario() -> tuple[bool, float]:
+        store = MemoryStore()
+        store.create_topic("orders", 1, TopicConfig())
+        polls = LongPolls(store, asyncio.get_running_loop())
+        real_has_data = store.has_data
+        looks = 0
+
+        def has_data(topic: str, partition: int, offset: int) -> bool:
+            nonlocal looks
+            looks += 1
+            seen = real_has_data(topic, partition, offset)
+            if looks == 1:  # the commit lands right after the first look, before the waiter counts itself
+                store.append("orders", [(0, codec.encode_batch([[1, None, b"v", None]]))])
+            return seen
+
+        store.has_data = has_data  # type: ignore[method-assign]
+        started = time.monotonic()
+        woke = await polls.wait([("orders", 0, 0)], 5)
+        return woke, time.monotonic() - started
+
+    woke, took = asyncio.run(scenario())
+    assert woke and took < 1
