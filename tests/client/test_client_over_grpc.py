@@ -9,7 +9,9 @@ from collections import defaultdict
 
 import pytest
 
+from logsvc.server.app import Broker
 from logsvc_client import Admin, Consumer, Producer, ProducerRecord, Record, TopicPartition
+from logsvc_client.consumer.fetcher import MIN_FETCH_RECORDS, fetch_records
 from logsvc_client.errors import (
     BufferFull,
     FailedPrecondition,
@@ -234,6 +236,32 @@ def test_a_seek_discards_what_was_prefetched(cluster: Cluster) -> None:
         consumer.seek(TopicPartition(topic, 0), 5)
         # Then the next record is offset 5, not the buffered ones
         assert consumer.poll(timeout_ms=5_000, max_records=1)[0].offset == 5
+
+
+def test_a_small_max_poll_records_bounds_each_poll_not_each_fetch(broker: Broker, admin: Admin) -> None:
+    # Given 30,000 records in 30 batches
+    admin.create_topic("t", 1)
+    with Producer(broker.address, linger_ms=60_000) as producer:
+        for _ in range(30):
+            producer.send_many("t", [b"v"] * 1_000)
+            producer.flush()
+
+    def fetch_calls() -> float:
+        labels = {"method": "Fetch", "code": "OK"}
+        return broker.metrics.registry.get_sample_value("logsvc_request_seconds_count", labels) or 0.0
+
+    before = fetch_calls()
+    # When a consumer with Kafka's max_poll_records of 500 reads them all
+    with Consumer(broker.address, max_poll_records=500) as consumer:
+        consumer.assign_topic("t")
+        polls = []
+        while sum(polls) < 30_000:
+            polls.append(len(consumer.poll(timeout_ms=5_000)))
+    # Then every poll handed out at most 500 records, in order, but each Fetch brought many polls'
+    # worth (fetch_records(500) = 10,000 records: a handful of round trips, not 60)
+    assert max(polls) == 500 and len(polls) == 60
+    assert fetch_records(500) == MIN_FETCH_RECORDS == 10_000 and fetch_records(20_000) == 20_000
+    assert fetch_calls() - before <= 8, fetch_calls() - before
 
 
 def test_a_trimmed_position_resets_to_the_log_start_under_earliest(admin: Admin, address: str) -> None:

@@ -133,7 +133,9 @@ def check_consumer_options(
 class Consumer:
     """Reads partitions in offset order (per partition); see the module docstring.
 
-    ``max_poll_records`` bounds one poll; ``fetch_max_bytes`` one Fetch response;
+    ``max_poll_records`` bounds one poll, not one Fetch: a Fetch asks for ``max_poll_records``
+    records but never fewer than 10,000 (``fetcher.MIN_FETCH_RECORDS``), so Kafka's 500 costs no
+    extra round trips; ``fetch_max_bytes`` bounds one Fetch response;
     ``fetch_max_wait_ms`` how long the broker holds a Fetch open when there is no new data.
     ``security`` holds TLS and token settings (None: from the environment, see
     :mod:`logsvc_client.security`). ``check_crcs`` verifies each batch's CRC32 before decoding it.

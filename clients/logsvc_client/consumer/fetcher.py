@@ -5,8 +5,12 @@ application gets) and the *fetch offset* (the next one to ask the broker for). F
 kept whole, as bytes, in a :class:`~logsvc_client.consumer.record_buffer.RecordBuffer` until
 :meth:`Fetcher.fetch` hands their records out, and are decoded straight into
 :class:`~logsvc_client.records.Record` tuples by :func:`~logsvc_wire.batch.decode_records`.
-Before decoding, it starts the next Fetch when fewer than ``max_poll_records`` would stay
-buffered (prefetch), so the broker reads while this process decodes and the application works.
+A Fetch asks for :func:`fetch_records` records: ``max_poll_records``, but never fewer than
+:data:`MIN_FETCH_RECORDS`, so a small ``max_poll_records`` (Kafka's default is 500) bounds what a
+poll hands out, not how much one round trip brings (as Kafka's fetches are sized apart from
+``max.poll.records``). Before decoding, it starts the next Fetch when fewer than that many records
+would stay buffered (prefetch), so the broker reads while this process decodes and the application
+works; at most two Fetches' worth is buffered.
 Any change of assignment or position discards the fetch in flight
 (:class:`~logsvc_client.consumer.in_flight_fetch.InFlightFetch`) and the buffered records of the partitions
 it affects. Partitions never positioned, and fetch offsets that left the log, are positioned by
@@ -46,6 +50,16 @@ __all__ = ["CORRUPT_BATCHES", "CorruptBatches", "Fetcher", "OffsetReset"]
 #: What a poll does on reaching a stored batch that does not decode: raise CorruptBatch (the
 #: position stays at the batch's first offset) or skip it (one WARNING, the position moves on).
 CorruptBatches = Literal["raise", "skip"]
+
+#: The fewest records a Fetch asks for, whatever ``max_poll_records`` is (see the module docstring).
+MIN_FETCH_RECORDS = 10_000
+
+
+def fetch_records(max_poll_records: int) -> int:
+    """How many records one Fetch asks for (its ``max_records``), given ``max_poll_records``."""
+    return max(max_poll_records, MIN_FETCH_RECORDS)
+
+
 CORRUPT_BATCHES: tuple[CorruptBatches, ...] = ("raise", "skip")
 
 
@@ -299,7 +313,7 @@ class Fetcher:
         """Send a Fetch; False when there is nothing to fetch (with lanes: every lane is full)."""
         self._resolve_positions()
         if self._lanes is None:
-            tps, max_records = self._assigned, self.max_poll_records
+            tps, max_records = self._assigned, fetch_records(self.max_poll_records)
         else:
             tps, max_records = self._lanes.to_fetch(self.max_poll_records)
             if not tps:
@@ -309,12 +323,13 @@ class Fetcher:
         return True
 
     def _maybe_prefetch(self, taking: int) -> None:
-        """Start the next Fetch when fewer than ``max_poll_records`` stay buffered after ``taking``."""
+        """Start the next Fetch when fewer than one Fetch's worth of records stay buffered after
+        ``taking``."""
         if (
             self._prefetch
             and self._in_flight.future is None
             and self._assigned
-            and self._buffered - taking < self.max_poll_records
+            and self._buffered - taking < fetch_records(self.max_poll_records)
         ):
             try:
                 self._start(self._max_wait_ms)
