@@ -133,9 +133,11 @@ def check_consumer_options(
 class Consumer:
     """Reads partitions in offset order (per partition); see the module docstring.
 
-    ``max_poll_records`` bounds one poll, not one Fetch: a Fetch asks for ``max_poll_records``
-    records but never fewer than 10,000 (``fetcher.MIN_FETCH_RECORDS``), so Kafka's 500 costs no
-    extra round trips; ``fetch_max_bytes`` bounds one Fetch response;
+    ``max_poll_records`` (500 by default, as in Kafka) bounds one poll, not one Fetch: a Fetch
+    asks for ``max_poll_records`` records but never fewer than 10,000
+    (``fetcher.MIN_FETCH_RECORDS``), so a small poll costs no extra round trips, and the records
+    of a poll are freed before the next is made (about a quarter less CPU per record than polls
+    of 10,000 on the reference machine); ``fetch_max_bytes`` bounds one Fetch response;
     ``fetch_max_wait_ms`` how long the broker holds a Fetch open when there is no new data.
     ``security`` holds TLS and token settings (None: from the environment, see
     :mod:`logsvc_client.security`). ``check_crcs`` verifies each batch's CRC32 before decoding it.
@@ -182,7 +184,7 @@ class Consumer:
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
         client_id: str = "",
-        max_poll_records: int = 10_000,
+        max_poll_records: int = 500,
         fetch_max_bytes: int = 16 * 1024 * 1024,
         fetch_max_wait_ms: int = 500,
         check_crcs: bool = True,

@@ -82,7 +82,7 @@ class Fetcher:
         self,
         transport: ConsumeTransport,
         *,
-        max_poll_records: int = 10_000,
+        max_poll_records: int = 500,
         fetch_max_bytes: int = 16 * 1024 * 1024,
         fetch_max_wait_ms: int = 500,
         check_crcs: bool = True,
@@ -315,7 +315,7 @@ class Fetcher:
         if self._lanes is None:
             tps, max_records = self._assigned, fetch_records(self.max_poll_records)
         else:
-            tps, max_records = self._lanes.to_fetch(self.max_poll_records)
+            tps, max_records = self._lanes.to_fetch(fetch_records(self.max_poll_records))
             if not tps:
                 return False
             self._in_flight.tps = frozenset(tps)
@@ -352,7 +352,7 @@ class Fetcher:
         stale = in_flight.future is None or in_flight.epoch != self._epoch
         if not stale and self._lanes is not None:
             # A lane that filled up before this Fetch was sent may be the one waited for now.
-            stale = not in_flight.tps.issuperset(self._lanes.to_fetch(self.max_poll_records)[0])
+            stale = not in_flight.tps.issuperset(self._lanes.to_fetch(fetch_records(self.max_poll_records))[0])
         if stale:
             in_flight.cancel()
             if not self._start(max(0, min(self._max_wait_ms, int(left * 1000)))):

@@ -92,7 +92,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
         client_id: str = "",
-        max_poll_records: int = 10_000,
+        max_poll_records: int = 500,
         fetch_max_bytes: int = 16 * 1024 * 1024,
         fetch_max_wait_ms: int = 500,
         check_crcs: bool = True,
