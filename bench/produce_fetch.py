@@ -48,10 +48,13 @@ once), then the broker stopped (SIGTERM) and started again on the same data dire
 its start to its first answered ListTopics. Last line:
 ``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
 produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
-window_records=N records=N restart_s=X idempotent=on durability=fsync|os compression=none
-server=logsvc:own|logsvc:given broker_cpu_s_per_m=X raw_lmdb_rps=N produce_share_of_raw=NN%
-raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%`` (``restart_s`` and ``broker_cpu_s_per_m`` left
-out with ``--server``).
+produce_trend=+X% fetch_trend=+X% window_records=N records=N restart_s=X idempotent=on
+durability=fsync|os compression=none server=logsvc:own|logsvc:given broker_cpu_s_per_m=X
+raw_lmdb_rps=N produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%`` (``restart_s`` and ``broker_cpu_s_per_m`` left
+out with ``--server``). ``*_end_vs_start`` compare the last window with the first, one window
+each (a few seconds, so a single slow window moves them); ``*_trend`` compare the same two ends of
+the least-squares line through every window's rate, so they say whether the rate drifts as the log
+grows, not how noisy two windows were.
 """
 
 from __future__ import annotations
@@ -278,10 +281,23 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
         f"produce_end_vs_start={(produce_rates[-1] / produce_rates[0] - 1) * 100:+.1f}% "
         f"fetch_rps_first_window={fetch_rates[0]:.0f} fetch_rps_last_window={fetch_rates[-1]:.0f} "
         f"fetch_end_vs_start={(fetch_rates[-1] / fetch_rates[0] - 1) * 100:+.1f}% "
+        f"produce_trend={trend(produce_rates):+.1f}% fetch_trend={trend(fetch_rates):+.1f}% "
         f"window_records={window} records={args.records} {restart}"
         f"idempotent=on durability={args.durability_label} compression=none "
         f"server={'logsvc:given' if args.server else 'logsvc:own'} " + cpu_fields(cpu) + raw_fields(produce_rps, raw)
     )
+
+
+def trend(rates: list[float]) -> float:
+    """The least-squares line through ``rates`` (one per window, in order): its value at the last
+    window against its value at the first, in percent (0 for fewer than two windows)."""
+    n = len(rates)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(rates) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(rates)) / sum((x - mean_x) ** 2 for x in range(n))
+    start = mean_y - slope * mean_x
+    return (start + slope * (n - 1)) / start * 100 - 100
 
 
 def cpu_fields(cpu_per_m: dict[str, float]) -> str:
