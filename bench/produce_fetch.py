@@ -51,10 +51,11 @@ produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_
 produce_trend=+X% fetch_trend=+X% window_records=N records=N restart_s=X idempotent=on
 durability=fsync|os compression=none server=logsvc:own|logsvc:given broker_cpu_s_per_m=X
 raw_lmdb_rps=N produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%``
-(``restart_s`` and ``broker_cpu_s_per_m`` left out with ``--server``). ``*_end_vs_start`` compare the last window with the first, one window
-each (a few seconds, so a single slow window moves them); ``*_trend`` compare the same two ends of
-the least-squares line through every window's rate, so they say whether the rate drifts as the log
-grows, not how noisy two windows were.
+(``restart_s`` and ``broker_cpu_s_per_m`` left out with ``--server``). ``*_end_vs_start``
+compare the last window with the first, one window each (a few seconds, so a single slow window
+moves them); ``*_trend`` compare the same two ends of the least-squares line through every
+window's rate, so they say whether the rate drifts as the log grows, not how noisy two windows
+were.
 """
 
 from __future__ import annotations
