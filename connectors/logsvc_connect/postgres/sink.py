@@ -73,10 +73,11 @@ STAGING_BUFFERS = "64MB"
 def configure(values: dict[str, Any], runtime: RuntimeConfig) -> Adapter:
     """The ``[postgres]`` table as a :class:`PostgresConfig` and a factory of its sink. The
     connector's name owns its exactly-once offsets; what the sink decodes itself (a value the
-    runtime left undecoded) follows the runtime's ``value_format``."""
+    runtime left undecoded) follows the runtime's ``value_format``; the sink creates the tables of
+    the runtime's topics when it opens."""
     config = PostgresConfig.from_mapping({"connector": runtime.name, "value_format": runtime.value_format, **values})
     check_one_target_per_topic(runtime.topics, config.table_name, "table", "table")
-    return Adapter(config, lambda: PostgresSink(config))
+    return Adapter(config, lambda: PostgresSink(config, runtime.topics))
 
 
 class PostgresSink(Sink):
@@ -87,8 +88,10 @@ class PostgresSink(Sink):
     #: syncs one batch while this process decodes and encodes the next
     write_in_background = True
 
-    def __init__(self, config: PostgresConfig) -> None:
+    def __init__(self, config: PostgresConfig, topics: Sequence[str] = ()) -> None:
         self.config = config
+        #: the topics the connector reads: their tables are created (or checked) by open()
+        self.topics = tuple(topics)
         self.layout = TableLayout(config)
         self.encoder = RowEncoder(config)
         self.server = describe_server(config.dsn)
@@ -118,7 +121,16 @@ class PostgresSink(Sink):
     # -- the contract ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        self._connection()
+        """Connect, and create the tables of :attr:`topics` (or check the primary key of those
+        that exist): a table the connector cannot create or that is keyed otherwise fails at
+        start-up, and the first batch does not wait for DDL. A write creates any other table it
+        needs, and creates them again after the connection was lost."""
+        conn = self._connection()
+        try:
+            for topic in self.topics:
+                self._create_table(conn, self._table(topic))
+        except psycopg.Error as e:
+            raise self._translate(e) from e
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -257,17 +269,22 @@ class PostgresSink(Sink):
         a concurrent creation by another connector must not fail the data transaction."""
         for group in groups:
             table = self._table(group.topic)
-            if table not in self._created:
-                if not self._exists(conn, table):
-                    self._ddl(conn, self.layout.create_table(table))
-                self._check_primary_key(conn, table)
-                self._created.add(table)
+            self._create_table(conn, table)
             if group.delete_keys and table not in self._key_indexed:
                 index = self.layout.key_index_name(table)
                 statement = self.layout.key_index(table)
                 if index is not None and statement is not None and not self._exists(conn, index):
                     self._ddl(conn, statement)
                 self._key_indexed.add(table)
+
+    def _create_table(self, conn: psycopg.Connection[Any], table: str) -> None:
+        """Create ``table`` when missing, else check its primary key (once; again after the
+        connection was lost)."""
+        if table not in self._created:
+            if not self._exists(conn, table):
+                self._ddl(conn, self.layout.create_table(table))
+            self._check_primary_key(conn, table)
+            self._created.add(table)
 
     def _exists(self, conn: psycopg.Connection[Any], name: str) -> bool:
         """Whether table or index ``name`` exists in the configured schema (see
