@@ -287,7 +287,7 @@ class RowEncoder:
                 or max(stamps) >= END_TIMESTAMP_MS
             ):
                 return None
-        except TypeError:  # a value that is not bytes, or no value (a tombstone): one by one
+        except (TypeError, IndexError):  # a value that is not bytes, empty, or none (a tombstone)
             return None
         micros = map(mul, map(sub, stamps, repeat(PG_EPOCH_MS)), repeat(1000))
         return list(
@@ -333,7 +333,7 @@ class RowEncoder:
         v: bytes = r.value  # type: ignore[assignment]
         doc = r.doc
         if doc is None:
-            if v[0] == 0x7B and self.trust_json:  # the server parses it anyway: no Python decode
+            if v[:1] == b"{" and self.trust_json:  # the server parses it anyway: no Python decode
                 if b"\\u0000" in v and _NUL_ESCAPE_BYTES.search(v):
                     raise nul_error("value")
                 return JSONB_V1 + v, None
