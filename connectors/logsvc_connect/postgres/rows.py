@@ -263,7 +263,8 @@ class RowEncoder:
         #: PostgreSQL as it is, and PostgreSQL's JSON parser checks it (see PostgresSink._load);
         #: False: decoded here first, which tells bad JSON from a raw value
         self.trust_json = False
-        self._plain_jsonb = config.mode == "jsonb" and not config.key_fields
+        #: jsonb mode without key fields: the rows that :meth:`rows` can build column by column
+        self.plain_jsonb = config.mode == "jsonb" and not config.key_fields
 
     def rows(self, records: Sequence[SinkRecord]) -> list[Row] | None:
         """The rows of ``records`` built column by column, with no Python code run per record,
@@ -271,7 +272,7 @@ class RowEncoder:
         ``trust_json``, values left undecoded that start with "{" and hold no ``\\u0000``, a key
         where the id needs one, no headers, timestamps in range: then the same rows :meth:`row`
         builds. None when any record does not (build them one by one then)."""
-        if not (self._plain_jsonb and self.trust_json and records):
+        if not (self.plain_jsonb and self.trust_json and records):
             return None
         topics, partitions, offsets, stamps, keys, values, headers, docs = zip(*records, strict=True)
         try:

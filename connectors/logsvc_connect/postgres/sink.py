@@ -9,7 +9,9 @@ they can (jsonb mode, when the table's last direct attempts met no existing ids)
 into the session's temporary staging table and one ``INSERT … SELECT … ON CONFLICT``. The common
 batch — trusted JSON (below), no tombstones, every table taking a direct COPY — goes in as
 ``BEGIN``, the COPYs, the offsets, ``COMMIT`` with no savepoint; when the server refuses a row that
-transaction is rolled back whole and the batch written again the usual way.
+transaction is rolled back whole and the batch written again the usual way. Such a batch's rows are
+not built as tuples at all: :meth:`PostgresSink.prepare` turns its records into the COPY's binary
+data in one pass (:mod:`~logsvc_connect.postgres.copy_stream`), and the write sends that block.
 
 In jsonb mode with offset or key ids nothing needs the value decoded: the sink asks the runtime
 not to decode (``decode_values``), stores a JSON object's own bytes and leaves checking them to
@@ -155,7 +157,7 @@ class PostgresSink(Sink):
         failed: dict[int, DataError] = {}
         groups = group_records(records)
         for group in groups:
-            group.encode(records, self._ahead, failed, self._trust_json)
+            group.encode(records, self._ahead, failed, self._trust_json, self._streams(group))
         self._prepared = (records, groups, failed)
 
     def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
@@ -166,12 +168,15 @@ class PostgresSink(Sink):
             failed = {}
             groups = group_records(records)
             for group in groups:
-                group.encode(records, self.encoder, failed, self._trust_json)
+                group.encode(records, self.encoder, failed, self._trust_json, self._streams(group))
         conn = self._connection()
         try:
             self._create_tables(conn, groups)
             if self._write_direct(conn, records, groups, failed, offsets):
                 return WriteResult(failed)
+            for group in groups:  # COPY data goes only straight into a table: rows for the rest
+                if group.stream is not None:
+                    group.encode(records, self.encoder, failed, self._trust_json)
             self.loader.staging_dirty = False
             with conn.transaction(), conn.cursor() as cur:
                 for group in groups:
@@ -194,12 +199,16 @@ class PostgresSink(Sink):
         subtransaction, on every batch)."""
         tables = [self._table(group.topic) for group in groups]
         for group, table in zip(groups, tables, strict=True):
-            if not (group.trusted and group.rows and not group.delete_keys and self.loader.can_copy_direct(table)):
+            rows = group.rows or group.stream is not None
+            if not (group.trusted and rows and not group.delete_keys and self.loader.can_copy_direct(table)):
                 return False
         try:
             with conn.transaction(), conn.cursor() as cur:
                 for group, table in zip(groups, tables, strict=True):
-                    self.loader.copy_direct(cur, table, group.rows)
+                    if group.stream is not None:
+                        self.loader.copy_direct_data(cur, table, group.stream)
+                    else:
+                        self.loader.copy_direct(cur, table, group.rows)
                 self._store_offsets(cur, records, failed, offsets)
         except psycopg.Error as e:
             if not is_data_error(e):
@@ -208,6 +217,11 @@ class PostgresSink(Sink):
                 self.loader.refused_direct(table)
             return False
         return True
+
+    def _streams(self, group: TopicGroup) -> bool:
+        """Whether ``group`` is encoded as COPY data when it is plain (its rows likely go straight
+        into its table: no tombstones, and direct COPYs allowed there now)."""
+        return not group.delete_keys and self.loader.can_copy_direct(self._table(group.topic))
 
     def _store_offsets(self, cur: psycopg.Cursor[Any], records: Sequence[SinkRecord], failed: dict[int, DataError],
                        offsets: Mapping[TopicPartition, int]) -> None:  # fmt: skip
