@@ -474,13 +474,29 @@ static void skip_record(const uint8_t **pp) {
     Py_XDECREF(dummy);
 }
 
+/* How many items decode() gives a record_type tuple: 7, or its number of NamedTuple fields when it
+ * has more (those after the seventh are None); -1 with an exception set. */
+static Py_ssize_t record_width(PyObject *type) {
+    PyObject *fields = PyObject_GetAttrString(type, "_fields");
+    if (fields == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+        PyErr_Clear();
+        return 7;
+    }
+    Py_ssize_t n = PyTuple_Check(fields) ? PyTuple_GET_SIZE(fields) : 7;
+    Py_DECREF(fields);
+    return n > 7 ? n : 7;
+}
+
 /*
  * decode(payload, record_count, record_type, topic, partition, base_offset, skip, append_time_ms)
  *   -> list[record_type] | str
  *
  * The records of a stored payload as record_type(topic, partition, offset, timestamp_ms, key,
- * value, headers) tuples (record_type is a tuple subclass of seven fields, logsvc_wire.types.Record),
- * from the skip-th record on (offsets base_offset + skip, ...). append_time_ms >= 0 stands for
+ * value, headers) tuples (record_type is a tuple subclass whose first seven fields are those of
+ * logsvc_wire.types.Record; a NamedTuple of more fields gets None in the others, so a wider record
+ * type, such as a sink's that carries the decoded value too, is built in the same pass), from the
+ * skip-th record on (offsets base_offset + skip, ...). append_time_ms >= 0 stands for
  * every record's timestamp (a LogAppendTime batch). A payload that is not exactly record_count
  * records of the specified types gives check()'s message instead (the header's timestamps are
  * not compared: LogAppendTime rewrites them).
@@ -501,6 +517,8 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyTypeObject *type = (PyTypeObject *)args[2];
+    Py_ssize_t width = record_width(args[2]);
+    if (width < 0) return NULL;
     PyObject *topic = args[3], *partition = args[4];
     long long base = PyLong_AsLongLong(args[5]);
     if (base == -1 && PyErr_Occurred()) return NULL;
@@ -551,7 +569,7 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (headers == NULL) { Py_DECREF(key); Py_DECREF(value); goto fail; }
         PyObject *offset = PyLong_FromLongLong(base + i);
         if (offset == NULL) { Py_DECREF(key); Py_DECREF(value); Py_DECREF(headers); goto fail; }
-        PyObject *rec = type->tp_alloc(type, 7);
+        PyObject *rec = type->tp_alloc(type, width);
         if (rec == NULL) {
             Py_DECREF(key); Py_DECREF(value); Py_DECREF(headers); Py_DECREF(offset);
             goto fail;
@@ -566,6 +584,10 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(rec, 4, key);
         PyTuple_SET_ITEM(rec, 5, value);
         PyTuple_SET_ITEM(rec, 6, headers);
+        for (Py_ssize_t k = 7; k < width; k++) {
+            Py_INCREF(Py_None);
+            PyTuple_SET_ITEM(rec, k, Py_None);
+        }
         /* Without headers a record holds only str, int, bytes and None, so it can be part of no
          * reference cycle: untracked now, the garbage collector never scans it (it would untrack
          * such a tuple itself, at its first collection, after scanning it once). */

@@ -271,8 +271,10 @@ def decode_records(
     data: bytes,
     start_offset: int = 0,
     check_crc: bool = True,
+    record_type: type[tuple[Any, ...]] = Record,
 ) -> list[Record]:
-    """Decode a stored batch into :class:`Record` tuples, skipping offsets below ``start_offset``.
+    """Decode a stored batch into :class:`Record` tuples, skipping offsets below ``start_offset``
+    (``record_type``: another tuple type whose first seven fields are Record's, the rest None).
 
     Raises :class:`~logsvc_wire.errors.CorruptBatch` (naming topic, partition and the batch's
     offset range) for anything that does not follow the specification; never another error.
@@ -290,7 +292,7 @@ def decode_records(
         raise corrupt(topic, partition, base_offset, count, e.message) from None
     append_ts = header.max_timestamp_ms if header.attributes & ATTR_LOG_APPEND_TIME else -1
     # The hot loop of every consumer: checked and built into Record tuples in one C pass.
-    records = _decode(plain, count, Record, topic, partition, base_offset, start_offset - base_offset, append_ts)
+    records = _decode(plain, count, record_type, topic, partition, base_offset, start_offset - base_offset, append_ts)
     if isinstance(records, str):
         raise corrupt(topic, partition, base_offset, count, records)
     return records

@@ -15,8 +15,14 @@ from types import ModuleType
 ENV_PURE_PYTHON = "LOGSVC_PURE_PYTHON"
 
 
+def pure_python_forced() -> bool:
+    """Whether :data:`ENV_PURE_PYTHON` asks for the pure-Python code (the connectors' C paths
+    follow it too)."""
+    return os.environ.get(ENV_PURE_PYTHON, "").strip().lower() in ("1", "true", "yes")
+
+
 def _load() -> ModuleType | None:
-    if os.environ.get(ENV_PURE_PYTHON, "").strip().lower() in ("1", "true", "yes"):
+    if pure_python_forced():
         return None
     try:
         from . import _codec

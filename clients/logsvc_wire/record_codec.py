@@ -160,8 +160,9 @@ def decode_py(
 ) -> list[Any] | str:
     """The records of a stored payload as ``record_type(topic, partition, offset, timestamp_ms,
     key, value, headers)`` tuples from the ``skip``-th on (offsets ``base_offset + skip`` ...);
-    ``append_time_ms`` >= 0 is every record's timestamp (a LogAppendTime batch). A payload that is
-    not exactly ``record_count`` records of the specified types gives the check's message instead
+    ``append_time_ms`` >= 0 is every record's timestamp (a LogAppendTime batch). A ``record_type``
+    whose NamedTuple fields go on past those seven gets None in the others. A payload that is not
+    exactly ``record_count`` records of the specified types gives the check's message instead
     (the header's timestamps are not compared: LogAppendTime rewrites them)."""
     try:
         rows = msgpack.unpackb(payload, use_list=False, raw=False)
@@ -173,10 +174,18 @@ def decode_py(
     first = base_offset + skip
     if skip:
         rows = rows[skip:]
+    # () for Record; "+ more" rather than (..., *more): t + () is t itself, half the cost per record
+    more = (None,) * (len(getattr(record_type, "_fields", ())) - 7)
     if append_time_ms >= 0:
         ts = append_time_ms
-        return [_new(record_type, (topic, partition, first + i, ts, k, v, h)) for i, (_, k, v, h) in enumerate(rows)]
-    return [_new(record_type, (topic, partition, first + i, t, k, v, h)) for i, (t, k, v, h) in enumerate(rows)]
+        return [
+            _new(record_type, (topic, partition, first + i, ts, k, v, h) + more)  # noqa: RUF005
+            for i, (_, k, v, h) in enumerate(rows)
+        ]
+    return [
+        _new(record_type, (topic, partition, first + i, t, k, v, h) + more)  # noqa: RUF005
+        for i, (t, k, v, h) in enumerate(rows)
+    ]
 
 
 AppendRecord = Callable[[bytearray, int, object, object, bytes], bool]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from typing import NamedTuple
 
 import pytest
 
@@ -187,6 +188,38 @@ def test_tombstones_headers_and_timestamps_survive_the_round_trip(cluster: Clust
     if tombstones:
         tombstone = got[2]
         assert (tombstone.key, tombstone.value, tombstone.headers, tombstone.timestamp_ms) == (b"k", None, None, T0 + 1)
+
+
+class Annotated(NamedTuple):
+    """A record type with room past Record's fields (as a sink runtime's has for the decoded value)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] | None
+    note: object
+
+
+def test_a_consumer_decodes_into_a_wider_record_type_with_none_past_records_fields(cluster: Cluster) -> None:
+    # Given records with and without headers
+    topic = cluster.create_topic(1)
+    produce(cluster, topic, [(b"v0", b"k", None, T0, [("trace", b"t")]), (b"v1", None, None, T0 + 1, None)])
+
+    # When a consumer built with that record type reads them
+    with Consumer(cluster.address, record_type=Annotated) as consumer:
+        consumer.assign([TopicPartition(topic, 0)])
+        got = consume_all(consumer, 2)
+
+    # Then they are of that type: Record's fields as produced, None in the other
+    assert all(type(r) is Annotated for r in got)
+    assert [r[:7] for r in got] == [
+        (topic, 0, 0, T0, b"k", b"v0", (("trace", b"t"),)),
+        (topic, 0, 1, T0 + 1, None, b"v1", None),
+    ]
+    assert [r.note for r in got] == [None, None]
 
 
 def test_many_batches_of_one_partition_go_in_one_request_and_keep_their_order(cluster: Cluster) -> None:

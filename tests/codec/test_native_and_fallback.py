@@ -12,7 +12,7 @@ import subprocess
 import sys
 from array import array
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import pytest
@@ -214,6 +214,40 @@ def test_good_batches_decode_alike_from_any_start_and_with_log_append_time() -> 
             if i >= start
         ]
         assert all(type(r) is Record for r in c)
+
+
+class WideRecord(NamedTuple):
+    """A record type with two fields past Record's seven (as a sink runtime's SinkRecord has one)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+    doc: Any
+    note: Any
+
+
+def test_a_wider_record_type_is_decoded_alike_with_none_in_its_other_fields() -> None:
+    # Given random good batches, with headers or not
+    rng = random.Random(SEED + 2)
+    for _ in range(100):
+        rows = records(rng, rng.choice([1, 5, 40]))
+        data = codec.encode_batch(rows)
+        header = codec.read_header(data)
+        skip = rng.choice([0, 1, len(rows) // 2])
+        # When both implementations decode them into a NamedTuple of nine fields
+        c, py = (
+            f(codec._plain(data, header), header.record_count, WideRecord, "orders", 3, 1_000, skip, -1)
+            for f in both("decode")
+        )
+        # Then they agree: Record's seven fields as decoded into Record, then None, None
+        assert c == py
+        assert all(type(r) is WideRecord for r in c)
+        assert [r[:7] for r in c] == [tuple(r) for r in decoded(record_codec.decode, data, 1_000, skip, -1)]
+        assert all(r.doc is None and r.note is None for r in c)
 
 
 def test_every_listed_case_and_the_fuzz_corpus_decode_or_are_refused_alike() -> None:

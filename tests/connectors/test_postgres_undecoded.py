@@ -91,6 +91,25 @@ def test_undecoded_values_that_are_not_json_are_stored_raw_under_auto(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(("value_format", "failed_as", "stored_raw"), [
+    ("json", {1: "InvalidJson"}, []),
+    ("auto", {}, [(1, b"")]),
+])  # fmt: skip
+def test_an_empty_value_fails_or_is_stored_raw_like_any_value_that_is_not_json(
+    make_sink: MakeSink, target: PostgresTarget, value_format: str, failed_as: dict[int, str], stored_raw: list[Any]
+) -> None:
+    # Given a jsonb sink, and a batch with an empty value (not a tombstone) between JSON objects
+    sink = make_sink(value_format=value_format)
+    batch = [undecoded(0, GOOD), undecoded(1, b""), undecoded(2, b'{"id": 3}')]
+
+    # When it prepares and writes the batch, Then the empty value fails alone under "json" and is
+    # stored raw under "auto", and the JSON objects are stored
+    sink.prepare(batch)
+    assert {i: e.error_class for i, e in sink.write(batch, {}).failed.items()} == failed_as
+    assert target.query('SELECT "offset" FROM orders WHERE value IS NOT NULL ORDER BY 1') == [(0,), (2,)]
+    assert target.query('SELECT "offset", value_bytes FROM orders WHERE value IS NULL') == stored_raw
+
+
 def test_an_undecoded_upsert_through_staging_keeps_the_good_rows_of_a_refused_batch(
     make_sink: MakeSink, target: PostgresTarget
 ) -> None:

@@ -158,6 +158,10 @@ class Consumer:
     Lanes (see the module docstring): ``priority`` is "none" (records as they are fetched),
     "strict" or "weighted" (with ``lane_weights``, positive, one per topic, highest lane first);
     ``max_lane_wait_ms`` bounds how long a lane with a backlog goes without records.
+
+    ``record_type`` is the tuple type poll's records are decoded into: :class:`Record`, or a
+    NamedTuple whose first seven fields are Record's and whose others are None (a sink runtime's
+    record, with room for what it adds, built in the decoding pass with no second tuple).
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Consumer:
@@ -198,6 +202,7 @@ class Consumer:
         max_lane_wait_ms: int = 1_000,
         security: Security | None = None,
         corrupt_batches: CorruptBatches = "raise",
+        record_type: type[tuple[Any, ...]] = Record,
     ) -> None:
         check_consumer_options(
             group_id,
@@ -270,6 +275,7 @@ class Consumer:
             prefetch=prefetch,
             retry=self._retry,
             corrupt_batches=corrupt_batches,
+            record_type=record_type,
         )
         self._closed = False
 

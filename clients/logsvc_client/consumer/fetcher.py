@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
 from ..records import Record, TopicPartition
@@ -91,8 +91,10 @@ class Fetcher:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         corrupt_batches: CorruptBatches = "raise",
+        record_type: type[tuple[Any, ...]] = Record,
     ) -> None:
         check_offset_reset(auto_offset_reset)
+        self._record_type = record_type
         self._skip_corrupt = check_corrupt_batches(corrupt_batches) == "skip"
         self._transport = transport
         self.max_poll_records = max_poll_records
@@ -107,7 +109,7 @@ class Fetcher:
         self._positions: dict[TopicPartition, int] = {}
         self._fetch_offsets: dict[TopicPartition, int] = {}
         # without lanes: every partition's records, in fetch order
-        self._buffer = RecordBuffer(check_crcs, self._skip_corrupt)
+        self._buffer = RecordBuffer(check_crcs, self._skip_corrupt, record_type)
         self._buffered = 0  # records fetched and not handed out (in all buffers)
         self._lanes: LaneBuffers | None = None  # with lanes: the records buffered per lane
         self._short = False  # with lanes: the last poll took less than it could have
@@ -141,7 +143,9 @@ class Fetcher:
             return
         self._discard(lambda tp: True)
         self._lanes = (
-            None if policy is None else LaneBuffers(policy, self._check_crcs, self._assigned, self._skip_corrupt)
+            None
+            if policy is None
+            else LaneBuffers(policy, self._check_crcs, self._assigned, self._skip_corrupt, self._record_type)
         )
 
     def interrupt_on(self, wake: threading.Event) -> None:

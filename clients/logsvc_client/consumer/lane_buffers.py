@@ -15,8 +15,9 @@ lane that is not being taken from stops growing while the others keep being fetc
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from ..records import TopicPartition
+from ..records import Record, TopicPartition
 from .lanes import LanePolicy
 from .record_buffer import RecordBuffer
 
@@ -27,10 +28,16 @@ class LaneBuffers:
     __slots__ = ("buffers", "ends", "policy", "tps")
 
     def __init__(
-        self, policy: LanePolicy, check_crcs: bool, assigned: list[TopicPartition], skip_corrupt: bool = False
+        self,
+        policy: LanePolicy,
+        check_crcs: bool,
+        assigned: list[TopicPartition],
+        skip_corrupt: bool = False,
+        record_type: type[tuple[Any, ...]] = Record,
     ) -> None:
         self.policy = policy
-        self.buffers = {lane: RecordBuffer(check_crcs, skip_corrupt) for lane in policy.lanes}  # in lane order
+        # in lane order
+        self.buffers = {lane: RecordBuffer(check_crcs, skip_corrupt, record_type) for lane in policy.lanes}
         self.tps: dict[str, list[TopicPartition]] = {}  # the assigned partitions of each lane
         self.ends: dict[TopicPartition, int] = {}  # the log end, per the last Fetch answer
         self.assign(assigned)

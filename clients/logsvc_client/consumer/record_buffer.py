@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from logsvc_wire import batch as codec
 
@@ -47,11 +48,14 @@ def corrupt_error(error: CorruptBatch, tp: TopicPartition, base: int, end: int, 
 class RecordBuffer:
     """Batches of some partitions in fetch order; ``count`` records not handed out yet."""
 
-    __slots__ = ("_check_crcs", "_decoded", "_decoded_at", "_pending", "_skip_corrupt", "count")
+    __slots__ = ("_check_crcs", "_decoded", "_decoded_at", "_pending", "_record_type", "_skip_corrupt", "count")
 
-    def __init__(self, check_crcs: bool = True, skip_corrupt: bool = False) -> None:
+    def __init__(
+        self, check_crcs: bool = True, skip_corrupt: bool = False, record_type: type[tuple[Any, ...]] = Record
+    ) -> None:
         self._check_crcs = check_crcs
         self._skip_corrupt = skip_corrupt
+        self._record_type = record_type  # what batches are decoded into (see Consumer's record_type)
         self._pending: deque[tuple[TopicPartition, int, bytes, int, int]] = deque()  # tp, base, batch, start, end
         self._decoded: list[Record] = []  # the batch being handed out, from _decoded_at on
         self._decoded_at = 0
@@ -94,7 +98,9 @@ class RecordBuffer:
             elif self._pending:
                 tp, base, data, start, end = item = self._pending.popleft()
                 try:
-                    self._decoded = codec.decode_records(tp.topic, tp.partition, base, data, start, self._check_crcs)
+                    self._decoded = codec.decode_records(
+                        tp.topic, tp.partition, base, data, start, self._check_crcs, self._record_type
+                    )
                 except CorruptBatch as e:
                     error = corrupt_error(e, tp, base, end, data)
                     if self._skip_corrupt:

@@ -106,6 +106,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
         max_lane_wait_ms: int = 1_000,
         security: Security | None = None,
         corrupt_batches: CorruptBatches = "raise",
+        record_type: type[tuple[Any, ...]] = Record,
     ) -> None:
         check_consumer_options(
             group_id,
@@ -129,6 +130,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
             corrupt_batches=corrupt_batches,
         )
         check_offset_reset(auto_offset_reset)
+        self._record_type = record_type
         self.address = address
         self.group_id = group_id
         config = consumer_config(
@@ -518,7 +520,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
                     messages += rd.consume(limit - 1, 0)
         except KafkaException as e:
             raise translate(e, "poll") from None
-        records, failed = to_records(messages)
+        records, failed = to_records(messages, self._record_type)
         for m in failed:
             self._consumer_error(m)
         if self._changed:

@@ -25,10 +25,12 @@ def headers_of(headers: list[tuple[str, bytes | None]]) -> Headers:
     return pairs  # type: ignore[return-value]
 
 
-def to_records(messages: Sequence[Any]) -> tuple[list[Record], list[Any]]:
+def to_records(messages: Sequence[Any], record_type: type[tuple[Any, ...]] = Record) -> tuple[list[Record], list[Any]]:
     """The records of ``messages`` in the order given, and the messages that carry an error
-    instead of a record (their ``error()``, ``topic()`` and ``partition()`` say which)."""
-    records: list[Record] = []
+    instead of a record (their ``error()``, ``topic()`` and ``partition()`` say which).
+    ``record_type``: as the consumer's (Record's seven fields first, any others None)."""
+    more = (None,) * (len(getattr(record_type, "_fields", ())) - 7)  # () for Record
+    records: list[Any] = []  # record_type tuples
     failed: list[Any] = []
     append = records.append
     for m in messages:
@@ -36,18 +38,14 @@ def to_records(messages: Sequence[Any]) -> tuple[list[Record], list[Any]]:
             failed.append(m)
             continue
         h = m.headers()
-        append(
-            _new(
-                Record,
-                (
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    m.timestamp()[1],
-                    m.key(),
-                    m.value(),
-                    headers_of(h) if h else None,
-                ),
-            )
+        fields = (
+            m.topic(),
+            m.partition(),
+            m.offset(),
+            m.timestamp()[1],
+            m.key(),
+            m.value(),
+            headers_of(h) if h else None,
         )
+        append(_new(record_type, fields + more))  # fields + () is fields itself
     return records, failed

@@ -7,6 +7,7 @@
                             store offsets (exactly-once), commit (:mod:`.sink`)
 :func:`group_records`       a batch per topic, tombstones applied (:mod:`.groups`)
 :class:`RowEncoder`         records → staging rows, per-column conversion (:mod:`.rows`)
+:func:`jsonb_copy`          a plain jsonb batch → binary COPY data in one pass, in C (:mod:`.copy_stream`)
 :class:`RowLoader`          rows → table: binary COPY, or staging + INSERT … ON CONFLICT (:mod:`.loader`)
 :class:`TableLayout`        a table's columns, DDL and statements (:mod:`.schema`)
 :func:`translate`           psycopg errors → transient, data or config errors (:mod:`.errors`)
@@ -14,6 +15,7 @@
 """
 
 from .config import PostgresConfig
+from .copy_stream import jsonb_copy
 from .errors import translate
 from .groups import TopicGroup, group_records
 from .loader import RowLoader
@@ -30,5 +32,6 @@ __all__ = [
     "TopicGroup",
     "configure",
     "group_records",
+    "jsonb_copy",
     "translate",
 ]

@@ -6,7 +6,8 @@ record a later tombstone deletes anyway is dropped. Duplicate ids are not compac
 runtime does it before the batch reaches the sink (one record per id).
 :meth:`TopicGroup.encode` then turns the group's live records into staging rows
 (:class:`~logsvc_connect.postgres.rows.RowEncoder`), a record that cannot be encoded failing
-alone.
+alone — or, for a plain jsonb batch bound for a direct COPY, into that COPY's data
+(:mod:`~logsvc_connect.postgres.copy_stream`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from ..sink import DataError, SinkRecord
+from .copy_stream import jsonb_copy
 from .rows import Row, RowEncoder
 
 #: fields of a SinkRecord tuple, for per-record work done by C iterators
@@ -33,16 +35,30 @@ class TopicGroup:
     live: list[int] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)
+    #: instead of ``rows`` (then empty): the binary COPY data of the rows (copy_stream.jsonb_copy)
+    stream: bytes | None = None
     delete_keys: list[bytes] = field(default_factory=list)
 
     def encode(
-        self, records: Sequence[SinkRecord], encoder: RowEncoder, failed: dict[int, DataError], trust: bool
+        self,
+        records: Sequence[SinkRecord],
+        encoder: RowEncoder,
+        failed: dict[int, DataError],
+        trust: bool,
+        stream: bool = False,
     ) -> None:
         """The group's staging rows; a record that cannot be encoded goes to ``failed``. ``trust``:
-        leave JSON to PostgreSQL to check."""
+        leave JSON to PostgreSQL to check. ``stream``: when the records are plain jsonb ones (every
+        one encodes), their binary COPY data in :attr:`stream` instead of rows."""
         self.trusted = encoder.trust_json = trust
-        self.rows, self.indexes = [], []
-        rows = encoder.rows(records if len(self.live) == len(records) else [records[i] for i in self.live])
+        self.rows, self.indexes, self.stream = [], [], None
+        live = [records[i] for i in self.live] if len(self.live) < len(records) else records
+        if stream and encoder.plain_jsonb and trust:
+            self.stream = jsonb_copy(live if isinstance(live, list) else list(live), self.topic, encoder.needs_key)
+            if self.stream is not None:
+                self.indexes = self.live
+                return
+        rows = encoder.rows(live)
         if rows is not None:
             self.rows, self.indexes = rows, self.live
             return

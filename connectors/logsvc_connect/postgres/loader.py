@@ -69,6 +69,12 @@ class RowLoader:
         the caller's transaction, which then calls :meth:`refused_direct` and writes again."""
         self._copy(cur, self.layout.copy(table), rows)
 
+    def copy_direct_data(self, cur: psycopg.Cursor[Any], table: str, data: bytes) -> None:
+        """:meth:`copy_direct` of rows given as their binary COPY data, signature to trailer
+        (:mod:`~logsvc_connect.postgres.copy_stream`)."""
+        with cur.copy(self.layout.copy(table)) as copy:
+            copy.write(data)
+
     def refused_direct(self, table: str) -> None:
         """A :meth:`copy_direct` into ``table`` was refused: the batch written again and the next
         :data:`DIRECT_BACKOFF_BATCHES` go through staging, as after a refused direct :meth:`load`."""

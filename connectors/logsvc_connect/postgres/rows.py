@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
-from operator import contains, eq, itemgetter, mul, sub
+from operator import eq, itemgetter, mul, sub
 from typing import Any
 
 from ..sink import DataError, SinkRecord
@@ -263,7 +263,8 @@ class RowEncoder:
         #: PostgreSQL as it is, and PostgreSQL's JSON parser checks it (see PostgresSink._load);
         #: False: decoded here first, which tells bad JSON from a raw value
         self.trust_json = False
-        self._plain_jsonb = config.mode == "jsonb" and not config.key_fields
+        #: jsonb mode without key fields: the rows that :meth:`rows` can build column by column
+        self.plain_jsonb = config.mode == "jsonb" and not config.key_fields
 
     def rows(self, records: Sequence[SinkRecord]) -> list[Row] | None:
         """The rows of ``records`` built column by column, with no Python code run per record,
@@ -271,7 +272,7 @@ class RowEncoder:
         ``trust_json``, values left undecoded that start with "{" and hold no ``\\u0000``, a key
         where the id needs one, no headers, timestamps in range: then the same rows :meth:`row`
         builds. None when any record does not (build them one by one then)."""
-        if not (self._plain_jsonb and self.trust_json and records):
+        if not (self.plain_jsonb and self.trust_json and records):
             return None
         topics, partitions, offsets, stamps, keys, values, headers, docs = zip(*records, strict=True)
         try:
@@ -280,12 +281,14 @@ class RowEncoder:
                 or any(headers)
                 or (self.needs_key and None in keys)
                 or not all(map(eq, map(_FIRST_BYTE, values), repeat(_OPEN_BRACE)))
-                or any(map(contains, values, repeat(b"\\u0000")))
+                # every value starts with "{", so a \\u0000 in them joined is in one of them: one
+                # search instead of one per value
+                or b"\\u0000" in b"".join(values)
                 or min(stamps) < MIN_TIMESTAMP_MS
                 or max(stamps) >= END_TIMESTAMP_MS
             ):
                 return None
-        except TypeError:  # a value that is not bytes, or no value (a tombstone): one by one
+        except (TypeError, IndexError):  # a value that is not bytes, empty, or none (a tombstone)
             return None
         micros = map(mul, map(sub, stamps, repeat(PG_EPOCH_MS)), repeat(1000))
         return list(
@@ -331,7 +334,7 @@ class RowEncoder:
         v: bytes = r.value  # type: ignore[assignment]
         doc = r.doc
         if doc is None:
-            if v[0] == 0x7B and self.trust_json:  # the server parses it anyway: no Python decode
+            if v[:1] == b"{" and self.trust_json:  # the server parses it anyway: no Python decode
                 if b"\\u0000" in v and _NUL_ESCAPE_BYTES.search(v):
                     raise nul_error("value")
                 return JSONB_V1 + v, None

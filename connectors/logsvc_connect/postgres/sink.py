@@ -9,7 +9,9 @@ they can (jsonb mode, when the table's last direct attempts met no existing ids)
 into the session's temporary staging table and one ``INSERT … SELECT … ON CONFLICT``. The common
 batch — trusted JSON (below), no tombstones, every table taking a direct COPY — goes in as
 ``BEGIN``, the COPYs, the offsets, ``COMMIT`` with no savepoint; when the server refuses a row that
-transaction is rolled back whole and the batch written again the usual way.
+transaction is rolled back whole and the batch written again the usual way. Such a batch's rows are
+not built as tuples at all: :meth:`PostgresSink.prepare` turns its records into the COPY's binary
+data in one pass (:mod:`~logsvc_connect.postgres.copy_stream`), and the write sends that block.
 
 In jsonb mode with offset or key ids nothing needs the value decoded: the sink asks the runtime
 not to decode (``decode_values``), stores a JSON object's own bytes and leaves checking them to
@@ -73,10 +75,11 @@ STAGING_BUFFERS = "64MB"
 def configure(values: dict[str, Any], runtime: RuntimeConfig) -> Adapter:
     """The ``[postgres]`` table as a :class:`PostgresConfig` and a factory of its sink. The
     connector's name owns its exactly-once offsets; what the sink decodes itself (a value the
-    runtime left undecoded) follows the runtime's ``value_format``."""
+    runtime left undecoded) follows the runtime's ``value_format``; the sink creates the tables of
+    the runtime's topics when it opens."""
     config = PostgresConfig.from_mapping({"connector": runtime.name, "value_format": runtime.value_format, **values})
     check_one_target_per_topic(runtime.topics, config.table_name, "table", "table")
-    return Adapter(config, lambda: PostgresSink(config))
+    return Adapter(config, lambda: PostgresSink(config, runtime.topics))
 
 
 class PostgresSink(Sink):
@@ -87,8 +90,10 @@ class PostgresSink(Sink):
     #: syncs one batch while this process decodes and encodes the next
     write_in_background = True
 
-    def __init__(self, config: PostgresConfig) -> None:
+    def __init__(self, config: PostgresConfig, topics: Sequence[str] = ()) -> None:
         self.config = config
+        #: the topics the connector reads: their tables are created (or checked) by open()
+        self.topics = tuple(topics)
         self.layout = TableLayout(config)
         self.encoder = RowEncoder(config)
         self.server = describe_server(config.dsn)
@@ -118,7 +123,16 @@ class PostgresSink(Sink):
     # -- the contract ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        self._connection()
+        """Connect, and create the tables of :attr:`topics` (or check the primary key of those
+        that exist): a table the connector cannot create or that is keyed otherwise fails at
+        start-up, and the first batch does not wait for DDL. A write creates any other table it
+        needs, and creates them again after the connection was lost."""
+        conn = self._connection()
+        try:
+            for topic in self.topics:
+                self._create_table(conn, self._table(topic))
+        except psycopg.Error as e:
+            raise self._translate(e) from e
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -143,7 +157,7 @@ class PostgresSink(Sink):
         failed: dict[int, DataError] = {}
         groups = group_records(records)
         for group in groups:
-            group.encode(records, self._ahead, failed, self._trust_json)
+            group.encode(records, self._ahead, failed, self._trust_json, self._streams(group))
         self._prepared = (records, groups, failed)
 
     def write(self, records: Sequence[SinkRecord], offsets: Mapping[TopicPartition, int]) -> WriteResult:
@@ -154,12 +168,15 @@ class PostgresSink(Sink):
             failed = {}
             groups = group_records(records)
             for group in groups:
-                group.encode(records, self.encoder, failed, self._trust_json)
+                group.encode(records, self.encoder, failed, self._trust_json, self._streams(group))
         conn = self._connection()
         try:
             self._create_tables(conn, groups)
             if self._write_direct(conn, records, groups, failed, offsets):
                 return WriteResult(failed)
+            for group in groups:  # COPY data goes only straight into a table: rows for the rest
+                if group.stream is not None:
+                    group.encode(records, self.encoder, failed, self._trust_json)
             self.loader.staging_dirty = False
             with conn.transaction(), conn.cursor() as cur:
                 for group in groups:
@@ -182,12 +199,16 @@ class PostgresSink(Sink):
         subtransaction, on every batch)."""
         tables = [self._table(group.topic) for group in groups]
         for group, table in zip(groups, tables, strict=True):
-            if not (group.trusted and group.rows and not group.delete_keys and self.loader.can_copy_direct(table)):
+            rows = group.rows or group.stream is not None
+            if not (group.trusted and rows and not group.delete_keys and self.loader.can_copy_direct(table)):
                 return False
         try:
             with conn.transaction(), conn.cursor() as cur:
                 for group, table in zip(groups, tables, strict=True):
-                    self.loader.copy_direct(cur, table, group.rows)
+                    if group.stream is not None:
+                        self.loader.copy_direct_data(cur, table, group.stream)
+                    else:
+                        self.loader.copy_direct(cur, table, group.rows)
                 self._store_offsets(cur, records, failed, offsets)
         except psycopg.Error as e:
             if not is_data_error(e):
@@ -196,6 +217,11 @@ class PostgresSink(Sink):
                 self.loader.refused_direct(table)
             return False
         return True
+
+    def _streams(self, group: TopicGroup) -> bool:
+        """Whether ``group`` is encoded as COPY data when it is plain (its rows likely go straight
+        into its table: no tombstones, and direct COPYs allowed there now)."""
+        return not group.delete_keys and self.loader.can_copy_direct(self._table(group.topic))
 
     def _store_offsets(self, cur: psycopg.Cursor[Any], records: Sequence[SinkRecord], failed: dict[int, DataError],
                        offsets: Mapping[TopicPartition, int]) -> None:  # fmt: skip
@@ -257,17 +283,22 @@ class PostgresSink(Sink):
         a concurrent creation by another connector must not fail the data transaction."""
         for group in groups:
             table = self._table(group.topic)
-            if table not in self._created:
-                if not self._exists(conn, table):
-                    self._ddl(conn, self.layout.create_table(table))
-                self._check_primary_key(conn, table)
-                self._created.add(table)
+            self._create_table(conn, table)
             if group.delete_keys and table not in self._key_indexed:
                 index = self.layout.key_index_name(table)
                 statement = self.layout.key_index(table)
                 if index is not None and statement is not None and not self._exists(conn, index):
                     self._ddl(conn, statement)
                 self._key_indexed.add(table)
+
+    def _create_table(self, conn: psycopg.Connection[Any], table: str) -> None:
+        """Create ``table`` when missing, else check its primary key (once; again after the
+        connection was lost)."""
+        if table not in self._created:
+            if not self._exists(conn, table):
+                self._ddl(conn, self.layout.create_table(table))
+            self._check_primary_key(conn, table)
+            self._created.add(table)
 
     def _exists(self, conn: psycopg.Connection[Any], name: str) -> bool:
         """Whether table or index ``name`` exists in the configured schema (see

@@ -14,8 +14,9 @@ from psycopg import sql
 
 from logsvc_client.errors import InvalidConfig
 from logsvc_client.records import TopicPartition
+from logsvc_connect.postgres import PostgresSink
 from logsvc_connect.postgres.config import PostgresConfig
-from tests.connectors.postgres_sink.conftest import TOPIC, MakeSink, query, record, write
+from tests.connectors.postgres_sink.conftest import TOPIC, MakeSink, query, record, tables, write
 
 # -- configuration -----------------------------------------------------------------------------------
 
@@ -64,6 +65,35 @@ def test_a_table_keyed_another_way_is_a_configuration_error(make_sink: MakeSink)
     with pytest.raises(InvalidConfig, match=r"primary key \(topic, partition, offset\)") as raised:
         write(make_sink(key_mode="key"), [record(1, {"n": 1}, "k")])
     assert raised.value.details["key"] == "key_mode"
+
+
+def test_opening_creates_the_tables_of_the_connectors_topics(dsn: str) -> None:
+    # Given a sink told the topics its connector reads
+    sink = PostgresSink(PostgresConfig.from_mapping({"dsn": dsn, "table": "t_{topic}"}), ["orders", "orders.eu"])
+
+    # When it opens, before any record, Then their tables are there
+    sink.open()
+    try:
+        assert {"t_orders", "t_orders_eu"} <= tables(dsn)
+        # and a first write goes into them
+        assert write(sink, [record(0, {"n": 0})]) == {}
+        assert query(dsn, "SELECT count(*) FROM t_orders") == [(1,)]
+    finally:
+        sink.close()
+
+
+def test_a_table_keyed_another_way_fails_the_sink_when_it_opens(make_sink: MakeSink, dsn: str) -> None:
+    # Given a table written with offset ids
+    assert write(make_sink(), [record(0, {"n": 0}, "k")]) == {}
+
+    # When a sink keyed by record key opens for that table's topic, Then it is told to fix its
+    # configuration at once, not when the first record comes
+    sink = PostgresSink(PostgresConfig.from_mapping({"dsn": dsn, "key_mode": "key"}), [TOPIC])
+    try:
+        with pytest.raises(InvalidConfig, match=r"primary key \(topic, partition, offset\)"):
+            sink.open()
+    finally:
+        sink.close()
 
 
 def test_a_table_without_the_sinks_columns_is_a_configuration_error(make_sink: MakeSink, dsn: str) -> None:
