@@ -161,7 +161,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         method = details.method
-        handler = self._registered.get(method) or self._handler(method)
+        handler = self._handler(method)
         if handler is None:
             return self._unimplemented(method)
         if method.startswith(OPEN_METHOD_PREFIXES):

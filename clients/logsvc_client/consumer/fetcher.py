@@ -50,16 +50,6 @@ __all__ = ["CORRUPT_BATCHES", "CorruptBatches", "Fetcher", "OffsetReset"]
 #: What a poll does on reaching a stored batch that does not decode: raise CorruptBatch (the
 #: position stays at the batch's first offset) or skip it (one WARNING, the position moves on).
 CorruptBatches = Literal["raise", "skip"]
-
-#: The fewest records a Fetch asks for, whatever ``max_poll_records`` is (see the module docstring).
-MIN_FETCH_RECORDS = 10_000
-
-
-def fetch_records(max_poll_records: int) -> int:
-    """How many records one Fetch asks for (its ``max_records``), given ``max_poll_records``."""
-    return max(max_poll_records, MIN_FETCH_RECORDS)
-
-
 CORRUPT_BATCHES: tuple[CorruptBatches, ...] = ("raise", "skip")
 
 
@@ -75,6 +65,14 @@ def check_corrupt_batches(value: object) -> CorruptBatches:
 
 
 log = logging.getLogger("logsvc_client.consumer")
+
+#: The fewest records a Fetch asks for, whatever ``max_poll_records`` is (see the module docstring).
+MIN_FETCH_RECORDS = 10_000
+
+
+def fetch_records(max_poll_records: int) -> int:
+    """How many records one Fetch asks for (its ``max_records``), given ``max_poll_records``."""
+    return max(max_poll_records, MIN_FETCH_RECORDS)
 
 
 class Fetcher:
