@@ -8,6 +8,7 @@ messages, slower. The choice is made once, when the wire is imported.
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -21,15 +22,16 @@ def pure_python_forced() -> bool:
     return os.environ.get(ENV_PURE_PYTHON, "").strip().lower() in ("1", "true", "yes")
 
 
-def _load() -> ModuleType | None:
+def optional_extension(name: str) -> ModuleType | None:
+    """The C extension module ``name``, or None when it was not built (no C compiler) or
+    :data:`ENV_PURE_PYTHON` asks for the pure-Python code."""
     if pure_python_forced():
         return None
     try:
-        from . import _codec
+        return importlib.import_module(name)
     except ImportError:  # built without a C compiler
         return None
-    return _codec
 
 
 #: the C extension, or None when the pure-Python code runs
-extension: ModuleType | None = _load()
+extension: ModuleType | None = optional_extension("logsvc_wire._codec")

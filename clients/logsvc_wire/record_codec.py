@@ -30,6 +30,7 @@ import msgpack
 from .native import extension
 from .partitioner import murmur2_positive
 from .record_check import MAX_TIMESTAMP_MS, greatest_timestamp, walk
+from .types import record_padding
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _new = tuple.__new__
@@ -175,7 +176,7 @@ def decode_py(
     if skip:
         rows = rows[skip:]
     # () for Record; "+ more" rather than (..., *more): t + () is t itself, half the cost per record
-    more = (None,) * (len(getattr(record_type, "_fields", ())) - 7)
+    more = record_padding(record_type)
     if append_time_ms >= 0:
         ts = append_time_ms
         return [

@@ -9,7 +9,7 @@ client hands both to its users (re-exported as ``logsvc_client.TopicPartition`` 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -29,6 +29,13 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Headers | None
+
+
+def record_padding(record_type: type[tuple[Any, ...]]) -> tuple[None, ...]:
+    """What a record of ``record_type`` holds past :class:`Record`'s seven fields: one None per
+    further NamedTuple field (``()`` for Record itself), for decoders that build a wider record in
+    the same pass (a sink runtime's, with room for the decoded value)."""
+    return (None,) * (len(getattr(record_type, "_fields", ())) - len(Record._fields))
 
 
 #: the metadata `logsvc groups reset-offsets` (ResetOffsets) commits with the offsets it resets: a

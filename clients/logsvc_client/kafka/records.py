@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from logsvc_wire.types import record_padding
+
 from ..records import Headers, Record
 
 _new = tuple.__new__  # Record(...) without the NamedTuple's Python-level __new__
@@ -29,7 +31,7 @@ def to_records(messages: Sequence[Any], record_type: type[tuple[Any, ...]] = Rec
     """The records of ``messages`` in the order given, and the messages that carry an error
     instead of a record (their ``error()``, ``topic()`` and ``partition()`` say which).
     ``record_type``: as the consumer's (Record's seven fields first, any others None)."""
-    more = (None,) * (len(getattr(record_type, "_fields", ())) - 7)  # () for Record
+    more = record_padding(record_type)
     records: list[Any] = []  # record_type tuples
     failed: list[Any] = []
     append = records.append

@@ -27,9 +27,8 @@ import struct
 from collections.abc import Callable
 from itertools import chain, repeat
 from operator import eq, itemgetter, mul, sub
-from types import ModuleType
 
-from logsvc_wire.native import ENV_PURE_PYTHON, pure_python_forced
+from logsvc_wire.native import ENV_PURE_PYTHON, optional_extension
 
 from ..sink import SinkRecord
 from .rows import END_TIMESTAMP_MS, MIN_TIMESTAMP_MS, PG_EPOCH_MS
@@ -107,18 +106,9 @@ def jsonb_copy_py(records: list[SinkRecord], topic: str, needs_key: bool) -> byt
         return None
 
 
-def _extension() -> ModuleType | None:
-    if pure_python_forced():
-        return None
-    try:
-        from . import _copy
-    except ImportError:  # built without a C compiler
-        return None
-    return _copy
-
-
+_extension = optional_extension("logsvc_connect.postgres._copy")
 #: whether the C extension builds the COPY data (see the module docstring; ``ENV_PURE_PYTHON``)
-NATIVE = _extension() is not None
-jsonb_copy: JsonbCopy = jsonb_copy_py if not NATIVE else _extension().jsonb_copy  # type: ignore[union-attr]
+NATIVE = _extension is not None
+jsonb_copy: JsonbCopy = jsonb_copy_py if _extension is None else _extension.jsonb_copy
 
 __all__ = ["ENV_PURE_PYTHON", "NATIVE", "jsonb_copy", "jsonb_copy_py"]
