@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from typing import NamedTuple
 
 import pytest
 
@@ -28,6 +27,7 @@ from tests.client.cluster_records import Row, produce
 from tests.client.conftest import RestartableBroker
 from tests.client.stored import stored_records
 from tests.fixtures.clusters import Cluster
+from tests.wide_record import WideRecord
 
 NEVER_MS = 600_000
 T0 = 1_700_000_000_000
@@ -190,31 +190,18 @@ def test_tombstones_headers_and_timestamps_survive_the_round_trip(cluster: Clust
         assert (tombstone.key, tombstone.value, tombstone.headers, tombstone.timestamp_ms) == (b"k", None, None, T0 + 1)
 
 
-class Annotated(NamedTuple):
-    """A record type with room past Record's fields (as a sink runtime's has for the decoded value)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] | None
-    note: object
-
-
 def test_a_consumer_decodes_into_a_wider_record_type_with_none_past_records_fields(cluster: Cluster) -> None:
     # Given records with and without headers
     topic = cluster.create_topic(1)
     produce(cluster, topic, [(b"v0", b"k", None, T0, [("trace", b"t")]), (b"v1", None, None, T0 + 1, None)])
 
     # When a consumer built with that record type reads them
-    with Consumer(cluster.address, record_type=Annotated) as consumer:
+    with Consumer(cluster.address, record_type=WideRecord) as consumer:
         consumer.assign([TopicPartition(topic, 0)])
         got = consume_all(consumer, 2)
 
     # Then they are of that type: Record's fields as produced, None in the other
-    assert all(type(r) is Annotated for r in got)
+    assert all(type(r) is WideRecord for r in got)
     assert [r[:7] for r in got] == [
         (topic, 0, 0, T0, b"k", b"v0", (("trace", b"t"),)),
         (topic, 0, 1, T0 + 1, None, b"v1", None),

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from array import array
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgpack
 import pytest
@@ -25,6 +25,7 @@ from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 from logsvc_wire.types import Record
 from tests.batch_mutations import T0, cases, corpus, is_bomb, random_record
 from tests.conftest import BrokerProcess, cli_env
+from tests.wide_record import WideRecord
 
 SEED = 20_269
 
@@ -214,20 +215,6 @@ def test_good_batches_decode_alike_from_any_start_and_with_log_append_time() -> 
             if i >= start
         ]
         assert all(type(r) is Record for r in c)
-
-
-class WideRecord(NamedTuple):
-    """A record type with two fields past Record's seven (as a sink runtime's SinkRecord has one)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
-    doc: Any
-    note: Any
 
 
 def test_a_wider_record_type_is_decoded_alike_with_none_in_its_other_fields() -> None:
