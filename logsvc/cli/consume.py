@@ -38,7 +38,7 @@ from logsvc.cli.record_format import compile_format
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import KcatOffsetOrOutput, StartSpec, StartType, StopSpec
 from logsvc_client import Admin, Consumer, TopicPartition
-from logsvc_client.consumer.fetcher import CorruptBatches
+from logsvc_client.consumer.fetch_options import CorruptBatches
 from logsvc_client.errors import CorruptBatch, FailedPrecondition
 from logsvc_client.records import Record
 

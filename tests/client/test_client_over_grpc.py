@@ -11,7 +11,7 @@ import pytest
 
 from logsvc.server.app import Broker
 from logsvc_client import Admin, Consumer, Producer, ProducerRecord, Record, TopicPartition
-from logsvc_client.consumer.fetcher import MIN_FETCH_RECORDS, fetch_records
+from logsvc_client.consumer.fetch_options import MIN_FETCH_RECORDS, fetch_records
 from logsvc_client.errors import (
     BufferFull,
     FailedPrecondition,

@@ -13,7 +13,7 @@ How a record comes back, one module per arrow::
 """
 
 from .consumer import Consumer
-from .fetcher import CorruptBatches
+from .fetch_options import CorruptBatches
 from .lanes import LanePolicy, Priority
 
 __all__ = ["Consumer", "CorruptBatches", "LanePolicy", "Priority"]

@@ -71,7 +71,8 @@ from ..security import Security
 from ..transport.base import MAX_MESSAGE_BYTES, ConsumeTransport, GroupTransport
 from ..transport.grpc import GrpcTransport
 from ..transport.retry import Backoff, RetryPolicy
-from .fetcher import CorruptBatches, Fetcher, check_corrupt_batches
+from .fetch_options import CorruptBatches, check_corrupt_batches
+from .fetcher import Fetcher
 from .lanes import LanePolicy, Priority, check_options
 from .offset_reset import OffsetReset
 from .subscription import RebalanceCallback, Subscription
@@ -135,7 +136,7 @@ class Consumer:
 
     ``max_poll_records`` (500 by default, as in Kafka) bounds one poll, not one Fetch: a Fetch
     asks for ``max_poll_records`` records but never fewer than 10,000
-    (``fetcher.MIN_FETCH_RECORDS``), so a small poll costs no extra round trips, and the records
+    (``fetch_options.MIN_FETCH_RECORDS``), so a small poll costs no extra round trips, and the records
     of a poll are freed before the next is made (about a quarter less CPU per record than polls
     of 10,000 on the reference machine); ``fetch_max_bytes`` bounds one Fetch response;
     ``fetch_max_wait_ms`` how long the broker holds a Fetch open when there is no new data.

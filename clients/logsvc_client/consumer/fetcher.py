@@ -5,12 +5,10 @@ application gets) and the *fetch offset* (the next one to ask the broker for). F
 kept whole, as bytes, in a :class:`~logsvc_client.consumer.record_buffer.RecordBuffer` until
 :meth:`Fetcher.fetch` hands their records out, and are decoded straight into
 :class:`~logsvc_client.records.Record` tuples by :func:`~logsvc_wire.batch.decode_records`.
-A Fetch asks for :func:`fetch_records` records: ``max_poll_records``, but never fewer than
-:data:`MIN_FETCH_RECORDS`, so a small ``max_poll_records`` (Kafka's default is 500) bounds what a
-poll hands out, not how much one round trip brings (as Kafka's fetches are sized apart from
-``max.poll.records``). Before decoding, it starts the next Fetch when fewer than that many records
-would stay buffered (prefetch), so the broker reads while this process decodes and the application
-works; at most two Fetches' worth is buffered.
+A Fetch asks for :func:`~logsvc_client.consumer.fetch_options.fetch_records` records
+(``max_poll_records``, but never fewer than 10,000). Before decoding, it starts the next Fetch
+when fewer than that many records would stay buffered (prefetch), so the broker reads while this
+process decodes and the application works; at most two Fetches' worth is buffered.
 Any change of assignment or position discards the fetch in flight
 (:class:`~logsvc_client.consumer.in_flight_fetch.InFlightFetch`) and the buffered records of the partitions
 it affects. Partitions never positioned, and fetch offsets that left the log, are positioned by
@@ -33,46 +31,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any
 
-from ..errors import CorruptBatch, FailedPrecondition, InvalidConfig, InvalidRequest, OffsetOutOfRange, Unavailable
+from ..errors import CorruptBatch, FailedPrecondition, InvalidRequest, OffsetOutOfRange, Unavailable
 from ..records import Record, TopicPartition
 from ..transport.base import ConsumeTransport, FetchedPartition
 from ..transport.retry import RetryPolicy
+from .fetch_options import CorruptBatches, check_corrupt_batches, fetch_records
 from .in_flight_fetch import InFlightFetch
 from .lane_buffers import LaneBuffers
 from .lanes import LanePolicy
 from .offset_reset import OffsetReset, check_offset_reset, list_offsets, reset_targets, start_spec
 from .record_buffer import RecordBuffer, stored_count
 
-__all__ = ["CORRUPT_BATCHES", "CorruptBatches", "Fetcher", "OffsetReset"]
-
-#: What a poll does on reaching a stored batch that does not decode: raise CorruptBatch (the
-#: position stays at the batch's first offset) or skip it (one WARNING, the position moves on).
-CorruptBatches = Literal["raise", "skip"]
-CORRUPT_BATCHES: tuple[CorruptBatches, ...] = ("raise", "skip")
-
-
-def check_corrupt_batches(value: object) -> CorruptBatches:
-    """``value`` when it is one of :data:`CORRUPT_BATCHES`; InvalidConfig otherwise."""
-    for known in CORRUPT_BATCHES:
-        if value == known:
-            return known
-    raise InvalidConfig(
-        f"consumer option corrupt_batches={value!r} must be one of {', '.join(CORRUPT_BATCHES)}",
-        key="corrupt_batches",
-    )
-
+__all__ = ["Fetcher", "OffsetReset"]
 
 log = logging.getLogger("logsvc_client.consumer")
-
-#: The fewest records a Fetch asks for, whatever ``max_poll_records`` is (see the module docstring).
-MIN_FETCH_RECORDS = 10_000
-
-
-def fetch_records(max_poll_records: int) -> int:
-    """How many records one Fetch asks for (its ``max_records``), given ``max_poll_records``."""
-    return max(max_poll_records, MIN_FETCH_RECORDS)
 
 
 class Fetcher:

@@ -7,7 +7,7 @@ and per partition the broker's next offset from the last Fetch answer (the log e
 *backlog* is its buffered records plus, per partition, that log end minus the fetch offset; each
 poll takes from the lanes what the policy plans given the backlogs (:meth:`LaneBuffers.plan`).
 A Fetch asks only for the lanes that hold fewer than one Fetch's worth of buffered records
-(:func:`~logsvc_client.consumer.fetcher.fetch_records`), the one that would run out first first
+(:func:`~logsvc_client.consumer.fetch_options.fetch_records`), the one that would run out first first
 (:meth:`LaneBuffers.to_fetch`, :meth:`~logsvc_client.consumer.lanes.LanePolicy.fetch_order`), so a
 lane that is not being taken from stops growing while the others keep being fetched.
 """

@@ -49,7 +49,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, KafkaE
 from confluent_kafka import Consumer as RdConsumer
 
 from ..consumer.consumer import Consumer, check_consumer_options
-from ..consumer.fetcher import CorruptBatches
+from ..consumer.fetch_options import CorruptBatches
 from ..consumer.lanes import Priority
 from ..consumer.offset_reset import OffsetReset, check_offset_reset
 from ..consumer.subscription import RebalanceCallback
