@@ -8,6 +8,7 @@ How a record comes back, one module per arrow::
       ← RecordBuffer: decoded batches per partition   record_buffer.py
         ← LaneBuffers: which partitions' records first   lane_buffers.py, lanes.py (the policy)
     where a position starts or resets: offset_reset.py (auto_offset_reset)
+    how much a Fetch asks for, what a corrupt batch does: fetch_options.py
     group mode: Subscription applies the group's assignment inside poll   subscription.py
                 (membership and committed offsets: :mod:`logsvc_client.group`)
 """
