@@ -92,6 +92,13 @@ def _required(source: str | None, target: str | None) -> tuple[str, str]:
     help="How often the --groups are translated again.",
 )
 @click.option(
+    "--refresh-interval-ms",
+    type=click.IntRange(min=1),
+    default=5_000,
+    show_default=True,
+    help="How often logsvc is asked whether the --topics gained partitions (copied from then on, no restart).",
+)
+@click.option(
     "--max-records-per-second",
     type=click.IntRange(min=0),
     default=0,
@@ -111,12 +118,14 @@ def mirror(
     groups: str | None,
     checkpoint_interval_ms: int,
     group_interval_ms: int,
+    refresh_interval_ms: int,
     max_records_per_second: int,
     log_level: str,
 ) -> None:
     """Copy topics from logsvc onto a Kafka cluster, live: each record to the same partition, in
     order, with key, value, headers and timestamp; then keep tailing until SIGTERM or Ctrl-C.
-    Missing Kafka topics are created with the same partition count. A restart (even after kill -9)
+    Missing Kafka topics are created with the same partition count, and grown when logsvc's gain
+    partitions (copied from then on, no restart needed). A restart (even after kill -9)
     resumes from the checkpoint in --state-dir with nothing lost or copied twice. With --groups,
     those groups' committed offsets are translated to Kafka offsets and committed to the same
     groups on Kafka while they have no members there.
@@ -139,6 +148,7 @@ def mirror(
         state_dir=state_dir,
         checkpoint_interval_ms=checkpoint_interval_ms,
         group_interval_ms=group_interval_ms,
+        refresh_interval_ms=refresh_interval_ms,
         max_records_per_second=max_records_per_second,
     )
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)

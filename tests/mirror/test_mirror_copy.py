@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from logsvc_client import Admin
 from logsvc_client import Producer as LogsvcProducer
@@ -274,3 +275,76 @@ def test_a_kafka_partition_shorter_than_the_checkpoint_stops_the_mirror(
     errors = [line for line in again.stderr_text().splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "lost records the checkpoint" in errors[0], again.stderr_text()
     assert "Kafka ends at offset 20, before the checkpoint's 1020" in errors[0]
+
+
+def test_partitions_added_on_logsvc_are_copied_without_a_restart(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a logsvc topic of 2 partitions mirrored to the end (Tansu cannot grow a topic, so there
+    # its Kafka topic is made with 3 partitions beforehand; a Kafka cluster gets them from the mirror)
+    topic = kafka_cluster.name("growing")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 2)
+    if "create_partitions" in kafka_cluster.quirks:
+        kafka_admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
+        kafka_admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+    produce(source.address, topic, 2, 400)
+    args = mirror_args(source, kafka_cluster, tmp_path / "state", topic)
+    mirror = MirrorProcess().start(*args, "--refresh-interval-ms", "200")
+    mirrors.append(mirror)
+    mirror.wait_for("caught up")
+
+    # When the logsvc topic grows to 3 partitions and records go to every partition
+    seen = len(mirror.stderr_lines)
+    with Admin(source.address) as admin:
+        admin.alter_topic(topic, partitions=3)
+    produce(source.address, topic, 3, 300, start=400)
+
+    # Then the running mirror takes up the new partition and copies every record, in order
+    mirror.wait_for(f"copying {topic}[2] from their log start", after=seen)
+    mirror.wait_for("caught up", after=seen)
+    assert kafka_partitions(kafka_cluster, topic) == 3
+    want = read_source(source.address, topic)
+    got = read_kafka(kafka_cluster.bootstrap, topic, 3)
+    for p in range(3):
+        assert want[p] and same_records(want[p], got[p]), f"partition {p} differs"
+    # And its status and checkpoint hold the new partition, with nothing behind, and a restart
+    # copies nothing twice
+    rows = wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
+    assert sorted(row["partition"] for row in rows) == [0, 1, 2]
+    assert mirror.terminate() == 0
+    again = MirrorProcess().start(*args)
+    mirrors.append(again)
+    again.wait_for("caught up")
+    assert again.terminate() == 0
+    assert read_kafka(kafka_cluster.bootstrap, topic, 3) == got
+
+
+def test_a_partition_added_on_logsvc_that_kafka_cannot_take_stops_the_mirror(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    if "create_partitions" not in kafka_cluster.quirks:
+        pytest.skip(f"{kafka_cluster.kind} can add partitions: the mirror grows its topic (the test above)")
+    # (on Tansu, which offers no CreatePartitions)
+    # Given a topic of 1 partition mirrored to a Kafka topic the mirror made with 1
+    topic = kafka_cluster.name("cannot-grow")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 1)
+    produce(source.address, topic, 1, 50)
+    mirror = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
+    mirrors.append(mirror)
+    mirror.wait_for("caught up")
+
+    # When the logsvc topic grows to 2 partitions
+    with Admin(source.address) as admin:
+        admin.alter_topic(topic, partitions=2)
+    produce(source.address, topic, 2, 10, start=50)
+
+    # Then the mirror stops with one error line saying why, and what it copied is true
+    assert mirror.proc is not None and mirror.proc.wait(60) == 1
+    errors = [line for line in mirror.stderr_text().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, mirror.stderr_text()
+    assert f"Kafka topic '{topic}' has 1 partitions, fewer than the 2 of the logsvc topic" in errors[0]
+    assert "Traceback" not in mirror.stderr_text()
+    copied = read_kafka(kafka_cluster.bootstrap, topic, 1)[0]
+    assert len(copied) >= 50 and same_records(read_source(source.address, topic)[0][: len(copied)], copied)

@@ -13,7 +13,10 @@ order, from the checkpointed source offset on (a gap in the source always writes
 before its first record is sent), so the copy resumes that many records further on.
 
 It tails the source until :meth:`Mirror.stop` (SIGTERM/SIGINT in the CLI): then the records in
-flight are delivered, the checkpoint written and the groups translated once more.
+flight are delivered, the checkpoint written and the groups translated once more. Partitions added
+to a mirrored topic on logsvc meanwhile are found within ``refresh_interval_ms`` (or when the copy
+catches up): the Kafka topic is grown to match (:func:`.topics.prepare`), the checkpoint gets them,
+and they are copied from their log start, with no restart.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from logsvc_client.errors import LogsvcError, Timeout, Unavailable
 from logsvc_client.kafka.errors import translate
 from logsvc_client.records import Record, TopicPartition
 
-from . import checkpoint, resume
+from . import checkpoint, resume, topics
 from .groups import GroupTranslator
 from .offset_map import PartitionMap
 from .options import MirrorOptions
@@ -60,6 +63,7 @@ class Mirror:
         self._failure: LogsvcError | None = None
         self._checkpoint: checkpoint.Checkpoint | None = None
         self._unreachable = False  # logsvc did not answer the last read
+        self._refresh_due = False  # logsvc has a partition the mirror does not copy yet
         self.copied = 0
 
     def stop(self) -> None:
@@ -219,7 +223,7 @@ class Mirror:
                     opts.target,
                     len(self._maps),
                 )
-                self._loop(source, consumer, producer, translator)
+                self._loop(source, target, consumer, producer, translator)
                 self._flush(producer)
                 self._save()
                 if translator is not None:
@@ -251,8 +255,9 @@ class Mirror:
             if ends is None:
                 return False
             for partition, end in ends.items():
-                if (topic, partition) not in self._next:
-                    continue  # a partition added since the start: copied after a restart
+                if (topic, partition) not in self._next:  # added since the last refresh
+                    self._refresh_due = True
+                    return False
                 expected = self._next[(topic, partition)]
                 if end > (self._maps[(topic, partition)].source_next if expected is None else expected):
                     return False
@@ -265,10 +270,45 @@ class Mirror:
             producer.poll(min(left, 0.05))
             self._raise_failure()
 
-    def _loop(self, source: Admin, consumer: Consumer, producer: Producer, translator: GroupTranslator | None) -> None:
+    def _add_partitions(self, source: Admin, target: KafkaTarget, consumer: Consumer, producer: Producer) -> None:
+        """Copy the partitions added to the mirrored topics on logsvc since the last look: the Kafka
+        topic grown to match, the checkpoint holding them before their first record is sent, each
+        read from its log start (FailedPrecondition when Kafka cannot be grown)."""
+        described = self._from_source(producer, lambda: topics.describe(source, self.options.topics))
+        if described is None:
+            return
+        self._refresh_due = False
+        added = {
+            TopicPartition(topic, info.partition): info.log_start_offset
+            for topic, description in described.items()
+            for info in description.partitions
+            if (topic, info.partition) not in self._maps
+        }
+        if not added:
+            return
+        topics.prepare(target, {tp.topic: described[tp.topic] for tp in added})
+        for tp, pmap in resume.added_partitions(target, added).items():
+            self._maps[tp] = pmap
+            self._pending[tp] = collections.deque()
+            self._next[tp] = None
+        self._save()
+        consumer.assign([TopicPartition(*tp) for tp in sorted(self._maps)])  # kept ones keep their positions
+        for tp in added:
+            consumer.seek(tp, self._maps[tp].source_next)
+        shown = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(added))
+        log.info("partitions added on logsvc: copying %s from their log start (%d partitions)", shown, len(self._maps))
+
+    def _loop(
+        self,
+        source: Admin,
+        target: KafkaTarget,
+        consumer: Consumer,
+        producer: Producer,
+        translator: GroupTranslator | None,
+    ) -> None:
         opts = self.options
         now = time.monotonic()
-        saved_at = groups_at = progress_at = now
+        saved_at = groups_at = progress_at = refreshed_at = now
         progress_count = 0
         behind = True
         limit = opts.max_records_per_second
@@ -290,6 +330,10 @@ class Mirror:
             if now - saved_at >= opts.checkpoint_interval_ms / 1000:
                 saved_at = now
                 self._save()
+            if self._refresh_due or now - refreshed_at >= opts.refresh_interval_ms / 1000:
+                refreshed_at = now
+                self._add_partitions(source, target, consumer, producer)
+                behind = True
             if translator is not None and now - groups_at >= opts.group_interval_ms / 1000:
                 groups_at = now
                 translator.run_once(self._acknowledged())

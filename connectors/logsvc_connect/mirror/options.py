@@ -21,6 +21,8 @@ class MirrorOptions:
     groups: Sequence[str] = ()
     checkpoint_interval_ms: int = 1_000
     group_interval_ms: int = 5_000
+    #: how often the mirrored topics' partitions are read from logsvc, to copy added ones
+    refresh_interval_ms: int = 5_000
     progress_interval_ms: int = 10_000
     flush_timeout_ms: int = 60_000
     #: at most this many records copied per second (0: as fast as Kafka takes them)
@@ -35,7 +37,8 @@ class MirrorOptions:
             raise InvalidConfig(f"--to {self.target!r} must be a Kafka cluster (kafka://host:port,...)", key="to")
         if not self.topics:
             raise InvalidConfig("name the topics to mirror (--topics a,b)", key="topics")
-        for name in ("checkpoint_interval_ms", "group_interval_ms", "progress_interval_ms", "flush_timeout_ms"):
+        intervals = ("checkpoint_interval_ms", "group_interval_ms", "refresh_interval_ms", "progress_interval_ms")
+        for name in (*intervals, "flush_timeout_ms"):
             if getattr(self, name) < 1:
                 raise InvalidConfig(f"{name} must be at least 1", key=name)
         if self.max_records_per_second < 0:

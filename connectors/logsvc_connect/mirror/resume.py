@@ -10,7 +10,8 @@ someone else wrote to, or one that lost records, stops the mirror with a clear e
 silent gap or duplicate.
 
 A partition new to the checkpoint starts at logsvc's log start, and on Kafka after whatever the
-partition already holds (records the mirror did not write).
+partition already holds (records the mirror did not write): at a (re)start, and for partitions
+added on logsvc while the mirror runs (:func:`added_partitions`).
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ def recover(
     check_tails(source_address, to_check)
     saved.partitions.update(resumed)
     return saved, resumed
+
+
+def added_partitions(
+    target: KafkaTarget, log_starts: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, PartitionMap]:
+    """The maps of partitions new to a running mirror (``log_starts``: each one's log start on
+    logsvc): copied from there, and on Kafka after whatever the partition already holds."""
+    ends = target.ends(dict.fromkeys(log_starts))
+    return {tp: PartitionMap(start, ends[tp].high_watermark) for tp, start in log_starts.items()}
 
 
 def _foreign(tp: TopicPartition, what: str) -> FailedPrecondition:

@@ -26,7 +26,7 @@ from confluent_kafka import (
     KafkaException,
 )
 from confluent_kafka import TopicPartition as KafkaPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from logsvc_client.errors import Timeout
 from logsvc_client.kafka.address import parse
@@ -110,6 +110,20 @@ class KafkaTarget:
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise translate(e, f"create Kafka topic {topic!r}") from None
+        self._await_partitions(topic, partitions)
+
+    def add_partitions(self, topic: str, partitions: int) -> None:
+        """Grow the topic to ``partitions`` and wait until the cluster's metadata shows them all
+        (the project's error when the cluster refuses: a broker without CreatePartitions, ACLs)."""
+        try:
+            self._admin.create_partitions([NewPartitions(topic, partitions)], request_timeout=self._timeout_s)[
+                topic
+            ].result(self._timeout_s)
+        except KafkaException as e:
+            raise translate(e, f"grow Kafka topic {topic!r} to {partitions} partitions") from None
+        self._await_partitions(topic, partitions)
+
+    def _await_partitions(self, topic: str, partitions: int) -> None:
         deadline = time.monotonic() + self._timeout_s
         while self.partition_count(topic) != partitions:
             if time.monotonic() > deadline:
