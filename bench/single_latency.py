@@ -96,8 +96,8 @@ def main() -> None:
             "lmdb_commit": commit,
             "rpc": lambda i: stub.WhoAmI(pb.WhoAmIRequest()),
             "stub_produce": stub_produce,
-            "send": lambda i: producer.send(topic, value, b"key-%d" % i).result(timeout=10),
-            "send_plain": lambda i: plain.send(topic, value, b"key-%d" % i).result(timeout=10),
+            "send": lambda i: producer.send(topic, value, b"key-%d" % i).result(),
+            "send_plain": lambda i: plain.send(topic, value, b"key-%d" % i).result(),
         }
         for call in calls.values():  # warm up: connections, first transactions
             timed_ms(call, 50)

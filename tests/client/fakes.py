@@ -26,6 +26,7 @@ class ProduceCall:
     producer_id: int = 0
     producer_epoch: int = 0
     sequences: list[int] | None = None
+    wait: bool = False
 
 
 @dataclass
@@ -67,10 +68,17 @@ class FakeTransport:
         producer_id: int = 0,
         producer_epoch: int = 0,
         sequences: Sequence[int] | None = None,
+        wait: bool = False,
     ) -> None:
         seqs = list(sequences) if sequences is not None else None
         call = ProduceCall(
-            topic, list(batches), done, producer_id=producer_id, producer_epoch=producer_epoch, sequences=seqs
+            topic,
+            list(batches),
+            done,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            sequences=seqs,
+            wait=wait,
         )
         with self._lock:
             self.calls.append(call)

@@ -94,6 +94,8 @@ class Accumulator:
         self.space_waiters = 0
         self.closed = False  # no new batches; everything left is ready
         self.sleep_until = -math.inf  # the sender's next wake-up while it waits
+        #: given to every new batch as ProducerBatch.steal (the producer sets it when linger is 0)
+        self.steal: Callable[[ProducerBatch, float | None], None] | None = None
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -329,6 +331,7 @@ class Accumulator:
                 t.rotate_sticky()
         self._seq += 1
         b = ProducerBatch(t.name, partition, now, self._seq)
+        b.steal = self.steal
         t.open[partition] = b
         self.incomplete.add(b)
         # Wake the sender only when it has something to do: a muted partition is drained when

@@ -46,6 +46,7 @@ class ProducerBatch:
         "producer_id",
         "retry_at",
         "seq",
+        "steal",
         "topic",
     )
 
@@ -71,6 +72,9 @@ class ProducerBatch:
         self.error: LogsvcError | None = None
         self._event: threading.Event | None = None
         self._callbacks: list[tuple[RecordFuture, Callable[[RecordFuture], object]]] | None = None
+        #: what a thread about to wait for the batch calls first, with its timeout: sends the batch
+        #: from that thread while it still waits to be sent (the accumulator's ``steal``)
+        self.steal: Callable[[ProducerBatch, float | None], None] | None = None
 
     def __repr__(self) -> str:
         state = "done" if self.done else "pending"

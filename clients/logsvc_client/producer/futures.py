@@ -59,10 +59,14 @@ class RecordFuture:
     def result(self, timeout: float | None = None) -> RecordPosition:
         """The record's partition and offset once acknowledged (waits up to ``timeout`` seconds).
 
+        With ``linger_ms=0``, a record still waiting to be sent is sent from this thread, with the
+        other ready batches, when ``timeout`` is None or at least the producer's
+        ``request_timeout_ms`` (:meth:`~logsvc_client.producer.sender.Sender.send_now`).
+
         Raises the project exception the batch failed with, or :class:`~logsvc_client.errors.Timeout`.
         """
         b = self._batch
-        if not b.done and not b.wait(timeout):
+        if not _settled(b, timeout):
             raise Timeout(f"record for {b.topic}/{b.partition} not acknowledged within {timeout} s")
         if b.error is not None:
             raise b.error.with_traceback(None)
@@ -71,14 +75,26 @@ class RecordFuture:
     def exception(self, timeout: float | None = None) -> LogsvcError | None:
         """The error the record failed with, None when it was stored (waits like :meth:`result`)."""
         b = self._batch
-        if not b.done and not b.wait(timeout):
+        if not _settled(b, timeout):
             raise Timeout(f"record for {b.topic}/{b.partition} not acknowledged within {timeout} s")
         return b.error
 
     def add_done_callback(self, fn: Callable[[RecordFuture], object]) -> None:
-        """Call ``fn(future)`` when done: at once if it is, else on the producer's I/O thread
-        (keep it short; exceptions are logged and ignored)."""
+        """Call ``fn(future)`` when done: at once if it is, else on the thread that receives the
+        broker's answer: the producer's I/O thread, or the thread that sent the batch from
+        :meth:`result` (keep it short; exceptions are logged and ignored)."""
         self._batch.add_callback(self, fn)
+
+
+def _settled(b: ProducerBatch, timeout: float | None) -> bool:
+    """Wait for ``b`` up to ``timeout`` seconds, first sending it from this thread when it may
+    (:attr:`ProducerBatch.steal`); True when it is done."""
+    if b.done:
+        return True
+    steal = b.steal
+    if steal is not None:
+        steal(b, timeout)
+    return b.done or b.wait(timeout)
 
 
 class RecordFutures(Sequence[RecordFuture]):

@@ -233,9 +233,12 @@ class Producer:
             metadata_max_age_ms=metadata_max_age_ms,
             compression=compression,
             sequences=Sequences() if enable_idempotence else None,
+            request_timeout_s=request_timeout_ms / 1000,
         )
         self.enable_idempotence = enable_idempotence
         self._closed = False
+        if linger_ms == 0:  # a record waited for is sent by the waiting thread (Sender.send_now)
+            self._acc.steal = self._sender.send_now
         self._sender.start()
 
     def send_many(

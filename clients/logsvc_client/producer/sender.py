@@ -13,6 +13,12 @@ request share their fate: all retried, or all failed, and then the partition's w
 that already carry sequences fail too and the partition starts again under the next epoch.
 UnknownProducer (the broker forgot the producer, so it stored none of the batch) is retried
 under the next epoch from sequence 0, like an unavailable broker.
+
+With ``linger_ms=0`` a thread about to wait for a record that is still in the accumulator sends
+the ready batches itself (:meth:`Sender.send_now`), with a blocking call: the answer then reaches
+it without two thread hand-offs (to this thread, and back from gRPC's), about 0.15 ms of a
+single-record round trip. The batches go through the same drain, sequencing, in-flight limit and
+response handling as this thread's; a retry is this thread's again.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class Sender(threading.Thread):
         compression: str = "none",
         clock: Callable[[], float] = time.monotonic,
         sequences: Sequences | None = None,
+        request_timeout_s: float = 30.0,
     ) -> None:
         super().__init__(name="logsvc-producer-sender", daemon=True)
         self._acc = accumulator
@@ -66,6 +73,7 @@ class Sender(threading.Thread):
         self._metadata_max_age_s = metadata_max_age_ms / 1000
         self._metadata_due = clock() + self._metadata_max_age_s
         self._sequences = sequences
+        self._request_timeout_s = request_timeout_s
         self.in_flight = 0  # requests sent and not answered (changed with the lock held)
         self.stopped = False  # set with the lock held: exit now, whatever is pending
 
@@ -112,6 +120,35 @@ class Sender(threading.Thread):
             for t, batches in requests:
                 self._send(t, batches)
 
+    def send_now(self, batch: ProducerBatch, timeout_s: float | None) -> None:
+        """On a thread about to wait ``timeout_s`` for ``batch``: when the batch is still in the
+        accumulator, drain the ready batches (it among them, at linger 0) and send them from this
+        thread with a blocking call. Nothing when the wait is shorter than the request timeout
+        (the call could outlast it), the in-flight limit is reached or the sender stopped."""
+        if timeout_s is not None and timeout_s < self._request_timeout_s:
+            return
+        acc = self._acc
+        sequences = self._sequences
+        with acc.lock:
+            if batch.done or self.stopped:
+                return
+            slots = self._max_in_flight - self.in_flight
+            if slots <= 0:
+                return
+            requests, _ = acc.drain_locked(self._clock(), slots, self._max_request_bytes)
+            if not requests:
+                return
+            self.in_flight += len(requests)
+            sequenced = sequences is None
+            if sequences is not None and sequences.identity_wanted() is None:
+                for _, batches in requests:
+                    sequences.assign(batches)
+                sequenced = True
+        if not sequenced and not self._sequence(requests):
+            return
+        for t, batches in requests:
+            self._send(t, batches, wait=True)
+
     def _sequence(self, requests: list[tuple[TopicBatches, list[ProducerBatch]]]) -> bool:
         """Give the drained batches their sequence numbers, first getting a producer identity when
         there is none or a partition was reset; False (the batches handed to the retry path) when
@@ -147,18 +184,18 @@ class Sender(threading.Thread):
             self.stopped = True
             self._acc.wake.notify()
 
-    def _send(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
+    def _send(self, t: TopicBatches, batches: list[ProducerBatch], wait: bool = False) -> None:
         if self._sequences is not None:
             groups = request_groups(batches)
             if len(groups) > 1:  # partitions under different identities (just after a reset)
                 with self._acc.lock:
                     self.in_flight += len(groups) - 1
                 for group in groups:
-                    self._send_one(t, group)
+                    self._send_one(t, group, wait)
                 return
-        self._send_one(t, batches)
+        self._send_one(t, batches, wait)
 
-    def _send_one(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
+    def _send_one(self, t: TopicBatches, batches: list[ProducerBatch], wait: bool = False) -> None:
         try:
             payload = [(b.partition, self._encoded(b)) for b in batches]
 
@@ -166,7 +203,7 @@ class Sender(threading.Thread):
                 self._on_response(t, batches, offsets, error)
 
             if self._sequences is None:
-                self._transport.produce(t.name, payload, done)
+                self._transport.produce(t.name, payload, done, wait=wait)
             else:
                 first = batches[0]
                 self._transport.produce(
@@ -176,6 +213,7 @@ class Sender(threading.Thread):
                     producer_id=first.producer_id,
                     producer_epoch=first.producer_epoch,
                     sequences=[b.base_sequence for b in batches],
+                    wait=wait,
                 )
         except LogsvcError as e:
             self._on_response(t, batches, None, e)

@@ -128,8 +128,9 @@ class ProduceTransport(Protocol):
         producer_id: int = 0,
         producer_epoch: int = 0,
         sequences: Sequence[int] | None = None,
+        wait: bool = False,
     ) -> None:
-        """Send batches of one topic as one request, without blocking.
+        """Send batches of one topic as one request, without blocking (but see ``wait``).
 
         Parameters:
           topic: the topic every batch goes to.
@@ -140,6 +141,10 @@ class ProduceTransport(Protocol):
           producer_epoch: the epoch of ``producer_id``.
           sequences: each batch's base sequence; a retried duplicate is answered with the
             offsets of its first write.
+          wait: a hint that the caller would rather wait here: the transport may make the call on
+            the calling thread and call ``done`` before returning (gRPC: a blocking call, whose
+            answer reaches the caller with no hand-off from another thread). The producer sets
+            it when a thread waiting for a record sends that record's batch itself.
 
         Not retried here: the producer's sender decides what to send again.
         """

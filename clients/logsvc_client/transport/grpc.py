@@ -128,6 +128,7 @@ class GrpcTransport(GrpcAdminCalls):
         producer_id: int = 0,
         producer_epoch: int = 0,
         sequences: Sequence[int] | None = None,
+        wait: bool = False,
     ) -> None:
         if sequences is None:
             request = pb.ProduceRequest(
@@ -153,6 +154,14 @@ class GrpcTransport(GrpcAdminCalls):
             else:
                 done([a.base_offset for a in response.appends], None)
 
+        if wait:  # on this thread: it polls for its own answer (no hand-off from gRPC's thread)
+            try:
+                response = channel.call(self.stub.Produce, request, self._timeout_s)
+            except LogsvcError as e:
+                on_response(None, e)
+            else:
+                on_response(response, None)
+            return
         self._call_thread.ensure()
         channel.call_async(self.stub.Produce, request, self._timeout_s, on_response)
 
