@@ -20,7 +20,8 @@ class TopicSummary:
 
 @dataclass(frozen=True)
 class PartitionInfo:
-    """One partition's offsets and size. Timestamps are -1 when the partition holds no records."""
+    """One partition's offsets and size. Timestamps are -1 when the partition holds no records;
+    ``bytes`` is -1 when the broker does not tell (a Kafka cluster)."""
 
     partition: int
     log_start_offset: int
