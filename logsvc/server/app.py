@@ -35,7 +35,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from logsvc.errors import InvalidConfig, LogsvcError, StorageFailed
-from logsvc.server import malformed
+from logsvc.server import allocator, malformed
 from logsvc.server.calls import BrokerCalls
 from logsvc.server.long_polls import LongPolls
 from logsvc.server.metrics import BrokerMetrics
@@ -285,7 +285,9 @@ def _warn_of_batches_too_large(store: Store, settings: Settings) -> None:
 
 def serve(settings: Settings, ready: Callable[[Broker], None] | None = None) -> None:
     """Run a broker until SIGTERM or SIGINT, then shut it down gracefully. When its store fails
-    (it can no longer write), shut down the same way and raise that StorageFailed."""
+    (it can no longer write), shut down the same way and raise that StorageFailed. The process's
+    heap keeps its freed buffers for reuse (:func:`~logsvc.server.allocator.keep_freed_memory`)."""
+    allocator.keep_freed_memory()
     broker = create_server(settings)
     stop = threading.Event()
     broker.store.on_failure(lambda failure: stop.set())
