@@ -312,6 +312,10 @@ def test_partitions_added_on_logsvc_are_copied_without_a_restart(
     # copies nothing twice
     rows = wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
     assert sorted(row["partition"] for row in rows) == [0, 1, 2]
+    # (and looking again every 200 ms while idle says nothing: no "caught up" for nothing new)
+    said = mirror.stderr_text().count("caught up")
+    time.sleep(1.0)
+    assert mirror.stderr_text().count("caught up") == said
     assert mirror.terminate() == 0
     again = MirrorProcess().start(*args)
     mirrors.append(again)

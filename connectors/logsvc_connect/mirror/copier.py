@@ -270,13 +270,14 @@ class Mirror:
             producer.poll(min(left, 0.05))
             self._raise_failure()
 
-    def _add_partitions(self, source: Admin, target: KafkaTarget, consumer: Consumer, producer: Producer) -> None:
+    def _add_partitions(self, source: Admin, target: KafkaTarget, consumer: Consumer, producer: Producer) -> bool:
         """Copy the partitions added to the mirrored topics on logsvc since the last look: the Kafka
         topic grown to match, the checkpoint holding them before their first record is sent, each
-        read from its log start (FailedPrecondition when Kafka cannot be grown)."""
+        read from its log start (FailedPrecondition when Kafka cannot be grown). True when there
+        were any."""
         described = self._from_source(producer, lambda: topics.describe(source, self.options.topics))
         if described is None:
-            return
+            return False
         self._refresh_due = False
         added = {
             TopicPartition(topic, info.partition): info.log_start_offset
@@ -285,7 +286,7 @@ class Mirror:
             if (topic, info.partition) not in self._maps
         }
         if not added:
-            return
+            return False
         topics.prepare(target, {tp.topic: described[tp.topic] for tp in added})
         for tp, pmap in resume.added_partitions(target, added).items():
             self._maps[tp] = pmap
@@ -297,6 +298,7 @@ class Mirror:
             consumer.seek(tp, self._maps[tp].source_next)
         shown = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(added))
         log.info("partitions added on logsvc: copying %s from their log start (%d partitions)", shown, len(self._maps))
+        return True
 
     def _loop(
         self,
@@ -332,8 +334,8 @@ class Mirror:
                 self._save()
             if self._refresh_due or now - refreshed_at >= opts.refresh_interval_ms / 1000:
                 refreshed_at = now
-                self._add_partitions(source, target, consumer, producer)
-                behind = True
+                if self._add_partitions(source, target, consumer, producer):
+                    behind = True  # until the new partitions are copied too
             if translator is not None and now - groups_at >= opts.group_interval_ms / 1000:
                 groups_at = now
                 translator.run_once(self._acknowledged())
