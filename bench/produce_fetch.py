@@ -55,7 +55,14 @@ raw_lmdb_rps=N produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_
 compare the last window with the first, one window each (a few seconds, so a single slow window
 moves them); ``*_trend`` compare the same two ends of the least-squares line through every
 window's rate, so they say whether the rate drifts as the log grows, not how noisy two windows
-were.
+were. Then ``--pairs`` rounds (3 by default, not with ``--server``) put the end against the start
+in the same minutes, so that the machine's drift over the run cannot pass for an effect of the
+log's size: one more window produced into the full log and read back from its end, and one window
+produced into an empty topic of a new broker (warmed up first with a window into another topic)
+and read back, in alternating order; their medians are
+``produce_rps_full_log``, ``produce_rps_empty_log``, ``produce_full_vs_empty``,
+``fetch_rps_full_log``, ``fetch_rps_empty_log``, ``fetch_full_vs_empty`` and ``pairs`` (placed after
+``fetch_trend``).
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from own_broker import BrokerOnDir, cpu_seconds
 from raw_lmdb import raw_lmdb_rps
@@ -221,26 +229,15 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
     step, window = args.batch_records, args.window_records
     values = bench_values(args)
     batch_bytes = args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
-    block = max(step, min(window, KEY_BLOCK_RECORDS) // step * step)
     produce_rates: list[float] = []
     counts = own.writer_counts() if own else (0, 0)
     broker_cpu = cpu_seconds(own.pid) if own else 0.0
     total_s = 0.0
     with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes) as producer:
-        send_many = producer.send_many
         for w in range(0, args.records, window):
             n = min(window, args.records - w)
-            seconds = 0.0
             window_cpu = cpu_seconds(own.pid) if own else 0.0
-            for b in range(w, w + n, block):
-                keys = key_block(b, min(block, w + n - b))  # made outside the clock, dropped after
-                started = time.perf_counter()
-                for i in range(0, len(keys), step):
-                    chunk = keys[i : i + step]
-                    send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
-                if b + block >= w + n:
-                    producer.flush()  # the window ends when its last record is acknowledged
-                seconds += time.perf_counter() - started
+            seconds = produce_window(producer, topic, w, n, step, values)
             total_s += seconds
             produce_rates.append(n / seconds)
             print(
@@ -272,6 +269,7 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
                 )
                 mark, started, window_cpu = seen, now, cpu_now
         fetch_s = time.perf_counter() - fetch_started
+    paired = paired_fields(pair_full_with_empty(own, topic, args, values)) if own and args.pairs else ""
     restart = f"restart_s={own.restart_seconds():.3f} " if own else ""
     raw = raw_limit(args, key_block(0, min(args.records, window)), values, batches / commits if commits else 1.0)
     produce_rps = args.records / total_s
@@ -282,10 +280,119 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
         f"produce_end_vs_start={(produce_rates[-1] / produce_rates[0] - 1) * 100:+.1f}% "
         f"fetch_rps_first_window={fetch_rates[0]:.0f} fetch_rps_last_window={fetch_rates[-1]:.0f} "
         f"fetch_end_vs_start={(fetch_rates[-1] / fetch_rates[0] - 1) * 100:+.1f}% "
-        f"produce_trend={trend(produce_rates):+.1f}% fetch_trend={trend(fetch_rates):+.1f}% "
+        f"produce_trend={trend(produce_rates):+.1f}% fetch_trend={trend(fetch_rates):+.1f}% {paired}"
         f"window_records={window} records={args.records} {restart}"
         f"idempotent=on durability={args.durability_label} compression=none "
         f"server={'logsvc:given' if args.server else 'logsvc:own'} " + cpu_fields(cpu) + raw_fields(produce_rps, raw)
+    )
+
+
+def produce_window(producer: Producer, topic: str, first: int, n: int, step: int, values: list[bytes]) -> float:
+    """Seconds to produce records ``first`` to ``first + n`` (keys :func:`key_block`, made a million
+    at a time outside the clock) with ``send_many`` of ``step`` and have every one acknowledged."""
+    block = max(step, KEY_BLOCK_RECORDS // step * step)
+    seconds = 0.0
+    for b in range(first, first + n, block):
+        keys = key_block(b, min(block, first + n - b))  # made outside the clock, dropped after
+        started = time.perf_counter()
+        for i in range(0, len(keys), step):
+            chunk = keys[i : i + step]
+            producer.send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
+        if b + block >= first + n:
+            producer.flush()  # the window ends when its last record is acknowledged
+        seconds += time.perf_counter() - started
+    return seconds
+
+
+def fetch_window(address: str, topic: str, n: int) -> float:
+    """Records/s of a new Consumer reading about the last ``n`` records of ``topic`` (each partition
+    from its end offset less its share of ``n``), from its first poll to the last record."""
+    with Consumer(address) as consumer:
+        tps = consumer.assign_topic(topic)
+        consumer.seek_to_end()
+        ends = {tp: consumer.position(tp) for tp in tps}
+        total = sum(ends.values())
+        for tp, end in ends.items():
+            consumer.seek(tp, end - round(n * end / total) if total else 0)
+        want = sum(end - consumer.position(tp) for tp, end in ends.items())
+        seen, started = 0, time.perf_counter()
+        while seen < want:
+            got = consumer.poll(timeout_ms=5000)
+            if not got:
+                raise SystemExit(f"fetch stalled after {seen:,} of {want:,} records")
+            seen += len(got)
+        return seen / (time.perf_counter() - started)
+
+
+class Pair(NamedTuple):
+    """Rates of one round of :func:`pair_full_with_empty`, records/s."""
+
+    produce_full: float
+    produce_empty: float
+    fetch_full: float
+    fetch_empty: float
+
+
+def pair_full_with_empty(own: BrokerOnDir, topic: str, args: argparse.Namespace, values: list[bytes]) -> list[Pair]:
+    """The end against the start, interleaved so that the machine's drift over the run falls on both
+    alike: ``--pairs`` rounds, each producing one window more into the long run's log (the end: a
+    log of ``--records`` and more) and one window into an empty topic of a new broker (the start),
+    the two in alternating order, each followed by reading that window back (the newest records of
+    each log). The new broker has the long run's flags; it is warmed up first with one window into
+    another topic, untimed, so that what a new process pays once (its heap growing, first
+    transactions) is not taken for the cost of a short log, as it would not be on a broker that has
+    been serving for a while when a topic is created; it is removed after its round."""
+    window, step = args.window_records, args.batch_records
+    batch_bytes = step * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
+    next_key = args.records
+    pairs = []
+
+    def full() -> tuple[float, float]:
+        nonlocal next_key
+        with Producer(own.address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes) as producer:
+            produced = window / produce_window(producer, topic, next_key, window, step, values)
+        next_key += window
+        return produced, fetch_window(own.address, topic, window)
+
+    def empty() -> tuple[float, float]:
+        with data_dir() as tmp:
+            fresh = BrokerOnDir(tmp, *own.extra)
+            try:
+                with Admin(fresh.address) as admin:
+                    admin.create_topic(f"{topic}-warm-up", args.partitions)
+                    admin.create_topic(topic, args.partitions)
+                with Producer(fresh.address, linger_ms=args.linger_ms, max_batch_bytes=batch_bytes) as producer:
+                    produce_window(producer, f"{topic}-warm-up", 0, window, step, values)  # not timed
+                    produced = window / produce_window(producer, topic, 0, window, step, values)
+                return produced, fetch_window(fresh.address, topic, window)
+            finally:
+                fresh.close()
+
+    for r in range(args.pairs):
+        if r % 2 == 0:
+            at_end, at_start = full(), empty()
+        else:
+            at_start, at_end = empty(), full()
+        pairs.append(Pair(at_end[0], at_start[0], at_end[1], at_start[1]))
+        print(
+            f"pair {r + 1}: produce {at_end[0]:.0f} records/s into the full log, {at_start[0]:.0f} into an empty one; "
+            f"fetch {at_end[1]:.0f} from the full log's end, {at_start[1]:.0f} from the other",
+            file=sys.stderr,
+        )
+    return pairs
+
+
+def paired_fields(pairs: list[Pair]) -> str:
+    """The medians of :func:`pair_full_with_empty`'s rounds, and the full log's against the empty's."""
+    produce_full = statistics.median(p.produce_full for p in pairs)
+    produce_empty = statistics.median(p.produce_empty for p in pairs)
+    fetch_full = statistics.median(p.fetch_full for p in pairs)
+    fetch_empty = statistics.median(p.fetch_empty for p in pairs)
+    return (
+        f"produce_rps_full_log={produce_full:.0f} produce_rps_empty_log={produce_empty:.0f} "
+        f"produce_full_vs_empty={(produce_full / produce_empty - 1) * 100:+.1f}% "
+        f"fetch_rps_full_log={fetch_full:.0f} fetch_rps_empty_log={fetch_empty:.0f} "
+        f"fetch_full_vs_empty={(fetch_full / fetch_empty - 1) * 100:+.1f}% pairs={len(pairs)} "
     )
 
 
@@ -327,8 +434,8 @@ def raw_limit(args: argparse.Namespace, keys: list[bytes], values: list[bytes], 
     now = time.time_ns() // 1_000_000
     batches = []
     for i in range(0, min(len(keys), RAW_DISTINCT_BATCHES * step), step):
-        records = [[now, k, v, None] for k, v in zip(keys[i : i + step], values, strict=False)]
-        batches.append((len(records), encode_batch(records, now, args.compression)))
+        rows = [[now, k, v, None] for k, v in zip(keys[i : i + step], values, strict=False)]
+        batches.append((len(rows), encode_batch(rows, now, args.compression)))
     records = min(args.records, args.window_records)
     grouped = raw_lmdb_rps(batches, step, records, round(group), args.partitions)
     single = raw_lmdb_rps(batches, step, records, 1, args.partitions)
@@ -354,7 +461,7 @@ def single_latencies_ms(address: str, topic: str, values: list[bytes], keys: lis
     with Producer(address, linger_ms=0) as producer:
         for i in range(n):
             t0 = time.perf_counter()
-            producer.send(topic, values[i % len(values)], keys[i % len(keys)]).result(timeout=10)
+            producer.send(topic, values[i % len(values)], keys[i % len(keys)]).result()
             latencies.append((time.perf_counter() - t0) * 1000)
     latencies.sort()
     return latencies
@@ -458,6 +565,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--rounds", type=int, default=5, help="produce rounds of each mode, alternating (the median is reported)"
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="long run: rounds of a window into the full log against one into an empty log (0: none)",
     )
     args = parser.parse_args()
     args.durability_label = "unknown" if args.server else args.durability
