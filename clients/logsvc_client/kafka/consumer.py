@@ -498,7 +498,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
                 return []
 
     def _pause_full_lanes(self, lanes: KafkaLanes) -> None:
-        pause, resume = lanes.pauses(self._owned)
+        pause, resume = lanes.pauses(self._owned, self._cached_watermarks)
         try:
             if pause:
                 self._rd.pause([_rd(tp) for tp in pause])

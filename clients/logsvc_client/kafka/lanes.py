@@ -96,12 +96,21 @@ class KafkaLanes:
             self.policy.served(lane, taken, now_ms)
         return out
 
-    def pauses(self, assigned: Iterable[TopicPartition]) -> tuple[list[TopicPartition], list[TopicPartition]]:
+    def pauses(
+        self,
+        assigned: Iterable[TopicPartition],
+        watermarks: Callable[[TopicPartition], tuple[int, int] | None],
+    ) -> tuple[list[TopicPartition], list[TopicPartition]]:
         """The partitions to pause (their lane holds ``cap`` records or more) and to resume (it no
-        longer does); :attr:`paused` is updated as if the caller did both."""
+        longer does); :attr:`paused` is updated as if the caller did both.
+
+        A partition without a Fetch answer yet (``watermarks`` None) is never paused, even in a
+        full lane: :meth:`take` takes nothing until every partition has one, so pausing it would
+        stall the consumer for good (its lane filled from its other partitions first, which a
+        busy machine makes likely)."""
         full = {lane for lane, buffer in self.buffers.items() if len(buffer) >= self.cap}
         owned = set(assigned)
-        want = {tp for tp in owned if tp.topic in full}
+        want = {tp for tp in owned if tp.topic in full and watermarks(tp) is not None}
         pause = sorted(want - self.paused)
         resume = sorted((self.paused - want) & owned)
         self.paused = want
