@@ -43,6 +43,8 @@ from .topic_batches import TopicBatches
 log = logging.getLogger("logsvc_client.producer")
 
 _payload = record_codec.payload
+#: drained batches, per topic: one Produce request each
+Requests = list[tuple[TopicBatches, list[ProducerBatch]]]
 
 
 class Sender(threading.Thread):
@@ -87,10 +89,8 @@ class Sender(threading.Thread):
     def _loop(self) -> None:
         acc = self._acc
         clock = self._clock
-        sequences = self._sequences
         while True:
             refresh = False
-            sequenced = sequences is None
             with acc.lock:
                 while True:
                     if self.stopped or (acc.closed and not acc.incomplete):
@@ -101,24 +101,16 @@ class Sender(threading.Thread):
                         refresh = True
                         break
                     slots = self._max_in_flight - self.in_flight
-                    requests, deadline = acc.drain_locked(now, slots, self._max_request_bytes)
+                    requests, deadline, sequenced = self._take_locked(now, slots)
                     if requests:
-                        self.in_flight += len(requests)
                         acc.sleep_until = -math.inf
-                        if sequences is not None and sequences.identity_wanted() is None:
-                            for _, batches in requests:  # the usual case: no broker call needed first
-                                sequences.assign(batches)
-                            sequenced = True
                         break
                     acc.sleep_until = min(deadline if slots > 0 else math.inf, self._metadata_due)
                     acc.wake.wait(max(0.0, acc.sleep_until - now))
             if refresh:
                 self._refresh_metadata()
                 continue
-            if not sequenced and not self._sequence(requests):
-                continue
-            for t, batches in requests:
-                self._send(t, batches)
+            self._dispatch(requests, sequenced)
 
     def send_now(self, batch: ProducerBatch, timeout_s: float | None) -> None:
         """On a thread about to wait ``timeout_s`` for ``batch``: when the batch is still in the
@@ -127,29 +119,38 @@ class Sender(threading.Thread):
         (the call could outlast it), the in-flight limit is reached or the sender stopped."""
         if timeout_s is not None and timeout_s < self._request_timeout_s:
             return
-        acc = self._acc
-        sequences = self._sequences
-        with acc.lock:
-            if batch.done or self.stopped:
-                return
+        with self._acc.lock:
             slots = self._max_in_flight - self.in_flight
-            if slots <= 0:
+            if batch.done or self.stopped or slots <= 0:
                 return
-            requests, _ = acc.drain_locked(self._clock(), slots, self._max_request_bytes)
-            if not requests:
-                return
+            requests, _, sequenced = self._take_locked(self._clock(), slots)
+        if requests:
+            self._dispatch(requests, sequenced, wait=True)
+
+    def _take_locked(self, now: float, slots: int) -> tuple[Requests, float, bool]:
+        """Lock held: the ready batches in at most ``slots`` requests, counted in flight; when the
+        next batch becomes ready; whether they carry their sequence numbers already (the usual
+        case: no broker call needed first, see :meth:`_sequence`)."""
+        requests, deadline = self._acc.drain_locked(now, slots, self._max_request_bytes)
+        sequences = self._sequences
+        sequenced = sequences is None
+        if requests:
             self.in_flight += len(requests)
-            sequenced = sequences is None
             if sequences is not None and sequences.identity_wanted() is None:
                 for _, batches in requests:
                     sequences.assign(batches)
                 sequenced = True
+        return requests, deadline, sequenced
+
+    def _dispatch(self, requests: Requests, sequenced: bool, wait: bool = False) -> None:
+        """Send drained requests (from this thread or, with ``wait``, a waiting one), after
+        :meth:`_sequence` when they have no sequence numbers yet."""
         if not sequenced and not self._sequence(requests):
             return
         for t, batches in requests:
-            self._send(t, batches, wait=True)
+            self._send(t, batches, wait)
 
-    def _sequence(self, requests: list[tuple[TopicBatches, list[ProducerBatch]]]) -> bool:
+    def _sequence(self, requests: Requests) -> bool:
         """Give the drained batches their sequence numbers, first getting a producer identity when
         there is none or a partition was reset; False (the batches handed to the retry path) when
         the broker could not give one."""
