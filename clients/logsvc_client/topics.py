@@ -31,6 +31,11 @@ class PartitionInfo:
     first_timestamp_ms: int
     last_timestamp_ms: int
 
+    @property
+    def known_bytes(self) -> int | None:
+        """``bytes``, or None when the broker does not tell."""
+        return self.bytes if self.bytes >= 0 else None
+
 
 @dataclass(frozen=True)
 class TopicDescription:
@@ -43,6 +48,12 @@ class TopicDescription:
     @property
     def partition_count(self) -> int:
         return len(self.partitions)
+
+    @property
+    def known_bytes(self) -> int | None:
+        """The partitions' bytes together, or None when the broker does not tell (a Kafka cluster)."""
+        sizes = [p.known_bytes for p in self.partitions]
+        return None if None in sizes else sum(s or 0 for s in sizes)
 
     def partition(self, partition: int) -> PartitionInfo:
         """One partition's description; InvalidPartition when the topic has no such partition."""

@@ -41,7 +41,7 @@ def echo_partition_table(topic: TopicDescription) -> None:
                 p.log_start_offset,
                 p.next_offset,
                 p.record_count,
-                p.bytes if p.bytes >= 0 else "-",  # -1: not known (a Kafka cluster does not say)
+                "-" if p.known_bytes is None else p.known_bytes,
                 iso_ms(p.first_timestamp_ms),
                 iso_ms(p.last_timestamp_ms),
             )
@@ -59,7 +59,7 @@ def echo_topic(topic: TopicDescription) -> None:
             ("created", iso_ms(topic.created_ms)),
             ("partitions", len(topic.partitions)),
             ("records", sum(p.record_count for p in topic.partitions)),
-            ("bytes", sum(p.bytes for p in topic.partitions) if all(p.bytes >= 0 for p in topic.partitions) else "-"),
+            ("bytes", "-" if topic.known_bytes is None else topic.known_bytes),
             ("config", ", ".join(f"{k}={v}" for k, v in sorted(topic.config.items())) or "-"),
         ]
     )

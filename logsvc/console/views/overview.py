@@ -23,8 +23,7 @@ async def _context(request: Request) -> dict[str, Any]:
             "name": t.name,
             "partitions": t.partition_count,
             "records": sum(p.record_count for p in t.partitions),
-            # -1 per partition when the broker does not say (a Kafka cluster): shown as "-"
-            "bytes": sum(p.bytes for p in t.partitions) if all(p.bytes >= 0 for p in t.partitions) else None,
+            "bytes": t.known_bytes,  # None (shown as "-") when the broker does not tell
             "rate": history.rate(topic_series(t.name)),
         }
         for t in overview.topics
