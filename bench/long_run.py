@@ -1,0 +1,237 @@
+"""The long run (``--records`` above ``--window-records``, 5 M by default; ``make bench-long`` runs
+50 M): one idempotent produce and one consume, each timed per window (with the broker's CPU per
+million records of that window, on stderr), keys made a million at a time (never all held at
+once), then the broker stopped (SIGTERM) and started again on the same data directory, timed from
+its start to its first answered ListTopics. Last line:
+``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
+produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
+produce_trend=+X% fetch_trend=+X% window_records=N records=N restart_s=X idempotent=on
+durability=fsync|os compression=none server=logsvc:own|logsvc:given broker_cpu_s_per_m=X
+raw_lmdb_rps=N produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%``
+(``restart_s`` and ``broker_cpu_s_per_m`` left out with ``--server``). ``*_end_vs_start``
+compare the last window with the first, one window each (a few seconds, so a single slow window
+moves them); ``*_trend`` compare the same two ends of the least-squares line through every
+window's rate, so they say whether the rate drifts as the log grows, not how noisy two windows
+were. Then ``--pairs`` rounds (3 by default, not with ``--server``) put the end against the start
+in the same minutes, so that the machine's drift over the run cannot pass for an effect of the
+log's size: one more window produced into the full log and read back from its end, and one window
+produced into an empty topic of a new broker (warmed up first with a window into another topic)
+and read back, in alternating order; their medians are
+``produce_rps_full_log``, ``produce_rps_empty_log``, ``produce_full_vs_empty``,
+``fetch_rps_full_log``, ``fetch_rps_empty_log``, ``fetch_full_vs_empty`` and ``pairs`` (placed after
+``fetch_trend``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from typing import NamedTuple
+
+from own_broker import BrokerOnDir, cpu_seconds
+from workload import (
+    KEY_BLOCK_RECORDS,
+    Brokers,
+    batch_bytes,
+    bench_values,
+    cpu_fields,
+    data_dir,
+    key_block,
+    raw_fields,
+    raw_limit,
+)
+
+from logsvc_client import Admin, Consumer, Producer
+
+
+def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
+    """The long run: one idempotent produce and one consume of ``--records``, timed per window of
+    ``--window-records``, keys made one window slice at a time; then the broker's restart time."""
+    address = brokers.address
+    own = brokers.own(address)
+    topic = f"bench-long-{uuid.uuid4().hex[:8]}"
+    with Admin(address) as admin:
+        admin.create_topic(topic, args.partitions)
+    step, window = args.batch_records, args.window_records
+    values = bench_values(args)
+    max_batch_bytes = batch_bytes(args)
+    produce_rates: list[float] = []
+    counts = own.writer_counts() if own else (0, 0)
+    broker_cpu = cpu_seconds(own.pid) if own else 0.0
+    total_s = 0.0
+    with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
+        for w in range(0, args.records, window):
+            n = min(window, args.records - w)
+            window_cpu = cpu_seconds(own.pid) if own else 0.0
+            seconds = produce_window(producer, topic, w, n, step, values)
+            total_s += seconds
+            produce_rates.append(n / seconds)
+            print(
+                f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
+                + (f", broker CPU {(cpu_seconds(own.pid) - window_cpu) * 1e6 / n:.3f} s per million" if own else ""),
+                file=sys.stderr,
+            )
+    broker_s = cpu_seconds(own.pid) - broker_cpu if own else None
+    after = own.writer_counts() if own else (0, 0)
+    commits, batches = after[0] - counts[0], after[1] - counts[1]
+    fetch_rates: list[float] = []
+    with Consumer(address) as consumer:
+        consumer.assign_topic(topic)
+        consumer.seek_to_beginning()
+        seen = 0
+        mark, started = 0, time.perf_counter()
+        fetch_started = started
+        window_cpu = cpu_seconds(own.pid) if own else 0.0
+        while seen < args.records:
+            seen += len(consumer.poll(timeout_ms=5000))
+            if seen - mark >= window or seen >= args.records:
+                now = time.perf_counter()
+                fetch_rates.append((seen - mark) / (now - started))
+                cpu_now = cpu_seconds(own.pid) if own else 0.0
+                print(
+                    f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s"
+                    + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / (seen - mark):.3f} s per million" if own else ""),
+                    file=sys.stderr,
+                )
+                mark, started, window_cpu = seen, now, cpu_now
+        fetch_s = time.perf_counter() - fetch_started
+    paired = paired_fields(pair_full_with_empty(own, topic, args, values)) if own and args.pairs else ""
+    restart = f"restart_s={own.restart_seconds():.3f} " if own else ""
+    raw = raw_limit(args, key_block(0, min(args.records, window)), values, batches / commits if commits else 1.0)
+    produce_rps = args.records / total_s
+    cpu = {"on": broker_s * 1e6 / args.records} if broker_s is not None else {}
+    return (
+        f"produce_rps={produce_rps:.0f} fetch_rps={seen / fetch_s:.0f} "
+        f"produce_rps_first_window={produce_rates[0]:.0f} produce_rps_last_window={produce_rates[-1]:.0f} "
+        f"produce_end_vs_start={(produce_rates[-1] / produce_rates[0] - 1) * 100:+.1f}% "
+        f"fetch_rps_first_window={fetch_rates[0]:.0f} fetch_rps_last_window={fetch_rates[-1]:.0f} "
+        f"fetch_end_vs_start={(fetch_rates[-1] / fetch_rates[0] - 1) * 100:+.1f}% "
+        f"produce_trend={trend(produce_rates):+.1f}% fetch_trend={trend(fetch_rates):+.1f}% {paired}"
+        f"window_records={window} records={args.records} {restart}"
+        f"idempotent=on durability={args.durability_label} compression=none "
+        f"server={'logsvc:given' if args.server else 'logsvc:own'} " + cpu_fields(cpu) + raw_fields(produce_rps, raw)
+    )
+
+
+def produce_window(producer: Producer, topic: str, first: int, n: int, step: int, values: list[bytes]) -> float:
+    """Seconds to produce records ``first`` to ``first + n`` (keys :func:`key_block`, made a million
+    at a time outside the clock) with ``send_many`` of ``step`` and have every one acknowledged."""
+    block = max(step, KEY_BLOCK_RECORDS // step * step)
+    seconds = 0.0
+    for b in range(first, first + n, block):
+        keys = key_block(b, min(block, first + n - b))  # made outside the clock, dropped after
+        started = time.perf_counter()
+        for i in range(0, len(keys), step):
+            chunk = keys[i : i + step]
+            producer.send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
+        if b + block >= first + n:
+            producer.flush()  # the window ends when its last record is acknowledged
+        seconds += time.perf_counter() - started
+    return seconds
+
+
+def fetch_window(address: str, topic: str, n: int) -> float:
+    """Records/s of a new Consumer reading about the last ``n`` records of ``topic`` (each partition
+    from its end offset less its share of ``n``), from its first poll to the last record."""
+    with Consumer(address) as consumer:
+        tps = consumer.assign_topic(topic)
+        consumer.seek_to_end()
+        ends = {tp: consumer.position(tp) for tp in tps}
+        total = sum(ends.values())
+        for tp, end in ends.items():
+            consumer.seek(tp, end - round(n * end / total) if total else 0)
+        want = sum(end - consumer.position(tp) for tp, end in ends.items())
+        seen, started = 0, time.perf_counter()
+        while seen < want:
+            got = consumer.poll(timeout_ms=5000)
+            if not got:
+                raise SystemExit(f"fetch stalled after {seen:,} of {want:,} records")
+            seen += len(got)
+        return seen / (time.perf_counter() - started)
+
+
+class Pair(NamedTuple):
+    """Rates of one round of :func:`pair_full_with_empty`, records/s."""
+
+    produce_full: float
+    produce_empty: float
+    fetch_full: float
+    fetch_empty: float
+
+
+def pair_full_with_empty(own: BrokerOnDir, topic: str, args: argparse.Namespace, values: list[bytes]) -> list[Pair]:
+    """The end against the start, interleaved so that the machine's drift over the run falls on both
+    alike: ``--pairs`` rounds, each producing one window more into the long run's log (the end: a
+    log of ``--records`` and more) and one window into an empty topic of a new broker (the start),
+    the two in alternating order, each followed by reading that window back (the newest records of
+    each log). The new broker has the long run's flags; it is warmed up first with one window into
+    another topic, untimed, so that what a new process pays once (its heap growing, first
+    transactions) is not taken for the cost of a short log, as it would not be on a broker that has
+    been serving for a while when a topic is created; it is removed after its round."""
+    window, step = args.window_records, args.batch_records
+    max_batch_bytes = batch_bytes(args)
+    next_key = args.records
+    pairs = []
+
+    def full() -> tuple[float, float]:
+        nonlocal next_key
+        with Producer(own.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
+            produced = window / produce_window(producer, topic, next_key, window, step, values)
+        next_key += window
+        return produced, fetch_window(own.address, topic, window)
+
+    def empty() -> tuple[float, float]:
+        with data_dir() as tmp:
+            fresh = BrokerOnDir(tmp, *own.extra)
+            try:
+                with Admin(fresh.address) as admin:
+                    admin.create_topic(f"{topic}-warm-up", args.partitions)
+                    admin.create_topic(topic, args.partitions)
+                with Producer(fresh.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
+                    produce_window(producer, f"{topic}-warm-up", 0, window, step, values)  # not timed
+                    produced = window / produce_window(producer, topic, 0, window, step, values)
+                return produced, fetch_window(fresh.address, topic, window)
+            finally:
+                fresh.close()
+
+    for r in range(args.pairs):
+        if r % 2 == 0:
+            at_end, at_start = full(), empty()
+        else:
+            at_start, at_end = empty(), full()
+        pairs.append(Pair(at_end[0], at_start[0], at_end[1], at_start[1]))
+        print(
+            f"pair {r + 1}: produce {at_end[0]:.0f} records/s into the full log, {at_start[0]:.0f} into an empty one; "
+            f"fetch {at_end[1]:.0f} from the full log's end, {at_start[1]:.0f} from the other",
+            file=sys.stderr,
+        )
+    return pairs
+
+
+def paired_fields(pairs: list[Pair]) -> str:
+    """The medians of :func:`pair_full_with_empty`'s rounds, and the full log's against the empty's."""
+    produce_full = statistics.median(p.produce_full for p in pairs)
+    produce_empty = statistics.median(p.produce_empty for p in pairs)
+    fetch_full = statistics.median(p.fetch_full for p in pairs)
+    fetch_empty = statistics.median(p.fetch_empty for p in pairs)
+    return (
+        f"produce_rps_full_log={produce_full:.0f} produce_rps_empty_log={produce_empty:.0f} "
+        f"produce_full_vs_empty={(produce_full / produce_empty - 1) * 100:+.1f}% "
+        f"fetch_rps_full_log={fetch_full:.0f} fetch_rps_empty_log={fetch_empty:.0f} "
+        f"fetch_full_vs_empty={(fetch_full / fetch_empty - 1) * 100:+.1f}% pairs={len(pairs)} "
+    )
+
+
+def trend(rates: list[float]) -> float:
+    """The least-squares line through ``rates`` (one per window, in order): its value at the last
+    window against its value at the first, in percent (0 for fewer than two windows)."""
+    n = len(rates)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(rates) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(rates)) / sum((x - mean_x) ** 2 for x in range(n))
+    start = mean_y - slope * mean_x
+    return (start + slope * (n - 1)) / start * 100 - 100

@@ -1,0 +1,93 @@
+"""What the produce/fetch benchmarks share (:mod:`produce_fetch`, :mod:`long_run`): the brokers they
+run against, their records and keys, and the raw-LMDB limit measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+from own_broker import BrokerOnDir
+from raw_lmdb import raw_lmdb_rps
+
+from logsvc_wire.batch import encode_batch
+
+RECORD_OVERHEAD_BYTES = 20  # msgpack framing + timestamp per record, for sizing batches
+KEY_BLOCK_RECORDS = 1_000_000  # the long run makes its keys this many at a time
+RAW_DISTINCT_BATCHES = 16  # the raw-LMDB writer cycles this many distinct batches
+
+
+def batch_bytes(args: argparse.Namespace) -> int:
+    """The producer's ``max_batch_bytes`` that holds ``--batch-records`` records of ``--value-bytes``."""
+    return args.batch_records * (args.value_bytes + 12 + RECORD_OVERHEAD_BYTES)
+
+
+class Brokers:
+    """The validating broker (``address``) and the one with ``validate_records=false`` (``plain``,
+    None with ``--server``); the benchmark's own ones by address, to read their CPU and writer."""
+
+    def __init__(self, address: str, plain: str | None, own: list[BrokerOnDir]) -> None:
+        self.address = address
+        self.plain = plain
+        self._own = {b.address: b for b in own}
+
+    def own(self, address: str) -> BrokerOnDir | None:
+        return self._own.get(address)
+
+
+@contextlib.contextmanager
+def data_dir() -> Iterator[str]:
+    """A temporary data directory, in the same place as the raw-LMDB environment (:mod:`raw_lmdb`)."""
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-") as tmp:
+        yield tmp
+
+
+def key_block(start: int, n: int) -> list[bytes]:
+    """The keys of records ``start`` to ``start + n``: unique over the whole run."""
+    return [b"key-%d" % i for i in range(start, start + n)]
+
+
+def bench_values(args: argparse.Namespace) -> list[bytes]:
+    """Distinct random values within a batch (a compressor sees no repeated value), reused batch after batch."""
+    return [os.urandom(args.value_bytes // 2 + 1).hex().encode()[: args.value_bytes] for _ in range(args.batch_records)]
+
+
+def raw_limit(args: argparse.Namespace, keys: list[bytes], values: list[bytes], group: float) -> tuple[float, float]:
+    """The raw-LMDB limits of this run (see :mod:`raw_lmdb`): one batch per fsync'd commit, and
+    the broker's mean batches per commit."""
+    step = args.batch_records
+    now = time.time_ns() // 1_000_000
+    batches = []
+    for i in range(0, min(len(keys), RAW_DISTINCT_BATCHES * step), step):
+        rows = [[now, k, v, None] for k, v in zip(keys[i : i + step], values, strict=False)]
+        batches.append((len(rows), encode_batch(rows, now, args.compression)))
+    records = min(args.records, args.window_records)
+    grouped = raw_lmdb_rps(batches, step, records, round(group), args.partitions)
+    single = raw_lmdb_rps(batches, step, records, 1, args.partitions)
+    print(
+        f"raw LMDB, fsync'd, {records:,} records in batches of {step:,}: {grouped:.0f} records/s at "
+        f"{round(group)} batch(es) per commit (the broker's mean, {group:.2f}), {single:.0f} at one per commit",
+        file=sys.stderr,
+    )
+    return single, grouped
+
+
+def raw_fields(produce_rps: float, raw: tuple[float, float]) -> str:
+    single, grouped = raw
+    return (
+        f"raw_lmdb_rps={single:.0f} produce_share_of_raw={produce_rps / single * 100:.0f}% "
+        f"raw_lmdb_grouped_rps={grouped:.0f} produce_share_of_grouped={produce_rps / grouped * 100:.0f}%"
+    )
+
+
+def cpu_fields(cpu_per_m: dict[str, float]) -> str:
+    fields = ""
+    if "on" in cpu_per_m:
+        fields += f"broker_cpu_s_per_m={cpu_per_m['on']:.3f} "
+    if "plain" in cpu_per_m:
+        fields += f"broker_cpu_s_per_m_plain={cpu_per_m['plain']:.3f} "
+    return fields
