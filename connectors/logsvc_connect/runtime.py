@@ -142,6 +142,9 @@ class SinkRuntime:
         self._first_pending_at = 0.0
         self._skipped: dict[TopicPartition, int] = {}  # past dead-lettered corrupt batches: next offset
         self._started: set[TopicPartition] = set()
+        # Exactly-once: stored offsets ahead of the group's commits (the process before was killed
+        # between its transaction and its commit), committed to the group after the poll.
+        self._group_behind: dict[TopicPartition, int] = {}
         self._consumer: Consumer | None = None
         self._admin: Admin | None = None  # one channel for offsets and lag, opened by run()
         self._positions: dict[TopicPartition, int] = {}
@@ -279,6 +282,7 @@ class SinkRuntime:
             except CorruptBatch as e:
                 self._skip_corrupt_batch(consumer, e)
                 continue
+            self._catch_up_group()
             if records:
                 if not self._pending:
                     self._first_pending_at = time.monotonic()
@@ -335,15 +339,28 @@ class SinkRuntime:
         assert admin is not None  # set while run() runs, and poll() calls this only then
         committed = admin.committed_offsets(self.config.name, list(stored))
         for tp, offset in stored.items():
-            reset = committed.get(tp)
-            if reset is not None and reset.metadata == RESET_METADATA:
-                log.info("%s/%d: replaying from offset %d (reset-offsets)", tp.topic, tp.partition, reset.offset)
+            group = committed.get(tp)
+            if group is not None and group.metadata == RESET_METADATA:
+                log.info("%s/%d: replaying from offset %d (reset-offsets)", tp.topic, tp.partition, group.offset)
                 continue
             consumer.seek(tp, offset)
+            if group is None or group.offset < offset:
+                # Else the group's lag would stay until a record after `offset` is written.
+                self._group_behind[tp] = offset
 
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         # Write and commit what we hold before the partitions go to another member.
         self._flush()
+        for tp in partitions:
+            self._group_behind.pop(tp, None)
+
+    def _catch_up_group(self) -> None:
+        """Commit to the group the stored offsets found ahead of it on assignment (outside the
+        rebalance callback, which a Kafka consumer runs inside its own poll)."""
+        if self._group_behind:
+            behind, self._group_behind = self._group_behind, {}
+            log.info("committing %d partition(s) to the group at the offsets stored with the rows", len(behind))
+            self._commit(behind)
 
     # -- one batch --------------------------------------------------------------------------------
 

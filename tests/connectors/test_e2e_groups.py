@@ -7,13 +7,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from logsvc_client import Admin
+from logsvc_client.records import TopicPartition
 from tests.conftest import BrokerProcess
 from tests.connectors.e2e import (
     Connectors,
     PostgresTarget,
     Target,
+    committed,
     create_topic,
     describe_group,
+    end_offsets,
     order,
     produce,
     wait_until,
@@ -107,6 +111,32 @@ def test_a_group_reset_replays_an_exactly_once_connector_too(
     wait_until("the replay", pg_target.count, lambda n: n == 2_000)
     assert pg_target.contents() == before
     assert sum(pg_target.stored_offsets(name).values()) == 2_000
+    assert process.terminate() == 0
+
+
+def test_an_exactly_once_connector_brings_a_group_left_behind_up_to_its_stored_offsets(
+    broker_process: BrokerProcess, connectors: Connectors, pg_target: PostgresTarget
+) -> None:
+    # Given an exactly-once connector that has sunk a topic and was stopped, and a group whose
+    # commits are behind the offsets stored with the rows (as after a kill between the two)
+    name, address = "orders-pg", broker_process.address
+    create_topic(address, "orders", 3)
+    produce(address, "orders", (order(n) for n in range(1_500)))
+    config = connectors.config(name, pg_target, ["orders"], {"exactly_once": True})
+    process = connectors.start("postgres", config)
+    wait_until("every record", pg_target.count, lambda n: n == 1_500)
+    assert process.terminate() == 0
+    with Admin(address) as admin:
+        admin.commit_offsets(name, {TopicPartition("orders", p): 0 for p in range(3)})
+
+    # When it is started again, with nothing new to write
+    process = connectors.start("postgres", config)
+
+    # Then the group's commits catch up with the stored offsets (its lag is 0), and nothing is
+    # written again
+    ends = {TopicPartition("orders", p): o for p, o in end_offsets(address, "orders").items()}
+    wait_until("the group's commits", lambda: committed(address, name), lambda c: c == ends)
+    assert pg_target.count() == 1_500
     assert process.terminate() == 0
 
 
