@@ -12,14 +12,17 @@ raw_lmdb_rps=N produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_
 compare the last window with the first, one window each (a few seconds, so a single slow window
 moves them); ``*_trend`` compare the same two ends of the least-squares line through every
 window's rate, so they say whether the rate drifts as the log grows, not how noisy two windows
-were. Then ``--pairs`` rounds (3 by default, not with ``--server``) put the end against the start
+were. Then ``--pairs`` rounds (7 by default, not with ``--server``) put the end against the start
 in the same minutes, so that the machine's drift over the run cannot pass for an effect of the
 log's size: one more window produced into the full log and read back from its end, and one window
 produced into an empty topic of a new broker (warmed up first with a window into another topic)
-and read back, in alternating order; their medians are
-``produce_rps_full_log``, ``produce_rps_empty_log``, ``produce_full_vs_empty``,
-``fetch_rps_full_log``, ``fetch_rps_empty_log``, ``fetch_full_vs_empty`` and ``pairs`` (placed after
-``fetch_trend``).
+and read back, in alternating order. ``produce_rps_full_log``, ``produce_rps_empty_log``,
+``fetch_rps_full_log`` and ``fetch_rps_empty_log`` are the medians of the rates;
+``produce_full_vs_empty`` and ``fetch_full_vs_empty`` the median of each round's full-against-empty
+ratio (a round's two windows ran minutes apart at most, so the ratio of one round is what the
+machine's slow and fast stretches disturb least: on the reference machine one 5 M window against
+the next swings by up to ±25 %, so three rounds did not settle it); ``fetch_full_slower`` counts
+the rounds whose full log was read more slowly; then ``pairs`` (all placed after ``fetch_trend``).
 """
 
 from __future__ import annotations
@@ -212,16 +215,21 @@ def pair_full_with_empty(own: BrokerOnDir, topic: str, args: argparse.Namespace,
 
 
 def paired_fields(pairs: list[Pair]) -> str:
-    """The medians of :func:`pair_full_with_empty`'s rounds, and the full log's against the empty's."""
+    """The medians of :func:`pair_full_with_empty`'s rounds: of the rates, and of each round's full
+    log against its empty one."""
     produce_full = statistics.median(p.produce_full for p in pairs)
     produce_empty = statistics.median(p.produce_empty for p in pairs)
     fetch_full = statistics.median(p.fetch_full for p in pairs)
     fetch_empty = statistics.median(p.fetch_empty for p in pairs)
+    produce_ratio = statistics.median(p.produce_full / p.produce_empty for p in pairs)
+    fetch_ratio = statistics.median(p.fetch_full / p.fetch_empty for p in pairs)
+    fetch_slower = sum(p.fetch_full < p.fetch_empty for p in pairs)
     return (
         f"produce_rps_full_log={produce_full:.0f} produce_rps_empty_log={produce_empty:.0f} "
-        f"produce_full_vs_empty={(produce_full / produce_empty - 1) * 100:+.1f}% "
+        f"produce_full_vs_empty={(produce_ratio - 1) * 100:+.1f}% "
         f"fetch_rps_full_log={fetch_full:.0f} fetch_rps_empty_log={fetch_empty:.0f} "
-        f"fetch_full_vs_empty={(fetch_full / fetch_empty - 1) * 100:+.1f}% pairs={len(pairs)} "
+        f"fetch_full_vs_empty={(fetch_ratio - 1) * 100:+.1f}% fetch_full_slower={fetch_slower}/{len(pairs)} "
+        f"pairs={len(pairs)} "
     )
 
 

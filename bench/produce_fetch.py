@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument(
         "--pairs",
         type=int,
-        default=3,
+        default=7,
         help="long run: rounds of a window into the full log against one into an empty log (0: none)",
     )
     args = parser.parse_args()
