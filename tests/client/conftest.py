@@ -13,6 +13,7 @@ import pytest
 from logsvc.server.app import Broker, create_server
 from logsvc_client import Admin, Consumer
 from tests.conftest import broker_settings
+from tests.fixtures.ports import free_port
 
 
 @pytest.fixture
@@ -42,7 +43,8 @@ class RestartableBroker:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.broker: Broker | None = create_server(broker_settings(data_dir))
+        # a port below the ephemeral range: while it is stopped, no client connection takes it
+        self.broker: Broker | None = create_server(broker_settings(data_dir, listen=f"127.0.0.1:{free_port()}"))
         self.port = self.broker.port
         self.address = self.broker.address
 
