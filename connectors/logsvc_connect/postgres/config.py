@@ -17,7 +17,9 @@ key                default       meaning
                                  record key) or ``"fields"`` (the value fields in ``key_fields``)
 ``key_fields``     —             ``key_mode = "fields"``: the value fields that form the id
 ``exactly_once``   ``false``     store the next offsets in ``offsets_table``, in the same
-                                 transaction as the rows
+                                 transaction as the rows; a restart resumes from them, and
+                                 commits them to the group where its commits are behind (a
+                                 process killed between the two), so its lag is true
 ``offsets_table``  ``"logsvc_offsets"``
 ``connector``      —             the connector's name (owner of its rows in ``offsets_table``;
                                  required with ``exactly_once``)
