@@ -20,6 +20,7 @@ from logsvc.server.app import Broker
 from logsvc_client import Admin, Consumer, Producer, Record
 from logsvc_client.producer.futures import RecordFuture
 from tests.conftest import BrokerProcess
+from tests.fixtures.ports import free_port
 from tests.fixtures.proxy import FlakyProxy, flaky_proxy
 
 RECORDS = 100_000
@@ -140,7 +141,7 @@ def test_without_idempotence_the_same_lost_answers_store_records_twice(broker: B
 
 def test_idempotent_producer_stores_each_record_once_across_a_broker_kill_9(data_dir: Path) -> None:
     # Given a `logsvc serve` broker behind the flaky proxy
-    broker = BrokerProcess(data_dir).start()
+    broker = BrokerProcess(data_dir).start(listen=f"127.0.0.1:{free_port()}")  # restarted on it below
     try:
         with Admin(broker.address) as admin:
             admin.create_topic("payments", PARTITIONS)

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BrokerProcess, cli_env
+from tests.fixtures.ports import free_port
 from tests.mirror.helpers import MirrorProcess
 
 
 @pytest.fixture
 def source(tmp_path: Path) -> Iterator[BrokerProcess]:
-    """``logsvc serve`` as a subprocess: the mirror's source."""
-    proc = BrokerProcess(tmp_path / "data", base_env=cli_env()).start()
+    """``logsvc serve`` as a subprocess: the mirror's source (on a port no client connection takes
+    while a test has it stopped)."""
+    proc = BrokerProcess(tmp_path / "data", base_env=cli_env()).start(listen=f"127.0.0.1:{free_port()}")
     try:
         yield proc
     finally:
