@@ -73,30 +73,25 @@ def _required(source: str | None, target: str | None) -> tuple[str, str]:
     return source or get_state().server, target
 
 
+def _interval(flag: str, default_ms: int, help_text: str) -> Any:
+    """A ``--X-interval-ms`` option: milliseconds, at least 1."""
+    return click.option(flag, type=click.IntRange(min=1), default=default_ms, show_default=True, help=help_text)
+
+
 @click.group(invoke_without_command=True)
 @_common
 @click.option("--topics", metavar="T1,T2", help="The logsvc topics to copy (comma-separated).")
 @click.option("--groups", metavar="G1,G2", help="Consumer groups whose committed offsets follow (comma-separated).")
-@click.option(
+@_interval(
     "--checkpoint-interval-ms",
-    type=click.IntRange(min=1),
-    default=1_000,
-    show_default=True,
-    help="How often the checkpoint is written (a restart reads less of Kafka's tail when it is often).",
+    1_000,
+    "How often the checkpoint is written (a restart reads less of Kafka's tail when it is often).",
 )
-@click.option(
-    "--group-interval-ms",
-    type=click.IntRange(min=1),
-    default=5_000,
-    show_default=True,
-    help="How often the --groups are translated again.",
-)
-@click.option(
+@_interval("--group-interval-ms", 5_000, "How often the --groups are translated again.")
+@_interval(
     "--refresh-interval-ms",
-    type=click.IntRange(min=1),
-    default=5_000,
-    show_default=True,
-    help="How often logsvc is asked whether the --topics gained partitions (copied from then on, no restart).",
+    5_000,
+    "How often logsvc is asked whether the --topics gained partitions (copied from then on, no restart).",
 )
 @click.option(
     "--max-records-per-second",

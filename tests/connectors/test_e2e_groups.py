@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from logsvc_client import Admin
 from logsvc_client.records import TopicPartition
@@ -28,6 +29,18 @@ def logsvc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "logsvc.cli", *args], capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def sunk_exactly_once(connectors: Connectors, pg_target: PostgresTarget, address: str, name: str, total: int) -> Path:
+    """The config of an exactly-once connector ``name`` that has sunk ``total`` orders of a new
+    3-partition topic "orders" into ``pg_target`` and was stopped (SIGTERM, exit 0)."""
+    create_topic(address, "orders", 3)
+    produce(address, "orders", (order(n) for n in range(total)))
+    config = connectors.config(name, pg_target, ["orders"], {"exactly_once": True})
+    process = connectors.start("postgres", config)
+    wait_until("every record", pg_target.count, lambda n: n == total)
+    assert process.terminate() == 0
+    return config
 
 
 def test_reset_offsets_to_earliest_replays_into_an_identical_table_or_collection(
@@ -65,12 +78,7 @@ def test_an_exactly_once_connector_replays_from_earliest_into_an_identical_table
     # Given an exactly-once connector (its offsets live in PostgreSQL, with the rows) that has sunk
     # a topic and was stopped, and what it wrote, then lost
     name, address = "orders-pg", broker_process.address
-    create_topic(address, "orders", 3)
-    produce(address, "orders", (order(n) for n in range(3_000)))
-    config = connectors.config(name, pg_target, ["orders"], {"exactly_once": True})
-    process = connectors.start("postgres", config)
-    wait_until("every record", pg_target.count, lambda n: n == 3_000)
-    assert process.terminate() == 0
+    config = sunk_exactly_once(connectors, pg_target, address, name, 3_000)
     before = pg_target.contents()
     pg_target.clear()
 
@@ -89,12 +97,7 @@ def test_a_group_reset_replays_an_exactly_once_connector_too(
 ) -> None:
     # Given an exactly-once connector that has sunk a topic, was stopped, and whose rows were lost
     name, address = "orders-pg", broker_process.address
-    create_topic(address, "orders", 3)
-    produce(address, "orders", (order(n) for n in range(2_000)))
-    config = connectors.config(name, pg_target, ["orders"], {"exactly_once": True})
-    process = connectors.start("postgres", config)
-    wait_until("every record", pg_target.count, lambda n: n == 2_000)
-    assert process.terminate() == 0
+    config = sunk_exactly_once(connectors, pg_target, address, name, 2_000)
     before = pg_target.contents()
     pg_target.clear()
 
@@ -120,12 +123,7 @@ def test_an_exactly_once_connector_brings_a_group_left_behind_up_to_its_stored_o
     # Given an exactly-once connector that has sunk a topic and was stopped, and a group whose
     # commits are behind the offsets stored with the rows (as after a kill between the two)
     name, address = "orders-pg", broker_process.address
-    create_topic(address, "orders", 3)
-    produce(address, "orders", (order(n) for n in range(1_500)))
-    config = connectors.config(name, pg_target, ["orders"], {"exactly_once": True})
-    process = connectors.start("postgres", config)
-    wait_until("every record", pg_target.count, lambda n: n == 1_500)
-    assert process.terminate() == 0
+    config = sunk_exactly_once(connectors, pg_target, address, name, 1_500)
     with Admin(address) as admin:
         admin.commit_offsets(name, {TopicPartition("orders", p): 0 for p in range(3)})
 

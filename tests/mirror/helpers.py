@@ -108,6 +108,12 @@ class MirrorProcess(ChildProcess):
         with self._changed:
             self._changed.notify_all()
 
+    def exit_errors(self, timeout_s: float = 60) -> list[str]:
+        """Wait for the mirror to exit with 1 (a refusal); its ``error: `` lines, read to the end."""
+        assert self.proc is not None and self.proc.wait(timeout_s) == 1, self.stderr_text()
+        self.kill()  # joins the stderr reader: every line is in
+        return [line for line in self.stderr_text().splitlines() if line.startswith("error: ")]
+
     def wait_for(self, text: str, timeout_s: float = 60, after: int = 0) -> None:
         """Until a log line (from the ``after``-th on) contains ``text``; fails with the log."""
         deadline = time.monotonic() + timeout_s

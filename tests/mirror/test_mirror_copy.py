@@ -34,6 +34,16 @@ def mirror_args(source: BrokerProcess, kafka: KafkaCluster, state_dir: Path, *to
     ]  # fmt: skip
 
 
+def copy_to_end(
+    mirrors: list[MirrorProcess], source: BrokerProcess, kafka: KafkaCluster, state_dir: Path, *topics: str
+) -> None:
+    """Run a mirror of ``topics`` until it has caught up, then stop it (SIGTERM, exit 0)."""
+    mirror = MirrorProcess().start(*mirror_args(source, kafka, state_dir, *topics))
+    mirrors.append(mirror)
+    wait_caught_up(state_dir, source.address, kafka.address)
+    assert mirror.terminate() == 0
+
+
 def kafka_partitions(kafka: KafkaCluster, topic: str) -> int:
     """The topic's partition count, from the metadata of all topics (naming one creates it on Tansu)."""
     return len(AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics[topic].partitions)
@@ -98,11 +108,7 @@ def test_a_kafka_partition_someone_else_wrote_to_stops_the_mirror(
     with Admin(source.address) as admin:
         admin.create_topic(topic, 1)
     produce(source.address, topic, 1, 20)
-    args = mirror_args(source, kafka_cluster, tmp_path / "state", topic)
-    first = MirrorProcess().start(*args)
-    mirrors.append(first)
-    wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
-    assert first.terminate() == 0
+    copy_to_end(mirrors, source, kafka_cluster, tmp_path / "state", topic)
     # And a record another producer wrote to the Kafka partition since, and one more on logsvc
     other = Producer({"bootstrap.servers": kafka_cluster.bootstrap})
     other.produce(topic, b"not from logsvc", partition=0)
@@ -110,11 +116,9 @@ def test_a_kafka_partition_someone_else_wrote_to_stops_the_mirror(
     produce(source.address, topic, 1, 1, start=20)
 
     # When the mirror restarts, Then it refuses to take that record for a copy of logsvc's
-    again = MirrorProcess().start(*args)
+    again = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
     mirrors.append(again)
-    assert again.proc is not None and again.proc.wait(60) == 1
-    again.kill()
-    errors = [line for line in again.stderr_text().splitlines() if line.startswith("error: ")]
+    errors = again.exit_errors()
     assert len(errors) == 1 and "ends with a record that is not the copy of logsvc's record at offset 20" in errors[0]
 
 
@@ -166,10 +170,7 @@ def copy_and_compare(
         for i, record in enumerate(records):
             producer.send(topic, partition=0, timestamp_ms=1_700_000_000_000 + i, **record)
         producer.flush()
-    mirror = MirrorProcess().start(*mirror_args(source, kafka, state, topic))
-    mirrors.append(mirror)
-    wait_caught_up(state, source.address, kafka.address)
-    assert mirror.terminate() == 0
+    copy_to_end(mirrors, source, kafka, state, topic)
     assert same_records(read_source(source.address, topic)[0], read_kafka(kafka.bootstrap, topic, 1)[0])
 
 
@@ -234,16 +235,10 @@ def test_a_topic_left_out_of_one_run_resumes_where_it_stopped_when_named_again(
     produce(source.address, two, 1, 100)
     state = tmp_path / "state"
     for names in ((one, two), (one,)):  # When a second run names only the first one
-        run = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, *names))
-        mirrors.append(run)
-        wait_caught_up(state, source.address, kafka_cluster.address)
-        assert run.terminate() == 0
+        copy_to_end(mirrors, source, kafka_cluster, state, *names)
     # And a third names both again, after more records in the second
     produce(source.address, two, 1, 50, start=100)
-    run = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, one, two))
-    mirrors.append(run)
-    wait_caught_up(state, source.address, kafka_cluster.address)
-    assert run.terminate() == 0
+    copy_to_end(mirrors, source, kafka_cluster, state, one, two)
 
     # Then the second topic holds each record once
     assert same_records(read_source(source.address, two)[0], read_kafka(kafka_cluster.bootstrap, two, 1)[0])
@@ -259,10 +254,7 @@ def test_a_kafka_partition_shorter_than_the_checkpoint_stops_the_mirror(
         admin.create_topic(topic, 1)
     produce(source.address, topic, 1, 20)
     state = tmp_path / "state"
-    first = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, topic))
-    mirrors.append(first)
-    wait_caught_up(state, source.address, kafka_cluster.address)
-    assert first.terminate() == 0
+    copy_to_end(mirrors, source, kafka_cluster, state, topic)
     saved = json.loads((state / "checkpoint.json").read_text())
     saved["partitions"][0]["kafka_next"] += 1000
     (state / "checkpoint.json").write_text(json.dumps(saved))
@@ -270,9 +262,7 @@ def test_a_kafka_partition_shorter_than_the_checkpoint_stops_the_mirror(
     # When the mirror restarts, Then it stops with one error line saying what is wrong
     again = MirrorProcess().start(*mirror_args(source, kafka_cluster, state, topic))
     mirrors.append(again)
-    assert again.proc is not None and again.proc.wait(60) == 1
-    again.kill()
-    errors = [line for line in again.stderr_text().splitlines() if line.startswith("error: ")]
+    errors = again.exit_errors()
     assert len(errors) == 1 and "lost records the checkpoint" in errors[0], again.stderr_text()
     assert "Kafka ends at offset 20, before the checkpoint's 1020" in errors[0]
 
@@ -345,8 +335,7 @@ def test_a_partition_added_on_logsvc_that_kafka_cannot_take_stops_the_mirror(
     produce(source.address, topic, 2, 10, start=50)
 
     # Then the mirror stops with one error line saying why, and what it copied is true
-    assert mirror.proc is not None and mirror.proc.wait(60) == 1
-    errors = [line for line in mirror.stderr_text().splitlines() if line.startswith("error: ")]
+    errors = mirror.exit_errors()
     assert len(errors) == 1, mirror.stderr_text()
     assert f"Kafka topic '{topic}' has 1 partitions, fewer than the 2 of the logsvc topic" in errors[0]
     assert "Traceback" not in mirror.stderr_text()
