@@ -29,6 +29,13 @@ reads on after it.
 
 Partitions being taken away (rebalance) first get their batch written and committed. SIGTERM
 (:meth:`SinkRuntime.stop`) finishes the batch in flight, commits and leaves the group.
+
+A commit the broker (or Kafka cluster) cannot take because it is unreachable
+(:class:`~logsvc_client.errors.Unavailable`, after the client's own retries) does not end the
+connector: the rows are durable, so the loop goes on polling (the consumer rejoins when the broker
+is back) and commits those offsets again after a poll, backing off, until one goes through or a
+later commit covers them. Should the partitions move meanwhile, their new owner writes the batch
+again.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 from logsvc_client import Admin, Consumer, TopicPartition
-from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError, TopicNotFound
+from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError, TopicNotFound, Unavailable
 from logsvc_client.transport.retry import Backoff
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
@@ -142,9 +149,13 @@ class SinkRuntime:
         self._first_pending_at = 0.0
         self._skipped: dict[TopicPartition, int] = {}  # past dead-lettered corrupt batches: next offset
         self._started: set[TopicPartition] = set()
-        # Exactly-once: stored offsets ahead of the group's commits (the process before was killed
-        # between its transaction and its commit), committed to the group after the poll.
-        self._group_behind: dict[TopicPartition, int] = {}
+        # Offsets the group is owed, committed after the next poll: an exactly-once sink's stored
+        # offsets found ahead of the group's (the process before was killed between its
+        # transaction and its commit), and commits refused as Unavailable (the broker or
+        # cluster unreachable), retried with backoff.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._commit_attempt = 0
+        self._commit_retry_at = 0.0
         self._consumer: Consumer | None = None
         self._admin: Admin | None = None  # one channel for offsets and lag, opened by run()
         self._positions: dict[TopicPartition, int] = {}
@@ -201,6 +212,8 @@ class SinkRuntime:
             consumer.subscribe(list(cfg.topics))
             self._loop(consumer)
             self._flush()
+            if self._uncommitted:  # one last try, whatever the backoff
+                self._commit(dict(self._uncommitted))
         finally:
             if self._writer is not None:  # a write still running (an error above) ends first
                 self._writer.shutdown(wait=True)
@@ -282,7 +295,7 @@ class SinkRuntime:
             except CorruptBatch as e:
                 self._skip_corrupt_batch(consumer, e)
                 continue
-            self._catch_up_group()
+            self._commit_owed()
             if records:
                 if not self._pending:
                     self._first_pending_at = time.monotonic()
@@ -346,21 +359,22 @@ class SinkRuntime:
             consumer.seek(tp, offset)
             if group is None or group.offset < offset:
                 # Else the group's lag would stay until a record after `offset` is written.
-                self._group_behind[tp] = offset
+                log.info("%s/%d: the group's commit is behind the offset stored with the rows (%d)",
+                         tp.topic, tp.partition, offset)  # fmt: skip
+                self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
 
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         # Write and commit what we hold before the partitions go to another member.
         self._flush()
         for tp in partitions:
-            self._group_behind.pop(tp, None)
+            self._uncommitted.pop(tp, None)
 
-    def _catch_up_group(self) -> None:
-        """Commit to the group the stored offsets found ahead of it on assignment (outside the
-        rebalance callback, which a Kafka consumer runs inside its own poll)."""
-        if self._group_behind:
-            behind, self._group_behind = self._group_behind, {}
-            log.info("committing %d partition(s) to the group at the offsets stored with the rows", len(behind))
-            self._commit(behind)
+    def _commit_owed(self) -> None:
+        """Commit what the group is owed (see ``_uncommitted``), outside the rebalance callback,
+        which a Kafka consumer runs inside its own poll; after a refused commit, not before its
+        backoff has passed."""
+        if self._uncommitted and time.monotonic() >= self._commit_retry_at:
+            self._commit(dict(self._uncommitted))
 
     # -- one batch --------------------------------------------------------------------------------
 
@@ -508,6 +522,21 @@ class SinkRuntime:
             # We lost the partitions meanwhile (session expired during a long outage): the new
             # owner writes the batch again, idempotently.
             log.warning("commit refused (%s); the batch will be written again by the partitions' owner", e)
+        except Unavailable as e:
+            # The rows are written; the commit is retried after the next poll (backing off), and
+            # a later commit of the same partitions makes it moot. Should the partitions move
+            # first, their new owner writes them again (at least once).
+            delay = self._backoff.delay_s(self._commit_attempt)
+            self._commit_attempt += 1
+            self._commit_retry_at = time.monotonic() + delay
+            for tp, offset in offsets.items():
+                self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
+            log.warning("commit of %d partition(s) failed (%s); retrying in %.1f s", len(offsets), e, delay)
+            return
+        for tp, offset in offsets.items():
+            if self._uncommitted.get(tp, offset) <= offset:
+                self._uncommitted.pop(tp, None)
+        self._commit_attempt = 0
         self._positions.update(offsets)
 
     def _refresh_lag(self) -> None:

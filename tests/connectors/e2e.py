@@ -248,9 +248,13 @@ class ConnectorProcess:
         """The text of the connector's /metrics page (it must run with metrics_port = 0)."""
         found = wait_until("the connector's metrics address", lambda: METRICS_LINE.search(self.log()), bool, 20)
         assert found is not None
-        with urllib.request.urlopen(f"http://{found.group(1)}/metrics", timeout=5) as response:
-            text: str = response.read().decode()
-            return text
+        try:
+            with urllib.request.urlopen(f"http://{found.group(1)}/metrics", timeout=5) as response:
+                text: str = response.read().decode()
+                return text
+        except OSError as e:
+            state = "running" if self.alive() else f"exited with {self.proc and self.proc.poll()}"
+            raise AssertionError(f"/metrics of the connector ({state}): {e}\n{self.log()[-4000:]}") from e
 
     def counter(self, name: str) -> float:
         """A counter of the connector's metrics, e.g. ``records_written``."""

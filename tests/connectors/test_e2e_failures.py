@@ -1,6 +1,7 @@
 """End to end: what goes wrong around a running connector process — the database stopped for 10 s
-mid-stream, poison records, hostile identifiers and keys — against a real broker subprocess,
-PostgreSQL and MongoDB (nx-27017, or LOGSVC_TEST_MONGO_URI)."""
+mid-stream, the broker killed under a batch's write, poison records, hostile identifiers and
+keys — against a real broker subprocess, PostgreSQL and MongoDB (nx-27017, or
+LOGSVC_TEST_MONGO_URI)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -18,6 +22,7 @@ from tests.connectors.e2e import (
     MongoTarget,
     PostgresTarget,
     Target,
+    caught_up,
     create_topic,
     dead_letters,
     order,
@@ -26,6 +31,7 @@ from tests.connectors.e2e import (
     wait_until,
 )
 from tests.fixtures.mongo import MongoServer
+from tests.fixtures.ports import free_port
 from tests.fixtures.postgres import PostgresCluster
 
 OUTAGE_S = 10.0
@@ -73,6 +79,51 @@ def test_a_database_stopped_for_ten_seconds_mid_stream_loses_and_dead_letters_no
     assert process.alive()
     assert "retry" in process.log()
     assert process.terminate() == 0
+
+
+def test_a_broker_killed_while_a_batch_is_written_leaves_the_connector_running_and_it_commits_once_back(
+    tmp_path: Path, pg_target: PostgresTarget
+) -> None:
+    # Given a connector that has written a first part of the stream, from a broker on a port
+    # it can be started on again
+    broker = BrokerProcess(tmp_path / "data").start(listen=f"127.0.0.1:{free_port()}")
+    connectors = Connectors(tmp_path, broker.address)
+    try:
+        address, name = broker.address, "orders-pg"
+        create_topic(address, "orders", 2)
+        process = connectors.start("postgres", connectors.config(name, pg_target, ["orders"]))
+        seq = produce(address, "orders", (order(n) for n in range(1_000)))
+        wait_until("the first part", pg_target.count, lambda n: n == 1_000)
+
+        # When the broker is killed while the next batch's write waits on a table lock, so the
+        # write succeeds and its commit finds no broker
+        with psycopg.connect(pg_target.dsn) as conn:
+            conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            seq += produce(address, "orders", (order(n) for n in range(seq, seq + 100)))
+            wait_until("the write to wait on the lock", lambda: lock_waiters(conn), bool)
+            broker.kill()
+        wait_until("the refused commit", process.log, lambda log: "commit of" in log)
+
+        # ... and started again, and more orders come
+        broker.start(listen=address)
+        seq += produce(address, "orders", (order(n) for n in range(seq, seq + 1_000)))
+
+        # Then the connector never stopped: every order is written once and the group catches up
+        wait_until("every order", pg_target.count, lambda n: n == seq, 60)
+        wait_until("the group to catch up", lambda: caught_up(address, name, "orders"), bool, 60)
+        assert sorted(pg_target.origins()) == sorted(set(pg_target.origins()))
+        assert process.alive(), process.log()
+        assert "retrying in" in process.log()
+        assert process.terminate() == 0
+    finally:
+        connectors.close()
+        broker.kill()
+
+
+def lock_waiters(conn: psycopg.Connection[Any]) -> int:
+    """How many other sessions wait on a lock."""
+    row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()
+    return int(row[0]) if row else 0
 
 
 POISON_HEADERS = [("trace-id", b"t-42")]
