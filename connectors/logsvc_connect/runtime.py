@@ -30,12 +30,12 @@ reads on after it.
 Partitions being taken away (rebalance) first get their batch written and committed. SIGTERM
 (:meth:`SinkRuntime.stop`) finishes the batch in flight, commits and leaves the group.
 
-A commit the broker (or Kafka cluster) cannot take because it is unreachable
-(:class:`~logsvc_client.errors.Unavailable`, after the client's own retries) does not end the
-connector: the rows are durable, so the loop goes on polling (the consumer rejoins when the broker
-is back) and commits those offsets again after a poll, backing off, until one goes through or a
-later commit covers them. Should the partitions move meanwhile, their new owner writes the batch
-again.
+The broker (or Kafka cluster) unreachable (:class:`~logsvc_client.errors.Unavailable`, after
+the client's own retries) does not end the connector. A commit that fails so is kept: the rows are
+durable, so the loop goes on polling (the consumer rejoins when the broker is back) and commits
+those offsets again after a poll, backing off, until one goes through or a later commit covers
+them; should the partitions move meanwhile, their new owner writes the batch again. Dead letters
+are sent again, backing off, until acknowledged (a batch's offsets wait for them).
 """
 
 from __future__ import annotations
@@ -315,7 +315,7 @@ class SinkRuntime:
         tp = TopicPartition(d["topic"], d["partition"])
         after = d["last_offset"] + 1
         log.error("%s: dead-lettering it whole and reading on from offset %d", error.message, after)
-        self.dead_letters.send_corrupt_batch(error)
+        self._send_dead_letters(lambda: self.dead_letters.send_corrupt_batch(error))
         self.metrics.records_dead_lettered.inc(after - d["base_offset"])
         self._skipped[tp] = max(after, self._skipped.get(tp, 0))
         self._flush()
@@ -480,9 +480,27 @@ class SinkRuntime:
 
     def _dead_letter(self, failed: Failed, attempts: int) -> None:
         if failed:
-            self.dead_letters.send(failed, attempts)
+            self._send_dead_letters(lambda: self.dead_letters.send(failed, attempts))
             self.metrics.records_dead_lettered.inc(len(failed))
             self._dead_letter_log.report(failed, self.config.dead_letter_topic)
+
+    def _send_dead_letters(self, send: Callable[[], None]) -> None:
+        """``send()`` until the dead letters are acknowledged, retried with backoff while the
+        broker is unreachable: no offset past a record is stored before its dead letter is. Once
+        stopping, only until the shutdown deadline; then the Unavailable ends the run, with
+        nothing committed past those records."""
+        attempt = 0
+        while True:
+            try:
+                send()
+                return
+            except Unavailable as e:
+                if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
+                    raise
+                delay = self._backoff.delay_s(attempt)
+                attempt += 1
+                log.warning("dead-lettering failed (%s); retry %d in %.2f s", e, attempt, delay)
+                self._sleep(delay)
 
     def _write(self, records: list[SinkRecord], offsets: dict[TopicPartition, int]) -> Failed | None:
         """Write with retries; the records that failed on their data, or None when stopped first.
