@@ -56,6 +56,7 @@ from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.dead_letters.log import DeadLetterLog
 from logsvc_connect.metrics import ConnectorMetrics
+from logsvc_connect.owed_commits import OwedCommits
 from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError
 from logsvc_connect.transforms import Transforms
 from logsvc_connect.values import decode_value
@@ -149,13 +150,8 @@ class SinkRuntime:
         self._first_pending_at = 0.0
         self._skipped: dict[TopicPartition, int] = {}  # past dead-lettered corrupt batches: next offset
         self._started: set[TopicPartition] = set()
-        # Offsets the group is owed, committed after the next poll: an exactly-once sink's stored
-        # offsets found ahead of the group's (the process before was killed between its
-        # transaction and its commit), and commits refused as Unavailable (the broker or
-        # cluster unreachable), retried with backoff.
-        self._uncommitted: dict[TopicPartition, int] = {}
-        self._commit_attempt = 0
-        self._commit_retry_at = 0.0
+        # committed after a poll: stored offsets ahead of the group's, refused commits
+        self._owed = OwedCommits(self._backoff)
         self._consumer: Consumer | None = None
         self._admin: Admin | None = None  # one channel for offsets and lag, opened by run()
         self._positions: dict[TopicPartition, int] = {}
@@ -212,8 +208,8 @@ class SinkRuntime:
             consumer.subscribe(list(cfg.topics))
             self._loop(consumer)
             self._flush()
-            if self._uncommitted:  # one last try, whatever the backoff
-                self._commit(dict(self._uncommitted))
+            if self._owed:  # one last try, whatever the backoff
+                self._commit(self._owed.all())
         finally:
             if self._writer is not None:  # a write still running (an error above) ends first
                 self._writer.shutdown(wait=True)
@@ -361,20 +357,19 @@ class SinkRuntime:
                 # Else the group's lag would stay until a record after `offset` is written.
                 log.info("%s/%d: the group's commit is behind the offset stored with the rows (%d)",
                          tp.topic, tp.partition, offset)  # fmt: skip
-                self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
+                self._owed.owe({tp: offset})
 
     def _on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
         # Write and commit what we hold before the partitions go to another member.
         self._flush()
-        for tp in partitions:
-            self._uncommitted.pop(tp, None)
+        self._owed.drop(partitions)
 
     def _commit_owed(self) -> None:
-        """Commit what the group is owed (see ``_uncommitted``), outside the rebalance callback,
-        which a Kafka consumer runs inside its own poll; after a refused commit, not before its
-        backoff has passed."""
-        if self._uncommitted and time.monotonic() >= self._commit_retry_at:
-            self._commit(dict(self._uncommitted))
+        """Commit what the group is owed (:class:`OwedCommits`), outside the rebalance callback,
+        which a Kafka consumer runs inside its own poll."""
+        due = self._owed.due()
+        if due:
+            self._commit(due)
 
     # -- one batch --------------------------------------------------------------------------------
 
@@ -544,17 +539,10 @@ class SinkRuntime:
             # The rows are written; the commit is retried after the next poll (backing off), and
             # a later commit of the same partitions makes it moot. Should the partitions move
             # first, their new owner writes them again (at least once).
-            delay = self._backoff.delay_s(self._commit_attempt)
-            self._commit_attempt += 1
-            self._commit_retry_at = time.monotonic() + delay
-            for tp, offset in offsets.items():
-                self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
+            delay = self._owed.refused(offsets)
             log.warning("commit of %d partition(s) failed (%s); retrying in %.1f s", len(offsets), e, delay)
             return
-        for tp, offset in offsets.items():
-            if self._uncommitted.get(tp, offset) <= offset:
-                self._uncommitted.pop(tp, None)
-        self._commit_attempt = 0
+        self._owed.committed(offsets)
         self._positions.update(offsets)
 
     def _refresh_lag(self) -> None:
