@@ -1,7 +1,8 @@
 """Prometheus metrics of a connector process, on ``/metrics`` of its own HTTP port.
 
 Updated per batch, never per record: records written / skipped / dead-lettered, batch sizes,
-write latency, retries, and the consumer lag per partition.
+write latency, retries (of writes; of commits and dead letters while the broker was unreachable),
+and the consumer lag per partition.
 
 The HTTP server is the broker's (:mod:`logsvc_wire.metrics_http`): with ``metrics_token_file``
 a scrape without ``Authorization: Bearer TOKEN`` gets 401, the token file read as the broker reads
@@ -41,6 +42,9 @@ class ConnectorMetrics:
             "logsvc_connect_records_dead_lettered", "Records sent to the dead-letter topic"
         )
         self.retries = counter("logsvc_connect_retries", "Batch writes retried after a transient error")
+        self.broker_retries = counter(
+            "logsvc_connect_broker_retries", "Commits and dead-letter sends tried again: the broker was unreachable"
+        )
         self.batch_records = Histogram(
             "logsvc_connect_batch_records", "Records per written batch", names, buckets=BATCH_BUCKETS,
             registry=self.registry,

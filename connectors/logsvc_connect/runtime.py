@@ -494,6 +494,7 @@ class SinkRuntime:
                     raise
                 delay = self._backoff.delay_s(attempt)
                 attempt += 1
+                self.metrics.broker_retries.inc()
                 log.warning("dead-lettering failed (%s); retry %d in %.2f s", e, attempt, delay)
                 self._sleep(delay)
 
@@ -540,6 +541,7 @@ class SinkRuntime:
             # a later commit of the same partitions makes it moot. Should the partitions move
             # first, their new owner writes them again (at least once).
             delay = self._owed.refused(offsets)
+            self.metrics.broker_retries.inc()
             log.warning("commit of %d partition(s) failed (%s); retrying in %.1f s", len(offsets), e, delay)
             return
         self._owed.committed(offsets)

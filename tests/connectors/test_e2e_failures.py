@@ -92,7 +92,7 @@ def test_a_broker_killed_while_a_batch_is_written_leaves_the_connector_running_a
     try:
         address, name = broker.address, "orders-pg"
         create_topic(address, "orders", 2)
-        config = connectors.config(name, pg_target, ["orders"], value_format="json")
+        config = connectors.config(name, pg_target, ["orders"], value_format="json", metrics_port=0)
         process = connectors.start("postgres", config)
         seq = produce(address, "orders", (order(n) for n in range(1_000)))
         wait_until("the first part", pg_target.count, lambda n: n == 1_000)
@@ -125,6 +125,7 @@ def test_a_broker_killed_while_a_batch_is_written_leaves_the_connector_running_a
         assert {(d.key, dict(d.headers or ())["dlq.offset"]) for d in dead_letters(address, name)} == poisoned
         assert len(poisoned) == poison
         assert process.alive(), process.log()
+        assert process.counter("broker_retries") >= 1
         assert process.terminate() == 0
     finally:
         connectors.close()
