@@ -228,16 +228,23 @@ class SinkRuntime:
     def _wait_for_topics(self, admin: Admin) -> bool:
         """Wait until every topic of the config exists (False: stopped first). A connector started
         before its topics were created (under docker compose, say) waits for them, saying so
-        once per topic and then every minute, as a Kafka consumer does, instead of exiting."""
+        once per topic and then every minute, as a Kafka consumer does, instead of exiting; one
+        started before its broker waits for the broker, as it waits for its database."""
         said: dict[str, float] = {}
         attempt = 0
         while not self._stopping.is_set():
             missing = []
-            for topic in self.config.topics:
-                try:
-                    admin.describe_topic(topic)
-                except TopicNotFound:
-                    missing.append(topic)
+            try:
+                for topic in self.config.topics:
+                    try:
+                        admin.describe_topic(topic)
+                    except TopicNotFound:
+                        missing.append(topic)
+            except Unavailable as e:
+                log.warning("cannot reach the broker yet (%s); retrying", e)
+                self._wait(self._backoff.delay_s(attempt))
+                attempt += 1
+                continue
             if not missing:
                 return True
             now = time.monotonic()
