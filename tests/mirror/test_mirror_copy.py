@@ -223,6 +223,31 @@ def test_the_mirror_waits_out_a_logsvc_restart_and_copies_on(
     assert mirror.terminate() == 0
 
 
+def test_a_mirror_started_before_logsvc_waits_for_it_and_copies(
+    source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
+) -> None:
+    # Given a topic on a logsvc broker that is stopped when the mirror starts
+    topic = kafka_cluster.name("late")
+    with Admin(source.address) as admin:
+        admin.create_topic(topic, 2)
+    produce(source.address, topic, 2, 500)
+    source.kill()
+    mirror = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
+    mirrors.append(mirror)
+
+    # Then it waits, saying so
+    mirror.wait_for("cannot reach logsvc or Kafka yet")
+    assert mirror.proc is not None and mirror.proc.poll() is None, mirror.stderr_text()
+
+    # When the broker starts, Then the mirror copies everything once
+    source.start(listen=f"127.0.0.1:{source.port}")
+    wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
+    want, got = read_source(source.address, topic), read_kafka(kafka_cluster.bootstrap, topic, 2)
+    assert sum(map(len, got.values())) == 500
+    assert all(same_records(want[p], got[p]) for p in range(2))
+    assert mirror.terminate() == 0
+
+
 def test_a_topic_left_out_of_one_run_resumes_where_it_stopped_when_named_again(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:

@@ -7,10 +7,12 @@ record, and moves that partition's :class:`~.offset_map.PartitionMap`; every
 ``checkpoint_interval_ms`` the maps are written to the checkpoint, so a checkpoint never claims a
 record Kafka has not acknowledged.
 
-Restart after any crash (kill -9 included) loses and repeats nothing (:mod:`.resume`): whatever
-Kafka holds past a partition's checkpointed Kafka offset was copied after that checkpoint, in
-order, from the checkpointed source offset on (a gap in the source always writes a checkpoint
-before its first record is sent), so the copy resumes that many records further on.
+Started before logsvc or Kafka can be reached, it waits for them (a WARNING per try); once
+running, it waits out a logsvc restart the same way. Restart after any crash (kill -9 included)
+loses and repeats nothing (:mod:`.resume`): whatever Kafka holds past a partition's checkpointed
+Kafka offset was copied after that checkpoint, in order, from the checkpointed source offset on
+(a gap in the source always writes a checkpoint before its first record is sent), so the copy
+resumes that many records further on.
 
 It tails the source until :meth:`Mirror.stop` (SIGTERM/SIGINT in the CLI): then the records in
 flight are delivered, the checkpoint written and the groups translated once more. Partitions added
@@ -34,6 +36,7 @@ from logsvc_client import Admin, Consumer
 from logsvc_client.errors import LogsvcError, Timeout, Unavailable
 from logsvc_client.kafka.errors import translate
 from logsvc_client.records import Record, TopicPartition
+from logsvc_client.transport.retry import Backoff
 
 from . import checkpoint, resume, topics
 from .groups import GroupTranslator
@@ -42,6 +45,7 @@ from .options import MirrorOptions
 from .target import KafkaTarget
 
 log = logging.getLogger("logsvc_connect.mirror")
+_START_BACKOFF = Backoff(base_ms=200, max_ms=5_000)  # between tries to reach both ends at start
 T = TypeVar("T")
 
 Key = tuple[str, int]  # (topic, partition); equal to, and hashed like, a TopicPartition
@@ -79,6 +83,20 @@ class Mirror:
             self._pending[tp] = collections.deque()
             self._next[tp] = pmap.source_next if pmap.syncs else None
         return saved
+
+    def _recover_when_reachable(self, source: Admin, target: KafkaTarget) -> checkpoint.Checkpoint | None:
+        """:meth:`_recover`, waiting while logsvc or Kafka cannot be reached (a mirror started
+        before them waits for them, as a connector does); None when stopped first."""
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                return self._recover(source, target)
+            except Unavailable as e:
+                delay = _START_BACKOFF.delay_s(attempt)
+                attempt += 1
+                log.warning("cannot reach logsvc or Kafka yet (%s); retrying in %.1f s", e.message, delay)
+                self._stop.wait(delay)
+        return None
 
     def _acknowledged(self) -> dict[Key, PartitionMap]:
         """Every partition's map as of the last delivery report."""
@@ -185,7 +203,10 @@ class Mirror:
         opts = self.options
         target = KafkaTarget(opts.target)
         with Admin(opts.source) as source:
-            self._checkpoint = self._recover(source, target)
+            saved = self._recover_when_reachable(source, target)
+            if saved is None:  # stopped while waiting
+                return
+            self._checkpoint = saved
             self._save()
             producer = Producer(
                 target.client_config(
