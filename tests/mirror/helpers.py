@@ -17,6 +17,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from logsvc_client import Admin, Producer
 from logsvc_client import Consumer as LogsvcConsumer
 from tests.conftest import ChildProcess, cli_env
+from tests.fixtures.kafka import KafkaCluster
 
 #: (partition, offset, timestamp_ms, key, value, headers) of one record
 Row = tuple[int, int, int, bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]
@@ -36,6 +37,24 @@ def produce(address: str, topic: str, partitions: int, count: int, start: int = 
                 timestamp_ms=1_700_000_000_000 + i,
             )
         producer.flush()
+
+
+def source_topic(
+    address: str,
+    kafka: KafkaCluster,
+    prefix: str,
+    partitions: int,
+    records: int = 0,
+    config: dict[str, str] | None = None,
+) -> str:
+    """A new topic on the logsvc broker at ``address``, named by ``kafka`` (Tansu cannot delete,
+    so a name is never reused), holding ``records`` of :func:`produce`."""
+    topic = kafka.name(prefix)
+    with Admin(address) as admin:
+        admin.create_topic(topic, partitions, config)
+    if records:
+        produce(address, topic, partitions, records)
+    return topic
 
 
 def read_source(address: str, topic: str) -> dict[int, list[Row]]:

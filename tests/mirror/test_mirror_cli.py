@@ -10,10 +10,9 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from logsvc_client import Admin
 from tests.conftest import BrokerProcess, cli_env
 from tests.fixtures.kafka import KafkaCluster
-from tests.mirror.helpers import MirrorProcess, produce, wait_caught_up
+from tests.mirror.helpers import MirrorProcess, produce, source_topic, wait_caught_up
 
 
 def mirror(*args: str) -> subprocess.CompletedProcess[str]:
@@ -34,9 +33,7 @@ def test_a_kafka_topic_with_fewer_partitions_is_refused(
     source: BrokerProcess, kafka_cluster: KafkaCluster, tmp_path: Path
 ) -> None:
     # Given a logsvc topic with 3 partitions and a Kafka topic of the same name with 1
-    topic = kafka_cluster.name("narrow")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 3)
+    topic = source_topic(source.address, kafka_cluster, "narrow", 3)
     kafka_admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
     kafka_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
 
@@ -79,10 +76,7 @@ def test_status_shows_each_partition_as_a_table(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:
     # Given a mirror that copied 10 records of a 2-partition topic and was stopped
-    topic = kafka_cluster.name("shown")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 2)
-    produce(source.address, topic, 2, 10)
+    topic = source_topic(source.address, kafka_cluster, "shown", 2, 10)
     state = tmp_path / "state"
     proc = MirrorProcess().start(
         "--from", source.address, "--to", kafka_cluster.address, "--topics", topic, "--state-dir", str(state)

@@ -22,6 +22,7 @@ from tests.mirror.helpers import (
     read_kafka,
     read_source,
     same_records,
+    source_topic,
     status,
     wait_caught_up,
 )
@@ -67,10 +68,7 @@ def test_records_are_copied_to_the_same_partition_in_order_and_new_ones_follow(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:
     # Given a logsvc topic with records in three partitions
-    topic = kafka_cluster.name("orders")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 3, {"retention_ms": "86400000"})
-    produce(source.address, topic, 3, 3_000)
+    topic = source_topic(source.address, kafka_cluster, "orders", 3, 3_000, {"retention_ms": "86400000"})
 
     # When the mirror copies it and catches up, and more records are produced after that
     mirror = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
@@ -104,10 +102,7 @@ def test_a_kafka_partition_someone_else_wrote_to_stops_the_mirror(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:
     # Given a topic mirrored to the end and the mirror stopped
-    topic = kafka_cluster.name("shared")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 1)
-    produce(source.address, topic, 1, 20)
+    topic = source_topic(source.address, kafka_cluster, "shared", 1, 20)
     copy_to_end(mirrors, source, kafka_cluster, tmp_path / "state", topic)
     # And a record another producer wrote to the Kafka partition since, and one more on logsvc
     other = Producer({"bootstrap.servers": kafka_cluster.bootstrap})
@@ -126,10 +121,7 @@ def test_a_mirror_killed_three_times_copies_every_record_exactly_once(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:
     # Given 100,000 records in four partitions
-    topic = kafka_cluster.name("payments")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 4)
-    produce(source.address, topic, 4, 100_000)
+    topic = source_topic(source.address, kafka_cluster, "payments", 4, 100_000)
     # (throttled to 25,000 records/s, so that each kill falls inside the copy, at a known point)
     args = [*mirror_args(source, kafka_cluster, tmp_path / "state", topic), "--max-records-per-second", "25000"]
 
@@ -200,10 +192,7 @@ def test_the_mirror_waits_out_a_logsvc_restart_and_copies_on(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:
     # Given a mirror that caught up with a topic
-    topic = kafka_cluster.name("restarted")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 2)
-    produce(source.address, topic, 2, 1_000)
+    topic = source_topic(source.address, kafka_cluster, "restarted", 2, 1_000)
     mirror = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
     mirrors.append(mirror)
     wait_caught_up(tmp_path / "state", source.address, kafka_cluster.address)
@@ -227,10 +216,7 @@ def test_a_mirror_started_before_logsvc_waits_for_it_and_copies(
     source: BrokerProcess, kafka_cluster: KafkaCluster, mirrors: list[MirrorProcess], tmp_path: Path
 ) -> None:
     # Given a topic on a logsvc broker that is stopped when the mirror starts
-    topic = kafka_cluster.name("late")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 2)
-    produce(source.address, topic, 2, 500)
+    topic = source_topic(source.address, kafka_cluster, "late", 2, 500)
     source.kill()
     mirror = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
     mirrors.append(mirror)
@@ -274,10 +260,7 @@ def test_a_kafka_partition_shorter_than_the_checkpoint_stops_the_mirror(
 ) -> None:
     # Given a mirrored topic whose checkpoint claims more than Kafka holds (as after Kafka lost
     # records, e.g. a Tansu with memory storage restarted)
-    topic = kafka_cluster.name("lost")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 1)
-    produce(source.address, topic, 1, 20)
+    topic = source_topic(source.address, kafka_cluster, "lost", 1, 20)
     state = tmp_path / "state"
     copy_to_end(mirrors, source, kafka_cluster, state, topic)
     saved = json.loads((state / "checkpoint.json").read_text())
@@ -297,9 +280,7 @@ def test_partitions_added_on_logsvc_are_copied_without_a_restart(
 ) -> None:
     # Given a logsvc topic of 2 partitions mirrored to the end (Tansu cannot grow a topic, so there
     # its Kafka topic is made with 3 partitions beforehand; a Kafka cluster gets them from the mirror)
-    topic = kafka_cluster.name("growing")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 2)
+    topic = source_topic(source.address, kafka_cluster, "growing", 2)
     if "create_partitions" in kafka_cluster.quirks:
         kafka_admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
         kafka_admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
@@ -346,10 +327,7 @@ def test_a_partition_added_on_logsvc_that_kafka_cannot_take_stops_the_mirror(
         pytest.skip(f"{kafka_cluster.kind} can add partitions: the mirror grows its topic (the test above)")
     # (on Tansu, which offers no CreatePartitions)
     # Given a topic of 1 partition mirrored to a Kafka topic the mirror made with 1
-    topic = kafka_cluster.name("cannot-grow")
-    with Admin(source.address) as admin:
-        admin.create_topic(topic, 1)
-    produce(source.address, topic, 1, 50)
+    topic = source_topic(source.address, kafka_cluster, "cannot-grow", 1, 50)
     mirror = MirrorProcess().start(*mirror_args(source, kafka_cluster, tmp_path / "state", topic))
     mirrors.append(mirror)
     mirror.wait_for("caught up")
