@@ -102,9 +102,10 @@ def test_a_broker_killed_while_a_batch_is_written_leaves_the_connector_running_a
         # record PostgreSQL cannot store, its dead letter
         with psycopg.connect(pg_target.dsn) as conn:
             conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-            seq += produce(address, "orders", (order(n) for n in range(seq, seq + 100)), partition=0)
-            if poison:
-                produce(address, "orders", [(b"nul", json.dumps({"note": "NUL \u0000"}).encode())], partition=0)
+            held = [order(n) for n in range(seq, seq + 100)]
+            refused = [(b"nul", json.dumps({"note": "NUL \u0000"}).encode())] if poison else []
+            produce(address, "orders", held + refused, partition=0)  # one batch: fetched together
+            seq += len(held)
             wait_until("the write to wait on the lock", lambda: lock_waiters(conn), bool)
             broker.kill()
         failed = "dead-lettering failed" if poison else "commit of"
