@@ -37,10 +37,11 @@ PREALLOCATED_MAP = 1 << 30
 
 def make_batches(n: int = 8) -> list[bytes]:
     now = 1_700_000_000_000
-    return [
-        encode_batch([[now + i, b"key-%d" % i, os.urandom(50).hex().encode(), None] for i in range(RECORDS_PER_BATCH)], now)
-        for _ in range(n)
-    ]
+
+    def records() -> list[list[object]]:
+        return [[now + i, b"key-%d" % i, os.urandom(50).hex().encode(), None] for i in range(RECORDS_PER_BATCH)]
+
+    return [encode_batch(records(), now) for _ in range(n)]
 
 
 def open_env(path: str, way: str) -> lmdb.Environment:
