@@ -47,7 +47,7 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from logsvc_client import Admin, Consumer, TopicPartition
 from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError, TopicNotFound, Unavailable
@@ -57,12 +57,13 @@ from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.dead_letters.log import DeadLetterLog
 from logsvc_connect.metrics import ConnectorMetrics
 from logsvc_connect.owed_commits import OwedCommits
-from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError
+from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
 from logsvc_connect.transforms import Transforms
 from logsvc_connect.values import decode_value
 from logsvc_wire.types import RESET_METADATA
 
 log = logging.getLogger("logsvc.connect")
+T = TypeVar("T")
 
 _new = tuple.__new__
 # The consumer decodes fetched batches straight into SinkRecord tuples (topic, partition, offset,
@@ -487,47 +488,46 @@ class SinkRuntime:
             self._dead_letter_log.report(failed, self.config.dead_letter_topic)
 
     def _send_dead_letters(self, send: Callable[[], None]) -> None:
-        """``send()`` until the dead letters are acknowledged, retried with backoff while the
-        broker is unreachable: no offset past a record is stored before its dead letter is. Once
-        stopping, only until the shutdown deadline; then the Unavailable ends the run, with
-        nothing committed past those records."""
+        """``send()`` until the dead letters are acknowledged, retried while the broker is
+        unreachable: no offset past a record is stored before its dead letter is. Past the
+        shutdown deadline the Unavailable ends the run, with nothing committed past those records."""
+        self._retrying("dead-lettering", send, Unavailable, self.metrics.broker_retries)
+
+    def _retrying(self, what: str, call: Callable[[], T], transient: type[Exception], retries: Any) -> tuple[T, int]:
+        """``call()``'s result and how many times it ran: while it raises ``transient``, again after
+        a capped, jittered backoff (counted in the counter ``retries``); once stopping, only until
+        the shutdown deadline, then that error is raised."""
         attempt = 0
         while True:
             try:
-                send()
-                return
-            except Unavailable as e:
-                if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
+                return call(), attempt + 1
+            except transient as e:
+                deadline = self._stop_deadline
+                if deadline is not None and time.monotonic() > deadline:
                     raise
                 delay = self._backoff.delay_s(attempt)
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - time.monotonic()) + 0.01)
                 attempt += 1
-                self.metrics.broker_retries.inc()
-                log.warning("dead-lettering failed (%s); retry %d in %.2f s", e, attempt, delay)
+                retries.inc()
+                log.warning("%s failed (%s); retry %d in %.2f s", what, e, attempt, delay)
                 self._sleep(delay)
 
     def _write(self, records: list[SinkRecord], offsets: dict[TopicPartition, int]) -> Failed | None:
         """Write with retries; the records that failed on their data, or None when stopped first.
         ``self._attempts`` is then how many times the write ran (what their dead letters say)."""
-        attempt = 0
-        while True:
+
+        def once() -> WriteResult:
             started = time.perf_counter()
-            try:
-                result = self.sink.write(records, offsets)
-            except TransientSinkError as e:
-                if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
-                    log.error("stopping with a batch unwritten (%s); it will be written after a restart", e)
-                    return None
-                delay = self._backoff.delay_s(attempt)
-                if self._stop_deadline is not None:
-                    delay = min(delay, max(0.0, self._stop_deadline - time.monotonic()) + 0.01)
-                attempt += 1
-                self.metrics.retries.inc()
-                log.warning("write failed (%s); retry %d in %.2f s", e, attempt, delay)
-                self._sleep(delay)
-                continue
+            result = self.sink.write(records, offsets)
             self.metrics.write_seconds.observe(time.perf_counter() - started)
-            self._attempts = attempt + 1
-            break
+            return result
+
+        try:
+            result, self._attempts = self._retrying("write", once, TransientSinkError, self.metrics.retries)
+        except TransientSinkError as e:  # past the shutdown deadline
+            log.error("stopping with a batch unwritten (%s); it will be written after a restart", e)
+            return None
         if records:
             self.metrics.rows_written.inc(len(records) - len(result.failed))
             self.metrics.batch_records.observe(len(records))
