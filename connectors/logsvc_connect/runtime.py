@@ -43,34 +43,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, TypeVar, cast
 
 from logsvc_client import Admin, Consumer, TopicPartition
-from logsvc_client.errors import CorruptBatch, FailedPrecondition, LogsvcError, TopicNotFound, Unavailable
+from logsvc_client.errors import CorruptBatch, FailedPrecondition, TopicNotFound, Unavailable
 from logsvc_client.transport.retry import Backoff
+from logsvc_connect.batch import Batch, Failed, decoded, kept, next_offsets, value_of
 from logsvc_connect.config import RuntimeConfig
 from logsvc_connect.dead_letters import DeadLetters
 from logsvc_connect.dead_letters.log import DeadLetterLog
+from logsvc_connect.lag import LagGauge
 from logsvc_connect.metrics import ConnectorMetrics
 from logsvc_connect.owed_commits import OwedCommits
-from logsvc_connect.sink import DataError, Sink, SinkRecord, TransientSinkError, WriteResult
+from logsvc_connect.sink import Sink, SinkRecord, TransientSinkError, WriteResult
 from logsvc_connect.transforms import Transforms
-from logsvc_connect.values import decode_value
 from logsvc_wire.types import RESET_METADATA
 
 log = logging.getLogger("logsvc.connect")
 T = TypeVar("T")
 
-_new = tuple.__new__
-# The consumer decodes fetched batches straight into SinkRecord tuples (topic, partition, offset,
-# timestamp_ms, key, value, headers, doc None), and per-record work in the loop runs as C
-# iterators over them: no Python bytecode, and no second tuple, per record on the no-op path.
-_topic_partition_of, _offset_of, _value_of = itemgetter(0, 1), itemgetter(2), itemgetter(5)
-LAG_REFRESH_S = 5.0
 #: how often a connector started before its topics exist looks again, and repeats its warning
 MISSING_TOPIC_POLL_S = 2.0
 MISSING_TOPIC_REPEAT_S = 60.0
@@ -80,32 +73,6 @@ IN_FLIGHT_POLL_S = 0.01
 #: a connector's group members say what they are in their client id, ``logsvc-connect/<kind>/<name>``,
 #: so a group's description shows which groups are connectors (``logsvc console`` reads it)
 CLIENT_ID_PREFIX = "logsvc-connect/"
-
-Failed = list[tuple[SinkRecord, DataError]]
-
-
-def compacted(records: Sequence[SinkRecord], identity: Callable[[SinkRecord], Hashable]) -> list[int] | None:
-    """The indexes of the records to write when only the last record of each ``identity`` in the
-    batch is kept (a later write of the same id would replace it), in batch order; None when every
-    identity is distinct. The one place duplicate ids are compacted: adapters get distinct ids."""
-    last = dict(zip(map(identity, records), range(len(records)), strict=True))
-    if len(last) == len(records):
-        return None
-    return sorted(last.values())
-
-
-@dataclass(slots=True)
-class Batch:
-    """A batch ready for the sink: its records decoded, filtered and compacted, the decoding and
-    filter failures dead-lettered, and the offsets its commit stores."""
-
-    records: list[SinkRecord]
-    offsets: dict[TopicPartition, int]
-    #: whether the sink is called (records to write, or offsets an exactly-once sink stores)
-    writes: bool
-    #: records compaction left out because a later record of the batch has the same id (written
-    #: by that one's write)
-    replaced: int = 0
 
 
 class StartFrom:
@@ -155,8 +122,7 @@ class SinkRuntime:
         self._owed = OwedCommits(self._backoff)
         self._consumer: Consumer | None = None
         self._admin: Admin | None = None  # one channel for offsets and lag, opened by run()
-        self._positions: dict[TopicPartition, int] = {}
-        self._next_lag_refresh = 0.0
+        self._lag = LagGauge(self.metrics)
         self.batches_written = 0
         self._attempts = 1  # how many times the last write ran (1 + its retries)
         self._writer: ThreadPoolExecutor | None = None  # overlapped writes, one at a time
@@ -304,13 +270,13 @@ class SinkRuntime:
                 if not self._pending:
                     self._first_pending_at = time.monotonic()
                 self._pending.extend(records)
-                self._pending_bytes += sum(map(len, filter(None, map(_value_of, records))))
+                self._pending_bytes += sum(map(len, filter(None, map(value_of, records))))
             if self._pending:
                 if len(self._pending) >= cfg.batch_max_records or self._pending_bytes >= cfg.batch_max_bytes:
                     self._flush(overlap=self._writer is not None)
                 elif time.monotonic() - self._first_pending_at >= linger_s:
                     self._flush()
-            self._refresh_lag()
+            self._lag.refresh(self._admin)
 
     def _skip_corrupt_batch(self, consumer: Consumer, error: CorruptBatch) -> None:
         """Dead-letter a stored batch that does not decode, write what came before it, commit past
@@ -426,11 +392,11 @@ class SinkRuntime:
         if not batch and not past_corrupt:
             return None
         self._pending, self._pending_bytes, self._skipped = [], 0, {}
-        last = dict(zip(map(_topic_partition_of, batch), map(_offset_of, batch), strict=True))  # last one wins
-        offsets = {TopicPartition(*tp): offset + 1 for tp, offset in last.items()}
-        for tp, after in past_corrupt.items():  # dead-lettered corrupt batches: commit past them
-            offsets[tp] = max(after, offsets.get(tp, 0))
-        records, failed = self._decode(batch)
+        offsets = next_offsets(batch, past_corrupt)  # past dead-lettered corrupt batches too
+        records: list[SinkRecord] = batch
+        failed: Failed = []
+        if self.sink.decode_values or self.transforms.changes_fields:  # else the values stay bytes
+            records, failed = decoded(batch, self.config.value_format)
         if self.transforms.active:
             records, filter_failed, skipped = self.transforms.apply(records)
             failed.extend(filter_failed)
@@ -438,7 +404,8 @@ class SinkRuntime:
         # Dead letters are acknowledged before any offset past them is stored anywhere.
         self._dead_letter(failed, 1)  # never written: tried once, by decoding or the filter
         before = len(records)
-        records = self._compact(records)
+        if self.sink.compact_ids:
+            records = kept(records, self.sink.identity)
         if records and self._writer is not None:
             self.sink.prepare(records)  # while the write in flight runs
         return Batch(records, offsets, bool(records or self.sink.stores_offsets), before - len(records))
@@ -459,27 +426,6 @@ class SinkRuntime:
         self._commit(batch.offsets)
         self.batches_written += 1
         return True
-
-    def _decode(self, batch: list[SinkRecord]) -> tuple[list[SinkRecord], list[tuple[SinkRecord, DataError]]]:
-        """``batch`` (records with doc None) with their values decoded, when the sink or a
-        transform needs them; the records that do not decode apart."""
-        if not (self.sink.decode_values or self.transforms.changes_fields):
-            return batch, []
-        fmt = self.config.value_format
-        out: list[SinkRecord] = []
-        failed: list[tuple[SinkRecord, DataError]] = []
-        for r in batch:
-            try:
-                out.append(_new(SinkRecord, (*r[:7], decode_value(r.value, fmt))))
-            except DataError as e:
-                failed.append((r, e))
-        return out, failed
-
-    def _compact(self, records: list[SinkRecord]) -> list[SinkRecord]:
-        if not self.sink.compact_ids:
-            return records
-        kept = compacted(records, self.sink.identity)
-        return records if kept is None else [records[i] for i in kept]
 
     def _dead_letter(self, failed: Failed, attempts: int) -> None:
         if failed:
@@ -552,21 +498,4 @@ class SinkRuntime:
             log.warning("commit of %d partition(s) failed (%s); retrying in %.1f s", len(offsets), e, delay)
             return
         self._owed.committed(offsets)
-        self._positions.update(offsets)
-
-    def _refresh_lag(self) -> None:
-        now = time.monotonic()
-        if now < self._next_lag_refresh or not self._positions:
-            return
-        self._next_lag_refresh = now + LAG_REFRESH_S
-        admin = self._admin
-        if admin is None:
-            return
-        try:
-            for topic in {tp.topic for tp in self._positions}:
-                ends = admin.list_offsets(topic, "latest")
-                for tp, position in self._positions.items():
-                    if tp.topic == topic and tp.partition in ends:
-                        self.metrics.set_lag(topic, tp.partition, max(0, ends[tp.partition] - position))
-        except LogsvcError as e:
-            log.debug("lag refresh failed: %s", e)
+        self._lag.committed(offsets)

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from logsvc_connect.batch import compacted
 from logsvc_connect.postgres import PostgresSink
 from logsvc_connect.postgres.config import PostgresConfig
-from logsvc_connect.runtime import compacted
 from logsvc_connect.sink import DataError, SinkRecord
 from logsvc_connect.values import decode_value
 from tests.connectors.e2e import opened_sinks
