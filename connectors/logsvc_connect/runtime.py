@@ -48,7 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from logsvc_client import Admin, Consumer, TopicPartition
-from logsvc_client.errors import CorruptBatch, FailedPrecondition, TopicNotFound, Unavailable
+from logsvc_client.errors import CorruptBatch, FailedPrecondition, Unavailable
 from logsvc_client.transport.retry import Backoff
 from logsvc_connect.batch import Batch, Failed, decoded, kept, next_offsets, value_of
 from logsvc_connect.config import RuntimeConfig
@@ -58,15 +58,13 @@ from logsvc_connect.lag import LagGauge
 from logsvc_connect.metrics import ConnectorMetrics
 from logsvc_connect.owed_commits import OwedCommits
 from logsvc_connect.sink import Sink, SinkRecord, TransientSinkError, WriteResult
+from logsvc_connect.startup import open_sink, wait_for_topics
 from logsvc_connect.transforms import Transforms
 from logsvc_wire.types import RESET_METADATA
 
 log = logging.getLogger("logsvc.connect")
 T = TypeVar("T")
 
-#: how often a connector started before its topics exist looks again, and repeats its warning
-MISSING_TOPIC_POLL_S = 2.0
-MISSING_TOPIC_REPEAT_S = 60.0
 #: how long a poll waits at most while a write runs in the background, so that its batch is
 #: committed soon after it is durable even when no records come
 IN_FLIGHT_POLL_S = 0.01
@@ -139,13 +137,13 @@ class SinkRuntime:
 
     def run(self) -> None:
         """Consume and write until :meth:`stop`."""
-        self._open_sink()
+        open_sink(self.sink, self._stopping, self._sleep, self._backoff)
         if self._stopping.is_set():
             return
         cfg = self.config
         self._admin = Admin(cfg.server)
         self.dead_letters.admin = self._admin
-        if not self._wait_for_topics(self._admin):  # stopped while waiting
+        if not wait_for_topics(self._admin, cfg.topics, self._stopping, self._wait, self._backoff):  # stopped
             try:
                 self.sink.close()
                 self.dead_letters.close()
@@ -192,37 +190,6 @@ class SinkRuntime:
                 finally:
                     self._close_admin()
 
-    def _wait_for_topics(self, admin: Admin) -> bool:
-        """Wait until every topic of the config exists (False: stopped first). A connector started
-        before its topics were created (under docker compose, say) waits for them, saying so
-        once per topic and then every minute, as a Kafka consumer does, instead of exiting; one
-        started before its broker waits for the broker, as it waits for its database."""
-        said: dict[str, float] = {}
-        attempt = 0
-        while not self._stopping.is_set():
-            missing = []
-            try:
-                for topic in self.config.topics:
-                    try:
-                        admin.describe_topic(topic)
-                    except TopicNotFound:
-                        missing.append(topic)
-            except Unavailable as e:
-                log.warning("cannot reach the broker yet (%s); retrying", e)
-                self._wait(self._backoff.delay_s(attempt))
-                attempt += 1
-                continue
-            if not missing:
-                return True
-            now = time.monotonic()
-            for topic in missing:
-                if now - said.get(topic, -MISSING_TOPIC_REPEAT_S) >= MISSING_TOPIC_REPEAT_S:
-                    log.warning("topic %r does not exist yet: waiting for it to be created", topic)
-                    said[topic] = now
-            self._wait(min(self._backoff.delay_s(attempt), MISSING_TOPIC_POLL_S))
-            attempt += 1
-        return False
-
     def _close_admin(self) -> None:
         admin, self._admin = self._admin, None
         self.dead_letters.admin = None
@@ -236,17 +203,6 @@ class SinkRuntime:
             self._stopping.wait(seconds)
         else:
             time.sleep(max(0.0, min(seconds, self._stop_deadline - time.monotonic())))
-
-    def _open_sink(self) -> None:
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                self.sink.open()
-                return
-            except TransientSinkError as e:
-                log.warning("cannot reach the %s sink yet (%s); retrying", self.sink.kind, e)
-                self._sleep(self._backoff.delay_s(attempt))
-                attempt += 1
 
     def _loop(self, consumer: Consumer) -> None:
         cfg = self.config
