@@ -54,10 +54,11 @@ def own_broker_process(*extra: str) -> Iterator[tuple[str, int]]:
 class BrokerOnDir:
     """A broker on a data directory that outlives it, so it can be stopped and started again."""
 
-    def __init__(self, data_dir: str, *extra: str) -> None:
+    def __init__(self, data_dir: str, *extra: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.extra = extra
-        self.proc, self.address, self.metrics_url = start(data_dir, *extra, metrics=True)
+        self.env = env
+        self.proc, self.address, self.metrics_url = start(data_dir, *extra, metrics=True, env=env)
 
     @property
     def pid(self) -> int:
@@ -70,7 +71,9 @@ class BrokerOnDir:
 
         stop(self.proc)
         started = time.perf_counter()
-        self.proc, self.address, self.metrics_url = start(self.data_dir, *self.extra, listen=self.address, metrics=True)
+        self.proc, self.address, self.metrics_url = start(
+            self.data_dir, *self.extra, listen=self.address, metrics=True, env=self.env
+        )
         with Admin(self.address) as admin:
             admin.list_topics()
         return time.perf_counter() - started
@@ -87,17 +90,22 @@ class BrokerOnDir:
 
 
 def start(
-    data_dir: str, *extra: str, listen: str = "127.0.0.1:0", metrics: bool = False
+    data_dir: str,
+    *extra: str,
+    listen: str = "127.0.0.1:0",
+    metrics: bool = False,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """``logsvc serve`` on ``data_dir``; the process, its address once it listens, and its /metrics
-    URL (on a free port with ``metrics``, else metrics are off and the URL is empty)."""
+    URL (on a free port with ``metrics``, else metrics are off and the URL is empty). ``env``: more
+    environment variables for it (settings without a flag, ``LOGSVC_EVENT_LOOP=asyncio``)."""
     cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", data_dir, "--listen", listen]
     port = "0" if metrics else "-1"
     # A group's first assignment comes at once: the figures are of consuming and rebalancing, not of
     # the 3 s an empty group waits by default for more members (initial_rebalance_delay_ms)
-    env = {"LOGSVC_INITIAL_REBALANCE_DELAY_MS": "0", **os.environ}
+    environment = {"LOGSVC_INITIAL_REBALANCE_DELAY_MS": "0", **os.environ, **(env or {})}
     proc = subprocess.Popen(
-        [*cmd, "--metrics-port", port, *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+        [*cmd, "--metrics-port", port, *extra], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=environment
     )
     assert proc.stderr is not None
     address = None

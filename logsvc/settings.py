@@ -35,6 +35,8 @@ _FOREIGN_ENV = (
     "LOGSVC_TLS_CLIENT_CERT",
     "LOGSVC_TLS_CLIENT_KEY",
 )
+#: The values of Settings.event_loop.
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 _FOREIGN_ENV_PREFIXES = ("LOGSVC_CONNECT_", "LOGSVC_TEST_")
 
 
@@ -97,6 +99,11 @@ class Settings:
     the broker buffer hundreds of MB. A topic's max_batch_bytes must fit in it with the headroom
     (CreateTopic/AlterTopic refuse one that does not). Responses may be larger: up to
     fetch_max_bytes plus one batch (see max_response_bytes)."""
+    event_loop: str = "auto"
+    """The event loop the gRPC server runs on: "uvloop" (libuv; about 0.07 ms less per call and
+    less CPU per call than asyncio's own loop on the reference machine), "asyncio" (the standard
+    library's), or "auto": uvloop when it is installed (it is a dependency everywhere but Windows),
+    else asyncio."""
     workers: int = 16
     """Threads that run the broker's short calls (produce, commits, admin, a fetch's read).
     Long-polling fetches and health watches hold none while they wait (they wait on the server's
@@ -210,6 +217,10 @@ class Settings:
             raise InvalidConfig(
                 "tls_client_ca_file (mutual TLS) needs TLS: set tls_cert_file and tls_key_file",
                 key="tls_client_ca_file",
+            )
+        if self.event_loop not in EVENT_LOOPS:
+            raise InvalidConfig(
+                f"event_loop={self.event_loop!r} must be one of {', '.join(EVENT_LOOPS)}", key="event_loop"
             )
         if self.tls_principal not in ("cn", "dn"):
             raise InvalidConfig(f"tls_principal={self.tls_principal!r} must be 'cn' or 'dn'", key="tls_principal")

@@ -46,7 +46,14 @@ def test_an_unknown_logsvc_environment_variable_is_an_error_naming_it() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("durability", "sometimes"), ("workers", "0"), ("workers", "many"), ("listen", "nowhere"), ("metrics_port", "-5")],
+    [
+        ("durability", "sometimes"),
+        ("workers", "0"),
+        ("workers", "many"),
+        ("listen", "nowhere"),
+        ("metrics_port", "-5"),
+        ("event_loop", "twisted"),
+    ],
 )
 def test_bad_values_are_errors_naming_the_key(key: str, value: str) -> None:
     with pytest.raises(InvalidConfig, match=key):

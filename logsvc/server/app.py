@@ -55,12 +55,32 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Broker"].full_name
 T = TypeVar("T")
 
 
-class EventLoop:
-    """The asyncio loop the gRPC server runs on, in its own thread (``logsvc-io``), so
-    :func:`create_server` and :meth:`Broker.stop` stay plain calls for the CLI and tests."""
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """A new loop of ``kind`` (Settings.event_loop): uvloop's, asyncio's, or for "auto" uvloop's
+    when it is installed. grpc.aio runs on any asyncio loop; on uvloop a call's hand-offs between
+    gRPC's poller thread, the storage writer and the loop cost less (bench/single_latency.py)."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise InvalidConfig(
+                    "event_loop='uvloop' but uvloop is not installed (pip install uvloop); "
+                    "set event_loop='asyncio' or 'auto'",
+                    key="event_loop",
+                ) from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+
+class EventLoop:
+    """The loop the gRPC server runs on (:func:`new_event_loop`), in its own thread
+    (``logsvc-io``), so :func:`create_server` and :meth:`Broker.stop` stay plain calls for the CLI
+    and tests."""
+
+    def __init__(self, kind: str = "auto") -> None:
+        self.loop = new_event_loop(kind)
         self._thread = threading.Thread(target=self._run, name="logsvc-io", daemon=True)
         self._thread.start()
 
@@ -188,7 +208,7 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
     metrics_token = load_metrics_token(settings.metrics_token_file) if settings.metrics_token_file else None
     store = store if store is not None else open_store(settings)
     malformed.install_log_filter()
-    io = EventLoop()
+    io = EventLoop(settings.event_loop)
     executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="logsvc-rpc")
     try:
         metrics = BrokerMetrics(store)
