@@ -73,6 +73,8 @@ __all__ = [
     "UnknownProducer",
     "for_code",
     "from_rpc_error",
+    "from_status",
+    "status_values",
     "trailing_metadata",
 ]
 
@@ -305,8 +307,6 @@ def _details(value: str | bytes) -> dict[str, Any]:
 def from_rpc_error(err: grpc.RpcError) -> LogsvcError:
     """Rebuild the project's exception from a failed call: the class its ``logsvc-error`` code
     names (else the one for its status code), with the details ``logsvc-error-details`` carries."""
-    if not _BY_CODE:
-        _register()
     status = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     message = (err.details() if hasattr(err, "details") else None) or str(status)
     code = None
@@ -317,6 +317,30 @@ def from_rpc_error(err: grpc.RpcError) -> LogsvcError:
             code = value if isinstance(value, str) else value.decode()
         elif key == DETAILS_METADATA_KEY:
             details = _details(value)
+    return _rebuilt(status, message, code, details)
+
+
+_STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
+
+
+def from_status(status: int, message: str, code: str, details_json: str) -> LogsvcError:
+    """The project's exception from what a failed call's status would carry, given as values (a
+    ProduceStream request's ``ProduceError``: status number, message, ``logsvc-error`` code and
+    ``logsvc-error-details`` JSON, empty strings when absent), as :func:`from_rpc_error` builds it."""
+    details = _details(details_json) if details_json else {}
+    return _rebuilt(_STATUS_BY_NUMBER.get(status, grpc.StatusCode.UNKNOWN), message, code or None, details)
+
+
+def status_values(error: LogsvcError) -> tuple[int, str, str, str]:
+    """What :func:`from_status` takes, for ``error``: the status number, the message, the code and
+    the details JSON ("" when none), exactly as the status and :func:`trailing_metadata` carry them."""
+    trailing = dict(trailing_metadata(error))
+    return error.status.value[0], error.message, trailing[METADATA_KEY], trailing.get(DETAILS_METADATA_KEY, "")
+
+
+def _rebuilt(status: grpc.StatusCode, message: str, code: str | None, details: dict[str, Any]) -> LogsvcError:
+    if not _BY_CODE:
+        _register()
     cls = _BY_CODE.get(code) if code else None
     if cls is None:
         cls = _BY_STATUS.get(status, LogsvcError)

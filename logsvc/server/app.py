@@ -128,6 +128,7 @@ class Broker:
         self.metrics = metrics
         self.health = health_servicer
         self.executor = executor
+        self.door: BrokerCalls | None = None  # set once serving: ends open ProduceStreams at stop
         self.address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
         self.failure: StorageFailed | None = None  # set once the store can no longer write
         self._stopped = threading.Event()
@@ -173,6 +174,8 @@ class Broker:
         await self.health.enter_graceful_shutdown()
         if self.service.long_polls is not None:
             self.service.long_polls.release_all()
+        if self.door is not None:
+            self.door.close_streams()
         await self.server.stop(grace_s)
 
     def reload_credentials(self) -> bool:
@@ -214,10 +217,11 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
         metrics = BrokerMetrics(store)
         service = BrokerService(store, settings, metrics)
         service.executor = executor
-        server, port, health_servicer = io.run(
+        server, port, health_servicer, door = io.run(
             _start(settings, service, metrics, executor, principals, credentials, io)
         )
         broker = Broker(settings, io, server, port, store, service, metrics, health_servicer, executor, principals)
+        broker.door = door
         _warn_of_batches_too_large(store, settings)
         if settings.metrics_port >= 0:
             try:
@@ -245,7 +249,7 @@ async def _start(
     principals: Principals,
     credentials: grpc.ServerCredentials | None,
     io: EventLoop,
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer, BrokerCalls]:
     """On the loop: build the aio server, its one handler the door (:mod:`logsvc.server.calls`)
     serving Broker, health and reflection; bind and start it."""
     service.long_polls = LongPolls(service.store, io.loop, on_count=metrics.fetches_waiting.set)
@@ -282,7 +286,7 @@ async def _start(
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    return server, port, health_servicer
+    return server, port, health_servicer, door
 
 
 def _url_host(host: str) -> str:

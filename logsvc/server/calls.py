@@ -40,7 +40,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,7 +49,14 @@ import grpc
 
 from logsvc.acl import ANONYMOUS
 from logsvc.authorizer import Authorizer
-from logsvc.errors import METADATA_KEY, LogsvcError, PermissionDenied, Unauthenticated, trailing_metadata
+from logsvc.errors import (
+    InternalError,
+    LogsvcError,
+    PermissionDenied,
+    Unauthenticated,
+    status_values,
+    trailing_metadata,
+)
 from logsvc.server import audit, authorization, malformed
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.principals import Principals
@@ -92,6 +99,8 @@ class Call:
 
 Handler = Callable[[Any, Call], Any]
 PRODUCE_METHODS = ("Produce", "ProduceRecords")
+#: The one streaming Broker method: each of its requests is served as a Produce call.
+STREAM_METHOD = "ProduceStream"
 
 
 class _Details:
@@ -131,6 +140,9 @@ class BrokerCalls(grpc.GenericRpcHandler):
         # full method name -> its dispatching handler for calls whose principal is only known in
         # the call (no tokens): built once per method, not once per call
         self._dispatchers: dict[str, grpc.RpcMethodHandler] = {}
+        # open ProduceStream calls' tasks -> whether one is serving a request now
+        self._streams: dict[asyncio.Task[Any], bool] = {}
+        self._closing = False
 
     # -- what the generated add_XServicer_to_server functions call on "the server" ---------------
 
@@ -172,6 +184,8 @@ class BrokerCalls(grpc.GenericRpcHandler):
                 principal = self._principals.authenticate(details.invocation_metadata)
             except Unauthenticated as e:
                 return self._refused(e, method)
+        if method == self._prefix + STREAM_METHOD:
+            return self._streaming(STREAM_METHOD, principal)
         if not method.startswith(self._prefix) or handler.unary_unary is None:
             return handler  # reflection
         if principal is not None:
@@ -189,34 +203,15 @@ class BrokerCalls(grpc.GenericRpcHandler):
         return refusing_handler(error, count)
 
     def _dispatching(self, name: str, handler: grpc.RpcMethodHandler, principal: str | None) -> grpc.RpcMethodHandler:
-        inner: Handler = handler.unary_unary
-        on_loop = inspect.iscoroutinefunction(inner)
+        serve = self._serving(name, handler.unary_unary)
         histogram = self._metrics.request_seconds
-        executor = self._executor
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
             code = "OK"
             try:
                 try:
-                    if isinstance(request, malformed.Malformed):
-                        raise request.error()
-                    who = Call(
-                        principal=principal or self._principals.authenticate(None, context.auth_context()),
-                        peer=context.peer(),
-                    )
-                    authorizer = self._authorize(name, request, who)
-                    if on_loop:
-                        response = await inner(request, who)
-                    else:
-                        response = await asyncio.get_running_loop().run_in_executor(executor, inner, request, who)
-                    response = authorization.visible(name, response, who.principal, authorizer)
-                    delay_s = self._throttle(name, who.principal, request, response)
-                    if delay_s > 0:
-                        response.throttle_time_ms = throttle_time_ms(delay_s)
-                        await asyncio.sleep(delay_s)
-                    audit.changed(who.principal, who.peer, name, request)
-                    return response
+                    return await serve(request, self._caller(principal, context))
                 except LogsvcError as e:
                     code = e.status.name
                     context.set_trailing_metadata(trailing_metadata(e))
@@ -224,11 +219,6 @@ class BrokerCalls(grpc.GenericRpcHandler):
                 except asyncio.CancelledError:
                     code = grpc.StatusCode.CANCELLED.name
                     raise
-                except Exception as e:
-                    log.exception("unexpected error in %s", name)
-                    code = grpc.StatusCode.INTERNAL.name
-                    context.set_trailing_metadata(((METADATA_KEY, "internal"),))
-                    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}: {type(e).__name__}")
             finally:
                 histogram.labels(name, code).observe(time.perf_counter() - start)
 
@@ -237,6 +227,100 @@ class BrokerCalls(grpc.GenericRpcHandler):
             request_deserializer=malformed.lenient(handler.request_deserializer, name),
             response_serializer=handler.response_serializer,
         )
+
+    def _streaming(self, name: str, principal: str | None) -> grpc.RpcMethodHandler:
+        """ProduceStream: each request served as a Produce call (:meth:`_serving`), answered in
+        order with its response or its error, one at a time; the stream's status is for the whole
+        stream only (see the proto's PRODUCE STREAM)."""
+        unary = self._handler(self._prefix + "Produce")
+        assert unary is not None
+        serve = self._serving("Produce", unary.unary_unary)  # ACLs, quota, audit: as for Produce
+        histogram = self._metrics.request_seconds
+        streams = self._streams
+
+        async def call(requests: Any, context: grpc.aio.ServicerContext) -> None:
+            who = self._caller(principal, context)
+            task = asyncio.current_task()
+            assert task is not None
+            streams[task] = False  # open, idle: cancelled when the broker stops
+            try:
+                while not self._closing:
+                    try:
+                        request = await context.read()
+                    except asyncio.CancelledError:  # idle at shutdown, or the client went away
+                        if self._closing:
+                            break
+                        raise
+                    if request is grpc.aio.EOF:
+                        return
+                    streams[task] = True  # busy: answered before the stream ends
+                    start = time.perf_counter()
+                    code = "OK"
+                    try:
+                        answer = pb.ProduceStreamResponse(response=await serve(request, who))
+                    except LogsvcError as e:
+                        code = e.status.name
+                        status, message, error_code, details = status_values(e)
+                        answer = pb.ProduceStreamResponse(
+                            error=pb.ProduceError(status=status, message=message, code=error_code, details_json=details)
+                        )
+                    finally:
+                        histogram.labels(name, code).observe(time.perf_counter() - start)
+                    await context.write(answer)
+                    streams[task] = False
+            finally:
+                streams.pop(task, None)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the broker is shutting down")
+
+        return grpc.stream_stream_rpc_method_handler(
+            call,
+            request_deserializer=malformed.lenient(unary.request_deserializer, name),
+            response_serializer=pb.ProduceStreamResponse.SerializeToString,
+        )
+
+    def close_streams(self) -> None:
+        """On the loop, as the broker stops: every open ProduceStream ends with UNAVAILABLE, an
+        idle one at once, a busy one once its request is answered."""
+        self._closing = True
+        for task, busy in list(self._streams.items()):
+            if not busy:
+                task.cancel()
+
+    def _caller(self, principal: str | None, context: grpc.aio.ServicerContext) -> Call:
+        return Call(
+            principal=principal or self._principals.authenticate(None, context.auth_context()), peer=context.peer()
+        )
+
+    def _serving(self, name: str, inner: Handler) -> Callable[[Any, Call], Awaitable[Any]]:
+        """One request of method ``name`` for ``who``, whose servicer method is ``inner``: its
+        response, or the LogsvcError it fails with (anything else is logged and becomes
+        InternalError)."""
+        on_loop = inspect.iscoroutinefunction(inner)
+        executor = self._executor
+
+        async def serve(request: Any, who: Call) -> Any:
+            try:
+                if isinstance(request, malformed.Malformed):
+                    raise request.error()
+                authorizer = self._authorize(name, request, who)
+                if on_loop:
+                    response = await inner(request, who)
+                else:
+                    response = await asyncio.get_running_loop().run_in_executor(executor, inner, request, who)
+                response = authorization.visible(name, response, who.principal, authorizer)
+                delay_s = self._throttle(name, who.principal, request, response)
+                if delay_s > 0:
+                    response.throttle_time_ms = throttle_time_ms(delay_s)
+                    await asyncio.sleep(delay_s)
+                audit.changed(who.principal, who.peer, name, request)
+                return response
+            except (LogsvcError, asyncio.CancelledError):
+                raise
+            except Exception as e:
+                log.exception("unexpected error in %s", name)
+                raise InternalError(f"internal error in {name}: {type(e).__name__}") from None
+
+        return serve
 
     def _authorize(self, name: str, request: Any, who: Call) -> Any:
         """Check the ACLs for ``name`` with ``request``; the authorizer that decided (for

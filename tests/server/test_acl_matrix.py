@@ -60,6 +60,11 @@ MATRIX: dict[str, tuple[Any, list[pb.Acl]]] = {
         pb.ProduceRequest(topic="orders", batches=[pb.PartitionBatch(partition=0, batch=batch())]),
         [acl("topic", "orders", "write")],
     ),
+    # each request of the stream is authorized as a Produce call; a refusal is its answer's error
+    "ProduceStream": (
+        pb.ProduceRequest(topic="orders", batches=[pb.PartitionBatch(partition=0, batch=batch())]),
+        [acl("topic", "orders", "write")],
+    ),
     "ProduceRecords": (
         pb.ProduceRecordsRequest(topic="orders", records=[pb.Record(value=b"v")]),
         [acl("topic", "orders", "write")],
@@ -116,10 +121,18 @@ class Caller:
 
     def code(self, method: str, request: Any) -> tuple[grpc.StatusCode, str]:
         try:
-            self(method, request)
+            if method == "ProduceStream":
+                (answer,) = self.stub.ProduceStream(iter([request]), metadata=self.metadata, timeout=10)
+                if answer.HasField("error"):
+                    return STATUS_BY_NUMBER[answer.error.status], answer.error.message
+            else:
+                self(method, request)
         except grpc.RpcError as e:
             return e.code(), e.details() or ""
         return grpc.StatusCode.OK, ""
+
+
+STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
 
 
 @pytest.fixture(scope="module")

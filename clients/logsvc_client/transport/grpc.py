@@ -24,6 +24,7 @@ from ..security import Security
 from . import channel
 from .base import FetchedPartition, GroupAnswer, ProduceCallback, Transport
 from .grpc_admin import GrpcAdminCalls, offsets_request
+from .produce_stream import ProduceStream
 from .retry import RetryPolicy
 
 
@@ -105,6 +106,7 @@ class GrpcTransport(GrpcAdminCalls):
         self._call_thread = channel.CallThreadKeeper(self._channel)
         self._timeout_s = request_timeout_ms / 1000
         self._retry = retry
+        self._stream = ProduceStream(self.stub.ProduceStream, self._timeout_s)
 
     # -- both sides -----------------------------------------------------------------------------
 
@@ -114,6 +116,7 @@ class GrpcTransport(GrpcAdminCalls):
         return len(response.partitions)
 
     def close(self) -> None:
+        self._stream.close()
         self._call_thread.close()
         self._channel.close()
 
@@ -154,9 +157,11 @@ class GrpcTransport(GrpcAdminCalls):
             else:
                 done([a.base_offset for a in response.appends], None)
 
-        if wait:  # on this thread: it polls for its own answer (no hand-off from gRPC's thread)
+        if wait:  # on this thread: over the stream, else a blocking call (no hand-off from gRPC's thread)
             try:
-                response = channel.call(self.stub.Produce, request, self._timeout_s)
+                response = self._stream.call(request)
+                if response is None:
+                    response = channel.call(self.stub.Produce, request, self._timeout_s)
             except LogsvcError as e:
                 on_response(None, e)
             else:

@@ -176,6 +176,26 @@ class ProduceResponse(_message.Message):
     throttle_time_ms: int
     def __init__(self, appends: _Optional[_Iterable[_Union[PartitionAppend, _Mapping]]] = ..., throttle_time_ms: _Optional[int] = ...) -> None: ...
 
+class ProduceStreamResponse(_message.Message):
+    __slots__ = ("response", "error")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    response: ProduceResponse
+    error: ProduceError
+    def __init__(self, response: _Optional[_Union[ProduceResponse, _Mapping]] = ..., error: _Optional[_Union[ProduceError, _Mapping]] = ...) -> None: ...
+
+class ProduceError(_message.Message):
+    __slots__ = ("status", "message", "code", "details_json")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    status: int
+    message: str
+    code: str
+    details_json: str
+    def __init__(self, status: _Optional[int] = ..., message: _Optional[str] = ..., code: _Optional[str] = ..., details_json: _Optional[str] = ...) -> None: ...
+
 class Header(_message.Message):
     __slots__ = ("name", "value")
     NAME_FIELD_NUMBER: _ClassVar[int]

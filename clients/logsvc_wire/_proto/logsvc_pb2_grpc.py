@@ -64,6 +64,11 @@ class BrokerStub:
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRequest.SerializeToString,
                 response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceResponse.FromString,
                 _registered_method=True)
+        self.ProduceStream = channel.stream_stream(
+                '/logsvc.v1.Broker/ProduceStream',
+                request_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRequest.SerializeToString,
+                response_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceStreamResponse.FromString,
+                _registered_method=True)
         self.ProduceRecords = channel.unary_unary(
                 '/logsvc.v1.Broker/ProduceRecords',
                 request_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRecordsRequest.SerializeToString,
@@ -209,6 +214,15 @@ class BrokerServicer:
     def Produce(self, request, context):
         """Append one record batch per partition; all batches of one request are written in one
         transaction (all or none) and fsync'd before the response is sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProduceStream(self, request_iterator, context):
+        """Produce, many requests over one call: what one Produce call would do, for each request in
+        turn, without a call's set-up per request (about 0.15 ms of a single-record round trip). See
+        "PRODUCE STREAM" at ProduceStreamResponse.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -392,6 +406,11 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.Produce,
                     request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRequest.FromString,
                     response_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceResponse.SerializeToString,
+            ),
+            'ProduceStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ProduceStream,
+                    request_deserializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceRequest.FromString,
+                    response_serializer=logsvc_dot_v1_dot_logsvc__pb2.ProduceStreamResponse.SerializeToString,
             ),
             'ProduceRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.ProduceRecords,
@@ -656,6 +675,33 @@ class Broker:
             '/logsvc.v1.Broker/Produce',
             logsvc_dot_v1_dot_logsvc__pb2.ProduceRequest.SerializeToString,
             logsvc_dot_v1_dot_logsvc__pb2.ProduceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProduceStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/logsvc.v1.Broker/ProduceStream',
+            logsvc_dot_v1_dot_logsvc__pb2.ProduceRequest.SerializeToString,
+            logsvc_dot_v1_dot_logsvc__pb2.ProduceStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

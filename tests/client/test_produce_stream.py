@@ -1,0 +1,157 @@
+"""A thread waiting for its own record sends it over the producer's ProduceStream call
+(:mod:`logsvc_client.transport.produce_stream`): same answers and errors as a Produce call, a
+Produce call instead against a broker without the method, a new stream after a broker restart and
+before the old one's deadline."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import pytest
+
+from logsvc.server.app import Broker
+from logsvc_client import Admin, Producer
+from logsvc_client.errors import InvalidPartition, LogsvcError, TopicNotFound
+from logsvc_client.transport import channel
+from logsvc_client.transport.produce_stream import ProduceStream
+from logsvc_wire import batch as codec
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from tests.client.conftest import RestartableBroker
+from tests.client.stored import stored_topic
+
+
+def calls_counted(broker: Broker, method: str) -> int:
+    """How many calls (ProduceStream: requests) of ``method`` the broker answered OK."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{broker.metrics.port}/metrics", timeout=5).read().decode()
+    m = re.search(rf'^logsvc_request_seconds_count{{code="OK",method="{method}"}} (\S+)$', body, re.MULTILINE)
+    return int(float(m.group(1))) if m else 0
+
+
+def request(partition: int, value: bytes, topic: str = "orders") -> pb.ProduceRequest:
+    batch = codec.encode_batch([[int(time.time() * 1000), b"k", value, None]])
+    return pb.ProduceRequest(topic=topic, batches=[pb.PartitionBatch(partition=partition, batch=batch)])
+
+
+@pytest.fixture
+def stub(broker: Broker) -> Iterator[pb_grpc.BrokerStub]:
+    with Admin(broker.address) as admin:
+        admin.create_topic("orders", 2)
+    with grpc.insecure_channel(broker.address) as ch:
+        yield pb_grpc.BrokerStub(ch)
+
+
+def test_a_waiting_send_goes_over_the_stream(broker: Broker, stub: pb_grpc.BrokerStub) -> None:
+    with Producer(broker.address, linger_ms=0) as producer:
+        positions = [producer.send("orders", b"v%d" % i, b"k%d" % i).result() for i in range(20)]
+    assert calls_counted(broker, "ProduceStream") == 20
+    assert calls_counted(broker, "Produce") == 0
+    with Admin(broker.address) as admin:
+        stored = stored_topic(admin, "orders")
+    assert sorted(r.value for r in stored) == sorted(b"v%d" % i for i in range(20))
+    assert {(p.partition, p.offset) for p in positions} == {(r.partition, r.offset) for r in stored}
+
+
+def test_a_refused_request_raises_what_a_produce_call_raises(stub: pb_grpc.BrokerStub) -> None:
+    stream = ProduceStream(stub.ProduceStream, timeout_s=10)
+    try:
+        for bad in (request(9, b"x"), request(0, b"x", topic="missing")):
+            with pytest.raises(LogsvcError) as over_stream:
+                stream.call(bad)
+            with pytest.raises(LogsvcError) as over_call:
+                channel.call(stub.Produce, bad, 10)
+            assert type(over_stream.value) is type(over_call.value)
+            assert over_stream.value.message == over_call.value.message
+            assert over_stream.value.details == over_call.value.details
+            assert over_stream.value.status == over_call.value.status
+            assert isinstance(over_stream.value, InvalidPartition | TopicNotFound)
+        # the stream stayed open for the next request
+        answer = stream.call(request(1, b"ok"))
+        assert answer is not None and answer.appends[0].partition == 1
+    finally:
+        stream.close()
+
+
+def test_a_stream_is_opened_again_before_its_deadline_can_end_it(stub: pb_grpc.BrokerStub) -> None:
+    # A stream's deadline is the request timeout; one kept past it would fail every request after
+    stream = ProduceStream(stub.ProduceStream, timeout_s=0.6)
+    try:
+        offsets = []
+        for i in range(5):
+            answer = stream.call(request(0, b"v%d" % i))
+            assert answer is not None
+            offsets.append(answer.appends[0].base_offset)
+            time.sleep(0.35)
+        assert offsets == [0, 1, 2, 3, 4]
+    finally:
+        stream.close()
+
+
+class OlderBroker:
+    """A gRPC server in front of a broker that has every Broker method but ProduceStream (as a
+    broker from before it would): unary calls are passed through as bytes."""
+
+    def __init__(self, target: str) -> None:
+        self._upstream = grpc.insecure_channel(target)
+        self._server = grpc.server(ThreadPoolExecutor(4))
+        self._server.add_generic_rpc_handlers((self,))
+        self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
+        self._server.start()
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = details.method
+        if not method.startswith("/logsvc.v1.Broker/") or method.endswith("/ProduceStream"):
+            return None  # UNIMPLEMENTED
+        forward = self._upstream.unary_unary(method)
+
+        def call(body: bytes, context: Any) -> bytes:
+            try:
+                return forward(body, timeout=context.time_remaining())  # type: ignore[no-any-return]
+            except grpc.RpcError as e:
+                context.set_trailing_metadata(e.trailing_metadata())
+                context.abort(e.code(), e.details())
+
+        return grpc.unary_unary_rpc_method_handler(call)
+
+    def close(self) -> None:
+        self._server.stop(0)
+        self._upstream.close()
+
+
+def test_against_a_broker_without_the_stream_waiting_sends_use_produce_calls(
+    broker: Broker, stub: pb_grpc.BrokerStub
+) -> None:
+    older = OlderBroker(broker.address)
+    try:
+        with Producer(older.address, linger_ms=0) as producer:
+            for i in range(10):
+                producer.send("orders", b"v%d" % i, b"k%d" % i).result()
+    finally:
+        older.close()
+    assert calls_counted(broker, "Produce") == 10
+    assert calls_counted(broker, "ProduceStream") == 0
+    with Admin(broker.address) as admin:
+        assert sorted(r.value for r in stored_topic(admin, "orders")) == sorted(b"v%d" % i for i in range(10))
+
+
+def test_after_a_broker_restart_waiting_sends_go_on_over_a_new_stream(restartable_broker: RestartableBroker) -> None:
+    with Admin(restartable_broker.address) as admin:
+        admin.create_topic("orders", 2)
+    with Producer(restartable_broker.address, linger_ms=0) as producer:
+        for i in range(5):
+            producer.send("orders", b"before-%d" % i, b"k%d" % i).result()
+        restartable_broker.stop()
+        restartable_broker.start()
+        for i in range(5):
+            producer.send("orders", b"after-%d" % i, b"k%d" % i).result(timeout=None)
+        assert restartable_broker.broker is not None
+        assert calls_counted(restartable_broker.broker, "ProduceStream") >= 4
+    with Admin(restartable_broker.address) as admin:
+        values = sorted(r.value for r in stored_topic(admin, "orders"))
+    assert values == sorted([b"before-%d" % i for i in range(5)] + [b"after-%d" % i for i in range(5)])
