@@ -105,6 +105,7 @@ REQUIREMENTS: dict[str, Rule] = {
     "AlterTopic": _on_topic(ALTER),
     # records
     "Produce": _produce,
+    "ProduceStream": _produce,  # each request of the stream (the door checks them one by one)
     "ProduceRecords": _produce,
     "InitProducer": _fixed(AnyOf((SomeResource(WRITE, TOPIC), _cluster(ALTER)))),
     "Fetch": lambda r, store, settings: _each_topic(READ, (fp.topic for fp in r.partitions)),

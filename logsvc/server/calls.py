@@ -25,7 +25,12 @@ call it decides, in order:
    lose what the caller may not describe; a produce or fetch over its principal's quota is held
    back on the loop (:mod:`logsvc.server.quotas`, ``throttle_time_ms`` says how long); a change of
    state is written to the audit log (:mod:`logsvc.server.audit`);
-5. errors leave here, once: a :class:`~logsvc.errors.LogsvcError` becomes its status code, its
+5. ProduceStream (:meth:`BrokerCalls._streaming`): the principal is the call's; each request
+   goes through 4. as a Produce call and is answered in order, one at a time, with its response
+   or its error as the answer's ``ProduceError``; the stream's own status is for the whole stream
+   (UNAUTHENTICATED before any request is read, UNAVAILABLE when the broker stops:
+   :meth:`BrokerCalls.close_streams` ends idle streams at once, busy ones once answered);
+6. errors leave here, once: a :class:`~logsvc.errors.LogsvcError` becomes its status code, its
    message and its trailing metadata (:func:`~logsvc_wire.errors.trailing_metadata`: the
    ``logsvc-error`` code and the ``logsvc-error-details`` JSON); anything else is INTERNAL with no traceback
    sent (it is logged here); every call is timed into ``logsvc_request_seconds{method, code}``.
@@ -98,7 +103,7 @@ class Call:
 
 
 Handler = Callable[[Any, Call], Any]
-PRODUCE_METHODS = ("Produce", "ProduceRecords")
+PRODUCE_METHODS = ("Produce", "ProduceRecords", "ProduceStream")
 #: The one streaming Broker method: each of its requests is served as a Produce call.
 STREAM_METHOD = "ProduceStream"
 
@@ -234,7 +239,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
         stream only (see the proto's PRODUCE STREAM)."""
         unary = self._handler(self._prefix + "Produce")
         assert unary is not None
-        serve = self._serving("Produce", unary.unary_unary)  # ACLs, quota, audit: as for Produce
+        serve = self._serving(name, unary.unary_unary)
         histogram = self._metrics.request_seconds
         streams = self._streams
 
@@ -264,6 +269,9 @@ class BrokerCalls(grpc.GenericRpcHandler):
                         answer = pb.ProduceStreamResponse(
                             error=pb.ProduceError(status=status, message=message, code=error_code, details_json=details)
                         )
+                    except asyncio.CancelledError:  # the client went away while it was served
+                        code = grpc.StatusCode.CANCELLED.name
+                        raise
                     finally:
                         histogram.labels(name, code).observe(time.perf_counter() - start)
                     await context.write(answer)

@@ -52,6 +52,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("DescribeTopic", pb.DescribeTopicRequest(name="t"), [topic("describe", "t")]),
     ("AlterTopic", pb.AlterTopicRequest(name="t"), [topic("alter", "t")]),
     ("Produce", pb.ProduceRequest(topic="t"), [topic("write", "t")]),
+    ("ProduceStream", pb.ProduceRequest(topic="t"), [topic("write", "t")]),  # each request of it
     ("ProduceRecords", pb.ProduceRecordsRequest(topic="t"), [topic("write", "t")]),
     ("InitProducer", pb.InitProducerRequest(), [AnyOf((SomeResource("write", "topic"), cluster("alter")))]),
     (
@@ -102,11 +103,11 @@ def test_the_table_covers_every_case() -> None:
     assert {c[0] for c in CASES} == set(REQUIREMENTS)
 
 
-@pytest.mark.parametrize("method", ["Produce", "ProduceRecords"])
+@pytest.mark.parametrize("method", ["Produce", "ProduceStream", "ProduceRecords"])
 def test_producing_to_a_missing_topic_needs_create_only_when_the_broker_would_create_it(method: str) -> None:
     store = MemoryStore()
     store.create_topic("there", 1, TopicConfig())
-    request = pb.ProduceRequest if method == "Produce" else pb.ProduceRecordsRequest
+    request = pb.ProduceRecordsRequest if method == "ProduceRecords" else pb.ProduceRequest
     auto = Settings(auto_create_topics=True)
     assert needs(method, request(topic="missing"), store, auto) == [topic("write", "missing"), create("missing")]
     assert needs(method, request(topic="there"), store, auto) == [topic("write", "there")]

@@ -125,3 +125,19 @@ def test_an_idle_stream_ends_unavailable_as_the_broker_stops_without_holding_the
     finally:
         if not stopped:
             b.stop(grace_s=1)
+
+
+def test_a_principal_over_its_produce_quota_has_its_stream_answers_held_back(tmp_path: Path) -> None:
+    b = create_server(broker_settings(tmp_path / "data", quota_produce_bytes_per_second=4_000))
+    try:
+        with grpc.insecure_channel(b.address) as channel:
+            stub = pb_grpc.BrokerStub(channel)
+            stub.CreateTopic(pb.CreateTopicRequest(name="t", partitions=1))
+            started = time.monotonic()
+            answers = list(stub.ProduceStream(iter([produce(0, b"v" * 3_000) for _ in range(4)]), timeout=30))
+        # 12 KB at 4 KB/s: the stream's answers were held back as Produce's would be, and say so
+        assert all(a.WhichOneof("result") == "response" for a in answers)
+        assert sum(a.response.throttle_time_ms for a in answers) >= 1_000
+        assert time.monotonic() - started >= 1.0
+    finally:
+        b.stop(grace_s=1)

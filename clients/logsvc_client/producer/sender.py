@@ -15,9 +15,10 @@ UnknownProducer (the broker forgot the producer, so it stored none of the batch)
 under the next epoch from sequence 0, like an unavailable broker.
 
 With ``linger_ms=0`` a thread about to wait for a record that is still in the accumulator sends
-the ready batches itself (:meth:`Sender.send_now`), with a blocking call: the answer then reaches
-it without two thread hand-offs (to this thread, and back from gRPC's), about 0.15 ms of a
-single-record round trip. The batches go through the same drain, sequencing, in-flight limit and
+the ready batches itself (:meth:`Sender.send_now`), waiting for the answer: over the transport's
+ProduceStream call (:mod:`~logsvc_client.transport.produce_stream`, no call set-up per request),
+else with a blocking Produce call. The answer then reaches it without two thread hand-offs (to
+this thread, and back from gRPC's), about 0.15 ms of a single-record round trip. The batches go through the same drain, sequencing, in-flight limit and
 response handling as this thread's; a retry is this thread's again.
 """
 

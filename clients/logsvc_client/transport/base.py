@@ -142,8 +142,9 @@ class ProduceTransport(Protocol):
           sequences: each batch's base sequence; a retried duplicate is answered with the
             offsets of its first write.
           wait: a hint that the caller would rather wait here: the transport may make the call on
-            the calling thread and call ``done`` before returning (gRPC: a blocking call, whose
-            answer reaches the caller with no hand-off from another thread). The producer sets
+            the calling thread and call ``done`` before returning (gRPC: over its ProduceStream
+            call, else a blocking Produce call; the answer reaches the caller with no hand-off
+            from another thread). The producer sets
             it when a thread waiting for a record sends that record's batch itself.
 
         Not retried here: the producer's sender decides what to send again.
