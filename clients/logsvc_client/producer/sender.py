@@ -18,8 +18,9 @@ With ``linger_ms=0`` a thread about to wait for a record that is still in the ac
 the ready batches itself (:meth:`Sender.send_now`), waiting for the answer: over the transport's
 ProduceStream call (:mod:`~logsvc_client.transport.produce_stream`, no call set-up per request),
 else with a blocking Produce call. The answer then reaches it without two thread hand-offs (to
-this thread, and back from gRPC's), about 0.15 ms of a single-record round trip. The batches go through the same drain, sequencing, in-flight limit and
-response handling as this thread's; a retry is this thread's again.
+this thread, and back from gRPC's), about 0.15 ms of a single-record round trip. The batches go
+through the same drain, sequencing, in-flight limit and response handling as this thread's; a
+retry is this thread's again.
 """
 
 from __future__ import annotations
