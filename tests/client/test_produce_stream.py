@@ -155,3 +155,20 @@ def test_after_a_broker_restart_waiting_sends_go_on_over_a_new_stream(restartabl
     with Admin(restartable_broker.address) as admin:
         values = sorted(r.value for r in stored_topic(admin, "orders"))
     assert values == sorted([b"before-%d" % i for i in range(5)] + [b"after-%d" % i for i in range(5)])
+
+
+def test_a_stream_the_broker_ended_while_idle_is_not_used_again(restartable_broker: RestartableBroker) -> None:
+    with Admin(restartable_broker.address) as admin:
+        admin.create_topic("orders", 1)
+    with grpc.insecure_channel(restartable_broker.address) as ch:
+        stream = ProduceStream(pb_grpc.BrokerStub(ch).ProduceStream, timeout_s=30)
+        first = stream.call(request(0, b"a"))
+        assert first is not None and first.appends[0].base_offset == 0
+        # Given the broker restarted while the stream sat idle (it ended the stream as it stopped)
+        restartable_broker.stop()
+        restartable_broker.start()
+        grpc.channel_ready_future(ch).result(timeout=10)
+        # Then the next request goes on a new stream, not on the ended one (which would fail it)
+        second = stream.call(request(0, b"b"))
+        assert second is not None and second.appends[0].base_offset == 1
+        stream.close()

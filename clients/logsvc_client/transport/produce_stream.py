@@ -8,8 +8,9 @@ The stream serves one request at a time (:meth:`ProduceStream.call`): a thread t
 or a broker without the method (UNIMPLEMENTED, an older broker), gets None and sends with a
 Produce call instead. A request's failure is the error the broker answered it with, as a Produce
 call's status would have given it (:func:`~logsvc_wire.errors.from_status`); the stream stays
-open. A failed stream (connection lost, broker stopping) raises what the call ended with, as a
-failed Produce call does, and the next request opens a new stream.
+open. A stream that failed while a request waited (connection lost, broker stopping) raises what
+the call ended with, as a failed Produce call does; a request never goes on a stream that has
+already ended (it opens a new one).
 
 Deadline: a stream is opened with the producer's request timeout as its deadline and is used for
 new requests only in the first half of it (then ended and opened again), so no request waits
@@ -46,7 +47,7 @@ class ProduceStream:
         self._clock = clock
         self._lock = threading.Lock()  # one request at a time; held while it waits for its answer
         self._requests: queue.SimpleQueue[pb.ProduceRequest | None] | None = None
-        self._answers: Iterator[pb.ProduceStreamResponse] | None = None
+        self._answers: Any = None  # the call: an iterator of ProduceStreamResponse and a grpc.Future
         self._renew_at = 0.0
         self.unsupported = False  # the broker has no ProduceStream: always None
 
@@ -57,8 +58,8 @@ class ProduceStream:
         if self.unsupported or not self._lock.acquire(blocking=False):
             return None
         try:
-            if self._answers is None or self._clock() >= self._renew_at:
-                self._open()
+            if self._answers is None or self._answers.done() or self._clock() >= self._renew_at:
+                self._open()  # none yet, ended while idle (a broker restart), or half its deadline gone
             requests, answers = self._requests, self._answers
             assert requests is not None and answers is not None
             requests.put(request)
