@@ -109,22 +109,24 @@ class _CallDetails(NamedTuple):
     compression: Any
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor):
-    """Adds ``authorization: Bearer TOKEN`` to every call (the broker's calls are all unary)."""
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer TOKEN`` to every call: the unary ones and ProduceStream."""
 
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
 
-    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        metadata = [*(details.metadata or ()), self._header]
-        return continuation(
-            _CallDetails(
-                details.method,
-                details.timeout,
-                metadata,
-                details.credentials,
-                details.wait_for_ready,
-                details.compression,
-            ),
-            request,
+    def _with_token(self, details: Any) -> _CallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._header],
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
         )
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_stream(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ import pytest
 from logsvc.server.app import Broker
 from logsvc_client import Admin, Producer
 from logsvc_client.errors import InvalidPartition, LogsvcError, TopicNotFound
+from logsvc_client.security import Security
 from logsvc_client.transport import channel
 from logsvc_client.transport.produce_stream import ProduceStream
 from logsvc_wire import batch as codec
@@ -56,6 +58,20 @@ def test_a_waiting_send_goes_over_the_stream(broker: Broker, stub: pb_grpc.Broke
         stored = stored_topic(admin, "orders")
     assert sorted(r.value for r in stored) == sorted(b"v%d" % i for i in range(20))
     assert {(p.partition, p.offset) for p in positions} == {(r.partition, r.offset) for r in stored}
+
+
+def test_a_producer_with_a_token_sends_it_on_the_stream_too(tmp_path: Path, start_broker: Any) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice alice-token-0123456789\n")
+    tokens.chmod(0o600)
+    broker = start_broker(auth_tokens_file=str(tokens))
+    alice = Security(token="alice-token-0123456789")
+    with Admin(broker.address, security=alice) as admin:
+        admin.create_topic("orders", 1)
+    with Producer(broker.address, linger_ms=0, security=alice) as producer:
+        offsets = [producer.send("orders", b"v%d" % i).result().offset for i in range(5)]
+    assert offsets == [0, 1, 2, 3, 4]
+    assert calls_counted(broker, "ProduceStream") == 5
 
 
 def test_a_refused_request_raises_what_a_produce_call_raises(stub: pb_grpc.BrokerStub) -> None:
