@@ -94,19 +94,24 @@ def test_a_refused_request_raises_what_a_produce_call_raises(stub: pb_grpc.Broke
         stream.close()
 
 
-def test_a_stream_is_opened_again_before_its_deadline_can_end_it(stub: pb_grpc.BrokerStub) -> None:
-    # A stream's deadline is the request timeout; one kept past it would fail every request after
-    stream = ProduceStream(stub.ProduceStream, timeout_s=0.6)
-    try:
-        offsets = []
-        for i in range(5):
-            answer = stream.call(request(0, b"v%d" % i))
-            assert answer is not None
-            offsets.append(answer.appends[0].base_offset)
-            time.sleep(0.35)
-        assert offsets == [0, 1, 2, 3, 4]
-    finally:
-        stream.close()
+def test_a_request_never_goes_on_a_stream_past_half_its_deadline(start_broker: Any) -> None:
+    # Given a broker that holds answers back for a principal over 2,000 bytes/s (after 1 s of burst)
+    broker = start_broker(quota_produce_bytes_per_second=2_000)
+    with Admin(broker.address) as admin:
+        admin.create_topic("orders", 1)
+    with grpc.insecure_channel(broker.address) as ch:
+        stream = ProduceStream(pb_grpc.BrokerStub(ch).ProduceStream, timeout_s=1.2)
+        try:
+            first = stream.call(request(0, b"a" * 1_900))  # within the burst: answered at once
+            assert first is not None
+            time.sleep(0.9)
+            # When a request goes 0.9 s after the stream opened and is held back about 0.6 s, past
+            # the first stream's 1.2 s deadline: it goes on a new stream, so it is answered
+            second = stream.call(request(0, b"b" * 2_900))
+            assert second is not None and second.appends[0].base_offset == 1
+            assert second.throttle_time_ms >= 300
+        finally:
+            stream.close()
 
 
 class OlderBroker:
