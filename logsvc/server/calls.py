@@ -244,7 +244,11 @@ class BrokerCalls(grpc.GenericRpcHandler):
         streams = self._streams
 
         async def call(requests: Any, context: grpc.aio.ServicerContext) -> None:
-            who = self._caller(principal, context)
+            try:
+                who = self._caller(principal, context)
+            except LogsvcError as e:  # no principal for this connection: the whole stream fails
+                context.set_trailing_metadata(trailing_metadata(e))
+                await context.abort(e.status, e.message)
             task = asyncio.current_task()
             assert task is not None
             streams[task] = False  # open, idle: cancelled when the broker stops
