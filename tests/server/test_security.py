@@ -46,13 +46,16 @@ def quick_admin(address: str, security: Security) -> Admin:
 
 
 def round_trip(address: str, security: Security, topic: str = "orders") -> list[bytes]:
-    """Create ``topic``, produce three records, read them back as a group member."""
+    """Create ``topic``, produce three records (the last one waited for, so it goes on the
+    producer's ProduceStream call), read them back as a group member."""
     with Admin(address, security=security) as admin:
         admin.create_topic(topic, 2)
     with Producer(address, security=security, linger_ms=1) as producer:
-        for i in range(3):
+        for i in range(2):
             producer.send(topic, b"v%d" % i, key=b"k%d" % i)
         producer.flush(timeout=10)
+    with Producer(address, security=security, linger_ms=0) as producer:
+        producer.send(topic, b"v2", key=b"k2").result()
     values: list[bytes] = []
     with Consumer(address, "g", security=security, session_timeout_ms=3_000) as consumer:
         consumer.subscribe([topic])
