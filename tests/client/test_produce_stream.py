@@ -6,6 +6,7 @@ before the old one's deadline."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -193,3 +194,30 @@ def test_a_stream_the_broker_ended_while_idle_is_not_used_again(restartable_brok
         second = stream.call(request(0, b"b"))
         assert second is not None and second.appends[0].base_offset == 1
         stream.close()
+
+
+def test_threads_waiting_at_once_each_get_their_records_stored_once(broker: Broker, stub: pb_grpc.BrokerStub) -> None:
+    # Given eight threads that each send and wait, at once, through one producer: one at a time
+    # goes over the stream, the others make Produce calls meanwhile
+    positions: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    with Producer(broker.address, linger_ms=0) as producer:
+
+        def work(k: int) -> None:
+            for i in range(100):
+                position = producer.send("orders", b"%d-%d" % (k, i), b"key%d" % i).result()
+                with lock:
+                    positions.append((position.partition, position.offset))
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    # Then every record is stored once, at the position its future named
+    with Admin(broker.address) as admin:
+        stored = stored_topic(admin, "orders")
+    assert len(stored) == 800
+    assert sorted(positions) == sorted((r.partition, r.offset) for r in stored)
+    assert {r.value for r in stored} == {b"%d-%d" % (k, i) for k in range(8) for i in range(100)}
+    assert calls_counted(broker, "ProduceStream") > 0
