@@ -113,9 +113,19 @@ class BrokerMetrics:
         self.registry.register(_GroupLagCollector(store, lambda: time.time_ns() // 1_000_000))
         self._http: MetricsHttpServer | None = None
         self.port: int | None = None
+        self._produced: dict[str, tuple[Counter, Counter]] = {}  # see produced()
+
+    def produced(self, topic: str) -> tuple[Counter, Counter]:
+        """``topic``'s produce_records and produce_bytes series, looked up once per topic (a
+        ``labels()`` lookup takes a lock and builds a key: a few µs on every produce)."""
+        series = self._produced.get(topic)
+        if series is None:
+            series = self._produced[topic] = (self.produce_records.labels(topic), self.produce_bytes.labels(topic))
+        return series
 
     def forget_topic(self, topic: str) -> None:
         """Remove a deleted topic's counter series (its store gauges go by themselves)."""
+        self._produced.pop(topic, None)
         for counter in (self.produce_records, self.produce_bytes, self.fetch_records, self.fetch_bytes):
             with contextlib.suppress(KeyError):  # never produced to or fetched from
                 counter.remove(topic)

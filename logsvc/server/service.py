@@ -198,8 +198,9 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
             if not a.duplicate:
                 records += a.record_count
                 size += len(data)
-        self.metrics.produce_records.labels(topic).inc(records)
-        self.metrics.produce_bytes.labels(topic).inc(size)
+        produced_records, produced_bytes = self.metrics.produced(topic)
+        produced_records.inc(records)
+        produced_bytes.inc(size)
 
     def InitProducer(self, request: pb.InitProducerRequest, call: Call) -> pb.InitProducerResponse:
         producer_id, epoch = self.store.init_producer(request.producer_id, request.producer_epoch)
