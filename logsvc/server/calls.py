@@ -209,8 +209,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
 
     def _dispatching(self, name: str, handler: grpc.RpcMethodHandler, principal: str | None) -> grpc.RpcMethodHandler:
         serve = self._serving(name, handler.unary_unary)
-        histogram = self._metrics.request_seconds
-        ok = histogram.labels(name, "OK")  # looked up once: most calls end so
+        timed = self._timer(name)
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
@@ -226,7 +225,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
                     code = grpc.StatusCode.CANCELLED.name
                     raise
             finally:
-                (ok if code == "OK" else histogram.labels(name, code)).observe(time.perf_counter() - start)
+                timed(code, start)
 
         return grpc.unary_unary_rpc_method_handler(
             call,
@@ -241,8 +240,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
         unary = self._handler(self._prefix + "Produce")
         assert unary is not None
         serve = self._serving(name, unary.unary_unary)
-        histogram = self._metrics.request_seconds
-        ok = histogram.labels(name, "OK")
+        timed = self._timer(name)
         streams = self._streams
 
         async def call(requests: Any, context: grpc.aio.ServicerContext) -> None:
@@ -279,7 +277,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
                         code = grpc.StatusCode.CANCELLED.name
                         raise
                     finally:
-                        (ok if code == "OK" else histogram.labels(name, code)).observe(time.perf_counter() - start)
+                        timed(code, start)
                     await context.write(answer)
                     streams[task] = False
             finally:
@@ -291,6 +289,18 @@ class BrokerCalls(grpc.GenericRpcHandler):
             request_deserializer=malformed.lenient(unary.request_deserializer, name),
             response_serializer=pb.ProduceStreamResponse.SerializeToString,
         )
+
+    def _timer(self, name: str) -> Callable[[str, float], None]:
+        """``timed(code, start)``: observe a ``name`` request that began at ``start``
+        (``time.perf_counter()``) and ended with ``code`` in ``logsvc_request_seconds``; the OK
+        series is looked up once (most requests end so), another per observation."""
+        histogram = self._metrics.request_seconds
+        ok = histogram.labels(name, "OK")
+
+        def timed(code: str, start: float) -> None:
+            (ok if code == "OK" else histogram.labels(name, code)).observe(time.perf_counter() - start)
+
+        return timed
 
     def close_streams(self) -> None:
         """On the loop, as the broker stops: every open ProduceStream ends with UNAVAILABLE, an
