@@ -117,6 +117,7 @@ class Broker:
         health_servicer: health.aio.HealthServicer,
         executor: ThreadPoolExecutor,
         principals: Principals,
+        door: BrokerCalls,
     ) -> None:
         self.settings = settings
         self.principals = principals
@@ -128,7 +129,7 @@ class Broker:
         self.metrics = metrics
         self.health = health_servicer
         self.executor = executor
-        self.door: BrokerCalls | None = None  # set once serving: ends open ProduceStreams at stop
+        self.door = door  # every call's handler; ends open ProduceStreams at stop
         self.address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
         self.failure: StorageFailed | None = None  # set once the store can no longer write
         self._stopped = threading.Event()
@@ -174,8 +175,7 @@ class Broker:
         await self.health.enter_graceful_shutdown()
         if self.service.long_polls is not None:
             self.service.long_polls.release_all()
-        if self.door is not None:
-            self.door.close_streams()
+        self.door.close_streams()
         await self.server.stop(grace_s)
 
     def reload_credentials(self) -> bool:
@@ -220,8 +220,9 @@ def create_server(settings: Settings, store: Store | None = None) -> Broker:
         server, port, health_servicer, door = io.run(
             _start(settings, service, metrics, executor, principals, credentials, io)
         )
-        broker = Broker(settings, io, server, port, store, service, metrics, health_servicer, executor, principals)
-        broker.door = door
+        broker = Broker(
+            settings, io, server, port, store, service, metrics, health_servicer, executor, principals, door
+        )
         _warn_of_batches_too_large(store, settings)
         if settings.metrics_port >= 0:
             try:
