@@ -17,6 +17,7 @@ from logsvc.server.app import Broker, create_server
 from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire.errors import from_status
 from tests.conftest import broker_settings
 
 TOKENS = {"admin": "admin-token-0123456789", "alice": "alice-token-0123456789", "bob": "bob-token-0123456789ab"}
@@ -124,15 +125,14 @@ class Caller:
             if method == "ProduceStream":
                 (answer,) = self.stub.ProduceStream(iter([request]), metadata=self.metadata, timeout=10)
                 if answer.HasField("error"):
-                    return STATUS_BY_NUMBER[answer.error.status], answer.error.message
+                    failed = answer.error
+                    refused = from_status(failed.status, failed.message, failed.code, failed.details_json)
+                    return refused.status, refused.message
             else:
                 self(method, request)
         except grpc.RpcError as e:
             return e.code(), e.details() or ""
         return grpc.StatusCode.OK, ""
-
-
-STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
 
 
 @pytest.fixture(scope="module")
