@@ -2,7 +2,8 @@
 ``logsvc serve`` on a temporary data directory and a free port (metrics off), SIGTERMed at the end.
 
 The benchmarks are run as scripts (``python bench/x.py``), so this module is imported as a sibling:
-``from own_broker import broker``. :func:`cpu_seconds` reads a broker's CPU time from /proc, and
+``from own_broker import broker``. :func:`cpu_seconds` reads a broker's CPU time from /proc
+(:func:`cpu_times` split into user and system), and
 :func:`restart_seconds` stops a broker and times a new one on the same data directory.
 """
 
@@ -127,9 +128,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(30)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (all its threads) so far, from /proc/PID/stat."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process ``pid`` (all its threads) so far, from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     fields = stat[stat.rindex(b")") + 2 :].split()  # after "pid (comm) ": field 3 is state
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far."""
+    return sum(cpu_times(pid))

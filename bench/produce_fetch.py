@@ -27,7 +27,8 @@ from this one process:
 
 Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N
 produce_rps_idempotence_off=N produce_rps_plain=N idempotent=on durability=fsync|os compression=none|gzip|zstd
-server=logsvc:own|logsvc:given broker_cpu_s_per_m=X broker_cpu_s_per_m_plain=Y raw_lmdb_rps=N
+server=logsvc:own|logsvc:given broker_cpu_s_per_m=X broker_cpu_s_per_m_plain=Y broker_user_s_per_m=X
+broker_system_s_per_m=X raw_lmdb_cpu_s_per_m=X broker_cpu_over_raw_s_per_m=X raw_lmdb_rps=N
 produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%``
 (``produce_rps`` and every figure but the next two measured with the idempotent producer against a
 broker checking every record; ``produce_rps_idempotence_off`` the same broker without
@@ -36,7 +37,12 @@ idempotence; ``produce_rps_plain`` neither: a second broker it starts with
 rounds; ``durability`` is the broker's when the benchmark starts it, ``unknown`` with ``--server``;
 ``broker_cpu_s_per_m`` the validating broker's CPU seconds per million records produced by the
 idempotent producer, ``broker_cpu_s_per_m_plain`` the other broker's, medians over the rounds,
-both left out with ``--server``; ``raw_lmdb_rps`` the raw-LMDB limit over ``min(--records,
+both left out with ``--server``; ``broker_user_s_per_m`` and ``broker_system_s_per_m`` the first
+split into user and kernel time; ``raw_lmdb_cpu_s_per_m`` the CPU of writing the same records
+fsync'd straight into LMDB (:mod:`raw_lmdb`, at that round's batches per commit) just after each
+idempotent round, the floor under the broker's CPU, whose kernel part moves with the machine's
+memory state; ``broker_cpu_over_raw_s_per_m`` the broker's CPU above that floor, round by round
+(medians; the four left out with ``--server``); ``raw_lmdb_rps`` the raw-LMDB limit over ``min(--records,
 --window-records)`` records at one batch per commit and ``produce_share_of_raw`` ``produce_rps`` as
 a share of it; ``raw_lmdb_grouped_rps`` and ``produce_share_of_grouped`` the same at the broker's
 own batches per commit).
@@ -55,8 +61,19 @@ import time
 import uuid
 
 import long_run
-from own_broker import BrokerOnDir, cpu_seconds
-from workload import Brokers, batch_bytes, bench_values, cpu_fields, data_dir, key_block, raw_fields, raw_limit
+from own_broker import BrokerOnDir, cpu_times
+from raw_lmdb import raw_lmdb_rps
+from workload import (
+    Brokers,
+    batch_bytes,
+    bench_values,
+    cpu_fields,
+    data_dir,
+    key_block,
+    raw_batches,
+    raw_fields,
+    raw_limit,
+)
 
 from logsvc_client import Admin, Consumer, Producer, TopicPartition
 
@@ -76,14 +93,17 @@ def run(brokers: Brokers, args: argparse.Namespace) -> str:
     max_batch_bytes = batch_bytes(args)
 
     # 1. produce: the application's batches of records in each mode, then one send() per record
-    def produce(at: str, to: str, idempotent: bool, label: str) -> tuple[float, float | None, tuple[int, int]]:
-        """(seconds, broker CPU seconds or None, broker writer (commits, batches) done meanwhile)"""
+    def produce(
+        at: str, to: str, idempotent: bool, label: str
+    ) -> tuple[float, tuple[float, float] | None, tuple[int, int]]:
+        """(seconds, broker (user, system) CPU seconds or None, broker writer (commits, batches) done
+        meanwhile)"""
         if to != topic:  # the first one was created above
             with Admin(at) as admin:
                 admin.create_topic(to, args.partitions)
         own = brokers.own(at)
         counts = own.writer_counts() if own else (0, 0)
-        broker_cpu = cpu_seconds(own.pid) if own else 0.0
+        broker_cpu = cpu_times(own.pid) if own else (0.0, 0.0)
         with Producer(
             at,
             linger_ms=args.linger_ms,
@@ -98,12 +118,20 @@ def run(brokers: Brokers, args: argparse.Namespace) -> str:
                 send_many(to, values if len(chunk) == step else values[: len(chunk)], chunk)
             producer.flush()
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        broker_s = cpu_seconds(own.pid) - broker_cpu if own else None
+        broker_s = None
+        if own:
+            user, system = cpu_times(own.pid)
+            broker_s = (user - broker_cpu[0], system - broker_cpu[1])
         after = own.writer_counts() if own else (0, 0)
         done = (after[0] - counts[0], after[1] - counts[1])
         print(
             f"produced {args.records:,} records in {seconds:.2f} s, client CPU {cpu:.2f} s"
-            + (f", broker CPU {broker_s:.2f} s in {done[0]:,} commits of {done[1]:,} batches" if own else "")
+            + (
+                f", broker CPU {sum(broker_s):.2f} s (user {broker_s[0]:.2f}, system {broker_s[1]:.2f})"
+                f" in {done[0]:,} commits of {done[1]:,} batches"
+                if broker_s
+                else ""
+            )
             + f" (send_many of {step:,}, {label})",
             file=sys.stderr,
         )
@@ -116,6 +144,13 @@ def run(brokers: Brokers, args: argparse.Namespace) -> str:
     times: dict[str, list[float]] = {name: [] for name, *_ in modes}
     broker_cpu: dict[str, list[float]] = {name: [] for name, *_ in modes}
     commits = batches = 0  # of the validating broker's writer, while the idempotent producer ran
+    # The floor under the broker's CPU, measured beside each idempotent round: the same bytes written
+    # fsync'd into raw LMDB at that round's batches per commit (its CPU moves with the machine's memory)
+    floor_batches = raw_batches(args, keys, values)
+    user_per_m: list[float] = []
+    system_per_m: list[float] = []
+    raw_cpu_per_m: list[float] = []
+    over_raw_per_m: list[float] = []
     for r in range(args.rounds):  # rotate the order, so no mode always runs first
         k = (r + (1 if args.off_first else 0)) % len(modes)
         for name, at, idempotent, label in modes[k:] + modes[:k]:
@@ -123,9 +158,22 @@ def run(brokers: Brokers, args: argparse.Namespace) -> str:
             seconds, cpu_s, (c, b) = produce(at, to, idempotent, label)
             times[name].append(seconds)
             if cpu_s is not None:
-                broker_cpu[name].append(cpu_s)
+                broker_cpu[name].append(sum(cpu_s))
             if name == "on":
                 commits, batches = commits + c, batches + b
+                if cpu_s is not None:
+                    floor = raw_lmdb_rps(floor_batches, step, args.records, round(b / c) if c else 1, args.partitions)
+                    broker_per_m = sum(cpu_s) * 1e6 / args.records
+                    user_per_m.append(cpu_s[0] * 1e6 / args.records)
+                    system_per_m.append(cpu_s[1] * 1e6 / args.records)
+                    raw_cpu_per_m.append(floor.cpu_s_per_m)
+                    over_raw_per_m.append(broker_per_m - floor.cpu_s_per_m)
+                    print(
+                        f"raw LMDB writing the same records at {round(b / c) if c else 1} batch(es) per commit, "
+                        f"just after: CPU {floor.cpu_s_per_m:.3f} s per million; the broker's "
+                        f"{broker_per_m:.3f} is {broker_per_m - floor.cpu_s_per_m:+.3f} above it",
+                        file=sys.stderr,
+                    )
     median = {name: statistics.median(t) for name, t in times.items()}
     produce_s, off_median_s = median["on"], median["off"]
     print(
@@ -188,6 +236,14 @@ def run(brokers: Brokers, args: argparse.Namespace) -> str:
         + f"idempotent=on durability={args.durability_label} compression={args.compression} "
         + f"server={'logsvc:given' if args.server else 'logsvc:own'} "
         + cpu_fields(cpu_per_m)
+        + (
+            f"broker_user_s_per_m={statistics.median(user_per_m):.3f} "
+            f"broker_system_s_per_m={statistics.median(system_per_m):.3f} "
+            f"raw_lmdb_cpu_s_per_m={statistics.median(raw_cpu_per_m):.3f} "
+            f"broker_cpu_over_raw_s_per_m={statistics.median(over_raw_per_m):.3f} "
+            if raw_cpu_per_m
+            else ""
+        )
         + raw_fields(produce_rps, raw)
     )
 

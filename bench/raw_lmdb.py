@@ -9,6 +9,11 @@ limit for a broker that group-commits is the raw rate at the broker's own mean g
 measured in the same run: one commit per batch would be slower than the broker's grouping makes
 the disk (a share of over 100 % would be possible), one commit for everything faster than any
 acknowledged produce can be (no fsync before each ack).
+
+Its CPU time (the writing thread's user and system time, the fsyncs included) is the floor of a
+broker's CPU for the same records: the kernel's share of it — copying the pages into the page
+cache, and on a virtual machine the host backing each new page — is paid by anything that stores
+these bytes, and it moves with the machine's memory state (see the README's performance notes).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import lmdb
 
@@ -26,15 +32,22 @@ TOPIC_ID = 1
 MAP_SIZE_BYTES = 1 << 40  # sparse, as the broker's
 
 
+class RawRun(NamedTuple):
+    """One raw-LMDB write: records/s, and the writing thread's CPU seconds per million records."""
+
+    rps: float
+    cpu_s_per_m: float
+
+
 def raw_lmdb_rps(
     batches: Sequence[tuple[int, bytes]],
     records_per_batch: int,
     total_records: int,
     group_batches: int = 1,
     partitions: int = 4,
-) -> float:
-    """Records/s of writing ``total_records`` records as ``batches`` (``(record_count, bytes)``,
-    cycled), round-robin over ``partitions``, ``group_batches`` per fsync'd commit."""
+) -> RawRun:
+    """Writing ``total_records`` records as ``batches`` (``(record_count, bytes)``, cycled),
+    round-robin over ``partitions``, ``group_batches`` per fsync'd commit: its rate and CPU."""
     n_batches = max(1, total_records // records_per_batch)
     group = max(1, group_batches)
     with tempfile.TemporaryDirectory(prefix="logsvc-bench-raw-") as tmp:
@@ -43,7 +56,7 @@ def raw_lmdb_rps(
             db = env.open_db(b"batches")
             next_offset = [0] * partitions
             written = 0
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             i = 0
             while i < n_batches:
                 with env.begin(write=True, db=db) as txn:
@@ -55,7 +68,7 @@ def raw_lmdb_rps(
                         next_offset[p] += count
                         written += count
                 i += group
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
         finally:
             env.close()
-    return written / seconds
+    return RawRun(written / seconds, cpu * 1e6 / written)

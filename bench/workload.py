@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 from own_broker import BrokerOnDir
-from raw_lmdb import raw_lmdb_rps
+from raw_lmdb import RawRun, raw_lmdb_rps
 
 from logsvc_wire.batch import encode_batch
 
@@ -56,31 +56,39 @@ def bench_values(args: argparse.Namespace) -> list[bytes]:
     return [os.urandom(args.value_bytes // 2 + 1).hex().encode()[: args.value_bytes] for _ in range(args.batch_records)]
 
 
-def raw_limit(args: argparse.Namespace, keys: list[bytes], values: list[bytes], group: float) -> tuple[float, float]:
-    """The raw-LMDB limits of this run (see :mod:`raw_lmdb`): one batch per fsync'd commit, and
-    the broker's mean batches per commit."""
+def raw_batches(args: argparse.Namespace, keys: list[bytes], values: list[bytes]) -> list[tuple[int, bytes]]:
+    """The raw-LMDB writer's batches (``(record_count, bytes)``): the run's first keys with its
+    values, encoded as the producer encodes them, :data:`RAW_DISTINCT_BATCHES` distinct ones."""
     step = args.batch_records
     now = time.time_ns() // 1_000_000
     batches = []
     for i in range(0, min(len(keys), RAW_DISTINCT_BATCHES * step), step):
         rows = [[now, k, v, None] for k, v in zip(keys[i : i + step], values, strict=False)]
         batches.append((len(rows), encode_batch(rows, now, args.compression)))
+    return batches
+
+
+def raw_limit(args: argparse.Namespace, keys: list[bytes], values: list[bytes], group: float) -> tuple[RawRun, RawRun]:
+    """The raw-LMDB limits of this run (see :mod:`raw_lmdb`): one batch per fsync'd commit, and
+    the broker's mean batches per commit."""
+    step = args.batch_records
+    batches = raw_batches(args, keys, values)
     records = min(args.records, args.window_records)
     grouped = raw_lmdb_rps(batches, step, records, round(group), args.partitions)
     single = raw_lmdb_rps(batches, step, records, 1, args.partitions)
     print(
-        f"raw LMDB, fsync'd, {records:,} records in batches of {step:,}: {grouped:.0f} records/s at "
-        f"{round(group)} batch(es) per commit (the broker's mean, {group:.2f}), {single:.0f} at one per commit",
+        f"raw LMDB, fsync'd, {records:,} records in batches of {step:,}: {grouped.rps:.0f} records/s at "
+        f"{round(group)} batch(es) per commit (the broker's mean, {group:.2f}), {single.rps:.0f} at one per commit",
         file=sys.stderr,
     )
     return single, grouped
 
 
-def raw_fields(produce_rps: float, raw: tuple[float, float]) -> str:
+def raw_fields(produce_rps: float, raw: tuple[RawRun, RawRun]) -> str:
     single, grouped = raw
     return (
-        f"raw_lmdb_rps={single:.0f} produce_share_of_raw={produce_rps / single * 100:.0f}% "
-        f"raw_lmdb_grouped_rps={grouped:.0f} produce_share_of_grouped={produce_rps / grouped * 100:.0f}%"
+        f"raw_lmdb_rps={single.rps:.0f} produce_share_of_raw={produce_rps / single.rps * 100:.0f}% "
+        f"raw_lmdb_grouped_rps={grouped.rps:.0f} produce_share_of_grouped={produce_rps / grouped.rps * 100:.0f}%"
     )
 
 
