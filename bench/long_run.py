@@ -5,12 +5,24 @@ once), then the broker stopped (SIGTERM) and started again on the same data dire
 its start to its first answered ListTopics. Last line:
 ``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
 produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
-produce_trend=+X% fetch_trend=+X% window_records=N records=N restart_s=X idempotent=on
-durability=fsync|os compression=none server=logsvc:own|logsvc:given broker_cpu_s_per_m=X
-raw_lmdb_rps=N produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%``
-(``restart_s`` and ``broker_cpu_s_per_m`` left out with ``--server``). ``*_end_vs_start``
-compare the last window with the first, one window each (a few seconds, so a single slow window
-moves them); ``*_trend`` compare the same two ends of the least-squares line through every
+produce_trend=+X% fetch_trend=+X% (the paired fields below)
+raw_lmdb_cpu_s_per_m_first_window=X raw_lmdb_cpu_s_per_m_last_window=X
+broker_cpu_over_raw_s_per_m_first_window=X broker_cpu_over_raw_s_per_m_last_window=X
+window_records=N records=N restart_s=X idempotent=on durability=fsync|os compression=none
+server=logsvc:own|logsvc:given broker_cpu_s_per_m=X raw_lmdb_rps=N produce_share_of_raw=NN%
+raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%`` (``restart_s``, ``broker_cpu_s_per_m`` and
+the four ``*_first_window`` / ``*_last_window`` CPU fields left out with ``--server``).
+
+After each produce window, a million of the same records are written fsync'd straight into raw
+LMDB at that window's batches per commit (:mod:`raw_lmdb`, kept on disk until the run ends): the
+CPU that storing these bytes costs the machine at that point of the run, the floor under the
+broker's. ``raw_lmdb_cpu_s_per_m_*`` is that floor at the first and last window and
+``broker_cpu_over_raw_s_per_m_*`` the broker's CPU per million above it, so a window slower
+because the machine's page cache costs more (see the README) is told apart from one slower
+because the log is bigger.
+
+``*_end_vs_start`` compare the last window with the first, one window each (a few seconds, so a
+single slow window moves them); ``*_trend`` compare the same two ends of the least-squares line through every
 window's rate, so they say whether the rate drifts as the log grows, not how noisy two windows
 were. Then ``--pairs`` rounds (7 by default, not with ``--server``) put the end against the start
 in the same minutes, so that the machine's drift over the run cannot pass for an effect of the
@@ -35,14 +47,17 @@ import uuid
 from typing import NamedTuple
 
 from own_broker import BrokerOnDir, cpu_seconds
+from raw_lmdb import raw_lmdb_rps
 from workload import (
     KEY_BLOCK_RECORDS,
+    RAW_DISTINCT_BATCHES,
     Brokers,
     batch_bytes,
     bench_values,
     cpu_fields,
     data_dir,
     key_block,
+    raw_batches,
     raw_fields,
     raw_limit,
 )
@@ -52,7 +67,14 @@ from logsvc_client import Admin, Consumer, Producer
 
 def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
     """The long run: one idempotent produce and one consume of ``--records``, timed per window of
-    ``--window-records``, keys made one window slice at a time; then the broker's restart time."""
+    ``--window-records``, keys made one window slice at a time; then the broker's restart time.
+    The raw-LMDB floors measured after each produce window are kept on disk until the run ends, so
+    the pages they hold are not handed to the broker's next writes."""
+    with data_dir() as kept:
+        return _run_long(brokers, args, kept)
+
+
+def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
     address = brokers.address
     own = brokers.own(address)
     topic = f"bench-long-{uuid.uuid4().hex[:8]}"
@@ -62,21 +84,32 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
     values = bench_values(args)
     max_batch_bytes = batch_bytes(args)
     produce_rates: list[float] = []
+    floors: list[Floor] = []
     counts = own.writer_counts() if own else (0, 0)
     broker_cpu = cpu_seconds(own.pid) if own else 0.0
     total_s = 0.0
+    floor_batches = raw_batches(args, key_block(0, RAW_DISTINCT_BATCHES * step), values)
     with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
         for w in range(0, args.records, window):
             n = min(window, args.records - w)
             window_cpu = cpu_seconds(own.pid) if own else 0.0
+            window_counts = own.writer_counts() if own else (0, 0)
             seconds = produce_window(producer, topic, w, n, step, values)
             total_s += seconds
             produce_rates.append(n / seconds)
-            print(
-                f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
-                + (f", broker CPU {(cpu_seconds(own.pid) - window_cpu) * 1e6 / n:.3f} s per million" if own else ""),
-                file=sys.stderr,
-            )
+            line = f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
+            if own:
+                broker_per_m = (cpu_seconds(own.pid) - window_cpu) * 1e6 / n
+                commits, batches = (a - b for a, b in zip(own.writer_counts(), window_counts, strict=True))
+                group = round(batches / commits) if commits else 1
+                floor = raw_lmdb_rps(floor_batches, step, KEY_BLOCK_RECORDS, group, args.partitions, keep_in=kept)
+                floors.append(Floor(broker_per_m, floor.cpu_s_per_m))
+                above = broker_per_m - floor.cpu_s_per_m
+                line += (
+                    f", broker CPU {broker_per_m:.3f} s per million; raw LMDB writing a million more just after, "
+                    f"{group} batch(es) per commit: {floor.cpu_s_per_m:.3f} (the broker {above:+.3f})"
+                )
+            print(line, file=sys.stderr)
     broker_s = cpu_seconds(own.pid) - broker_cpu if own else None
     after = own.writer_counts() if own else (0, 0)
     commits, batches = after[0] - counts[0], after[1] - counts[1]
@@ -113,7 +146,8 @@ def run_long(brokers: Brokers, args: argparse.Namespace) -> str:
         f"fetch_rps_first_window={fetch_rates[0]:.0f} fetch_rps_last_window={fetch_rates[-1]:.0f} "
         f"fetch_end_vs_start={(fetch_rates[-1] / fetch_rates[0] - 1) * 100:+.1f}% "
         f"produce_trend={trend(produce_rates):+.1f}% fetch_trend={trend(fetch_rates):+.1f}% {paired}"
-        f"window_records={window} records={args.records} {restart}"
+        + floor_fields(floors)
+        + f"window_records={window} records={args.records} {restart}"
         f"idempotent=on durability={args.durability_label} compression=none "
         f"server={'logsvc:given' if args.server else 'logsvc:own'} " + cpu_fields(cpu) + raw_fields(produce_rps, raw)
     )
@@ -154,6 +188,26 @@ def fetch_window(address: str, topic: str, n: int) -> float:
                 raise SystemExit(f"fetch stalled after {seen:,} of {want:,} records")
             seen += len(got)
         return seen / (time.perf_counter() - started)
+
+
+class Floor(NamedTuple):
+    """One produce window's CPU, seconds per million records: the broker's, and raw LMDB's writing
+    a million of the same records at the window's batches per commit just after it."""
+
+    broker: float
+    raw: float
+
+
+def floor_fields(floors: list[Floor]) -> str:
+    """The first and last window's raw-LMDB floor and the broker's CPU above it ("" without floors)."""
+    if not floors:
+        return ""
+    first, last = floors[0], floors[-1]
+    return (
+        f"raw_lmdb_cpu_s_per_m_first_window={first.raw:.3f} raw_lmdb_cpu_s_per_m_last_window={last.raw:.3f} "
+        f"broker_cpu_over_raw_s_per_m_first_window={first.broker - first.raw:.3f} "
+        f"broker_cpu_over_raw_s_per_m_last_window={last.broker - last.raw:.3f} "
+    )
 
 
 class Pair(NamedTuple):

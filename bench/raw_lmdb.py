@@ -18,6 +18,7 @@ these bytes, and it moves with the machine's memory state (see the README's perf
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Sequence
@@ -45,12 +46,20 @@ def raw_lmdb_rps(
     total_records: int,
     group_batches: int = 1,
     partitions: int = 4,
+    keep_in: str | None = None,
 ) -> RawRun:
     """Writing ``total_records`` records as ``batches`` (``(record_count, bytes)``, cycled),
-    round-robin over ``partitions``, ``group_batches`` per fsync'd commit: its rate and CPU."""
+    round-robin over ``partitions``, ``group_batches`` per fsync'd commit: its rate and CPU. The
+    environment is removed after, unless ``keep_in`` names a directory to leave it in (so that its
+    pages stay in use and are not handed to what runs next)."""
     n_batches = max(1, total_records // records_per_batch)
     group = max(1, group_batches)
-    with tempfile.TemporaryDirectory(prefix="logsvc-bench-raw-") as tmp:
+    where = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="logsvc-bench-raw-", dir=keep_in))
+        if keep_in
+        else tempfile.TemporaryDirectory(prefix="logsvc-bench-raw-")
+    )
+    with where as tmp:
         env = lmdb.open(tmp, map_size=MAP_SIZE_BYTES, max_dbs=8, sync=True, max_readers=MAX_READERS)
         try:
             db = env.open_db(b"batches")
