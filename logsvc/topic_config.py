@@ -23,6 +23,7 @@ TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 PARTITIONERS = ("murmur2",)
 UNCOMPRESSED_FACTOR = 4  # max_uncompressed_batch_bytes = 0 means this many times max_batch_bytes
+MAX_LONG = 2**63 - 1  # the retention limits are Kafka's longs (retention.ms, retention.bytes)
 
 
 def canonical_key(key: str) -> str:
@@ -105,8 +106,10 @@ class TopicConfig:
     def validate(self) -> None:
         for key in ("retention_ms", "retention_bytes"):
             v = getattr(self, key)
-            if v < -1 or v == 0:
-                raise InvalidConfig(f"topic config {key}={v} must be positive, or -1 for unlimited", key=key)
+            if v < -1 or v == 0 or v > MAX_LONG:
+                raise InvalidConfig(
+                    f"topic config {key}={v} must be from 1 to {MAX_LONG}, or -1 for unlimited", key=key
+                )
         if self.timestamp_type not in TIMESTAMP_TYPES:
             raise InvalidConfig(
                 f"topic config timestamp_type={self.timestamp_type!r} must be one of {', '.join(TIMESTAMP_TYPES)}",

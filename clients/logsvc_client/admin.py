@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .access import AccessAdmin
-from .errors import InvalidRequest
+from .errors import InvalidPartition, InvalidRequest
 from .group import offsets as group_offsets
 from .group.descriptions import (
     CommittedOffset,
@@ -31,6 +31,9 @@ from .transport.base import AdminTransport, FetchedPartition, OffsetSpec
 from .transport.grpc import GrpcTransport, offsets_request
 from .transport.retry import Backoff, RetryPolicy
 
+MAX_PARTITION_COUNT = 2**31 - 1
+"""The most partitions a topic can be asked for: Kafka's partition count is a 32-bit int (a logsvc
+broker allows at most its ``max_partitions``, 10,000 by default, and says so)."""
 _RESET_SPECS = ("earliest", "latest", "offset", "datetime", "shift_by", "duration")
 _RESET_NEEDS_VALUE = ("offset", "datetime", "shift_by", "duration")
 
@@ -82,6 +85,7 @@ class Admin(AccessAdmin):
 
     def create_topic(self, name: str, partitions: int, config: Mapping[str, str] | None = None) -> TopicDescription:
         """Create a topic; TopicAlreadyExists, InvalidTopicName, InvalidPartition, InvalidConfig."""
+        _check_partition_count(partitions)
         return self._transport.create_topic(name, partitions, {k: str(v) for k, v in (config or {}).items()})
 
     def alter_topic(
@@ -98,6 +102,8 @@ class Admin(AccessAdmin):
 
         As in Kafka, keyed records produced after a partition count change hash over the new count;
         running producers see it within ``metadata_max_age_ms``, group consumers at once."""
+        if partitions is not None:
+            _check_partition_count(partitions)
         return self._transport.alter_topic(
             name, partitions or 0, {k: str(v) for k, v in (config or {}).items()}, list(reset_config)
         )
@@ -244,3 +250,12 @@ __all__ = [
     "TopicSummary",
     "offsets_request",
 ]
+
+
+def _check_partition_count(partitions: object) -> None:
+    """InvalidPartition unless ``partitions`` is an int from 1 to :data:`MAX_PARTITION_COUNT`,
+    before any transport is asked (protobuf and librdkafka would raise their own errors)."""
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITION_COUNT:
+        raise InvalidPartition(
+            f"partition count {partitions!r} is out of range: use 1 to {MAX_PARTITION_COUNT}", partitions=partitions
+        )

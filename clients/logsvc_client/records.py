@@ -77,6 +77,21 @@ def to_headers(headers: object) -> list[tuple[str, bytes]] | None:
     return out
 
 
+MAX_LONG = 2**63 - 1
+"""A signed 64-bit long, what Kafka's offsets and timestamps are (and logsvc's committed offsets
+and ListOffsets timestamps)."""
+MAX_OFFSET = MAX_LONG
+"""The largest offset a seek or a commit may name."""
+
+
+def check_offset(offset: object, doing: str) -> int:
+    """``offset`` when it is an int from 0 to :data:`MAX_OFFSET`; else InvalidRequest saying what
+    was being done (``doing``: "cannot seek t/0 to offset", "cannot commit ... offset")."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidRequest(f"{doing} {offset!r}: use an int from 0 to {MAX_OFFSET}")
+    return offset
+
+
 def check_timestamp(timestamp_ms: object) -> None:
     """InvalidRequest unless ``timestamp_ms`` is an int the broker accepts (0 to MAX_TIMESTAMP_MS,
     9999-12-31): refused here, one record fails, rather than its whole batch at the broker."""

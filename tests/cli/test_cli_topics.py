@@ -172,3 +172,29 @@ def test_create_with_if_not_exists_succeeds_on_an_existing_topic_and_leaves_it_a
     # ... and a new topic is created as usual
     created = cli.ok("topics", "create", f"{name}-new", "--partitions", "1", "--if-not-exists")
     assert created.stdout.decode().strip() == f"created topic {name}-new with 1 partition(s)"
+
+
+def test_numbers_no_field_can_hold_are_one_error_line_naming_the_value(cli: Cli) -> None:
+    # Given a topic
+    topic = cli.new_topic(2)
+    huge = "99999999999999999999"  # past 2^64
+
+    # When numbers too big for the wire's integer fields are given to each kind of command
+    lines = [
+        cli.fails("topics", "create", "huge-partitions", "--partitions", "99999999999"),
+        cli.fails("topics", "alter", topic, "--partitions", "99999999999"),
+        cli.fails("offsets", topic, "--at", huge),
+        cli.fails("consume", topic, "--from", f"@{huge}", "-e"),
+        cli.fails("groups", "reset-offsets", "g-huge", "--topic", topic, "--to-offset", huge, "--execute"),
+        cli.fails("quotas", "set", "User:huge", "--produce-bytes-per-second", huge),
+        cli.fails("topics", "create", "huge-retention", "--partitions", "1", "--config", f"retention.ms={huge}"),
+    ]
+
+    # Then each is one error line naming the value and what would hold it, never an "unexpected" error
+    for line in lines:
+        assert "unexpected" not in line, line
+        assert huge in line or "99999999999" in line, line
+        assert " to " in line, line  # the range the value must be in
+    # and nothing was created
+    listed = cli.ok("topics", "list").stdout.decode()
+    assert "huge-partitions" not in listed and "huge-retention" not in listed

@@ -39,6 +39,12 @@ def test_config_keys_are_set_and_reset_to_their_defaults(admin: Admin) -> None:
         ({"partitions": 2}, InvalidPartition, "orders has 3 partitions; partitions can be added, never removed"),
         ({"config": {"retention_days": "1"}}, InvalidConfig, "unknown topic config key 'retention_days'"),
         ({"config": {"retention_ms": "soon"}}, InvalidConfig, "retention_ms='soon' is not an integer"),
+        (
+            {"config": {"retention.ms": str(2**63)}},
+            InvalidConfig,
+            f"retention_ms={2**63} must be from 1 to {2**63 - 1}",
+        ),
+        ({"partitions": 2**31}, InvalidPartition, f"partition count {2**31} is out of range"),
         ({"reset_config": ["colour"]}, InvalidConfig, "unknown topic config key 'colour'"),
         ({"config": {"retention_ms": "5"}, "reset_config": ["retention_ms"]}, InvalidConfig, "both set and reset"),
         ({"config": {"partitioner": "random"}}, InvalidConfig, "partitioner='random' must be one of murmur2"),

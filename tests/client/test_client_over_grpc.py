@@ -331,6 +331,31 @@ def test_consumer_errors_are_the_projects_own(cluster: Cluster) -> None:
             consumer.seek(TopicPartition("other", 0), 0)
 
 
+def test_numbers_past_a_64_bit_long_are_refused_naming_them_before_anything_is_sent(cluster: Cluster) -> None:
+    # Given a topic and a consumer of a group assigned to it
+    topic = cluster.create_topic(1)
+    tp = TopicPartition(topic, 0)
+    past = 2**63  # one past the largest offset and timestamp Kafka (and a committed offset) can hold
+    with Consumer(cluster.address, cluster.name("g")) as consumer, Admin(cluster.address) as admin:
+        consumer.assign([tp])
+        # When a seek, a commit, a seek by time or an offset lookup names it, then each is
+        # InvalidRequest naming the value, raised by the call itself
+        with pytest.raises(InvalidRequest, match=f"{past}.*9223372036854775807"):
+            consumer.seek(tp, past)
+        with pytest.raises(InvalidRequest, match=f"{past}.*9223372036854775807"):
+            consumer.commit({tp: past})
+        with pytest.raises(InvalidRequest, match=str(past)):
+            consumer.seek_to_time(past)
+        with pytest.raises(InvalidRequest, match=str(past)):
+            admin.offsets_for_time(topic, past)
+        # and so is a partition count no topic can have
+        with pytest.raises(InvalidRequest, match=str(2**40)):
+            admin.create_topic(cluster.name("huge"), 2**40)
+        # And the consumer still reads from where it was
+        assert consumer.position(tp) == 0
+        assert consumer.committed(tp) is None
+
+
 def test_iterating_a_consumer_yields_records_as_they_arrive(cluster: Cluster) -> None:
     topic = cluster.create_topic(1)
     with Consumer(cluster.address) as consumer:

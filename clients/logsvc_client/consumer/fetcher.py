@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import CorruptBatch, FailedPrecondition, InvalidRequest, OffsetOutOfRange, Unavailable
-from ..records import Record, TopicPartition
+from ..errors import CorruptBatch, FailedPrecondition, OffsetOutOfRange, Unavailable
+from ..records import Record, TopicPartition, check_offset
 from ..transport.base import ConsumeTransport, FetchedPartition
 from ..transport.retry import RetryPolicy
 from .fetch_options import CorruptBatches, check_corrupt_batches, fetch_records
@@ -138,8 +138,7 @@ class Fetcher:
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._check_assigned(tp)
-        if not isinstance(offset, int) or offset < 0:
-            raise InvalidRequest(f"cannot seek {tp.topic}/{tp.partition} to offset {offset!r}: use an int >= 0")
+        check_offset(offset, f"cannot seek {tp.topic}/{tp.partition} to offset")
         self._positions[tp] = self._fetch_offsets[tp] = offset
         self._discard(lambda other: other == tp)
 

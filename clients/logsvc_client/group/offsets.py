@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import InvalidRequest
-from ..records import TopicPartition
+from ..records import TopicPartition, check_offset
 from ..transport.base import AdminTransport, ConsumeTransport
 
 
@@ -27,13 +26,11 @@ def commit(
     With ``member_id``/``generation`` of a member: fenced (StaleGeneration, UnknownMember, or
     FailedPrecondition for a partition the member does not own). Without them: allowed only while
     the group has no live members (GroupNotEmpty otherwise). InvalidRequest for an offset that is
-    not an int >= 0, before anything is sent.
+    not an int from 0 to 2^63 - 1 (:data:`~logsvc_client.records.MAX_OFFSET`), before anything is sent.
     """
     commits: list[tuple[TopicPartition, int]] = []
     for tp, offset in sorted(offsets.items()):
         tp = TopicPartition(*tp)
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise InvalidRequest(f"cannot commit offset {offset!r} for {tp.topic}/{tp.partition}: use an int >= 0")
-        commits.append((tp, offset))
+        commits.append((tp, check_offset(offset, f"cannot commit for {tp.topic}/{tp.partition} the offset")))
     if commits:
         transport.commit_offsets(group, commits, member_id=member_id, generation=generation)

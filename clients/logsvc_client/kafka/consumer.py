@@ -55,7 +55,7 @@ from ..consumer.offset_reset import OffsetReset, check_offset_reset
 from ..consumer.subscription import RebalanceCallback
 from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest, LogsvcError, OffsetOutOfRange
 from ..group.descriptions import GroupMetadata
-from ..records import Record, TopicPartition
+from ..records import MAX_LONG, Record, TopicPartition, check_offset
 from ..security import Security
 from .consumer_config import ASSIGNORS, consumer_config
 from .consumer_errors import judge
@@ -272,8 +272,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
         tp = TopicPartition(*tp)
         if tp not in self._assigning:
             self._check_owned(tp)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidRequest(f"cannot seek {tp.topic}/{tp.partition} to offset {offset!r}: use an int >= 0")
+        check_offset(offset, f"cannot seek {tp.topic}/{tp.partition} to offset")
         self._positions[tp] = self._starts[tp] = offset
         if tp in self._assigning:
             return  # handed to the fetcher at this offset when on_assign returns
@@ -298,8 +297,8 @@ class KafkaConsumer(GroupRebalance, Consumer):
     def seek_to_time(self, timestamp_ms: int, tps: Iterable[TopicPartition] | None = None) -> None:
         """Move partitions to the first record with a timestamp at or after ``timestamp_ms``
         (past the last record when there is none)."""
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or timestamp_ms < 0:
-            raise InvalidRequest(f"seek_to_time needs a timestamp in ms >= 0, not {timestamp_ms!r}")
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or not 0 <= timestamp_ms <= MAX_LONG:
+            raise InvalidRequest(f"seek_to_time needs a timestamp in ms from 0 to {MAX_LONG}, not {timestamp_ms!r}")
         targets = self._targets(tps)
         if not targets:
             return
@@ -377,9 +376,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
         else:
             chosen = {}
             for tp, offset in offsets.items():
-                if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-                    raise InvalidRequest(f"cannot commit offset {offset!r} of {tp[0]}/{tp[1]}: use an int >= 0")
-                chosen[TopicPartition(*tp)] = offset
+                chosen[TopicPartition(*tp)] = check_offset(offset, f"cannot commit for {tp[0]}/{tp[1]} the offset")
         if not chosen:
             return
         what = f"commit offsets of group {group}"

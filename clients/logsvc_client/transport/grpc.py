@@ -24,6 +24,7 @@ from ..security import Security
 from . import channel
 from .base import FetchedPartition, GroupAnswer, ProduceCallback, Transport
 from .grpc_admin import GrpcAdminCalls, offsets_request
+from .messages import build
 from .produce_stream import ProduceStream
 from .retry import RetryPolicy
 
@@ -33,7 +34,7 @@ def partitions_to_pb(tps: Iterable[TopicPartition]) -> list[pb.TopicPartitions]:
     by_topic: dict[str, list[int]] = {}
     for tp in sorted(tps):
         by_topic.setdefault(tp.topic, []).append(tp.partition)
-    return [pb.TopicPartitions(topic=t, partitions=ps) for t, ps in by_topic.items()]
+    return [build(pb.TopicPartitions, topic=t, partitions=ps) for t, ps in by_topic.items()]
 
 
 def partitions_from_pb(items: Iterable[Any]) -> frozenset[TopicPartition]:
@@ -111,7 +112,7 @@ class GrpcTransport(GrpcAdminCalls):
     # -- both sides -----------------------------------------------------------------------------
 
     def partition_count(self, topic: str, *, auto_create: bool = False) -> int:
-        request = pb.DescribeTopicRequest(name=topic, allow_auto_create=auto_create)
+        request = build(pb.DescribeTopicRequest, name=topic, allow_auto_create=auto_create)
         response = channel.call_with_retry(self.stub.DescribeTopic, request, self._retry)
         return len(response.partitions)
 
@@ -171,7 +172,7 @@ class GrpcTransport(GrpcAdminCalls):
         channel.call_async(self.stub.Produce, request, self._timeout_s, on_response)
 
     def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
-        request = pb.InitProducerRequest(producer_id=producer_id, producer_epoch=producer_epoch)
+        request = build(pb.InitProducerRequest, producer_id=producer_id, producer_epoch=producer_epoch)
         try:
             response = channel.call(self.stub.InitProducer, request, self._timeout_s)
         except InvalidRequest as e:
@@ -194,8 +195,11 @@ class GrpcTransport(GrpcAdminCalls):
         max_wait_ms: int,
         timeout_s: float,
     ) -> GrpcFetch:
-        request = pb.FetchRequest(
-            partitions=[pb.FetchPartition(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in positions],
+        request = build(
+            pb.FetchRequest,
+            partitions=[
+                build(pb.FetchPartition, topic=tp.topic, partition=tp.partition, offset=o) for tp, o in positions
+            ],
             max_records=max_records,
             max_bytes=max_bytes,
             max_wait_ms=max_wait_ms,
@@ -222,14 +226,16 @@ class GrpcTransport(GrpcAdminCalls):
         member_id: str = "",
         generation: int = -1,
     ) -> None:
-        commits = [pb.OffsetCommit(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in offsets]
-        request = pb.CommitOffsetsRequest(group=group, member_id=member_id, generation=generation, offsets=commits)
+        commits = [build(pb.OffsetCommit, topic=tp.topic, partition=tp.partition, offset=o) for tp, o in offsets]
+        request = build(
+            pb.CommitOffsetsRequest, group=group, member_id=member_id, generation=generation, offsets=commits
+        )
         channel.call_with_retry(self.stub.CommitOffsets, request, self._retry)
 
     def fetch_offsets(
         self, group: str, partitions: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, CommittedOffset]:
-        request = pb.FetchOffsetsRequest(group=group, partitions=partitions_to_pb(partitions or ()))
+        request = build(pb.FetchOffsetsRequest, group=group, partitions=partitions_to_pb(partitions or ()))
         if partitions is not None and not request.partitions:
             return {}
         response = channel.call_with_retry(self.stub.FetchOffsets, request, self._retry)
@@ -254,7 +260,8 @@ class GrpcTransport(GrpcAdminCalls):
         client_id: str,
         timeout_s: float,
     ) -> GroupAnswer:
-        request = pb.JoinGroupRequest(
+        request = build(
+            pb.JoinGroupRequest,
             group=group,
             member_id=member_id,
             instance_id=instance_id,
@@ -275,8 +282,8 @@ class GrpcTransport(GrpcAdminCalls):
     def heartbeat(
         self, group: str, member_id: str, generation: int, owned: Iterable[TopicPartition], *, timeout_s: float
     ) -> GroupAnswer:
-        request = pb.HeartbeatRequest(
-            group=group, member_id=member_id, generation=generation, owned=partitions_to_pb(owned)
+        request = build(
+            pb.HeartbeatRequest, group=group, member_id=member_id, generation=generation, owned=partitions_to_pb(owned)
         )
         response = channel.call(self.stub.Heartbeat, request, timeout_s)
         return GroupAnswer(
@@ -288,7 +295,7 @@ class GrpcTransport(GrpcAdminCalls):
         )
 
     def leave_group(self, group: str, member_id: str, *, timeout_s: float) -> None:
-        request = pb.LeaveGroupRequest(group=group, member_id=member_id)
+        request = build(pb.LeaveGroupRequest, group=group, member_id=member_id)
         channel.call(self.stub.LeaveGroup, request, timeout_s)
 
 

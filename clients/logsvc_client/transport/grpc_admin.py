@@ -18,10 +18,11 @@ from ..errors import InvalidRequest
 from ..group.descriptions import GroupDescription, GroupSummary, ResetResult, reset_from_pb
 from ..group.descriptions import description_from_pb as group_description_from_pb
 from ..group.descriptions import summary_from_pb as group_summary_from_pb
-from ..records import ProducerRecord, RecordPosition, to_bytes, to_headers
+from ..records import MAX_LONG, ProducerRecord, RecordPosition, to_bytes, to_headers
 from ..topics import OffsetAndTimestamp, TopicDescription, TopicSummary, description_from_pb, summary_from_pb
 from . import channel
 from .base import FetchedPartition
+from .messages import build
 from .retry import RetryPolicy
 
 _SPECS = {
@@ -36,8 +37,12 @@ def offsets_request(
 ) -> pb.ListOffsetsRequest:
     """A ListOffsets request; InvalidRequest for an unknown spec or a missing timestamp."""
     check_offset_spec(spec, timestamp_ms)
-    return pb.ListOffsetsRequest(
-        topic=topic, spec=_SPECS[spec], timestamp_ms=timestamp_ms or 0, partitions=list(partitions or ())
+    return build(
+        pb.ListOffsetsRequest,
+        topic=topic,
+        spec=_SPECS[spec],
+        timestamp_ms=timestamp_ms or 0,
+        partitions=list(partitions or ()),
     )
 
 
@@ -47,8 +52,10 @@ def check_offset_spec(spec: str, timestamp_ms: int | None) -> None:
     if spec not in _SPECS:
         raise InvalidRequest(f"offset spec {spec!r} is not one of {', '.join(_SPECS)}")
     if spec == "timestamp":
-        if timestamp_ms is None or timestamp_ms < 0:
-            raise InvalidRequest(f"offset spec 'timestamp' needs timestamp_ms >= 0, got {timestamp_ms!r}")
+        if timestamp_ms is None or not 0 <= timestamp_ms <= MAX_LONG:
+            raise InvalidRequest(
+                f"offset spec 'timestamp' needs timestamp_ms from 0 to {MAX_LONG}, got {timestamp_ms!r}"
+            )
     elif timestamp_ms is not None:
         raise InvalidRequest(f"timestamp_ms is only used with spec 'timestamp', not {spec!r}")
 
@@ -73,8 +80,10 @@ class GrpcAdminCalls:
     # -- topics ---------------------------------------------------------------------------------
 
     def read_batches(self, topic: str, partition: int, offset: int, max_bytes: int) -> FetchedPartition:
-        request = pb.FetchRequest(
-            partitions=[pb.FetchPartition(topic=topic, partition=partition, offset=offset)], max_bytes=max_bytes
+        request = build(
+            pb.FetchRequest,
+            partitions=[build(pb.FetchPartition, topic=topic, partition=partition, offset=offset)],
+            max_bytes=max_bytes,
         )
         pd = channel.call_with_retry(self.stub.Fetch, request, self._retry).partitions[0]
         return FetchedPartition(
@@ -82,26 +91,32 @@ class GrpcAdminCalls:
         )
 
     def create_topic(self, name: str, partitions: int, config: Mapping[str, str]) -> TopicDescription:
-        request = pb.CreateTopicRequest(name=name, partitions=partitions, config=dict(config))
+        request = build(pb.CreateTopicRequest, name=name, partitions=partitions, config=dict(config))
         return description_from_pb(channel.call(self.stub.CreateTopic, request, self._timeout_s))
 
     def alter_topic(
         self, name: str, partitions: int, set_config: Mapping[str, str], reset_config: Sequence[str]
     ) -> TopicDescription:
-        request = pb.AlterTopicRequest(
-            name=name, partitions=partitions, set_config=dict(set_config), reset_config=list(reset_config)
+        request = build(
+            pb.AlterTopicRequest,
+            name=name,
+            partitions=partitions,
+            set_config=dict(set_config),
+            reset_config=list(reset_config),
         )
         return description_from_pb(channel.call(self.stub.AlterTopic, request, self._timeout_s))
 
     def delete_topic(self, name: str) -> None:
-        channel.call(self.stub.DeleteTopic, pb.DeleteTopicRequest(name=name), self._timeout_s)
+        channel.call(self.stub.DeleteTopic, build(pb.DeleteTopicRequest, name=name), self._timeout_s)
 
     def list_topics(self) -> list[TopicSummary]:
         response = channel.call_with_retry(self.stub.ListTopics, pb.ListTopicsRequest(), self._retry)
         return [summary_from_pb(t) for t in response.topics]
 
     def describe_topic(self, name: str) -> TopicDescription:
-        response = channel.call_with_retry(self.stub.DescribeTopic, pb.DescribeTopicRequest(name=name), self._retry)
+        response = channel.call_with_retry(
+            self.stub.DescribeTopic, build(pb.DescribeTopicRequest, name=name), self._retry
+        )
         return description_from_pb(response)
 
     def offsets_for_time(
@@ -115,7 +130,7 @@ class GrpcAdminCalls:
         }
 
     def trim(self, topic: str, partition: int, before_offset: int) -> int:
-        request = pb.TrimRequest(topic=topic, partition=partition, before_offset=before_offset)
+        request = build(pb.TrimRequest, topic=topic, partition=partition, before_offset=before_offset)
         return int(channel.call_with_retry(self.stub.Trim, request, self._retry).log_start_offset)
 
     # -- groups ---------------------------------------------------------------------------------
@@ -125,11 +140,11 @@ class GrpcAdminCalls:
         return [group_summary_from_pb(g) for g in response.groups]
 
     def describe_group(self, group: str) -> GroupDescription:
-        request = pb.DescribeGroupRequest(group=group)
+        request = build(pb.DescribeGroupRequest, group=group)
         return group_description_from_pb(channel.call_with_retry(self.stub.DescribeGroup, request, self._retry))
 
     def delete_group(self, group: str) -> None:
-        channel.call(self.stub.DeleteGroup, pb.DeleteGroupRequest(group=group), self._timeout_s)
+        channel.call(self.stub.DeleteGroup, build(pb.DeleteGroupRequest, group=group), self._timeout_s)
 
     def reset_offsets(
         self, group: str, topic: str, partitions: Sequence[int], spec: str, value: int, execute: bool
@@ -137,8 +152,14 @@ class GrpcAdminCalls:
         code = _RESET_SPECS.get(spec)
         if code is None:
             raise InvalidRequest(f"reset spec {spec!r} is not one of {', '.join(_RESET_SPECS)}")
-        request = pb.ResetOffsetsRequest(
-            group=group, topic=topic, partitions=list(partitions), spec=code, value=value, execute=execute
+        request = build(
+            pb.ResetOffsetsRequest,
+            group=group,
+            topic=topic,
+            partitions=list(partitions),
+            spec=code,
+            value=value,
+            execute=execute,
         )
         if execute:
             response = channel.call(self.stub.ResetOffsets, request, self._timeout_s)
@@ -149,7 +170,7 @@ class GrpcAdminCalls:
     # -- produce (convenience path) -------------------------------------------------------------
 
     def produce_records(self, topic: str, records: Iterable[ProducerRecord]) -> list[RecordPosition]:
-        request = pb.ProduceRecordsRequest(topic=topic, records=[_record_to_pb(r) for r in records])
+        request = build(pb.ProduceRecordsRequest, topic=topic, records=[_record_to_pb(r) for r in records])
         if not request.records:
             return []
         response = channel.call(self.stub.ProduceRecords, request, self._timeout_s)
@@ -158,22 +179,24 @@ class GrpcAdminCalls:
     # -- access control -------------------------------------------------------------------------
 
     def create_acls(self, acls: Sequence[Acl]) -> int:
-        request = pb.CreateAclsRequest(acls=[pb.Acl(**acl._asdict()) for acl in acls])
+        request = build(pb.CreateAclsRequest, acls=[build(pb.Acl, **acl._asdict()) for acl in acls])
         return int(channel.call(self.stub.CreateAcls, request, self._timeout_s).created)
 
     def describe_acls(self, filter: AclFilter) -> list[Acl]:
-        request = pb.DescribeAclsRequest(filter=pb.AclFilter(**filter._asdict()))
+        request = build(pb.DescribeAclsRequest, filter=build(pb.AclFilter, **filter._asdict()))
         response = channel.call_with_retry(self.stub.DescribeAcls, request, self._retry)
         return [_acl_from_pb(a) for a in response.acls]
 
     def delete_acls(self, filters: Sequence[AclFilter]) -> list[Acl]:
-        request = pb.DeleteAclsRequest(filters=[pb.AclFilter(**f._asdict()) for f in filters])
+        request = build(pb.DeleteAclsRequest, filters=[build(pb.AclFilter, **f._asdict()) for f in filters])
         return [_acl_from_pb(a) for a in channel.call(self.stub.DeleteAcls, request, self._timeout_s).deleted]
 
     def alter_quotas(self, set: Sequence[Quota], remove: Sequence[str]) -> None:
-        request = pb.AlterQuotasRequest(
+        request = build(
+            pb.AlterQuotasRequest,
             set=[
-                pb.Quota(
+                build(
+                    pb.Quota,
                     principal=q.principal,
                     produce_bytes_per_second=q.produce_bytes_per_second,
                     fetch_bytes_per_second=q.fetch_bytes_per_second,
@@ -185,7 +208,7 @@ class GrpcAdminCalls:
         channel.call(self.stub.AlterQuotas, request, self._timeout_s)
 
     def describe_quotas(self, principal: str) -> Quotas:
-        request = pb.DescribeQuotasRequest(principal=principal)
+        request = build(pb.DescribeQuotasRequest, principal=principal)
         response = channel.call_with_retry(self.stub.DescribeQuotas, request, self._retry)
         return Quotas(
             [_quota_from_pb(q) for q in response.quotas],
@@ -211,15 +234,16 @@ def _quota_from_pb(msg: pb.Quota) -> Quota:
 
 
 def _record_to_pb(record: ProducerRecord) -> pb.Record:
-    msg = pb.Record(timestamp_ms=record.timestamp_ms or 0)
+    fields: dict[str, Any] = {"timestamp_ms": record.timestamp_ms or 0}
     key = to_bytes(record.key, "key")
     value = to_bytes(record.value, "value")
     if key is not None:
-        msg.key = key
+        fields["key"] = key
     if value is not None:
-        msg.value = value
+        fields["value"] = value
     if record.partition is not None:
-        msg.partition = record.partition
+        fields["partition"] = record.partition
+    msg = build(pb.Record, **fields)
     for name, data in to_headers(record.headers) or ():
         msg.headers.add(name=name, value=data)
     return msg
