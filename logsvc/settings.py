@@ -22,6 +22,7 @@ ENV_PREFIX = "LOGSVC_"
 #: Room in a request for what is not a batch: field tags, lengths, the topic name, sequences.
 MESSAGE_HEADROOM_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024 + MESSAGE_HEADROOM_BYTES
+MAX_PARTITIONS_LIMIT = 2**31 - 1  # the largest max_partitions: a partition count is a 32-bit int in Kafka
 # LOGSVC_* variables that are not broker settings (the CLI's, the client's: logsvc_client.security, and
 # the wire's: logsvc_wire.native).
 _FOREIGN_ENV = (
@@ -166,8 +167,14 @@ class Settings:
     def validate(self) -> Settings:
         if self.durability not in ("fsync", "os"):
             raise InvalidConfig(f"durability={self.durability!r} must be 'fsync' or 'os'", key="durability")
-        if ":" not in self.listen:
-            raise InvalidConfig(f"listen={self.listen!r} must be HOST:PORT", key="listen")
+        _host, colon, port = self.listen.rpartition(":")
+        if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise InvalidConfig(f"listen={self.listen!r} must be HOST:PORT, the port 0 (any) to 65535", key="listen")
+        if self.max_partitions > MAX_PARTITIONS_LIMIT:
+            raise InvalidConfig(
+                f"max_partitions={self.max_partitions} must be at most {MAX_PARTITIONS_LIMIT} (Kafka's 32-bit count)",
+                key="max_partitions",
+            )
         for key in (
             "map_size_bytes",
             "max_partitions",
