@@ -39,6 +39,8 @@ from logsvc_client.errors import InvalidConfig
 from logsvc_connect.dead_letters.format import dlq_topic
 
 ENV_PREFIX = "LOGSVC_CONNECT_"
+#: the largest number a count, size or time setting may hold: a 32-bit int, as Kafka's own settings
+MAX_SETTING = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +109,11 @@ class RuntimeConfig:
             "session_timeout_ms",
             "max_poll_interval_ms",
         ):
-            if getattr(self, key) <= 0:
-                raise InvalidConfig(f"{key}={getattr(self, key)} must be positive", key=key)
-        if self.linger_ms < 0 or self.shutdown_timeout_ms < 0:
-            raise InvalidConfig("linger_ms and shutdown_timeout_ms must not be negative", key="linger_ms")
+            if not 0 < getattr(self, key) <= MAX_SETTING:
+                raise InvalidConfig(f"{key}={getattr(self, key)} must be from 1 to {MAX_SETTING}", key=key)
+        for key in ("linger_ms", "shutdown_timeout_ms"):
+            if not 0 <= getattr(self, key) <= MAX_SETTING:
+                raise InvalidConfig(f"{key}={getattr(self, key)} must be from 0 to {MAX_SETTING}", key=key)
         check_options(self.priority, self.lane_weights, self.max_lane_wait_ms)
         if self.priority != "none":
             LanePolicy(self.topics, self.priority, self.lane_weights or None, self.max_lane_wait_ms)
@@ -156,7 +159,7 @@ def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise ValueError(value)
         return value
-    except (KeyError, ValueError, TypeError, json.JSONDecodeError):
+    except (KeyError, ValueError, TypeError, OverflowError, json.JSONDecodeError):  # OverflowError: int(inf)
         raise InvalidConfig(f"{source}: {key}={value!r} is not a valid {kind}", key=key) from None
 
 

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import click
 
+from logsvc_client.records import MAX_LONG
+
 Kind = Literal["earliest", "latest", "offset", "time", "last", "stored"]
 
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -80,6 +82,8 @@ def parse_time_ms(text: str, now_ms: Callable[[], int]) -> int:
     if text.startswith("-"):
         return max(0, now_ms() - parse_duration_ms(text[1:]))
     if text.isdigit():
+        if int(text) > MAX_LONG:
+            raise ValueError(f"{text!r} is out of range: epoch milliseconds go from 0 to {MAX_LONG}")
         return int(text)
     try:
         moment = dt.datetime.fromisoformat(text)
@@ -101,6 +105,8 @@ def parse_start(text: str, now_ms: Callable[[], int] | None = None) -> StartSpec
     if value.lower() in ("latest", "end"):
         return StartSpec("latest")
     if value.isdigit():
+        if int(value) > MAX_LONG:
+            raise ValueError(f"{text!r} is out of range: an offset goes from 0 to {MAX_LONG}")
         return StartSpec("offset", int(value))
     if value.startswith("@"):
         return StartSpec("time", parse_time_ms(value[1:], clock))
@@ -128,8 +134,8 @@ def parse_position(text: str, now_ms: Callable[[], int] | None = None) -> StartS
     try:
         return parse_start(value, clock)
     except ValueError:
-        if value.startswith("@"):
-            raise  # its message names what is wrong with the time
+        if value.startswith("@") or value.isdigit():
+            raise  # its message names what is wrong with the time or the offset
         raise ValueError(
             f"{text!r} is not earliest, latest, an offset, -N, @TIME, @-DURATION, stored, s@TIME or e@TIME"
         ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logsvc.cli.output import format_table, iso_ms, json_bytes, preview
-from logsvc.cli.timespec import StartSpec, parse_duration_ms, parse_start
+from logsvc.cli.timespec import StartSpec, parse_duration_ms, parse_position, parse_start
 
 NOW_MS = 1_767_323_045_000  # 2026-01-02T03:04:05Z
 
@@ -39,6 +39,16 @@ def test_every_documented_from_form_parses(text: str, expected: StartSpec) -> No
 def test_malformed_from_values_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
         parse_start(text, now_ms=lambda: NOW_MS)
+
+
+def test_an_offset_or_a_time_past_a_64_bit_long_is_rejected_naming_the_range() -> None:
+    past = str(2**63)
+    for text in (past, f"@{past}"):
+        with pytest.raises(ValueError, match=f"{past}' is out of range: .* from 0 to {2**63 - 1}"):
+            parse_start(text, now_ms=lambda: NOW_MS)
+        with pytest.raises(ValueError, match="out of range"):
+            parse_position(text, now_ms=lambda: NOW_MS)
+    assert parse_start(str(2**63 - 1), now_ms=lambda: NOW_MS) == StartSpec("offset", 2**63 - 1)
 
 
 def test_a_duration_cannot_have_gaps_or_trailing_garbage() -> None:

@@ -56,6 +56,22 @@ def test_an_unknown_key_from_the_environment_is_reported_as_the_environment_vari
         app.load("postgres", str(config), {"LOGSVC_CONNECT_LINGER_MS": "soon"})
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("linger_ms = 1e400", r"linger_ms=inf is not a valid int"),  # TOML's float infinity
+        ("batch_max_records = 99999999999", r"batch_max_records=99999999999 must be from 1 to 2147483647"),
+        ("shutdown_timeout_ms = 4294967296", r"shutdown_timeout_ms=4294967296 must be from 0 to 2147483647"),
+        ("linger_ms = -1", r"linger_ms=-1 must be from 0 to 2147483647"),
+    ],
+)
+def test_a_number_a_setting_cannot_hold_is_invalid_config_naming_it(tmp_path: Path, line: str, says: str) -> None:
+    path = tmp_path / "numbers.toml"
+    path.write_text(f'name = "n"\ntopics = ["t"]\n{line}\n[postgres]\ndsn = "host=x"\n')
+    with pytest.raises(InvalidConfig, match=says):
+        app.load("postgres", str(path), {})
+
+
 def test_an_unknown_key_of_the_file_is_reported_as_the_file(tmp_path: Path) -> None:
     path = tmp_path / "typo.toml"
     path.write_text('name = "n"\ntopics = ["t"]\nbatch_size = 1\n[postgres]\ndsn = "host=x"\n')
