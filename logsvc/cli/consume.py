@@ -30,6 +30,7 @@ from typing import Any
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.client_overrides import CONSUMER, overrides, x_option
 from logsvc.cli.escapes import option_bytes
 from logsvc.cli.output import FORMATS, Progress, dumps, note, record_json
@@ -200,7 +201,7 @@ def choose(
     "always is, as in kcat); matched once, at start.",
 )
 @click.option(
-    "-p", "--partition", type=click.IntRange(min=0), default=None, help="Read only this partition [default: all]."
+    "-p", "--partition", type=numbers.PARTITION, default=None, help="Read only this partition [default: all]."
 )
 @click.option(
     "--from",

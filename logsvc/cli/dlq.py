@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.output import (
     Escaped,
     echo_fields,
@@ -180,7 +181,7 @@ def _full(data: bytes | None) -> str:
 
 @dlq.command()
 @click.argument("connector")
-@click.option("--offset", type=click.IntRange(min=0), required=True, help="The dead letter's offset in the DLQ.")
+@click.option("--offset", type=numbers.OFFSET, required=True, help="The dead letter's offset in the DLQ.")
 @dlq_topic_option
 @server_option
 @output_option(as_table="the fields, then key, value and headers", as_json="one object")
@@ -226,9 +227,7 @@ def show(connector: str, offset: int, dlq_topic: str | None, output: str) -> Non
 
 @dlq.command()
 @click.argument("connector")
-@click.option(
-    "--offset", "offsets", type=click.IntRange(min=0), multiple=True, help="A DLQ offset to replay (repeatable)."
-)
+@click.option("--offset", "offsets", type=numbers.OFFSET, multiple=True, help="A DLQ offset to replay (repeatable).")
 @click.option("--all", "replay_all", is_flag=True, help="Every record not replayed yet (with --force: every record).")
 @click.option("--to", "to_topic", metavar="TOPIC", default=None, help="Produce to TOPIC instead of the source topic.")
 @click.option(

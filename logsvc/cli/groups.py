@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso_ms, note, output_option
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import parse_duration_ms, parse_time_ms
@@ -264,7 +265,7 @@ def delete(group: str, output: str) -> None:
 )
 @click.option("--to-earliest", is_flag=True, help="To each partition's log start.")
 @click.option("--to-latest", is_flag=True, help="To each partition's end (skip everything).")
-@click.option("--to-offset", type=click.IntRange(min=0), default=None, metavar="N", help="To offset N.")
+@click.option("--to-offset", type=numbers.OFFSET, default=None, metavar="N", help="To offset N.")
 @click.option(
     "--to-datetime",
     metavar="ISO-8601",

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.output import echo_json, echo_table, iso_ms, output_option
 from logsvc.cli.state import get_state, server_option
 from logsvc.cli.timespec import parse_time_ms
@@ -56,7 +57,7 @@ class AtType(click.ParamType):
     "-p",
     "--partition",
     "partitions",
-    type=click.IntRange(min=0),
+    type=numbers.PARTITION,
     multiple=True,
     help="Only this partition, repeatable [default: all].",
 )

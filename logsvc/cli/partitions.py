@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.batch_check import BadBatch, PartitionCheck, check_partition, uncompressed_bound
 from logsvc.cli.output import (
     Progress,
@@ -70,7 +71,7 @@ def partitions() -> None:
 
 @partitions.command()
 @click.argument("topic")
-@click.option("-p", "--partition", type=click.IntRange(min=0), default=None, help="Only this partition.")
+@click.option("-p", "--partition", type=numbers.PARTITION, default=None, help="Only this partition.")
 @data_dir_option
 @server_option
 @output_option
@@ -144,10 +145,8 @@ def _record_line(record: Record) -> str:
 
 @partitions.command()
 @click.argument("topic")
-@click.option("-p", "--partition", type=click.IntRange(min=0), required=True, help="The partition to dump.")
-@click.option(
-    "--from", "from_offset", type=click.IntRange(min=0), default=None, help="First offset [default: the log start]."
-)
+@click.option("-p", "--partition", type=numbers.PARTITION, required=True, help="The partition to dump.")
+@click.option("--from", "from_offset", type=numbers.OFFSET, default=None, help="First offset [default: the log start].")
 @click.option("-n", "--max-records", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
 @data_dir_option
 @server_option
@@ -235,7 +234,7 @@ def dump(
 
 @partitions.command()
 @click.argument("topic")
-@click.option("-p", "--partition", type=click.IntRange(min=0), default=None, help="Only this partition.")
+@click.option("-p", "--partition", type=numbers.PARTITION, default=None, help="Only this partition.")
 @data_dir_option
 @server_option
 @output_option(as_table="a row per bad batch", as_json="one object: partitions checked and bad batches")
@@ -295,9 +294,9 @@ def verify(topic: str, partition: int | None, data_dir: str | None, output: str)
 
 @partitions.command()
 @click.argument("topic")
-@click.option("-p", "--partition", type=click.IntRange(min=0), required=True, help="The partition to trim.")
+@click.option("-p", "--partition", type=numbers.PARTITION, required=True, help="The partition to trim.")
 @click.option(
-    "--before", "before_offset", type=click.IntRange(min=0), required=True, help="Delete the records below this offset."
+    "--before", "before_offset", type=numbers.OFFSET, required=True, help="Delete the records below this offset."
 )
 @server_option
 @output_option

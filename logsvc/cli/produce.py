@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.client_overrides import PRODUCER, overrides, x_option
 from logsvc.cli.escapes import option_bytes
 from logsvc.cli.json_records import parse_json_record
@@ -75,9 +76,7 @@ def parse_headers(pairs: tuple[str, ...]) -> list[tuple[str, bytes]] | None:
     default=None,
     help="Split each record at the first SEP into KEY and VALUE (a record without SEP is an error); escapes as in -D.",
 )
-@click.option(
-    "-p", "--partition", type=click.IntRange(min=0), default=None, help="Send every record to this partition."
-)
+@click.option("-p", "--partition", type=numbers.PARTITION, default=None, help="Send every record to this partition.")
 @click.option(
     "-H",
     "--header",

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from logsvc.acl import check_principal
+from logsvc.cli import numbers
 from logsvc.cli.output import echo_json, echo_line, echo_table, note, output_option
 from logsvc.cli.state import get_state, server_option
 from logsvc_client import Admin, Quota, Quotas
@@ -76,14 +77,14 @@ def quotas() -> None:
 @click.option(
     "--produce-bytes-per-second",
     "produce",
-    type=click.IntRange(min=0),
+    type=numbers.BYTES_PER_SECOND,
     metavar="N",
     help="Produce quota (0 = no limit) [default: keep the current one].",
 )
 @click.option(
     "--fetch-bytes-per-second",
     "fetch",
-    type=click.IntRange(min=0),
+    type=numbers.BYTES_PER_SECOND,
     metavar="N",
     help="Fetch quota (0 = no limit) [default: keep the current one].",
 )

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.output import echo_fields, echo_json, echo_table, iso_ms, note, output_option
 from logsvc.cli.sources import ServerSource
 from logsvc.cli.state import get_state, server_option
@@ -147,8 +148,8 @@ def records() -> None:
 
 @records.command()
 @click.argument("topic")
-@click.option("-p", "--partition", type=click.IntRange(min=0), required=True, help="The record's partition.")
-@click.option("--offset", type=click.IntRange(min=0), required=True, help="The record's offset.")
+@click.option("-p", "--partition", type=numbers.PARTITION, required=True, help="The record's partition.")
+@click.option("--offset", type=numbers.OFFSET, required=True, help="The record's offset.")
 @server_option
 @output_option(as_table="the record, then a row per group", as_json="an object with record and groups")
 def status(topic: str, partition: int, offset: int, output: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from logsvc.cli import numbers
 from logsvc.cli.output import echo_fields, echo_json, echo_line, echo_table, iso_ms, note, output_option
 from logsvc.cli.state import get_state, server_option
 from logsvc.topic_config import KAFKA_NAMES
@@ -94,7 +95,7 @@ def topics() -> None:
 
 @topics.command()
 @click.argument("name")
-@click.option("-p", "--partitions", type=click.IntRange(min=1), required=True, help="Number of partitions.")
+@click.option("-p", "--partitions", type=numbers.PARTITION_COUNT, required=True, help="Number of partitions.")
 @click.option(
     "-c",
     "--config",
@@ -170,7 +171,7 @@ def describe(name: str, output: str) -> None:
 @click.option(
     "-p",
     "--partitions",
-    type=click.IntRange(min=1),
+    type=numbers.PARTITION_COUNT,
     default=None,
     help="Grow the topic to this many partitions (never fewer than it has).",
 )

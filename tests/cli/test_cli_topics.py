@@ -180,21 +180,23 @@ def test_numbers_no_field_can_hold_are_one_error_line_naming_the_value(cli: Cli)
     huge = "99999999999999999999"  # past 2^64
 
     # When numbers too big for the wire's integer fields are given to each kind of command
-    lines = [
-        cli.fails("topics", "create", "huge-partitions", "--partitions", "99999999999"),
-        cli.fails("topics", "alter", topic, "--partitions", "99999999999"),
-        cli.fails("offsets", topic, "--at", huge, code=2),  # a usage error: --at's value is out of range
+    usage = [  # refused by the option itself: exit 2, pointing at --help
+        cli.fails("topics", "create", "huge-partitions", "--partitions", "99999999999", code=2),
+        cli.fails("topics", "alter", topic, "--partitions", "99999999999", code=2),
+        cli.fails("consume", topic, "--partition", "99999999999", "-e", code=2),
+        cli.fails("offsets", topic, "--at", huge, code=2),
         cli.fails("consume", topic, "--from", f"@{huge}", "-e", code=2),
-        cli.fails("groups", "reset-offsets", "g-huge", "--topic", topic, "--to-offset", huge, "--execute"),
-        cli.fails("quotas", "set", "User:huge", "--produce-bytes-per-second", huge),
-        cli.fails("topics", "create", "huge-retention", "--partitions", "1", "--config", f"retention.ms={huge}"),
+        cli.fails("groups", "reset-offsets", "g-huge", "--topic", topic, "--to-offset", huge, "--execute", code=2),
+        cli.fails("quotas", "set", "User:huge", "--produce-bytes-per-second", huge, code=2),
     ]
+    refused = cli.fails("topics", "create", "huge-retention", "--partitions", "1", "--config", f"retention.ms={huge}")
 
-    # Then each is one error line naming the value and what would hold it, never an "unexpected" error
-    for line in lines:
+    # Then each is one error line naming the value and the range it must be in, never an
+    # "unexpected" error
+    for line in [*usage, refused]:
         assert "unexpected" not in line, line
         assert huge in line or "99999999999" in line, line
-        assert " to " in line, line  # the range the value must be in
+        assert " to " in line or "<=x<=" in line, line
     # and nothing was created
     listed = cli.ok("topics", "list").stdout.decode()
     assert "huge-partitions" not in listed and "huge-retention" not in listed
