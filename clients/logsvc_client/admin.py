@@ -24,16 +24,22 @@ from .group.descriptions import (
     ResetSpec,
 )
 from .kafka.address import is_kafka
-from .records import ProducerRecord, RecordPosition, TopicPartition, to_bytes, to_headers
+from .records import (
+    MAX_PARTITION_COUNT,
+    ProducerRecord,
+    RecordPosition,
+    TopicPartition,
+    check_offset,
+    check_partitions,
+    to_bytes,
+    to_headers,
+)
 from .security import Security
 from .topics import OffsetAndTimestamp, TopicDescription, TopicSummary
 from .transport.base import AdminTransport, FetchedPartition, OffsetSpec
 from .transport.grpc import GrpcTransport, offsets_request
 from .transport.retry import Backoff, RetryPolicy
 
-MAX_PARTITION_COUNT = 2**31 - 1
-"""The most partitions a topic can be asked for: Kafka's partition count is a 32-bit int (a logsvc
-broker allows at most its ``max_partitions``, 10,000 by default, and says so)."""
 _RESET_SPECS = ("earliest", "latest", "offset", "datetime", "shift_by", "duration")
 _RESET_NEEDS_VALUE = ("offset", "datetime", "shift_by", "duration")
 
@@ -140,6 +146,8 @@ class Admin(AccessAdmin):
 
     def trim(self, topic: str, partition: int, before_offset: int) -> int:
         """Delete the records of one partition before ``before_offset``; returns the new log start."""
+        check_partitions([(topic, partition)])
+        check_offset(before_offset, f"cannot trim {topic}/{partition} before offset")
         return self._transport.trim(topic, partition, before_offset)
 
     # -- consumer groups ------------------------------------------------------------------------

@@ -6,13 +6,13 @@ re-exported here so ``from logsvc_client.records import Record`` keeps working."
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 from logsvc_wire.types import Headers, Record, TopicPartition
 
-from .errors import InvalidRequest
+from .errors import InvalidPartition, InvalidRequest
 
 __all__ = [
     "Headers",
@@ -82,6 +82,26 @@ MAX_LONG = 2**63 - 1
 and ListOffsets timestamps)."""
 MAX_OFFSET = MAX_LONG
 """The largest offset a seek or a commit may name."""
+MAX_PARTITION_COUNT = 2**31 - 1
+"""The most partitions a topic can be asked for: Kafka's partition count is a 32-bit int (a logsvc
+broker allows at most its ``max_partitions``, 10,000 by default, and says so)."""
+
+
+def check_partitions(tps: Iterable[object]) -> list[TopicPartition]:
+    """``tps`` as TopicPartitions; InvalidPartition for a partition number no topic can have
+    (not an int from 0 to ``MAX_PARTITION_COUNT - 1``), before any transport is asked."""
+    out = []
+    for item in tps:
+        tp = TopicPartition(*item)  # type: ignore[misc]
+        p = tp.partition
+        if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < MAX_PARTITION_COUNT:
+            raise InvalidPartition(
+                f"partition {p!r} of {tp.topic} is out of range: use 0 to {MAX_PARTITION_COUNT - 1}",
+                topic=tp.topic,
+                partition=p,
+            )
+        out.append(tp)
+    return out
 
 
 def check_offset(offset: object, doing: str) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import click
 
-from logsvc_client.admin import MAX_PARTITION_COUNT
-from logsvc_client.records import MAX_OFFSET
+from logsvc_client.records import MAX_OFFSET, MAX_PARTITION_COUNT
 
 #: a partition number: below the largest partition count (Kafka's 32-bit int)
 PARTITION = click.IntRange(0, MAX_PARTITION_COUNT - 1)

@@ -348,9 +348,13 @@ def test_numbers_past_a_64_bit_long_are_refused_naming_them_before_anything_is_s
             consumer.seek_to_time(past)
         with pytest.raises(InvalidRequest, match=str(past)):
             admin.offsets_for_time(topic, past)
-        # and so is a partition count no topic can have
-        with pytest.raises(InvalidRequest, match=str(2**40)):
+        # and so are a partition count and a partition number no topic can have, and a trim past it
+        with pytest.raises(InvalidPartition, match=str(2**40)):
             admin.create_topic(cluster.name("huge"), 2**40)
+        with pytest.raises(InvalidPartition, match=f"partition {2**40} of {topic} is out of range"):
+            consumer.assign([tp, TopicPartition(topic, 2**40)])
+        with pytest.raises(InvalidRequest, match=str(2**64)):
+            admin.trim(topic, 0, 2**64)
         # And the consumer still reads from where it was
         assert consumer.position(tp) == 0
         assert consumer.committed(tp) is None

@@ -66,7 +66,7 @@ from ..group import offsets as group_offsets
 from ..group.descriptions import GroupMetadata
 from ..group.membership import Membership
 from ..kafka.address import is_kafka
-from ..records import Record, TopicPartition
+from ..records import Record, TopicPartition, check_partitions
 from ..security import Security
 from ..transport.base import MAX_MESSAGE_BYTES, ConsumeTransport, GroupTransport
 from ..transport.grpc import GrpcTransport
@@ -334,7 +334,7 @@ class Consumer:
         """Read exactly these partitions (replacing the assignment); positions of kept ones stay.
         With ``priority``, their topics are the lanes, highest first, in the order listed."""
         self._check_not_subscribed("assign()")
-        tps = [TopicPartition(*tp) for tp in partitions]
+        tps = check_partitions(partitions)
         topics = list(dict.fromkeys(tp.topic for tp in tps))
         lanes = self._lane_policy(topics) if topics else None
         self._fetcher.assign(tps)

@@ -55,7 +55,7 @@ from ..consumer.offset_reset import OffsetReset, check_offset_reset
 from ..consumer.subscription import RebalanceCallback
 from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest, LogsvcError, OffsetOutOfRange
 from ..group.descriptions import GroupMetadata
-from ..records import MAX_LONG, Record, TopicPartition, check_offset
+from ..records import MAX_LONG, Record, TopicPartition, check_offset, check_partitions
 from ..security import Security
 from .consumer_config import ASSIGNORS, consumer_config
 from .consumer_errors import judge
@@ -223,7 +223,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
         """Read exactly these partitions (replacing the assignment); positions of kept ones stay.
         With ``priority``, their topics are the lanes, highest first, in the order listed."""
         self._check_not_subscribed("assign()")
-        tps = list(dict.fromkeys(TopicPartition(*tp) for tp in partitions))
+        tps = list(dict.fromkeys(check_partitions(partitions)))
         topics = list(dict.fromkeys(tp.topic for tp in tps))
         policy = self._lane_policy(topics) if topics else None
         keep = set(tps)
