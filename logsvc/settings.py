@@ -17,12 +17,12 @@ from typing import Any
 
 from logsvc.errors import InvalidConfig
 from logsvc_wire.native import ENV_PURE_PYTHON
+from logsvc_wire.types import MAX_PARTITION_COUNT
 
 ENV_PREFIX = "LOGSVC_"
 #: Room in a request for what is not a batch: field tags, lengths, the topic name, sequences.
 MESSAGE_HEADROOM_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024 + MESSAGE_HEADROOM_BYTES
-MAX_PARTITIONS_LIMIT = 2**31 - 1  # the largest max_partitions: a partition count is a 32-bit int in Kafka
 # LOGSVC_* variables that are not broker settings (the CLI's, the client's: logsvc_client.security, and
 # the wire's: logsvc_wire.native).
 _FOREIGN_ENV = (
@@ -170,9 +170,9 @@ class Settings:
         _host, colon, port = self.listen.rpartition(":")
         if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise InvalidConfig(f"listen={self.listen!r} must be HOST:PORT, the port 0 (any) to 65535", key="listen")
-        if self.max_partitions > MAX_PARTITIONS_LIMIT:
+        if self.max_partitions > MAX_PARTITION_COUNT:
             raise InvalidConfig(
-                f"max_partitions={self.max_partitions} must be at most {MAX_PARTITIONS_LIMIT} (Kafka's 32-bit count)",
+                f"max_partitions={self.max_partitions} must be at most {MAX_PARTITION_COUNT} (Kafka's 32-bit count)",
                 key="max_partitions",
             )
         for key in (

@@ -18,12 +18,12 @@ from typing import Any
 from logsvc_wire.batch import MAX_UNCOMPRESSED_BATCH_BYTES
 from logsvc_wire.errors import InvalidConfig, InvalidPartition, InvalidTopicName
 from logsvc_wire.kafka_names import KAFKA_NAMES
+from logsvc_wire.types import MAX_LONG
 
 TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 PARTITIONERS = ("murmur2",)
 UNCOMPRESSED_FACTOR = 4  # max_uncompressed_batch_bytes = 0 means this many times max_batch_bytes
-MAX_LONG = 2**63 - 1  # the retention limits are Kafka's longs (retention.ms, retention.bytes)
 
 
 def canonical_key(key: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from logsvc_wire.record_check import MAX_TIMESTAMP_MS
-from logsvc_wire.types import Headers, Record, TopicPartition
+from logsvc_wire.types import MAX_LONG, MAX_PARTITION_COUNT, Headers, Record, TopicPartition
 
 from .errors import InvalidPartition, InvalidRequest
 
@@ -77,14 +77,8 @@ def to_headers(headers: object) -> list[tuple[str, bytes]] | None:
     return out
 
 
-MAX_LONG = 2**63 - 1
-"""A signed 64-bit long, what Kafka's offsets and timestamps are (and logsvc's committed offsets
-and ListOffsets timestamps)."""
 MAX_OFFSET = MAX_LONG
 """The largest offset a seek or a commit may name."""
-MAX_PARTITION_COUNT = 2**31 - 1
-"""The most partitions a topic can be asked for: Kafka's partition count is a 32-bit int (a logsvc
-broker allows at most its ``max_partitions``, 10,000 by default, and says so)."""
 
 
 def check_partitions(tps: Iterable[object]) -> list[TopicPartition]:

@@ -13,6 +13,13 @@ from typing import Any, NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
 
+MAX_LONG = 2**63 - 1
+"""A signed 64-bit long: what Kafka's offsets, timestamps and retention limits are (and logsvc's
+committed offsets, ListOffsets timestamps and retention_ms / retention_bytes)."""
+MAX_PARTITION_COUNT = 2**31 - 1
+"""The most partitions a topic can have: Kafka's partition count is a 32-bit int (a logsvc broker
+allows at most its ``max_partitions``, 10,000 by default, and says so)."""
+
 
 class TopicPartition(NamedTuple):
     topic: str
