@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .access import AccessAdmin
-from .errors import InvalidPartition, InvalidRequest
+from .errors import InvalidRequest
 from .group import offsets as group_offsets
 from .group.descriptions import (
     CommittedOffset,
@@ -25,11 +25,11 @@ from .group.descriptions import (
 )
 from .kafka.address import is_kafka
 from .records import (
-    MAX_PARTITION_COUNT,
     ProducerRecord,
     RecordPosition,
     TopicPartition,
     check_offset,
+    check_partition_count,
     check_partitions,
     to_bytes,
     to_headers,
@@ -91,7 +91,7 @@ class Admin(AccessAdmin):
 
     def create_topic(self, name: str, partitions: int, config: Mapping[str, str] | None = None) -> TopicDescription:
         """Create a topic; TopicAlreadyExists, InvalidTopicName, InvalidPartition, InvalidConfig."""
-        _check_partition_count(partitions)
+        check_partition_count(partitions)
         return self._transport.create_topic(name, partitions, {k: str(v) for k, v in (config or {}).items()})
 
     def alter_topic(
@@ -109,7 +109,7 @@ class Admin(AccessAdmin):
         As in Kafka, keyed records produced after a partition count change hash over the new count;
         running producers see it within ``metadata_max_age_ms``, group consumers at once."""
         if partitions is not None:
-            _check_partition_count(partitions)
+            check_partition_count(partitions)
         return self._transport.alter_topic(
             name, partitions or 0, {k: str(v) for k, v in (config or {}).items()}, list(reset_config)
         )
@@ -258,12 +258,3 @@ __all__ = [
     "TopicSummary",
     "offsets_request",
 ]
-
-
-def _check_partition_count(partitions: object) -> None:
-    """InvalidPartition unless ``partitions`` is an int from 1 to :data:`MAX_PARTITION_COUNT`,
-    before any transport is asked (protobuf and librdkafka would raise their own errors)."""
-    if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITION_COUNT:
-        raise InvalidPartition(
-            f"partition count {partitions!r} is out of range: use 1 to {MAX_PARTITION_COUNT}", partitions=partitions
-        )

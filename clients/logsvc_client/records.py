@@ -81,6 +81,15 @@ MAX_OFFSET = MAX_LONG
 """The largest offset a seek or a commit may name."""
 
 
+def check_partition_count(partitions: object) -> None:
+    """InvalidPartition unless ``partitions`` is an int from 1 to :data:`MAX_PARTITION_COUNT`,
+    before any transport is asked (protobuf and librdkafka would raise their own errors)."""
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITION_COUNT:
+        raise InvalidPartition(
+            f"partition count {partitions!r} is out of range: use 1 to {MAX_PARTITION_COUNT}", partitions=partitions
+        )
+
+
 def check_partitions(tps: Iterable[object]) -> list[TopicPartition]:
     """``tps`` as TopicPartitions; InvalidPartition for a partition number no topic can have
     (not an int from 0 to ``MAX_PARTITION_COUNT - 1``), before any transport is asked."""
