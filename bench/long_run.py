@@ -47,7 +47,6 @@ import uuid
 from typing import NamedTuple
 
 from own_broker import BrokerOnDir, cpu_seconds
-from raw_lmdb import raw_lmdb_rps
 from workload import (
     KEY_BLOCK_RECORDS,
     RAW_DISTINCT_BATCHES,
@@ -56,6 +55,7 @@ from workload import (
     bench_values,
     cpu_fields,
     data_dir,
+    floor_beside,
     key_block,
     raw_batches,
     raw_fields,
@@ -100,14 +100,14 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
             line = f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
             if own:
                 broker_per_m = (cpu_seconds(own.pid) - window_cpu) * 1e6 / n
-                commits, batches = (a - b for a, b in zip(own.writer_counts(), window_counts, strict=True))
-                group = round(batches / commits) if commits else 1
-                floor = raw_lmdb_rps(floor_batches, step, KEY_BLOCK_RECORDS, group, args.partitions, keep_in=kept)
+                done = own.writer_counts()
+                writer = (done[0] - window_counts[0], done[1] - window_counts[1])
+                floor = floor_beside(args, floor_batches, KEY_BLOCK_RECORDS, writer, kept)
                 floors.append(Floor(broker_per_m, floor.cpu_s_per_m))
                 above = broker_per_m - floor.cpu_s_per_m
                 line += (
                     f", broker CPU {broker_per_m:.3f} s per million; raw LMDB writing a million more just after, "
-                    f"{group} batch(es) per commit: {floor.cpu_s_per_m:.3f} (the broker {above:+.3f})"
+                    f"{floor.group_batches} batch(es) per commit: {floor.cpu_s_per_m:.3f} (the broker {above:+.3f})"
                 )
             print(line, file=sys.stderr)
     broker_s = cpu_seconds(own.pid) - broker_cpu if own else None

@@ -62,13 +62,13 @@ import uuid
 
 import long_run
 from own_broker import BrokerOnDir, cpu_times
-from raw_lmdb import raw_lmdb_rps
 from workload import (
     Brokers,
     batch_bytes,
     bench_values,
     cpu_fields,
     data_dir,
+    floor_beside,
     key_block,
     raw_batches,
     raw_fields,
@@ -171,17 +171,17 @@ def _run(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
             if name == "on":
                 commits, batches = commits + c, batches + b
                 if cpu_s is not None:
-                    group = round(b / c) if c else 1
-                    floor = raw_lmdb_rps(floor_batches, step, args.records, group, args.partitions, keep_in=kept)
+                    floor = floor_beside(args, floor_batches, args.records, (c, b), kept)
                     broker_per_m = sum(cpu_s) * 1e6 / args.records
+                    above = broker_per_m - floor.cpu_s_per_m
                     user_per_m.append(cpu_s[0] * 1e6 / args.records)
                     system_per_m.append(cpu_s[1] * 1e6 / args.records)
                     raw_cpu_per_m.append(floor.cpu_s_per_m)
-                    over_raw_per_m.append(broker_per_m - floor.cpu_s_per_m)
+                    over_raw_per_m.append(above)
                     print(
-                        f"raw LMDB writing the same records at {group} batch(es) per commit, "
+                        f"raw LMDB writing the same records at {floor.group_batches} batch(es) per commit, "
                         f"just after: CPU {floor.cpu_s_per_m:.3f} s per million; the broker's "
-                        f"{broker_per_m:.3f} is {broker_per_m - floor.cpu_s_per_m:+.3f} above it",
+                        f"{broker_per_m:.3f} is {above:+.3f} above it",
                         file=sys.stderr,
                     )
     median = {name: statistics.median(t) for name, t in times.items()}

@@ -34,10 +34,12 @@ MAP_SIZE_BYTES = 1 << 40  # sparse, as the broker's
 
 
 class RawRun(NamedTuple):
-    """One raw-LMDB write: records/s, and the writing thread's CPU seconds per million records."""
+    """One raw-LMDB write: records/s, the writing thread's CPU seconds per million records, and
+    the batches per commit it wrote."""
 
     rps: float
     cpu_s_per_m: float
+    group_batches: int
 
 
 def raw_lmdb_rps(
@@ -80,4 +82,4 @@ def raw_lmdb_rps(
             seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
         finally:
             env.close()
-    return RawRun(written / seconds, cpu * 1e6 / written)
+    return RawRun(written / seconds, cpu * 1e6 / written, group)

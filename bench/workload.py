@@ -84,6 +84,18 @@ def raw_limit(args: argparse.Namespace, keys: list[bytes], values: list[bytes], 
     return single, grouped
 
 
+def floor_beside(
+    args: argparse.Namespace, batches: list[tuple[int, bytes]], records: int, writer: tuple[int, int], kept: str
+) -> RawRun:
+    """The floor under a broker's CPU just after it stored some records: ``records`` of
+    ``batches`` (:func:`raw_batches`) written fsync'd into raw LMDB at the broker's mean batches per
+    commit meanwhile (``writer``: its writer's ``(commits, batches)``), left on disk in ``kept``
+    until the run ends, so its pages are not handed to the broker's next writes."""
+    commits, written = writer
+    group = round(written / commits) if commits else 1
+    return raw_lmdb_rps(batches, args.batch_records, records, group, args.partitions, keep_in=kept)
+
+
 def raw_fields(produce_rps: float, raw: tuple[RawRun, RawRun]) -> str:
     single, grouped = raw
     return (
