@@ -13,9 +13,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, Message
 
 from logsvc_client import Consumer, Record, TopicPartition
-from logsvc_client.errors import FencedInstance, InvalidConfig, InvalidRequest, OffsetOutOfRange
+from logsvc_client.errors import (
+    FencedInstance,
+    InvalidConfig,
+    InvalidPartition,
+    InvalidRequest,
+    OffsetOutOfRange,
+    TopicNotFound,
+)
 from logsvc_client.kafka.consumer import KafkaConsumer
 from tests.client.cluster_records import numbered, produce
 from tests.client.group_helpers import group_options, poll_all, wait_until
@@ -217,6 +225,33 @@ def test_a_position_outside_the_log_raises_under_none_until_a_seek(kafka: Cluste
         assert [r.offset for r in read_until(consumer, 5)] == list(range(15, 20))
         with pytest.raises(InvalidRequest, match="-1"):
             consumer.seek(tp, -1)
+
+
+def test_a_not_found_error_for_a_topic_the_cluster_still_has_is_a_stale_answer_and_polling_goes_on(
+    kafka: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a consumer of a 2-partition topic holding 10 records
+    topic = kafka.create_topic(2)
+    produce(kafka, topic, numbered(10))
+    with Consumer(kafka.address) as consumer:
+        assert isinstance(consumer, KafkaConsumer)
+        consumer.assign_topic(topic)
+        # When librdkafka hands out UNKNOWN_TOPIC_OR_PART for it (as a broker that has not yet seen
+        # the topic answers) — fed here as librdkafka's own error object, in place of a record
+        with caplog.at_level("WARNING", logger="logsvc_client.consumer"):
+            consumer._consumer_error(
+                Message(topic=topic, partition=1, error=KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+            )
+        # Then the cluster's metadata was asked, the error logged as stale, and every record still read
+        assert f"{topic}/1" in caplog.text and "stale answer" in caplog.text
+        assert sorted(r.value for r in read_until(consumer, 10)) == [b"value-%d" % i for i in range(10)]
+        # But a topic the metadata lacks, or a partition past its count, is raised naming it
+        with pytest.raises(TopicNotFound, match="never-created-topic"):
+            consumer._consumer_error(
+                Message(topic="never-created-topic", partition=0, error=KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+            )
+        with pytest.raises(InvalidPartition, match=f"{topic}/2"):
+            consumer._consumer_error(Message(topic=topic, partition=2, error=KafkaError(KafkaError._UNKNOWN_PARTITION)))
 
 
 def test_lanes_pause_the_partitions_of_a_lane_that_is_not_being_taken_from(kafka: Cluster) -> None:

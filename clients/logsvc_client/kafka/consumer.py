@@ -58,7 +58,7 @@ from ..group.descriptions import GroupMetadata
 from ..records import MAX_LONG, Record, TopicPartition, check_offset, check_partitions
 from ..security import Security
 from .consumer_config import ASSIGNORS, consumer_config
-from .consumer_errors import judge
+from .consumer_errors import confirmed_missing, judge
 from .errors import translate
 from .lanes import KafkaLanes
 from .rebalance import GroupRebalance, rd_partition
@@ -541,7 +541,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
             self._fatal = error
         elif action == "until_seek" and error is not None:
             self._out_of_range[TopicPartition(message.topic(), message.partition())] = error
-        elif action == "raise" and error is not None:
+        elif action == "raise" and error is not None and confirmed_missing(self._rd, message, self._timeout_s):
             raise error
 
     def _raise_stored(self) -> None:

@@ -4,8 +4,14 @@
 member with the same instance id, or any other fatal error: every later poll raises it),
 ``"until_seek"`` (the partition's offset is outside the log under ``auto_offset_reset="none"``:
 every poll raises it until the partition is seeked), ``"raise"`` (a topic or partition that does
-not exist: this poll raises it) or ``"log"`` (librdkafka retries by itself, or joins the group
-again after ``max_poll_interval_ms``: logged as a WARNING on ``logsvc_client.consumer``).
+not exist: this poll raises it, once :func:`confirmed_missing` has asked the cluster) or ``"log"``
+(librdkafka retries by itself, or joins the group again after ``max_poll_interval_ms``: logged as a
+WARNING on ``logsvc_client.consumer``).
+
+librdkafka says ``UNKNOWN_TOPIC_OR_PART`` whenever one broker's answer lacks the topic: for a
+deleted topic, but also for a moment after a topic is created, or while a broker that has not yet
+seen the latest metadata answers. Ending a consumer (and the connector around it) on the second kind
+would be wrong, so a not-found error is raised only when a fresh metadata lookup agrees.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from ..errors import FencedInstance, LogsvcError, OffsetOutOfRange
 from .errors import translate
@@ -47,9 +53,43 @@ def judge(message: Any, group_id: str | None, instance_id: str | None) -> tuple[
             partition=partition,
         )
     if code in _NOT_FOUND:
-        return "raise", translate(error, "poll", topic=message.topic())
+        topic, partition = message.topic(), message.partition()
+        where = f"{topic}/{partition}" if partition is not None and partition >= 0 else f"topic {topic!r}"
+        return "raise", translate(error, f"poll of {where}", topic=topic)
     if code == KafkaError._MAX_POLL_EXCEEDED:  # librdkafka left the group: the next poll joins again
         log.warning("group %s: %s; joining again", group_id, error.str())
     else:
         log.warning("consumer: %s (%s)", error.str(), error.name())
     return "log", None
+
+
+def confirmed_missing(rd: Any, message: Any, timeout_s: float) -> bool:
+    """Whether the cluster's metadata, asked now through librdkafka consumer ``rd``, agrees that the
+    topic (or partition) of not-found error ``message`` does not exist. When the topic and partition
+    are there, or the cluster cannot be asked, the error is logged as a WARNING and False returned:
+    librdkafka fetches on by itself once its metadata catches up."""
+    topic, partition = message.topic(), message.partition()
+    if not topic:
+        return True
+    try:
+        metadata = rd.list_topics(topic, timeout=timeout_s)
+    except KafkaException as e:
+        log.warning(
+            "consumer: %s for topic %r, and the cluster could not be asked whether it exists (%s); polling on",
+            message.error().str(),
+            topic,
+            e,
+        )
+        return False
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        return True
+    if partition is not None and partition >= len(found.partitions):
+        return True
+    log.warning(
+        "consumer: %s for %s, but the cluster's metadata has it (%d partitions): a stale answer; polling on",
+        message.error().str(),
+        topic if partition is None or partition < 0 else f"{topic}/{partition}",
+        len(found.partitions),
+    )
+    return False
