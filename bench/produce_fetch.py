@@ -27,6 +27,7 @@ from this one process:
 
 Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N
 produce_rps_idempotence_off=N produce_rps_plain=N idempotent=on durability=fsync|os compression=none|gzip|zstd
+page_cache=as_found|full
 server=logsvc:own|logsvc:given broker_cpu_s_per_m=X broker_cpu_s_per_m_plain=Y broker_user_s_per_m=X
 broker_system_s_per_m=X raw_lmdb_cpu_s_per_m=X broker_cpu_over_raw_s_per_m=X raw_lmdb_rps=N
 produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%``
@@ -61,6 +62,7 @@ import time
 import uuid
 
 import long_run
+import page_cache
 from own_broker import BrokerOnDir, cpu_times
 from workload import (
     Brokers,
@@ -244,6 +246,7 @@ def _run(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
         f"produce_rps_idempotence_off={args.records / off_median_s:.0f} "
         + (f"produce_rps_plain={args.records / median['plain']:.0f} " if "plain" in median else "")
         + f"idempotent=on durability={args.durability_label} compression={args.compression} "
+        f"page_cache={args.page_cache_label} "
         + f"server={'logsvc:given' if args.server else 'logsvc:own'} "
         + cpu_fields(cpu_per_m)
         + (
@@ -359,6 +362,12 @@ def main() -> None:
         "--rounds", type=int, default=5, help="produce rounds of each mode, alternating (the median is reported)"
     )
     parser.add_argument(
+        "--page-cache",
+        choices=page_cache.STATES,
+        default="as-found",
+        help="full: fill the page cache before the run, so its writes reuse reclaimed pages (see bench/page_cache.py)",
+    )
+    parser.add_argument(
         "--pairs",
         type=int,
         default=7,
@@ -370,6 +379,7 @@ def main() -> None:
     if is_long:
         args.compression = "none"
     with contextlib.ExitStack() as stack:
+        args.page_cache_label = stack.enter_context(page_cache.page_cache(args.page_cache))
         own: list[BrokerOnDir] = []
         if args.server:
             address, plain = args.server, None

@@ -1,0 +1,64 @@
+"""The state of the machine's memory a benchmark runs in (``--page-cache``).
+
+Writing a record batch into LMDB copies it into the page cache, and what that copy costs depends on
+where the kernel finds the page. On a VM whose balloon device reports free pages to its host
+(virtio-balloon free page reporting, as on the reference machine), a page that has been free for a
+few seconds goes back to the host, and the first write into it waits for the host to back it again:
+raw LMDB writing a million records spends 0.2 - 0.35 s of system time per million into such pages,
+against 0.07 - 0.08 s into pages the kernel reclaims from the page cache (see the README). So a run
+on a machine with free memory measures, besides the broker, how long ago that memory was freed.
+
+- ``as-found`` (the default): the machine as it is. A run right after another one that freed
+  gigabytes writes into those pages cheaply for a while, then into pages the host must back.
+- ``full``: before the run, the page cache is filled with a sparse file as large as the memory
+  available less :data:`RESERVE_BYTES`, read once (a hole reads as zeros, with no disk I/O). Every
+  page the run writes then comes from the kernel reclaiming page cache, from that file first (read
+  once, it is the oldest and least used of what the cache holds), as it does on a broker whose log
+  has filled the machine's memory: the steady state of a long-running log server. The file is
+  removed when the run ends, which leaves gigabytes freed for what runs next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+STATES = ("as-found", "full")
+#: memory left free by ``full``, for the run's processes before the kernel has to reclaim anything
+RESERVE_BYTES = 512 << 20
+READ_CHUNK_BYTES = 16 << 20
+
+
+def available_bytes() -> int:
+    """``MemAvailable`` from /proc/meminfo: memory the kernel can hand out without swapping."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+@contextlib.contextmanager
+def page_cache(state: str) -> Iterator[str]:
+    """The run's memory in ``state`` (see the module docstring) while the block runs; yields the
+    label for the benchmark's last line (``as_found`` or ``full``)."""
+    if state == "as-found":
+        yield "as_found"
+        return
+    size = max(0, available_bytes() - RESERVE_BYTES)
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-fill-") as tmp:
+        path = os.path.join(tmp, "fill")
+        with open(path, "wb") as f:
+            f.truncate(size)
+        started = time.perf_counter()
+        buffer = bytearray(READ_CHUNK_BYTES)
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+        seconds = time.perf_counter() - started
+        print(f"page cache filled: {size / 2**30:.1f} GiB read from a sparse file in {seconds:.1f} s", file=sys.stderr)
+        yield "full"
