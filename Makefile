@@ -60,12 +60,15 @@ proto-check: proto
 	git diff --exit-code -- clients/logsvc_wire/_proto
 	test -z "$$(git status --porcelain --untracked-files=all -- clients/logsvc_wire/_proto)"
 
+# PAGE_CACHE=full: fill the page cache first, as a long-running broker's machine has it (bench/page_cache.py)
+PAGE_CACHE ?= as-found
+
 bench: $(STAMP)
-	$(BIN)/python bench/produce_fetch.py
+	$(BIN)/python bench/produce_fetch.py --page-cache $(PAGE_CACHE)
 
 # 50 M records: produce and fetch rates per 5 M records, the broker's restart time (takes minutes)
 bench-long: $(STAMP)
-	$(BIN)/python bench/produce_fetch.py --records 50000000
+	$(BIN)/python bench/produce_fetch.py --records 50000000 --page-cache $(PAGE_CACHE)
 
 # one acknowledged single-record produce against its floors (fsync'd LMDB commit, an empty RPC)
 bench-latency: $(STAMP)
