@@ -4,9 +4,10 @@ Writing a record batch into LMDB copies it into the page cache, and what that co
 where the kernel finds the page. On a VM whose balloon device reports free pages to its host
 (virtio-balloon free page reporting, as on the reference machine), a page that has been free for a
 few seconds goes back to the host, and the first write into it waits for the host to back it again:
-raw LMDB writing a million records spends 0.2 - 0.35 s of system time per million into such pages,
-against 0.07 - 0.08 s into pages the kernel reclaims from the page cache (see the README). So a run
-on a machine with free memory measures, besides the broker, how long ago that memory was freed.
+raw LMDB writing a million records fsync'd used 0.1 - 0.35 CPU-seconds into such pages in the
+benchmarks' floors, against 0.03 - 0.04 s into pages the kernel reclaims from the page cache (see
+the README). So a run on a machine with free memory measures, besides the broker, how long ago that
+memory was freed.
 
 - ``as-found`` (the default): the machine as it is. A run right after another one that freed
   gigabytes writes into those pages cheaply for a while, then into pages the host must back.
