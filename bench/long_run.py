@@ -255,20 +255,29 @@ def pair_full_with_empty(
     a moment before costs a fraction of writing into pages the host must back again (see the README).
     A full-log round that came next used them for its timed window, an empty-log round for its
     untimed warm-up: the full log came out 12 - 31 % faster in the median of each of eight runs
-    that removed them, and 7 - 11 % slower in the first three that kept them."""
+    that removed them. Each side's timed window has a new Producer: when the empty side reused the
+    one that had warmed it up, the full log came out 21 % slower in a run with ``--page-cache full``.
+    Each pair's line on stderr gives both brokers' CPU per million records of the timed window."""
     window, step = args.window_records, args.batch_records
     max_batch_bytes = batch_bytes(args)
     next_key = args.records
     pairs = []
 
-    def full() -> tuple[float, float]:
-        nonlocal next_key
-        with Producer(own.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
-            produced = window / produce_window(producer, topic, next_key, window, step, values)
-        next_key += window
-        return produced, fetch_window(own.address, topic, window)
+    def timed(broker: BrokerOnDir, first: int) -> tuple[float, float]:
+        """A new Producer's rate producing one window into ``topic`` of ``broker``, and the
+        broker's CPU seconds per million records meanwhile."""
+        cpu = cpu_seconds(broker.pid)
+        with Producer(broker.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
+            produced = window / produce_window(producer, topic, first, window, step, values)
+        return produced, (cpu_seconds(broker.pid) - cpu) * 1e6 / window
 
-    def empty() -> tuple[float, float]:
+    def full() -> tuple[float, float, float]:
+        nonlocal next_key
+        produced, cpu = timed(own, next_key)
+        next_key += window
+        return produced, fetch_window(own.address, topic, window), cpu
+
+    def empty() -> tuple[float, float, float]:
         fresh = BrokerOnDir(tempfile.mkdtemp(prefix="empty-log-", dir=kept), *own.extra)
         try:
             with Admin(fresh.address) as admin:
@@ -276,9 +285,8 @@ def pair_full_with_empty(
                 admin.create_topic(topic, args.partitions)
             with Producer(fresh.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
                 produce_window(producer, f"{topic}-warm-up", 0, window, step, values)  # not timed
-            with Producer(fresh.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
-                produced = window / produce_window(producer, topic, 0, window, step, values)  # a new one, as full()
-            return produced, fetch_window(fresh.address, topic, window)
+            produced, cpu = timed(fresh, 0)
+            return produced, fetch_window(fresh.address, topic, window), cpu
         finally:
             fresh.close()
 
@@ -289,7 +297,8 @@ def pair_full_with_empty(
             at_start, at_end = empty(), full()
         pairs.append(Pair(at_end[0], at_start[0], at_end[1], at_start[1]))
         print(
-            f"pair {r + 1}: produce {at_end[0]:.0f} records/s into the full log, {at_start[0]:.0f} into an empty one; "
+            f"pair {r + 1}: produce {at_end[0]:.0f} records/s into the full log (broker CPU {at_end[2]:.3f} s "
+            f"per million), {at_start[0]:.0f} into an empty one ({at_start[2]:.3f}); "
             f"fetch {at_end[1]:.0f} from the full log's end, {at_start[1]:.0f} from the other",
             file=sys.stderr,
         )
