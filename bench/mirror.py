@@ -71,8 +71,13 @@ def produce(address: str, topic: str, records: int, partitions: int, value_bytes
 
 
 def time_mirror(source: str, target: str, topic: str) -> float:
-    """Seconds from the mirror's "mirroring" line to its "caught up" line."""
-    state_dir = tempfile.mkdtemp(prefix="logsvc-bench-mirror-")
+    """Seconds from the mirror's "mirroring" line to its "caught up" line (its checkpoint kept in a
+    temporary directory, removed after)."""
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-mirror-") as state_dir:
+        return _time_mirror(source, target, topic, state_dir)
+
+
+def _time_mirror(source: str, target: str, topic: str, state_dir: str) -> float:
     argv = [sys.executable, "-m", "logsvc.cli", "mirror", "--from", source, "--to", target, "--topics", topic]
     proc = subprocess.Popen([*argv, "--state-dir", state_dir], stderr=subprocess.PIPE, text=True)
     started = None
