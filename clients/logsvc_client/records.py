@@ -7,7 +7,7 @@ re-exported here so ``from logsvc_client.records import Record`` keeps working."
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 from logsvc_wire.types import MAX_LONG, MAX_PARTITION_COUNT, Headers, Record, TopicPartition
@@ -107,12 +107,25 @@ def check_partitions(tps: Iterable[object]) -> list[TopicPartition]:
     return out
 
 
+def _is_long(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an int from 0 to :data:`MAX_LONG` (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_LONG
+
+
 def check_offset(offset: object, doing: str) -> int:
     """``offset`` when it is an int from 0 to :data:`MAX_OFFSET`; else InvalidRequest saying what
     was being done (``doing``: "cannot seek t/0 to offset", "cannot commit ... offset")."""
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+    if not _is_long(offset):
         raise InvalidRequest(f"{doing} {offset!r}: use an int from 0 to {MAX_OFFSET}")
     return offset
+
+
+def check_time_ms(timestamp_ms: object, needed_by: str) -> int:
+    """``timestamp_ms`` when it is a time to look up (epoch milliseconds, 0 to :data:`MAX_LONG`, a
+    Kafka long); else InvalidRequest naming what needs it (``needed_by``: "seek_to_time")."""
+    if not _is_long(timestamp_ms):
+        raise InvalidRequest(f"{needed_by} needs timestamp_ms (epoch ms) from 0 to {MAX_LONG}, not {timestamp_ms!r}")
+    return timestamp_ms
 
 
 def check_timestamp(timestamp_ms: object) -> None:

@@ -55,7 +55,7 @@ from ..consumer.offset_reset import OffsetReset, check_offset_reset
 from ..consumer.subscription import RebalanceCallback
 from ..errors import FailedPrecondition, InvalidConfig, InvalidRequest, LogsvcError, OffsetOutOfRange
 from ..group.descriptions import GroupMetadata
-from ..records import MAX_LONG, Record, TopicPartition, check_offset, check_partitions
+from ..records import Record, TopicPartition, check_offset, check_partitions, check_time_ms
 from ..security import Security
 from .consumer_config import ASSIGNORS, consumer_config
 from .consumer_errors import confirmed_missing, judge
@@ -297,8 +297,7 @@ class KafkaConsumer(GroupRebalance, Consumer):
     def seek_to_time(self, timestamp_ms: int, tps: Iterable[TopicPartition] | None = None) -> None:
         """Move partitions to the first record with a timestamp at or after ``timestamp_ms``
         (past the last record when there is none)."""
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or not 0 <= timestamp_ms <= MAX_LONG:
-            raise InvalidRequest(f"seek_to_time needs a timestamp in ms from 0 to {MAX_LONG}, not {timestamp_ms!r}")
+        check_time_ms(timestamp_ms, "seek_to_time")
         targets = self._targets(tps)
         if not targets:
             return

@@ -18,7 +18,7 @@ from ..errors import InvalidRequest
 from ..group.descriptions import GroupDescription, GroupSummary, ResetResult, reset_from_pb
 from ..group.descriptions import description_from_pb as group_description_from_pb
 from ..group.descriptions import summary_from_pb as group_summary_from_pb
-from ..records import MAX_LONG, ProducerRecord, RecordPosition, to_bytes, to_headers
+from ..records import ProducerRecord, RecordPosition, check_time_ms, to_bytes, to_headers
 from ..topics import OffsetAndTimestamp, TopicDescription, TopicSummary, description_from_pb, summary_from_pb
 from . import channel
 from .base import FetchedPartition
@@ -52,10 +52,7 @@ def check_offset_spec(spec: str, timestamp_ms: int | None) -> None:
     if spec not in _SPECS:
         raise InvalidRequest(f"offset spec {spec!r} is not one of {', '.join(_SPECS)}")
     if spec == "timestamp":
-        if timestamp_ms is None or not 0 <= timestamp_ms <= MAX_LONG:
-            raise InvalidRequest(
-                f"offset spec 'timestamp' needs timestamp_ms from 0 to {MAX_LONG}, got {timestamp_ms!r}"
-            )
+        check_time_ms(timestamp_ms, "offset spec 'timestamp'")
     elif timestamp_ms is not None:
         raise InvalidRequest(f"timestamp_ms is only used with spec 'timestamp', not {spec!r}")
 
