@@ -20,7 +20,7 @@ from this one process:
 2. consumes them all with a Consumer (records delivered to the application as Record tuples);
 3. sends ``--single`` records one at a time (send, wait for the acknowledgement, repeat);
 4. consumes them all again with one group consumer (``subscribe``, auto-commit on), from joining
-   the group to the last record;
+   the group to the last record (this and the next: :mod:`group_timing`);
 5. times ``--rebalances`` rebalances: two group consumers (default settings) share the topic, one
    closes (leaves), and the clock runs from the start of its close until the survivor's poll
    returns with every partition assigned to it. The slowest round is reported.
@@ -63,6 +63,7 @@ import uuid
 
 import long_run
 import page_cache
+from group_timing import group_consume, rebalance_ms
 from own_broker import BrokerOnDir, cpu_times
 from workload import (
     Brokers,
@@ -77,7 +78,7 @@ from workload import (
     raw_limit,
 )
 
-from logsvc_client import Admin, Consumer, Producer, TopicPartition
+from logsvc_client import Admin, Consumer, Producer
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -293,44 +294,6 @@ def produce_per_record(
             send(topic, values[i % n], key)
         producer.flush()
         return len(keys) / (time.perf_counter() - started)
-
-
-def group_consume(address: str, topic: str, records: int) -> tuple[int, float]:
-    """Read at least ``records`` records as the only member of a new group; (count, seconds)."""
-    with Consumer(address, f"bench-group-{uuid.uuid4().hex[:8]}", enable_auto_commit=True) as consumer:
-        started = time.perf_counter()
-        consumer.subscribe([topic])
-        seen = 0
-        while seen < records:
-            got = consumer.poll(timeout_ms=5000)
-            if not got:
-                raise SystemExit(f"group consumer stalled after {seen:,} records")
-            seen += len(got)
-        return seen, time.perf_counter() - started
-
-
-def rebalance_ms(address: str, topic: str, partitions: int, timeout_s: float = 30) -> float:
-    """Two members share ``topic``; one leaves; ms until the other reads every partition."""
-    group = f"bench-rebalance-{uuid.uuid4().hex[:8]}"
-    everything = [TopicPartition(topic, p) for p in range(partitions)]
-    with Consumer(address, group) as leaving, Consumer(address, group) as staying:
-        leaving.subscribe([topic])
-        staying.subscribe([topic])
-        deadline = time.monotonic() + timeout_s
-        while not (leaving.assignment() and staying.assignment()) or (
-            sorted(leaving.assignment() + staying.assignment()) != everything
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("the two group consumers never shared the topic")
-            leaving.poll(timeout_ms=10, max_records=1)
-            staying.poll(timeout_ms=10, max_records=1)
-        started = time.perf_counter()
-        leaving.close()
-        while staying.assignment() != everything:
-            if time.monotonic() > deadline:
-                raise SystemExit("the survivor never got every partition")
-            staying.poll(timeout_ms=5, max_records=1)
-        return (time.perf_counter() - started) * 1000
 
 
 def main() -> None:
