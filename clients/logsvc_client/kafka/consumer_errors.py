@@ -53,9 +53,7 @@ def judge(message: Any, group_id: str | None, instance_id: str | None) -> tuple[
             partition=partition,
         )
     if code in _NOT_FOUND:
-        topic, partition = message.topic(), message.partition()
-        where = f"{topic}/{partition}" if partition is not None and partition >= 0 else f"topic {topic!r}"
-        return "raise", translate(error, f"poll of {where}", topic=topic)
+        return "raise", translate(error, f"poll of {_place(message)}", topic=message.topic())
     if code == KafkaError._MAX_POLL_EXCEEDED:  # librdkafka left the group: the next poll joins again
         log.warning("group %s: %s; joining again", group_id, error.str())
     else:
@@ -89,7 +87,13 @@ def confirmed_missing(rd: Any, message: Any, timeout_s: float) -> bool:
     log.warning(
         "consumer: %s for %s, but the cluster's metadata has it (%d partitions): a stale answer; polling on",
         message.error().str(),
-        topic if partition is None or partition < 0 else f"{topic}/{partition}",
+        _place(message),
         len(found.partitions),
     )
     return False
+
+
+def _place(message: Any) -> str:
+    """The partition (``t/1``) or, for a topic-wide error, the topic (``topic 't'``) of ``message``."""
+    topic, partition = message.topic(), message.partition()
+    return f"{topic}/{partition}" if partition is not None and partition >= 0 else f"topic {topic!r}"
