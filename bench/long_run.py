@@ -1,7 +1,8 @@
 """The long run (``--records`` above ``--window-records``, 5 M by default; ``make bench-long`` runs
-50 M): one idempotent produce and one consume, each timed per window (with the broker's CPU per
-million records of that window, on stderr), keys made a million at a time (never all held at
-once), then the broker stopped (SIGTERM) and started again on the same data directory, timed from
+50 M): one idempotent produce and one consume, each timed per window (with the benchmark process's
+and the broker's CPU per million records of that window, on stderr: a window slower at the same CPU
+per record waited, one slower with more CPU worked harder), keys made a million at a time (never all
+held at once), then the broker stopped (SIGTERM) and started again on the same data directory, timed from
 its start to its first answered ListTopics. Last line:
 ``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
 produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
@@ -16,7 +17,9 @@ the four ``*_first_window`` / ``*_last_window`` CPU fields left out with ``--ser
 Before the first window, the broker, the producer and the consumer are warmed up with one window
 into another topic, produced and read back untimed, so that what a new process or client pays once
 (its heap growing, connections, first transactions) is not taken for the cost of a short log; the
-new brokers of the paired rounds below are warmed up the same way. In a run without it, on a
+new brokers of the paired rounds below are warmed up the same way. The consume's first poll is
+not timed either (finding the offsets and the first round trip, which every later window has behind
+it): the first window starts at the records it returned. In a run without it, on a
 machine in a steady memory state (``--page-cache full``), the last window produced 12 % and read
 11 % faster than the first, while the least-squares trends were +1.9 % and -7.3 %.
 
@@ -109,10 +112,11 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
             n = min(window, args.records - w)
             window_cpu = cpu_seconds(own.pid) if own else 0.0
             window_counts = own.writer_counts() if own else (0, 0)
-            seconds = produce_window(producer, topic, w, n, step, values)
+            seconds, client_s = produce_window(producer, topic, w, n, step, values)
             total_s += seconds
             produce_rates.append(n / seconds)
             line = f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
+            line += f", client CPU {client_s * 1e6 / n:.3f} s per million"
             if own:
                 broker_per_m = (cpu_seconds(own.pid) - window_cpu) * 1e6 / n
                 done = own.writer_counts()
@@ -137,30 +141,33 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
             warmed += len(consumer.poll(timeout_ms=5000))
         consumer.assign_topic(topic)
         consumer.seek_to_beginning()
-        seen = 0
-        mark, started = 0, time.perf_counter()
-        fetch_started = started
+        seen = len(consumer.poll(timeout_ms=5000))  # not timed: finding the offsets, the first round trip
+        mark, started = seen, time.perf_counter()
+        fetch_started, first_poll = started, seen
         window_cpu = cpu_seconds(own.pid) if own else 0.0
+        client_cpu = time.process_time()
         while seen < args.records:
             seen += len(consumer.poll(timeout_ms=5000))
             if seen - mark >= window or seen >= args.records:
                 now = time.perf_counter()
                 fetch_rates.append((seen - mark) / (now - started))
-                cpu_now = cpu_seconds(own.pid) if own else 0.0
+                cpu_now, client_now = cpu_seconds(own.pid) if own else 0.0, time.process_time()
                 print(
-                    f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s"
-                    + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / (seen - mark):.3f} s per million" if own else ""),
+                    f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s, "
+                    f"client CPU {(client_now - client_cpu) * 1e6 / (seen - mark):.3f} s per million"
+                    + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / (seen - mark):.3f}" if own else ""),
                     file=sys.stderr,
                 )
-                mark, started, window_cpu = seen, now, cpu_now
+                mark, started, window_cpu, client_cpu = seen, now, cpu_now, client_now
         fetch_s = time.perf_counter() - fetch_started
+        fetched = seen - first_poll
     paired = paired_fields(pair_full_with_empty(own, topic, args, values, kept)) if own and args.pairs else ""
     restart = f"restart_s={own.restart_seconds():.3f} " if own else ""
     raw = raw_limit(args, key_block(0, min(args.records, window)), values, batches / commits if commits else 1.0)
     produce_rps = args.records / total_s
     cpu = {"on": broker_s * 1e6 / args.records} if broker_s is not None else {}
     return (
-        f"produce_rps={produce_rps:.0f} fetch_rps={seen / fetch_s:.0f} "
+        f"produce_rps={produce_rps:.0f} fetch_rps={fetched / fetch_s:.0f} "
         f"produce_rps_first_window={produce_rates[0]:.0f} produce_rps_last_window={produce_rates[-1]:.0f} "
         f"produce_end_vs_start={(produce_rates[-1] / produce_rates[0] - 1) * 100:+.1f}% "
         f"fetch_rps_first_window={fetch_rates[0]:.0f} fetch_rps_last_window={fetch_rates[-1]:.0f} "
@@ -173,21 +180,30 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
     )
 
 
-def produce_window(producer: Producer, topic: str, first: int, n: int, step: int, values: list[bytes]) -> float:
-    """Seconds to produce records ``first`` to ``first + n`` (keys :func:`key_block`, made a million
-    at a time outside the clock) with ``send_many`` of ``step`` and have every one acknowledged."""
+class Timed(NamedTuple):
+    """A produce window's wall-clock seconds and the benchmark process's CPU seconds meanwhile
+    (the Producer's threads included; the keys are made outside both)."""
+
+    seconds: float
+    client_cpu_s: float
+
+
+def produce_window(producer: Producer, topic: str, first: int, n: int, step: int, values: list[bytes]) -> Timed:
+    """Time producing records ``first`` to ``first + n`` (keys :func:`key_block`, made a million at
+    a time outside the clock) with ``send_many`` of ``step`` until every one is acknowledged."""
     block = max(step, KEY_BLOCK_RECORDS // step * step)
-    seconds = 0.0
+    seconds = cpu = 0.0
     for b in range(first, first + n, block):
         keys = key_block(b, min(block, first + n - b))  # made outside the clock, dropped after
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(0, len(keys), step):
             chunk = keys[i : i + step]
             producer.send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
         if b + block >= first + n:
             producer.flush()  # the window ends when its last record is acknowledged
         seconds += time.perf_counter() - started
-    return seconds
+        cpu += time.process_time() - cpu_started
+    return Timed(seconds, cpu)
 
 
 def fetch_window(address: str, topic: str, n: int) -> float:
@@ -268,7 +284,7 @@ def pair_full_with_empty(
         broker's CPU seconds per million records meanwhile."""
         cpu = cpu_seconds(broker.pid)
         with Producer(broker.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
-            produced = window / produce_window(producer, topic, first, window, step, values)
+            produced = window / produce_window(producer, topic, first, window, step, values).seconds
         return produced, (cpu_seconds(broker.pid) - cpu) * 1e6 / window
 
     def full() -> tuple[float, float, float]:
