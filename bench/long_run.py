@@ -58,7 +58,7 @@ import time
 import uuid
 from typing import NamedTuple
 
-from own_broker import BrokerOnDir, cpu_seconds
+from own_broker import BrokerOnDir, cpu_seconds, cpu_times
 from workload import (
     KEY_BLOCK_RECORDS,
     RAW_DISTINCT_BATCHES,
@@ -110,7 +110,7 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
         produce_window(producer, warm_up, args.records + WARM_UP_KEYS, window, step, values)  # not timed
         for w in range(0, args.records, window):
             n = min(window, args.records - w)
-            window_cpu = cpu_seconds(own.pid) if own else 0.0
+            window_times = cpu_times(own.pid) if own else (0.0, 0.0)
             window_counts = own.writer_counts() if own else (0, 0)
             seconds, client_s = produce_window(producer, topic, w, n, step, values)
             total_s += seconds
@@ -118,14 +118,16 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
             line = f"produce records {w:,}-{w + n:,}: {n / seconds:.0f} records/s"
             line += f", client CPU {client_s * 1e6 / n:.3f} s per million"
             if own:
-                broker_per_m = (cpu_seconds(own.pid) - window_cpu) * 1e6 / n
+                user, system = (now - then for now, then in zip(cpu_times(own.pid), window_times, strict=True))
+                broker_per_m = (user + system) * 1e6 / n
                 done = own.writer_counts()
                 writer = (done[0] - window_counts[0], done[1] - window_counts[1])
                 floor = floor_beside(args, floor_batches, KEY_BLOCK_RECORDS, writer, kept)
                 floors.append(Floor(broker_per_m, floor.cpu_s_per_m))
                 above = broker_per_m - floor.cpu_s_per_m
                 line += (
-                    f", broker CPU {broker_per_m:.3f} s per million; raw LMDB writing a million more just after, "
+                    f", broker CPU {broker_per_m:.3f} s per million (user {user * 1e6 / n:.3f}, system "
+                    f"{system * 1e6 / n:.3f}); raw LMDB writing a million more just after, "
                     f"{floor.group_batches} batch(es) per commit: {floor.cpu_s_per_m:.3f} (the broker {above:+.3f})"
                 )
             print(line, file=sys.stderr)
