@@ -6,7 +6,8 @@ held at once), then the broker stopped (SIGTERM) and started again on the same d
 its start to its first answered ListTopics. Last line:
 ``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
 produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
-produce_trend=+X% fetch_trend=+X% (the paired fields below)
+produce_trend=+X% fetch_trend=+X% fetch_rps_log_start=N fetch_rps_log_end=N fetch_log_end_vs_start=+X%
+rereads=N (the paired fields below)
 raw_lmdb_cpu_s_per_m_first_window=X raw_lmdb_cpu_s_per_m_last_window=X
 broker_cpu_over_raw_s_per_m_first_window=X broker_cpu_over_raw_s_per_m_last_window=X
 window_records=N records=N restart_s=X idempotent=on durability=fsync|os compression=none page_cache=as_found|full
@@ -32,25 +33,30 @@ because the machine's page cache costs more (see the README) is told apart from 
 because the log is bigger.
 
 ``*_end_vs_start`` compare the last window with the first, one window each (a few seconds, so a
-single slow window moves them); ``*_trend`` compare the same two ends of the least-squares line through every
-window's rate, so they say whether the rate drifts as the log grows, not how noisy two windows
-were. Then ``--pairs`` rounds (7 by default, not with ``--server``) put the end against the start
-in the same minutes, so that the machine's drift over the run cannot pass for an effect of the
-log's size: one more window produced into the full log and read back from its end, and one window
-produced into an empty topic of a new broker (warmed up first with a window into another topic)
-and read back, in alternating order, each timed window by a new Producer and read by a new
-Consumer. ``produce_rps_full_log``, ``produce_rps_empty_log``,
-``fetch_rps_full_log`` and ``fetch_rps_empty_log`` are the medians of the rates;
-``produce_full_vs_empty`` and ``fetch_full_vs_empty`` the median of each round's full-against-empty
-ratio (a round's two windows ran minutes apart at most, so the ratio of one round is what the
-machine's slow and fast stretches disturb least: on the reference machine one 5 M window against
-the next swings by up to ±25 %, so three rounds did not settle it); ``fetch_full_slower`` counts
-the rounds whose full log was read more slowly; then ``pairs`` (all placed after ``fetch_trend``).
+single slow window moves them); ``*_trend`` compare the same two ends of the least-squares line
+through every window's rate, so they say whether the rate drifts as the log grows, not how noisy two
+windows were. Reading is then measured once more at both ends (:func:`reread_ends`, ``--rereads``
+rounds, 5 by default): the log's first and last window read again by new Consumers in alternating
+order, within a minute, so that the machine's speed at the start and the end of a run of minutes
+does not count (on the reference machine the client's CPU per record read moved by ±6 % from one
+window to the next in a steady memory state, and the read rate with it). Then ``--pairs`` rounds (7
+by default, not with ``--server``) put the end against the start in the same minutes, so that the
+machine's drift over the run cannot pass for an effect of the log's size: one more window produced
+into the full log and read back from its end, and one window produced into an empty topic of a new
+broker (warmed up first with a window into another topic) and read back, in alternating order, each
+timed window by a new Producer and read by a new Consumer. ``produce_rps_full_log``,
+``produce_rps_empty_log``, ``fetch_rps_full_log`` and ``fetch_rps_empty_log`` are the medians of the
+rates; ``produce_full_vs_empty`` and ``fetch_full_vs_empty`` the median of each round's
+full-against-empty ratio (a round's two windows ran minutes apart at most, so the ratio of one round
+is what the machine's slow and fast stretches disturb least: on the reference machine one 5 M window
+against the next swings by up to ±25 %, so three rounds did not settle it); ``fetch_full_slower``
+counts the rounds whose full log was read more slowly; then ``pairs`` (all placed after ``rereads``).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -147,22 +153,28 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
         mark, started = seen, time.perf_counter()
         fetch_started, first_poll = started, seen
         window_cpu = cpu_seconds(own.pid) if own else 0.0
-        client_cpu = time.process_time()
+        client_cpu = resource.getrusage(resource.RUSAGE_SELF)
         while seen < args.records:
             seen += len(consumer.poll(timeout_ms=5000))
             if seen - mark >= window or seen >= args.records:
                 now = time.perf_counter()
                 fetch_rates.append((seen - mark) / (now - started))
-                cpu_now, client_now = cpu_seconds(own.pid) if own else 0.0, time.process_time()
+                cpu_now, client_now = cpu_seconds(own.pid) if own else 0.0, resource.getrusage(resource.RUSAGE_SELF)
+                client_user, client_system = (
+                    client_now.ru_utime - client_cpu.ru_utime,
+                    client_now.ru_stime - client_cpu.ru_stime,
+                )
                 print(
                     f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s, "
-                    f"client CPU {(client_now - client_cpu) * 1e6 / (seen - mark):.3f} s per million"
+                    f"client CPU {(client_user + client_system) * 1e6 / (seen - mark):.3f} s per million "
+                    f"(user {client_user * 1e6 / (seen - mark):.3f}, system {client_system * 1e6 / (seen - mark):.3f})"
                     + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / (seen - mark):.3f}" if own else ""),
                     file=sys.stderr,
                 )
                 mark, started, window_cpu, client_cpu = seen, now, cpu_now, client_now
         fetch_s = time.perf_counter() - fetch_started
         fetched = seen - first_poll
+    reread = reread_ends(address, topic, window, args.rereads) if args.rereads else ""
     paired = paired_fields(pair_full_with_empty(own, topic, args, values, kept)) if own and args.pairs else ""
     restart = f"restart_s={own.restart_seconds():.3f} " if own else ""
     raw = raw_limit(args, key_block(0, min(args.records, window)), values, batches / commits if commits else 1.0)
@@ -174,7 +186,7 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
         f"produce_end_vs_start={(produce_rates[-1] / produce_rates[0] - 1) * 100:+.1f}% "
         f"fetch_rps_first_window={fetch_rates[0]:.0f} fetch_rps_last_window={fetch_rates[-1]:.0f} "
         f"fetch_end_vs_start={(fetch_rates[-1] / fetch_rates[0] - 1) * 100:+.1f}% "
-        f"produce_trend={trend(produce_rates):+.1f}% fetch_trend={trend(fetch_rates):+.1f}% {paired}"
+        f"produce_trend={trend(produce_rates):+.1f}% fetch_trend={trend(fetch_rates):+.1f}% {reread}{paired}"
         + floor_fields(floors)
         + f"window_records={window} records={args.records} {restart}"
         f"idempotent=on durability={args.durability_label} compression=none page_cache={args.page_cache_label} "
@@ -208,17 +220,19 @@ def produce_window(producer: Producer, topic: str, first: int, n: int, step: int
     return Timed(seconds, cpu)
 
 
-def fetch_window(address: str, topic: str, n: int) -> float:
-    """Records/s of a new Consumer reading about the last ``n`` records of ``topic`` (each partition
-    from its end offset less its share of ``n``), from its first poll to the last record."""
+def fetch_window(address: str, topic: str, n: int, at_start: bool = False) -> float:
+    """Records/s of a new Consumer reading about ``n`` records of ``topic``, each partition its share
+    of ``n``: the last ones (from its end offset less its share), or with ``at_start`` the first
+    ones (from offset 0); from the first poll until that many records have come."""
     with Consumer(address) as consumer:
         tps = consumer.assign_topic(topic)
         consumer.seek_to_end()
         ends = {tp: consumer.position(tp) for tp in tps}
         total = sum(ends.values())
+        shares = {tp: round(n * end / total) if total else 0 for tp, end in ends.items()}
         for tp, end in ends.items():
-            consumer.seek(tp, end - round(n * end / total) if total else 0)
-        want = sum(end - consumer.position(tp) for tp, end in ends.items())
+            consumer.seek(tp, 0 if at_start else end - shares[tp])
+        want = sum(shares.values())
         seen, started = 0, time.perf_counter()
         while seen < want:
             got = consumer.poll(timeout_ms=5000)
@@ -226,6 +240,29 @@ def fetch_window(address: str, topic: str, n: int) -> float:
                 raise SystemExit(f"fetch stalled after {seen:,} of {want:,} records")
             seen += len(got)
         return seen / (time.perf_counter() - started)
+
+
+def reread_ends(address: str, topic: str, n: int, rounds: int) -> str:
+    """The log's first and last ``n`` records read again by new Consumers, ``rounds`` times in
+    alternating order, in the same minute: the read rate at the start of the log against its end
+    without the machine's drift between the first and the last window of the long run. One line per
+    round on stderr; the fields: medians of the rates and of each round's end-against-start ratio."""
+    rates = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            start, end = fetch_window(address, topic, n, at_start=True), fetch_window(address, topic, n)
+        else:
+            end, start = fetch_window(address, topic, n), fetch_window(address, topic, n, at_start=True)
+        rates.append((start, end))
+        print(
+            f"reread {r + 1}: fetch {start:.0f} records/s from the log's start, {end:.0f} from its end", file=sys.stderr
+        )
+    ratio = statistics.median(end / start for start, end in rates)
+    return (
+        f"fetch_rps_log_start={statistics.median(s for s, _ in rates):.0f} "
+        f"fetch_rps_log_end={statistics.median(e for _, e in rates):.0f} "
+        f"fetch_log_end_vs_start={(ratio - 1) * 100:+.1f}% rereads={rounds} "
+    )
 
 
 class Floor(NamedTuple):

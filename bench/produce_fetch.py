@@ -336,6 +336,12 @@ def main() -> None:
         default=7,
         help="long run: rounds of a window into the full log against one into an empty log (0: none)",
     )
+    parser.add_argument(
+        "--rereads",
+        type=int,
+        default=5,
+        help="long run: rounds reading the log's first and last window again, alternating (0: none)",
+    )
     args = parser.parse_args()
     args.durability_label = "unknown" if args.server else args.durability
     is_long = args.records > args.window_records
