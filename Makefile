@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients bench-mirror bench-kafka stress clean
+.PHONY: run demo test lint typecheck pytest proto proto-check bench bench-long bench-latency bench-sink bench-handler bench-clients bench-sync-senders bench-mirror bench-kafka stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ bench-handler: $(STAMP)
 
 bench-clients: $(STAMP)
 	$(BIN)/python bench/many_clients.py
+
+# threads that each wait for every send's acknowledgement (send().result()): sends/s per shape
+bench-sync-senders: $(STAMP)
+	$(BIN)/python bench/sync_senders.py
 
 # logsvc mirror copying 1 M records from its own broker onto its own Tansu (mirror_rps=N)
 bench-mirror: $(STAMP)

@@ -1,0 +1,156 @@
+"""Many synchronous senders: each thread sends one record and waits for its acknowledgement before
+the next (``Producer.send(...).result()``, idempotent, acks fsync'd, ``linger_ms=0``), as a
+thread-per-request application that ports Kafka's ``send().get()`` does. Throughput here is set by
+what the broker spends per request, not per record, so it is the figure the batched benchmarks
+(``make bench``) cannot show.
+
+For each ``--shapes`` entry ``PxT`` (1x1, 1x8, 2x8 and 4x16 by default): P client processes, each
+with one Producer shared by T threads (one Producer per process, as Kafka advises), all sending
+records of ``--value-bytes`` to one 8-partition topic of the benchmark's own broker. Every thread
+sends untimed until a common start time, then counts its acknowledged sends for ``--seconds``. One
+line per shape on stderr; the broker's CPU (all its threads, /proc) over the timed seconds is given
+per acknowledged send.
+
+Last line: ``sync_PxT_sends_per_s=N sync_PxT_p50_ms=X sync_PxT_p99_ms=X sync_PxT_broker_cpu_us=N``
+for each shape, then ``durability=fsync idempotent=on server=logsvc:own|logsvc:given`` (the broker's
+CPU left out with ``--server``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+
+from own_broker import cpu_seconds, own_broker_process
+
+from logsvc_client import Admin, Producer
+
+PARTITIONS = 8
+#: seconds from the shape's start for every process to import, connect and warm up
+SETTLE_S = 3.0
+
+
+def sender_process(
+    address: str, topic: str, threads: int, value_bytes: int, start_at: float, end_at: float, out: Connection
+) -> None:
+    """One client process: ``threads`` threads on one Producer; sends the acknowledged count and
+    the timed sends' latencies (ms) through ``out``."""
+    value = os.urandom(value_bytes // 2 + 1).hex().encode()[:value_bytes]
+    counts = [0] * threads
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    with Producer(address, linger_ms=0) as producer:
+
+        def loop(t: int) -> None:
+            i = 0
+            while True:
+                started = time.perf_counter()
+                now = time.time()
+                if now >= end_at:
+                    return
+                producer.send(topic, value, b"k-%d-%d-%d" % (os.getpid(), t, i)).result()
+                i += 1
+                if now >= start_at and time.time() <= end_at:
+                    counts[t] += 1
+                    latencies[t].append((time.perf_counter() - started) * 1000)
+
+        workers = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    out.send((sum(counts), [x for per in latencies for x in per]))
+    out.close()
+
+
+def run_shape(
+    address: str, pid: int | None, topic: str, processes: int, threads: int, args: argparse.Namespace
+) -> tuple[float, float, float, float | None]:
+    """(acknowledged sends/s, p50 ms, p99 ms, broker CPU µs per send or None) for one shape."""
+    ctx = multiprocessing.get_context("spawn")
+    start_at = time.time() + SETTLE_S
+    end_at = start_at + args.seconds
+    pipes, procs = [], []
+    for _ in range(processes):
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=sender_process, args=(address, topic, threads, args.value_bytes, start_at, end_at, send)
+        )
+        proc.start()
+        send.close()
+        pipes.append(receive)
+        procs.append(proc)
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu = cpu_seconds(pid) if pid else 0.0
+    time.sleep(max(0.0, end_at - time.time()))
+    cpu_used = cpu_seconds(pid) - cpu if pid else 0.0
+    total, latencies = 0, []
+    for receive, proc in zip(pipes, procs, strict=True):
+        count, lat = receive.recv()
+        total += count
+        latencies.extend(lat)
+        proc.join()
+        if proc.exitcode:
+            raise SystemExit(f"a sender process exited with {proc.exitcode}")
+    if not total:
+        raise SystemExit(f"no send was acknowledged in {args.seconds} s with {processes}x{threads} senders")
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    return total / args.seconds, p50, p99, (cpu_used * 1e6 / total if pid else None)
+
+
+@contextlib.contextmanager
+def broker_and_pid(server: str | None) -> Iterator[tuple[str, int | None]]:
+    """The given server's address (pid None), or a broker of the benchmark's own and its pid."""
+    if server:
+        yield server, None
+        return
+    with own_broker_process() as (address, pid):
+        yield address, pid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", help="an address of a running broker (default: start one)")
+    parser.add_argument("--shapes", default="1x1,1x8,2x8,4x16", help="PROCESSESxTHREADS, comma-separated")
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per shape")
+    parser.add_argument("--value-bytes", type=int, default=100)
+    args = parser.parse_args()
+    shapes = []
+    for shape in args.shapes.split(","):
+        p, _, t = shape.strip().partition("x")
+        if not (p.isdigit() and t.isdigit() and int(p) > 0 and int(t) > 0):
+            parser.error(f"--shapes: {shape!r} is not PROCESSESxTHREADS, e.g. 2x8")
+        shapes.append((int(p), int(t)))
+    fields = []
+    with broker_and_pid(args.server) as (address, pid):
+        topic = f"bench-sync-{uuid.uuid4().hex[:8]}"
+        with Admin(address) as admin:
+            admin.create_topic(topic, PARTITIONS)
+        for p, t in shapes:
+            rate, p50, p99, cpu_us = run_shape(address, pid, topic, p, t, args)
+            print(
+                f"{p} process(es) x {t} thread(s): {rate:.0f} acknowledged sends/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms"
+                + (f", broker CPU {cpu_us:.0f} µs per send" if cpu_us is not None else ""),
+                file=sys.stderr,
+            )
+            name = f"sync_{p}x{t}"
+            fields.append(f"{name}_sends_per_s={rate:.0f} {name}_p50_ms={p50:.3f} {name}_p99_ms={p99:.3f}")
+            if cpu_us is not None:
+                fields.append(f"{name}_broker_cpu_us={cpu_us:.0f}")
+    print(
+        " ".join(fields) + f" durability=fsync idempotent=on server={'logsvc:given' if args.server else 'logsvc:own'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
