@@ -8,10 +8,11 @@ For each ``--shapes`` entry ``PxT`` (1x1, 1x8, 2x8 and 4x16 by default): P clien
 with one Producer shared by T threads (one Producer per process, as Kafka advises), all sending
 records of ``--value-bytes`` to one 8-partition topic of the benchmark's own broker. Every thread
 sends untimed until a common start time, then counts its acknowledged sends for ``--seconds``. One
-line per shape on stderr; the broker's CPU (all its threads, /proc) over the timed seconds is given
-per acknowledged send.
+line per shape on stderr; the client processes' CPU and the broker's (all its threads, /proc) over
+the timed seconds are given per acknowledged send.
 
-Last line: ``sync_PxT_sends_per_s=N sync_PxT_p50_ms=X sync_PxT_p99_ms=X sync_PxT_broker_cpu_us=N``
+Last line: ``sync_PxT_sends_per_s=N sync_PxT_p50_ms=X sync_PxT_p99_ms=X sync_PxT_client_cpu_us=N
+sync_PxT_broker_cpu_us=N``
 for each shape, then ``durability=fsync idempotent=on server=logsvc:own|logsvc:given`` (the broker's
 CPU left out with ``--server``).
 """
@@ -29,6 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from typing import NamedTuple
 
 from own_broker import cpu_seconds, own_broker_process
 
@@ -42,8 +44,8 @@ SETTLE_S = 3.0
 def sender_process(
     address: str, topic: str, threads: int, value_bytes: int, start_at: float, end_at: float, out: Connection
 ) -> None:
-    """One client process: ``threads`` threads on one Producer; sends the acknowledged count and
-    the timed sends' latencies (ms) through ``out``."""
+    """One client process: ``threads`` threads on one Producer; sends the acknowledged count, the
+    timed sends' latencies (ms) and the process's CPU seconds over the timed seconds through ``out``."""
     value = os.urandom(value_bytes // 2 + 1).hex().encode()[:value_bytes]
     counts = [0] * threads
     latencies: list[list[float]] = [[] for _ in range(threads)]
@@ -62,19 +64,39 @@ def sender_process(
                     counts[t] += 1
                     latencies[t].append((time.perf_counter() - started) * 1000)
 
+        cpu = [0.0]
+
+        def clock() -> None:
+            time.sleep(max(0.0, start_at - time.time()))
+            started = time.process_time()
+            time.sleep(max(0.0, end_at - time.time()))
+            cpu[0] = time.process_time() - started
+
         workers = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
+        workers.append(threading.Thread(target=clock))
         for w in workers:
             w.start()
         for w in workers:
             w.join()
-    out.send((sum(counts), [x for per in latencies for x in per]))
+    out.send((sum(counts), [x for per in latencies for x in per], cpu[0]))
     out.close()
+
+
+class Shape(NamedTuple):
+    """One shape's figures: acknowledged sends/s, latency p50 and p99 (ms), the client processes'
+    CPU per send and the broker's (µs; None with ``--server``)."""
+
+    sends_per_s: float
+    p50_ms: float
+    p99_ms: float
+    client_cpu_us: float
+    broker_cpu_us: float | None
 
 
 def run_shape(
     address: str, pid: int | None, topic: str, processes: int, threads: int, args: argparse.Namespace
-) -> tuple[float, float, float, float | None]:
-    """(acknowledged sends/s, p50 ms, p99 ms, broker CPU µs per send or None) for one shape."""
+) -> Shape:
+    """``processes`` processes of ``threads`` synchronous senders each, timed for ``--seconds``."""
     ctx = multiprocessing.get_context("spawn")
     start_at = time.time() + SETTLE_S
     end_at = start_at + args.seconds
@@ -92,11 +114,12 @@ def run_shape(
     cpu = cpu_seconds(pid) if pid else 0.0
     time.sleep(max(0.0, end_at - time.time()))
     cpu_used = cpu_seconds(pid) - cpu if pid else 0.0
-    total, latencies = 0, []
+    total, latencies, client_cpu = 0, [], 0.0
     for receive, proc in zip(pipes, procs, strict=True):
-        count, lat = receive.recv()
+        count, lat, cpu_s = receive.recv()
         total += count
         latencies.extend(lat)
+        client_cpu += cpu_s
         proc.join()
         if proc.exitcode:
             raise SystemExit(f"a sender process exited with {proc.exitcode}")
@@ -105,7 +128,7 @@ def run_shape(
     latencies.sort()
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-    return total / args.seconds, p50, p99, (cpu_used * 1e6 / total if pid else None)
+    return Shape(total / args.seconds, p50, p99, client_cpu * 1e6 / total, cpu_used * 1e6 / total if pid else None)
 
 
 @contextlib.contextmanager
@@ -137,16 +160,22 @@ def main() -> None:
         with Admin(address) as admin:
             admin.create_topic(topic, PARTITIONS)
         for p, t in shapes:
-            rate, p50, p99, cpu_us = run_shape(address, pid, topic, p, t, args)
+            shape = run_shape(address, pid, topic, p, t, args)
+            broker_cpu = shape.broker_cpu_us
             print(
-                f"{p} process(es) x {t} thread(s): {rate:.0f} acknowledged sends/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms"
-                + (f", broker CPU {cpu_us:.0f} µs per send" if cpu_us is not None else ""),
+                f"{p} process(es) x {t} thread(s): {shape.sends_per_s:.0f} acknowledged sends/s, "
+                f"p50 {shape.p50_ms:.3f} ms, p99 {shape.p99_ms:.3f} ms, CPU per send: the clients "
+                f"{shape.client_cpu_us:.0f} µs"
+                + (f", the broker {broker_cpu:.0f} µs" if broker_cpu is not None else ""),
                 file=sys.stderr,
             )
             name = f"sync_{p}x{t}"
-            fields.append(f"{name}_sends_per_s={rate:.0f} {name}_p50_ms={p50:.3f} {name}_p99_ms={p99:.3f}")
-            if cpu_us is not None:
-                fields.append(f"{name}_broker_cpu_us={cpu_us:.0f}")
+            fields.append(
+                f"{name}_sends_per_s={shape.sends_per_s:.0f} {name}_p50_ms={shape.p50_ms:.3f} "
+                f"{name}_p99_ms={shape.p99_ms:.3f} {name}_client_cpu_us={shape.client_cpu_us:.0f}"
+            )
+            if broker_cpu is not None:
+                fields.append(f"{name}_broker_cpu_us={broker_cpu:.0f}")
     print(
         " ".join(fields) + f" durability=fsync idempotent=on server={'logsvc:given' if args.server else 'logsvc:own'}"
     )

@@ -52,6 +52,45 @@ def test_flush_makes_lingering_batches_ready_at_once(clock: Clock) -> None:
     assert [b for _, batches in requests for b in batches] == pending
 
 
+def test_a_lingered_batch_waits_while_its_topic_has_a_partial_batch_in_flight(clock: Clock) -> None:
+    # Given lingered batches of topics a and b, while a partial batch of a is in flight
+    acc = make(clock)
+    acc.append("a", b"v", partition=0)
+    acc.append("b", b"v", partition=0)
+    clock.now += 1
+    with acc.lock:
+        requests, deadline = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20, partial_held={"a"})
+    # Then b's goes, marked partial, and a's stays with no deadline (the answer in flight wakes the sender)
+    assert [(t.name, [b.partial for b in batches]) for t, batches in requests] == [("b", [True])]
+    assert deadline == math.inf
+    # When that answer came, a's goes too
+    with acc.lock:
+        requests, _ = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20)
+    assert [(t.name, [b.partial for b in batches]) for t, batches in requests] == [("a", [True])]
+
+
+def test_a_topic_with_a_partial_batch_in_flight_still_sends_full_and_flushed_batches(clock: Clock) -> None:
+    # Given partition 0 with full batches and an open one behind them, its linger over
+    acc = make(clock, max_batch_bytes=64)
+    for _ in range(4):
+        acc.append("a", b"v" * 20, partition=0)
+    clock.now += 1
+    with acc.lock:
+        requests, _ = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20, partial_held={"a"})
+    # Then the full batches go, none of them partial, and the open one stays
+    full = [b for _, batches in requests for b in batches]
+    assert full and not any(b.partial for b in full)
+    assert sum(b.count for b in full) < 4
+    # When it is flushed, it goes all the same, marked partial
+    with acc.lock:
+        acc.release_locked(requests[0][0], full)
+    pending = acc.begin_flush()
+    with acc.lock:
+        flushed, _ = acc.drain_locked(clock.now, slots=5, max_request_bytes=1 << 20, partial_held={"a"})
+    assert [b for _, batches in flushed for b in batches] == pending
+    assert [b.partial for b in pending] == [True] and sum(b.count for b in full + pending) == 4
+
+
 def test_no_more_requests_than_free_slots_are_drained(clock: Clock) -> None:
     # Given ready batches for two topics and one free request slot
     acc = make(clock)

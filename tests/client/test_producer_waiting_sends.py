@@ -103,6 +103,30 @@ def test_no_waiting_send_beyond_the_in_flight_limit(transport: FakeTransport) ->
     assert waiting.result(timeout=30) == RecordPosition(3, 0) and len(transport.calls) == 2
 
 
+def test_records_lingered_while_a_partial_batch_is_in_flight_go_together_in_the_next_request(
+    transport: FakeTransport,
+) -> None:
+    # Given a waiting send's one-record batch in flight, not answered yet, and four free slots
+    transport.hold = True
+    parked = Parked(transport, idempotent=True)
+    first = parked.send("orders", b"a", key=None, partition=0)
+    parked.sender.send_now(batch_of(first), None)
+    assert len(transport.calls) == 1 and parked.sender.partial_in_flight == {"orders": 1}
+    # When three more threads send a record each to other partitions and wait for it
+    waiting = [parked.send("orders", b"%d" % p, key=None, partition=p) for p in (1, 2, 3)]
+    for future in waiting:
+        parked.sender.send_now(batch_of(future), None)
+    # Then none of them goes in a request of its own while the first is in flight
+    assert len(transport.calls) == 1 and not any(f.done() for f in waiting)
+    # And once it is answered, the next wait sends all three in one request
+    transport.hold = False
+    transport.release()
+    assert first.result(timeout=30) == RecordPosition(0, 0) and parked.sender.partial_in_flight == {}
+    assert [f.result(timeout=30) for f in waiting] == [RecordPosition(p, 0) for p in (1, 2, 3)]
+    assert len(transport.calls) == 2 and sorted(p for p, _ in transport.calls[1].batches) == [1, 2, 3]
+    assert parked.sender.in_flight == 0 and parked.sender.partial_in_flight == {}
+
+
 def test_a_failed_waiting_send_is_retried_by_the_sender_and_stored_once(transport: FakeTransport) -> None:
     # Given a broker whose first answer is lost after storing the batch
     transport.lose_answers = 1

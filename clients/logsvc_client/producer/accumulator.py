@@ -30,7 +30,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 from logsvc_wire.batch import BATCH_OVERHEAD, RECORD_OVERHEAD
 from logsvc_wire.partitioner import StickyPartitioner, choose_partition
@@ -343,10 +343,12 @@ class Accumulator:
     # -- the sender's side (all with the lock held) ---------------------------------------------
 
     def drain_locked(
-        self, now: float, slots: int, max_request_bytes: int
+        self, now: float, slots: int, max_request_bytes: int, partial_held: Container[str] = ()
     ) -> tuple[list[tuple[TopicBatches, list[ProducerBatch]]], float]:
         """Take the ready batches, grouped per topic into at most ``slots`` requests of about
         ``max_request_bytes``; also return when the next batch becomes ready (inf: never).
+        A batch of a topic in ``partial_held`` whose linger is over waits (see
+        :func:`~logsvc_client.producer.topic_batches.take_ready`).
 
         Every ready batch of a partition goes into the same request (in order), so a partition
         never has two requests in flight.
@@ -359,6 +361,7 @@ class Accumulator:
             force=self.closed or self.space_waiters > 0,
             flush_seq=self.flush_seq,
             linger_s=self.linger_s,
+            partial_held=partial_held,
         )
         if len(self.states) > len(self._topics):
             self.states = [t for t in self.states if self._topics.get(t.name) is t or not t.idle()]

@@ -41,6 +41,7 @@ class ProducerBatch:
         "encoded",
         "error",
         "nbytes",
+        "partial",
         "partition",
         "producer_epoch",
         "producer_id",
@@ -63,6 +64,8 @@ class ProducerBatch:
         self.encoded: bytes | None = None  # kept for retries, dropped on completion
         self.attempts = 0
         self.retry_at = 0.0
+        # taken before it was full (linger over, linger 0, flush or close): see Sender.partial_in_flight
+        self.partial = False
         # Idempotence: set when first drained, kept on retries (see logsvc_client.producer.idempotence).
         self.producer_id = 0
         self.producer_epoch = 0

@@ -134,7 +134,9 @@ class Producer:
     :class:`~logsvc_client.errors.BufferFull` at once (``"raise"``). A failed request is retried
     ``retries`` times when the broker is unavailable, waiting ``retry_backoff_ms`` doubled each
     time (with jitter); ``max_in_flight`` bounds concurrent Produce requests (one per partition
-    at most, so a partition's records are stored in send order).
+    at most, so a partition's records are stored in send order). Batches sent before they are
+    full (linger over, or linger 0) go one request at a time, the records sent meanwhile together
+    in the next one; full batches use every slot (see :mod:`~logsvc_client.producer.sender`).
 
     ``enable_idempotence`` (default True, as Kafka since 3.0): every batch carries the producer's
     id, epoch and the sequence number of its first record, assigned once and kept on retries;

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Container
 
 from logsvc_wire.partitioner import StickyPartitioner
 
@@ -71,19 +72,24 @@ def take_ready(
     force: bool,
     flush_seq: int,
     linger_s: float,
+    partial_held: Container[str] = (),
 ) -> tuple[list[tuple[TopicBatches, list[ProducerBatch]]], float]:
     """Take the ready batches, grouped per topic into at most ``slots`` requests of about
     ``max_request_bytes``; also return when the next batch becomes ready (inf: never).
 
     A batch is ready when sealed (and past its ``retry_at``), or open and ``force``, covered by
-    ``flush_seq`` or created ``linger_s`` ago. Every ready batch of a partition goes into the same
-    request (in order), and the partition is muted, so a partition never has two requests in flight.
+    ``flush_seq`` or created ``linger_s`` ago; the last not for a topic in ``partial_held`` (one
+    with a partial batch in flight: it waits, without a deadline, for the answer that wakes the
+    sender). An open batch taken is marked ``partial``. Every ready batch of a partition goes into
+    the same request (in order), and the partition is muted, so a partition never has two requests
+    in flight.
     """
     requests: list[tuple[TopicBatches, list[ProducerBatch]]] = []
     deadline = math.inf
     for t in topics:
         group: list[ProducerBatch] = []
         size = 0
+        partial_ok = t.name not in partial_held
         muted, sealed, opened = t.muted, t.sealed, t.open
         for p in range(t.partitions):
             if muted[p]:
@@ -104,11 +110,12 @@ def take_ready(
                 and n_sealed == len(q)
                 and (not n_sealed or size + p_size + last.nbytes <= max_request_bytes)
             ):
-                if force or last.seq <= flush_seq or last.created + linger_s <= now:
+                ready_at = last.created + linger_s
+                if force or last.seq <= flush_seq or (partial_ok and ready_at <= now):
                     p_size += last.nbytes
                 else:
-                    if not n_sealed:
-                        deadline = min(deadline, last.created + linger_s)
+                    if not n_sealed and ready_at > now:
+                        deadline = min(deadline, ready_at)
                     last = None
             else:
                 last = None
@@ -120,6 +127,7 @@ def take_ready(
                 group.append(q.popleft())
             if last is not None:
                 opened[p] = None
+                last.partial = True
                 group.append(last)
                 if p == t.sticky:
                     t.rotate_sticky()
