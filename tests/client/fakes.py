@@ -108,9 +108,15 @@ class FakeTransport:
         return len(take)
 
     def wait_for_calls(self, n: int, timeout_s: float = 5) -> None:
+        """Until ``n`` produce calls were made; else AssertionError, after answering the held
+        calls and holding no more, so that the producer's close (its flush) cannot hang the test."""
         with self._lock:
-            if not self.called.wait_for(lambda: len(self.calls) >= n, timeout_s):
-                raise AssertionError(f"expected {n} produce calls, got {len(self.calls)}")
+            if self.called.wait_for(lambda: len(self.calls) >= n, timeout_s):
+                return
+            got = len(self.calls)
+            self.hold = False
+        self.release()
+        raise AssertionError(f"expected {n} produce calls, got {got}")
 
     def records(self, topic: str, partition: int) -> list[Record]:
         """Every stored record of a partition, decoded, in offset order."""
