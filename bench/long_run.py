@@ -1,9 +1,9 @@
-"""The long run (``--records`` above ``--window-records``, 5 M by default; ``make bench-long`` runs
-50 M): one idempotent produce and one consume, each timed per window (with the benchmark process's
-and the broker's CPU per million records of that window, on stderr: a window slower at the same CPU
-per record waited, one slower with more CPU worked harder), keys made a million at a time (never all
-held at once), then the broker stopped (SIGTERM) and started again on the same data directory, timed from
-its start to its first answered ListTopics. Last line:
+"""The long run (``--records`` above ``--window-records``, 5 M by default; ``make bench-long``
+runs 50 M): one idempotent produce and one consume, each timed per window (with the benchmark
+process's and the broker's CPU per million records of that window, on stderr: a window slower at
+the same CPU per record waited, one slower with more CPU worked harder), keys made a million at a
+time (never all held at once), then the broker stopped (SIGTERM) and started again on the same data
+directory, timed from its start to its first answered ListTopics. Last line:
 ``produce_rps=N fetch_rps=N produce_rps_first_window=N produce_rps_last_window=N
 produce_end_vs_start=+X% fetch_rps_first_window=N fetch_rps_last_window=N fetch_end_vs_start=+X%
 produce_trend=+X% fetch_trend=+X% fetch_rps_log_start=N fetch_rps_log_end=N fetch_log_end_vs_start=+X%
@@ -18,11 +18,11 @@ the four ``*_first_window`` / ``*_last_window`` CPU fields left out with ``--ser
 Before the first window, the broker, the producer and the consumer are warmed up with one window
 into another topic, produced and read back untimed, so that what a new process or client pays once
 (its heap growing, connections, first transactions) is not taken for the cost of a short log; the
-new brokers of the paired rounds below are warmed up the same way. The consume's first poll is
-not timed either (finding the offsets and the first round trip, which every later window has behind
-it): the first window starts at the records it returned. In a run without it, on a
+new brokers of the paired rounds below are warmed up the same way. In a run without it, on a
 machine in a steady memory state (``--page-cache full``), the last window produced 12 % and read
-11 % faster than the first, while the least-squares trends were +1.9 % and -7.3 %.
+11 % faster than the first, while the least-squares trends were +1.9 % and -7.3 %. The consume's
+first poll is not timed either (finding the offsets and the first round trip, which every later
+window has behind it): the first window starts at the records it returned.
 
 After each produce window, a million of the same records are written fsync'd straight into raw
 LMDB at that window's batches per commit (:mod:`raw_lmdb`, kept on disk until the run ends): the

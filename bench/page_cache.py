@@ -26,8 +26,8 @@ memory was freed.
   scheme (it needs root; without it, it says so and the run goes on), and switches it on again when
   the run ends, also on SIGTERM or Ctrl-C (a kill -9 leaves it off: ``echo on >
   /sys/kernel/mm/damon/admin/kdamonds/N/state``). How much that moves the figures was not shown:
-  the raw-LMDB floor stayed at 0.03 - 0.04 s per million in 52 of 60 windows with it running (six
-  runs) and 18 of 20 with it off (two runs).
+  the raw-LMDB floor stayed at 0.03 - 0.045 s per million in 52 of 60 windows with it running (six
+  runs) and 52 of 60 with it off (six runs).
 """
 
 from __future__ import annotations
