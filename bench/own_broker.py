@@ -27,11 +27,18 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 @contextmanager
 def broker(server: str | None, *extra: str) -> Iterator[str]:
     """The address of ``server`` when given, else of :func:`own_broker` started with ``extra`` flags."""
-    if server:
-        yield server
-        return
-    with own_broker(*extra) as address:
+    with broker_process(server, *extra) as (address, _):
         yield address
+
+
+@contextmanager
+def broker_process(server: str | None, *extra: str) -> Iterator[tuple[str, int | None]]:
+    """As :func:`broker`, yielding ``(address, pid)``: the pid None for a given ``server``."""
+    if server:
+        yield server, None
+        return
+    with own_broker_process(*extra) as (address, pid):
+        yield address, pid
 
 
 @contextmanager

@@ -20,7 +20,6 @@ CPU left out with ``--server``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import os
 import statistics
@@ -28,11 +27,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
-from own_broker import cpu_seconds, own_broker_process
+from own_broker import broker_process, cpu_seconds
 
 from logsvc_client import Admin, Producer
 
@@ -131,16 +129,6 @@ def run_shape(
     return Shape(total / args.seconds, p50, p99, client_cpu * 1e6 / total, cpu_used * 1e6 / total if pid else None)
 
 
-@contextlib.contextmanager
-def broker_and_pid(server: str | None) -> Iterator[tuple[str, int | None]]:
-    """The given server's address (pid None), or a broker of the benchmark's own and its pid."""
-    if server:
-        yield server, None
-        return
-    with own_broker_process() as (address, pid):
-        yield address, pid
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", help="an address of a running broker (default: start one)")
@@ -155,7 +143,7 @@ def main() -> None:
             parser.error(f"--shapes: {shape!r} is not PROCESSESxTHREADS, e.g. 2x8")
         shapes.append((int(p), int(t)))
     fields = []
-    with broker_and_pid(args.server) as (address, pid):
+    with broker_process(args.server) as (address, pid):
         topic = f"bench-sync-{uuid.uuid4().hex[:8]}"
         with Admin(address) as admin:
             admin.create_topic(topic, PARTITIONS)
