@@ -153,22 +153,19 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
         mark, started = seen, time.perf_counter()
         fetch_started, first_poll = started, seen
         window_cpu = cpu_seconds(own.pid) if own else 0.0
-        client_cpu = resource.getrusage(resource.RUSAGE_SELF)
+        client_cpu = client_times()
         while seen < args.records:
             seen += len(consumer.poll(timeout_ms=5000))
             if seen - mark >= window or seen >= args.records:
-                now = time.perf_counter()
-                fetch_rates.append((seen - mark) / (now - started))
-                cpu_now, client_now = cpu_seconds(own.pid) if own else 0.0, resource.getrusage(resource.RUSAGE_SELF)
-                client_user, client_system = (
-                    client_now.ru_utime - client_cpu.ru_utime,
-                    client_now.ru_stime - client_cpu.ru_stime,
-                )
+                now, n = time.perf_counter(), seen - mark
+                fetch_rates.append(n / (now - started))
+                cpu_now, client_now = cpu_seconds(own.pid) if own else 0.0, client_times()
+                user, system = (b - a for a, b in zip(client_cpu, client_now, strict=True))
                 print(
-                    f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s, "
-                    f"client CPU {(client_user + client_system) * 1e6 / (seen - mark):.3f} s per million "
-                    f"(user {client_user * 1e6 / (seen - mark):.3f}, system {client_system * 1e6 / (seen - mark):.3f})"
-                    + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / (seen - mark):.3f}" if own else ""),
+                    f"fetch records {mark:,}-{seen:,}: {fetch_rates[-1]:.0f} records/s, client CPU "
+                    f"{(user + system) * 1e6 / n:.3f} s per million (user {user * 1e6 / n:.3f}, system "
+                    f"{system * 1e6 / n:.3f})"
+                    + (f", broker CPU {(cpu_now - window_cpu) * 1e6 / n:.3f}" if own else ""),
                     file=sys.stderr,
                 )
                 mark, started, window_cpu, client_cpu = seen, now, cpu_now, client_now
@@ -209,15 +206,21 @@ def produce_window(producer: Producer, topic: str, first: int, n: int, step: int
     seconds = cpu = 0.0
     for b in range(first, first + n, block):
         keys = key_block(b, min(block, first + n - b))  # made outside the clock, dropped after
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started = time.perf_counter(), sum(client_times())
         for i in range(0, len(keys), step):
             chunk = keys[i : i + step]
             producer.send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
         if b + block >= first + n:
             producer.flush()  # the window ends when its last record is acknowledged
         seconds += time.perf_counter() - started
-        cpu += time.process_time() - cpu_started
+        cpu += sum(client_times()) - cpu_started
     return Timed(seconds, cpu)
+
+
+def client_times() -> tuple[float, float]:
+    """The benchmark process's user and system CPU seconds so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
 
 
 def fetch_window(address: str, topic: str, n: int, at_start: bool = False) -> float:
