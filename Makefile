@@ -62,13 +62,15 @@ proto-check: proto
 
 # PAGE_CACHE=full: fill the page cache first, as a long-running broker's machine has it (bench/page_cache.py)
 PAGE_CACHE ?= as-found
+# CPUS=split: the benchmark on one half of the CPUs, the brokers it starts on the other (bench/cpus.py)
+CPUS ?= shared
 
 bench: $(STAMP)
-	$(BIN)/python bench/produce_fetch.py --page-cache $(PAGE_CACHE)
+	$(BIN)/python bench/produce_fetch.py --page-cache $(PAGE_CACHE) --cpus $(CPUS)
 
 # 50 M records: produce and fetch rates per 5 M records, the broker's restart time (takes minutes)
 bench-long: $(STAMP)
-	$(BIN)/python bench/produce_fetch.py --records 50000000 --page-cache $(PAGE_CACHE)
+	$(BIN)/python bench/produce_fetch.py --records 50000000 --page-cache $(PAGE_CACHE) --cpus $(CPUS)
 
 # one acknowledged single-record produce against its floors (fsync'd LMDB commit, an empty RPC)
 bench-latency: $(STAMP)

@@ -11,7 +11,7 @@ rereads=N (the paired fields below)
 raw_lmdb_cpu_s_per_m_first_window=X raw_lmdb_cpu_s_per_m_last_window=X
 broker_cpu_over_raw_s_per_m_first_window=X broker_cpu_over_raw_s_per_m_last_window=X
 window_records=N records=N restart_s=X idempotent=on durability=fsync|os compression=none page_cache=as_found|full
-server=logsvc:own|logsvc:given broker_cpu_s_per_m=X raw_lmdb_rps=N produce_share_of_raw=NN%
+cpus=shared|split server=logsvc:own|logsvc:given broker_cpu_s_per_m=X raw_lmdb_rps=N produce_share_of_raw=NN%
 raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%`` (``restart_s``, ``broker_cpu_s_per_m`` and
 the four ``*_first_window`` / ``*_last_window`` CPU fields left out with ``--server``).
 
@@ -187,6 +187,7 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
         + floor_fields(floors)
         + f"window_records={window} records={args.records} {restart}"
         f"idempotent=on durability={args.durability_label} compression=none page_cache={args.page_cache_label} "
+        f"cpus={args.cpus} "
         f"server={'logsvc:given' if args.server else 'logsvc:own'} " + cpu_fields(cpu) + raw_fields(produce_rps, raw)
     )
 
@@ -336,7 +337,7 @@ def pair_full_with_empty(
         return produced, fetch_window(own.address, topic, window), cpu
 
     def empty() -> tuple[float, float, float]:
-        fresh = BrokerOnDir(tempfile.mkdtemp(prefix="empty-log-", dir=kept), *own.extra)
+        fresh = BrokerOnDir(tempfile.mkdtemp(prefix="empty-log-", dir=kept), *own.extra, cpus=own.cpus)
         try:
             with Admin(fresh.address) as admin:
                 admin.create_topic(f"{topic}-warm-up", args.partitions)

@@ -21,6 +21,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cpus import pin
+
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -62,11 +64,14 @@ def own_broker_process(*extra: str) -> Iterator[tuple[str, int]]:
 class BrokerOnDir:
     """A broker on a data directory that outlives it, so it can be stopped and started again."""
 
-    def __init__(self, data_dir: str, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: str, *extra: str, env: dict[str, str] | None = None, cpus: frozenset[int] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.extra = extra
         self.env = env
-        self.proc, self.address, self.metrics_url = start(data_dir, *extra, metrics=True, env=env)
+        self.cpus = cpus
+        self.proc, self.address, self.metrics_url = start(data_dir, *extra, metrics=True, env=env, cpus=cpus)
 
     @property
     def pid(self) -> int:
@@ -80,7 +85,7 @@ class BrokerOnDir:
         stop(self.proc)
         started = time.perf_counter()
         self.proc, self.address, self.metrics_url = start(
-            self.data_dir, *self.extra, listen=self.address, metrics=True, env=self.env
+            self.data_dir, *self.extra, listen=self.address, metrics=True, env=self.env, cpus=self.cpus
         )
         with Admin(self.address) as admin:
             admin.list_topics()
@@ -103,10 +108,12 @@ def start(
     listen: str = "127.0.0.1:0",
     metrics: bool = False,
     env: dict[str, str] | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """``logsvc serve`` on ``data_dir``; the process, its address once it listens, and its /metrics
     URL (on a free port with ``metrics``, else metrics are off and the URL is empty). ``env``: more
-    environment variables for it (settings without a flag, ``LOGSVC_EVENT_LOOP=asyncio``)."""
+    environment variables for it (settings without a flag, ``LOGSVC_EVENT_LOOP=asyncio``). ``cpus``:
+    every thread of it on these CPUs from the moment it listens (:mod:`cpus`), before any request."""
     cmd = [sys.executable, "-m", "logsvc.cli", "serve", "--data-dir", data_dir, "--listen", listen]
     port = "0" if metrics else "-1"
     # A group's first assignment comes at once: the figures are of consuming and rebalancing, not of
@@ -125,6 +132,8 @@ def start(
     if address is None:
         proc.wait()
         raise SystemExit("benchmark broker did not start")
+    if cpus is not None:
+        pin(proc.pid, cpus)
     url = re.search(rb"metrics (http://\S+/metrics)", raw)
     threading.Thread(target=proc.stderr.read, daemon=True).start()
     return proc, address, url.group(1).decode() if url else ""

@@ -27,7 +27,7 @@ from this one process:
 
 Last line: ``produce_rps=N fetch_rps=N single_p50_ms=X single_p99_ms=Y group_consume_rps=N rebalance_ms=N
 produce_rps_idempotence_off=N produce_rps_plain=N idempotent=on durability=fsync|os compression=none|gzip|zstd
-page_cache=as_found|full
+page_cache=as_found|full cpus=shared|split
 server=logsvc:own|logsvc:given broker_cpu_s_per_m=X broker_cpu_s_per_m_plain=Y broker_user_s_per_m=X
 broker_system_s_per_m=X raw_lmdb_cpu_s_per_m=X broker_cpu_over_raw_s_per_m=X raw_lmdb_rps=N
 produce_share_of_raw=NN% raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%``
@@ -61,6 +61,7 @@ import sys
 import time
 import uuid
 
+import cpus
 import long_run
 import page_cache
 from group_timing import group_consume, rebalance_ms
@@ -247,7 +248,7 @@ def _run(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
         f"produce_rps_idempotence_off={args.records / off_median_s:.0f} "
         + (f"produce_rps_plain={args.records / median['plain']:.0f} " if "plain" in median else "")
         + f"idempotent=on durability={args.durability_label} compression={args.compression} "
-        f"page_cache={args.page_cache_label} "
+        f"page_cache={args.page_cache_label} cpus={args.cpus} "
         + f"server={'logsvc:given' if args.server else 'logsvc:own'} "
         + cpu_fields(cpu_per_m)
         + (
@@ -331,6 +332,12 @@ def main() -> None:
         help="full: fill the page cache before the run, so its writes reuse reclaimed pages (see bench/page_cache.py)",
     )
     parser.add_argument(
+        "--cpus",
+        choices=cpus.STATES,
+        default="shared",
+        help="split: this process on the first half of the CPUs, the brokers it starts on the rest (bench/cpus.py)",
+    )
+    parser.add_argument(
         "--pairs",
         type=int,
         default=7,
@@ -347,20 +354,25 @@ def main() -> None:
     is_long = args.records > args.window_records
     if is_long:
         args.compression = "none"
+    client_cpus, broker_cpus = cpus.split() if args.cpus == "split" else (None, None)
+    if client_cpus is not None:
+        cpus.pin(0, client_cpus)
     with contextlib.ExitStack() as stack:
         args.page_cache_label = stack.enter_context(page_cache.page_cache(args.page_cache))
         own: list[BrokerOnDir] = []
         if args.server:
             address, plain = args.server, None
         else:
-            checking = BrokerOnDir(stack.enter_context(data_dir()), "--durability", args.durability)
+            checking = BrokerOnDir(stack.enter_context(data_dir()), "--durability", args.durability, cpus=broker_cpus)
             stack.callback(checking.close)
             own.append(checking)
             address, plain = checking.address, None
             if not is_long:  # a second broker, without the per-record check, for produce_rps_plain
                 os.environ["LOGSVC_VALIDATE_RECORDS"] = "false"
                 try:
-                    unchecked = BrokerOnDir(stack.enter_context(data_dir()), "--durability", args.durability)
+                    unchecked = BrokerOnDir(
+                        stack.enter_context(data_dir()), "--durability", args.durability, cpus=broker_cpus
+                    )
                 finally:
                     del os.environ["LOGSVC_VALIDATE_RECORDS"]
                 stack.callback(unchecked.close)
