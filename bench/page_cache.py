@@ -28,6 +28,18 @@ memory was freed.
   /sys/kernel/mm/damon/admin/kdamonds/N/state``). How much that moves the figures was not shown:
   the raw-LMDB floor stayed at 0.03 - 0.045 s per million in 52 of 60 windows with it running (six
   runs) and 52 of 60 with it off (six runs).
+
+  The reference machine's kernel also reports free pages to the host as soon as it finds them free
+  (its page_reporting module's ``min_free_ms`` is 0), and the host takes them back. The kernel
+  reclaims page cache ahead of the writes, a few MiB at a time, so some of the pages the broker
+  then writes into have already gone to the host, and the copy into them waits for the host to
+  back them again. In a profile of the broker (``perf``, page cache full, the broker on a core of
+  its own) the two slowest of twenty million-record blocks spent 17 times as long as the others
+  copying the log's writes into the page cache (``copy_folio_from_iter_atomic``), and nothing else
+  differed. So ``full`` also sets ``min_free_ms`` to :data:`REPORTING_HOLD_MS` for the run (where
+  the parameter exists and as root), and back at the end, also on SIGTERM or Ctrl-C (after a kill -9:
+  ``echo 0 > /sys/module/page_reporting/parameters/min_free_ms``). Pages that stay free for a
+  minute still go back to the host.
 """
 
 from __future__ import annotations
@@ -47,6 +59,11 @@ RESERVE_BYTES = 512 << 20
 READ_CHUNK_BYTES = 16 << 20
 #: DAMON's sysfs interface: one directory per kdamond (kernel thread), each with a ``state`` file
 KDAMONDS = "/sys/kernel/mm/damon/admin/kdamonds"
+#: how long a free page must have stayed free before the kernel reports it to the host, where the
+#: machine's kernel lets that be set (a parameter of its page_reporting module; mainline has none)
+REPORTING_MIN_FREE_MS = "/sys/module/page_reporting/parameters/min_free_ms"
+#: ``full``'s hold on that: pages the kernel frees while the run writes are reused well within it
+REPORTING_HOLD_MS = 60_000
 
 
 def available_bytes() -> int:
@@ -66,7 +83,12 @@ def page_cache(state: str) -> Iterator[str]:
         yield "as_found"
         return
     size = max(0, available_bytes() - RESERVE_BYTES)
-    with reclaim_paused(), tempfile.TemporaryDirectory(prefix="logsvc-bench-fill-") as tmp:
+    with (
+        _sigterm_exits(),
+        reclaim_paused(),
+        reporting_held(),
+        tempfile.TemporaryDirectory(prefix="logsvc-bench-fill-") as tmp,
+    ):
         path = os.path.join(tmp, "fill")
         with open(path, "wb") as f:
             f.truncate(size)
@@ -107,15 +129,53 @@ def reclaim_paused() -> Iterator[None]:
             continue
         paused.append(state)
         print(f"DAMON reclaim off for the run ({state}); switched on again when it ends", file=sys.stderr)
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if paused else None
     try:
         yield
     finally:
         for state in paused:
             with open(state, "w") as f:
                 f.write("on")
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def reporting_held(path: str = REPORTING_MIN_FREE_MS, hold_ms: int = REPORTING_HOLD_MS) -> Iterator[None]:
+    """Free pages reported to the host only after ``hold_ms`` free while the block runs (see the
+    module docstring), then as before; nothing where the kernel has no such setting."""
+    try:
+        before = _read(path)
+    except FileNotFoundError:
+        yield
+        return
+    if int(before) >= hold_ms:
+        yield
+        return
+    try:
+        with open(path, "w") as f:
+            f.write(str(hold_ms))
+    except OSError as e:
+        print(
+            f"free page reporting left as it is ({path}: {e.strerror}): the run's writes may wait for the host",
+            file=sys.stderr,
+        )
+        yield
+        return
+    print(f"free pages reported to the host after {hold_ms} ms free, for the run ({before} after it)", file=sys.stderr)
+    try:
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(before)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM ends the run through ``SystemExit`` while the block runs, so that what the blocks
+    around it changed on the machine is put back."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
