@@ -4,7 +4,9 @@ One :class:`GrpcTransport` per client object (producer, consumer, admin) holds i
 the broker stub; every call goes through :mod:`~logsvc_client.transport.channel`, which turns a
 ``grpc.RpcError`` into the project's exception once. Request and response messages (the
 generated ``pb`` types) stay in this module and in ``channel``: the contract speaks in the
-client's values.
+client's values. Produce requests are the exception: they go as the bytes
+:func:`~logsvc_wire.produce_request.encode_produce_request` writes, which copies each batch once
+where building and serializing the message copied it three times.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import grpc
 
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire.produce_request import encode_produce_request
 
 from ..errors import InternalError, InvalidRequest, LogsvcError
 from ..group.descriptions import CommittedOffset, committed_from_pb
@@ -40,6 +43,10 @@ def partitions_to_pb(tps: Iterable[TopicPartition]) -> list[pb.TopicPartitions]:
 def partitions_from_pb(items: Iterable[Any]) -> frozenset[TopicPartition]:
     return frozenset(TopicPartition(tp.topic, p) for tp in items for p in tp.partitions)
 
+
+#: the produce methods' paths, called with the request's bytes (see GrpcTransport.__init__)
+PRODUCE_METHOD = "/logsvc.v1.Broker/Produce"
+PRODUCE_STREAM_METHOD = "/logsvc.v1.Broker/ProduceStream"
 
 # A separate connection (not the shared subchannel pool).
 OWN_CONNECTION_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
@@ -104,10 +111,17 @@ class GrpcTransport(GrpcAdminCalls):
         options = OWN_CONNECTION_OPTIONS if own_connection else ()
         self._channel = channel.connect(address, options, security=security)
         self.stub = pb_grpc.BrokerStub(self._channel)
+        # Produce and ProduceStream taking the request's bytes (encode_produce_request), not a message
+        self._produce = self._channel.unary_unary(
+            PRODUCE_METHOD, request_serializer=None, response_deserializer=pb.ProduceResponse.FromString
+        )
+        produce_stream = self._channel.stream_stream(
+            PRODUCE_STREAM_METHOD, request_serializer=None, response_deserializer=pb.ProduceStreamResponse.FromString
+        )
         self._call_thread = channel.CallThreadKeeper(self._channel)
         self._timeout_s = request_timeout_ms / 1000
         self._retry = retry
-        self._stream = ProduceStream(self.stub.ProduceStream, self._timeout_s)
+        self._stream = ProduceStream(produce_stream, self._timeout_s)
 
     # -- both sides -----------------------------------------------------------------------------
 
@@ -135,19 +149,9 @@ class GrpcTransport(GrpcAdminCalls):
         wait: bool = False,
     ) -> None:
         if sequences is None:
-            request = pb.ProduceRequest(
-                topic=topic, batches=[pb.PartitionBatch(partition=p, batch=b) for p, b in batches]
-            )
+            request = encode_produce_request(topic, batches)
         else:
-            request = pb.ProduceRequest(
-                topic=topic,
-                producer_id=producer_id,
-                producer_epoch=producer_epoch,
-                batches=[
-                    pb.PartitionBatch(partition=p, batch=b, base_sequence=seq)
-                    for (p, b), seq in zip(batches, sequences, strict=True)
-                ],
-            )
+            request = encode_produce_request(topic, batches, producer_id, producer_epoch, sequences)
         expected = len(batches)
 
         def on_response(response: pb.ProduceResponse | None, error: LogsvcError | None) -> None:
@@ -162,14 +166,14 @@ class GrpcTransport(GrpcAdminCalls):
             try:
                 response = self._stream.call(request)
                 if response is None:
-                    response = channel.call(self.stub.Produce, request, self._timeout_s)
+                    response = channel.call(self._produce, request, self._timeout_s)
             except LogsvcError as e:
                 on_response(None, e)
             else:
                 on_response(response, None)
             return
         self._call_thread.ensure()
-        channel.call_async(self.stub.Produce, request, self._timeout_s, on_response)
+        channel.call_async(self._produce, request, self._timeout_s, on_response)
 
     def init_producer(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
         request = build(pb.InitProducerRequest, producer_id=producer_id, producer_epoch=producer_epoch)

@@ -36,8 +36,9 @@ from . import channel
 
 
 class ProduceStream:
-    """One ProduceStream call at a time over ``method`` (the stub's ``ProduceStream``); see the
-    module docstring."""
+    """One ProduceStream call at a time over ``method`` (a ProduceStream multicallable taking
+    serialized requests, see :class:`~logsvc_client.transport.grpc.GrpcTransport`); see the module
+    docstring."""
 
     def __init__(
         self, method: Callable[..., Any], timeout_s: float, clock: Callable[[], float] = time.monotonic
@@ -46,13 +47,14 @@ class ProduceStream:
         self._timeout_s = timeout_s
         self._clock = clock
         self._lock = threading.Lock()  # one request at a time; held while it waits for its answer
-        self._requests: queue.SimpleQueue[pb.ProduceRequest | None] | None = None
+        self._requests: queue.SimpleQueue[bytes | None] | None = None
         self._answers: Any = None  # the call: an iterator of ProduceStreamResponse and a grpc.Future
         self._renew_at = 0.0
         self.unsupported = False  # the broker has no ProduceStream: always None
 
-    def call(self, request: pb.ProduceRequest) -> pb.ProduceResponse | None:
-        """``request``'s ProduceResponse over the stream; None when the stream cannot take it
+    def call(self, request: bytes) -> pb.ProduceResponse | None:
+        """``request``'s ProduceResponse over the stream (``request``: a serialized ProduceRequest,
+        as :func:`~logsvc_wire.produce_request.encode_produce_request` writes it); None when the stream cannot take it
         (busy with another thread's request, or the broker lacks the method): send it with
         Produce. Raises the project's exception the request or the stream failed with."""
         if self.unsupported or not self._lock.acquire(blocking=False):
@@ -88,7 +90,7 @@ class ProduceStream:
 
     def _open(self) -> None:
         self._end()
-        requests: queue.SimpleQueue[pb.ProduceRequest | None] = queue.SimpleQueue()
+        requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._answers = self._method(_until_none(requests), timeout=self._timeout_s)
         self._requests = requests
         self._renew_at = self._clock() + self._timeout_s / 2
@@ -99,7 +101,7 @@ class ProduceStream:
             requests.put(None)  # half-close: the broker ends the call with OK
 
 
-def _until_none(requests: queue.SimpleQueue[pb.ProduceRequest | None]) -> Iterator[pb.ProduceRequest]:
+def _until_none(requests: queue.SimpleQueue[bytes | None]) -> Iterator[bytes]:
     """The requests put on ``requests``, until None (gRPC's request thread iterates it)."""
     while (request := requests.get()) is not None:
         yield request
