@@ -8,12 +8,11 @@
   is pinned (``sched_setaffinity`` is per thread, and a thread started later inherits its
   creator's CPUs). The raw-LMDB floors run in the benchmark process, so on its half.
 
-  On the reference machine (2 cores, ``--page-cache full``) this steadied the long run's read
-  windows: their rates varied by 2.8 - 3.4 % (coefficient of variation over the ten windows of
-  each of three runs) against 7.3 - 7.8 % shared (two runs), because the client's CPU per record
-  read stopped moving with where its threads ran. Produce windows varied as much either way (7.7 -
-  8.5 % split): the broker is then the limit on its one core, and its kernel time per record (the
-  page cache taking the log's writes) moves from window to window.
+  On the reference machine (2 cores, ``--page-cache full``, fresh clones) this steadied the long
+  run's read windows: their rates varied by 0.7 - 3.3 % (coefficient of variation over the ten
+  windows of each of nine runs) against 4.7 - 8.9 % shared (five runs), because the client, the
+  limit when reading, stopped spending more CPU per record in some windows than in others.
+  Produce windows varied by 3.5 - 6.2 % split (nine runs) against 5.4 - 9.3 % shared (five).
 """
 
 from __future__ import annotations

