@@ -146,16 +146,15 @@ class Sender(threading.Thread):
         """Lock held: the ready batches in at most ``slots`` requests, counted in flight; when the
         next batch becomes ready; whether they carry their sequence numbers already (the usual
         case: no broker call needed first, see :meth:`_sequence`)."""
-        partial = self.partial_in_flight
-        requests, deadline = self._acc.drain_locked(now, slots, self._max_request_bytes, partial_held=partial)
+        requests, deadline = self._acc.drain_locked(
+            now, slots, self._max_request_bytes, partial_held=self.partial_in_flight
+        )
         sequences = self._sequences
         sequenced = sequences is None
         if requests:
             self.in_flight += len(requests)
             for t, batches in requests:
-                n = sum(b.partial for b in batches)
-                if n:
-                    partial[t.name] = partial.get(t.name, 0) + n
+                self._count_partial(t, batches, +1)
             if sequences is not None and sequences.identity_wanted() is None:
                 for _, batches in requests:
                     sequences.assign(batches)
@@ -289,9 +288,13 @@ class Sender(threading.Thread):
     def _answered_locked(self, t: TopicBatches, batches: list[ProducerBatch]) -> None:
         """Lock held: a request of ``batches`` to ``t`` was answered (stored, failed or to be retried)."""
         self.in_flight -= 1
+        self._count_partial(t, batches, -1)
+
+    def _count_partial(self, t: TopicBatches, batches: list[ProducerBatch], sign: int) -> None:
+        """Lock held: ``batches``' partial ones into (+1) or out of (-1) ``t``'s count in flight."""
         n = sum(b.partial for b in batches)
         if n:
-            left = self.partial_in_flight[t.name] - n
+            left = self.partial_in_flight.get(t.name, 0) + sign * n
             if left:
                 self.partial_in_flight[t.name] = left
             else:
