@@ -121,8 +121,7 @@ def reclaim_paused() -> Iterator[None]:
     paused = []
     for state in reclaiming_kdamonds():
         try:
-            with open(state, "w") as f:
-                f.write("off")
+            _write(state, "off")
         except OSError as e:
             print(
                 f"DAMON reclaim left running ({state}: {e.strerror}): the filled cache drains during the run",
@@ -135,38 +134,40 @@ def reclaim_paused() -> Iterator[None]:
         yield
     finally:
         for state in paused:
-            with open(state, "w") as f:
-                f.write("on")
+            _write(state, "on")
 
 
 @contextlib.contextmanager
 def reporting_held(path: str = REPORTING_MIN_FREE_MS, hold_ms: int = REPORTING_HOLD_MS) -> Iterator[None]:
     """Free pages reported to the host only after ``hold_ms`` free while the block runs (see the
     module docstring), then as before; nothing where the kernel has no such setting."""
+    before = _hold_reporting(path, hold_ms)
+    try:
+        yield
+    finally:
+        if before is not None:
+            _write(path, before)
+
+
+def _hold_reporting(path: str, hold_ms: int) -> str | None:
+    """Set ``path`` to ``hold_ms`` unless it holds as long already; its value before, or None when
+    left as it was (no such setting, already held, or not writable)."""
     try:
         before = _read(path)
     except FileNotFoundError:
-        yield
-        return
+        return None
     if int(before) >= hold_ms:
-        yield
-        return
+        return None
     try:
-        with open(path, "w") as f:
-            f.write(str(hold_ms))
+        _write(path, str(hold_ms))
     except OSError as e:
         print(
             f"free page reporting left as it is ({path}: {e.strerror}): the run's writes may wait for the host",
             file=sys.stderr,
         )
-        yield
-        return
+        return None
     print(f"free pages reported to the host after {hold_ms} ms free, for the run ({before} after it)", file=sys.stderr)
-    try:
-        yield
-    finally:
-        with open(path, "w") as f:
-            f.write(before)
+    return before
 
 
 @contextlib.contextmanager
@@ -187,3 +188,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read().strip()
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
