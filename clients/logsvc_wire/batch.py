@@ -268,7 +268,7 @@ def decode_records(
     topic: str,
     partition: int,
     base_offset: int,
-    data: bytes,
+    data: bytes | memoryview,
     start_offset: int = 0,
     check_crc: bool = True,
     record_type: type[tuple[Any, ...]] = Record,

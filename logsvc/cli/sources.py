@@ -77,7 +77,7 @@ class ServerSource(Source):
 
     def read(self, topic: str, partition: int, offset: int) -> tuple[int, int, list[tuple[int, bytes]]]:
         got = self.admin.read_batches(topic, partition, offset, READ_MAX_BYTES)
-        return got.log_start_offset, got.next_offset, got.batches
+        return got.log_start_offset, got.next_offset, [(base, bytes(data)) for base, data in got.batches]
 
     def close(self) -> None:
         self.admin.close()

@@ -28,13 +28,15 @@ from ..records import Record, TopicPartition
 log = logging.getLogger("logsvc_client.consumer")
 
 
-def stored_count(data: bytes) -> int:
+def stored_count(data: bytes | memoryview) -> int:
     """How many offsets a stored batch covers, counted as the broker counts them (even for a
     corrupt header): :func:`~logsvc_wire.batch.stored_span`."""
     return codec.stored_span(data).record_count
 
 
-def corrupt_error(error: CorruptBatch, tp: TopicPartition, base: int, end: int, data: bytes) -> CorruptBatch:
+def corrupt_error(
+    error: CorruptBatch, tp: TopicPartition, base: int, end: int, data: bytes | memoryview
+) -> CorruptBatch:
     """``error`` for the batch ``data`` of ``tp`` covering ``[base, end)``, with the stored bytes
     in ``details["batch"]`` (for a dead-letter topic) and ``last_offset`` the one the broker's
     offsets say (``end - 1``; the codec says ``base`` when the header itself is unreadable)."""
@@ -56,12 +58,13 @@ class RecordBuffer:
         self._check_crcs = check_crcs
         self._skip_corrupt = skip_corrupt
         self._record_type = record_type  # what batches are decoded into (see Consumer's record_type)
-        self._pending: deque[tuple[TopicPartition, int, bytes, int, int]] = deque()  # tp, base, batch, start, end
+        # tp, base, batch (a view into a fetch answer over gRPC), start, end
+        self._pending: deque[tuple[TopicPartition, int, bytes | memoryview, int, int]] = deque()
         self._decoded: list[Record] = []  # the batch being handed out, from _decoded_at on
         self._decoded_at = 0
         self.count = 0
 
-    def add(self, tp: TopicPartition, base: int, data: bytes, start: int, records: int) -> None:
+    def add(self, tp: TopicPartition, base: int, data: bytes | memoryview, start: int, records: int) -> None:
         """Buffer the batch ``data`` of ``tp`` (base offset ``base``) from offset ``start`` on,
         which is ``records`` records."""
         self._pending.append((tp, base, data, start, max(base, start) + records))

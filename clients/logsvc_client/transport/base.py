@@ -56,8 +56,9 @@ class FetchedPartition(NamedTuple):
     #: the offset the next record written to the partition gets
     next_offset: int
     #: ``(base offset, stored batch bytes)`` in offset order, the first possibly starting before
-    #: the offset asked for (the caller skips what it has)
-    batches: list[tuple[int, bytes]]
+    #: the offset asked for (the caller skips what it has); over gRPC each batch is a view into the
+    #: answer's bytes (:mod:`logsvc_wire.fetch_response`)
+    batches: Sequence[tuple[int, bytes | memoryview]]
 
 
 class GroupAnswer(NamedTuple):

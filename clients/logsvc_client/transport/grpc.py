@@ -4,9 +4,11 @@ One :class:`GrpcTransport` per client object (producer, consumer, admin) holds i
 the broker stub; every call goes through :mod:`~logsvc_client.transport.channel`, which turns a
 ``grpc.RpcError`` into the project's exception once. Request and response messages (the
 generated ``pb`` types) stay in this module and in ``channel``: the contract speaks in the
-client's values. Produce requests are the exception: they go as the bytes
-:func:`~logsvc_wire.produce_request.encode_produce_request` writes, which copies each batch once
-where building and serializing the message copied it three times.
+client's values. The two calls that carry record batches are the exceptions. Produce requests go as
+the bytes :func:`~logsvc_wire.produce_request.encode_produce_request` writes, which copies each
+batch once where building and serializing the message copied it three times. Fetch answers are
+read from their bytes by :func:`~logsvc_wire.fetch_response.decode_fetch_response`, each batch a
+view into them, where parsing the message and reading its batches copied each twice.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import grpc
 
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire.fetch_response import decode_fetch_response
 from logsvc_wire.produce_request import encode_produce_request
 
 from ..errors import InternalError, InvalidRequest, LogsvcError
@@ -47,6 +50,8 @@ def partitions_from_pb(items: Iterable[Any]) -> frozenset[TopicPartition]:
 #: the produce methods' paths, called with the request's bytes (see GrpcTransport.__init__)
 PRODUCE_METHOD = "/logsvc.v1.Broker/Produce"
 PRODUCE_STREAM_METHOD = "/logsvc.v1.Broker/ProduceStream"
+#: the Fetch method's path, its answer taken as bytes (see fetched_partitions)
+FETCH_METHOD = "/logsvc.v1.Broker/Fetch"
 
 # A separate connection (not the shared subchannel pool).
 OWN_CONNECTION_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
@@ -74,17 +79,16 @@ class GrpcFetch:
         self._future.add_done_callback(lambda _f: fn())
 
     def result(self) -> list[FetchedPartition]:
-        response: pb.FetchResponse = channel.result_of(self._future)
-        return [
-            FetchedPartition(
-                pd.topic,
-                pd.partition,
-                pd.log_start_offset,
-                pd.next_offset,
-                [(sb.base_offset, sb.batch) for sb in pd.batches],
-            )
-            for pd in response.partitions
-        ]
+        return fetched_partitions(channel.result_of(self._future))
+
+
+def fetched_partitions(answer: bytes) -> list[FetchedPartition]:
+    """A Fetch answer's partitions, read from its bytes (a FetchResponse the broker sent)."""
+    try:
+        response = decode_fetch_response(answer)
+    except ValueError as e:
+        raise InternalError(f"the broker's Fetch answer is not a valid FetchResponse: {e}") from None
+    return [FetchedPartition(*pd) for pd in response.partitions]
 
 
 class GrpcTransport(GrpcAdminCalls):
@@ -117,6 +121,10 @@ class GrpcTransport(GrpcAdminCalls):
         )
         produce_stream = self._channel.stream_stream(
             PRODUCE_STREAM_METHOD, request_serializer=None, response_deserializer=pb.ProduceStreamResponse.FromString
+        )
+        # Fetch answering with its bytes, read by fetched_partitions
+        self._fetch = self._channel.unary_unary(
+            FETCH_METHOD, request_serializer=pb.FetchRequest.SerializeToString, response_deserializer=None
         )
         self._call_thread = channel.CallThreadKeeper(self._channel)
         self._timeout_s = request_timeout_ms / 1000
@@ -209,7 +217,7 @@ class GrpcTransport(GrpcAdminCalls):
             max_wait_ms=max_wait_ms,
         )
         self._call_thread.ensure()
-        return GrpcFetch(channel.start(self.stub.Fetch, request, timeout_s))
+        return GrpcFetch(channel.start(self._fetch, request, timeout_s))
 
     def list_offsets(
         self,
