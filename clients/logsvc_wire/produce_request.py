@@ -22,35 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Field keys (field number << 3 | wire type; 0: varint, 2: length-delimited), from proto/:
-# ProduceRequest: topic = 1 (string), batches = 2 (PartitionBatch), producer_id = 3 (uint64),
-# producer_epoch = 4 (uint32); PartitionBatch: partition = 1 (uint32), batch = 2 (bytes),
-# base_sequence = 3 (uint32).
-_TOPIC = b"\x0a"
-_BATCHES = b"\x12"
-_PRODUCER_ID = b"\x18"
-_PRODUCER_EPOCH = b"\x20"
-_PARTITION = b"\x08"
-_BATCH = b"\x12"
-_BASE_SEQUENCE = b"\x18"
+from .protowire import LENGTH, UINT32_MAX, UINT64_MAX, VARINT, key, varint
 
-_UINT32_MAX = (1 << 32) - 1
-_UINT64_MAX = (1 << 64) - 1
-
-#: varints of 0 - 127 are one byte: partitions and most lengths of the small numbers
-_SMALL = [bytes((i,)) for i in range(128)]
-
-
-def varint(value: int) -> bytes:
-    """``value`` (0 or more) as a protobuf base-128 varint, low groups first."""
-    if value < 128:
-        return _SMALL[value]
-    out = bytearray()
-    while value > 127:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+# Fields, from proto/: ProduceRequest: topic = 1 (string), batches = 2 (PartitionBatch),
+# producer_id = 3 (uint64), producer_epoch = 4 (uint32); PartitionBatch: partition = 1 (uint32),
+# batch = 2 (bytes), base_sequence = 3 (uint32).
+_TOPIC = bytes((key(1, LENGTH),))
+_BATCHES = bytes((key(2, LENGTH),))
+_PRODUCER_ID = bytes((key(3, VARINT),))
+_PRODUCER_EPOCH = bytes((key(4, VARINT),))
+_PARTITION = bytes((key(1, VARINT),))
+_BATCH = bytes((key(2, LENGTH),))
+_BASE_SEQUENCE = bytes((key(3, VARINT),))
 
 
 def encode_produce_request(
@@ -67,16 +50,16 @@ def encode_produce_request(
     UTF-8 text, or a count of sequences other than the count of batches."""
     if sequences is not None and len(sequences) != len(batches):
         raise ValueError(f"{len(sequences)} sequences for {len(batches)} batches")
-    _check(producer_id, _UINT64_MAX, "producer_id")
-    _check(producer_epoch, _UINT32_MAX, "producer_epoch")
+    _check(producer_id, UINT64_MAX, "producer_id")
+    _check(producer_epoch, UINT32_MAX, "producer_epoch")
     parts: list[bytes] = []
     name = topic.encode()
     if name:
         parts += (_TOPIC, varint(len(name)), name)
     for i, (partition, batch) in enumerate(batches):
         sequence = sequences[i] if sequences is not None else 0
-        _check(partition, _UINT32_MAX, "partition")
-        _check(sequence, _UINT32_MAX, "base_sequence")
+        _check(partition, UINT32_MAX, "partition")
+        _check(sequence, UINT32_MAX, "base_sequence")
         head = _PARTITION + varint(partition) if partition else b""
         tail = _BASE_SEQUENCE + varint(sequence) if sequence else b""
         size = len(batch)

@@ -62,7 +62,8 @@ from logsvc.errors import (
     status_values,
     trailing_metadata,
 )
-from logsvc.server import audit, authorization, malformed
+from logsvc.server import audit, authorization, fetch_answer, malformed
+from logsvc.server.fetch_answer import FetchAnswer
 from logsvc.server.metrics import BrokerMetrics
 from logsvc.server.principals import Principals
 from logsvc.server.quotas import FETCH, PRODUCE, Quotas, throttle_time_ms
@@ -106,6 +107,9 @@ Handler = Callable[[Any, Call], Any]
 PRODUCE_METHODS = ("Produce", "ProduceRecords", "ProduceStream")
 #: The one streaming Broker method: each of its requests is served as a Produce call.
 STREAM_METHOD = "ProduceStream"
+#: Answers that are not the generated message type, and how they are sent (the rest: the
+#: generated serializer). Fetch answers are written as bytes by :mod:`~logsvc.server.fetch_answer`.
+RESPONSE_SERIALIZERS: dict[str, Callable[[Any], bytes]] = {"Fetch": fetch_answer.serialize}
 
 
 class _Details:
@@ -230,7 +234,7 @@ class BrokerCalls(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(
             call,
             request_deserializer=malformed.lenient(handler.request_deserializer, name),
-            response_serializer=handler.response_serializer,
+            response_serializer=RESPONSE_SERIALIZERS.get(name, handler.response_serializer),
         )
 
     def _streaming(self, name: str, principal: str | None) -> grpc.RpcMethodHandler:
@@ -390,6 +394,6 @@ def produced_bytes(request: pb.ProduceRequest | pb.ProduceRecordsRequest) -> int
     )
 
 
-def fetched_bytes(response: pb.FetchResponse) -> int:
+def fetched_bytes(response: FetchAnswer) -> int:
     """What a fetch counts against its principal's quota: the bytes of the batches it returns."""
-    return sum(len(b.batch) for p in response.partitions for b in p.batches)
+    return response.batch_bytes

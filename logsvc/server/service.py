@@ -22,6 +22,7 @@ from logsvc.errors import InvalidConfig, InvalidRequest, TopicAlreadyExists, Top
 from logsvc.groups import Coordinator
 from logsvc.server.access_rpcs import AccessRpcs
 from logsvc.server.calls import Call
+from logsvc.server.fetch_answer import FetchAnswer
 from logsvc.server.group_rpcs import GroupRpcs, monotonic_ms
 from logsvc.server.limits import check_config
 from logsvc.server.long_polls import LongPolls
@@ -311,34 +312,21 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
 
     # -- fetch ----------------------------------------------------------------------------------
 
-    def _read_all(self, request: pb.FetchRequest) -> tuple[pb.FetchResponse, int]:
+    def _read_all(self, request: pb.FetchRequest) -> tuple[FetchAnswer, int]:
         budget = min(request.max_bytes or DEFAULT_FETCH_BYTES, self.settings.fetch_max_bytes)
         records_left = request.max_records or 0
-        out = pb.FetchResponse()
+        out = FetchAnswer()
         total = 0
         for fp in request.partitions:
             if budget <= 0 or (request.max_records and records_left <= 0):
                 # Still report offsets, with no batches, so the client sees every partition.
                 st = self.store.partition_states(fp.topic)
                 s = st[check_partition(fp.topic, fp.partition, len(st))]
-                out.partitions.add(
-                    topic=fp.topic,
-                    partition=fp.partition,
-                    log_start_offset=s.log_start_offset,
-                    next_offset=s.next_offset,
-                )
+                out.add(fp.topic, fp.partition, s.log_start_offset, s.next_offset)
                 continue
             got = self.store.read(fp.topic, fp.partition, fp.offset, budget, records_left)
-            pd = out.partitions.add(
-                topic=fp.topic,
-                partition=fp.partition,
-                log_start_offset=got.log_start_offset,
-                next_offset=got.next_offset,
-            )
-            n_bytes = 0
-            for base, data in got.batches:
-                pd.batches.add(base_offset=base, batch=data)  # a corrupt one too: the consumer reports or skips it
-                n_bytes += len(data)
+            # every batch as stored, a corrupt one too: the consumer reports or skips it
+            n_bytes = out.add(fp.topic, fp.partition, got.log_start_offset, got.next_offset, got.batches)
             n_records = got.record_count  # as the store counted them
             if n_records:
                 self.metrics.fetch_records.labels(fp.topic).inc(n_records)
@@ -348,9 +336,10 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
             total += n_records
         return out, total
 
-    async def Fetch(self, request: pb.FetchRequest, call: Call) -> pb.FetchResponse:
+    async def Fetch(self, request: pb.FetchRequest, call: Call) -> FetchAnswer:
         """On the event loop: the reads run on the worker pool, the wait for data holds no thread
-        (:class:`~logsvc.server.long_polls.LongPolls`)."""
+        (:class:`~logsvc.server.long_polls.LongPolls`). The answer is a
+        :class:`~logsvc.server.fetch_answer.FetchAnswer`, sent as FetchResponse bytes."""
         if not request.partitions:
             raise InvalidRequest("fetch names no partitions")
         for fp in request.partitions:

@@ -1,9 +1,11 @@
-"""The consumer reads a Fetch answer's bytes (logsvc_wire.fetch_response) as protobuf reads them.
+"""The broker writes Fetch answers (logsvc_wire.fetch_response) as protobuf does, and the consumer
+reads them as protobuf reads them.
 
-The gRPC transport takes Fetch answers as bytes and reads them itself, each batch a view into the
-answer, instead of parsing a protobuf message. Every case here gives the same bytes to both
-readers: where protobuf parses them, the values must be equal; where protobuf refuses them, so
-must the decoder, with ValueError.
+The broker writes its Fetch answers' bytes itself, and the gRPC transport takes them as bytes and
+reads them itself, each batch a view into the answer; the broker's answers must be protobuf's
+bytes, byte for byte, for the same fields. Every decoding case gives the same bytes to both readers:
+where protobuf parses them, the values must be equal; where protobuf refuses them, so must the
+decoder, with ValueError.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import pytest
 from google.protobuf.message import DecodeError
 
 from logsvc_wire._proto import logsvc_pb2 as pb
-from logsvc_wire.fetch_response import decode_fetch_response
-from logsvc_wire.produce_request import varint
+from logsvc_wire.fetch_response import PartitionData, decode_fetch_response, encode_fetch_response
+from logsvc_wire.protowire import varint
 
 U32 = (1 << 32) - 1
 U64 = (1 << 64) - 1
@@ -83,6 +85,30 @@ def test_a_valid_answer_is_read_as_protobuf_reads_it(partitions: list) -> None:
     data = serialized(partitions, throttle=25)
     assert by_decoder(data) == by_protobuf(data)
     assert by_decoder(data)[0] == [(t, p, s, n, list(b)) for t, p, s, n, b in partitions]
+    assert encode_fetch_response([PartitionData(*p) for p in partitions], 25) == data
+
+
+def test_the_encoding_takes_batches_as_views_too() -> None:
+    stored = b"..a batch.."
+    partitions = [PartitionData("t", 1, 0, 9, [(0, memoryview(stored)[2:-2])])]
+    assert encode_fetch_response(partitions) == serialized([("t", 1, 0, 9, [(0, b"a batch")])])
+
+
+@pytest.mark.parametrize(
+    ("partition", "field"),
+    [
+        (PartitionData("t", -1, 0, 0, []), "partition -1"),
+        (PartitionData("t", U32 + 1, 0, 0, []), f"partition {U32 + 1}"),
+        (PartitionData("t", 0, -5, 0, []), "log_start_offset -5"),
+        (PartitionData("t", 0, 0, U64 + 1, []), f"next_offset {U64 + 1}"),
+        (PartitionData("t", 0, 0, 0, [(-1, b"x")]), "base_offset -1"),
+    ],
+)
+def test_the_encoding_refuses_a_number_its_field_cannot_hold(partition: PartitionData, field: str) -> None:
+    with pytest.raises(ValueError, match=f"^{field} is out of range"):
+        encode_fetch_response([partition])
+    with pytest.raises(ValueError, match=f"^throttle_time_ms {U32 + 1} is out of range"):
+        encode_fetch_response([], U32 + 1)
 
 
 def test_batches_are_views_into_the_answer_not_copies() -> None:
@@ -102,12 +128,17 @@ def test_random_answers_are_read_as_protobuf_reads_them() -> None:
                 rng.choice([0, 1, 127, 128, U32]),
                 rng.choice([0, 1, 300, 1 << 35, U64]),
                 rng.choice([0, 5, 1 << 63, U64]),
-                [(rng.choice([0, 1, 1 << 40, U64]), rng.randbytes(rng.randrange(0, 300))) for _ in range(rng.randrange(4))],
+                [
+                    (rng.choice([0, 1, 1 << 40, U64]), rng.randbytes(rng.randrange(300)))
+                    for _ in range(rng.randrange(4))
+                ],
             )
             for _ in range(rng.randrange(5))
         ]
-        data = serialized(partitions, throttle=rng.choice([0, 1, U32]))
+        throttle = rng.choice([0, 1, U32])
+        data = serialized(partitions, throttle)
         assert by_decoder(data) == by_protobuf(data)
+        assert encode_fetch_response([PartitionData(*p) for p in partitions], throttle) == data
 
 
 def test_an_answer_cut_short_anywhere_is_read_or_refused_as_protobuf_does() -> None:
@@ -136,11 +167,15 @@ def test_mutated_answers_are_read_or_refused_as_protobuf_does() -> None:
 
 BATCH = field(1, 0, varint(5)) + field(2, 2, b"stored")
 UNUSUAL = {
-    "fields in reverse order": field(1, 2, field(5, 2, field(2, 2, b"xy") + field(1, 0, varint(3)))
-    + field(4, 0, varint(9))
-    + field(3, 0, varint(2))
-    + field(2, 0, varint(1))
-    + field(1, 2, b"t")),
+    "fields in reverse order": field(
+        1,
+        2,
+        field(5, 2, field(2, 2, b"xy") + field(1, 0, varint(3)))
+        + field(4, 0, varint(9))
+        + field(3, 0, varint(2))
+        + field(2, 0, varint(1))
+        + field(1, 2, b"t"),
+    ),
     "a scalar field twice: the last wins": field(1, 2, field(2, 0, varint(1)) + field(2, 0, varint(2)))
     + field(2, 0, varint(4))
     + field(2, 0, varint(5)),
@@ -154,9 +189,7 @@ UNUSUAL = {
         1, 2, field(2, 2, b"not a varint") + field(1, 0, varint(5)) + field(5, 0, varint(1))
     )
     + field(2, 5, b"1234"),
-    "a uint32 field holding more than 32 bits keeps its low 32": field(
-        1, 2, field(2, 0, varint((1 << 40) + 17))
-    )
+    "a uint32 field holding more than 32 bits keeps its low 32": field(1, 2, field(2, 0, varint((1 << 40) + 17)))
     + field(2, 0, varint(U64)),
     "a ten-byte varint with bits past the 64th": field(1, 2, field(3, 0, b"\xff" * 9 + b"\x7f")),
     "a varint padded with zero groups": field(1, 2, field(4, 0, b"\x81\x80\x80\x00")),

@@ -11,7 +11,8 @@ import random
 import pytest
 
 from logsvc_wire._proto import logsvc_pb2 as pb
-from logsvc_wire.produce_request import encode_produce_request, varint
+from logsvc_wire.produce_request import encode_produce_request
+from logsvc_wire.protowire import varint
 
 U32 = (1 << 32) - 1
 U64 = (1 << 64) - 1

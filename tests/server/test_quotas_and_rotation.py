@@ -14,6 +14,7 @@ import pytest
 
 from logsvc.server.app import create_server
 from logsvc.server.calls import fetched_bytes, produced_bytes
+from logsvc.server.fetch_answer import FetchAnswer
 from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
@@ -81,12 +82,10 @@ def test_quotas_count_the_bytes_of_record_batches_not_of_the_protobuf_around_the
         ],
     )
     assert produced_bytes(records) == 2 + 10 + 5 + 3 + 5
-    fetch = pb.FetchResponse(
-        partitions=[
-            pb.PartitionData(topic="orders", partition=0, batches=[pb.StoredBatch(base_offset=0, batch=b"y" * 40)]),
-            pb.PartitionData(topic="orders", partition=1, batches=[pb.StoredBatch(base_offset=9, batch=b"z" * 2)] * 2),
-        ]
-    )
+    fetch = FetchAnswer()
+    fetch.add("orders", 0, 0, 1, [(0, b"y" * 40)])
+    fetch.add("orders", 1, 0, 11, [(9, b"z" * 2)] * 2)
+    fetch.add("orders", 2, 5, 5)
     assert fetched_bytes(fetch) == 44
 
 
