@@ -188,6 +188,23 @@ def test_assigned_partitions_are_lanes_in_the_order_they_are_listed(
     assert runs(records) == [(bulk, BACKLOG), (critical, BACKLOG)]
 
 
+def test_a_lane_keeps_copies_of_its_batches_not_the_whole_fetch_answers_they_came_in(
+    address: str, backlog: list[str]
+) -> None:
+    """Over gRPC a fetched batch is a view into its Fetch answer (megabytes); a lane not taken
+    from could otherwise keep one small batch, and so the whole answer, of each of many Fetches."""
+    # Given a consumer with strict lanes over three topics with a backlog, that has polled once
+    with Consumer(address, priority="strict", max_poll_records=100, max_lane_wait_ms=60_000) as consumer:
+        consumer.assign([TopicPartition(t, p) for t in backlog for p in (0, 1)])
+        assert read(consumer, 100)
+
+        # Then every batch its lanes hold is bytes of its own
+        buffers = consumer._fetcher._lanes.buffers  # type: ignore[attr-defined]
+        held = [item[2] for buffer in buffers.values() for item in buffer._pending]
+        assert held, "the lanes buffered nothing"
+        assert {type(data) for data in held} == {bytes}
+
+
 def test_subscribing_lanes_with_an_unknown_topic_fails_naming_it(
     cluster: Cluster, lanes: list[str], consumers: Callable[..., Consumer]
 ) -> None:

@@ -346,6 +346,13 @@ class Fetcher:
         return self._buffered > 0 or deadline - self._clock() >= 0.001
 
     def _apply(self, fetched: list[FetchedPartition]) -> None:
+        """Buffer the batches of a Fetch answer past each partition's fetch offset.
+
+        Over gRPC each batch is a view into the answer's bytes (:mod:`logsvc_wire.fetch_response`),
+        which live as long as one batch of theirs is buffered. One buffer hands batches out in
+        fetch order, so answers go in order too. With lanes a batch goes to its lane's buffer, and a
+        lane that is not taken from can hold one small batch of each of many answers (megabytes
+        each) for as long as ``max_lane_wait_ms``: there, each batch is copied out of its answer."""
         offsets = self._fetch_offsets
         lanes = self._lanes
         buffer = self._buffer
@@ -366,7 +373,7 @@ class Fetcher:
                 if end <= offset:
                     continue
                 n = end - max(base, offset)
-                buffer.add(tp, base, data, offset, n)
+                buffer.add(tp, base, data if lanes is None else bytes(data), offset, n)
                 self._buffered += n
                 offset = end
             offsets[tp] = offset
