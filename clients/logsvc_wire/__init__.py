@@ -15,6 +15,10 @@ The vocabulary, in one screen:
 * :mod:`~logsvc_wire.native` — whether those loops, the check and the key hash run in the C
   extension ``_codec`` (built by ``pip install``) or in their pure-Python fallback, which gives
   the same results (``LOGSVC_PURE_PYTHON=1`` forces the fallback).
+* :mod:`~logsvc_wire.produce_request` and :mod:`~logsvc_wire.fetch_response` — the two messages
+  that carry record batches, written (and the Fetch answer read) as their protobuf bytes without
+  protobuf's copies of the batches; :mod:`~logsvc_wire.protowire` — the wire-format primitives
+  they share.
 * :mod:`~logsvc_wire.compression` — gzip and zstd payloads, inflated under a bound.
 * :mod:`~logsvc_wire.partitioner` — Kafka's partition rule (explicit partition, else murmur2 of the
   key, else sticky), one function for the producer and the broker.

@@ -25,7 +25,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from .protowire import LENGTH, UINT32_MAX, UINT64_MAX, VARINT, key, read_length, read_varint, skip_field, varint
+from .protowire import (
+    LENGTH,
+    UINT32_MAX,
+    UINT64_MAX,
+    VARINT,
+    check_range,
+    key,
+    read_length,
+    read_varint,
+    skip_field,
+    varint,
+)
 
 #: a stored batch as an answer carries it: ``(base_offset, batch)``; decoded, the batch is a view
 #: into the answer
@@ -81,9 +92,9 @@ def encode_fetch_response(partitions: Iterable[PartitionData], throttle_time_ms:
     """
     parts: list[bytes | memoryview] = []
     for topic, partition, log_start, next_offset, batches in partitions:
-        _check(partition, UINT32_MAX, "partition")
-        _check(log_start, UINT64_MAX, "log_start_offset")
-        _check(next_offset, UINT64_MAX, "next_offset")
+        check_range(partition, UINT32_MAX, "partition")
+        check_range(log_start, UINT64_MAX, "log_start_offset")
+        check_range(next_offset, UINT64_MAX, "next_offset")
         name = topic.encode()
         inner: list[bytes | memoryview] = []
         if name:
@@ -95,21 +106,16 @@ def encode_fetch_response(partitions: Iterable[PartitionData], throttle_time_ms:
         if next_offset:
             inner += (_W_NEXT, varint(next_offset))
         for base, batch in batches:
-            _check(base, UINT64_MAX, "base_offset")
+            check_range(base, UINT64_MAX, "base_offset")
             head = _W_BASE_OFFSET + varint(base) if base else b""
             size = len(batch)
             body = _W_BATCH + varint(size) if size else b""
             inner += (_W_BATCHES, varint(len(head) + len(body) + size), head, body, batch)
         parts += (_W_PARTITIONS, varint(sum(map(len, inner))), *inner)
-    _check(throttle_time_ms, UINT32_MAX, "throttle_time_ms")
+    check_range(throttle_time_ms, UINT32_MAX, "throttle_time_ms")
     if throttle_time_ms:
         parts += (_W_THROTTLE, varint(throttle_time_ms))
     return b"".join(parts)
-
-
-def _check(value: int, top: int, field: str) -> None:
-    if not 0 <= value <= top:
-        raise ValueError(f"{field} {value} is out of range [0, {top}]")
 
 
 def decode_fetch_response(data: bytes) -> FetchResponse:

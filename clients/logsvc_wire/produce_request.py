@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .protowire import LENGTH, UINT32_MAX, UINT64_MAX, VARINT, key, varint
+from .protowire import LENGTH, UINT32_MAX, UINT64_MAX, VARINT, check_range, key, varint
 
 # Fields, from proto/: ProduceRequest: topic = 1 (string), batches = 2 (PartitionBatch),
 # producer_id = 3 (uint64), producer_epoch = 4 (uint32); PartitionBatch: partition = 1 (uint32),
@@ -50,16 +50,16 @@ def encode_produce_request(
     UTF-8 text, or a count of sequences other than the count of batches."""
     if sequences is not None and len(sequences) != len(batches):
         raise ValueError(f"{len(sequences)} sequences for {len(batches)} batches")
-    _check(producer_id, UINT64_MAX, "producer_id")
-    _check(producer_epoch, UINT32_MAX, "producer_epoch")
+    check_range(producer_id, UINT64_MAX, "producer_id")
+    check_range(producer_epoch, UINT32_MAX, "producer_epoch")
     parts: list[bytes] = []
     name = topic.encode()
     if name:
         parts += (_TOPIC, varint(len(name)), name)
     for i, (partition, batch) in enumerate(batches):
         sequence = sequences[i] if sequences is not None else 0
-        _check(partition, UINT32_MAX, "partition")
-        _check(sequence, UINT32_MAX, "base_sequence")
+        check_range(partition, UINT32_MAX, "partition")
+        check_range(sequence, UINT32_MAX, "base_sequence")
         head = _PARTITION + varint(partition) if partition else b""
         tail = _BASE_SEQUENCE + varint(sequence) if sequence else b""
         size = len(batch)
@@ -70,8 +70,3 @@ def encode_produce_request(
     if producer_epoch:
         parts += (_PRODUCER_EPOCH, varint(producer_epoch))
     return b"".join(parts)
-
-
-def _check(value: int, top: int, field: str) -> None:
-    if not 0 <= value <= top:
-        raise ValueError(f"{field} {value} is out of range [0, {top}]")

@@ -39,6 +39,13 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def check_range(value: int, top: int, field: str) -> None:
+    """ValueError naming ``field`` unless ``0 <= value <= top`` (what protobuf refuses to put in an
+    unsigned field)."""
+    if not 0 <= value <= top:
+        raise ValueError(f"{field} {value} is out of range [0, {top}]")
+
+
 def read_varint(data: bytes, i: int, end: int) -> tuple[int, int]:
     """The varint at ``i`` of ``data`` (as uint64: bits past the 64th dropped, as protobuf does)
     and the offset after it; ValueError when it runs past ``end`` or over ten bytes."""
