@@ -190,7 +190,7 @@ def validate(
     return header
 
 
-def with_log_append_time(data: bytes, append_time_ms: int) -> bytes:
+def with_log_append_time(data: bytes | memoryview, append_time_ms: int) -> bytes:
     """The batch with its header marked LogAppendTime and both timestamps set to ``append_time_ms``."""
     magic, attributes, reserved, count, _, _, crc = HEADER.unpack_from(data)
     header = HEADER.pack(magic, attributes | ATTR_LOG_APPEND_TIME, reserved, count, append_time_ms, append_time_ms, crc)

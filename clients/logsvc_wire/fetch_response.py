@@ -32,6 +32,7 @@ from .protowire import (
     VARINT,
     check_range,
     key,
+    read_key,
     read_length,
     read_varint,
     skip_field,
@@ -134,7 +135,7 @@ def decode_fetch_response(data: bytes) -> FetchResponse:
     throttle = 0
     i, end = 0, len(data)
     while i < end:
-        field, i = read_varint(data, i, end)
+        field, i = read_key(data, i, end)
         if field == _PARTITIONS:
             size, i = read_length(data, i, end)
             partitions.append(_partition_data(data, view, i, i + size))
@@ -152,7 +153,7 @@ def _partition_data(data: bytes, view: memoryview, i: int, end: int) -> Partitio
     partition = log_start = next_offset = 0
     batches: list[Batch] = []
     while i < end:
-        field, i = read_varint(data, i, end)
+        field, i = read_key(data, i, end)
         if field == _BATCHES:
             size, i = read_length(data, i, end)
             batches.append(_stored_batch(data, view, i, i + size))
@@ -180,7 +181,7 @@ def _stored_batch(data: bytes, view: memoryview, i: int, end: int) -> Batch:
     base = 0
     batch = view[0:0]
     while i < end:
-        field, i = read_varint(data, i, end)
+        field, i = read_key(data, i, end)
         if field == _BATCH:
             size, i = read_length(data, i, end)
             batch = view[i : i + size]

@@ -1,4 +1,5 @@
-"""A ProduceRequest written straight to its protobuf bytes, the batches copied once.
+"""A ProduceRequest written straight to its protobuf bytes, the batches copied once, and read
+back by the broker with each batch a view into the request.
 
 The producer's requests carry megabytes of record batches. Built as a protobuf message and
 serialized by the library (upb), every batch was copied three times in the client: into the
@@ -16,13 +17,33 @@ protobuf encoding: fields in field-number order, fields holding their default le
 ``tests/codec/test_produce_request.py`` checks case by case, so the broker and any other reader of
 ``proto/`` parse them as that message. Only the gRPC transport's two produce methods send them
 (:mod:`logsvc_client.transport.grpc`); every other request is a protobuf message.
+
+The broker reads every Produce request, from any client, with :func:`decode_produce_request`:
+parsed by protobuf and read batch by batch as ``bytes``, each batch was copied twice more on the
+broker's side, into fresh memory again. It reads what protobuf's parser reads (the same rules as
+:mod:`~logsvc_wire.fetch_response`'s decoder; the tests check the two against each other on
+valid, mutated and cut bytes), and hands each batch to the storage as a ``memoryview`` of the
+request, which lives until the batch is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from .protowire import LENGTH, UINT32_MAX, UINT64_MAX, VARINT, check_range, key, varint
+from .protowire import (
+    LENGTH,
+    UINT32_MAX,
+    UINT64_MAX,
+    VARINT,
+    check_range,
+    key,
+    read_key,
+    read_length,
+    read_varint,
+    skip_field,
+    varint,
+)
 
 # Fields, from proto/: ProduceRequest: topic = 1 (string), batches = 2 (PartitionBatch),
 # producer_id = 3 (uint64), producer_epoch = 4 (uint32); PartitionBatch: partition = 1 (uint32),
@@ -70,3 +91,79 @@ def encode_produce_request(
     if producer_epoch:
         parts += (_PRODUCER_EPOCH, varint(producer_epoch))
     return b"".join(parts)
+
+
+class PartitionBatch(NamedTuple):
+    """One batch of a Produce request (the proto's PartitionBatch), its bytes a view into the request."""
+
+    partition: int
+    batch: memoryview
+    base_sequence: int
+
+
+class ProduceRequest(NamedTuple):
+    """A Produce request as the broker reads it (the proto's ProduceRequest, the same field names)."""
+
+    topic: str
+    batches: list[PartitionBatch]
+    producer_id: int
+    producer_epoch: int
+
+
+# the keys as read
+_K_TOPIC, _K_BATCHES, _K_PRODUCER_ID, _K_PRODUCER_EPOCH = _TOPIC[0], _BATCHES[0], _PRODUCER_ID[0], _PRODUCER_EPOCH[0]
+_K_PARTITION, _K_BATCH, _K_BASE_SEQUENCE = _PARTITION[0], _BATCH[0], _BASE_SEQUENCE[0]
+
+
+def decode_produce_request(data: bytes) -> ProduceRequest:
+    """The ProduceRequest serialized in ``data``, each batch a ``memoryview`` into ``data``.
+
+    Raises ValueError where protobuf's parser raises DecodeError (see
+    :func:`~logsvc_wire.fetch_response.decode_fetch_response`), naming the byte offset.
+    """
+    view = memoryview(data)
+    topic = ""
+    batches: list[PartitionBatch] = []
+    producer_id = producer_epoch = 0
+    i, end = 0, len(data)
+    while i < end:
+        field, i = read_key(data, i, end)
+        if field == _K_BATCHES:
+            size, i = read_length(data, i, end)
+            batches.append(_partition_batch(data, view, i, i + size))
+            i += size
+        elif field == _K_TOPIC:
+            size, i = read_length(data, i, end)
+            try:
+                topic = str(view[i : i + size], "utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"ProduceRequest.topic at byte {i} is not valid UTF-8: {e.reason}") from None
+            i += size
+        elif field == _K_PRODUCER_ID:
+            producer_id, i = read_varint(data, i, end)
+        elif field == _K_PRODUCER_EPOCH:
+            value, i = read_varint(data, i, end)
+            producer_epoch = value & UINT32_MAX
+        else:
+            i = skip_field(data, field, i, end)
+    return ProduceRequest(topic, batches, producer_id, producer_epoch)
+
+
+def _partition_batch(data: bytes, view: memoryview, i: int, end: int) -> PartitionBatch:
+    partition = sequence = 0
+    batch = view[0:0]
+    while i < end:
+        field, i = read_key(data, i, end)
+        if field == _K_BATCH:
+            size, i = read_length(data, i, end)
+            batch = view[i : i + size]
+            i += size
+        elif field == _K_PARTITION:
+            value, i = read_varint(data, i, end)
+            partition = value & UINT32_MAX
+        elif field == _K_BASE_SEQUENCE:
+            value, i = read_varint(data, i, end)
+            sequence = value & UINT32_MAX
+        else:
+            i = skip_field(data, field, i, end)
+    return PartitionBatch(partition, batch, sequence)

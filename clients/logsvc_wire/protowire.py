@@ -17,6 +17,9 @@ UINT64_MAX = (1 << 64) - 1
 # wire types
 VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 MAX_VARINT_BYTES = 10
+#: a field's key is a varint of at most five bytes holding a 32-bit number (so field numbers are
+#: at most 2**29 - 1), as protobuf's parser reads it
+MAX_KEY_BYTES = 5
 
 #: varints of 0 - 127 are one byte: partitions and most lengths of the small numbers
 _SMALL = [bytes((i,)) for i in range(128)]
@@ -63,6 +66,17 @@ def read_varint(data: bytes, i: int, end: int) -> tuple[int, int]:
     raise ValueError(f"varint at byte {i} runs past the end of its message (byte {end})")
 
 
+def read_key(data: bytes, i: int, end: int) -> tuple[int, int]:
+    """The field key at ``i`` and the offset after it; ValueError unless it is a varint of at most
+    five bytes holding a 32-bit number."""
+    if i < end and data[i] < 0x80:
+        return data[i], i + 1
+    value, after = read_varint(data, i, end)
+    if after - i > MAX_KEY_BYTES or value > UINT32_MAX:
+        raise ValueError(f"field key at byte {i} is not a varint of a 32-bit number in at most {MAX_KEY_BYTES} bytes")
+    return value, after
+
+
 def read_length(data: bytes, i: int, end: int) -> tuple[int, int]:
     """A length-delimited field's length at ``i``, checked to fit before ``end``, and its start."""
     size, start = read_varint(data, i, end)
@@ -92,7 +106,7 @@ def skip_field(data: bytes, field_key: int, i: int, end: int) -> int:
         while True:  # up to the END_GROUP of the same field number, nested groups skipped whole
             if i >= end:
                 raise ValueError(f"group {number} is not closed before byte {end}")
-            inner, i = read_varint(data, i, end)
+            inner, i = read_key(data, i, end)
             if inner & 7 == END_GROUP:
                 if inner >> 3 != number:
                     raise ValueError(f"group {number} closed as group {inner >> 3} before byte {i}")

@@ -41,6 +41,7 @@ from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
 from logsvc_wire.partitioner import choose_partition
+from logsvc_wire.produce_request import ProduceRequest
 from logsvc_wire.record_check import MAX_TIMESTAMP_MS
 
 #: A Produce request of one uncompressed batch this large or smaller is checked on the event loop
@@ -187,12 +188,14 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
         self.coordinator.topics_changed(self.mono_ms())
         return meta
 
-    def _append(self, meta: TopicMeta, batches: Sequence[tuple[int, bytes]]) -> list[Appended]:
+    def _append(self, meta: TopicMeta, batches: Sequence[tuple[int, bytes | memoryview]]) -> list[Appended]:
         appended = self.store.append(meta.name, batches)
         self._count(meta.name, batches, appended)
         return appended
 
-    def _count(self, topic: str, batches: Sequence[tuple[int, bytes]], appended: Sequence[Appended]) -> None:
+    def _count(
+        self, topic: str, batches: Sequence[tuple[int, bytes | memoryview]], appended: Sequence[Appended]
+    ) -> None:
         """Count what was stored (duplicates are not) in the produce metrics."""
         records = size = 0
         for (_, data), a in zip(batches, appended, strict=True):
@@ -211,7 +214,7 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
             producer_id_expiration_ms=self.settings.producer_id_expiration_ms,
         )
 
-    async def Produce(self, request: pb.ProduceRequest, call: Call) -> pb.ProduceResponse:
+    async def Produce(self, request: ProduceRequest, call: Call) -> pb.ProduceResponse:
         """On the event loop: the batches are checked and queued to the storage writer (on the loop
         itself for one uncompressed batch of at most :data:`INLINE_PRODUCE_BYTES` to a known topic,
         else on the worker pool), and the call waits for the commit without holding a thread."""
@@ -224,11 +227,11 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
 
         # One small uncompressed batch to a known topic (a single record) is checked here; else on
         # the pool. Never request.ByteSize(): protobuf serializes the whole request to tell it.
-        batches: list[tuple[int, bytes]] | None = None
+        batches: list[tuple[int, bytes | memoryview]] | None = None
         inline = False
         if len(request.batches) == 1:
             first = request.batches[0]
-            batches = [(first.partition, first.batch)]  # the one copy of its bytes protobuf makes
+            batches = [(first.partition, first.batch)]  # a view into the request's bytes
             data = batches[0][1]
             inline = (
                 len(data) <= INLINE_PRODUCE_BYTES
@@ -255,10 +258,10 @@ class BrokerService(GroupRpcs, AccessRpcs, pb_grpc.BrokerServicer):
 
     def _start_produce(
         self,
-        request: pb.ProduceRequest,
+        request: ProduceRequest,
         on_done: Callable[[], None],
-        batches: list[tuple[int, bytes]] | None = None,
-    ) -> tuple[str, list[tuple[int, bytes]], PendingAppend]:
+        batches: list[tuple[int, bytes | memoryview]] | None = None,
+    ) -> tuple[str, list[tuple[int, bytes | memoryview]], PendingAppend]:
         """Check a Produce request's batches (``batches``: its ``(partition, batch)`` pairs when
         already read out of it) and queue them; ``on_done`` once they are committed."""
         meta = self._topic_for_produce(request.topic)

@@ -141,7 +141,7 @@ class Store(abc.ABC):
     def append(
         self,
         topic: str,
-        batches: Sequence[tuple[int, bytes]],
+        batches: Sequence[tuple[int, bytes | memoryview]],
         *,
         producer_id: int = 0,
         producer_epoch: int = 0,
@@ -165,7 +165,7 @@ class Store(abc.ABC):
     def start_append(
         self,
         topic: str,
-        batches: Sequence[tuple[int, bytes]],
+        batches: Sequence[tuple[int, bytes | memoryview]],
         on_done: Callable[[], None],
         *,
         producer_id: int = 0,

@@ -206,7 +206,7 @@ class LmdbStore(Store):
     def append(
         self,
         topic: str,
-        batches: Sequence[tuple[int, bytes]],
+        batches: Sequence[tuple[int, bytes | memoryview]],
         *,
         producer_id: int = 0,
         producer_epoch: int = 0,
@@ -221,7 +221,7 @@ class LmdbStore(Store):
     def start_append(
         self,
         topic: str,
-        batches: Sequence[tuple[int, bytes]],
+        batches: Sequence[tuple[int, bytes | memoryview]],
         on_done: Callable[[], None],
         *,
         producer_id: int = 0,
@@ -243,7 +243,7 @@ class LmdbStore(Store):
     def _append_op(
         self,
         topic: str,
-        batches: Sequence[tuple[int, bytes]],
+        batches: Sequence[tuple[int, bytes | memoryview]],
         producer_id: int,
         producer_epoch: int,
         sequences: Sequence[int] | None,

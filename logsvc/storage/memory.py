@@ -134,7 +134,7 @@ class MemoryStore(Store):
     def append(
         self,
         topic: str,
-        batches: Sequence[tuple[int, bytes]],
+        batches: Sequence[tuple[int, bytes | memoryview]],
         *,
         producer_id: int = 0,
         producer_epoch: int = 0,
@@ -171,7 +171,7 @@ class MemoryStore(Store):
         parts: list[_Partition],
         producer: tuple[int, int],
         seqs: list[int],
-        batches: Sequence[tuple[int, bytes]],
+        batches: Sequence[tuple[int, bytes | memoryview]],
         headers: list[BatchHeader],
         append_time: int,
     ) -> list[producers.BatchEntry | None]:

@@ -168,7 +168,7 @@ class Append(Op):
     def __init__(
         self,
         topic: str,
-        items: list[tuple[int, bytes, BatchHeader]],
+        items: list[tuple[int, bytes | memoryview, BatchHeader]],
         producer: tuple[int, int] | None = None,
         sequences: list[int] | None = None,
     ) -> None:

@@ -99,7 +99,7 @@ def check_size(meta: TopicMeta, partition: int, size: int) -> None:
         )
 
 
-def check_batch(meta: TopicMeta, partition: int, data: bytes, records: bool = True) -> BatchHeader:
+def check_batch(meta: TopicMeta, partition: int, data: bytes | memoryview, records: bool = True) -> BatchHeader:
     """Partition range, size limit, then the batch itself against the specification (header, CRC,
     counts, every record; a compressed payload inflated under the topic's
     max_uncompressed_batch_bytes); its header. ``records=False`` (the broker setting

@@ -1,7 +1,10 @@
-"""The producer's ProduceRequest bytes (logsvc_wire.produce_request) are protobuf's, byte for byte.
+"""The producer's ProduceRequest bytes (logsvc_wire.produce_request) are protobuf's, byte for byte,
+and the broker reads any client's as protobuf reads them.
 
 The gRPC transport sends the requests this module writes instead of serializing a protobuf
-message; the broker, and any client written from proto/, must read them as the same message.
+message; the broker, and any client written from proto/, must read them as the same message. The
+broker reads every Produce request with decode_produce_request: where protobuf parses the bytes,
+the values must be equal; where protobuf refuses them, so must the decoder, with ValueError.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from google.protobuf.message import DecodeError
 
 from logsvc_wire._proto import logsvc_pb2 as pb
-from logsvc_wire.produce_request import encode_produce_request
+from logsvc_wire.produce_request import decode_produce_request, encode_produce_request
 from logsvc_wire.protowire import varint
 
 U32 = (1 << 32) - 1
@@ -111,3 +115,88 @@ def test_values_protobuf_refuses_are_refused(case: tuple) -> None:
 def test_a_topic_that_is_not_text_is_refused() -> None:
     with pytest.raises(ValueError, match="surrogates not allowed"):
         encode_produce_request("t\udc80", [(0, b"x")])
+
+
+def by_protobuf(data: bytes) -> tuple[object, ...]:
+    message = pb.ProduceRequest.FromString(data)
+    batches = [(b.partition, b.batch, b.base_sequence) for b in message.batches]
+    return message.topic, batches, message.producer_id, message.producer_epoch
+
+
+def by_decoder(data: bytes) -> tuple[object, ...]:
+    request = decode_produce_request(data)
+    batches = [(b.partition, bytes(b.batch), b.base_sequence) for b in request.batches]
+    return request.topic, batches, request.producer_id, request.producer_epoch
+
+
+def outcome(read, data: bytes):  # type: ignore[no-untyped-def]
+    """What ``read`` makes of ``data``: its values, or "refused"."""
+    try:
+        return read(data)
+    except (DecodeError, ValueError):
+        return "refused"
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_the_broker_reads_each_request_as_protobuf_does(case: tuple) -> None:
+    data = encode_produce_request(*case)
+    assert by_decoder(data) == by_protobuf(data)
+
+
+def test_the_broker_reads_batches_as_views_into_the_request() -> None:
+    data = encode_produce_request("t", [(0, b"first"), (3, b"second")], 7, 1, [0, 1])
+    request = decode_produce_request(data)
+    assert [type(b.batch) for b in request.batches] == [memoryview, memoryview]
+    assert all(b.batch.obj is data for b in request.batches)
+
+
+def test_requests_cut_short_or_mutated_are_read_or_refused_as_protobuf_does() -> None:
+    data = encode_produce_request("orders", [(3, b"a" * 20), (0, b""), (U32, b"b" * 150)], U64, 9, [1, 0, U32])
+    for cut in range(len(data)):
+        assert outcome(by_decoder, data[:cut]) == outcome(by_protobuf, data[:cut])
+    rng = random.Random(5)
+    for _ in range(3000):
+        mutated = bytearray(data)
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(mutated) + 1)
+            kind = rng.randrange(3)
+            if kind == 0 and at < len(mutated):
+                mutated[at] = rng.randrange(256)
+            elif kind == 1:
+                mutated[at:at] = bytes([rng.randrange(256)])
+            else:
+                del mutated[at : at + rng.randrange(1, 4)]
+        assert outcome(by_decoder, bytes(mutated)) == outcome(by_protobuf, bytes(mutated)), bytes(mutated).hex()
+
+
+def field(number: int, wire: int, payload: bytes) -> bytes:
+    """One field: its key, then ``payload`` (a length-delimited field's length is added here)."""
+    return varint(number << 3 | wire) + (varint(len(payload)) + payload if wire == 2 else payload)
+
+
+BATCH = field(1, 0, varint(8)) + field(2, 2, b"x") + field(3, 0, varint(5))
+UNUSUAL = {
+    "fields in reverse order": field(4, 0, varint(3))
+    + field(3, 0, varint(6))
+    + field(2, 2, field(3, 0, varint(5)) + field(2, 2, b"x") + field(1, 0, varint(8)))
+    + field(1, 2, b"t"),
+    "unknown fields and groups": field(7, 2, b"")
+    + field(1, 2, b"t")
+    + field(9, 5, b"1234")
+    + field(11, 3, field(1, 0, varint(0)) + field(12, 3, b"") + field(12, 4, b""))
+    + field(11, 4, b"")
+    + field(2, 2, field(10, 1, b"12345678") + BATCH),
+    "a padded five-byte key": b"\x8a\x80\x80\x80\x00" + b"\x01t",
+    "a six-byte key": b"\x8a\x80\x80\x80\x80\x00" + b"\x01t",
+    "field number 2**29": varint(1 << 32) + b"\x00",
+    "the largest field number": varint((1 << 29) - 1 << 3) + b"\x00" + field(1, 2, b"t"),
+    "sequence and epoch holding more than 32 bits": field(4, 0, varint((1 << 40) + 3))
+    + field(2, 2, field(3, 0, varint((1 << 36) + 9))),
+    "a batch running past its request": field(2, 2, BATCH)[:-1],
+    "a topic that is not UTF-8": field(1, 2, b"\xc3("),
+}
+
+
+@pytest.mark.parametrize("data", UNUSUAL.values(), ids=UNUSUAL.keys())
+def test_unusual_requests_are_read_or_refused_as_protobuf_does(data: bytes) -> None:
+    assert outcome(by_decoder, data) == outcome(by_protobuf, data)

@@ -18,6 +18,7 @@ from logsvc.server.fetch_answer import FetchAnswer
 from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
+from logsvc_wire.produce_request import decode_produce_request
 from tests.conftest import BrokerProcess, broker_settings, cli_env
 
 QUOTA = 500_000  # bytes per second
@@ -73,7 +74,7 @@ def test_quotas_count_the_bytes_of_record_batches_not_of_the_protobuf_around_the
     produce = pb.ProduceRequest(
         topic="orders", batches=[pb.PartitionBatch(partition=p, batch=b"x" * 100) for p in range(3)]
     )
-    assert produced_bytes(produce) == 300
+    assert produced_bytes(decode_produce_request(produce.SerializeToString())) == 300  # as the broker reads it
     records = pb.ProduceRecordsRequest(
         topic="orders",
         records=[
