@@ -34,7 +34,9 @@ from .protowire import (
     key,
     read_key,
     read_length,
+    read_text,
     read_varint,
+    read_view,
     skip_field,
     varint,
 )
@@ -166,12 +168,7 @@ def _partition_data(data: bytes, view: memoryview, i: int, end: int) -> Partitio
         elif field == _NEXT:
             next_offset, i = read_varint(data, i, end)
         elif field == _TOPIC:
-            size, i = read_length(data, i, end)
-            try:
-                topic = str(view[i : i + size], "utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"PartitionData.topic at byte {i} is not valid UTF-8: {e.reason}") from None
-            i += size
+            topic, i = read_text(data, view, i, end, "PartitionData.topic")
         else:
             i = skip_field(data, field, i, end)
     return PartitionData(topic, partition, log_start, next_offset, batches)
@@ -183,9 +180,7 @@ def _stored_batch(data: bytes, view: memoryview, i: int, end: int) -> Batch:
     while i < end:
         field, i = read_key(data, i, end)
         if field == _BATCH:
-            size, i = read_length(data, i, end)
-            batch = view[i : i + size]
-            i += size
+            batch, i = read_view(data, view, i, end)
         elif field == _BASE_OFFSET:
             base, i = read_varint(data, i, end)
         else:

@@ -40,7 +40,9 @@ from .protowire import (
     key,
     read_key,
     read_length,
+    read_text,
     read_varint,
+    read_view,
     skip_field,
     varint,
 )
@@ -133,12 +135,7 @@ def decode_produce_request(data: bytes) -> ProduceRequest:
             batches.append(_partition_batch(data, view, i, i + size))
             i += size
         elif field == _K_TOPIC:
-            size, i = read_length(data, i, end)
-            try:
-                topic = str(view[i : i + size], "utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"ProduceRequest.topic at byte {i} is not valid UTF-8: {e.reason}") from None
-            i += size
+            topic, i = read_text(data, view, i, end, "ProduceRequest.topic")
         elif field == _K_PRODUCER_ID:
             producer_id, i = read_varint(data, i, end)
         elif field == _K_PRODUCER_EPOCH:
@@ -155,9 +152,7 @@ def _partition_batch(data: bytes, view: memoryview, i: int, end: int) -> Partiti
     while i < end:
         field, i = read_key(data, i, end)
         if field == _K_BATCH:
-            size, i = read_length(data, i, end)
-            batch = view[i : i + size]
-            i += size
+            batch, i = read_view(data, view, i, end)
         elif field == _K_PARTITION:
             value, i = read_varint(data, i, end)
             partition = value & UINT32_MAX

@@ -113,3 +113,21 @@ def skip_field(data: bytes, field_key: int, i: int, end: int) -> int:
                 return i
             i = skip_field(data, inner, i, end)
     raise ValueError(f"wire type {wire} of field {number} before byte {i} is not a protobuf wire type")
+
+
+def read_text(data: bytes, view: memoryview, i: int, end: int, name: str) -> tuple[str, int]:
+    """The string field (length-delimited, strict UTF-8, as protobuf requires of ``string``) at
+    ``i`` of ``data`` (``view`` is ``memoryview(data)``) and the offset after it; ``name`` says
+    which field, for the ValueError."""
+    size, start = read_length(data, i, end)
+    try:
+        return str(view[start : start + size], "utf-8"), start + size
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{name} at byte {start} is not valid UTF-8: {e.reason}") from None
+
+
+def read_view(data: bytes, view: memoryview, i: int, end: int) -> tuple[memoryview, int]:
+    """The bytes field at ``i`` of ``data`` as a slice of ``view`` (``memoryview(data)``, no copy)
+    and the offset after it."""
+    size, start = read_length(data, i, end)
+    return view[start : start + size], start + size
