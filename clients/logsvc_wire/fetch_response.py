@@ -35,6 +35,7 @@ from .protowire import (
     read_key,
     read_length,
     read_text,
+    read_uint32,
     read_varint,
     read_view,
     skip_field,
@@ -143,8 +144,7 @@ def decode_fetch_response(data: bytes) -> FetchResponse:
             partitions.append(_partition_data(data, view, i, i + size))
             i += size
         elif field == _THROTTLE:
-            value, i = read_varint(data, i, end)
-            throttle = value & UINT32_MAX
+            throttle, i = read_uint32(data, i, end)
         else:
             i = skip_field(data, field, i, end)
     return FetchResponse(partitions, throttle)
@@ -161,8 +161,7 @@ def _partition_data(data: bytes, view: memoryview, i: int, end: int) -> Partitio
             batches.append(_stored_batch(data, view, i, i + size))
             i += size
         elif field == _PARTITION:
-            value, i = read_varint(data, i, end)
-            partition = value & UINT32_MAX
+            partition, i = read_uint32(data, i, end)
         elif field == _LOG_START:
             log_start, i = read_varint(data, i, end)
         elif field == _NEXT:

@@ -41,6 +41,7 @@ from .protowire import (
     read_key,
     read_length,
     read_text,
+    read_uint32,
     read_varint,
     read_view,
     skip_field,
@@ -50,13 +51,12 @@ from .protowire import (
 # Fields, from proto/: ProduceRequest: topic = 1 (string), batches = 2 (PartitionBatch),
 # producer_id = 3 (uint64), producer_epoch = 4 (uint32); PartitionBatch: partition = 1 (uint32),
 # batch = 2 (bytes), base_sequence = 3 (uint32).
-_TOPIC = bytes((key(1, LENGTH),))
-_BATCHES = bytes((key(2, LENGTH),))
-_PRODUCER_ID = bytes((key(3, VARINT),))
-_PRODUCER_EPOCH = bytes((key(4, VARINT),))
-_PARTITION = bytes((key(1, VARINT),))
-_BATCH = bytes((key(2, LENGTH),))
-_BASE_SEQUENCE = bytes((key(3, VARINT),))
+_TOPIC, _BATCHES, _PRODUCER_ID, _PRODUCER_EPOCH = key(1, LENGTH), key(2, LENGTH), key(3, VARINT), key(4, VARINT)
+_PARTITION, _BATCH, _BASE_SEQUENCE = key(1, VARINT), key(2, LENGTH), key(3, VARINT)
+# the same keys as written
+_W_TOPIC, _W_BATCHES, _W_PRODUCER_ID, _W_PRODUCER_EPOCH, _W_PARTITION, _W_BATCH, _W_BASE_SEQUENCE = (
+    varint(k) for k in (_TOPIC, _BATCHES, _PRODUCER_ID, _PRODUCER_EPOCH, _PARTITION, _BATCH, _BASE_SEQUENCE)
+)
 
 
 def encode_produce_request(
@@ -78,20 +78,20 @@ def encode_produce_request(
     parts: list[bytes] = []
     name = topic.encode()
     if name:
-        parts += (_TOPIC, varint(len(name)), name)
+        parts += (_W_TOPIC, varint(len(name)), name)
     for i, (partition, batch) in enumerate(batches):
         sequence = sequences[i] if sequences is not None else 0
         check_range(partition, UINT32_MAX, "partition")
         check_range(sequence, UINT32_MAX, "base_sequence")
-        head = _PARTITION + varint(partition) if partition else b""
-        tail = _BASE_SEQUENCE + varint(sequence) if sequence else b""
+        head = _W_PARTITION + varint(partition) if partition else b""
+        tail = _W_BASE_SEQUENCE + varint(sequence) if sequence else b""
         size = len(batch)
-        body = _BATCH + varint(size) if size else b""
-        parts += (_BATCHES, varint(len(head) + len(body) + size + len(tail)), head, body, batch, tail)
+        body = _W_BATCH + varint(size) if size else b""
+        parts += (_W_BATCHES, varint(len(head) + len(body) + size + len(tail)), head, body, batch, tail)
     if producer_id:
-        parts += (_PRODUCER_ID, varint(producer_id))
+        parts += (_W_PRODUCER_ID, varint(producer_id))
     if producer_epoch:
-        parts += (_PRODUCER_EPOCH, varint(producer_epoch))
+        parts += (_W_PRODUCER_EPOCH, varint(producer_epoch))
     return b"".join(parts)
 
 
@@ -112,11 +112,6 @@ class ProduceRequest(NamedTuple):
     producer_epoch: int
 
 
-# the keys as read
-_K_TOPIC, _K_BATCHES, _K_PRODUCER_ID, _K_PRODUCER_EPOCH = _TOPIC[0], _BATCHES[0], _PRODUCER_ID[0], _PRODUCER_EPOCH[0]
-_K_PARTITION, _K_BATCH, _K_BASE_SEQUENCE = _PARTITION[0], _BATCH[0], _BASE_SEQUENCE[0]
-
-
 def decode_produce_request(data: bytes) -> ProduceRequest:
     """The ProduceRequest serialized in ``data``, each batch a ``memoryview`` into ``data``.
 
@@ -130,17 +125,16 @@ def decode_produce_request(data: bytes) -> ProduceRequest:
     i, end = 0, len(data)
     while i < end:
         field, i = read_key(data, i, end)
-        if field == _K_BATCHES:
+        if field == _BATCHES:
             size, i = read_length(data, i, end)
             batches.append(_partition_batch(data, view, i, i + size))
             i += size
-        elif field == _K_TOPIC:
+        elif field == _TOPIC:
             topic, i = read_text(data, view, i, end, "ProduceRequest.topic")
-        elif field == _K_PRODUCER_ID:
+        elif field == _PRODUCER_ID:
             producer_id, i = read_varint(data, i, end)
-        elif field == _K_PRODUCER_EPOCH:
-            value, i = read_varint(data, i, end)
-            producer_epoch = value & UINT32_MAX
+        elif field == _PRODUCER_EPOCH:
+            producer_epoch, i = read_uint32(data, i, end)
         else:
             i = skip_field(data, field, i, end)
     return ProduceRequest(topic, batches, producer_id, producer_epoch)
@@ -151,14 +145,12 @@ def _partition_batch(data: bytes, view: memoryview, i: int, end: int) -> Partiti
     batch = view[0:0]
     while i < end:
         field, i = read_key(data, i, end)
-        if field == _K_BATCH:
+        if field == _BATCH:
             batch, i = read_view(data, view, i, end)
-        elif field == _K_PARTITION:
-            value, i = read_varint(data, i, end)
-            partition = value & UINT32_MAX
-        elif field == _K_BASE_SEQUENCE:
-            value, i = read_varint(data, i, end)
-            sequence = value & UINT32_MAX
+        elif field == _PARTITION:
+            partition, i = read_uint32(data, i, end)
+        elif field == _BASE_SEQUENCE:
+            sequence, i = read_uint32(data, i, end)
         else:
             i = skip_field(data, field, i, end)
     return PartitionBatch(partition, batch, sequence)

@@ -66,6 +66,13 @@ def read_varint(data: bytes, i: int, end: int) -> tuple[int, int]:
     raise ValueError(f"varint at byte {i} runs past the end of its message (byte {end})")
 
 
+def read_uint32(data: bytes, i: int, end: int) -> tuple[int, int]:
+    """A ``uint32`` field's varint at ``i``: its low 32 bits (as protobuf keeps of a longer one) and
+    the offset after it."""
+    value, after = read_varint(data, i, end)
+    return value & UINT32_MAX, after
+
+
 def read_key(data: bytes, i: int, end: int) -> tuple[int, int]:
     """The field key at ``i`` and the offset after it; ValueError unless it is a varint of at most
     five bytes holding a 32-bit number."""
