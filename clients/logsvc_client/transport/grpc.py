@@ -20,7 +20,6 @@ import grpc
 
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
-from logsvc_wire.fetch_response import decode_fetch_response
 from logsvc_wire.produce_request import encode_produce_request
 
 from ..errors import InternalError, InvalidRequest, LogsvcError
@@ -29,7 +28,7 @@ from ..records import TopicPartition
 from ..security import Security
 from . import channel
 from .base import FetchedPartition, GroupAnswer, ProduceCallback, Transport
-from .grpc_admin import GrpcAdminCalls, offsets_request
+from .grpc_admin import GrpcAdminCalls, fetched_partitions, offsets_request
 from .messages import build
 from .produce_stream import ProduceStream
 from .retry import RetryPolicy
@@ -80,15 +79,6 @@ class GrpcFetch:
 
     def result(self) -> list[FetchedPartition]:
         return fetched_partitions(channel.result_of(self._future))
-
-
-def fetched_partitions(answer: bytes) -> list[FetchedPartition]:
-    """A Fetch answer's partitions, read from its bytes (a FetchResponse the broker sent)."""
-    try:
-        response = decode_fetch_response(answer)
-    except ValueError as e:
-        raise InternalError(f"the broker's Fetch answer is not a valid FetchResponse: {e}") from None
-    return [FetchedPartition(*pd) for pd in response.partitions]
 
 
 class GrpcTransport(GrpcAdminCalls):

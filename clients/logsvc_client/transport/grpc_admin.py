@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire.fetch_response import decode_fetch_response
 
 from ..acls import Acl, AclFilter, Quota, Quotas
-from ..errors import InvalidRequest
+from ..errors import InternalError, InvalidRequest
 from ..group.descriptions import GroupDescription, GroupSummary, ResetResult, reset_from_pb
 from ..group.descriptions import description_from_pb as group_description_from_pb
 from ..group.descriptions import summary_from_pb as group_summary_from_pb
@@ -67,10 +68,22 @@ _RESET_SPECS = {
 }
 
 
+def fetched_partitions(answer: bytes) -> list[FetchedPartition]:
+    """A Fetch answer's partitions, read from its bytes (a FetchResponse the broker sent), each
+    batch a view into them."""
+    try:
+        response = decode_fetch_response(answer)
+    except ValueError as e:
+        raise InternalError(f"the broker's Fetch answer is not a valid FetchResponse: {e}") from None
+    return [FetchedPartition(*pd) for pd in response.partitions]
+
+
 class GrpcAdminCalls:
-    """The admin part of the contract over ``self.stub`` (set by :class:`GrpcTransport`)."""
+    """The admin part of the contract over ``self.stub`` (set by :class:`GrpcTransport`), and its
+    ``_fetch`` (Fetch answering with its bytes)."""
 
     stub: Any
+    _fetch: Any
     _timeout_s: float
     _retry: RetryPolicy
 
@@ -82,10 +95,9 @@ class GrpcAdminCalls:
             partitions=[build(pb.FetchPartition, topic=topic, partition=partition, offset=offset)],
             max_bytes=max_bytes,
         )
-        pd = channel.call_with_retry(self.stub.Fetch, request, self._retry).partitions[0]
-        return FetchedPartition(
-            pd.topic, pd.partition, pd.log_start_offset, pd.next_offset, [(b.base_offset, b.batch) for b in pd.batches]
-        )
+        pd = fetched_partitions(channel.call_with_retry(self._fetch, request, self._retry))[0]
+        # bytes of their own: a tool may keep a batch long after the rest of the answer
+        return pd._replace(batches=[(base, bytes(data)) for base, data in pd.batches])
 
     def create_topic(self, name: str, partitions: int, config: Mapping[str, str]) -> TopicDescription:
         request = build(pb.CreateTopicRequest, name=name, partitions=partitions, config=dict(config))
