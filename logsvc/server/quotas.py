@@ -1,6 +1,6 @@
 """Kafka-style quotas: how long to hold a principal's response back so that the bytes it produces
 and fetches stay within its bytes-per-second quota. The door counts a Produce's batch bytes and a
-Fetch's returned batch bytes (:func:`logsvc.server.calls.produced_bytes`, ``fetched_bytes``).
+Fetch's returned batch bytes (:func:`produced_bytes`, :func:`fetched_bytes`).
 
 Pure and clock-injected: :class:`Quotas` decides, the server sleeps (``await asyncio.sleep(delay)``)
 before it answers and reports the delay as ``throttle_time_ms``. Nothing is ever refused.
@@ -45,7 +45,10 @@ from types import MappingProxyType
 from typing import Literal
 
 from logsvc.acl import QuotaOverride
+from logsvc.server.fetch_answer import FetchAnswer
 from logsvc.settings import Settings
+from logsvc_wire._proto import logsvc_pb2 as pb
+from logsvc_wire.produce_request import ProduceRequest
 
 Kind = Literal["produce", "fetch"]
 PRODUCE: Kind = "produce"
@@ -201,3 +204,19 @@ class Quotas:
 def throttle_time_ms(delay_s: float) -> int:
     """``throttle_time_ms`` of a response held back ``delay_s`` seconds (to the nearest ms)."""
     return max(0, round(delay_s * 1000))
+
+
+def produced_bytes(request: ProduceRequest | pb.ProduceRecordsRequest) -> int:
+    """What a produce counts against its principal's quota: the bytes of its batches (ProduceRecords:
+    of its records' keys, values and headers). Never ``ByteSize()``, which serializes the whole
+    message on the loop to tell (3.7 ms for 2.4 MB)."""
+    if isinstance(request, ProduceRequest):
+        return sum(len(b.batch) for b in request.batches)
+    return sum(
+        len(r.key) + len(r.value) + sum(len(h.name.encode()) + len(h.value) for h in r.headers) for r in request.records
+    )
+
+
+def fetched_bytes(response: FetchAnswer) -> int:
+    """What a fetch counts against its principal's quota: the bytes of the batches it returns."""
+    return response.batch_bytes

@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from logsvc.server.app import create_server
-from logsvc.server.calls import fetched_bytes, produced_bytes
 from logsvc.server.fetch_answer import FetchAnswer
+from logsvc.server.quotas import fetched_bytes, produced_bytes
 from logsvc_wire import batch as codec
 from logsvc_wire._proto import logsvc_pb2 as pb
 from logsvc_wire._proto import logsvc_pb2_grpc as pb_grpc
