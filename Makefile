@@ -60,17 +60,21 @@ proto-check: proto
 	git diff --exit-code -- clients/logsvc_wire/_proto
 	test -z "$$(git status --porcelain --untracked-files=all -- clients/logsvc_wire/_proto)"
 
-# PAGE_CACHE=full: fill the page cache first, as a long-running broker's machine has it (bench/page_cache.py)
-PAGE_CACHE ?= as-found
-# CPUS=split: the benchmark on one half of the CPUs, the brokers it starts on the other (bench/cpus.py)
-CPUS ?= shared
+# PAGE_CACHE=full: fill the page cache first, as a long-running broker's machine has it (bench/page_cache.py);
+# PAGE_CACHE=as-found: the machine as it is. Default: as-found for bench, full for bench-long.
+PAGE_CACHE ?=
+# CPUS=split: the benchmark on one half of the CPUs, the brokers it starts on the other (bench/cpus.py);
+# CPUS=shared: wherever the scheduler puts them. Default: shared for bench, split for bench-long.
+CPUS ?=
+BENCH_STATE = $(if $(PAGE_CACHE),--page-cache $(PAGE_CACHE)) $(if $(CPUS),--cpus $(CPUS))
 
 bench: $(STAMP)
-	$(BIN)/python bench/produce_fetch.py --page-cache $(PAGE_CACHE) --cpus $(CPUS)
+	$(BIN)/python bench/produce_fetch.py $(BENCH_STATE)
 
-# 50 M records: produce and fetch rates per 5 M records, the broker's restart time (takes minutes)
+# 50 M records: produce and fetch rates per 5 M records, the broker's restart time (takes minutes);
+# in the steady state unless PAGE_CACHE=as-found CPUS=shared
 bench-long: $(STAMP)
-	$(BIN)/python bench/produce_fetch.py --records 50000000 --page-cache $(PAGE_CACHE) --cpus $(CPUS)
+	$(BIN)/python bench/produce_fetch.py --records 50000000 $(BENCH_STATE)
 
 # one acknowledged single-record produce against its floors (fsync'd LMDB commit, an empty RPC)
 bench-latency: $(STAMP)

@@ -1,7 +1,7 @@
 """Which CPUs a benchmark and the brokers it starts run on (``--cpus``).
 
-- ``shared`` (the default): wherever the kernel's scheduler puts each thread, as an application
-  and a broker on one machine run.
+- ``shared`` (the default, but for the long run of :mod:`produce_fetch`): wherever the kernel's
+  scheduler puts each thread, as an application and a broker on one machine run.
 - ``split``: the benchmark process on the first half of the CPUs it may use and every broker it
   starts (the paired rounds' new brokers and the restarted one included) on the other half; on a
   2-core machine one core each, as a client and a broker on two machines. Every thread of a process

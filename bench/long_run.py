@@ -15,14 +15,21 @@ cpus=shared|split server=logsvc:own|logsvc:given broker_cpu_s_per_m=X raw_lmdb_r
 raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%`` (``restart_s``, ``broker_cpu_s_per_m`` and
 the four ``*_first_window`` / ``*_last_window`` CPU fields left out with ``--server``).
 
-Before the first window, the broker, the producer and the consumer are warmed up with one window
-into another topic, produced and read back untimed, so that what a new process or client pays once
-(its heap growing, connections, first transactions) is not taken for the cost of a short log; the
-new brokers of the paired rounds below are warmed up the same way. In a run without it, on a
-machine in a steady memory state (``--page-cache full``), the last window produced 12 % and read
-11 % faster than the first, while the least-squares trends were +1.9 % and -7.3 %. The consume's
-first poll is not timed either (finding the offsets and the first round trip, which every later
-window has behind it): the first window starts at the records it returned.
+Before the first window, the broker, the producer and the consumer are warmed up: windows are
+produced into another topic until ``--warm-up-seconds`` (5 by default, one window at least) have
+passed, and read back, untimed, so that what a new process or client pays once (its heap growing,
+connections, first transactions) is not taken for the cost of a short log; the new brokers of the
+paired rounds below are warmed up the same way. In a run without it, on a machine in a steady
+memory state (``--page-cache full``), the last window produced 12 % and read 11 % faster than the
+first, while the least-squares trends were +1.9 % and -7.3 %. A single window was not enough either:
+it takes a fraction of a second, and a new producing process's memory allocator takes seconds to
+settle. Until glibc's thresholds have grown to the size of a Produce request, each request's
+megabytes (the request gRPC copies, and its ``b"".join``) are mapped fresh and handed back, and
+touching them again faults: in ad-hoc runs the producing client took 11,800 - 19,300 minor page
+faults per million records for the first one to three windows after a one-window warm-up, and
+1,500 - 2,700 after, and in three of seven runs that decided the first window. The consume's first
+poll is not timed either (finding the offsets and the first round trip, which every later window
+has behind it): the first window starts at the records it returned.
 
 After each produce window, a million of the same records are written fsync'd straight into raw
 LMDB at that window's batches per commit (:mod:`raw_lmdb`, kept on disk until the run ends): the
@@ -43,7 +50,7 @@ window to the next in a steady memory state, and the read rate with it). Then ``
 by default, not with ``--server``) put the end against the start in the same minutes, so that the
 machine's drift over the run cannot pass for an effect of the log's size: one more window produced
 into the full log and read back from its end, and one window produced into an empty topic of a new
-broker (warmed up first with a window into another topic) and read back, in alternating order, each
+broker (warmed up first as the long run's broker was) and read back, in alternating order, each
 timed window by a new Producer and read by a new Consumer. ``produce_rps_full_log``,
 ``produce_rps_empty_log``, ``fetch_rps_full_log`` and ``fetch_rps_empty_log`` are the medians of the
 rates; ``produce_full_vs_empty`` and ``fetch_full_vs_empty`` the median of each round's
@@ -82,7 +89,7 @@ from workload import (
 
 from logsvc_client import Admin, Consumer, Producer
 
-#: the first key of the long run's warm-up window (its keys are not the long run's)
+#: the first key of the long run's warm-up windows (its keys are not the long run's)
 WARM_UP_KEYS = 1_000_000_000
 
 
@@ -113,7 +120,7 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
     total_s = 0.0
     floor_batches = raw_batches(args, key_block(0, RAW_DISTINCT_BATCHES * step), values)
     with Producer(address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
-        produce_window(producer, warm_up, args.records + WARM_UP_KEYS, window, step, values)  # not timed
+        warmed_up = produce_warm_up(producer, warm_up, args.records + WARM_UP_KEYS, args, values)
         for w in range(0, args.records, window):
             n = min(window, args.records - w)
             window_times = cpu_times(own.pid) if own else (0.0, 0.0)
@@ -142,10 +149,10 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
     commits, batches = after[0] - counts[0], after[1] - counts[1]
     fetch_rates: list[float] = []
     with Consumer(address) as consumer:
-        consumer.assign_topic(warm_up)  # not timed: read the warm-up window back first
+        consumer.assign_topic(warm_up)  # not timed: read the warm-up windows back first
         consumer.seek_to_beginning()
         warmed = 0
-        while warmed < window:
+        while warmed < warmed_up:
             warmed += len(consumer.poll(timeout_ms=5000))
         consumer.assign_topic(topic)
         consumer.seek_to_beginning()
@@ -198,6 +205,17 @@ class Timed(NamedTuple):
 
     seconds: float
     client_cpu_s: float
+
+
+def produce_warm_up(producer: Producer, topic: str, first: int, args: argparse.Namespace, values: list[bytes]) -> int:
+    """Produce windows into ``topic`` (keys from ``first``), untimed, until ``--warm-up-seconds``
+    have passed, one window at least; the records produced, also said on stderr."""
+    started, n = time.perf_counter(), 0
+    while n == 0 or time.perf_counter() - started < args.warm_up_seconds:
+        produce_window(producer, topic, first + n, args.window_records, args.batch_records, values)
+        n += args.window_records
+    print(f"warm-up: {n:,} records into {topic} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return n
 
 
 def produce_window(producer: Producer, topic: str, first: int, n: int, step: int, values: list[bytes]) -> Timed:
@@ -305,17 +323,18 @@ def pair_full_with_empty(
     alike: ``--pairs`` rounds, each producing one window more into the long run's log (the end: a
     log of ``--records`` and more) and one window into an empty topic of a new broker (the start),
     the two in alternating order, each followed by reading that window back (the newest records of
-    each log). The new broker has the long run's flags; it is warmed up first with one window into
-    another topic, untimed, so that what a new process pays once (its heap growing, first
-    transactions) is not taken for the cost of a short log, as it would not be on a broker that has
-    been serving for a while when a topic is created. It is stopped after its round, and its data
-    directory stays in ``kept`` until the run ends. Removing it would hand its page cache back just
-    before the next round, and on a VM that returns free memory to its host, writing into pages freed
-    a moment before costs a fraction of writing into pages the host must back again (see the README).
-    A full-log round that came next used them for its timed window, an empty-log round for its
-    untimed warm-up: the full log came out 12 - 31 % faster in the median of each of eight runs
-    that removed them. Each side's timed window has a new Producer: when the empty side reused the
-    one that had warmed it up, the full log came out 21 % slower in a run with ``--page-cache full``.
+    each log). The new broker has the long run's flags; it is warmed up first as the long run's
+    broker was (:func:`produce_warm_up`, into another topic), so that what a new process pays once
+    (its heap growing, first transactions) is not taken for the cost of a short log, as it would not
+    be on a broker that has been serving for a while when a topic is created. It is stopped after
+    its round, and its data directory stays in ``kept`` until the run ends. Removing it would hand
+    its page cache back just before the next round, and on a VM that returns free memory to its
+    host, writing into pages freed a moment before costs a fraction of writing into pages the host
+    must back again (see the README). A full-log round that came next used them for its timed
+    window, an empty-log round for its untimed warm-up: the full log came out 12 - 31 % faster in
+    the median of each of eight runs that removed them. Each side's timed window has a new Producer:
+    when the empty side reused the one that had warmed it up, the full log came out 21 % slower in a
+    run with ``--page-cache full``.
     Each pair's line on stderr gives both brokers' CPU per million records of the timed window."""
     window, step = args.window_records, args.batch_records
     max_batch_bytes = batch_bytes(args)
@@ -343,7 +362,7 @@ def pair_full_with_empty(
                 admin.create_topic(f"{topic}-warm-up", args.partitions)
                 admin.create_topic(topic, args.partitions)
             with Producer(fresh.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
-                produce_window(producer, f"{topic}-warm-up", 0, window, step, values)  # not timed
+                produce_warm_up(producer, f"{topic}-warm-up", 0, args, values)
             produced, cpu = timed(fresh, 0)
             return produced, fetch_window(fresh.address, topic, window), cpu
         finally:

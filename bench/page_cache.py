@@ -9,8 +9,14 @@ benchmarks' floors, against 0.03 - 0.04 s into pages the kernel reclaims from th
 the README). So a run on a machine with free memory measures, besides the broker, how long ago that
 memory was freed.
 
-- ``as-found`` (the default): the machine as it is. A run right after another one that freed
-  gigabytes writes into those pages cheaply for a while, then into pages the host must back.
+- ``as-found`` (the default, but for the long run of :mod:`produce_fetch`): the machine as it is. A
+  run right after another one that freed gigabytes writes into those pages cheaply for a while, then
+  into pages the host must back. That alone moves a long run's end against its start: raw LMDB
+  with no broker (ad hoc, 5 M-record windows fsync'd in 100-batch commits, right after another run)
+  wrote its first windows at 2.86 - 3.06 M records/s and its last at 2.44 - 2.60 M (-9 % and -20 %
+  in two runs), yet in seven alternating rounds after, a new environment wrote no faster than the
+  50 M-record one (median ratio 1.00). So the long run of :mod:`produce_fetch` runs ``full`` unless
+  told otherwise.
 - ``full``: before the run, the page cache is filled with a sparse file as large as the memory
   available less :data:`RESERVE_BYTES`, read once (a hole reads as zeros, with no disk I/O). Every
   page the run writes then comes from the kernel reclaiming page cache, from that file first (read

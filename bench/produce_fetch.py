@@ -328,20 +328,26 @@ def main() -> None:
     parser.add_argument(
         "--page-cache",
         choices=page_cache.STATES,
-        default="as-found",
-        help="full: fill the page cache before the run, so its writes reuse reclaimed pages (see bench/page_cache.py)",
+        help="full: fill the page cache before the run, so its writes reuse reclaimed pages (see bench/page_cache.py);"
+        " default: full for the long run, as-found otherwise",
     )
     parser.add_argument(
         "--cpus",
         choices=cpus.STATES,
-        default="shared",
-        help="split: this process on the first half of the CPUs, the brokers it starts on the rest (bench/cpus.py)",
+        help="split: this process on the first half of the CPUs, the brokers it starts on the rest (bench/cpus.py);"
+        " default: split for the long run, shared otherwise",
     )
     parser.add_argument(
         "--pairs",
         type=int,
         default=7,
         help="long run: rounds of a window into the full log against one into an empty log (0: none)",
+    )
+    parser.add_argument(
+        "--warm-up-seconds",
+        type=float,
+        default=5.0,
+        help="long run: produce windows into another topic, untimed, for this long first (one window at least)",
     )
     parser.add_argument(
         "--rereads",
@@ -352,6 +358,10 @@ def main() -> None:
     args = parser.parse_args()
     args.durability_label = "unknown" if args.server else args.durability
     is_long = args.records > args.window_records
+    # the long run compares the log's end with its start: by default in the steady state that
+    # isolates the log (see bench/page_cache.py and bench/cpus.py), as found on request
+    args.page_cache = args.page_cache or ("full" if is_long else "as-found")
+    args.cpus = args.cpus or ("split" if is_long else "shared")
     if is_long:
         args.compression = "none"
     client_cpus, broker_cpus = cpus.split() if args.cpus == "split" else (None, None)
