@@ -15,6 +15,10 @@ cpus=shared|split server=logsvc:own|logsvc:given broker_cpu_s_per_m=X raw_lmdb_r
 raw_lmdb_grouped_rps=N produce_share_of_grouped=NN%`` (``restart_s``, ``broker_cpu_s_per_m`` and
 the four ``*_first_window`` / ``*_last_window`` CPU fields left out with ``--server``).
 
+By default it runs in the steady state: the page cache full, the benchmark and the brokers on a
+core each (``--page-cache full --cpus split``). As found, this VM's memory moves one window against
+another whatever writes the bytes (see :mod:`page_cache`).
+
 Before the first window, the broker, the producer and the consumer are warmed up: windows are
 produced into another topic until ``--warm-up-seconds`` (5 by default, one window at least) have
 passed, and read back, untimed, so that what a new process or client pays once (its heap growing,
