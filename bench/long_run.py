@@ -336,10 +336,10 @@ def pair_full_with_empty(
     on a broker that has been serving for a while when a topic is created. One window, not the long
     run's ``--warm-up-seconds``: the benchmark process is warm by then, and warming each new broker
     for 5 s (15 runs from fresh clones, 2026-12-06) kept 20 - 25 M more records on disk per round
-    until the run ended (41 GB at the peak, against about 17 GB) without moving the pairs: producing
-    into the full log came out -5.6 % to +5.0 % against an empty one, as it had with one window
-    (-4.7 % to +6.0 % in four runs the day before). It is stopped after
-    its round, and its data directory stays in ``kept`` until the run ends. Removing it would hand
+    until the run ended (41 GB of disk at the peak, against 23 GB with one window) without moving
+    the pairs: producing into the full log came out -5.6 % to +5.0 % against an empty one, as it
+    had with one window (-4.7 % to +6.0 % in four runs earlier that day). It is stopped after its
+    round, and its data directory stays in ``kept`` until the run ends. Removing it would hand
     its page cache back just before the next round, and on a VM that returns free memory to its
     host, writing into pages freed a moment before costs a fraction of writing into pages the host
     must back again (see the README). A full-log round that came next used them for its timed
