@@ -71,7 +71,7 @@ BENCH_STATE = $(if $(PAGE_CACHE),--page-cache $(PAGE_CACHE)) $(if $(CPUS),--cpus
 bench: $(STAMP)
 	$(BIN)/python bench/produce_fetch.py $(BENCH_STATE)
 
-# 50 M records: produce and fetch rates per 5 M records, the broker's restart time (takes minutes);
+# 50 M records: produce and fetch rates per 5 M records, the broker's restart time (minutes; ~23 GB of /tmp);
 # in the steady state unless PAGE_CACHE=as-found CPUS=shared
 bench-long: $(STAMP)
 	$(BIN)/python bench/produce_fetch.py --records 50000000 $(BENCH_STATE)
