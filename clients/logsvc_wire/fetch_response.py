@@ -30,8 +30,10 @@ from .protowire import (
     UINT32_MAX,
     UINT64_MAX,
     VARINT,
+    bytes_head,
     check_range,
     key,
+    number_field,
     read_key,
     read_length,
     read_text,
@@ -100,25 +102,22 @@ def encode_fetch_response(partitions: Iterable[PartitionData], throttle_time_ms:
         check_range(log_start, UINT64_MAX, "log_start_offset")
         check_range(next_offset, UINT64_MAX, "next_offset")
         name = topic.encode()
-        inner: list[bytes | memoryview] = []
-        if name:
-            inner += (_W_TOPIC, varint(len(name)), name)
-        if partition:
-            inner += (_W_PARTITION, varint(partition))
-        if log_start:
-            inner += (_W_LOG_START, varint(log_start))
-        if next_offset:
-            inner += (_W_NEXT, varint(next_offset))
+        inner: list[bytes | memoryview] = [
+            bytes_head(_W_TOPIC, len(name)),
+            name,
+            number_field(_W_PARTITION, partition),
+            number_field(_W_LOG_START, log_start),
+            number_field(_W_NEXT, next_offset),
+        ]
         for base, batch in batches:
             check_range(base, UINT64_MAX, "base_offset")
-            head = _W_BASE_OFFSET + varint(base) if base else b""
+            head = number_field(_W_BASE_OFFSET, base)
             size = len(batch)
-            body = _W_BATCH + varint(size) if size else b""
+            body = bytes_head(_W_BATCH, size)
             inner += (_W_BATCHES, varint(len(head) + len(body) + size), head, body, batch)
         parts += (_W_PARTITIONS, varint(sum(map(len, inner))), *inner)
     check_range(throttle_time_ms, UINT32_MAX, "throttle_time_ms")
-    if throttle_time_ms:
-        parts += (_W_THROTTLE, varint(throttle_time_ms))
+    parts.append(number_field(_W_THROTTLE, throttle_time_ms))
     return b"".join(parts)
 
 

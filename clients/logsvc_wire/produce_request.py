@@ -36,8 +36,10 @@ from .protowire import (
     UINT32_MAX,
     UINT64_MAX,
     VARINT,
+    bytes_head,
     check_range,
     key,
+    number_field,
     read_key,
     read_length,
     read_text,
@@ -75,23 +77,18 @@ def encode_produce_request(
         raise ValueError(f"{len(sequences)} sequences for {len(batches)} batches")
     check_range(producer_id, UINT64_MAX, "producer_id")
     check_range(producer_epoch, UINT32_MAX, "producer_epoch")
-    parts: list[bytes] = []
     name = topic.encode()
-    if name:
-        parts += (_W_TOPIC, varint(len(name)), name)
+    parts: list[bytes] = [bytes_head(_W_TOPIC, len(name)), name]
     for i, (partition, batch) in enumerate(batches):
         sequence = sequences[i] if sequences is not None else 0
         check_range(partition, UINT32_MAX, "partition")
         check_range(sequence, UINT32_MAX, "base_sequence")
-        head = _W_PARTITION + varint(partition) if partition else b""
-        tail = _W_BASE_SEQUENCE + varint(sequence) if sequence else b""
+        head = number_field(_W_PARTITION, partition)
+        tail = number_field(_W_BASE_SEQUENCE, sequence)
         size = len(batch)
-        body = _W_BATCH + varint(size) if size else b""
+        body = bytes_head(_W_BATCH, size)
         parts += (_W_BATCHES, varint(len(head) + len(body) + size + len(tail)), head, body, batch, tail)
-    if producer_id:
-        parts += (_W_PRODUCER_ID, varint(producer_id))
-    if producer_epoch:
-        parts += (_W_PRODUCER_EPOCH, varint(producer_epoch))
+    parts += (number_field(_W_PRODUCER_ID, producer_id), number_field(_W_PRODUCER_EPOCH, producer_epoch))
     return b"".join(parts)
 
 

@@ -42,6 +42,19 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def number_field(written_key: bytes, value: int) -> bytes:
+    """A varint field as protobuf writes it in proto3: ``written_key`` (:func:`varint` of its key)
+    and ``value``, or nothing when ``value`` is the default 0."""
+    return written_key + varint(value) if value else b""
+
+
+def bytes_head(written_key: bytes, size: int) -> bytes:
+    """The key and length of a bytes or string field of ``size`` bytes, the bytes to follow; nothing
+    when ``size`` is 0 (proto3 leaves an empty bytes or string field out). A submessage is written
+    even when empty, so its head is ``written_key + varint(size)`` always."""
+    return written_key + varint(size) if size else b""
+
+
 def check_range(value: int, top: int, field: str) -> None:
     """ValueError naming ``field`` unless ``0 <= value <= top`` (what protobuf refuses to put in an
     unsigned field)."""
