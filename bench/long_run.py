@@ -23,7 +23,7 @@ Before the first window, the broker, the producer and the consumer are warmed up
 produced into another topic until ``--warm-up-seconds`` (5 by default, one window at least) have
 passed, and read back, untimed, so that what a new process or client pays once (its heap growing,
 connections, first transactions) is not taken for the cost of a short log; the new brokers of the
-paired rounds below are warmed up with one window (see :func:`pair_full_with_empty`). In a run
+paired rounds below are warmed up with one window (see :func:`pairs.pair_full_with_empty`). In a run
 without it, on a machine in a steady
 memory state (``--page-cache full``), the last window produced 12 % and read 11 % faster than the
 first, while the least-squares trends were +1.9 % and -7.3 %. A single window was not enough either:
@@ -68,15 +68,15 @@ counts the rounds whose full log was read more slowly; then ``pairs`` (all place
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from typing import NamedTuple
 
-from own_broker import BrokerOnDir, cpu_seconds, cpu_times
+from own_broker import cpu_seconds, cpu_times
+from pairs import pair_full_with_empty, paired_fields
+from windows import client_times, fetch_window, produce_warm_up, produce_window
 from workload import (
     KEY_BLOCK_RECORDS,
     RAW_DISTINCT_BATCHES,
@@ -204,73 +204,6 @@ def _run_long(brokers: Brokers, args: argparse.Namespace, kept: str) -> str:
     )
 
 
-class Timed(NamedTuple):
-    """A produce window's wall-clock seconds and the benchmark process's CPU seconds meanwhile
-    (the Producer's threads included; the keys are made outside both)."""
-
-    seconds: float
-    client_cpu_s: float
-
-
-def produce_warm_up(
-    producer: Producer, topic: str, first: int, args: argparse.Namespace, values: list[bytes], seconds: float
-) -> int:
-    """Produce windows into ``topic`` (keys from ``first``), untimed, until ``seconds`` have
-    passed, one window at least; the records produced, also said on stderr."""
-    started, n = time.perf_counter(), 0
-    while n == 0 or time.perf_counter() - started < seconds:
-        produce_window(producer, topic, first + n, args.window_records, args.batch_records, values)
-        n += args.window_records
-    print(f"warm-up: {n:,} records into {topic} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    return n
-
-
-def produce_window(producer: Producer, topic: str, first: int, n: int, step: int, values: list[bytes]) -> Timed:
-    """Time producing records ``first`` to ``first + n`` (keys :func:`key_block`, made a million at
-    a time outside the clock) with ``send_many`` of ``step`` until every one is acknowledged."""
-    block = max(step, KEY_BLOCK_RECORDS // step * step)
-    seconds = cpu = 0.0
-    for b in range(first, first + n, block):
-        keys = key_block(b, min(block, first + n - b))  # made outside the clock, dropped after
-        started, cpu_started = time.perf_counter(), sum(client_times())
-        for i in range(0, len(keys), step):
-            chunk = keys[i : i + step]
-            producer.send_many(topic, values if len(chunk) == step else values[: len(chunk)], chunk)
-        if b + block >= first + n:
-            producer.flush()  # the window ends when its last record is acknowledged
-        seconds += time.perf_counter() - started
-        cpu += sum(client_times()) - cpu_started
-    return Timed(seconds, cpu)
-
-
-def client_times() -> tuple[float, float]:
-    """The benchmark process's user and system CPU seconds so far (all its threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime, usage.ru_stime
-
-
-def fetch_window(address: str, topic: str, n: int, at_start: bool = False) -> float:
-    """Records/s of a new Consumer reading about ``n`` records of ``topic``, each partition its share
-    of ``n``: the last ones (from its end offset less its share), or with ``at_start`` the first
-    ones (from offset 0); from the first poll until that many records have come."""
-    with Consumer(address) as consumer:
-        tps = consumer.assign_topic(topic)
-        consumer.seek_to_end()
-        ends = {tp: consumer.position(tp) for tp in tps}
-        total = sum(ends.values())
-        shares = {tp: round(n * end / total) if total else 0 for tp, end in ends.items()}
-        for tp, end in ends.items():
-            consumer.seek(tp, 0 if at_start else end - shares[tp])
-        want = sum(shares.values())
-        seen, started = 0, time.perf_counter()
-        while seen < want:
-            got = consumer.poll(timeout_ms=5000)
-            if not got:
-                raise SystemExit(f"fetch stalled after {seen:,} of {want:,} records")
-            seen += len(got)
-        return seen / (time.perf_counter() - started)
-
-
 def reread_ends(address: str, topic: str, n: int, rounds: int) -> str:
     """The log's first and last ``n`` records read again by new Consumers, ``rounds`` times in
     alternating order, in the same minute: the read rate at the start of the log against its end
@@ -311,106 +244,6 @@ def floor_fields(floors: list[Floor]) -> str:
         f"raw_lmdb_cpu_s_per_m_first_window={first.raw:.3f} raw_lmdb_cpu_s_per_m_last_window={last.raw:.3f} "
         f"broker_cpu_over_raw_s_per_m_first_window={first.broker - first.raw:.3f} "
         f"broker_cpu_over_raw_s_per_m_last_window={last.broker - last.raw:.3f} "
-    )
-
-
-class Pair(NamedTuple):
-    """Rates of one round of :func:`pair_full_with_empty`, records/s."""
-
-    produce_full: float
-    produce_empty: float
-    fetch_full: float
-    fetch_empty: float
-
-
-def pair_full_with_empty(
-    own: BrokerOnDir, topic: str, args: argparse.Namespace, values: list[bytes], kept: str
-) -> list[Pair]:
-    """The end against the start, interleaved so that the machine's drift over the run falls on both
-    alike: ``--pairs`` rounds, each producing one window more into the long run's log (the end: a
-    log of ``--records`` and more) and one window into an empty topic of a new broker (the start),
-    the two in alternating order, each followed by reading that window back (the newest records of
-    each log). The new broker has the long run's flags; it is warmed up first with one window into
-    another topic (:func:`produce_warm_up`), untimed, so that what a new process pays once (its
-    heap growing, first transactions) is not taken for the cost of a short log, as it would not be
-    on a broker that has been serving for a while when a topic is created. One window, not the long
-    run's ``--warm-up-seconds``: the benchmark process is warm by then, and warming each new broker
-    for 5 s (15 runs from fresh clones, 2026-12-06) kept 20 - 25 M more records on disk per round
-    until the run ended (41 GB of disk at the peak, against 23 GB with one window) without moving
-    the pairs: producing into the full log came out -5.6 % to +5.0 % against an empty one, as it
-    had with one window (-4.7 % to +6.0 % in four runs earlier that day). It is stopped after its
-    round, and its data directory stays in ``kept`` until the run ends. Removing it would hand
-    its page cache back just before the next round, and on a VM that returns free memory to its
-    host, writing into pages freed a moment before costs a fraction of writing into pages the host
-    must back again (see the README). A full-log round that came next used them for its timed
-    window, an empty-log round for its untimed warm-up: the full log came out 12 - 31 % faster in
-    the median of each of eight runs that removed them. Each side's timed window has a new Producer:
-    when the empty side reused the one that had warmed it up, the full log came out 21 % slower in a
-    run with ``--page-cache full``.
-    Each pair's line on stderr gives both brokers' CPU per million records of the timed window."""
-    window, step = args.window_records, args.batch_records
-    max_batch_bytes = batch_bytes(args)
-    next_key = args.records
-    pairs = []
-
-    def timed(broker: BrokerOnDir, first: int) -> tuple[float, float]:
-        """A new Producer's rate producing one window into ``topic`` of ``broker``, and the
-        broker's CPU seconds per million records meanwhile."""
-        cpu = cpu_seconds(broker.pid)
-        with Producer(broker.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
-            produced = window / produce_window(producer, topic, first, window, step, values).seconds
-        return produced, (cpu_seconds(broker.pid) - cpu) * 1e6 / window
-
-    def full() -> tuple[float, float, float]:
-        nonlocal next_key
-        produced, cpu = timed(own, next_key)
-        next_key += window
-        return produced, fetch_window(own.address, topic, window), cpu
-
-    def empty() -> tuple[float, float, float]:
-        fresh = BrokerOnDir(tempfile.mkdtemp(prefix="empty-log-", dir=kept), *own.extra, cpus=own.cpus)
-        try:
-            with Admin(fresh.address) as admin:
-                admin.create_topic(f"{topic}-warm-up", args.partitions)
-                admin.create_topic(topic, args.partitions)
-            with Producer(fresh.address, linger_ms=args.linger_ms, max_batch_bytes=max_batch_bytes) as producer:
-                produce_warm_up(producer, f"{topic}-warm-up", 0, args, values, seconds=0)  # one window
-            produced, cpu = timed(fresh, 0)
-            return produced, fetch_window(fresh.address, topic, window), cpu
-        finally:
-            fresh.close()
-
-    for r in range(args.pairs):
-        if r % 2 == 0:
-            at_end, at_start = full(), empty()
-        else:
-            at_start, at_end = empty(), full()
-        pairs.append(Pair(at_end[0], at_start[0], at_end[1], at_start[1]))
-        print(
-            f"pair {r + 1}: produce {at_end[0]:.0f} records/s into the full log (broker CPU {at_end[2]:.3f} s "
-            f"per million), {at_start[0]:.0f} into an empty one ({at_start[2]:.3f}); "
-            f"fetch {at_end[1]:.0f} from the full log's end, {at_start[1]:.0f} from the other",
-            file=sys.stderr,
-        )
-    return pairs
-
-
-def paired_fields(pairs: list[Pair]) -> str:
-    """The medians of :func:`pair_full_with_empty`'s rounds: of the rates, and of each round's full
-    log against its empty one."""
-    produce_full = statistics.median(p.produce_full for p in pairs)
-    produce_empty = statistics.median(p.produce_empty for p in pairs)
-    fetch_full = statistics.median(p.fetch_full for p in pairs)
-    fetch_empty = statistics.median(p.fetch_empty for p in pairs)
-    produce_ratio = statistics.median(p.produce_full / p.produce_empty for p in pairs)
-    fetch_ratio = statistics.median(p.fetch_full / p.fetch_empty for p in pairs)
-    fetch_slower = sum(p.fetch_full < p.fetch_empty for p in pairs)
-    return (
-        f"produce_rps_full_log={produce_full:.0f} produce_rps_empty_log={produce_empty:.0f} "
-        f"produce_full_vs_empty={(produce_ratio - 1) * 100:+.1f}% "
-        f"fetch_rps_full_log={fetch_full:.0f} fetch_rps_empty_log={fetch_empty:.0f} "
-        f"fetch_full_vs_empty={(fetch_ratio - 1) * 100:+.1f}% fetch_full_slower={fetch_slower}/{len(pairs)} "
-        f"pairs={len(pairs)} "
     )
 
 
